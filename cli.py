@@ -1,0 +1,228 @@
+"""The ``nstpipe`` command line: a thin typer app over the ``pipeline`` package.
+
+Only this module prints. torch and the engine are imported inside the commands, so
+``nstpipe --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from pipeline.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESET_DEFAULT, Settings, build_settings
+from pipeline.errors import NstpipeError
+
+app = typer.Typer(
+    name="nstpipe",
+    help="Paint photos, photo archives and videos in the style of a painting (Gatys et al. neural style transfer).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_FAILED_INPUTS = 1
+EXIT_USAGE = 2
+
+# -- options shared by the commands ----------------------------------------------------------
+
+StyleOpt = Annotated[List[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.", show_default=False)]
+SizeOpt = Annotated[Optional[int], typer.Option("--size", help="Long side of the output in pixels.", show_default=False)]
+ItersOpt = Annotated[Optional[int], typer.Option("--iterations", "-n", help="Optimizer iterations at the final scale.", show_default=False)]
+PresetOpt = Annotated[str, typer.Option("--preset", help="Preset from configs/: fast, default, quality.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings; flags override it.", show_default=False)]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps.", show_default=False)]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed for noise init.", show_default=False)]
+BlendOpt = Annotated[Optional[str], typer.Option("--style-weights", help="Blend weights for several --style images, e.g. 0.7,0.3.", show_default=False)]
+StyleScaleOpt = Annotated[Optional[float], typer.Option("--style-scale", help="Style image long side as a multiple of the output's.", show_default=False)]
+ColorOpt = Annotated[Optional[str], typer.Option("--preserve-color", help=f"Keep the photo's colours: {', '.join(COLOR_MODES)}.", show_default=False)]
+ContentWOpt = Annotated[Optional[float], typer.Option("--content-weight", help="Weight of the content loss.", show_default=False)]
+StyleWOpt = Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss.", show_default=False)]
+TvOpt = Annotated[Optional[float], typer.Option("--tv-weight", help="Weight of the total-variation loss.", show_default=False)]
+OptimOpt = Annotated[Optional[str], typer.Option("--optimizer", help=f"{' or '.join(OPTIMIZERS)}.", show_default=False)]
+LrOpt = Annotated[Optional[float], typer.Option("--learning-rate", help="Adam step size (pixels in [0, 1]).", show_default=False)]
+InitOpt = Annotated[Optional[str], typer.Option("--init", help="content, noise, or an image file.", show_default=False)]
+PoolOpt = Annotated[Optional[str], typer.Option("--pooling", help=f"{' or '.join(POOLINGS)}.", show_default=False)]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="VGG19 weights: embedded, torchvision, or a file.", show_default=False)]
+ScalesOpt = Annotated[Optional[int], typer.Option("--scales", help="Levels of the coarse-to-fine pyramid.", show_default=False)]
+ContentLayerOpt = Annotated[Optional[str], typer.Option("--content-layer", help="VGG19 layer of the content loss.", show_default=False)]
+StyleLayersOpt = Annotated[Optional[str], typer.Option("--style-layers", help="Comma-separated VGG19 layers of the style loss.", show_default=False)]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+# Flags that map one-to-one onto settings keys (see pipeline.config); unset ones are None.
+_SETTING_FLAGS = (
+    "size", "iterations", "device", "seed", "style_scale", "preserve_color", "content_weight", "style_weight",
+    "tv_weight", "optimizer", "learning_rate", "init", "pooling", "weights", "scales", "content_layer", "style_layers",
+)
+
+
+def _settings(flags: dict[str, Any]) -> Settings:
+    """Preset < --config file < flags. Takes a command's ``locals()``."""
+    overrides = {key: flags[key] for key in _SETTING_FLAGS}
+    overrides["style_blend"] = flags["style_weights"]
+    return build_settings(flags["preset"], flags["config"], overrides)
+
+
+@contextlib.contextmanager
+def _user_errors(debug: bool) -> Iterator[None]:
+    """Project errors become one line on stderr and exit status 2; --debug keeps the traceback."""
+    try:
+        yield
+    except NstpipeError as exc:
+        if debug:
+            raise
+        typer.echo(f"nstpipe: error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        typer.echo("nstpipe: interrupted; finished outputs are kept, rerun to continue", err=True)
+        raise typer.Exit(130) from None
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@app.command()
+def image(
+    content: Annotated[Path, typer.Argument(help="The photo to paint.", show_default=False)],
+    style: StyleOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image (.png, .jpg, .webp).", show_default=False)],
+    size: SizeOpt = None,
+    iterations: ItersOpt = None,
+    preset: PresetOpt = PRESET_DEFAULT,
+    config: ConfigOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    style_weights: BlendOpt = None,
+    style_scale: StyleScaleOpt = None,
+    preserve_color: ColorOpt = None,
+    content_weight: ContentWOpt = None,
+    style_weight: StyleWOpt = None,
+    tv_weight: TvOpt = None,
+    optimizer: OptimOpt = None,
+    learning_rate: LrOpt = None,
+    init: InitOpt = None,
+    pooling: PoolOpt = None,
+    weights: WeightsOpt = None,
+    scales: ScalesOpt = None,
+    content_layer: ContentLayerOpt = None,
+    style_layers: StyleLayersOpt = None,
+    debug: DebugOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Stylize one image."""
+    flags = dict(locals())
+    with _user_errors(debug):
+        settings = _settings(flags)
+        from pipeline.app import stylize_one
+
+        with _reporter(quiet) as report:
+            stylize_one(content, style, output, settings, report)
+        typer.echo(f"wrote {output}")
+
+
+@app.command()
+def images(
+    folder: Annotated[Path, typer.Argument(help="Folder of images, searched recursively.", show_default=False)],
+    style: StyleOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default=False)],
+    size: SizeOpt = None,
+    iterations: ItersOpt = None,
+    preset: PresetOpt = PRESET_DEFAULT,
+    config: ConfigOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    style_weights: BlendOpt = None,
+    style_scale: StyleScaleOpt = None,
+    preserve_color: ColorOpt = None,
+    content_weight: ContentWOpt = None,
+    style_weight: StyleWOpt = None,
+    tv_weight: TvOpt = None,
+    optimizer: OptimOpt = None,
+    learning_rate: LrOpt = None,
+    init: InitOpt = None,
+    pooling: PoolOpt = None,
+    weights: WeightsOpt = None,
+    scales: ScalesOpt = None,
+    content_layer: ContentLayerOpt = None,
+    style_layers: StyleLayersOpt = None,
+    debug: DebugOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Stylize every image under FOLDER; rerun to resume (finished outputs are skipped)."""
+    flags = dict(locals())
+    with _user_errors(debug):
+        settings = _settings(flags)
+        from pipeline.app import stylize_folder
+
+        with _reporter(quiet) as report:
+            outcome = stylize_folder(folder, style, output, settings, report)
+        for failure in outcome.failed:
+            typer.echo(f"nstpipe: failed: {failure.error}", err=True)
+        typer.echo(
+            f"{outcome.done} stylized, {outcome.skipped} already done, {len(outcome.failed)} failed; outputs in {output}"
+        )
+        if outcome.failed:
+            raise typer.Exit(EXIT_FAILED_INPUTS)
+
+
+@app.command()
+def presets() -> None:
+    """List the presets and their settings."""
+    from pipeline.config import preset_names, read_preset
+
+    for name in preset_names():
+        values = ", ".join(f"{k}={v}" for k, v in read_preset(name).items())
+        typer.echo(f"{name}: {values}")
+
+
+class _ProgressBar:
+    """Turns the pipeline's event objects into a rich progress bar on stderr."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.files: Any = None
+        self.iters = progress.add_task("optimizing", total=None)
+
+    def __call__(self, event: object) -> None:
+        from pipeline.app import JobPlanned, Skipped
+        from pipeline.executor import TaskStarted
+        from pipeline.stylize import Progress, ScaleDone
+        from pipeline.worker import TaskResult
+
+        if isinstance(event, Progress):
+            label = f"scale {event.scale + 1}/{event.scales} {event.width}x{event.height} loss {event.loss:.4g}"
+            self.progress.update(self.iters, completed=event.iteration, total=event.iterations, description=label)
+        elif isinstance(event, ScaleDone):
+            self.progress.update(self.iters, completed=event.iterations, total=event.iterations)
+        elif isinstance(event, JobPlanned):
+            self.files = self.progress.add_task("files", total=event.total)
+        elif isinstance(event, (Skipped, TaskResult)) and self.files is not None:
+            self.progress.advance(self.files)
+        elif isinstance(event, TaskStarted) and self.files is not None:
+            self.progress.update(self.files, description=str(event.task.relative))
+
+
+@contextlib.contextmanager
+def _reporter(quiet: bool) -> Iterator[Any]:
+    if quiet or not sys.stderr.isatty():
+        yield lambda event: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        yield _ProgressBar(progress)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

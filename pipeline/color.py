@@ -1,0 +1,80 @@
+"""Colour handling: the one RGB<->BGR swap, and colour preservation (Gatys et al. 2016).
+
+All tensors here are float RGB in [0, 1], shaped (N, 3, H, W), and are never edited in place.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
+
+# YIQ (NTSC). The luminance row is the one Gatys et al. use for luminance-only transfer.
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
+
+
+def swap_red_blue(x: ArrayOrTensor, channel_axis: int) -> ArrayOrTensor:
+    """RGB -> BGR and BGR -> RGB (the same operation both ways).
+
+    The only place in the project that reorders colour channels: OpenCV frames (BGR,
+    HWC) and the Caffe VGG input (BGR, NCHW) both come through here. Returns a copy.
+    """
+    if isinstance(x, torch.Tensor):
+        return x.flip(channel_axis)
+    return np.ascontiguousarray(np.flip(x, axis=channel_axis))
+
+
+def rgb_to_yiq(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", _RGB_TO_YIQ.to(rgb), rgb)
+
+
+def yiq_to_rgb(yiq: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_YIQ).to(yiq), yiq)
+
+
+def keep_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance from the stylized image, chrominance (I, Q) from the content image."""
+    out = rgb_to_yiq(stylized)
+    chroma = rgb_to_yiq(content)
+    return yiq_to_rgb(torch.cat([out[:, :1], chroma[:, 1:]], dim=1)).clamp(0, 1)
+
+
+def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Grey style image whose luminance has the content's mean and spread.
+
+    Used before optimizing in luminance mode, so the style contributes texture but
+    not its brightness distribution (Gatys et al. 2016, section 2.2).
+    """
+    y_style = rgb_to_yiq(style)[:, :1]
+    y_content = rgb_to_yiq(content)[:, :1]
+    y = (y_style - y_style.mean()) / (y_style.std() + 1e-8) * y_content.std() + y_content.mean()
+    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+
+def match_color_histogram(style: torch.Tensor, content: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Linear colour transfer: give ``style`` the content's colour mean and covariance.
+
+    x' = A (x - mu_s) + mu_c with A = Cov_c^(1/2) Cov_s^(-1/2) (the symmetric square
+    roots, Gatys et al. 2016, eq. 2). Done in float64 for a stable eigen-decomposition.
+    """
+    s = style.double().reshape(style.shape[0], 3, -1)
+    c = content.double().reshape(content.shape[0], 3, -1)
+    mu_s, mu_c = s.mean(-1, keepdim=True), c.mean(-1, keepdim=True)
+    a = _sqrtm(_cov(c, mu_c), eps) @ torch.linalg.inv(_sqrtm(_cov(s, mu_s), eps))
+    out = a @ (s - mu_s) + mu_c
+    return out.reshape(style.shape).to(style.dtype).clamp(0, 1)
+
+
+def _cov(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    centred = x - mu
+    return centred @ centred.transpose(1, 2) / x.shape[-1]
+
+
+def _sqrtm(m: torch.Tensor, eps: float) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(m)
+    return vectors @ torch.diag_embed(values.clamp_min(eps).sqrt()) @ vectors.transpose(1, 2)

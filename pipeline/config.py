@@ -1,0 +1,215 @@
+"""Settings as frozen dataclasses, built from a preset, a config file and CLI overrides.
+
+Pure Python: importing this module must not import torch (``nstpipe --help`` stays fast).
+Presets are TOML files in the ``configs`` package; they are flat tables whose keys are the
+field names of :class:`EngineConfig` and :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+from pipeline.errors import ConfigError
+
+CONV_LAYERS: tuple[str, ...] = (
+    "conv1_1", "conv1_2",
+    "conv2_1", "conv2_2",
+    "conv3_1", "conv3_2", "conv3_3", "conv3_4",
+    "conv4_1", "conv4_2", "conv4_3", "conv4_4",
+    "conv5_1", "conv5_2", "conv5_3", "conv5_4",
+)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for conv in CONV_LAYERS:
+        block, index = conv[4:].split("_")
+        names += [conv, f"relu{block}_{index}"]
+        if (block in "12" and index == "2") or (block in "345" and index == "4"):
+            names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYERS: tuple[str, ...] = _layer_names()
+"""Every VGG19 layer name in network order: conv1_1, relu1_1, conv1_2, ..., pool5."""
+
+OPTIMIZERS = ("lbfgs", "adam")
+POOLINGS = ("max", "avg")
+COLOR_MODES = ("none", "luminance", "histogram")
+PRESET_DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the optimization needs; no paths except an optional init image."""
+
+    content_layer: str = "relu4_2"
+    content_weight: float = 1.0
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    style_scale: float = 1.0
+    style_blend: tuple[float, ...] = ()
+    preserve_color: str = "none"
+    pooling: str = "max"
+    init: str = "content"
+    optimizer: str = "lbfgs"
+    learning_rate: float = 0.02
+    iterations: int = 300
+    coarse_iterations: int = 200
+    scales: int = 1
+    min_scale_size: int = 64
+    tolerance: float = 0.0
+    patience: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
+        for layer in self.style_layers:
+            _check(layer in LAYERS, "style_layers", f"unknown layer {layer!r}")
+        _check(len(self.style_layers) > 0, "style_layers", "at least one layer is needed")
+        _check(
+            len(self.style_layer_weights) == len(self.style_layers),
+            "style_layer_weights",
+            f"{len(self.style_layer_weights)} weights for {len(self.style_layers)} style layers",
+        )
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        _check(self.pooling in POOLINGS, "pooling", f"must be one of {', '.join(POOLINGS)}")
+        _check(self.preserve_color in COLOR_MODES, "preserve_color", f"must be one of {', '.join(COLOR_MODES)}")
+        _check(self.iterations >= 0 and self.coarse_iterations >= 0, "iterations", "must not be negative")
+        _check(self.scales >= 1, "scales", "must be at least 1")
+        _check(self.style_scale > 0, "style_scale", "must be positive")
+        _check(all(w >= 0 for w in self.style_blend), "style_blend", "weights must not be negative")
+        _check(self.patience >= 1, "patience", "must be at least 1")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the losses read, content first."""
+        return tuple(dict.fromkeys((self.content_layer, *self.style_layers)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A whole run: the engine plus where it runs and at what size."""
+
+    size: int = 256
+    device: str = "auto"
+    weights: str = "embedded"
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.size >= 16, "size", "must be at least 16 pixels")
+
+    def to_dict(self) -> dict[str, Any]:
+        flat = {k: v for k, v in dataclasses.asdict(self).items() if k != "engine"}
+        flat.update(dataclasses.asdict(self.engine))
+        return flat
+
+    def fingerprint(self, extra: Mapping[str, Any] | None = None) -> str:
+        """A stable hash of everything that changes the pixels of an output.
+
+        ``device`` is left out on purpose: the same settings on another device give the
+        same picture up to float noise, and resuming a job on a different machine must
+        not redo finished work.
+        """
+        data = self.to_dict()
+        data.pop("device")
+        data["extra"] = dict(extra or {})
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def _check(ok: bool, key: str, reason: str) -> None:
+    if not ok:
+        raise ConfigError(f"setting {key!r}: {reason}")
+
+
+_ENGINE_FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
+_SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "engine"}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("configs").iterdir() if p.name.endswith(".toml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
+    text = resources.files("configs").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return _parse_toml(text, f"preset {name}")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    return _parse_toml(text, str(path))
+
+
+def _parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML ({exc})") from None
+
+
+def build_settings(
+    preset: str = PRESET_DEFAULT,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Layer preset < config file < overrides (CLI flags; ``None`` values are ignored)."""
+    merged: dict[str, Any] = dict(read_preset(preset))
+    if config_file is not None:
+        merged.update(read_config_file(config_file))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return settings_from_dict(merged)
+
+
+def settings_from_dict(data: Mapping[str, Any]) -> Settings:
+    engine_kwargs: dict[str, Any] = {}
+    settings_kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _ENGINE_FIELDS:
+            engine_kwargs[key] = _coerce(key, value, _ENGINE_FIELDS[key].default)
+        elif key in _SETTINGS_FIELDS:
+            settings_kwargs[key] = _coerce(key, value, _SETTINGS_FIELDS[key].default)
+        else:
+            raise ConfigError(f"unknown setting {key!r}")
+    if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
+        engine_kwargs["style_layer_weights"] = (1.0,) * len(engine_kwargs["style_layers"])
+    return Settings(engine=EngineConfig(**engine_kwargs), **settings_kwargs)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Turn TOML/CLI values into the field's type, with an error that names the key."""
+    try:
+        if isinstance(default, tuple):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            kind = float if "weights" in key or "blend" in key else str
+            return tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items if str(v).strip())
+        if isinstance(default, bool):
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {key!r}: cannot use {value!r}") from None

@@ -1,0 +1,89 @@
+"""What to do for a folder of images: pure Python, no torch, no ray, no image decoding.
+
+Inputs are discovered lazily, one directory at a time, so an archive of millions of files
+is never listed in memory at once. Each input maps to an output under the output root
+with the same relative folder and the suffix ``.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Callable, Iterable, Iterator
+
+from pipeline.errors import InputError
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+OUTPUT_SUFFIX = ".png"
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    source: Path
+    relative: PurePath  # of the source, below the input root
+    output: Path
+
+
+def is_image_name(name: str) -> bool:
+    return PurePath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def output_names(names: Iterable[str]) -> dict[str, str]:
+    """Output file name for each input name of one folder.
+
+    ``photo.jpg`` -> ``photo.png``; when two inputs share a stem (``a.jpg`` and ``a.png``)
+    both keep their whole name (``a.jpg.png``, ``a.png.png``) so neither overwrites the other.
+    """
+    names = sorted(names)
+    stems = Counter(PurePath(n).stem for n in names)
+    chosen: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        candidate = PurePath(name).stem + OUTPUT_SUFFIX if stems[PurePath(name).stem] == 1 else name + OUTPUT_SUFFIX
+        base, n = candidate, 1
+        while candidate in taken:  # only for contrived names such as a.png.jpg next to a.png + a.jpg
+            candidate = f"{base[: -len(OUTPUT_SUFFIX)]}~{n}{OUTPUT_SUFFIX}"
+            n += 1
+        taken.add(candidate)
+        chosen[name] = candidate
+    return chosen
+
+
+def walk_images(root: Path) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, image file names) for every folder under ``root``, sorted, depth first.
+
+    Symbolic links to folders are not followed (no loops, no escaping the root); a link
+    to a file is kept only when its target lies inside ``root``.
+    """
+    root_real = Path(os.path.realpath(root))
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        here = Path(folder)
+        names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real)]
+        if names:
+            yield here, names
+
+
+def _inside(path: Path, root_real: Path) -> bool:
+    if not path.is_symlink():
+        return True
+    target = Path(os.path.realpath(path))
+    return target == root_real or root_real in target.parents
+
+
+def plan_images(root: Path, out_root: Path) -> Iterator[ImageTask]:
+    if not root.is_dir():
+        raise InputError(root, "not a folder")
+    for folder, names in walk_images(root):
+        rel_folder = folder.relative_to(root)
+        for name, out_name in output_names(names).items():
+            yield ImageTask(source=folder / name, relative=rel_folder / name, output=out_root / rel_folder / out_name)
+
+
+def pending(tasks: Iterable[ImageTask], is_done: Callable[[ImageTask], bool]) -> Iterator[ImageTask]:
+    """The tasks whose output is not already complete (resume)."""
+    return (task for task in tasks if not is_done(task))

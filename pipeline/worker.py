@@ -1,0 +1,110 @@
+"""A worker: loads VGG19 and the style targets once, then stylizes one input per call.
+
+The local executor runs one in-process; the Ray executor wraps the same class in actors.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.config import Settings
+from pipeline.device import resolve_device
+from pipeline.errors import InputError, NstpipeError
+from pipeline.imaging import read_image, to_rgb8
+from pipeline.plan import ImageTask
+from pipeline.stylize import Callback, Result, Stylizer
+from pipeline.vgg import VGGFeatures, load_weights, sha256_file
+from pipeline.writer import read_record, write_png
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """Everything a worker needs, small enough to ship to another process."""
+
+    settings: Settings
+    styles: tuple[Path, ...]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task: ImageTask
+    ok: bool
+    error: str | None = None
+    iterations: int = 0
+    seconds: float = 0.0
+
+
+def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
+    """Fix the job's identity: settings plus the bytes of every file that shapes the output."""
+    extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
+    init = settings.engine.init
+    if init not in ("content", "noise"):
+        extra["init"] = sha256_file(Path(init))
+    return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
+
+
+def weights_identity(spec: str) -> str:
+    return spec if spec in ("embedded", "torchvision") else f"file:{sha256_file(Path(spec))}"
+
+
+def source_identity(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def is_done(task: ImageTask, fingerprint: str) -> bool:
+    """An output is complete when it carries a record for these settings and this source."""
+    record = read_record(task.output)
+    if record is None or record.get("fingerprint") != fingerprint:
+        return False
+    try:
+        return record.get("source") == source_identity(task.source)
+    except OSError:
+        return False
+
+
+def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
+    device = resolve_device(settings.device)
+    engine = settings.engine
+    encoder = VGGFeatures(load_weights(settings.weights), engine.layers, engine.pooling).to(device)
+    # Styles are read at full size; the stylizer resizes them per output size.
+    style_images = [read_image(path) for path in styles]
+    return Stylizer(encoder, style_images, engine, device)
+
+
+class ImageWorker:
+    def __init__(self, job: ImageJob) -> None:
+        self.job = job
+        self.stylizer = build_stylizer(job.settings, job.styles)
+        init = job.settings.engine.init
+        self.init_image = None if init in ("content", "noise") else read_image(Path(init))
+
+    def stylize_file(self, source: Path, callback: Callback | None = None) -> Result:
+        content = read_image(source, self.job.settings.size)
+        return self.stylizer.run(content, init=self.init_image, callback=callback)
+
+    def process(self, task: ImageTask, callback: Callback | None = None) -> TaskResult:
+        """Stylize one file and write its output atomically; input errors become a result."""
+        start = time.perf_counter()
+        try:
+            identity = source_identity(task.source)
+            content = read_image(task.source, self.job.settings.size)
+            result = self.stylizer.run(content, init=self.init_image, callback=callback)
+            record = {"fingerprint": self.job.fingerprint, "source": identity}
+            write_png(task.output, to_rgb8(result.image), record)
+        except InputError as exc:
+            return TaskResult(task, False, str(exc), seconds=time.perf_counter() - start)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            return TaskResult(task, False, f"{exc.filename or task.source}: {reason}", seconds=time.perf_counter() - start)
+        except NstpipeError as exc:
+            return TaskResult(task, False, f"{task.source}: {exc}", seconds=time.perf_counter() - start)
+        return TaskResult(task, True, iterations=result.iterations, seconds=time.perf_counter() - start)
+
+
+WorkerFactory = Callable[[ImageJob], ImageWorker]

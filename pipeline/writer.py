@@ -1,0 +1,97 @@
+"""Atomic writes of outputs and records: a temp file in the same folder, fsync, rename.
+
+A final name therefore never holds a partial file, and a rerun can trust whatever it finds.
+Each stylized PNG carries its own resume record in a text chunk, so the output and the
+proof that it is complete are written in one atomic step.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+RECORD_KEY = "nstpipe"
+TEMP_PREFIX = ".nstpipe-tmp-"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def encode_png(rgb8: np.ndarray, record: Mapping[str, Any] | None = None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if record is not None:
+        info.add_text(RECORD_KEY, json.dumps(record, sort_keys=True, default=str))
+    buffer = io.BytesIO()
+    Image.fromarray(rgb8, "RGB").save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png(path: Path, rgb8: np.ndarray, record: Mapping[str, Any] | None = None) -> None:
+    atomic_write_bytes(path, encode_png(rgb8, record))
+
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+
+
+def write_image(path: Path, rgb8: np.ndarray) -> None:
+    """Any format PIL writes, chosen by the suffix (PNG when the suffix is unknown)."""
+    fmt = _FORMATS.get(path.suffix.lower(), "PNG")
+    if fmt == "PNG":
+        write_png(path, rgb8)
+        return
+    buffer = io.BytesIO()
+    Image.fromarray(rgb8, "RGB").save(buffer, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The record stored in an output PNG, or None when missing, foreign or unreadable."""
+    try:
+        with Image.open(path) as img:
+            text = img.text.get(RECORD_KEY) if hasattr(img, "text") else None
+            return json.loads(text) if text else None
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def clean_temp_files(folder: Path) -> int:
+    """Remove temp files that a killed run left in ``folder`` (not recursive). Returns the count."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            removed += _remove_quietly(entry.path)
+    return removed
+
+
+def _remove_quietly(path: str | os.PathLike[str]) -> int:
+    try:
+        os.unlink(path)
+        return 1
+    except OSError:
+        return 0

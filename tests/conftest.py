@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny images, a stand-in encoder, and the embedded VGG19 weights (loaded once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from helpers import DATA, TinyEncoder, write_rgb
+from pipeline.vgg import VGGWeights, load_weights
+
+
+@pytest.fixture
+def tiny_encoder() -> TinyEncoder:
+    return TinyEncoder()
+
+
+@pytest.fixture(scope="session")
+def vgg_weights() -> VGGWeights:
+    """About a second to load; cached by ``load_weights`` for the whole session anyway."""
+    return load_weights("embedded")
+
+
+@pytest.fixture
+def photo_path() -> Path:
+    """64x48 copy of tubingen.jpg (CC BY 3.0, Andreas Praefcke); see tests/data/README.md."""
+    return DATA / "tubingen_64.jpg"
+
+
+@pytest.fixture
+def painting_path() -> Path:
+    """64x40 copy of starry_night.jpg (public domain); see tests/data/README.md."""
+    return DATA / "starry_night_64.jpg"
+
+
+@pytest.fixture
+def make_rgb() -> Callable[..., Path]:
+    return write_rgb

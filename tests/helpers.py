@@ -1,0 +1,63 @@
+"""Test helpers shared by several modules: synthetic images and a stand-in encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+DATA = Path(__file__).parent / "data"
+
+
+class TinyEncoder:
+    """A fixed random two-layer conv net that answers to VGG19 layer names.
+
+    ``relu1_1`` is full resolution with 6 channels, ``relu2_1`` is half resolution with
+    8 channels. ``calls`` records the shape of every input, so tests can count passes.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.w1 = torch.randn(6, 3, 3, 3, generator=gen) * 0.5
+        self.b1 = torch.randn(6, generator=gen) * 0.1
+        self.w2 = torch.randn(8, 6, 3, 3, generator=gen) * 0.3
+        self.calls: list[tuple[int, ...]] = []
+
+    def __call__(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        self.calls.append(tuple(x.shape))
+        h1 = F.relu(F.conv2d(x, self.w1, self.b1, padding=1))
+        h2 = F.relu(F.conv2d(F.avg_pool2d(h1, 2, ceil_mode=True), self.w2, padding=1))
+        return {"relu1_1": h1, "relu2_1": h2}
+
+    def count(self, shape: tuple[int, ...]) -> int:
+        return sum(1 for s in self.calls if s == shape)
+
+
+def smooth_image(height: int, width: int, phase: float = 0.0) -> torch.Tensor:
+    """A deterministic colourful (1, 3, H, W) image in [0.1, 0.9]."""
+    y = torch.linspace(0, 1, height).view(height, 1)
+    x = torch.linspace(0, 1, width).view(1, width)
+    r = 0.5 + 0.4 * torch.sin(6.0 * x + phase) * torch.cos(3.0 * y)
+    g = 0.5 + 0.4 * torch.cos(5.0 * y + 2.0 * x + phase)
+    b = 0.5 + 0.4 * torch.sin(9.0 * x * y + phase)
+    return torch.stack([r, g, b]).unsqueeze(0).float()
+
+
+def stripes_image(height: int, width: int, period: int = 4) -> torch.Tensor:
+    """Diagonal colour stripes, a 'painting' with a strong texture."""
+    yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    band = ((xx + yy) // period) % 2
+    rgb = torch.stack([band * 0.9 + 0.05, (1 - band) * 0.7 + 0.1, torch.full_like(band, 0.3, dtype=torch.float)])
+    return rgb.float().unsqueeze(0)
+
+
+def write_rgb(path: Path, height: int, width: int, seed: int = 0, **save: object) -> Path:
+    """A small smooth RGB picture saved with PIL (format from the suffix)."""
+    rgb = (smooth_image(height, width, phase=float(seed))[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb, "RGB").save(path, **save)
+    return path

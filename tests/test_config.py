@@ -1,0 +1,154 @@
+"""Presets, config files and overrides; validation; fingerprints."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import (
+    LAYERS,
+    EngineConfig,
+    Settings,
+    build_settings,
+    preset_names,
+    read_preset,
+    settings_from_dict,
+)
+from pipeline.errors import ConfigError
+
+PRESETS = ("fast", "default", "quality")
+
+
+def write_toml(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_layer_names_follow_vgg19() -> None:
+    assert len(LAYERS) == 16 + 16 + 5
+    assert LAYERS[:5] == ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1")
+    assert LAYERS[LAYERS.index("relu3_4") + 1] == "pool3"
+    assert LAYERS[-3:] == ("conv5_4", "relu5_4", "pool5")
+
+
+def test_presets_exist() -> None:
+    assert set(PRESETS) <= set(preset_names())
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_loads_with_its_values(name: str) -> None:
+    values = read_preset(name)
+    assert values, "a preset must set something"
+    flat = build_settings(name).to_dict()
+    for key, value in values.items():
+        assert flat[key] == pytest.approx(value), key
+
+
+def test_presets_differ() -> None:
+    assert build_settings("fast").fingerprint() != build_settings("quality").fingerprint()
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(ConfigError, match="unknown preset 'turbo'"):
+        build_settings("turbo")
+
+
+def test_unknown_key_is_named() -> None:
+    with pytest.raises(ConfigError, match="'style_wieght'"):
+        settings_from_dict({"style_wieght": 3.0})
+
+
+def test_unknown_key_in_config_file(tmp_path: Path) -> None:
+    config = write_toml(tmp_path / "c.toml", "iterations = 3\ncolour = 'red'\n")
+    with pytest.raises(ConfigError, match="'colour'"):
+        build_settings("fast", config)
+
+
+def test_override_beats_preset_and_none_is_ignored() -> None:
+    preset = build_settings("fast")
+    settings = build_settings("fast", None, {"size": 48, "iterations": 5, "seed": None})
+    assert settings.size == 48 and preset.size != 48
+    assert settings.engine.iterations == 5
+    assert settings.engine.seed == preset.engine.seed
+
+
+def test_config_file_beats_preset_but_loses_to_overrides(tmp_path: Path) -> None:
+    config = write_toml(tmp_path / "mine.toml", "size = 40\niterations = 7\noptimizer = 'adam'\n")
+    settings = build_settings("fast", config, {"size": 48})
+    assert settings.size == 48  # flag wins
+    assert settings.engine.iterations == 7  # file beats the preset
+    assert settings.engine.optimizer == "adam"
+    assert settings.engine.style_weight == build_settings("fast").engine.style_weight  # untouched: preset
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing.toml"):
+        build_settings("fast", tmp_path / "missing.toml")
+    broken = write_toml(tmp_path / "broken.toml", "size = = 3\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        build_settings("fast", broken)
+
+
+def test_style_layers_without_weights_get_unit_weights() -> None:
+    settings = settings_from_dict({"style_layers": "relu1_1, relu3_1,relu5_1"})
+    assert settings.engine.style_layers == ("relu1_1", "relu3_1", "relu5_1")
+    assert settings.engine.style_layer_weights == (1.0, 1.0, 1.0)
+    from_list = settings_from_dict({"style_layers": ["relu2_1"], "style_layer_weights": [0.5]})
+    assert from_list.engine.style_layer_weights == (0.5,)
+
+
+def test_style_blend_from_a_flag_string() -> None:
+    assert settings_from_dict({"style_blend": "0.7,0.3"}).engine.style_blend == (0.7, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"content_layer": "relu9_1"}, "content_layer"),
+        ({"style_layers": "relu1_1,conv6_1"}, "style_layers"),
+        ({"style_layers": "relu1_1,relu2_1", "style_layer_weights": [1.0]}, "style_layer_weights"),
+        ({"pooling": "median"}, "pooling"),
+        ({"preserve_color": "sepia"}, "preserve_color"),
+        ({"iterations": -1}, "iterations"),
+        ({"iterations": 2.5}, "iterations"),
+        ({"iterations": "many"}, "iterations"),
+        ({"scales": 0}, "scales"),
+        ({"style_scale": 0.0}, "style_scale"),
+        ({"style_blend": [1.0, -0.5]}, "style_blend"),
+        ({"patience": 0}, "patience"),
+        ({"size": 8}, "size"),
+    ],
+)
+def test_bad_values_raise_config_error_naming_the_setting(data: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        settings_from_dict(data)
+
+
+def test_numbers_are_coerced() -> None:
+    settings = settings_from_dict({"size": 64.0, "style_weight": 3, "seed": "7"})
+    assert settings.size == 64 and isinstance(settings.size, int)
+    assert settings.engine.style_weight == 3.0 and isinstance(settings.engine.style_weight, float)
+    assert settings.engine.seed == 7
+
+
+def test_engine_layers_content_first_without_duplicates() -> None:
+    engine = EngineConfig(content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), style_layer_weights=(1.0, 1.0))
+    assert engine.layers == ("relu2_1", "relu1_1")
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().size = 12  # type: ignore[misc]
+
+
+def test_fingerprint_tracks_settings_but_not_device() -> None:
+    base = build_settings("fast", None, {"size": 48})
+    assert len(base.fingerprint()) == 32
+    assert base.fingerprint() == build_settings("fast", None, {"size": 48}).fingerprint()
+    assert base.fingerprint() == build_settings("fast", None, {"size": 48, "device": "cpu"}).fingerprint()
+    assert base.fingerprint() != build_settings("fast", None, {"size": 48, "seed": base.engine.seed + 1}).fingerprint()
+    assert base.fingerprint() != build_settings("fast", None, {"size": 64}).fingerprint()
+    assert base.fingerprint() != base.fingerprint({"styles": ["abc"]})

@@ -1,0 +1,230 @@
+"""The optimization engine, driven by a tiny stand-in encoder (no VGG19 needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from helpers import TinyEncoder, smooth_image, stripes_image
+from pipeline.color import rgb_to_yiq
+from pipeline.config import EngineConfig
+from pipeline.resize import resize
+from pipeline.stylize import Event, Progress, ScaleDone, Stylizer, converged, pyramid
+
+
+def engine(**overrides: Any) -> EngineConfig:
+    """Layers the TinyEncoder provides; one scale, no early stopping unless asked."""
+    values: dict[str, Any] = dict(
+        content_layer="relu2_1",
+        style_layers=("relu1_1", "relu2_1"),
+        style_layer_weights=(1.0, 1.0),
+        style_weight=5.0,
+        iterations=8,
+        coarse_iterations=4,
+        scales=1,
+        min_scale_size=8,
+        tolerance=0.0,
+        learning_rate=0.05,
+    )
+    values.update(overrides)
+    return EngineConfig(**values)
+
+
+def run_collect(
+    stylizer: Stylizer, content: torch.Tensor, **kwargs: Any
+) -> tuple[torch.Tensor, list[Progress], list[ScaleDone], int, float]:
+    events: list[Event] = []
+    result = stylizer.run(content, callback=events.append, **kwargs)
+    progress = [e for e in events if isinstance(e, Progress)]
+    done = [e for e in events if isinstance(e, ScaleDone)]
+    return result.image, progress, done, result.iterations, result.loss
+
+
+@pytest.fixture
+def content() -> torch.Tensor:
+    return smooth_image(24, 32)
+
+
+@pytest.fixture
+def style() -> torch.Tensor:
+    return stripes_image(32, 32)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_loss_decreases(optimizer: str, tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    stylizer = Stylizer(tiny_encoder, [style], engine(optimizer=optimizer, iterations=10))
+    image, progress, done, iterations, loss = run_collect(stylizer, content)
+    losses = [p.loss for p in progress]
+    assert losses[0] > 0.05
+    assert losses[-1] < 0.7 * losses[0]
+    assert loss == pytest.approx(losses[-1]) == pytest.approx(done[-1].loss)
+    assert image.shape == content.shape
+    assert image.min() >= 0 and image.max() <= 1
+    assert not torch.allclose(image, content, atol=1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_inputs_are_not_modified(optimizer: str, tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    content_before, style_before = content.clone(), style.clone()
+    init = smooth_image(24, 32, phase=1.0)
+    init_before = init.clone()
+    stylizer = Stylizer(tiny_encoder, [style], engine(optimizer=optimizer, iterations=3))
+    stylizer.run(content)
+    stylizer.run(content, init=init)
+    assert torch.equal(content, content_before)
+    assert torch.equal(style, style_before)
+    assert torch.equal(init, init_before)
+    assert not content.requires_grad
+
+
+def test_progress_and_scale_done_events(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    stylizer = Stylizer(tiny_encoder, [style], engine(iterations=7))
+    _, progress, done, iterations, _ = run_collect(stylizer, content)
+    assert [p.iteration for p in progress] == list(range(1, 8))
+    assert {(p.scale, p.scales, p.iterations, p.height, p.width) for p in progress} == {(0, 1, 7, 24, 32)}
+    assert len(done) == 1
+    assert (done[0].scale, done[0].scales, done[0].iterations, done[0].stopped_early) == (0, 1, 7, False)
+    assert iterations == 7
+
+
+def test_multi_scale_runs_coarse_to_fine(tiny_encoder: TinyEncoder, style: torch.Tensor) -> None:
+    content = smooth_image(48, 64)
+    stylizer = Stylizer(tiny_encoder, [style], engine(scales=3, min_scale_size=16, coarse_iterations=3, iterations=4))
+    image, progress, done, iterations, _ = run_collect(stylizer, content)
+    sizes = [(p.scale, p.height, p.width) for p in progress]
+    assert sizes == [(0, 12, 16)] * 3 + [(1, 24, 32)] * 3 + [(2, 48, 64)] * 4
+    assert [(d.scale, d.scales, d.iterations) for d in done] == [(0, 3, 3), (1, 3, 3), (2, 3, 4)]
+    assert iterations == 10
+    assert image.shape == (1, 3, 48, 64)
+
+
+def test_pyramid_sizes() -> None:
+    assert pyramid(48, 64, 3, 16) == [(12, 16), (24, 32), (48, 64)]
+    assert pyramid(48, 64, 3, 20) == [(24, 32), (48, 64)]  # 16 would be below the minimum
+    assert pyramid(100, 50, 1, 64) == [(100, 50)]
+    assert pyramid(300, 200, 2, 64) == [(150, 100), (300, 200)]
+    assert pyramid(48, 48, 4, 64) == [(48, 48)]
+
+
+def test_converged() -> None:
+    assert not converged([10.0, 9.9, 9.89], window=2, tolerance=0.0)  # off when tolerance is 0
+    assert not converged([10.0, 9.99], window=2, tolerance=0.1)  # not enough history yet
+    assert converged([10.0, 9.95, 9.92], window=2, tolerance=0.01)  # fell 0.8% < 1%
+    assert not converged([10.0, 9.0, 8.0], window=2, tolerance=0.01)  # fell 20%
+    assert not converged([5.0, 10.0, 9.5, 9.45], window=2, tolerance=0.01)  # only the window counts
+    assert converged([10.0, 10.5, 10.2], window=2, tolerance=0.01)  # rising counts as stalled
+
+
+def test_early_stopping(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    # tolerance 1.0: any loss that did not fall to zero over the window counts as converged.
+    stylizer = Stylizer(tiny_encoder, [style], engine(iterations=10, tolerance=1.0, patience=2))
+    _, progress, done, iterations, _ = run_collect(stylizer, content)
+    assert len(progress) == 3
+    assert (done[0].iterations, done[0].stopped_early) == (3, True)
+    assert iterations == 3
+
+
+def test_no_early_stop_reported_when_budget_is_reached(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    stylizer = Stylizer(tiny_encoder, [style], engine(iterations=3, tolerance=1.0, patience=2))
+    _, _, done, iterations, _ = run_collect(stylizer, content)
+    assert (done[0].iterations, done[0].stopped_early, iterations) == (3, False, 3)
+
+
+def test_zero_iterations_returns_the_init_and_a_loss(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    init = smooth_image(12, 16, phase=2.0)
+    result = Stylizer(tiny_encoder, [style], engine(iterations=0)).run(content, init=init)
+    assert torch.allclose(result.image, resize(init, (24, 32)))
+    assert result.iterations == 0
+    assert result.loss > 0
+
+
+def test_noise_init_is_reproducible(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    def start(seed: int) -> torch.Tensor:
+        return Stylizer(tiny_encoder, [style], engine(init="noise", seed=seed, iterations=0)).run(content).image
+
+    first, again, other = start(3), start(3), start(4)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other)
+    assert torch.equal(first, torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(3)))
+    assert (first - content).abs().mean() > 0.1  # really noise, not the photo
+
+    def stylized(seed: int) -> torch.Tensor:
+        cfg = engine(init="noise", seed=seed, iterations=3, optimizer="adam")
+        return Stylizer(TinyEncoder(), [style], cfg).run(content).image
+
+    assert torch.equal(stylized(3), stylized(3))
+
+
+def test_style_targets_are_cached_per_long_side(tiny_encoder: TinyEncoder, content: torch.Tensor) -> None:
+    style = stripes_image(40, 40)  # square, so its resized shapes never match the content's
+    stylizer = Stylizer(tiny_encoder, [style], engine(iterations=2))
+    first = stylizer.style_targets(32)
+    assert stylizer.style_targets(32) is first
+    assert tiny_encoder.count((1, 3, 32, 32)) == 1
+    stylizer.run(content)
+    stylizer.run(content)
+    assert tiny_encoder.count((1, 3, 32, 32)) == 1  # both runs reused the cached Grams
+    stylizer.style_targets(16)
+    assert tiny_encoder.count((1, 3, 16, 16)) == 1
+    assert set(first) == {"relu1_1", "relu2_1"}
+    assert first["relu1_1"].shape == (6, 6) and first["relu2_1"].shape == (8, 8)
+
+
+def test_style_scale_sets_the_style_size(tiny_encoder: TinyEncoder) -> None:
+    stylizer = Stylizer(tiny_encoder, [stripes_image(40, 40)], engine(style_scale=0.5))
+    stylizer.style_targets(32)
+    assert tiny_encoder.calls == [(1, 3, 16, 16)]
+
+
+def test_colour_dependent_targets_are_not_cached(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    stylizer = Stylizer(tiny_encoder, [style], engine(preserve_color="histogram"))
+    plain = Stylizer(TinyEncoder(), [style], engine()).style_targets(32)
+    recoloured = stylizer.style_targets(32, content)
+    stylizer.style_targets(32, content)
+    assert len(tiny_encoder.calls) == 2
+    assert not torch.allclose(recoloured["relu1_1"], plain["relu1_1"], rtol=1e-3)
+
+
+def test_blend_weights_one_zero_equal_the_first_style_alone(tiny_encoder: TinyEncoder, style: torch.Tensor) -> None:
+    other = smooth_image(32, 32, phase=3.0)
+    alone = Stylizer(tiny_encoder, [style], engine()).style_targets(32)
+    blended = Stylizer(tiny_encoder, [style, other], engine(style_blend=(1.0, 0.0))).style_targets(32)
+    others = Stylizer(tiny_encoder, [other], engine()).style_targets(32)
+    for layer in ("relu1_1", "relu2_1"):
+        assert torch.allclose(blended[layer], alone[layer], rtol=1e-6, atol=0)
+        assert not torch.allclose(others[layer], alone[layer], rtol=1e-2)
+
+
+def test_blend_is_a_normalized_weighted_mean_of_grams(tiny_encoder: TinyEncoder, style: torch.Tensor) -> None:
+    other = smooth_image(32, 32, phase=3.0)
+    a = Stylizer(tiny_encoder, [style], engine()).style_targets(32)
+    b = Stylizer(tiny_encoder, [other], engine()).style_targets(32)
+    mixed = Stylizer(tiny_encoder, [style, other], engine(style_blend=(3.0, 1.0))).style_targets(32)
+    assert torch.allclose(mixed["relu2_1"], 0.75 * a["relu2_1"] + 0.25 * b["relu2_1"], rtol=1e-5)
+
+
+def test_bad_style_lists(tiny_encoder: TinyEncoder, style: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="at least one style"):
+        Stylizer(tiny_encoder, [], engine())
+    with pytest.raises(ValueError, match="2 style weights for 1 style images"):
+        Stylizer(tiny_encoder, [style], engine(style_blend=(0.5, 0.5)))
+    with pytest.raises(ValueError, match="all be zero"):
+        Stylizer(tiny_encoder, [style, style], engine(style_blend=(0.0, 0.0)))
+
+
+def test_preserve_luminance_keeps_content_chroma(tiny_encoder: TinyEncoder, style: torch.Tensor) -> None:
+    content = 0.5 + 0.3 * (smooth_image(24, 32) - 0.5)
+    result = Stylizer(tiny_encoder, [style], engine(preserve_color="luminance", iterations=4)).run(content)
+    assert result.image.min() > 0 and result.image.max() < 1
+    assert torch.allclose(rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(content)[:, 1:], atol=1e-4)
+    assert not torch.allclose(rgb_to_yiq(result.image)[:, 0], rgb_to_yiq(content)[:, 0], atol=1e-3)
+
+
+def test_tv_weight_smooths(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    from pipeline.losses import tv_loss
+
+    rough = Stylizer(tiny_encoder, [style], engine(optimizer="adam", iterations=8)).run(content).image
+    smooth = Stylizer(tiny_encoder, [style], engine(optimizer="adam", iterations=8, tv_weight=50.0)).run(content).image
+    assert tv_loss(smooth).item() < tv_loss(rough).item()
