@@ -7,9 +7,10 @@ Only this module prints. torch and the engine are imported inside the commands, 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -63,7 +64,7 @@ _SETTING_FLAGS = (
 
 
 def _settings(flags: dict[str, Any]) -> Settings:
-    """Preset < --config file < flags. Takes a command's ``locals()``."""
+    """Preset < --config file < flags (the command's options; unset ones are None)."""
     overrides = {key: flags[key] for key in _SETTING_FLAGS}
     overrides["style_blend"] = flags["style_weights"]
     return build_settings(flags["preset"], flags["config"], overrides)
@@ -87,11 +88,7 @@ def _user_errors(debug: bool) -> Iterator[None]:
 # -- commands -----------------------------------------------------------------------------------
 
 
-@app.command()
-def image(
-    content: Annotated[Path, typer.Argument(help="The photo to paint.", show_default=False)],
-    style: StyleOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output image (.png, .jpg, .webp).", show_default=False)],
+def _common_options(
     size: SizeOpt = None,
     iterations: ItersOpt = None,
     preset: PresetOpt = PRESET_DEFAULT,
@@ -115,52 +112,53 @@ def image(
     debug: DebugOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
+    """Never called: its signature declares the options every stylizing command takes."""
+
+
+def _with_common_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command(positional..., **options)`` the parameters of :func:`_common_options`.
+
+    typer builds a command's options from its signature, so the shared options are
+    declared once and appended to each command's own parameters.
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    shared = inspect.signature(_common_options, eval_str=True).parameters.values()
+    command.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
+    return command
+
+
+@app.command()
+@_with_common_options
+def image(
+    content: Annotated[Path, typer.Argument(help="The photo to paint.", show_default=False)],
+    style: StyleOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image (.png, .jpg, .webp).", show_default=False)],
+    **options: Any,
+) -> None:
     """Stylize one image."""
-    flags = dict(locals())
-    with _user_errors(debug):
-        settings = _settings(flags)
+    with _user_errors(options["debug"]):
+        settings = _settings(options)
         from pipeline.app import stylize_one
 
-        with _reporter(quiet) as report:
+        with _reporter(options["quiet"]) as report:
             stylize_one(content, style, output, settings, report)
         typer.echo(f"wrote {output}")
 
 
 @app.command()
+@_with_common_options
 def images(
     folder: Annotated[Path, typer.Argument(help="Folder of images, searched recursively.", show_default=False)],
     style: StyleOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default=False)],
-    size: SizeOpt = None,
-    iterations: ItersOpt = None,
-    preset: PresetOpt = PRESET_DEFAULT,
-    config: ConfigOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
-    style_weights: BlendOpt = None,
-    style_scale: StyleScaleOpt = None,
-    preserve_color: ColorOpt = None,
-    content_weight: ContentWOpt = None,
-    style_weight: StyleWOpt = None,
-    tv_weight: TvOpt = None,
-    optimizer: OptimOpt = None,
-    learning_rate: LrOpt = None,
-    init: InitOpt = None,
-    pooling: PoolOpt = None,
-    weights: WeightsOpt = None,
-    scales: ScalesOpt = None,
-    content_layer: ContentLayerOpt = None,
-    style_layers: StyleLayersOpt = None,
-    debug: DebugOpt = False,
-    quiet: QuietOpt = False,
+    **options: Any,
 ) -> None:
     """Stylize every image under FOLDER; rerun to resume (finished outputs are skipped)."""
-    flags = dict(locals())
-    with _user_errors(debug):
-        settings = _settings(flags)
+    with _user_errors(options["debug"]):
+        settings = _settings(options)
         from pipeline.app import stylize_folder
 
-        with _reporter(quiet) as report:
+        with _reporter(options["quiet"]) as report:
             outcome = stylize_folder(folder, style, output, settings, report)
         for failure in outcome.failed:
             typer.echo(f"nstpipe: failed: {failure.error}", err=True)

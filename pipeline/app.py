@@ -104,8 +104,8 @@ def stylize_folder(
     check_inputs(styles, settings)
     check_writable(output)
     job = make_job(settings, list(styles))
+    report(JobPlanned(sum(1 for _ in plan_images(folder, output))))  # also refuses output == input
     atomic_write_json(output / SETTINGS_FILE, settings_record(job, str(resolve_device(settings.device))))
-    report(JobPlanned(sum(1 for _ in plan_images(folder, output))))
     outcome = FolderOutcome()
 
     def todo() -> Iterator[ImageTask]:

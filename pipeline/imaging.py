@@ -24,7 +24,10 @@ def prepare(rgb: np.ndarray, long_side: int | None = None) -> torch.Tensor:
         array = rgb.astype(np.float32) / 255.0
     else:
         array = rgb.astype(np.float32)
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0)
+    # contiguous(): the permuted view is channels-last in memory, and when no resize follows
+    # (the input is already ``long_side``) it would reach the optimizer that way; L-BFGS
+    # then fails on ``grad.view(-1)``.
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0).contiguous()
     return resize_long_side(tensor, long_side) if long_side else tensor
 
 

@@ -53,15 +53,17 @@ def output_names(names: Iterable[str]) -> dict[str, str]:
     return chosen
 
 
-def walk_images(root: Path) -> Iterator[tuple[Path, list[str]]]:
+def walk_images(root: Path, skip: Path | None = None) -> Iterator[tuple[Path, list[str]]]:
     """(folder, image file names) for every folder under ``root``, sorted, depth first.
 
     Symbolic links to folders are not followed (no loops, no escaping the root); a link
-    to a file is kept only when its target lies inside ``root``.
+    to a file is kept only when its target lies inside ``root``. The folder ``skip`` (the
+    output root, when it lies inside ``root``) is not entered, so outputs never become inputs.
     """
     root_real = Path(os.path.realpath(root))
+    skip_real = os.path.realpath(skip) if skip is not None else None
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(folder, d)) != skip_real)
         here = Path(folder)
         names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real)]
         if names:
@@ -78,7 +80,9 @@ def _inside(path: Path, root_real: Path) -> bool:
 def plan_images(root: Path, out_root: Path) -> Iterator[ImageTask]:
     if not root.is_dir():
         raise InputError(root, "not a folder")
-    for folder, names in walk_images(root):
+    if os.path.realpath(out_root) == os.path.realpath(root):
+        raise InputError(out_root, "the output folder is the input folder; outputs would overwrite inputs")
+    for folder, names in walk_images(root, skip=out_root):
         rel_folder = folder.relative_to(root)
         for name, out_name in output_names(names).items():
             yield ImageTask(source=folder / name, relative=rel_folder / name, output=out_root / rel_folder / out_name)

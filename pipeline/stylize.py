@@ -166,7 +166,9 @@ class Stylizer:
         with torch.no_grad():
             content_target = self.encoder(content)[cfg.content_layer]
         grams = self.style_targets(max(h, w), content)
-        x = start.detach().clone().requires_grad_(True)
+        # A contiguous copy: L-BFGS flattens gradients with view(-1), which a channels-last
+        # input would break, and the caller's tensor must not be touched.
+        x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         objective = Objective(self.encoder, cfg, content_target, grams)
         step = make_step(cfg, x, objective)
         history: list[float] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,7 +23,7 @@ TEMP_PREFIX = ".nstpipe-tmp-"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    fd, tmp = _create_temp(path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -33,6 +33,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _create_temp(folder: Path) -> tuple[int, str]:
+    """An exclusive new temp file in ``folder``.
+
+    Not ``mkstemp``: it creates files readable by their owner only (0600), and the rename
+    would carry that onto the output. Mode 0666 lets the umask decide, as for any new file.
+    """
+    while True:
+        tmp = os.path.join(folder, TEMP_PREFIX + secrets.token_hex(8))
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -6,9 +6,14 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
 
 from helpers import DATA, TinyEncoder, write_rgb
 from pipeline.vgg import VGGWeights, load_weights
+
+# The tensors here are tiny: one thread is as fast, and several threads slow down by an
+# order of magnitude when another process is busy on the same cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

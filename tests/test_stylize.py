@@ -228,3 +228,9 @@ def test_tv_weight_smooths(tiny_encoder: TinyEncoder, content: torch.Tensor, sty
     rough = Stylizer(tiny_encoder, [style], engine(optimizer="adam", iterations=8)).run(content).image
     smooth = Stylizer(tiny_encoder, [style], engine(optimizer="adam", iterations=8, tv_weight=50.0)).run(content).image
     assert tv_loss(smooth).item() < tv_loss(rough).item()
+
+
+def test_lbfgs_accepts_a_channels_last_content(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    channels_last = content.contiguous(memory_format=torch.channels_last)
+    result = Stylizer(tiny_encoder, [style], engine(optimizer="lbfgs", iterations=2)).run(channels_last)
+    assert result.iterations == 2

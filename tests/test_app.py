@@ -1,0 +1,183 @@
+"""The driver (checks, resume, records) and the local executor, with stand-ins for the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pytest
+
+from pipeline.app import SETTINGS_FILE, JobPlanned, Skipped, check_inputs, check_writable, stylize_folder
+from pipeline.config import build_settings
+from pipeline.errors import InputError
+from pipeline.executor import LocalExecutor, Summary, TaskStarted
+from pipeline.plan import ImageTask
+from pipeline.worker import ImageJob, TaskResult, is_done, make_job, source_identity
+from pipeline.writer import TEMP_PREFIX, write_png
+
+SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
+
+
+class RecordingExecutor:
+    """Writes a blank output with a proper resume record for every task it is given."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: Callable[[object], None]) -> Summary:
+        summary = Summary()
+        for task in tasks:
+            self.seen.append(str(task.relative))
+            record = {"fingerprint": job.fingerprint, "source": source_identity(task.source)}
+            write_png(task.output, np.zeros((2, 2, 3), np.uint8), record)
+            summary.add(TaskResult(task, True, iterations=2))
+        return summary
+
+
+@pytest.fixture
+def archive(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
+    root = tmp_path / "in"
+    make_rgb(root / "a.jpg", 16, 16)
+    make_rgb(root / "sub" / "b.png", 16, 24)
+    make_rgb(root / "sub" / "c.png", 24, 16)
+    return root
+
+
+@pytest.fixture
+def style(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
+    return make_rgb(tmp_path / "style.png", 16, 16, seed=9)
+
+
+def run_folder(archive: Path, style: Path, out: Path) -> tuple[RecordingExecutor, list[object], object]:
+    executor, events = RecordingExecutor(), []
+    outcome = stylize_folder(archive, [style], out, SETTINGS, events.append, executor=executor)
+    return executor, events, outcome
+
+
+def test_check_inputs(tmp_path: Path, style: Path) -> None:
+    check_inputs([style], SETTINGS)
+    with pytest.raises(InputError, match="at least one style"):
+        check_inputs([], SETTINGS)
+    with pytest.raises(InputError, match="gone.jpg: file not found"):
+        check_inputs([style, tmp_path / "gone.jpg"], SETTINGS)
+    bad_init = build_settings("fast", None, {"init": str(tmp_path / "init.png")})
+    with pytest.raises(InputError, match="init.png"):
+        check_inputs([style], bad_init)
+
+
+def test_check_writable(tmp_path: Path) -> None:
+    check_writable(tmp_path / "new" / "folder")
+    assert (tmp_path / "new" / "folder").is_dir()
+    assert os.listdir(tmp_path / "new" / "folder") == []
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="not writable"):
+        check_writable(blocker / "below")
+
+
+def test_folder_run_records_and_resumes(archive: Path, style: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    executor, events, outcome = run_folder(archive, style, out)
+    assert executor.seen == ["a.jpg", "sub/b.png", "sub/c.png"]
+    assert (outcome.done, outcome.skipped, outcome.failed) == (3, 0, [])
+    assert JobPlanned(3) in events
+    record = json.loads((out / SETTINGS_FILE).read_text())
+    assert record["fingerprint"] == make_job(SETTINGS, [style]).fingerprint
+    assert record["settings"]["size"] == 32
+
+    again, events, outcome = run_folder(archive, style, out)
+    assert again.seen == []
+    assert (outcome.done, outcome.skipped) == (0, 3)
+    assert sum(isinstance(e, Skipped) for e in events) == 3
+
+
+def test_changed_source_is_redone(archive: Path, style: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_folder(archive, style, out)
+    stat = (archive / "sub" / "b.png").stat()
+    os.utime(archive / "sub" / "b.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    executor, _, outcome = run_folder(archive, style, out)
+    assert executor.seen == ["sub/b.png"]
+    assert (outcome.done, outcome.skipped) == (1, 2)
+
+
+def test_changed_style_bytes_redo_everything(archive: Path, style: Path, tmp_path: Path, make_rgb: Callable[..., Path]) -> None:
+    out = tmp_path / "out"
+    run_folder(archive, style, out)
+    make_rgb(style, 16, 16, seed=10)  # same path, new picture
+    executor, _, _ = run_folder(archive, style, out)
+    assert executor.seen == ["a.jpg", "sub/b.png", "sub/c.png"]
+
+
+def test_leftover_temp_files_are_cleaned(archive: Path, style: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_folder(archive, style, out)
+    (out / "sub" / f"{TEMP_PREFIX}killed").write_bytes(b"partial")
+    run_folder(archive, style, out)
+    assert sorted(os.listdir(out / "sub")) == ["b.png", "c.png"]
+
+
+def test_folder_checks_come_before_any_output(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="missing.png"):
+        stylize_folder(archive, [tmp_path / "missing.png"], out, SETTINGS, lambda e: None, executor=RecordingExecutor())
+    with pytest.raises(InputError, match="not a folder"):
+        stylize_folder(tmp_path / "nope", [tmp_path / "missing.png"], out, SETTINGS, lambda e: None)
+    assert not out.exists()
+
+
+def test_fingerprint_follows_style_bytes_not_paths(style: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere" / "renamed.png"
+    moved.parent.mkdir()
+    shutil.copyfile(style, moved)
+    assert make_job(SETTINGS, [style]).fingerprint == make_job(SETTINGS, [moved]).fingerprint
+    other = build_settings("fast", None, {"size": 32, "iterations": 3, "device": "cpu"})
+    assert make_job(SETTINGS, [style]).fingerprint != make_job(other, [style]).fingerprint
+    assert make_job(SETTINGS, [style]).fingerprint != make_job(SETTINGS, [style, style]).fingerprint
+
+
+def test_is_done(archive: Path, style: Path, tmp_path: Path) -> None:
+    task = ImageTask(source=archive / "a.jpg", relative=Path("a.jpg"), output=tmp_path / "o" / "a.png")
+    fingerprint = make_job(SETTINGS, [style]).fingerprint
+    assert not is_done(task, fingerprint)  # no output yet
+    write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": "other", "source": source_identity(task.source)})
+    assert not is_done(task, fingerprint)
+    write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": fingerprint, "source": source_identity(task.source)})
+    assert is_done(task, fingerprint)
+    task.source.write_bytes(task.source.read_bytes() + b"\0")  # the photo changed
+    assert not is_done(task, fingerprint)
+
+
+class FakeWorker:
+    created = 0
+
+    def __init__(self, job: ImageJob) -> None:
+        FakeWorker.created += 1
+
+    def process(self, task: ImageTask, callback: Callable[[object], None] | None = None) -> TaskResult:
+        if callback is not None:
+            callback(f"progress {task.relative}")
+        ok = task.relative.name != "bad.jpg"
+        return TaskResult(task, ok, None if ok else f"{task.source}: broken", iterations=4 if ok else 0)
+
+
+def test_local_executor_loads_the_worker_lazily_and_reports_in_order(tmp_path: Path) -> None:
+    FakeWorker.created = 0
+    executor = LocalExecutor(FakeWorker)  # type: ignore[arg-type]
+    job = make_job(SETTINGS, [])
+    assert executor.run_images(job, [], lambda e: None).done == 0
+    assert FakeWorker.created == 0
+
+    tasks = [ImageTask(tmp_path / n, Path(n), tmp_path / "o" / n) for n in ("good.jpg", "bad.jpg")]
+    events: list[object] = []
+    summary = executor.run_images(job, tasks, events.append)
+    assert FakeWorker.created == 1
+    assert [type(e).__name__ if not isinstance(e, str) else e for e in events] == [
+        "TaskStarted", "progress good.jpg", "TaskResult", "TaskStarted", "progress bad.jpg", "TaskResult",
+    ]
+    assert events[0] == TaskStarted(tasks[0])
+    assert (summary.done, summary.iterations, [f.task.relative.name for f in summary.failed]) == (1, 4, ["bad.jpg"])

@@ -1,0 +1,193 @@
+"""The ``nstpipe`` command line, end to end at tiny sizes through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner, Result
+
+from cli import app
+from pipeline.writer import read_record
+
+runner = CliRunner()
+FAST = ("--preset", "fast", "--size", "32", "-n", "3", "-q")
+
+
+def invoke(*args: object) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def mtimes(paths: list[Path]) -> list[int]:
+    return [p.stat().st_mtime_ns for p in paths]
+
+
+@pytest.fixture
+def folder(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
+    """in/a.jpg, in/sub/b.png, in/sub/deeper/c.jpg, a corrupt in/sub/broken.jpg and in/notes.txt."""
+    root = tmp_path / "in"
+    make_rgb(root / "a.jpg", 24, 32, seed=1)
+    make_rgb(root / "sub" / "b.png", 32, 20, seed=2)
+    make_rgb(root / "sub" / "deeper" / "c.jpg", 30, 30, seed=3)
+    (root / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole JPEG")
+    (root / "notes.txt").write_text("not a picture")
+    return root
+
+
+def test_help_lists_the_commands() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("image", "images", "presets"):
+        assert command in result.stdout
+
+
+def test_image_help_lists_options() -> None:
+    result = invoke("image", "--help")
+    assert result.exit_code == 0
+    assert "--style" in result.stdout and "--preserve-color" in result.stdout
+
+
+def test_help_does_not_import_torch() -> None:
+    script = (
+        "import sys\n"
+        "sys.argv = ['nstpipe', '--help']\n"
+        "import cli\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "sys.exit(3 if 'torch' in sys.modules else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "images" in done.stdout
+
+
+def test_presets_command() -> None:
+    result = invoke("presets")
+    assert result.exit_code == 0
+    lines = {line.split(":")[0]: line for line in result.stdout.splitlines()}
+    assert {"fast", "default", "quality"} <= set(lines)
+    assert "iterations=" in lines["fast"]
+
+
+def test_image_writes_png_and_settings(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    out = tmp_path / "result" / "photo.png"
+    result = invoke("image", photo_path, "--style", painting_path, "-o", out, "--size", "48", "-n", "5", "--preset", "fast")
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.stdout
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size == (48, 36)  # tubingen_64.jpg is 64x48
+    record = json.loads((out.parent / "photo.settings.json").read_text())
+    assert record["settings"]["size"] == 48
+    assert record["settings"]["iterations"] == 5
+    assert record["styles"] == [str(painting_path)]
+    assert len(record["fingerprint"]) == 32
+    assert sorted(p.name for p in out.parent.iterdir()) == ["photo.png", "photo.settings.json"]
+
+
+def test_image_config_file_and_flags(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text("size = 24\niterations = 2\noptimizer = 'adam'\n")
+    out = tmp_path / "o.jpg"
+    result = invoke("image", photo_path, "-s", painting_path, "-o", out, "--preset", "fast", "--config", config, "--size", "40", "-q")
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as img:
+        assert img.format == "JPEG" and img.size == (40, 30)
+    settings = json.loads((tmp_path / "o.settings.json").read_text())["settings"]
+    assert (settings["size"], settings["iterations"], settings["optimizer"]) == (40, 2, "adam")
+
+
+def test_missing_style_is_a_usage_error(tmp_path: Path, photo_path: Path) -> None:
+    out = tmp_path / "out" / "x.png"
+    missing = tmp_path / "no_such_style.jpg"
+    result = invoke("image", photo_path, "--style", missing, "-o", out, *FAST)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("nstpipe: error:") and str(missing) in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists() and not (tmp_path / "out").exists()
+
+
+def test_unknown_preset_is_a_usage_error(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    result = invoke("image", photo_path, "-s", painting_path, "-o", tmp_path / "x.png", "--preset", "turbo")
+    assert result.exit_code == 2
+    assert "unknown preset 'turbo'" in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bad_flag_value_is_a_usage_error(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    result = invoke("image", photo_path, "-s", painting_path, "-o", tmp_path / "x.png", "--optimizer", "sgd")
+    assert result.exit_code == 2
+    assert "'optimizer'" in result.stderr
+
+
+def test_images_mirrors_reports_failures_and_resumes(tmp_path: Path, folder: Path, painting_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
+    assert result.exit_code == 1, result.output
+    outputs = [out / "a.png", out / "sub" / "b.png", out / "sub" / "deeper" / "c.png"]
+    sizes = []
+    for path in outputs:
+        with Image.open(path) as img:
+            sizes.append(img.size)
+    assert sizes == [(32, 24), (20, 32), (32, 32)]
+    assert not (out / "sub" / "broken.png").exists() and not (out / "notes.png").exists()
+    assert "3 stylized, 0 already done, 1 failed" in result.stdout
+    failures = [line for line in result.stderr.splitlines() if line.startswith("nstpipe: failed:")]
+    assert len(failures) == 1 and "broken.jpg" in failures[0]
+    assert (out / "nstpipe-settings.json").is_file()
+    before = mtimes(outputs)
+    fingerprint = read_record(outputs[0])["fingerprint"]
+
+    again = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
+    assert again.exit_code == 1
+    assert "0 stylized, 3 already done, 1 failed" in again.stdout
+    assert mtimes(outputs) == before
+
+    reseeded = invoke("images", folder, "-s", painting_path, "-o", out, *FAST, "--seed", "5")
+    assert reseeded.exit_code == 1
+    assert "3 stylized, 0 already done, 1 failed" in reseeded.stdout
+    assert all(read_record(p)["fingerprint"] != fingerprint for p in outputs)
+
+    more = invoke("images", folder, "-s", painting_path, "-o", out, *FAST[:-3], "-n", "2", "-q", "--seed", "5")
+    assert "3 stylized, 0 already done" in more.stdout
+
+
+def test_images_all_good_exits_zero(tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path) -> None:
+    make_rgb(tmp_path / "in" / "only.png", 16, 24)
+    result = invoke("images", tmp_path / "in", "-s", painting_path, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "1 stylized, 0 already done, 0 failed" in result.stdout
+    assert (tmp_path / "out" / "only.png").is_file()
+
+
+def test_images_output_inside_the_input_folder(tmp_path: Path, folder: Path, painting_path: Path) -> None:
+    """Outputs under the input folder are not taken for inputs on the next run."""
+    out = folder / "styled"
+    first = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
+    assert "3 stylized, 0 already done, 1 failed" in first.stdout
+    again = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
+    assert "0 stylized, 3 already done, 1 failed" in again.stdout
+    assert not (out / "styled").exists()
+
+
+def test_images_refuses_to_write_over_its_inputs(folder: Path, painting_path: Path) -> None:
+    original = (folder / "sub" / "b.png").read_bytes()
+    result = invoke("images", folder, "-s", painting_path, "-o", folder, *FAST)
+    assert result.exit_code == 2
+    assert "overwrite inputs" in result.stderr
+    assert (folder / "sub" / "b.png").read_bytes() == original
+
+
+def test_images_on_a_missing_folder(tmp_path: Path, painting_path: Path) -> None:
+    result = invoke("images", tmp_path / "nope", "-s", painting_path, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 2
+    assert "nope: not a folder" in result.stderr
+    assert not (tmp_path / "out").exists()

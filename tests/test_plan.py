@@ -1,0 +1,126 @@
+"""Which inputs a folder run stylizes, and where each output goes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path, PurePath
+
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.plan import ImageTask, is_image_name, output_names, pending, plan_images
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def relatives(tasks: list[ImageTask]) -> list[str]:
+    return [str(t.relative) for t in tasks]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    for name in ("top.jpg", "notes.txt", "sub/inner.png", "sub/deeper/d.JPG", "sub/readme.md", "sub/.hidden"):
+        touch(root / name)
+    (root / "empty").mkdir()
+    return root
+
+
+def test_is_image_name() -> None:
+    assert is_image_name("a.JPG") and is_image_name("b.tiff") and is_image_name("c.webp")
+    assert not is_image_name("notes.txt") and not is_image_name("jpg") and not is_image_name("archive.jpg.zip")
+
+
+def test_output_names_single() -> None:
+    assert output_names(["photo.jpg"]) == {"photo.jpg": "photo.png"}
+    assert output_names(["x.png", "y.tif"]) == {"x.png": "x.png", "y.tif": "y.png"}
+
+
+def test_output_names_shared_stem_keeps_whole_names() -> None:
+    assert output_names(["a.jpg", "a.png", "b.jpeg"]) == {"a.jpg": "a.jpg.png", "a.png": "a.png.png", "b.jpeg": "b.png"}
+
+
+def test_output_names_contrived_collision_still_distinct() -> None:
+    names = output_names(["a.png.jpg", "a.png", "a.jpg"])
+    assert names == {"a.jpg": "a.jpg.png", "a.png": "a.png.png", "a.png.jpg": "a.png~1.png"}
+
+
+def test_output_names_never_collide() -> None:
+    """Every subset of a pool of awkward names (all 1024 of them) maps to distinct .png names."""
+    pool = [stem + ext for stem in ("a", "a.png", "a.jpg", "a~1", "b") for ext in (".jpg", ".png")]
+    for k in range(len(pool) + 1):
+        for names in itertools.combinations(pool, k):
+            chosen = output_names(names)
+            assert set(chosen) == set(names)
+            assert len(set(chosen.values())) == len(names), names
+            assert all(out.endswith(".png") and "/" not in out for out in chosen.values())
+
+
+def test_plan_mirrors_folders_and_ignores_other_files(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    tasks = list(plan_images(tree, out))
+    assert relatives(tasks) == ["top.jpg", "sub/inner.png", "sub/deeper/d.JPG"]
+    assert [t.output for t in tasks] == [out / "top.png", out / "sub" / "inner.png", out / "sub" / "deeper" / "d.png"]
+    assert [t.source for t in tasks] == [tree / "top.jpg", tree / "sub" / "inner.png", tree / "sub" / "deeper" / "d.JPG"]
+    assert not out.exists()  # planning writes nothing
+
+
+def test_plan_of_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a folder"):
+        list(plan_images(tmp_path / "missing", tmp_path / "out"))
+    with pytest.raises(InputError, match="not a folder"):
+        list(plan_images(touch(tmp_path / "file.jpg"), tmp_path / "out"))
+
+
+def test_symlink_loop_is_not_followed(tree: Path, tmp_path: Path) -> None:
+    os.symlink(tree, tree / "sub" / "loop", target_is_directory=True)
+    os.symlink(tree / "sub", tree / "sub" / "deeper" / "up", target_is_directory=True)
+    tasks = list(plan_images(tree, tmp_path / "out"))  # terminates
+    assert relatives(tasks) == ["top.jpg", "sub/inner.png", "sub/deeper/d.JPG"]
+
+
+def test_file_symlinks_inside_kept_outside_skipped(tree: Path, tmp_path: Path) -> None:
+    outside = touch(tmp_path / "elsewhere" / "secret.jpg")
+    os.symlink(outside, tree / "escape.jpg")
+    os.symlink(tree / "sub" / "inner.png", tree / "alias.png")
+    os.symlink(Path("..") / ".." / "elsewhere" / "secret.jpg", tree / "sub" / "relative_escape.jpg")
+    tasks = list(plan_images(tree, tmp_path / "out"))
+    assert sorted(relatives(tasks)) == ["alias.png", "sub/deeper/d.JPG", "sub/inner.png", "top.jpg"]
+
+
+def test_every_output_is_inside_the_output_root(tree: Path, tmp_path: Path) -> None:
+    touch(tree / "sub" / "inner.jpg")
+    touch(tree / "..odd.jpg")
+    out = tmp_path / "out"
+    tasks = list(plan_images(tree, out))
+    assert len(tasks) == 5
+    root = out.resolve()
+    for task in tasks:
+        assert root in task.output.resolve().parents
+        assert task.output.suffix == ".png"
+    assert len({t.output for t in tasks}) == len(tasks)
+
+
+def test_pending_filters_done_tasks(tree: Path, tmp_path: Path) -> None:
+    tasks = list(plan_images(tree, tmp_path / "out"))
+    left = list(pending(tasks, lambda task: task.relative == PurePath("top.jpg")))
+    assert relatives(left) == ["sub/inner.png", "sub/deeper/d.JPG"]
+
+
+def test_output_folder_inside_the_input_is_not_walked(tree: Path) -> None:
+    out = tree / "styled"
+    touch(out / "top.png")
+    touch(out / "sub" / "inner.png")
+    tasks = list(plan_images(tree, out))
+    assert relatives(tasks) == ["top.jpg", "sub/inner.png", "sub/deeper/d.JPG"]
+    assert tasks[0].output == out / "top.png"
+
+
+def test_output_folder_equal_to_the_input_is_refused(tree: Path) -> None:
+    with pytest.raises(InputError, match="overwrite inputs"):
+        list(plan_images(tree, tree / "sub" / ".."))
