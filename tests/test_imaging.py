@@ -194,3 +194,17 @@ def test_to_rgb8_round_trip() -> None:
     assert np.array_equal(to_rgb8(prepare(rgb)), rgb)
     assert np.array_equal(to_rgb8(prepare(rgb)[0]), rgb)
     assert to_rgb8(torch.tensor([-0.5, 0.5, 2.0]).view(1, 3, 1, 1)).tolist() == [[[0, 128, 255]]]
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_16bit_rgb_keeps_channel_order(tmp_path: Path, suffix: str) -> None:
+    import cv2
+
+    rgb = np.zeros((6, 8, 3), dtype=np.uint16)
+    rgb[..., 0] = 60000  # strong red, weak green, no blue
+    rgb[..., 1] = 20000
+    path = tmp_path / f"deep{suffix}"
+    assert cv2.imwrite(str(path), rgb[..., ::-1].copy())  # OpenCV writes BGR
+    image = read_image(path)
+    assert image.shape == (1, 3, 6, 8)
+    assert image[0, :, 0, 0].tolist() == pytest.approx([60000 / 65535, 20000 / 65535, 0.0], abs=1 / 255)
