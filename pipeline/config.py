@@ -61,6 +61,8 @@ class EngineConfig:
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
     style_weight: float = 1.0
     tv_weight: float = 0.0
+    # Weight of the temporal term; used only when a video passes a warped previous frame.
+    temporal_weight: float = 100.0
     style_scale: float = 1.0
     style_blend: tuple[float, ...] = ()
     preserve_color: str = "none"

@@ -41,3 +41,13 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean((1, 2, 3)) + dy.pow(2).mean((1, 2, 3))
+
+
+def temporal_loss(image: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ruder et al. (2016): sum(mask * (image - warped)^2) / (C H W) per batch item.
+
+    ``mask`` (N or 1, 1, H, W) is 0 where the warped previous frame is not to be trusted
+    (occlusions, motion boundaries), so those pixels are free to follow the content.
+    """
+    _, c, h, w = image.shape
+    return (mask * (image - warped).pow(2)).sum((1, 2, 3)) / (c * h * w)

@@ -13,7 +13,7 @@ import torch
 
 from pipeline.color import keep_luminance, match_color_histogram, match_luminance
 from pipeline.config import EngineConfig
-from pipeline.losses import content_loss, gram, style_loss, tv_loss
+from pipeline.losses import content_loss, gram, style_loss, temporal_loss, tv_loss
 from pipeline.resize import fit_long_side, resize, resize_long_side
 
 Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
@@ -45,6 +45,14 @@ class ScaleDone:
 
 Event = Union[Progress, ScaleDone]
 Callback = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class TemporalTarget:
+    """The previous stylized frame warped onto this one, and where to trust it."""
+
+    warped: torch.Tensor  # (N, 3, H, W) RGB in [0, 1]
+    mask: torch.Tensor  # (H, W), (1, 1, H, W) or (N, 1, H, W), 1 = trust
 
 
 @dataclass(frozen=True)
@@ -122,11 +130,13 @@ class Stylizer:
         content: torch.Tensor,
         init: torch.Tensor | None = None,
         callback: Callback | None = None,
+        temporal: TemporalTarget | None = None,
     ) -> Result:
         """Stylize ``content`` (N, 3, H, W) RGB in [0, 1]; the output has the same size.
 
         ``init`` overrides the configured init (the video path passes the warped previous
-        frame here). Neither input is modified.
+        frame here); ``temporal`` adds the temporal loss toward that frame. No input is
+        modified.
         """
         cfg = self.config
         content = content.to(self.device, torch.float32)
@@ -137,7 +147,10 @@ class Stylizer:
         for level, size in enumerate(sizes):
             image = resize(image, size)
             budget = cfg.iterations if level == len(sizes) - 1 else cfg.coarse_iterations
-            image, ran, loss = self._optimize_level(resize(content, size), image, level, len(sizes), budget, callback)
+            level_temporal = _resize_temporal(temporal, size, self.device)
+            image, ran, loss = self._optimize_level(
+                resize(content, size), image, level, len(sizes), budget, callback, level_temporal
+            )
             total += ran
         if cfg.preserve_color == "luminance":
             image = keep_luminance(image, content)
@@ -160,6 +173,7 @@ class Stylizer:
         levels: int,
         budget: int,
         callback: Callback | None,
+        temporal: TemporalTarget | None = None,
     ) -> tuple[torch.Tensor, int, float]:
         cfg = self.config
         h, w = content.shape[-2:]
@@ -169,7 +183,7 @@ class Stylizer:
         # A contiguous copy: L-BFGS flattens gradients with view(-1), which a channels-last
         # input would break, and the caller's tensor must not be touched.
         x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        objective = Objective(self.encoder, cfg, content_target, grams)
+        objective = Objective(self.encoder, cfg, content_target, grams, temporal)
         step = make_step(cfg, x, objective)
         history: list[float] = []
         stopped_early = False
@@ -187,8 +201,18 @@ class Stylizer:
         return final, len(history), loss
 
 
+def _resize_temporal(temporal: TemporalTarget | None, size: tuple[int, int], device: torch.device) -> TemporalTarget | None:
+    if temporal is None:
+        return None
+    mask = temporal.mask.to(device, torch.float32)
+    mask = mask.reshape((1, 1) + tuple(mask.shape)) if mask.dim() == 2 else mask
+    warped = resize(temporal.warped.to(device, torch.float32), size)
+    return TemporalTarget(warped=warped, mask=resize(mask, size))
+
+
 class Objective:
-    """content_weight * L_content + style_weight * mean_l(w_l * L_style_l) + tv_weight * L_tv."""
+    """content_weight * L_content + style_weight * mean_l(w_l * L_style_l) + tv_weight * L_tv
+    (+ temporal_weight * L_temporal for a video frame with a warped predecessor)."""
 
     def __init__(
         self,
@@ -196,8 +220,10 @@ class Objective:
         config: EngineConfig,
         content_target: torch.Tensor,
         grams: Mapping[str, torch.Tensor],
+        temporal: TemporalTarget | None = None,
     ) -> None:
         self.encoder = encoder
+        self.temporal = temporal
         self.config = config
         self.content_target = content_target
         self.grams = grams
@@ -212,6 +238,8 @@ class Objective:
             loss = loss + cfg.style_weight * weight * style_loss(feats[layer], self.grams[layer])
         if cfg.tv_weight:
             loss = loss + cfg.tv_weight * tv_loss(x)
+        if self.temporal is not None:
+            loss = loss + cfg.temporal_weight * temporal_loss(x, self.temporal.warped, self.temporal.mask)
         return loss.sum()
 
 

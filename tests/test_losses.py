@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.losses import content_loss, gram, relative_error, style_loss, tv_loss
+from pipeline.losses import content_loss, gram, relative_error, style_loss, temporal_loss, tv_loss
 
 
 def t(rows: list[list[float]]) -> torch.Tensor:
@@ -98,3 +98,13 @@ def test_losses_do_not_depend_on_resolution() -> None:
     assert style_loss(big, gram(big_target)[0]).item() == pytest.approx(style_loss(small, gram(target)[0]).item(), rel=1e-4)
     assert content_loss(big, big_target).item() == pytest.approx(content_loss(small, target).item(), rel=1e-5)
     assert style_loss(small, gram(target)[0]).item() > 0.01
+
+
+def test_temporal_loss_by_hand() -> None:
+    # One channel, 2x2: differences 1, 2, 3, 4; mask keeps the first and last pixels.
+    image = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    warped = torch.zeros_like(image)
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    # (1 + 16) / (C H W = 4)
+    assert temporal_loss(image, warped, mask).tolist() == pytest.approx([17 / 4])
+    assert temporal_loss(image, warped, torch.zeros_like(mask)).tolist() == [0.0]
