@@ -50,7 +50,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 def consistency_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
     """(H, W) float mask: 1 where the warped previous frame can be trusted, 0 elsewhere.
 
-    Ruder et al.'s two tests, on the backward flow w' (t -> t-1) and the forward flow w
+    Ruder et al.'s two tests, plus flow that leaves the frame, on the backward flow w' (t -> t-1) and the forward flow w
     (t-1 -> t) sampled where w' points, w~(x) = w(x + w'(x)):
       disocclusion:    |w~ + w'|^2 > 0.01 (|w~|^2 + |w'|^2) + 0.5
       motion boundary: |grad u'|^2 + |grad v'|^2 > 0.01 |w'|^2 + 0.002
@@ -60,7 +60,19 @@ def consistency_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Ten
     occluded = sq(fwd_at_target + backward) > 0.01 * (sq(fwd_at_target) + sq(backward)) + 0.5
     grad_sq = sum(g.pow(2) for c in (0, 1) for g in _gradients(backward[..., c]))
     boundary = grad_sq > 0.01 * sq(backward) + 0.002
-    return (~(occluded | boundary)).float()
+    return (~(occluded | boundary | _leaves_frame(backward))).float()
+
+
+def _leaves_frame(flow: torch.Tensor) -> torch.Tensor:
+    """Pixels whose flow points outside the frame: content entering the picture.
+
+    Not in Ruder et al.'s two tests; without it the edge-clamped warp would pin newly
+    visible content to a smear of the border.
+    """
+    h, w = flow.shape[:2]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing="ij")
+    x, y = xs + flow[..., 0], ys + flow[..., 1]
+    return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
 
 
 def _gradients(channel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

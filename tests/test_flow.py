@@ -73,10 +73,14 @@ def constant(dx: float, dy: float) -> torch.Tensor:
     return flow
 
 
-def test_mask_trusts_a_consistent_translation() -> None:
+def test_mask_trusts_a_consistent_translation_except_where_content_enters() -> None:
+    # Scene moves 3 right, 2 up: backward flow (-3, +2) leaves the frame in the 3 left
+    # columns and the 2 bottom rows, where the content is new.
     mask = consistency_mask(constant(3, -2), constant(-3, 2))
     assert mask.shape == (H, W)
-    assert mask.min().item() == 1.0
+    assert mask[:-2, 3:].min().item() == 1.0
+    assert mask[:, :3].max().item() == 0.0
+    assert mask[-2:, :].max().item() == 0.0
 
 
 def test_mask_flags_forward_backward_disagreement() -> None:

@@ -1,0 +1,54 @@
+"""The warping error E_warp on synthetic clips with known motion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.metrics import frame_warping_error, warping_errors
+
+H, W = 48, 64
+
+
+def scene(seed: int = 0) -> np.ndarray:
+    """Smooth random texture (bicubic upsampling of coarse noise): optical flow can track it."""
+    rng = np.random.default_rng(seed)
+    coarse = torch.from_numpy(rng.random((3, H // 4, W // 4)).astype(np.float32))[None]
+    img = torch.nn.functional.interpolate(coarse, size=(H, W), mode="bicubic", align_corners=False)[0]
+    return (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+def pan(img: np.ndarray, dx: int) -> np.ndarray:
+    return np.roll(img, dx, axis=1)
+
+
+def test_still_identical_output_has_zero_error() -> None:
+    src = scene()
+    assert frame_warping_error(src, src, src, src) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_flicker_on_a_still_scene_is_measured() -> None:
+    src = scene()
+    out_prev = np.full((H, W, 3), 100, np.uint8)
+    out_cur = np.full((H, W, 3), 110, np.uint8)
+    # every pixel off by 10/255 in each of 3 channels
+    assert frame_warping_error(src, src, out_prev, out_cur) == pytest.approx(3 * (10 / 255) ** 2, rel=1e-3)
+
+
+def test_output_that_follows_the_motion_beats_one_that_does_not() -> None:
+    src0, src1 = scene(1), pan(scene(1), 4)
+    out0 = scene(2)
+    follows = frame_warping_error(src0, src1, out0, pan(out0, 4))
+    frozen = frame_warping_error(src0, src1, out0, out0)
+    assert follows < 0.1 * frozen
+    assert frozen > 0.01
+
+
+def test_warping_errors_streams_one_value_per_frame_after_the_first() -> None:
+    frames = [pan(scene(3), 2 * t) for t in range(4)]
+    errors = list(warping_errors(iter(frames), iter(frames)))
+    assert len(errors) == 3
+    assert max(errors) < 0.01
+    with pytest.raises(ValueError):
+        list(warping_errors(iter(frames), iter(frames[:2])))
