@@ -23,7 +23,7 @@ TEMP_PREFIX = ".nstpipe-tmp-"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path.parent)
+    fd, tmp = create_temp(path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -31,11 +31,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
 
 
-def _create_temp(folder: Path) -> tuple[int, str]:
+def create_temp(folder: Path) -> tuple[int, str]:
     """An exclusive new temp file in ``folder``.
 
     Not ``mkstemp``: it creates files readable by their owner only (0600), and the rename
@@ -99,11 +99,11 @@ def clean_temp_files(folder: Path) -> int:
         return 0
     for entry in entries:
         if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
-            removed += _remove_quietly(entry.path)
+            removed += remove_quietly(entry.path)
     return removed
 
 
-def _remove_quietly(path: str | os.PathLike[str]) -> int:
+def remove_quietly(path: str | os.PathLike[str]) -> int:
     try:
         os.unlink(path)
         return 1

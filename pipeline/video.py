@@ -1,0 +1,300 @@
+"""Video in and out: probe a file, stream its frames as RGB, write H.264 MP4 with the audio kept.
+
+The I/O layer of ``nstpipe video``; nothing here stylizes. Frames come from OpenCV, which
+applies the display rotation, so every frame is upright and the output carries no rotation
+metadata. Writing goes through PyAV: libx264 video timed by the caller's frame times (a
+variable frame rate survives), and every audio stream of the source copied packet by
+packet, never re-encoded. Like every other output, the file appears atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from pipeline.color import swap_red_blue
+from pipeline.errors import InputError
+# The same exclusive, umask-respecting temp files as every other output (see writer.py).
+from pipeline.writer import create_temp, remove_quietly
+
+# 1/90000 s, the MPEG clock: fine enough that any frame time rounds by < 6 microseconds.
+TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int  # as displayed, i.e. after rotation
+    height: int
+    frame_count: int
+    fps: Fraction  # average frame rate
+    rotation: int  # clockwise degrees to display upright: 0, 90, 180 or 270
+    audio_streams: int
+    duration: float  # seconds
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_streams > 0
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    time: float  # seconds from the start of the stream
+    rgb: np.ndarray  # HxWx3 uint8, upright
+
+
+def probe(path: Path) -> VideoInfo:
+    """Size, frame count, rate, rotation, audio and duration; decodes one frame to be sure."""
+    try:
+        with av.open(str(path)) as container:
+            return _probe_container(path, container)
+    except InputError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise _open_error(path, exc) from None
+
+
+def _probe_container(path: Path, container: av.container.InputContainer) -> VideoInfo:
+    if not container.streams.video:
+        raise InputError(path, "no video stream")
+    stream = container.streams.video[0]
+    first = _first_frame(path, container, stream)
+    # Counter-clockwise in FFmpeg's display matrix; clockwise as in the old `rotate` tag
+    # and OpenCV's CAP_PROP_ORIENTATION_META. Quarter turns only: all OpenCV applies.
+    rotation = (-round(first.rotation / 90) * 90) % 360
+    # Containers without a frame count (Matroska, MPEG-TS) say 0: count packets instead,
+    # streamed, without decoding them.
+    frame_count = stream.frames or _count_packets(container, stream)
+    duration = _duration(container, stream)
+    fps = stream.average_rate or stream.guessed_rate or _rate(frame_count, duration)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(width, height, frame_count, Fraction(fps), rotation, len(container.streams.audio), duration)
+
+
+def _first_frame(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame:
+    for frame in container.decode(stream):
+        return frame
+    raise InputError(path, "no video frames")
+
+
+def _count_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    container.seek(0, stream=stream)
+    # demux() ends each stream with an empty flush packet; it is not a frame.
+    return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else 0.0
+
+
+def _rate(frame_count: int, duration: float) -> Fraction:
+    return Fraction(frame_count / duration).limit_denominator(1001) if duration > 0 else Fraction(0)
+
+
+def _open_error(path: Path, exc: BaseException) -> InputError:
+    if isinstance(exc, FileNotFoundError):
+        return InputError(path, "file not found")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(path, "is a directory")
+    if isinstance(exc, PermissionError):
+        return InputError(path, "permission denied")
+    if path.is_file() and path.stat().st_size == 0:
+        return InputError(path, "empty file")
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(path, f"not a video file FFmpeg can read, or corrupt ({message})")
+
+
+def read_frames(path: Path) -> Iterator[Frame]:
+    """Every frame of ``path``, upright, as RGB; one frame in memory at a time."""
+    if not path.is_file():
+        raise InputError(path, "file not found" if not path.exists() else "not a file")
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            raise InputError(path, "empty file" if path.stat().st_size == 0 else "not a video file OpenCV can read")
+        # On by default for the FFmpeg backend; set anyway so upright frames never depend
+        # on an OpenCV build's default.
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        index = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            # POS_MSEC after read() is the presentation time of the frame just read.
+            time = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            yield Frame(index, time, swap_red_blue(bgr, channel_axis=2))
+            index += 1
+        if index == 0:
+            raise InputError(path, "no video frames could be decoded")
+    finally:
+        capture.release()
+
+
+class VideoWriter:
+    """H.264 (libx264, yuv420p) MP4 with the audio of ``source`` copied in; atomic.
+
+    ``write(rgb, time)`` takes HxWx3 uint8 frames of the size given here and their times in
+    seconds; the times become the timestamps, so a variable frame rate is kept. ``fps`` is
+    the nominal rate (stored as the stream's rate, and the last frame's duration).
+
+    Odd sizes: yuv420p stores colour at half resolution, so libx264 refuses odd widths and
+    heights. The last column and/or row is cropped rather than a replicated one padded on:
+    the output then holds only real pixels and never exceeds the requested size; ``width``
+    and ``height`` say what is written.
+
+    The file is encoded into a temp file beside ``out_path`` and renamed onto it only when
+    the ``with`` block ends normally; an exception removes the temp file, leaving nothing.
+    """
+
+    def __init__(self, out_path: Path, source: Path | None, width: int, height: int, fps: Fraction | float, crf: int = 18) -> None:
+        if width < 2 or height < 2:
+            raise ValueError(f"frame size {width}x{height} is too small for H.264")
+        if fps <= 0:
+            raise ValueError(f"frame rate must be positive, got {fps}")
+        self.out_path = out_path
+        self.source = source
+        self.requested = (height, width)
+        self.width, self.height = width - width % 2, height - height % 2
+        self.fps = Fraction(fps).limit_denominator(1_000_000)
+        self.crf = crf
+        self._tmp: str | None = None
+        self._output: av.container.OutputContainer | None = None
+        self._video: av.video.stream.VideoStream | None = None
+        self._audio: _AudioCopier | None = None
+        self._last_pts = -1
+        self.frames_written = 0
+
+    def __enter__(self) -> VideoWriter:
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = create_temp(self.out_path.parent)
+        os.close(fd)
+        try:
+            self._open()
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def _open(self) -> None:
+        # The temp name has no suffix, so name the format.
+        self._output = av.open(self._tmp, "w", format="mp4")
+        stream = self._output.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = TIME_BASE
+        self._video = stream
+        if self.source is not None:
+            self._audio = _AudioCopier(self.source, self._output)
+
+    def write(self, rgb: np.ndarray, time: float) -> None:
+        if rgb.shape != (*self.requested, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"expected a {self.requested[0]}x{self.requested[1]}x3 uint8 frame, got {rgb.shape} {rgb.dtype}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self.height, : self.width]), format="rgb24")
+        # Equal times (duplicated timestamps in some files) would make the muxer fail;
+        # nudging by one tick (11 us) keeps every frame.
+        frame.pts = self._last_pts = max(round(time / TIME_BASE), self._last_pts + 1)
+        frame.time_base = TIME_BASE
+        frame.duration = round(1 / (self.fps * TIME_BASE))
+        self._mux(self._video.encode(frame))
+        self.frames_written += 1
+        if self._audio is not None:
+            # Audio up to this frame's time, so the file is interleaved as players expect.
+            self._audio.copy_until(time)
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self._output.mux(packet)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            self._finish()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _finish(self) -> None:
+        if self.frames_written == 0:
+            raise ValueError(f"{self.out_path}: no frames were written")
+        self._mux(self._video.encode(None))
+        if self._audio is not None:
+            self._audio.copy_until(None)
+            self._audio.close()
+        self._output.close()
+        with open(self._tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self.out_path)
+
+    def _abort(self) -> None:
+        for closable in (self._audio, self._output):
+            try:
+                if closable is not None:
+                    closable.close()
+            except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
+                pass
+        if self._tmp is not None:
+            remove_quietly(self._tmp)
+
+
+class _AudioCopier:
+    """Copies the packets of every audio stream of ``source`` into ``output``, in time order.
+
+    Frame times (OpenCV's) count from the first video frame, so audio times are shifted by
+    the video stream's start time too: whatever the source's offset between sound and
+    picture (MPEG-TS starts at 1.4 s, edited MP4s anywhere), it stays the same.
+    """
+
+    def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
+        try:
+            self._input = av.open(str(source))
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise _open_error(source, exc) from None
+        video = self._input.streams.video
+        start = video[0].start_time if video else None
+        self._offset = Fraction(start * video[0].time_base) if start is not None else Fraction(0)
+        streams = list(self._input.streams.audio)
+        # The template copies the codec parameters only: packets pass through as they are.
+        self._map = {s.index: output.add_stream_from_template(s) for s in streams}
+        self._output = output
+        # demux() with no stream would mean all of them.
+        self._packets = self._input.demux(*streams) if streams else iter(())
+        self._pending: av.Packet | None = None
+
+    def copy_until(self, time: float | None) -> None:
+        """Mux every packet that starts before ``time`` seconds (all of them for None)."""
+        while True:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            if not packet.size:  # the empty flush packet that ends each stream
+                continue
+            if time is not None and packet.dts is not None and packet.dts * packet.time_base - self._offset > time:
+                self._pending = packet
+                return
+            self._shift(packet)
+            packet.stream = self._map[packet.stream.index]
+            self._output.mux(packet)
+
+    def _shift(self, packet: av.Packet) -> None:
+        ticks = round(self._offset / packet.time_base)
+        if packet.pts is not None:
+            packet.pts -= ticks
+        if packet.dts is not None:
+            packet.dts -= ticks
+
+    def close(self) -> None:
+        self._input.close()
