@@ -20,5 +20,18 @@ class InputError(NstpipeError):
         self.reason = reason
 
 
+_OS_REASONS: tuple[tuple[type[OSError], str], ...] = (
+    (FileNotFoundError, "file not found"),
+    (IsADirectoryError, "is a directory"),
+    (PermissionError, "permission denied"),
+)
+OS_INPUT_ERRORS = tuple(kind for kind, _ in _OS_REASONS)
+
+
+def os_reason(exc: BaseException) -> str | None:
+    """The one-line reason for an OS error on an input file, or None for other errors."""
+    return next((reason for kind, reason in _OS_REASONS if isinstance(exc, kind)), None)
+
+
 class WeightsError(NstpipeError):
     """Model weights that are missing, tampered with or cannot be fetched."""

@@ -34,15 +34,10 @@ def optical_flow(source: np.ndarray, target: np.ndarray) -> torch.Tensor:
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``image`` (N, C, H, W) at x + flow(x), bilinearly; outside the frame, the edge."""
     n, _, h, w = image.shape
-    flow = flow.to(image.device, image.dtype)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=image.device, dtype=image.dtype),
-        torch.arange(w, device=image.device, dtype=image.dtype),
-        indexing="ij",
-    )
+    x, y = _targets(flow.to(image.device, image.dtype))
     # grid_sample wants coordinates in [-1, 1], pixel centres at the ends (align_corners=True).
-    gx = (xs + flow[..., 0]) * (2.0 / max(w - 1, 1)) - 1.0
-    gy = (ys + flow[..., 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    gx = x * (2.0 / max(w - 1, 1)) - 1.0
+    gy = y * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack([gx, gy], dim=-1).unsqueeze(0).expand(n, -1, -1, -1)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -50,8 +45,8 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 def consistency_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
     """(H, W) float mask: 1 where the warped previous frame can be trusted, 0 elsewhere.
 
-    Ruder et al.'s two tests, plus flow that leaves the frame, on the backward flow w' (t -> t-1) and the forward flow w
-    (t-1 -> t) sampled where w' points, w~(x) = w(x + w'(x)):
+    Ruder et al.'s two tests, on the backward flow w' (t -> t-1) and the forward flow w
+    (t-1 -> t) sampled where w' points, w~(x) = w(x + w'(x)), plus flow leaving the frame:
       disocclusion:    |w~ + w'|^2 > 0.01 (|w~|^2 + |w'|^2) + 0.5
       motion boundary: |grad u'|^2 + |grad v'|^2 > 0.01 |w'|^2 + 0.002
     """
@@ -70,9 +65,19 @@ def _leaves_frame(flow: torch.Tensor) -> torch.Tensor:
     visible content to a smear of the border.
     """
     h, w = flow.shape[:2]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing="ij")
-    x, y = xs + flow[..., 0], ys + flow[..., 1]
+    x, y = _targets(flow)
     return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
+
+
+def _targets(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates x + flow(x): where each pixel's flow points, (x, y) planes."""
+    h, w = flow.shape[:2]
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=flow.device, dtype=flow.dtype),
+        torch.arange(w, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    return xs + flow[..., 0], ys + flow[..., 1]
 
 
 def _gradients(channel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

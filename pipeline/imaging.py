@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.color import swap_red_blue
-from pipeline.errors import InputError
+from pipeline.errors import OS_INPUT_ERRORS, InputError, os_reason
 from pipeline.resize import resize_long_side
 
 def prepare(rgb: np.ndarray, long_side: int | None = None) -> torch.Tensor:
@@ -61,12 +61,8 @@ def read_rgb(path: Path, draft_side: int | None = None) -> np.ndarray:
                     img.draft("RGB", (draft_side, draft_side))
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb_array(img)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory") from None
-    except PermissionError:
-        raise InputError(path, "permission denied") from None
+    except OS_INPUT_ERRORS as exc:
+        raise InputError(path, os_reason(exc) or str(exc)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(path, f"refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:

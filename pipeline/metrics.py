@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pipeline.flow import consistency_mask, optical_flow, warp
+from pipeline.imaging import prepare
 from pipeline.losses import content_loss, gram, style_loss
 from pipeline.stylize import Encoder
 
@@ -58,9 +59,7 @@ def frame_warping_error(
     """
     backward = optical_flow(source_cur, source_prev)
     mask = consistency_mask(optical_flow(source_prev, source_cur), backward)
-    prev = torch.from_numpy(out_prev).permute(2, 0, 1)[None].float() / 255
-    cur = torch.from_numpy(out_cur).permute(2, 0, 1)[None].float() / 255
-    diff = (cur - warp(prev, backward)).pow(2).sum(1)[0]
+    diff = (prepare(out_cur) - warp(prepare(out_prev), backward)).pow(2).sum(1)[0]
     trusted = float(mask.sum())
     return float((mask * diff).sum()) / trusted if trusted > 0 else 0.0
 

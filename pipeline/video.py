@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from pipeline.color import swap_red_blue
-from pipeline.errors import InputError
+from pipeline.errors import InputError, os_reason
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
-from pipeline.writer import create_temp, remove_quietly
+from pipeline.writer import create_temp, publish, remove_quietly
 
 # 1/90000 s, the MPEG clock: fine enough that any frame time rounds by < 6 microseconds.
 TIME_BASE = Fraction(1, 90000)
@@ -104,12 +104,9 @@ def _rate(frame_count: int, duration: float) -> Fraction:
 
 
 def _open_error(path: Path, exc: BaseException) -> InputError:
-    if isinstance(exc, FileNotFoundError):
-        return InputError(path, "file not found")
-    if isinstance(exc, IsADirectoryError):
-        return InputError(path, "is a directory")
-    if isinstance(exc, PermissionError):
-        return InputError(path, "permission denied")
+    reason = os_reason(exc)
+    if reason is not None:
+        return InputError(path, reason)
     if path.is_file() and path.stat().st_size == 0:
         return InputError(path, "empty file")
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -234,9 +231,7 @@ class VideoWriter:
             self._audio.copy_until(None)
             self._audio.close()
         self._output.close()
-        with open(self._tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self._tmp, self.out_path)
+        publish(self._tmp, self.out_path)
 
     def _abort(self) -> None:
         for closable in (self._audio, self._output):

@@ -27,12 +27,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def publish(tmp: str, path: Path) -> None:
+    """Flush a finished temp file to disk, then rename it onto ``path`` in one step."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def create_temp(folder: Path) -> tuple[int, str]:
