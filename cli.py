@@ -7,6 +7,7 @@ Only this module prints. torch and the engine are imported inside the commands, 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import typer
 from typing_extensions import Annotated
 
-from pipeline.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESET_DEFAULT, Settings, build_settings
+from pipeline.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESET_DEFAULT, TEMPORAL_MODES, Settings, build_settings
 from pipeline.errors import NstpipeError
 
 app = typer.Typer(
@@ -52,6 +53,16 @@ WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="VGG19 weig
 ScalesOpt = Annotated[Optional[int], typer.Option("--scales", help="Levels of the coarse-to-fine pyramid.", show_default=False)]
 ContentLayerOpt = Annotated[Optional[str], typer.Option("--content-layer", help="VGG19 layer of the content loss.", show_default=False)]
 StyleLayersOpt = Annotated[Optional[str], typer.Option("--style-layers", help="Comma-separated VGG19 layers of the style loss.", show_default=False)]
+TemporalOpt = Annotated[
+    Optional[str],
+    typer.Option("--temporal", help=f"{', '.join(TEMPORAL_MODES)}: start each frame from the previous one warped along the optical flow (with a temporal loss), unwarped, or not at all.", show_default=False),
+]
+LaterItersOpt = Annotated[Optional[int], typer.Option("--later-iterations", help="Iteration budget of every frame after the first (flow, prev).", show_default=False)]
+TemporalWOpt = Annotated[Optional[float], typer.Option("--temporal-weight", help="Weight of the temporal loss (flow).", show_default=False)]
+CrfOpt = Annotated[Optional[int], typer.Option("--crf", help="H.264 quality, 0 (lossless) to 51; 18 is visually lossless.", show_default=False)]
+WorkDirOpt = Annotated[Optional[Path], typer.Option("--work-dir", help="Folder for finished frames and the manifest [default: OUTPUT.nstpipe-work].", show_default=False)]
+FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="Stylize only the first N frames (a preview).", min=1, show_default=False)]
+KeepFramesOpt = Annotated[bool, typer.Option("--keep-frames", help="Keep the stylized frames (PNG) after the video is written.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -62,11 +73,15 @@ _SETTING_FLAGS = (
     "tv_weight", "optimizer", "learning_rate", "init", "pooling", "weights", "scales", "content_layer", "style_layers",
 )
 
+_VIDEO_FLAGS = ("temporal", "later_iterations", "temporal_weight", "crf")
+
 
 def _settings(flags: dict[str, Any]) -> Settings:
     """Preset < --config file < flags (the command's options; unset ones are None)."""
     overrides = {key: flags[key] for key in _SETTING_FLAGS}
     overrides["style_blend"] = flags["style_weights"]
+    for key in _VIDEO_FLAGS:
+        overrides[key] = flags.get(key)
     return build_settings(flags["preset"], flags["config"], overrides)
 
 
@@ -170,6 +185,68 @@ def images(
 
 
 @app.command()
+@_with_common_options
+def video(
+    source: Annotated[Path, typer.Argument(help="The video to paint.", show_default=False)],
+    style: StyleOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4, H.264).", show_default=False)],
+    temporal: TemporalOpt = None,
+    later_iterations: LaterItersOpt = None,
+    temporal_weight: TemporalWOpt = None,
+    crf: CrfOpt = None,
+    work_dir: WorkDirOpt = None,
+    frames: FramesOpt = None,
+    keep_frames: KeepFramesOpt = False,
+    **options: Any,
+) -> None:
+    """Stylize a video frame by frame, stable over time; rerun to resume after an interruption."""
+    with _user_errors(options["debug"]):
+        flags = {**options, "temporal": temporal, "later_iterations": later_iterations, "temporal_weight": temporal_weight, "crf": crf}
+        settings = _settings(flags)
+        from pipeline.app import stylize_video
+
+        with _reporter(options["quiet"]) as report:
+            summary = stylize_video(source, style, output, settings, report, work_dir, frames, keep_frames)
+        resumed = summary.frames - summary.stylized
+        typer.echo(f"wrote {output}: {summary.frames} frames ({resumed} from an earlier run), {summary.iterations} iterations")
+
+
+@app.command()
+def metrics(
+    source: Annotated[Path, typer.Argument(help="The original video.", show_default=False)],
+    stylized: Annotated[Path, typer.Argument(help="Its stylized version.", show_default=False)],
+    style: Annotated[Optional[Path], typer.Option("--style", "-s", help="The painting, for style distances.", show_default=False)] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the per-frame numbers here.", show_default=False)] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw E_warp over time into this PNG.", show_default=False)] = None,
+    device: DeviceOpt = None,
+    weights: WeightsOpt = None,
+    debug: DebugOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Temporal stability (warping error E_warp, Lai et al. 2018) and per-frame content and style distances."""
+    with _user_errors(debug):
+        settings = build_settings(overrides={"device": device, "weights": weights})
+        from pipeline.app import measure_video
+        from pipeline.writer import atomic_write_json
+
+        with _reporter(quiet) as report:
+            result = measure_video(source, stylized, style, settings, report)
+        summary = result.summary()
+        for key, value in summary.items():
+            shown = "-" if value is None else (f"{value:.6f}" if isinstance(value, float) else str(value))
+            typer.echo(f"{key:<22}{shown:>12}")
+        if json_path is not None:
+            frames = [dataclasses.asdict(f) for f in result.frames]
+            record = {"source": str(source), "stylized": str(stylized), "style": str(style) if style else None,
+                      "width": result.width, "height": result.height, "summary": summary, "frames": frames}
+            atomic_write_json(json_path, record)
+        if plot is not None:
+            from pipeline.plot import plot_warping_error
+
+            plot_warping_error(result, plot, title=f"E_warp: {stylized.name}")
+
+
+@app.command()
 def presets() -> None:
     """List the presets and their settings."""
     from pipeline.config import preset_names, read_preset
@@ -204,6 +281,20 @@ class _ProgressBar:
             self.progress.advance(self.files)
         elif isinstance(event, TaskStarted) and self.files is not None:
             self.progress.update(self.files, description=str(event.task.relative))
+        else:
+            self._video_event(event)
+
+    def _video_event(self, event: object) -> None:
+        from pipeline.video_job import Encoding, FrameDone, FrameStarted, VideoPlanned
+
+        if isinstance(event, VideoPlanned):
+            self.files = self.progress.add_task("frames", total=event.frames, completed=event.done)
+        elif isinstance(event, FrameStarted) and self.files is not None:
+            self.progress.update(self.files, description=f"frame {event.index + 1}")
+        elif isinstance(event, FrameDone) and self.files is not None:
+            self.progress.advance(self.files)
+        elif isinstance(event, Encoding) and self.files is not None:
+            self.progress.update(self.files, description=f"encoding {event.frames} frames")
 
 
 @contextlib.contextmanager

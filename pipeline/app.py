@@ -6,6 +6,8 @@ Events go to a ``report`` callable (the CLI's progress bar); nothing is printed.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,13 +19,19 @@ from pipeline.config import Settings
 from pipeline.device import resolve_device
 from pipeline.errors import InputError
 from pipeline.executor import Executor, LocalExecutor, Summary
-from pipeline.imaging import read_rgb, to_rgb8
+from pipeline.framestore import FrameStore
+from pipeline.imaging import read_image, read_rgb, to_rgb8
+from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_metrics
 from pipeline.plan import ImageTask, plan_images
+from pipeline.vgg import VGGFeatures, load_weights
+from pipeline.video import probe, read_frames
+from pipeline.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job, stylize_frames
 from pipeline.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
 from pipeline.writer import atomic_write_json, clean_temp_files, write_image
 
 Report = Callable[[object], None]
 SETTINGS_FILE = "nstpipe-settings.json"
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
 @dataclass(frozen=True)
@@ -124,3 +132,80 @@ def stylize_folder(
     outcome.done = summary.done
     outcome.failed = summary.failed
     return outcome
+
+
+def default_work_dir(output: Path) -> Path:
+    return output.with_name(output.name + ".nstpipe-work")
+
+
+def stylize_video(
+    source: Path,
+    styles: Sequence[Path],
+    output: Path,
+    settings: Settings,
+    report: Report,
+    work_dir: Path | None = None,
+    limit: int | None = None,
+    keep_frames: bool = False,
+) -> FramesSummary:
+    """Stylize ``source`` into ``output`` (H.264 MP4), resuming from the work folder.
+
+    ``limit`` stylizes only the first frames (a preview). The frames stay in the work
+    folder until the video is published; then they are removed unless ``keep_frames``.
+    """
+    if output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(output, f"the output is H.264 in MP4: name it {' or '.join(VIDEO_SUFFIXES)}")
+    check_inputs(styles, settings)
+    info = probe(source)  # a missing, empty or corrupt file fails here, before any work
+    check_writable(output.parent)
+    if output.resolve() == source.resolve():
+        raise InputError(output, "the output would overwrite the input video")
+    job = make_video_job(settings, list(styles), source, info)
+    store = FrameStore(work_dir or default_work_dir(output), job.fingerprint)
+    check_writable(store.root.parent)
+    store.open(video_manifest(job, str(resolve_device(settings.device))))
+    frames = info.frame_count if limit is None else min(limit, info.frame_count)
+    report(VideoPlanned(frames, count_done(store, frames)))
+    summary = stylize_frames(job, store, report, limit)
+    encode(job, store, summary.times, output, report, full=limit is None or limit >= info.frame_count)
+    if not keep_frames:
+        store.remove()
+    return summary
+
+
+def video_manifest(job: VideoJob, device: str) -> dict[str, object]:
+    record = settings_record(make_job(job.settings, list(job.styles)), device)
+    record.pop("fingerprint")  # the image fingerprint; the store writes the video job's
+    record["input"] = {"path": str(job.source.resolve()), **dataclasses.asdict(job.info), "fps": str(job.info.fps)}
+    return record
+
+
+def measure_video(
+    source: Path,
+    stylized: Path,
+    style: Path | None,
+    settings: Settings,
+    report: Report,
+) -> VideoMetrics:
+    """``nstpipe metrics``: E_warp of ``stylized`` and of ``source``, and per-frame distances."""
+    source_info, stylized_info = probe(source), probe(stylized)
+    style_image = read_image(style) if style is not None else None
+    device = resolve_device(settings.device)
+    layers = tuple(dict.fromkeys((CONTENT_LAYER, *STYLE_LAYERS)))
+    encoder = VGGFeatures(load_weights(settings.weights), layers, "max").to(device)
+    if stylized_info.frame_count > source_info.frame_count:
+        raise InputError(stylized, f"has {stylized_info.frame_count} frames, the source only {source_info.frame_count}")
+    # A preview (nstpipe video --frames N) is compared with the first N source frames.
+    frames = stylized_info.frame_count
+    report(VideoPlanned(frames, 0))
+    try:
+        return video_metrics(
+            encoder,
+            (f.rgb for f in itertools.islice(read_frames(source), frames)),
+            (f.rgb for f in read_frames(stylized)),
+            style_image.to(device) if style_image is not None else None,
+            on_frame=lambda frame: report(FrameDone(frame.index, 0, 0.0)),
+        )
+    except ValueError:
+        # zip(strict=True): one stream ended early although both containers counted more.
+        raise InputError(stylized, "the frames of the two videos could not all be decoded (corrupt?)") from None

@@ -48,6 +48,7 @@ LAYERS: tuple[str, ...] = _layer_names()
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
 COLOR_MODES = ("none", "luminance", "histogram")
+TEMPORAL_MODES = ("flow", "prev", "none")
 PRESET_DEFAULT = "default"
 
 
@@ -104,6 +105,26 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class VideoConfig:
+    """How a video's frames are chained; the engine settings apply to every frame.
+
+    The first frame (and, with ``temporal = "none"``, every frame) gets the engine's full
+    budget: the pyramid, ``coarse_iterations`` and ``iterations``. A later frame starts
+    from its stylized predecessor, which is already most of the way there, so it runs
+    ``later_iterations`` at full size only, with the same early stopping.
+    """
+
+    temporal: str = "flow"
+    later_iterations: int = 40
+    crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
+
+    def __post_init__(self) -> None:
+        _check(self.temporal in TEMPORAL_MODES, "temporal", f"must be one of {', '.join(TEMPORAL_MODES)}")
+        _check(self.later_iterations >= 0, "later_iterations", "must not be negative")
+        _check(0 <= self.crf <= 51, "crf", "must be between 0 and 51")
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole run: the engine plus where it runs and at what size."""
 
@@ -111,13 +132,15 @@ class Settings:
     device: str = "auto"
     weights: str = "embedded"
     engine: EngineConfig = field(default_factory=EngineConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
 
     def __post_init__(self) -> None:
         _check(self.size >= 16, "size", "must be at least 16 pixels")
 
     def to_dict(self) -> dict[str, Any]:
-        flat = {k: v for k, v in dataclasses.asdict(self).items() if k != "engine"}
+        flat = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("engine", "video")}
         flat.update(dataclasses.asdict(self.engine))
+        flat.update(dataclasses.asdict(self.video))
         return flat
 
     def fingerprint(self, extra: Mapping[str, Any] | None = None) -> str:
@@ -125,10 +148,13 @@ class Settings:
 
         ``device`` is left out on purpose: the same settings on another device give the
         same picture up to float noise, and resuming a job on a different machine must
-        not redo finished work.
+        not redo finished work. The video settings are left out too, so that changing
+        them does not invalidate finished photos; a video job passes them in ``extra``.
         """
         data = self.to_dict()
         data.pop("device")
+        for key in _VIDEO_FIELDS:
+            data.pop(key)
         data["extra"] = dict(extra or {})
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
@@ -140,7 +166,8 @@ def _check(ok: bool, key: str, reason: str) -> None:
 
 
 _ENGINE_FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
-_SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "engine"}
+_VIDEO_FIELDS = {f.name: f for f in dataclasses.fields(VideoConfig)}
+_SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("engine", "video")}
 
 
 def preset_names() -> list[str]:
@@ -183,18 +210,18 @@ def build_settings(
 
 
 def settings_from_dict(data: Mapping[str, Any]) -> Settings:
-    engine_kwargs: dict[str, Any] = {}
-    settings_kwargs: dict[str, Any] = {}
+    groups: list[tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]] = [
+        (_ENGINE_FIELDS, {}), (_VIDEO_FIELDS, {}), (_SETTINGS_FIELDS, {})
+    ]
     for key, value in data.items():
-        if key in _ENGINE_FIELDS:
-            engine_kwargs[key] = _coerce(key, value, _ENGINE_FIELDS[key].default)
-        elif key in _SETTINGS_FIELDS:
-            settings_kwargs[key] = _coerce(key, value, _SETTINGS_FIELDS[key].default)
-        else:
+        fields, kwargs = next(((f, kw) for f, kw in groups if key in f), (None, None))
+        if fields is None or kwargs is None:
             raise ConfigError(f"unknown setting {key!r}")
+        kwargs[key] = _coerce(key, value, fields[key].default)
+    (_, engine_kwargs), (_, video_kwargs), (_, settings_kwargs) = groups
     if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
         engine_kwargs["style_layer_weights"] = (1.0,) * len(engine_kwargs["style_layers"])
-    return Settings(engine=EngineConfig(**engine_kwargs), **settings_kwargs)
+    return Settings(engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), **settings_kwargs)
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

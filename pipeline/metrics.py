@@ -10,14 +10,15 @@ optimizes exactly what is reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from pipeline.flow import consistency_mask, optical_flow, warp
-from pipeline.imaging import prepare
+from pipeline.imaging import prepare, to_rgb8
 from pipeline.losses import content_loss, gram, style_loss
+from pipeline.resize import fit_long_side, resize, resize_long_side
 from pipeline.stylize import Encoder
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -71,3 +72,80 @@ def warping_errors(source: Iterable[np.ndarray], output: Iterable[np.ndarray]) -
         if prev is not None:
             yield frame_warping_error(prev[0], src, prev[1], out)
         prev = (src, out)
+
+
+@dataclass(frozen=True)
+class FrameMetrics:
+    index: int
+    warping_error: float | None  # None for the first frame (no predecessor)
+    source_warping_error: float | None
+    content: float
+    style: float | None  # None without a style image
+
+
+@dataclass(frozen=True)
+class VideoMetrics:
+    frames: list[FrameMetrics]
+    width: int
+    height: int
+
+    def mean(self, name: str) -> float | None:
+        values = [getattr(f, name) for f in self.frames if getattr(f, name) is not None]
+        return sum(values) / len(values) if values else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {
+            "frames": len(self.frames),
+            "warping_error": self.mean("warping_error"),
+            "source_warping_error": self.mean("source_warping_error"),
+            "content": self.mean("content"),
+            "style": self.mean("style"),
+        }
+
+
+def source_at(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A source frame at a stylized frame's size, as the pipeline made it.
+
+    The pipeline resizes a frame to its long side and the H.264 writer crops an odd row
+    or column; when the sizes fit that story the same is done here, so that a pixel is
+    compared with the pixel it was made from. Otherwise a plain resize.
+    """
+    h, w = rgb.shape[:2]
+    for long_side in (max(height, width), max(height, width) + 1):
+        fh, fw = fit_long_side(h, w, long_side)
+        if 0 <= fh - height <= 1 and 0 <= fw - width <= 1:
+            return to_rgb8(prepare(rgb, long_side))[:height, :width]
+    return to_rgb8(resize(prepare(rgb), (height, width)))
+
+
+@torch.no_grad()
+def video_metrics(
+    encoder: Encoder,
+    source: Iterable[np.ndarray],
+    stylized: Iterable[np.ndarray],
+    style: torch.Tensor | None = None,
+    on_frame: Callable[[FrameMetrics], None] | None = None,
+) -> VideoMetrics:
+    """E_warp of the stylized frames and of the source, and per-frame distances; streamed.
+
+    Both streams must have the same number of frames (``zip(strict=True)`` raises
+    ValueError otherwise); the source is brought to the stylized frames' size.
+    """
+    frames: list[FrameMetrics] = []
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    height = width = 0
+    for index, (src_full, out) in enumerate(zip(source, stylized, strict=True)):
+        height, width = out.shape[:2]
+        src = source_at(src_full, height, width)
+        style_image = resize_long_side(style, max(height, width)) if style is not None else None
+        d = distances(encoder, prepare(out), prepare(src), style_image if style_image is not None else prepare(src))
+        warp_err = src_err = None
+        if previous is not None:
+            warp_err = frame_warping_error(previous[0], src, previous[1], out)
+            src_err = frame_warping_error(previous[0], src, previous[0], src)
+        frame = FrameMetrics(index, warp_err, src_err, d.content, d.style if style is not None else None)
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+        previous = (src, out)
+    return VideoMetrics(frames, width, height)

@@ -6,6 +6,7 @@ event objects; the caller decides what to show or save.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence, Union
 
@@ -89,6 +90,16 @@ class Stylizer:
         self.styles = [s.to(self.device) for s in styles]
         self.blend = [w / sum(blend) for w in blend]
         self._gram_cache: dict[int, dict[str, torch.Tensor]] = {}
+
+    def with_config(self, config: EngineConfig) -> Stylizer:
+        """The same encoder, styles and Gram cache under another budget or temporal weight.
+
+        For settings that do not change the style targets (iterations, scales, weights of
+        the loss terms); the video path uses it for frames after the first.
+        """
+        other = copy.copy(self)
+        other.config = config
+        return other
 
     # -- targets -------------------------------------------------------------------------
 

@@ -144,7 +144,8 @@ class VideoWriter:
 
     ``write(rgb, time)`` takes HxWx3 uint8 frames of the size given here and their times in
     seconds; the times become the timestamps, so a variable frame rate is kept. ``fps`` is
-    the nominal rate (stored as the stream's rate, and the last frame's duration).
+    the nominal rate (stored as the stream's rate, and the last frame's duration). The
+    audio is copied whole unless ``audio_end`` (seconds) cuts it, for a partial video.
 
     Odd sizes: yuv420p stores colour at half resolution, so libx264 refuses odd widths and
     heights. The last column and/or row is cropped rather than a replicated one padded on:
@@ -155,7 +156,16 @@ class VideoWriter:
     the ``with`` block ends normally; an exception removes the temp file, leaving nothing.
     """
 
-    def __init__(self, out_path: Path, source: Path | None, width: int, height: int, fps: Fraction | float, crf: int = 18) -> None:
+    def __init__(
+        self,
+        out_path: Path,
+        source: Path | None,
+        width: int,
+        height: int,
+        fps: Fraction | float,
+        crf: int = 18,
+        audio_end: float | None = None,
+    ) -> None:
         if width < 2 or height < 2:
             raise ValueError(f"frame size {width}x{height} is too small for H.264")
         if fps <= 0:
@@ -166,6 +176,7 @@ class VideoWriter:
         self.width, self.height = width - width % 2, height - height % 2
         self.fps = Fraction(fps).limit_denominator(1_000_000)
         self.crf = crf
+        self.audio_end = audio_end  # seconds of audio to copy; None = all of it
         self._tmp: str | None = None
         self._output: av.container.OutputContainer | None = None
         self._video: av.video.stream.VideoStream | None = None
@@ -228,7 +239,7 @@ class VideoWriter:
             raise ValueError(f"{self.out_path}: no frames were written")
         self._mux(self._video.encode(None))
         if self._audio is not None:
-            self._audio.copy_until(None)
+            self._audio.copy_until(self.audio_end)
             self._audio.close()
         self._output.close()
         publish(self._tmp, self.out_path)

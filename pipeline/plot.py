@@ -1,0 +1,34 @@
+"""The E_warp-over-time chart of ``nstpipe metrics --plot``, drawn with matplotlib."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from pipeline.metrics import VideoMetrics
+from pipeline.writer import atomic_write_bytes
+
+
+def plot_warping_error(metrics: VideoMetrics, path: Path, title: str = "") -> None:
+    """Stylized and source E_warp per frame as lines; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    frames = [f for f in metrics.frames if f.warping_error is not None]
+    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
+    try:
+        ax.plot([f.index for f in frames], [f.warping_error for f in frames], label="stylized")
+        ax.plot([f.index for f in frames], [f.source_warping_error for f in frames], label="source", linestyle="--")
+        ax.set_xlabel("frame")
+        ax.set_ylabel("E_warp")
+        ax.set_title(title or "warping error per frame (lower is steadier)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

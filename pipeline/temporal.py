@@ -1,0 +1,91 @@
+"""One video frame at a time: where it starts, what holds it to its predecessor, its budget.
+
+No I/O. Frames arrive as HxWx3 uint8 RGB at the output size: the source frame, and the
+source and *stylized* previous frames. The stylized predecessor is taken as the uint8
+picture that was saved, not the float tensor the optimizer ended with, so a run that
+resumes from the saved frames continues exactly as an uninterrupted run would.
+
+Modes (``VideoConfig.temporal``):
+  flow  start from the previous stylized frame warped along the optical flow between the
+        source frames, and add Ruder et al.'s temporal loss toward it (masked where the
+        flow is not trusted);
+  prev  start from the previous stylized frame as it is, no temporal loss;
+  none  every frame on its own, from the configured init (the baseline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.config import Settings
+from pipeline.flow import consistency_mask, optical_flow, warp
+from pipeline.imaging import prepare, to_rgb8
+from pipeline.stylize import Callback, Stylizer, TemporalTarget
+
+
+@dataclass(frozen=True)
+class FrameStart:
+    """How one frame's optimization begins; both None means "like a photo"."""
+
+    init: torch.Tensor | None
+    temporal: TemporalTarget | None
+
+
+@dataclass(frozen=True)
+class StylizedFrame:
+    rgb: np.ndarray  # HxWx3 uint8, the size of the source frame given
+    iterations: int
+    loss: float
+
+
+def frame_start(
+    mode: str,
+    source: np.ndarray,
+    previous_source: np.ndarray | None,
+    previous_output: np.ndarray | None,
+) -> FrameStart:
+    """The init and temporal target of a frame; the first frame has no predecessor."""
+    if mode == "none" or previous_output is None:
+        return FrameStart(None, None)
+    previous = prepare(previous_output)
+    if mode == "prev":
+        return FrameStart(previous, None)
+    if previous_source is None:
+        raise ValueError("flow mode needs the previous source frame")
+    # Flow on the source frames (the stylized ones have painted texture that would
+    # mislead it), at the output size, where the warp is applied.
+    backward = optical_flow(source, previous_source)
+    forward = optical_flow(previous_source, source)
+    warped = warp(previous, backward)
+    return FrameStart(warped, TemporalTarget(warped=warped, mask=consistency_mask(forward, backward)))
+
+
+class FrameStylizer:
+    """Stylizes a video frame by frame; the first frame gets the full budget."""
+
+    def __init__(self, stylizer: Stylizer, settings: Settings) -> None:
+        self.mode = settings.video.temporal
+        self.first = stylizer
+        # Later frames start close to their answer: no pyramid (it would blur that start
+        # down and up again), a small budget, the same early stopping.
+        later = dataclasses.replace(stylizer.config, scales=1, iterations=settings.video.later_iterations)
+        self.later = stylizer if self.mode == "none" else stylizer.with_config(later)
+        self.init_image: torch.Tensor | None = None  # an --init file, for frames without a predecessor
+
+    def stylize(
+        self,
+        source: np.ndarray,
+        previous_source: np.ndarray | None = None,
+        previous_output: np.ndarray | None = None,
+        callback: Callback | None = None,
+    ) -> StylizedFrame:
+        start = frame_start(self.mode, source, previous_source, previous_output)
+        chained = start.init is not None
+        stylizer = self.later if chained else self.first
+        init = start.init if chained else self.init_image
+        result = stylizer.run(prepare(source), init=init, callback=callback, temporal=start.temporal)
+        return StylizedFrame(to_rgb8(result.image), result.iterations, result.loss)
