@@ -63,6 +63,8 @@ CrfOpt = Annotated[Optional[int], typer.Option("--crf", help="H.264 quality, 0 (
 WorkDirOpt = Annotated[Optional[Path], typer.Option("--work-dir", help="Folder for finished frames and the manifest [default: OUTPUT.nstpipe-work].", show_default=False)]
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="Stylize only the first N frames (a preview).", min=1, show_default=False)]
 KeepFramesOpt = Annotated[bool, typer.Option("--keep-frames", help="Keep the stylized frames (PNG) after the video is written.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Parallel workers [default: one per GPU, else 1]; more than one runs on Ray.", min=1, show_default=False)]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster (or 'auto'); default: $RAY_ADDRESS, else a private local instance.", show_default=False)]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -166,15 +168,17 @@ def images(
     folder: Annotated[Path, typer.Argument(help="Folder of images, searched recursively.", show_default=False)],
     style: StyleOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default=False)],
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
     **options: Any,
 ) -> None:
     """Stylize every image under FOLDER; rerun to resume (finished outputs are skipped)."""
     with _user_errors(options["debug"]):
         settings = _settings(options)
-        from pipeline.app import stylize_folder
+        from pipeline.app import open_executor, stylize_folder
 
-        with _reporter(options["quiet"]) as report:
-            outcome = stylize_folder(folder, style, output, settings, report)
+        with _reporter(options["quiet"]) as report, open_executor(workers, address) as executor:
+            outcome = stylize_folder(folder, style, output, settings, report, executor)
         for failure in outcome.failed:
             typer.echo(f"nstpipe: failed: {failure.error}", err=True)
         typer.echo(

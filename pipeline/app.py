@@ -6,8 +6,10 @@ Events go to a ``report`` callable (the CLI's progress bar); nothing is printed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -97,6 +99,34 @@ def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: S
     record = settings_record(job, str(worker.stylizer.device))
     record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
     atomic_write_json(output.with_name(output.stem + ".settings.json"), record)
+
+
+@contextlib.contextmanager
+def open_executor(workers: int | None = None, address: str | None = None) -> Iterator[Executor]:
+    """Ray actors when there is more than one worker or a cluster; else this process.
+
+    One worker on one machine gains nothing from Ray but its start-up time (seconds), so
+    that case runs in-process; everything else (``--workers N``, several GPUs,
+    ``--address`` or ``RAY_ADDRESS``) goes through Ray.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None and (workers or 1) == 1 and (workers == 1 or _visible_gpus() <= 1):
+        yield LocalExecutor()
+        return
+    from pipeline.ray_executor import RayExecutor, ray_session
+
+    with ray_session(address):
+        executor = RayExecutor(workers)
+        try:
+            yield executor
+        finally:
+            executor.close()
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def stylize_folder(

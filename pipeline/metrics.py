@@ -125,6 +125,8 @@ def video_metrics(
     stylized: Iterable[np.ndarray],
     style: torch.Tensor | None = None,
     on_frame: Callable[[FrameMetrics], None] | None = None,
+    style_layers: Sequence[str] = STYLE_LAYERS,
+    content_layer: str = CONTENT_LAYER,
 ) -> VideoMetrics:
     """E_warp of the stylized frames and of the source, and per-frame distances; streamed.
 
@@ -138,7 +140,7 @@ def video_metrics(
         height, width = out.shape[:2]
         src = source_at(src_full, height, width)
         style_image = resize_long_side(style, max(height, width)) if style is not None else None
-        d = distances(encoder, prepare(out), prepare(src), style_image if style_image is not None else prepare(src))
+        d = distances(encoder, prepare(out), prepare(src), style_image if style_image is not None else prepare(src), style_layers, content_layer)
         warp_err = src_err = None
         if previous is not None:
             warp_err = frame_warping_error(previous[0], src, previous[1], out)

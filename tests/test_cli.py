@@ -42,7 +42,7 @@ def folder(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
 def test_help_lists_the_commands() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("image", "images", "presets"):
+    for command in ("image", "images", "video", "metrics", "presets"):
         assert command in result.stdout
 
 
@@ -191,3 +191,37 @@ def test_images_on_a_missing_folder(tmp_path: Path, painting_path: Path) -> None
     assert result.exit_code == 2
     assert "nope: not a folder" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_video_and_metrics_commands(tmp_path: Path, painting_path: Path) -> None:
+    from clips import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=5, width=48, height=32, fps=10, audio=1)
+    out = tmp_path / "out.mp4"
+    result = invoke("video", clip, "--style", painting_path, "-o", out, *FAST, "--later-iterations", "1", "--temporal", "flow")
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}: 5 frames" in result.output
+    result = invoke("metrics", clip, out, "--style", painting_path, "--json", tmp_path / "m.json", "--plot", tmp_path / "m.png")
+    assert result.exit_code == 0, result.output
+    assert "warping_error" in result.output and "source_warping_error" in result.output
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["summary"]["frames"] == 5 and len(record["frames"]) == 5
+    assert record["frames"][0]["warping_error"] is None and record["frames"][1]["warping_error"] >= 0
+    assert all(f["style"] > 0 and f["content"] > 0 for f in record["frames"])
+    with Image.open(tmp_path / "m.png") as plot:
+        assert plot.format == "PNG" and plot.width > 200
+
+
+def test_video_errors_are_one_line(tmp_path: Path, painting_path: Path) -> None:
+    from clips import make_clip
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 50)
+    result = invoke("video", bad, "--style", painting_path, "-o", tmp_path / "o.mp4", *FAST)
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and str(bad) in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.mp4").exists()
+    short = make_clip(tmp_path / "short.mp4", n_frames=3)
+    longer = make_clip(tmp_path / "long.mp4", n_frames=6)
+    result = invoke("metrics", short, longer)
+    assert result.exit_code == 2 and "has 6 frames, the source only 3" in result.output

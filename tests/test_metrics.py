@@ -52,3 +52,30 @@ def test_warping_errors_streams_one_value_per_frame_after_the_first() -> None:
     assert max(errors) < 0.01
     with pytest.raises(ValueError):
         list(warping_errors(iter(frames), iter(frames[:2])))
+
+
+def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
+    from pipeline.imaging import prepare, to_rgb8
+    from pipeline.metrics import source_at
+
+    frame = scene(3)[:30]  # 30x64 at long side 32 is 15x32, which the writer crops to 14x32
+    made = to_rgb8(prepare(frame, 32))[:14, :32]
+    assert np.array_equal(source_at(frame, 14, 32), made)
+    assert source_at(frame, 30, 30).shape == (30, 30, 3)  # not a crop of a resize: plain resize
+
+
+def test_video_metrics_of_the_source_itself(tiny_encoder) -> None:
+    from pipeline.metrics import video_metrics
+
+    frames = [pan(scene(), 2 * t) for t in range(4)]
+    layers = {"style_layers": ("relu1_1",), "content_layer": "relu2_1"}
+    result = video_metrics(tiny_encoder, frames, frames, **layers)
+    assert [f.index for f in result.frames] == [0, 1, 2, 3] and result.frames[0].warping_error is None
+    for f in result.frames[1:]:
+        assert f.warping_error == pytest.approx(f.source_warping_error)
+    assert all(f.content == pytest.approx(0, abs=1e-9) and f.style is None for f in result.frames)
+    flicker = [np.clip(f.astype(int) + (25 if t % 2 else -25), 0, 255).astype(np.uint8) for t, f in enumerate(frames)]
+    worse = video_metrics(tiny_encoder, frames, flicker, **layers)
+    assert worse.mean("warping_error") > 10 * result.mean("warping_error") + 1e-3
+    with pytest.raises(ValueError):
+        video_metrics(tiny_encoder, frames, frames[:3], **layers)

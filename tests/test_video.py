@@ -1,116 +1,21 @@
 """Video I/O: probing, streamed RGB frames, and the atomic H.264 writer that keeps the audio.
 
-Every clip is made here with PyAV: a top half of pure red over a blue bottom half with a
-white bar moving across it, optionally rotated, with irregular frame times, or with AAC
-tracks (a sine tone each).
+The clips are made by tests/clips.py with PyAV (see there for what they show).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import types
-from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
 import pytest
 
+from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, pattern, round_trip, video_times, zero_frame_clip
 from pipeline.errors import InputError
-from pipeline.video import VideoInfo, VideoWriter, probe, read_frames
-
-SAMPLE_RATE = 16000
-
-
-def pattern(index: int, width: int, height: int) -> np.ndarray:
-    rgb = np.zeros((height, width, 3), np.uint8)
-    rgb[: height // 2] = (255, 0, 0)
-    rgb[height // 2 :] = (0, 0, 255)
-    x = (index * 3) % max(1, width - 4)
-    rgb[height // 2 :, x : x + 4] = 255
-    return rgb
-
-
-def make_clip(
-    path: Path,
-    n_frames: int = 12,
-    width: int = 48,
-    height: int = 32,
-    fps: int = 12,
-    audio: int = 0,
-    rotation: int | None = None,
-    times: Sequence[float] | None = None,
-) -> Path:
-    """An H.264 MP4; ``audio`` AAC tracks; ``rotation`` counter-clockwise degrees as display
-    matrix; ``times`` in seconds give each frame's timestamp (variable frame rate)."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        if times is not None:
-            video.codec_context.time_base = Fraction(1, 1000)
-        if rotation is not None:
-            video.set_display_rotation(rotation)
-        tracks = [container.add_stream("aac", rate=SAMPLE_RATE, layout="mono") for _ in range(audio)]
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
-            if times is not None:
-                frame.pts, frame.time_base = round(times[i] * 1000), Fraction(1, 1000)
-            container.mux(video.encode(frame))
-        container.mux(video.encode(None))
-        seconds = (times[-1] + 1 / fps) if times is not None else n_frames / fps
-        for k, track in enumerate(tracks):
-            write_tone(container, track, seconds, 440.0 * (k + 1))
-    return path
-
-
-def write_tone(container: av.container.OutputContainer, track: av.audio.stream.AudioStream, seconds: float, hz: float) -> None:
-    total = int(seconds * SAMPLE_RATE)
-    for start in range(0, total, 1024):
-        t = np.arange(start, min(start + 1024, total)) / SAMPLE_RATE
-        frame = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None], format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = SAMPLE_RATE, start
-        container.mux(track.encode(frame))
-    container.mux(track.encode(None))
-
-
-def round_trip(source: Path, out: Path) -> VideoInfo:
-    info = probe(source)
-    with VideoWriter(out, source=source, width=info.width, height=info.height, fps=info.fps) as writer:
-        for frame in read_frames(source):
-            writer.write(frame.rgb, frame.time)
-    return probe(out)
-
-
-def audio_packets(path: Path) -> list[tuple[str, int, list[str]]]:
-    """Per audio stream: codec, sample rate, and the digest of every packet's bytes."""
-    result = []
-    with av.open(str(path)) as container:
-        for stream in container.streams.audio:
-            digests = [hashlib.sha1(bytes(p)).hexdigest() for p in container.demux(stream) if p.size]
-            result.append((stream.codec_context.name, stream.codec_context.sample_rate, digests))
-            container.seek(0)
-    return result
-
-
-def audio_times_from_picture_start(path: Path) -> list[float]:
-    """Each audio packet's time, counted from the video stream's start."""
-    with av.open(str(path)) as container:
-        video, audio = container.streams.video[0], container.streams.audio[0]
-        start = video.start_time * video.time_base
-        return [float(p.pts * p.time_base - start) for p in container.demux(audio) if p.size]
-
-
-def video_times(path: Path) -> list[float]:
-    with av.open(str(path)) as container:
-        return sorted(float(f.pts * f.time_base) for f in container.decode(video=0))
-
-
-def is_red(rgb: np.ndarray) -> bool:
-    r, g, b = rgb.reshape(-1, 3).astype(float).mean(axis=0)
-    return r > 200 and g < 60 and b < 60
-
+from pipeline.video import VideoWriter, probe, read_frames
 
 def test_probe_reports_size_count_rate_rotation_audio(tmp_path: Path) -> None:
     info = probe(make_clip(tmp_path / "a.mp4", n_frames=12, width=48, height=32, fps=12, audio=1))
@@ -223,15 +128,6 @@ def test_existing_output_is_untouched_when_writing_fails(tmp_path: Path) -> None
             writer.write(pattern(0, 48, 32), 0.0)
             raise KeyboardInterrupt
     assert out.read_bytes() == b"previous" and os.listdir(tmp_path) == ["out.mp4"]
-
-
-def zero_frame_clip(path: Path) -> Path:
-    """A video stream without a single frame: MP4, or AVI (with MPEG-4 Part 2, as AVI expects)."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4" if path.suffix == ".avi" else "libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        container.start_encoding()  # PyAV writes the header lazily, at the first packet
-    return path
 
 
 @pytest.mark.parametrize(

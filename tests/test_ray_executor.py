@@ -1,0 +1,103 @@
+"""The Ray executor on a real local Ray instance (2 CPUs, tiny images)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from pipeline.app import stylize_folder
+from pipeline.config import build_settings
+from pipeline.executor import LocalExecutor
+from pipeline.imaging import read_rgb
+from pipeline.plan import ImageTask
+from pipeline.ray_executor import RayExecutor, WorkerLost, ray_session
+from pipeline.worker import ImageJob, ImageWorker, TaskResult
+
+ray = pytest.importorskip("ray")
+
+SETTINGS = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 3, "tolerance": 0.0, "device": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    with ray_session(cpus=2):
+        yield
+
+
+@pytest.fixture
+def archive(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
+    root = tmp_path / "in"
+    for i in range(6):
+        make_rgb(root / f"d{i % 2}" / f"p{i}.png", 16 + 2 * i, 20, seed=i)
+    return root
+
+
+def outputs(root: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(root)): read_rgb(p) for p in sorted(root.rglob("*.png"))}
+
+
+def run(executor, archive: Path, out: Path, style: Path, events: list[object] | None = None):
+    sink = events.append if events is not None else (lambda e: None)
+    try:
+        return stylize_folder(archive, [style], out, SETTINGS, sink, executor=executor)
+    finally:
+        if isinstance(executor, RayExecutor):
+            executor.close()
+
+
+def test_two_workers_give_the_same_files_as_one(local_ray: None, archive: Path, tmp_path: Path, painting_path: Path) -> None:
+    one = run(LocalExecutor(), archive, tmp_path / "one", painting_path)
+    two = run(RayExecutor(workers=2, threads=1), archive, tmp_path / "two", painting_path)
+    assert one.done == two.done == 6 and not two.failed
+    a, b = outputs(tmp_path / "one"), outputs(tmp_path / "two")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert np.abs(a[name].astype(int) - b[name].astype(int)).max() <= 1, name
+
+
+def test_a_killed_worker_costs_only_what_it_held(local_ray: None, archive: Path, tmp_path: Path, painting_path: Path) -> None:
+    executor = RayExecutor(workers=2, threads=1)
+    events: list[object] = []
+    killed: list[int] = []
+
+    def report(event: object) -> None:
+        events.append(event)
+        if isinstance(event, TaskResult) and not killed:
+            killed.append(executor.pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    outcome = stylize_folder(archive, [painting_path], tmp_path / "out", SETTINGS, report, executor=executor)
+    executor.close()
+    assert killed and not any(isinstance(e, WorkerLost) for e in events)
+    assert outcome.done == 6 and not outcome.failed
+    assert len(outputs(tmp_path / "out")) == 6
+
+
+def test_an_input_that_keeps_killing_its_worker_is_skipped(local_ray: None, archive: Path, tmp_path: Path, painting_path: Path) -> None:
+    def poison_factory(job: ImageJob) -> ImageWorker:
+        """A worker that dies (as a segfaulting decoder would) on any input named p3.
+
+        Defined in the test so that Ray ships it by value: workers cannot import tests/.
+        """
+
+        class Poisoned(ImageWorker):
+            def process(self, task: ImageTask, callback=None) -> TaskResult:
+                if task.source.stem == "p3":
+                    os._exit(1)
+                return super().process(task, callback)
+
+        return Poisoned(job)
+
+    executor = RayExecutor(workers=2, threads=1, max_attempts=2, worker_factory=poison_factory)
+    events: list[object] = []
+    outcome = run(executor, archive, tmp_path / "out", painting_path, events)
+    assert outcome.done == 5
+    assert [Path(f.task.source).name for f in outcome.failed] == ["p3.png"]
+    assert "died 2 times" in outcome.failed[0].error
+    lost = [e for e in events if isinstance(e, WorkerLost)]
+    assert [(e.task.source.name, e.attempts) for e in lost] == [("p3.png", 2)]

@@ -1,0 +1,105 @@
+"""pipeline.temporal: where each frame starts, and its budget, with a stand-in encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import TinyEncoder, smooth_image, stripes_image
+from pipeline.config import EngineConfig, Settings, VideoConfig
+from pipeline.imaging import prepare, to_rgb8
+from pipeline.stylize import Stylizer
+from pipeline.temporal import FrameStylizer, frame_start
+
+H, W, SHIFT = 32, 48, 3
+
+
+def frames() -> tuple[np.ndarray, np.ndarray]:
+    """A textured scene and the same scene moved SHIFT pixels to the right."""
+    scene = to_rgb8(smooth_image(H, W + SHIFT, phase=0.3) * 0.5 + stripes_image(H, W + SHIFT, period=5) * 0.5)
+    return np.ascontiguousarray(scene[:, SHIFT:]), np.ascontiguousarray(scene[:, :W])
+
+
+def painted(seed: int = 1) -> np.ndarray:
+    return to_rgb8(torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(seed)))
+
+
+def test_first_frame_and_mode_none_start_like_a_photo() -> None:
+    before, after = frames()
+    assert frame_start("flow", before, None, None) == frame_start("none", after, before, painted())
+    start = frame_start("none", after, before, painted())
+    assert start.init is None and start.temporal is None
+
+
+def test_prev_starts_from_the_previous_output_unwarped_without_a_temporal_term() -> None:
+    before, after = frames()
+    previous = painted()
+    start = frame_start("prev", after, before, previous)
+    assert start.temporal is None
+    assert torch.equal(start.init, prepare(previous))
+
+
+def test_flow_warps_the_previous_output_along_the_source_motion() -> None:
+    """The scene moved SHIFT px right, so the painted frame must move with it."""
+    before, after = frames()
+    previous = painted()
+    start = frame_start("flow", after, before, previous)
+    assert start.temporal is not None and start.init is start.temporal.warped
+    # warped(x) = previous(x - SHIFT), away from the borders where DIS is least sure.
+    warped = start.init[0, :, 4 : H - 4, SHIFT + 4 : W - 4]
+    expected = prepare(previous)[0, :, 4 : H - 4, 4 : W - SHIFT - 4]
+    # Median: DIS is sub-pixel accurate almost everywhere, but a per-pixel random picture
+    # turns each rare miss into a full-range error.
+    assert (warped - expected).abs().median() < 0.03
+    unwarped = prepare(previous)[0, :, 4 : H - 4, SHIFT + 4 : W - 4]
+    assert (unwarped - expected).abs().median() > 0.1
+    # The columns that entered on the left have no predecessor: not trusted.
+    mask = start.temporal.mask
+    assert mask[:, :SHIFT].sum() == 0
+    assert mask[4:-4, SHIFT + 4 : -4].mean() > 0.9
+
+
+def budget_settings(mode: str) -> Settings:
+    engine = EngineConfig(
+        content_layer="relu2_1", style_layers=("relu1_1",), style_layer_weights=(1.0,),
+        scales=2, min_scale_size=8, coarse_iterations=3, iterations=4, tolerance=0.0,
+    )
+    return Settings(size=W, device="cpu", engine=engine, video=VideoConfig(temporal=mode, later_iterations=2))
+
+
+@pytest.mark.parametrize("mode, later", [("flow", 2), ("prev", 2), ("none", 3 + 4)])
+def test_first_frame_gets_the_full_budget_later_frames_their_own(mode: str, later: int) -> None:
+    settings = budget_settings(mode)
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    before, after = frames()
+    first = stylizer.stylize(before)
+    assert first.iterations == 3 + 4 and first.rgb.shape == (H, W, 3) and first.rgb.dtype == np.uint8
+    second = stylizer.stylize(after, before, first.rgb)
+    assert second.iterations == later
+
+
+def test_temporal_term_holds_trusted_pixels_to_the_warped_frame() -> None:
+    """Same start, same budget: with the temporal weight the output stays near the warped
+    previous frame where the mask trusts it; without, it drifts toward its own optimum."""
+    before, after = frames()
+    previous = painted()
+    start = frame_start("flow", after, before, previous)
+    drift = {}
+    for weight in (0.0, 1e4):
+        engine = EngineConfig(content_layer="relu2_1", style_layers=("relu1_1",), style_layer_weights=(1.0,),
+                              iterations=15, temporal_weight=weight)
+        result = Stylizer(TinyEncoder(), [stripes_image(16, 16)], engine).run(
+            prepare(after), init=start.init, temporal=start.temporal
+        )
+        trusted = start.temporal.mask.bool()
+        drift[weight] = (result.image - start.init).abs()[0][:, trusted].mean().item()
+    assert drift[1e4] < 0.2 * drift[0.0]
+
+
+def test_inputs_are_not_modified() -> None:
+    before, after = frames()
+    previous = painted()
+    copies = [a.copy() for a in (before, after, previous)]
+    frame_start("flow", after, before, previous)
+    assert all(np.array_equal(a, b) for a, b in zip((before, after, previous), copies))

@@ -1,0 +1,164 @@
+"""``stylize_video`` end to end on short generated clips, with the real VGG19 at tiny sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clips import audio_packets, is_red, make_clip, video_times
+from pipeline.app import default_work_dir, stylize_video
+from pipeline.config import Settings, build_settings
+from pipeline.errors import InputError
+from pipeline.framestore import FrameStore
+from pipeline.imaging import read_rgb
+from pipeline.video import probe, read_frames
+from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned, make_video_job, stylize_frames
+
+FAST = {"size": 32, "scales": 1, "iterations": 2, "later_iterations": 1, "tolerance": 0.0, "device": "cpu"}
+
+
+def settings(**changes: object) -> Settings:
+    return build_settings("fast", None, {**FAST, **changes})
+
+
+class Stop(Exception):
+    """Stands in for Ctrl-C or a crash."""
+
+
+def stop_after(frames: int, events: list[object]):
+    def report(event: object) -> None:
+        events.append(event)
+        if isinstance(event, FrameDone) and sum(isinstance(e, FrameDone) for e in events) == frames:
+            raise Stop
+
+    return report
+
+
+def started(events: list[object]) -> list[int]:
+    return [e.index for e in events if isinstance(e, FrameStarted)]
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return make_clip(tmp_path / "in.mp4", n_frames=8, width=48, height=32, fps=8, audio=1)
+
+
+@pytest.fixture
+def style_path(painting_path: Path) -> Path:
+    return painting_path
+
+
+def test_output_keeps_frames_rate_duration_audio_and_has_even_size(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    out = tmp_path / "out" / "styled.mp4"
+    summary = stylize_video(clip, [style_path], out, settings(), lambda e: None)
+    source, result = probe(clip), probe(out)
+    # 48x32 at long side 32 is 32x21; the odd row is cropped for yuv420p.
+    assert (result.width, result.height) == (32, 20)
+    assert (result.frame_count, result.fps, result.rotation) == (8, source.fps, 0)
+    assert result.duration == pytest.approx(source.duration, abs=1 / 8)
+    assert audio_packets(out) == audio_packets(clip)  # copied, not re-encoded
+    assert summary.frames == summary.stylized == 8 and summary.iterations == 2 + 7 * 1
+    # Published atomically, and the work folder is gone once the video exists.
+    assert os.listdir(out.parent) == ["styled.mp4"]
+
+
+def test_rotated_and_variable_rate_input(tmp_path: Path, style_path: Path) -> None:
+    times = [0.0, 0.05, 0.3, 0.35, 0.9, 1.0]
+    clip = make_clip(tmp_path / "r.mp4", n_frames=6, width=48, height=32, rotation=90, times=times)
+    out = tmp_path / "r_out.mp4"
+    stylize_video(clip, [style_path], out, settings(), lambda e: None)
+    info = probe(out)
+    assert (info.width, info.height, info.rotation) == (20, 32, 0)  # upright: 32x48 shown, long side 32
+    assert video_times(out) == pytest.approx(times, abs=2e-3)
+    # Upright content: the stored top (red) half is on the left once rotated.
+    assert next(read_frames(out)).rgb[:, :8, 0].mean() > next(read_frames(out)).rgb[:, -8:, 0].mean()
+
+
+def test_resume_after_interruption_redoes_no_finished_frame(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    out, work = tmp_path / "a.mp4", tmp_path / "work"
+    events: list[object] = []
+    with pytest.raises(Stop):
+        stylize_video(clip, [style_path], out, settings(), stop_after(3, events), work_dir=work)
+    assert started(events) == [0, 1, 2] and not out.exists()
+    store = next(work.iterdir())
+    finished = {p.name: p.stat().st_mtime_ns for p in store.glob("frame-*.png")}
+    assert sorted(finished) == [f"frame-{i:06d}.png" for i in range(3)]
+
+    events = []
+    stylize_video(clip, [style_path], out, settings(), events.append, work_dir=work, keep_frames=True)
+    assert VideoPlanned(8, 3) in events
+    assert started(events) == [3, 4, 5, 6, 7]
+    assert {name: (store / name).stat().st_mtime_ns for name in finished} == finished
+    assert probe(out).frame_count == 8
+
+    # The chain continued from the saved frame: the same frames as an uninterrupted run.
+    straight = tmp_path / "straight"
+    stylize_video(clip, [style_path], tmp_path / "b.mp4", settings(), lambda e: None, work_dir=straight, keep_frames=True)
+    for index in range(8):
+        name = f"frame-{index:06d}.png"
+        assert np.array_equal(read_rgb(store / name), read_rgb(next(straight.iterdir()) / name)), name
+
+
+def test_changed_settings_do_not_reuse_frames_but_a_new_crf_does(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    out, work = tmp_path / "a.mp4", tmp_path / "work"
+    stylize_video(clip, [style_path], out, settings(), lambda e: None, work_dir=work, keep_frames=True)
+    events: list[object] = []
+    stylize_video(clip, [style_path], out, settings(crf=30), events.append, work_dir=work, keep_frames=True)
+    assert started(events) == []  # only re-encoded
+    for changed in ({"temporal": "prev"}, {"later_iterations": 2}, {"style_weight": 2.0}):
+        events = []
+        stylize_video(clip, [style_path], out, settings(**changed), events.append, work_dir=work, keep_frames=True)
+        assert started(events) == list(range(8)), changed
+    assert len(list(work.iterdir())) == 4  # one folder per job
+
+
+def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    out = tmp_path / "preview.mp4"
+    summary = stylize_video(clip, [style_path], out, settings(), lambda e: None, limit=3)
+    info = probe(out)
+    assert summary.frames == info.frame_count == 3
+    assert info.has_audio and info.duration == pytest.approx(3 / 8, abs=0.1)
+
+
+def test_default_work_dir_is_beside_the_output(tmp_path: Path) -> None:
+    assert default_work_dir(tmp_path / "x" / "v.mp4") == tmp_path / "x" / "v.mp4.nstpipe-work"
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty file"), (b"\x00\x01garbage" * 100, "corrupt"), (None, "file not found")],
+    ids=["empty", "garbage", "missing"],
+)
+def test_unusable_video_fails_before_any_output(tmp_path: Path, style_path: Path, content: bytes | None, reason: str) -> None:
+    bad = tmp_path / "bad.mp4"
+    if content is not None:
+        bad.write_bytes(content)
+    out = tmp_path / "out" / "o.mp4"
+    with pytest.raises(InputError, match=reason) as error:
+        stylize_video(bad, [style_path], out, settings(), lambda e: None)
+    assert str(bad) in str(error.value) and "\n" not in str(error.value)
+    assert not out.exists() and not default_work_dir(out).exists()
+
+
+def test_stream_that_ends_early_is_an_error_and_keeps_the_frames(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    """A stream that breaks mid-way looks like an end to OpenCV; the container's count tells."""
+    s = settings()
+    info = dataclasses.replace(probe(clip), frame_count=11)
+    job = make_video_job(s, [style_path], clip, info)
+    store = FrameStore(tmp_path / "work", job.fingerprint)
+    store.open({})
+    with pytest.raises(InputError, match="after 8 of 11 frames"):
+        stylize_frames(job, store, lambda e: None)
+    assert all(store.is_done(i) for i in range(8))
+
+
+def test_wrong_output_suffix_and_output_over_input(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    with pytest.raises(InputError, match=r"\.mp4"):
+        stylize_video(clip, [style_path], tmp_path / "o.avi", settings(), lambda e: None)
+    with pytest.raises(InputError, match="overwrite the input"):
+        stylize_video(clip, [style_path], clip, settings(), lambda e: None)
+    assert is_red(next(read_frames(clip)).rgb[2:14])
