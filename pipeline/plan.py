@@ -91,3 +91,35 @@ def plan_images(root: Path, out_root: Path) -> Iterator[ImageTask]:
 def pending(tasks: Iterable[ImageTask], is_done: Callable[[ImageTask], bool]) -> Iterator[ImageTask]:
     """The tasks whose output is not already complete (resume)."""
     return (task for task in tasks if not is_done(task))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames ``start`` .. ``stop - 1`` of a video, painted as one chain by one worker.
+
+    Every chunk but the first begins without a predecessor; its first ``blend`` frames are
+    painted again once the previous chunk is done, easing from that chunk's last frame
+    into this chunk's own chain, so that the cut does not show.
+    """
+
+    start: int
+    stop: int
+    blend: int = 0
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def plan_chunks(frames: int, chunks: int, blend: int = 4, min_length: int = 8) -> list[Chunk]:
+    """Split ``frames`` into at most ``chunks`` contiguous chains of near-equal length.
+
+    A chunk is never shorter than ``min_length`` (nor than 2 * ``blend``, so that a blend
+    never reaches the chunk's last frame, which the next seam starts from): a short video
+    runs as fewer chains rather than as many seams.
+    """
+    if frames <= 0:
+        return []
+    most = max(1, frames // max(min_length, 2 * blend + 1))
+    count = max(1, min(chunks, most))
+    bounds = [round(i * frames / count) for i in range(count + 1)]
+    return [Chunk(a, b, blend if i else 0) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]

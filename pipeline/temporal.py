@@ -64,6 +64,31 @@ def frame_start(
     return FrameStart(warped, TemporalTarget(warped=warped, mask=consistency_mask(forward, backward)))
 
 
+def seam_start(
+    source: np.ndarray,
+    previous_source: np.ndarray,
+    previous_output: np.ndarray,
+    own_output: np.ndarray,
+    weight: float,
+) -> FrameStart:
+    """Where a frame near the start of a chunk begins when it is painted again.
+
+    Two pulls, as one temporal target: toward the previous frame of the chain that runs
+    into this chunk, warped along the flow (trusted where its mask is 1), and toward this
+    frame as the chunk painted it on its own (trusted everywhere), with ``weight`` in
+    (0, 1) on the latter. Over the blend frames ``weight`` rises toward 1, so the chain
+    eases from its neighbour's last frame into the chunk's own frames. Two squared pulls
+    m1 (x - a)^2 + m2 (x - b)^2 are one pull (m1 + m2)(x - (m1 a + m2 b)/(m1 + m2))^2 plus
+    a constant, which is what is returned.
+    """
+    flow = frame_start("flow", source, previous_source, previous_output)
+    assert flow.temporal is not None  # "flow" with a predecessor always has one
+    incoming = (1.0 - weight) * flow.temporal.mask
+    total = incoming + weight
+    target = (incoming * flow.temporal.warped + weight * prepare(own_output)) / total
+    return FrameStart(target, TemporalTarget(warped=target, mask=total))
+
+
 class FrameStylizer:
     """Stylizes a video frame by frame; the first frame gets the full budget."""
 
@@ -88,4 +113,18 @@ class FrameStylizer:
         stylizer = self.later if chained else self.first
         init = start.init if chained else self.init_image
         result = stylizer.run(prepare(source), init=init, callback=callback, temporal=start.temporal)
+        return StylizedFrame(to_rgb8(result.image), result.iterations, result.loss)
+
+    def blend(
+        self,
+        source: np.ndarray,
+        previous_source: np.ndarray,
+        previous_output: np.ndarray,
+        own_output: np.ndarray,
+        weight: float,
+        callback: Callback | None = None,
+    ) -> StylizedFrame:
+        """Paint a frame near a chunk's start again, easing into it (see :func:`seam_start`)."""
+        start = seam_start(source, previous_source, previous_output, own_output, weight)
+        result = self.later.run(prepare(source), init=start.init, callback=callback, temporal=start.temporal)
         return StylizedFrame(to_rgb8(result.image), result.iterations, result.loss)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,18 @@ def test_first_frame_gets_the_full_budget_later_frames_their_own(mode: str, late
     assert first.iterations == 3 + 4 and first.rgb.shape == (H, W, 3) and first.rgb.dtype == np.uint8
     second = stylizer.stylize(after, before, first.rgb)
     assert second.iterations == later
+
+
+@pytest.mark.parametrize("mode", ["flow", "prev"])
+def test_a_later_frame_starts_from_its_predecessor(mode: str) -> None:
+    """With no iterations to run, a later frame is exactly where it started."""
+    settings = dataclasses.replace(budget_settings(mode), video=VideoConfig(temporal=mode, later_iterations=0))
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    before, after = frames()
+    previous = painted()
+    result = stylizer.stylize(after, before, previous)
+    assert result.iterations == 0
+    assert np.array_equal(result.rgb, to_rgb8(frame_start(mode, after, before, previous).init))
 
 
 def test_temporal_term_holds_trusted_pixels_to_the_warped_frame() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import audio_packets, is_red, make_clip, video_times
+from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, video_times
 from pipeline.app import default_work_dir, stylize_video
 from pipeline.config import Settings, build_settings
 from pipeline.errors import InputError
@@ -122,6 +122,8 @@ def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Pat
     info = probe(out)
     assert summary.frames == info.frame_count == 3
     assert info.has_audio and info.duration == pytest.approx(3 / 8, abs=0.1)
+    # The sound under those frames, not the whole clip's second of it.
+    assert 0.2 < audio_times_from_picture_start(out)[-1] < 3 / 8 + 0.07
 
 
 def test_default_work_dir_is_beside_the_output(tmp_path: Path) -> None:
