@@ -201,16 +201,18 @@ def video(
     work_dir: WorkDirOpt = None,
     frames: FramesOpt = None,
     keep_frames: KeepFramesOpt = False,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
     **options: Any,
 ) -> None:
     """Stylize a video frame by frame, stable over time; rerun to resume after an interruption."""
     with _user_errors(options["debug"]):
         flags = {**options, "temporal": temporal, "later_iterations": later_iterations, "temporal_weight": temporal_weight, "crf": crf}
         settings = _settings(flags)
-        from pipeline.app import stylize_video
+        from pipeline.app import open_executor, stylize_video
 
-        with _reporter(options["quiet"]) as report:
-            summary = stylize_video(source, style, output, settings, report, work_dir, frames, keep_frames)
+        with _reporter(options["quiet"]) as report, open_executor(workers, address) as executor:
+            summary = stylize_video(source, style, output, settings, report, work_dir, frames, keep_frames, executor)
         resumed = summary.frames - summary.stylized
         typer.echo(f"wrote {output}: {summary.frames} frames ({resumed} from an earlier run), {summary.iterations} iterations")
 

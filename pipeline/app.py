@@ -24,10 +24,10 @@ from pipeline.executor import Executor, LocalExecutor, Summary
 from pipeline.framestore import FrameStore
 from pipeline.imaging import read_image, read_rgb, to_rgb8
 from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_metrics
-from pipeline.plan import ImageTask, plan_images
+from pipeline.plan import Chunk, ImageTask, plan_chunks, plan_images
 from pipeline.vgg import VGGFeatures, load_weights
 from pipeline.video import probe, read_frames
-from pipeline.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job, stylize_frames
+from pipeline.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
 from pipeline.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
 from pipeline.writer import atomic_write_json, clean_temp_files, write_image
 
@@ -177,11 +177,15 @@ def stylize_video(
     work_dir: Path | None = None,
     limit: int | None = None,
     keep_frames: bool = False,
+    executor: Executor | None = None,
 ) -> FramesSummary:
     """Stylize ``source`` into ``output`` (H.264 MP4), resuming from the work folder.
 
-    ``limit`` stylizes only the first frames (a preview). The frames stay in the work
-    folder until the video is published; then they are removed unless ``keep_frames``.
+    ``limit`` stylizes only the first frames (a preview). The frames are split into one
+    chain per worker of ``executor`` (see :func:`~pipeline.plan.plan_chunks`); the split
+    is saved in the manifest and kept on a rerun, whatever the number of workers then.
+    The frames stay in the work folder until the video is published; then they are
+    removed unless ``keep_frames``.
     """
     if output.suffix.lower() not in VIDEO_SUFFIXES:
         raise InputError(output, f"the output is H.264 in MP4: name it {' or '.join(VIDEO_SUFFIXES)}")
@@ -190,17 +194,31 @@ def stylize_video(
     check_writable(output.parent)
     if output.resolve() == source.resolve():
         raise InputError(output, "the output would overwrite the input video")
+    executor = executor or LocalExecutor()
     job = make_video_job(settings, list(styles), source, info)
     store = FrameStore(work_dir or default_work_dir(output), job.fingerprint)
     check_writable(store.root.parent)
-    store.open(video_manifest(job, str(resolve_device(settings.device))))
     frames = info.frame_count if limit is None else min(limit, info.frame_count)
+    chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism())
+    manifest = video_manifest(job, str(resolve_device(settings.device)))
+    store.open({**manifest, "frames": frames, "chunks": [dataclasses.astuple(c) for c in chunks]})
     report(VideoPlanned(frames, count_done(store, frames)))
-    summary = stylize_frames(job, store, report, limit)
-    encode(job, store, summary.times, output, report, full=limit is None or limit >= info.frame_count)
+    summary = executor.run_video(job, store, chunks, report)
+    encode(job, store, frames, output, report, full=frames == info.frame_count)
     if not keep_frames:
         store.remove()
     return summary
+
+
+def saved_chunks(store: FrameStore, frames: int) -> list[Chunk] | None:
+    """The split of an earlier run over the same frames, so that a resume continues it."""
+    manifest = store.manifest() or {}
+    if manifest.get("frames") != frames:
+        return None
+    try:
+        return [Chunk(*map(int, c)) for c in manifest["chunks"]]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def video_manifest(job: VideoJob, device: str) -> dict[str, object]:

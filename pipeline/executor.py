@@ -1,4 +1,4 @@
-"""Running image tasks. ``LocalExecutor`` runs them in this process, one after another.
+"""Running image tasks and video chunks. ``LocalExecutor`` runs them in this process, in turn.
 
 An executor takes a job and an iterable of tasks and reports through ``on_event``:
 :class:`TaskStarted`, the engine's ``Progress``/``ScaleDone`` events, and one
@@ -9,9 +9,11 @@ input; the summary says what failed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence
 
-from pipeline.plan import ImageTask
+from pipeline.framestore import FrameStore
+from pipeline.plan import Chunk, ImageTask
+from pipeline.video_job import FramesSummary, VideoJob, run_chunks
 from pipeline.worker import ImageJob, ImageWorker, TaskResult
 
 EventSink = Callable[[object], None]
@@ -37,7 +39,12 @@ class Summary:
 
 
 class Executor(Protocol):
+    def parallelism(self) -> int:
+        """How many workers run at once: a video is split into that many chains."""
+
     def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: EventSink) -> Summary: ...
+
+    def run_video(self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink) -> FramesSummary: ...
 
 
 class LocalExecutor:
@@ -45,6 +52,12 @@ class LocalExecutor:
 
     def __init__(self, worker_factory: Callable[[ImageJob], ImageWorker] = ImageWorker) -> None:
         self.worker_factory = worker_factory
+
+    def parallelism(self) -> int:
+        return 1
+
+    def run_video(self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink) -> FramesSummary:
+        return run_chunks(job, store, chunks, on_event)
 
     def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: EventSink) -> Summary:
         summary = Summary()

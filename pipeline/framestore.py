@@ -21,6 +21,8 @@ from pipeline.imaging import read_rgb
 from pipeline.writer import atomic_write_json, clean_temp_files, read_record, write_png
 
 MANIFEST = "manifest.json"
+CHAIN = "chain"  # painted in its chunk's chain
+SEAM = "seam"  # painted again to blend a chunk into the one before it
 KEY_LENGTH = 16
 
 
@@ -44,20 +46,33 @@ class FrameStore:
     def path(self, index: int) -> Path:
         return self.root / f"frame-{index:06d}.png"
 
-    def is_done(self, index: int) -> bool:
+    def record(self, index: int) -> dict[str, Any] | None:
+        """The frame's record if the frame is complete and this job's, else None."""
         record = read_record(self.path(index))
-        return record is not None and record.get("fingerprint") == self.fingerprint and record.get("index") == index
+        if record is None or record.get("fingerprint") != self.fingerprint or record.get("index") != index:
+            return None
+        return record
 
-    def write(self, index: int, rgb: np.ndarray, time: float, iterations: int) -> None:
-        record = {"fingerprint": self.fingerprint, "index": index, "time": time, "iterations": iterations}
+    def is_done(self, index: int, stage: str | None = None) -> bool:
+        """Complete and this job's; at ``stage`` when one is given."""
+        record = self.record(index)
+        return record is not None and (stage is None or record.get("stage") == stage)
+
+    def write(self, index: int, rgb: np.ndarray, time: float, iterations: int, stage: str = CHAIN) -> None:
+        record = {"fingerprint": self.fingerprint, "index": index, "time": time, "iterations": iterations, "stage": stage}
         write_png(self.path(index), rgb, record)
+
+    def time(self, index: int) -> float:
+        record = self.record(index)
+        if record is None:
+            raise FileNotFoundError(f"{self.path(index)}: frame {index} is missing from the work folder")
+        return float(record["time"])
 
     def read(self, index: int) -> np.ndarray:
         return read_rgb(self.path(index))
 
     def iterations(self, index: int) -> int:
-        record = read_record(self.path(index)) or {}
-        return int(record.get("iterations", 0))
+        return int((self.record(index) or {}).get("iterations", 0))
 
     def remove(self) -> None:
         """Delete this job's frames; the work dir goes too when nothing else is in it."""

@@ -97,9 +97,9 @@ def pending(tasks: Iterable[ImageTask], is_done: Callable[[ImageTask], bool]) ->
 class Chunk:
     """Frames ``start`` .. ``stop - 1`` of a video, painted as one chain by one worker.
 
-    Every chunk but the first begins without a predecessor; its first ``blend`` frames are
-    painted again once the previous chunk is done, easing from that chunk's last frame
-    into this chunk's own chain, so that the cut does not show.
+    Every chunk but the first begins without a predecessor; once the previous chunk is
+    done, its first ``blend`` frames are redone as a cross-fade along the optical flow from
+    that chunk's last frame into this chunk's own chain, so that the cut does not show.
     """
 
     start: int
@@ -110,7 +110,7 @@ class Chunk:
         return self.stop - self.start
 
 
-def plan_chunks(frames: int, chunks: int, blend: int = 4, min_length: int = 8) -> list[Chunk]:
+def plan_chunks(frames: int, chunks: int, blend: int = 10, min_length: int = 8) -> list[Chunk]:
     """Split ``frames`` into at most ``chunks`` contiguous chains of near-equal length.
 
     A chunk is never shorter than ``min_length`` (nor than 2 * ``blend``, so that a blend

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError, WorkerCrashedError
+from ray.util.queue import Queue
 
+from pipeline.errors import NstpipeError
 from pipeline.executor import EventSink, Summary, TaskStarted
-from pipeline.plan import ImageTask
+from pipeline.framestore import CHAIN, SEAM, FrameStore
+from pipeline.plan import Chunk, ImageTask
+from pipeline.video_job import FrameDone, FramesSummary, FrameStarted, VideoJob, blend_seam, build_frame_stylizer, stylize_chain
 from pipeline.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
@@ -54,6 +59,49 @@ class _ImageActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+class _VideoActor:
+    """The Ray actor for video: paints whole chains and seams into the shared frame store."""
+
+    def __init__(self, job: VideoJob, threads: int | None, events: Any) -> None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.job = job
+        self.stylizer = build_frame_stylizer(job)
+        self.events = events
+
+    def _report(self, event: object) -> None:
+        # Per-frame events only; per-iteration ones would flood the queue.
+        if isinstance(event, (FrameStarted, FrameDone)):
+            self.events.put(event)
+
+    def chain(self, store: FrameStore, chunk: Chunk) -> FramesSummary:
+        return stylize_chain(self.job, store, chunk, self._report, lambda job: self.stylizer)
+
+    def seam(self, store: FrameStore, chunk: Chunk) -> FramesSummary:
+        return blend_seam(self.job, store, chunk, self._report)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _seams_ready(chunks: Sequence[Chunk], chained: set[int], done: Chunk) -> list[Chunk]:
+    """Seams that ``done`` completes: its own (with the chunk before) and the next chunk's."""
+    ready = []
+    for i, chunk in enumerate(chunks):
+        if chunk.blend and i > 0 and chunk.start in chained and chunks[i - 1].start in chained:
+            if done in (chunk, chunks[i - 1]):
+                ready.append(chunk)
+    return ready
+
+
+def _drain(events: Any, on_event: EventSink) -> None:
+    while not events.empty():
+        for event in events.get_nowait_batch(events.qsize()):
+            on_event(event)
 
 
 def visible_gpus() -> int:
@@ -114,9 +162,12 @@ class RayExecutor:
         self.worker_factory = worker_factory
         self.actors: list[Any] = []
 
-    def _start_actors(self, job: ImageJob) -> None:
+    def parallelism(self) -> int:
+        return self.workers or max(1, int(ray.cluster_resources().get("GPU", 0)))
+
+    def _start_actors(self, job: Any, actor: type = _ImageActor, *args: Any) -> None:
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        count = self.workers or max(1, gpus)
+        count = self.parallelism()
         # A dead worker is restarted (it reloads the model) and its call re-run, by Ray.
         options: dict[str, Any] = {"max_restarts": -1, "max_task_retries": self.max_attempts - 1}
         threads = self.threads
@@ -126,8 +177,8 @@ class RayExecutor:
             cpus = int(ray.cluster_resources().get("CPU", 1))
             threads = threads or max(1, cpus // count)
             options["num_cpus"] = min(threads, max(1, cpus // count))
-        actor_class = ray.remote(_ImageActor).options(**options)
-        self.actors = [actor_class.remote(job, threads, self.worker_factory) for _ in range(count)]
+        actor_class = ray.remote(actor).options(**options)
+        self.actors = [actor_class.remote(job, threads, *args) for _ in range(count)]
 
     def pids(self) -> list[int]:
         return ray.get([actor.pid.remote() for actor in self.actors])
@@ -136,7 +187,7 @@ class RayExecutor:
         summary = Summary()
         pending = iter(tasks)
         inflight: dict[Any, tuple[int, ImageTask]] = {}  # ref -> (actor index, task)
-        self._start_actors(job)
+        self._start_actors(job, _ImageActor, self.worker_factory)
         load = [0] * len(self.actors)
 
         def fill() -> None:
@@ -164,6 +215,49 @@ class RayExecutor:
             on_event(result)
             fill()
         return summary
+
+    def run_video(self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink) -> FramesSummary:
+        """One chain per chunk, on free workers; a seam as soon as both its chunks are done.
+
+        Frame events come back from the workers through a Ray queue, so the progress bar
+        moves with every frame of every worker.
+        """
+        events = Queue(maxsize=10_000)
+        self._start_actors(job, _VideoActor, events)
+        todo: deque[tuple[str, Chunk]] = deque((CHAIN, chunk) for chunk in chunks)
+        chained: set[int] = set()  # start frames of the chunks whose chain is done
+        free = list(range(len(self.actors)))
+        inflight: dict[Any, tuple[int, str, Chunk]] = {}
+        summary = FramesSummary()
+        while todo or inflight:
+            while todo and free:
+                index = free.pop()
+                stage, chunk = todo.popleft()
+                # The stage names are the actor's method names: chain or seam.
+                inflight[getattr(self.actors[index], stage).remote(store, chunk)] = (index, stage, chunk)
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            _drain(events, on_event)
+            for ref in ready:
+                index, stage, chunk = inflight.pop(ref)
+                free.append(index)
+                summary.add(self._result(ref, job, chunk))
+                if stage == CHAIN:
+                    chained.add(chunk.start)
+                    todo.extendleft((SEAM, c) for c in _seams_ready(chunks, chained, chunk))
+        _drain(events, on_event)
+        return summary
+
+    def _result(self, ref: Any, job: VideoJob, chunk: Chunk) -> FramesSummary:
+        try:
+            return ray.get(ref)
+        except RayTaskError as exc:
+            if isinstance(exc.cause, NstpipeError):
+                raise exc.cause from None  # a bad input: the same one-line error as locally
+            raise
+        except WORKER_LOST:
+            raise NstpipeError(
+                f"{job.source}: a worker died {self.max_attempts} times on frames {chunk.start}-{chunk.stop - 1}"
+            ) from None
 
     def close(self) -> None:
         for actor in self.actors:

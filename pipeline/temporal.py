@@ -71,7 +71,7 @@ def seam_start(
     own_output: np.ndarray,
     weight: float,
 ) -> FrameStart:
-    """Where a frame near the start of a chunk begins when it is painted again.
+    """A frame near the start of a chunk, eased in from the chain that runs into it.
 
     Two pulls, as one temporal target: toward the previous frame of the chain that runs
     into this chunk, warped along the flow (trusted where its mask is 1), and toward this
@@ -113,18 +113,4 @@ class FrameStylizer:
         stylizer = self.later if chained else self.first
         init = start.init if chained else self.init_image
         result = stylizer.run(prepare(source), init=init, callback=callback, temporal=start.temporal)
-        return StylizedFrame(to_rgb8(result.image), result.iterations, result.loss)
-
-    def blend(
-        self,
-        source: np.ndarray,
-        previous_source: np.ndarray,
-        previous_output: np.ndarray,
-        own_output: np.ndarray,
-        weight: float,
-        callback: Callback | None = None,
-    ) -> StylizedFrame:
-        """Paint a frame near a chunk's start again, easing into it (see :func:`seam_start`)."""
-        start = seam_start(source, previous_source, previous_output, own_output, weight)
-        result = self.later.run(prepare(source), init=start.init, callback=callback, temporal=start.temporal)
         return StylizedFrame(to_rgb8(result.image), result.iterations, result.loss)

@@ -13,15 +13,16 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from pipeline.config import Settings
 from pipeline.errors import InputError
-from pipeline.framestore import FrameStore
+from pipeline.framestore import CHAIN, SEAM, FrameStore
 from pipeline.imaging import prepare, read_image, to_rgb8
-from pipeline.temporal import FrameStylizer
+from pipeline.plan import Chunk
+from pipeline.temporal import FrameStylizer, StylizedFrame, seam_start
 from pipeline.video import Frame, VideoInfo, VideoWriter, read_frames
 from pipeline.worker import build_stylizer, make_job, source_identity
 
@@ -65,7 +66,11 @@ class FramesSummary:
     frames: int = 0
     stylized: int = 0  # by this run; the rest were in the store
     iterations: int = 0  # of the frames stylized by this run
-    times: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, other: FramesSummary) -> None:
+        self.frames += other.frames
+        self.stylized += other.stylized
+        self.iterations += other.iterations
 
 
 def make_video_job(settings: Settings, styles: list[Path], source: Path, info: VideoInfo) -> VideoJob:
@@ -88,65 +93,132 @@ def build_frame_stylizer(job: VideoJob) -> FrameStylizer:
     return stylizer
 
 
-def source_frames(job: VideoJob, limit: int | None = None) -> Iterator[tuple[Frame, np.ndarray]]:
-    """Each frame with its copy at the output size (uint8 RGB), up to ``limit`` frames."""
+def source_frames(job: VideoJob, start: int = 0, stop: int | None = None) -> Iterator[tuple[Frame, np.ndarray]]:
+    """Frames ``start`` .. ``stop - 1``, each with its copy at the output size (uint8 RGB).
+
+    Frames before ``start`` are decoded and dropped: decoding costs milliseconds a frame,
+    and seeking by frame number is not exact in every container.
+    """
     for frame in read_frames(job.source):
-        if limit is not None and frame.index >= limit:
+        if stop is not None and frame.index >= stop:
             return
-        yield frame, to_rgb8(prepare(frame.rgb, job.settings.size))
+        if frame.index >= start:
+            yield frame, to_rgb8(prepare(frame.rgb, job.settings.size))
 
 
 def count_done(store: FrameStore, frames: int) -> int:
     return sum(1 for index in range(frames) if store.is_done(index))
 
 
-def stylize_frames(
+def stylize_chain(
     job: VideoJob,
     store: FrameStore,
+    chunk: Chunk,
     on_event: EventSink,
-    limit: int | None = None,
     make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
 ) -> FramesSummary:
-    """Every frame not yet in ``store``, in order; each starts from its saved predecessor."""
+    """The frames of ``chunk`` not yet in ``store``, in order, each from its saved predecessor.
+
+    The chunk's first frame has no predecessor (it is painted like a photo); the rest
+    start from the frame before them, read back from the store after a resume.
+    """
     summary = FramesSummary()
     stylizer: FrameStylizer | None = None  # the model loads only when a frame needs it
     previous_source: np.ndarray | None = None
     previous_output: np.ndarray | None = None  # None after a skipped frame: read it if needed
-    for frame, source in source_frames(job, limit):
+    for frame, source in source_frames(job, chunk.start, chunk.stop):
         index = frame.index
         summary.frames += 1
-        summary.times.append(frame.time)
         if store.is_done(index):
             previous_output = None
         else:
-            if previous_output is None and index > 0:
+            if previous_output is None and index > chunk.start:
                 previous_output = store.read(index - 1)
             stylizer = stylizer or make_stylizer(job)
-            on_event(FrameStarted(index))
-            start = time.perf_counter()
-            result = stylizer.stylize(source, previous_source, previous_output, callback=on_event)
-            store.write(index, result.rgb, frame.time, result.iterations)
+            result = _paint(index, store, frame.time, on_event, lambda: stylizer.stylize(
+                source, previous_source, previous_output, callback=on_event))
             summary.stylized += 1
             summary.iterations += result.iterations
-            on_event(FrameDone(index, result.iterations, time.perf_counter() - start))
             previous_output = result.rgb
         previous_source = source
-    _check_complete(job, summary.frames, limit)
+    _check_complete(job, chunk, summary.frames)
     return summary
 
 
-def _check_complete(job: VideoJob, frames: int, limit: int | None) -> None:
+def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSink) -> FramesSummary:
+    """Cross-fade the first ``chunk.blend`` frames of ``chunk`` in from the frame before it.
+
+    Both chains must be done. Frame j of the blend becomes the previous (new) frame warped
+    along the flow, mixed with the chunk's own frame j (see :func:`seam_start`), without
+    optimizing: re-optimizing re-textures every frame on its own, which brings back the
+    flicker that the blend removes. The difference between the two chains is spread over
+    ``blend + 1`` equal steps.
+    """
+    summary = FramesSummary()
+    previous: tuple[np.ndarray, np.ndarray] | None = None  # source and output of the frame before
+    for frame, source in source_frames(job, chunk.start - 1, chunk.start + chunk.blend):
+        index = frame.index
+        if index >= chunk.start and not store.is_done(index, SEAM):
+            assert previous is not None
+            # Each blend frame starts from the one before it, so the incoming chain's share
+            # compounds: 1 / (blend + 1 - j) on the chunk's own frame j makes that share
+            # fall in equal steps, 1 - (j + 1) / (blend + 1), not fastest midway.
+            weight = 1.0 / (chunk.blend + chunk.start - index)
+            own = store.read(index)
+            start = seam_start(source, previous[0], previous[1], own, weight)
+            _paint(index, store, frame.time, on_event, lambda: StylizedFrame(to_rgb8(start.init), 0, 0.0), SEAM)
+            summary.stylized += 1
+        previous = (source, store.read(index))
+    return summary
+
+
+def _paint(index: int, store: FrameStore, time_s: float, on_event: EventSink, paint: Callable[[], StylizedFrame], stage: str = CHAIN) -> StylizedFrame:
+    on_event(FrameStarted(index))
+    start = time.perf_counter()
+    result = paint()
+    store.write(index, result.rgb, time_s, result.iterations, stage)
+    on_event(FrameDone(index, result.iterations, time.perf_counter() - start))
+    return result
+
+
+def _check_complete(job: VideoJob, chunk: Chunk, frames: int) -> None:
     """OpenCV ends a broken stream as if it were the end; the container's count tells."""
-    expected = job.info.frame_count if limit is None else min(limit, job.info.frame_count)
-    if frames == 0:
+    if frames == 0 and chunk.start == 0:
         raise InputError(job.source, "no video frames could be decoded")
-    if frames < expected:
-        raise InputError(job.source, f"decoding stopped after {frames} of {expected} frames (corrupt or truncated video)")
+    if frames < len(chunk):
+        raise InputError(job.source, f"decoding stopped after {chunk.start + frames} of {chunk.stop} frames (corrupt or truncated video)")
 
 
-def encode(job: VideoJob, store: FrameStore, times: list[float], output: Path, on_event: EventSink, full: bool) -> None:
+def run_chunks(
+    job: VideoJob,
+    store: FrameStore,
+    chunks: Sequence[Chunk],
+    on_event: EventSink,
+    make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
+) -> FramesSummary:
+    """Every chain, then every seam, in this process (one model for all of them)."""
+    stylizers: list[FrameStylizer] = []
+
+    def shared(job: VideoJob) -> FrameStylizer:
+        if not stylizers:
+            stylizers.append(make_stylizer(job))
+        return stylizers[0]
+
+    summary = FramesSummary()
+    for chunk in chunks:
+        summary.add(stylize_chain(job, store, chunk, on_event, shared))
+    for chunk in chunks:
+        if chunk.blend:
+            seam = blend_seam(job, store, chunk, on_event)
+            summary.stylized += seam.stylized
+            summary.iterations += seam.iterations
+    return summary
+
+
+def encode(job: VideoJob, store: FrameStore, frames: int, output: Path, on_event: EventSink, full: bool) -> None:
     """The saved frames into ``output`` (atomic), with the input's timing and audio."""
-    on_event(Encoding(len(times)))
+    on_event(Encoding(frames))
+    times = [store.time(index) for index in range(frames)]
     first = store.read(0)
     height, width = first.shape[:2]
     fps = job.info.fps or Fraction(30)

@@ -114,3 +114,21 @@ def zero_frame_clip(path: Path) -> Path:
         video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
         container.start_encoding()  # PyAV writes the header lazily, at the first packet
     return path
+
+
+def make_pan(path: Path, photo: Path, n_frames: int = 16, width: int = 40, height: int = 32, fps: int = 10) -> Path:
+    """A real photo seen through a window that slides one pixel a frame, right then back."""
+    from PIL import Image
+
+    with Image.open(photo) as img:
+        scene = np.asarray(img.convert("RGB"))
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"crf": "10"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        travel = scene.shape[1] - width
+        for i in range(n_frames):
+            x = i % (2 * travel) if i % (2 * travel) <= travel else 2 * travel - i % (2 * travel)
+            window = np.ascontiguousarray(scene[4 : 4 + height, x : x + width])
+            container.mux(video.encode(av.VideoFrame.from_ndarray(window, format="rgb24")))
+        container.mux(video.encode(None))
+    return path

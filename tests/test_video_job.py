@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from unittest import mock
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, video_times
+from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, make_pan, video_times
 from pipeline.app import default_work_dir, stylize_video
 from pipeline.config import Settings, build_settings
 from pipeline.errors import InputError
+from pipeline.executor import LocalExecutor
 from pipeline.framestore import FrameStore
 from pipeline.imaging import read_rgb
 from pipeline.video import probe, read_frames
-from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned, make_video_job, stylize_frames
+from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned, make_video_job, stylize_chain
+from pipeline.metrics import warping_errors
+from pipeline.plan import Chunk, plan_chunks
 
 FAST = {"size": 32, "scales": 1, "iterations": 2, "later_iterations": 1, "tolerance": 0.0, "device": "cpu"}
 
@@ -154,7 +159,7 @@ def test_stream_that_ends_early_is_an_error_and_keeps_the_frames(tmp_path: Path,
     store = FrameStore(tmp_path / "work", job.fingerprint)
     store.open({})
     with pytest.raises(InputError, match="after 8 of 11 frames"):
-        stylize_frames(job, store, lambda e: None)
+        stylize_chain(job, store, Chunk(0, 11), lambda e: None)
     assert all(store.is_done(i) for i in range(8))
 
 
@@ -164,3 +169,37 @@ def test_wrong_output_suffix_and_output_over_input(tmp_path: Path, clip: Path, s
     with pytest.raises(InputError, match="overwrite the input"):
         stylize_video(clip, [style_path], clip, settings(), lambda e: None)
     assert is_red(next(read_frames(clip)).rgb[2:14])
+
+
+class TwoChains(LocalExecutor):
+    """The local executor, but splitting a video as two workers would."""
+
+    def parallelism(self) -> int:
+        return 2
+
+
+def seam_errors(source: Path, stylized: Path, seam: int, blend: int) -> tuple[float, float]:
+    """E_warp into the seam frame, and the largest over the blend, each over the median
+    E_warp of the frames around them."""
+    errors = list(warping_errors((f.rgb for f in read_frames(source)), (f.rgb for f in read_frames(stylized))))
+    cut = seam - 1  # errors[i] is frame i + 1 against frame i
+    span = range(cut, cut + blend + 1)
+    around = [e for i, e in enumerate(errors) if i not in span and abs(i - cut) <= blend + 5]
+    median = float(np.median(around))
+    return errors[cut] / median, max(errors[i] for i in span) / median
+
+
+def test_two_chunks_join_without_a_visible_seam(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
+    s = settings(size=40, iterations=20, later_iterations=6, tolerance=0.0)
+    events: list[object] = []
+    stylize_video(clip, [painting_path], tmp_path / "two.mp4", s, events.append, executor=TwoChains(), keep_frames=True)
+    manifest = json.loads(next((default_work_dir(tmp_path / "two.mp4")).glob("*/manifest.json")).read_text())
+    assert manifest["chunks"] == [[0, 21, 0], [21, 42, 10]]
+    assert started(events) == [*range(42), *range(21, 31)]  # both chains, then the blend
+    at_seam, worst = seam_errors(clip, tmp_path / "two.mp4", 21, 10)
+    assert at_seam <= 1.5 and worst <= 2.5
+    # Without the blend the cut shows: the check above can fail.
+    with mock.patch("pipeline.app.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
+        stylize_video(clip, [painting_path], tmp_path / "cut.mp4", s, lambda e: None, executor=TwoChains())
+    assert seam_errors(clip, tmp_path / "cut.mp4", 21, 0)[0] > 3
