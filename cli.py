@@ -191,9 +191,9 @@ def images(
 @app.command()
 @_with_common_options
 def video(
-    source: Annotated[Path, typer.Argument(help="The video to paint.", show_default=False)],
+    sources: Annotated[List[Path], typer.Argument(help="The video(s) to paint, or folders of videos.", show_default=False)],
     style: StyleOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4, H.264).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4, H.264); a folder for several inputs.", show_default=False)],
     temporal: TemporalOpt = None,
     later_iterations: LaterItersOpt = None,
     temporal_weight: TemporalWOpt = None,
@@ -205,16 +205,31 @@ def video(
     address: AddressOpt = None,
     **options: Any,
 ) -> None:
-    """Stylize a video frame by frame, stable over time; rerun to resume after an interruption."""
+    """Stylize videos frame by frame, stable over time; rerun to resume after an interruption."""
     with _user_errors(options["debug"]):
         flags = {**options, "temporal": temporal, "later_iterations": later_iterations, "temporal_weight": temporal_weight, "crf": crf}
         settings = _settings(flags)
         from pipeline.app import open_executor, stylize_video
+        from pipeline.errors import InputError
+        from pipeline.plan import plan_videos
 
+        single = len(sources) == 1 and not sources[0].is_dir()
+        jobs = [(sources[0], output)] if single else plan_videos(sources, output)
+        failed = 0
         with _reporter(options["quiet"]) as report, open_executor(workers, address) as executor:
-            summary = stylize_video(source, style, output, settings, report, work_dir, frames, keep_frames, executor)
-        resumed = summary.frames - summary.stylized
-        typer.echo(f"wrote {output}: {summary.frames} frames ({resumed} from an earlier run), {summary.iterations} iterations")
+            for source, target in jobs:
+                try:
+                    summary = stylize_video(source, style, target, settings, report, work_dir, frames, keep_frames, executor)
+                except InputError as exc:
+                    if single:
+                        raise
+                    failed += 1
+                    typer.echo(f"nstpipe: failed: {exc}", err=True)
+                    continue
+                resumed = summary.frames - summary.stylized
+                typer.echo(f"wrote {target}: {summary.frames} frames ({resumed} from an earlier run), {summary.iterations} iterations")
+        if failed:
+            raise typer.Exit(EXIT_FAILED_INPUTS)
 
 
 @app.command()

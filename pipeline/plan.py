@@ -32,7 +32,7 @@ def is_image_name(name: str) -> bool:
     return PurePath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def output_names(names: Iterable[str]) -> dict[str, str]:
+def output_names(names: Iterable[str], suffix: str = OUTPUT_SUFFIX) -> dict[str, str]:
     """Output file name for each input name of one folder.
 
     ``photo.jpg`` -> ``photo.png``; when two inputs share a stem (``a.jpg`` and ``a.png``)
@@ -43,10 +43,10 @@ def output_names(names: Iterable[str]) -> dict[str, str]:
     chosen: dict[str, str] = {}
     taken: set[str] = set()
     for name in names:
-        candidate = PurePath(name).stem + OUTPUT_SUFFIX if stems[PurePath(name).stem] == 1 else name + OUTPUT_SUFFIX
+        candidate = PurePath(name).stem + suffix if stems[PurePath(name).stem] == 1 else name + suffix
         base, n = candidate, 1
         while candidate in taken:  # only for contrived names such as a.png.jpg next to a.png + a.jpg
-            candidate = f"{base[: -len(OUTPUT_SUFFIX)]}~{n}{OUTPUT_SUFFIX}"
+            candidate = f"{base[: -len(suffix)]}~{n}{suffix}"
             n += 1
         taken.add(candidate)
         chosen[name] = candidate
@@ -123,3 +123,25 @@ def plan_chunks(frames: int, chunks: int, blend: int = 10, min_length: int = 8) 
     count = max(1, min(chunks, most))
     bounds = [round(i * frames / count) for i in range(count + 1)]
     return [Chunk(a, b, blend if i else 0) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"})
+
+
+def plan_videos(inputs: Iterable[Path], output_dir: Path) -> list[tuple[Path, Path]]:
+    """(source, output) for each video given, a folder standing for the videos in it.
+
+    Outputs are ``output_dir/<stem>.mp4`` (the whole name when stems clash, as for images).
+    """
+    sources: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            sources += sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+        else:
+            sources.append(path)
+    names = Counter(p.name for p in sources)
+    clash = next((name for name, count in names.items() if count > 1), None)
+    if clash is not None:
+        raise InputError(clash, "two inputs have this name; their outputs would collide")
+    chosen = output_names([p.name for p in sources], ".mp4")
+    return [(p, output_dir / chosen[p.name]) for p in sources]

@@ -66,11 +66,13 @@ class FramesSummary:
     frames: int = 0
     stylized: int = 0  # by this run; the rest were in the store
     iterations: int = 0  # of the frames stylized by this run
+    blended: int = 0  # seam frames cross-faded by this run
 
     def add(self, other: FramesSummary) -> None:
         self.frames += other.frames
         self.stylized += other.stylized
         self.iterations += other.iterations
+        self.blended += other.blended
 
 
 def make_video_job(settings: Settings, styles: list[Path], source: Path, info: VideoInfo) -> VideoJob:
@@ -167,7 +169,7 @@ def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSi
             own = store.read(index)
             start = seam_start(source, previous[0], previous[1], own, weight)
             _paint(index, store, frame.time, on_event, lambda: StylizedFrame(to_rgb8(start.init), 0, 0.0), SEAM)
-            summary.stylized += 1
+            summary.blended += 1
         previous = (source, store.read(index))
     return summary
 
@@ -209,9 +211,7 @@ def run_chunks(
         summary.add(stylize_chain(job, store, chunk, on_event, shared))
     for chunk in chunks:
         if chunk.blend:
-            seam = blend_seam(job, store, chunk, on_event)
-            summary.stylized += seam.stylized
-            summary.iterations += seam.iterations
+            summary.add(blend_seam(job, store, chunk, on_event))
     return summary
 
 

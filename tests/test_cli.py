@@ -225,3 +225,19 @@ def test_video_errors_are_one_line(tmp_path: Path, painting_path: Path) -> None:
     longer = make_clip(tmp_path / "long.mp4", n_frames=6)
     result = invoke("metrics", short, longer)
     assert result.exit_code == 2 and "has 6 frames, the source only 3" in result.output
+
+
+def test_video_with_several_inputs_writes_into_a_folder(tmp_path: Path, painting_path: Path) -> None:
+    from clips import make_clip
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "a.mp4", n_frames=3)
+    make_clip(folder / "b.mkv", n_frames=2)
+    (folder / "notes.txt").write_text("not a video")
+    broken = tmp_path / "c.mp4"
+    broken.write_bytes(b"garbage" * 100)
+    result = invoke("video", folder, broken, "--style", painting_path, "-o", tmp_path / "out", *FAST, "--later-iterations", "1")
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+    assert "wrote" in result.output and f"failed: {broken}" in result.output

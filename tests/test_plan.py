@@ -124,3 +124,40 @@ def test_output_folder_inside_the_input_is_not_walked(tree: Path) -> None:
 def test_output_folder_equal_to_the_input_is_refused(tree: Path) -> None:
     with pytest.raises(InputError, match="overwrite inputs"):
         list(plan_images(tree, tree / "sub" / ".."))
+
+
+def test_plan_chunks_splits_evenly_and_never_too_short() -> None:
+    from pipeline.plan import Chunk, plan_chunks
+
+    assert plan_chunks(0, 4) == []
+    assert plan_chunks(100, 1) == [Chunk(0, 100, 0)]
+    chunks = plan_chunks(100, 4, blend=10)
+    assert [(c.start, c.stop, c.blend) for c in chunks] == [(0, 25, 0), (25, 50, 10), (50, 75, 10), (75, 100, 10)]
+    # 30 frames cannot hold 4 chunks of at least 2 * 10 + 1: one chain then.
+    assert plan_chunks(30, 4, blend=10) == [Chunk(0, 30, 0)]
+    for frames in range(1, 200):
+        chunks = plan_chunks(frames, 7)
+        assert chunks[0].start == 0 and chunks[-1].stop == frames
+        assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+        assert len(chunks) == 1 or all(len(c) > 2 * c.blend for c in chunks)
+
+
+def test_plan_videos_expands_folders_and_refuses_clashing_names(tmp_path: Path) -> None:
+    from pipeline.plan import plan_videos
+
+    (tmp_path / "in").mkdir()
+    for name in ("b.mkv", "a.mp4", "a.mov", "readme.txt"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    single = tmp_path / "c.mp4"
+    single.write_bytes(b"x")
+    out = tmp_path / "out"
+    assert plan_videos([tmp_path / "in", single], out) == [
+        (tmp_path / "in" / "a.mov", out / "a.mov.mp4"),
+        (tmp_path / "in" / "a.mp4", out / "a.mp4.mp4"),
+        (tmp_path / "in" / "b.mkv", out / "b.mp4"),
+        (single, out / "c.mp4"),
+    ]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "c.mp4").write_bytes(b"x")
+    with pytest.raises(InputError, match="collide"):
+        plan_videos([single, tmp_path / "other"], out)

@@ -101,3 +101,61 @@ def test_an_input_that_keeps_killing_its_worker_is_skipped(local_ray: None, arch
     assert "died 2 times" in outcome.failed[0].error
     lost = [e for e in events if isinstance(e, WorkerLost)]
     assert [(e.task.source.name, e.attempts) for e in lost] == [("p3.png", 2)]
+
+
+def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    from clips import make_pan
+    from pipeline.app import default_work_dir, stylize_video
+    from pipeline.video_job import FrameDone
+
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
+    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"})
+
+    class TwoChains(LocalExecutor):
+        def parallelism(self) -> int:
+            return 2
+
+    stylize_video(clip, [painting_path], tmp_path / "local.mp4", s, lambda e: None, executor=TwoChains(), keep_frames=True)
+    events: list[object] = []
+    executor = RayExecutor(workers=2, threads=1)
+    try:
+        stylize_video(clip, [painting_path], tmp_path / "ray.mp4", s, events.append, executor=executor, keep_frames=True)
+    finally:
+        executor.close()
+    # Progress came back frame by frame from both workers: every chain frame and blend frame.
+    assert sorted(e.index for e in events if isinstance(e, FrameDone)) == sorted([*range(42), *range(21, 31)])
+    local = outputs(next(default_work_dir(tmp_path / "local.mp4").iterdir()))
+    remote = outputs(next(default_work_dir(tmp_path / "ray.mp4").iterdir()))
+    assert sorted(local) == sorted(remote) and len(local) == 42
+    for name in local:
+        assert np.abs(local[name].astype(int) - remote[name].astype(int)).max() <= 1, name
+
+
+def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    from clips import make_pan
+    from pipeline.app import stylize_video
+    from pipeline.video import probe
+    from pipeline.video_job import FrameDone, FrameStarted
+
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
+    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"})
+    executor = RayExecutor(workers=2, threads=1)
+    events: list[object] = []
+    killed: list[int] = []
+
+    def report(event: object) -> None:
+        events.append(event)
+        if isinstance(event, FrameDone) and event.index == 5 and not killed:
+            killed.append(executor.pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    try:
+        summary = stylize_video(clip, [painting_path], tmp_path / "out.mp4", s, report, executor=executor)
+        assert killed and executor.pids()[0] != killed[0]  # the kill landed: Ray restarted the worker
+    finally:
+        executor.close()
+    assert probe(tmp_path / "out.mp4").frame_count == summary.frames == 42
+    starts = [e.index for e in events if isinstance(e, FrameStarted)]
+    # Every frame once, the 10 blend frames twice (chain, then blend), plus what the dead
+    # worker held: the frame it was painting when killed, if any.
+    assert len(starts) - 42 - 10 <= 1

@@ -117,3 +117,20 @@ def test_inputs_are_not_modified() -> None:
     copies = [a.copy() for a in (before, after, previous)]
     frame_start("flow", after, before, previous)
     assert all(np.array_equal(a, b) for a, b in zip((before, after, previous), copies))
+
+
+def test_seam_start_eases_from_the_incoming_chain_to_the_chunks_own_frame() -> None:
+    from pipeline.temporal import seam_start
+
+    before, after = frames()
+    incoming, own = painted(1), painted(2)
+    flow = frame_start("flow", after, before, incoming)
+    mask = flow.temporal.mask
+    assert torch.allclose(seam_start(after, before, incoming, own, 1.0).init, prepare(own))
+    half = seam_start(after, before, incoming, own, 0.5)
+    trusted = mask.bool()
+    expected = (flow.temporal.warped + prepare(own)) / 2
+    assert torch.allclose(half.init[..., trusted], expected[..., trusted], atol=1e-6)
+    # Where the incoming frame is not trusted, only the chunk's own frame counts.
+    assert torch.allclose(half.init[..., ~trusted], prepare(own)[..., ~trusted], atol=1e-6)
+    assert torch.allclose(half.temporal.mask, 0.5 * mask + 0.5)
