@@ -283,9 +283,15 @@ class _ProgressBar:
     def __init__(self, progress: Any) -> None:
         self.progress = progress
         self.files: Any = None
-        self.iters = progress.add_task("optimizing", total=None)
+        self.iters = progress.add_task("optimizing", total=None, rate="")
 
     def __call__(self, event: object) -> None:
+        self._dispatch(event)
+        for task in self.progress.tasks:
+            speed = task.speed
+            self.progress.update(task.id, rate=f"{speed:.2f}/s" if speed else "")
+
+    def _dispatch(self, event: object) -> None:
         from pipeline.app import JobPlanned, Skipped
         from pipeline.executor import TaskStarted
         from pipeline.stylize import Progress, ScaleDone
@@ -297,7 +303,7 @@ class _ProgressBar:
         elif isinstance(event, ScaleDone):
             self.progress.update(self.iters, completed=event.iterations, total=event.iterations)
         elif isinstance(event, JobPlanned):
-            self.files = self.progress.add_task("files", total=event.total)
+            self.files = self.progress.add_task("files", total=event.total, rate="")
         elif isinstance(event, (Skipped, TaskResult)) and self.files is not None:
             self.progress.advance(self.files)
         elif isinstance(event, TaskStarted) and self.files is not None:
@@ -309,7 +315,7 @@ class _ProgressBar:
         from pipeline.video_job import Encoding, FrameDone, FrameStarted, VideoPlanned
 
         if isinstance(event, VideoPlanned):
-            self.files = self.progress.add_task("frames", total=event.frames, completed=event.done)
+            self.files = self.progress.add_task("frames", total=event.frames, completed=event.done, rate="")
         elif isinstance(event, FrameStarted) and self.files is not None:
             self.progress.update(self.files, description=f"frame {event.index + 1}")
         elif isinstance(event, FrameDone) and self.files is not None:
@@ -325,7 +331,9 @@ def _reporter(quiet: bool) -> Iterator[Any]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    # Throughput (items a second, over rich's recent window) and the ETA that follows from it.
+    rate = TextColumn("{task.fields[rate]}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), rate, TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress:
         yield _ProgressBar(progress)
 

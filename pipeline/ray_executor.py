@@ -115,8 +115,10 @@ def visible_gpus() -> int:
 def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[None]:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a private local one.
 
-    The private instance binds to loopback only and runs no dashboard; it is shut down on
-    exit. A joined cluster is left running.
+    The private instance runs no dashboard and keeps Ray's token authentication (on by
+    default) as it is; it is shut down on exit. It cannot be held to loopback: this Ray
+    turns a loopback node address into the machine's reachable one, and its servers
+    listen on every interface. A joined cluster is left running.
     """
     if ray.is_initialized():
         yield
@@ -125,13 +127,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        ray.init(
-            num_cpus=cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield
     finally:

@@ -241,3 +241,28 @@ def test_video_with_several_inputs_writes_into_a_folder(tmp_path: Path, painting
     assert result.exit_code == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
     assert "wrote" in result.output and f"failed: {broken}" in result.output
+
+
+def test_progress_bar_counts_frames_and_images_from_events() -> None:
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress as Bars
+
+    from cli import _ProgressBar
+    from pipeline.app import JobPlanned, Skipped
+    from pipeline.stylize import Progress
+    from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned
+
+    bars = Bars(console=Console(file=io.StringIO()))
+    bar = _ProgressBar(bars)
+    bar(VideoPlanned(10, 3))
+    bar(FrameStarted(3))
+    bar(Progress(0, 1, 2, 40, 0.5, 24, 32))
+    bar(FrameDone(3, 5, 0.1))
+    frames = bars.tasks[-1]
+    assert (frames.completed, frames.total, frames.description) == (4, 10, "frame 4")
+    assert bars.tasks[0].completed == 2 and bars.tasks[0].total == 40
+    bar(JobPlanned(5))
+    bar(Skipped(None))
+    assert bars.tasks[-1].completed == 1 and bars.tasks[-1].total == 5

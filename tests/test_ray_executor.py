@@ -159,3 +159,43 @@ def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: Non
     # Every frame once, the 10 blend frames twice (chain, then blend), plus what the dead
     # worker held: the frame it was painting when killed, if any.
     assert len(starts) - 42 - 10 <= 1
+
+
+def test_an_interrupted_driver_resumes_on_two_workers(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    from clips import make_pan
+    from pipeline.app import stylize_video
+    from pipeline.video_job import FrameDone, FrameStarted
+
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
+    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"})
+    work, first, second = tmp_path / "work", [], []
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_ten(event: object) -> None:
+        first.append(event)
+        if sum(isinstance(e, FrameDone) for e in first) == 10:
+            raise Stop
+
+    executor = RayExecutor(workers=2, threads=1)
+    with pytest.raises(Stop):
+        stylize_video(clip, [painting_path], tmp_path / "out.mp4", s, stop_after_ten, work_dir=work, executor=executor)
+    executor.close()  # the driver is gone: its workers go with it
+    done = {p.name: p.stat().st_mtime_ns for p in next(work.iterdir()).glob("frame-*.png")}
+    assert len(done) >= 10 and not (tmp_path / "out.mp4").exists()
+
+    executor = RayExecutor(workers=2, threads=1)
+    try:
+        stylize_video(clip, [painting_path], tmp_path / "out.mp4", s, second.append, work_dir=work, executor=executor, keep_frames=True)
+    finally:
+        executor.close()
+    store = next(work.iterdir())
+    # No frame finished before the interruption was painted again (blend frames excepted:
+    # the blend runs only once both chains are complete, which they were not).
+    assert {name: (store / name).stat().st_mtime_ns for name in done if int(name[6:12]) not in range(21, 31)} == {
+        name: t for name, t in done.items() if int(name[6:12]) not in range(21, 31)
+    }
+    restarted = {e.index for e in second if isinstance(e, FrameStarted)}
+    assert not restarted & {int(name[6:12]) for name in done if int(name[6:12]) not in range(21, 31)}
+    assert len(list(store.glob("frame-*.png"))) == 42
