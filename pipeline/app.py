@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence
 
 from pipeline import __version__
 from pipeline.config import Settings
-from pipeline.device import resolve_device
+from pipeline.device import resolve_device, visible_gpus
 from pipeline.errors import InputError
 from pipeline.executor import Executor, LocalExecutor, Summary
 from pipeline.framestore import FrameStore
@@ -110,7 +110,7 @@ def open_executor(workers: int | None = None, address: str | None = None) -> Ite
     ``--address`` or ``RAY_ADDRESS``) goes through Ray.
     """
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address is None and (workers or 1) == 1 and (workers == 1 or _visible_gpus() <= 1):
+    if address is None and (workers or max(1, visible_gpus())) == 1:
         yield LocalExecutor()
         return
     from pipeline.ray_executor import RayExecutor, ray_session
@@ -121,12 +121,6 @@ def open_executor(workers: int | None = None, address: str | None = None) -> Ite
             yield executor
         finally:
             executor.close()
-
-
-def _visible_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def stylize_folder(

@@ -28,3 +28,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"setting 'device': {name} asked for but MPS is not available")
     return device
+
+
+def visible_gpus() -> int:
+    """CUDA GPUs this process sees (Ray schedules workers on CUDA GPUs only, not MPS)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def pin_threads(threads: int | None) -> None:
+    """Give torch ``threads`` CPU threads (None: leave torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)

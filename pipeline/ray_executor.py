@@ -26,6 +26,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError, WorkerCrashedError
 from ray.util.queue import Queue
 
+from pipeline.device import pin_threads
 from pipeline.errors import NstpipeError
 from pipeline.executor import EventSink, Summary, TaskStarted
 from pipeline.framestore import CHAIN, SEAM, FrameStore
@@ -48,10 +49,7 @@ class _ImageActor:
     """The Ray actor: wraps an ImageWorker; events stay in the worker, results come back."""
 
     def __init__(self, job: ImageJob, threads: int | None, factory: WorkerFactory) -> None:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        pin_threads(threads)
         self.worker = factory(job)
 
     def process(self, task: ImageTask) -> TaskResult:
@@ -65,10 +63,7 @@ class _VideoActor:
     """The Ray actor for video: paints whole chains and seams into the shared frame store."""
 
     def __init__(self, job: VideoJob, threads: int | None, events: Any) -> None:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        pin_threads(threads)
         self.job = job
         self.stylizer = build_frame_stylizer(job)
         self.events = events
@@ -102,13 +97,6 @@ def _drain(events: Any, on_event: EventSink) -> None:
     while not events.empty():
         for event in events.get_nowait_batch(events.qsize()):
             on_event(event)
-
-
-def visible_gpus() -> int:
-    """GPUs this machine shows (CUDA only; Ray does not schedule Apple MPS)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, make_pan, video_times
+from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, make_pan, video_times, zero_frame_clip
 from pipeline.app import default_work_dir, stylize_video
 from pipeline.config import Settings, build_settings
 from pipeline.errors import InputError
@@ -137,12 +137,14 @@ def test_default_work_dir_is_beside_the_output(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content, reason",
-    [(b"", "empty file"), (b"\x00\x01garbage" * 100, "corrupt"), (None, "file not found")],
-    ids=["empty", "garbage", "missing"],
+    [(b"", "empty file"), (b"\x00\x01garbage" * 100, "corrupt"), (None, "file not found"), ("zero", "no video frames")],
+    ids=["empty", "garbage", "missing", "zero-frames"],
 )
-def test_unusable_video_fails_before_any_output(tmp_path: Path, style_path: Path, content: bytes | None, reason: str) -> None:
-    bad = tmp_path / "bad.mp4"
-    if content is not None:
+def test_unusable_video_fails_before_any_output(tmp_path: Path, style_path: Path, content: bytes | str | None, reason: str) -> None:
+    bad = tmp_path / ("bad.avi" if content == "zero" else "bad.mp4")
+    if content == "zero":
+        zero_frame_clip(bad)  # a video stream without a single frame
+    elif content is not None:
         bad.write_bytes(content)
     out = tmp_path / "out" / "o.mp4"
     with pytest.raises(InputError, match=reason) as error:
