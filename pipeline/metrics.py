@@ -10,7 +10,7 @@ optimizes exactly what is reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,11 +42,24 @@ def distances(
 ) -> Distances:
     """All three are (1, 3, H, W) RGB in [0, 1]; ``output`` and ``photo`` share a size."""
     out_feats = encoder(output)
-    photo_feats = encoder(photo)
-    style_feats = encoder(style)
-    style_d = sum(float(style_loss(out_feats[l], gram(style_feats[l])[0])) for l in style_layers)
-    content_d = float(content_loss(out_feats[content_layer], photo_feats[content_layer]))
-    return Distances(style=style_d, content=content_d)
+    return Distances(
+        style=style_distance(out_feats, style_grams(encoder, style, style_layers)),
+        content=content_distance(out_feats, encoder(photo), content_layer),
+    )
+
+
+@torch.no_grad()
+def style_grams(encoder: Encoder, style: torch.Tensor, style_layers: Sequence[str] = STYLE_LAYERS) -> dict[str, torch.Tensor]:
+    feats = encoder(style)
+    return {layer: gram(feats[layer])[0] for layer in style_layers}
+
+
+def style_distance(out_feats: Mapping[str, torch.Tensor], grams: Mapping[str, torch.Tensor]) -> float:
+    return sum(float(style_loss(out_feats[layer], g)) for layer, g in grams.items())
+
+
+def content_distance(out_feats: Mapping[str, torch.Tensor], photo_feats: Mapping[str, torch.Tensor], layer: str = CONTENT_LAYER) -> float:
+    return float(content_loss(out_feats[layer], photo_feats[layer]))
 
 
 def frame_warping_error(
@@ -136,16 +149,19 @@ def video_metrics(
     frames: list[FrameMetrics] = []
     previous: tuple[np.ndarray, np.ndarray] | None = None
     height = width = 0
+    grams: dict[str, torch.Tensor] | None = None  # of the style at the frames' size, once
     for index, (src_full, out) in enumerate(zip(source, stylized, strict=True)):
         height, width = out.shape[:2]
         src = source_at(src_full, height, width)
-        style_image = resize_long_side(style, max(height, width)) if style is not None else None
-        d = distances(encoder, prepare(out), prepare(src), style_image if style_image is not None else prepare(src), style_layers, content_layer)
+        if style is not None and grams is None:
+            grams = style_grams(encoder, resize_long_side(style, max(height, width)), style_layers)
+        out_feats = encoder(prepare(out))
+        content = content_distance(out_feats, encoder(prepare(src)), content_layer)
         warp_err = src_err = None
         if previous is not None:
             warp_err = frame_warping_error(previous[0], src, previous[1], out)
             src_err = frame_warping_error(previous[0], src, previous[0], src)
-        frame = FrameMetrics(index, warp_err, src_err, d.content, d.style if style is not None else None)
+        frame = FrameMetrics(index, warp_err, src_err, content, style_distance(out_feats, grams) if grams else None)
         frames.append(frame)
         if on_frame is not None:
             on_frame(frame)
