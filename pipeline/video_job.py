@@ -160,17 +160,17 @@ def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSi
     previous: tuple[np.ndarray, np.ndarray] | None = None  # source and output of the frame before
     for frame, source in source_frames(job, chunk.start - 1, chunk.start + chunk.blend):
         index = frame.index
+        output = store.read(index)  # the incoming frame, a blend frame already done, or the chunk's own
         if index >= chunk.start and not store.is_done(index, SEAM):
             assert previous is not None
             # Each blend frame starts from the one before it, so the incoming chain's share
             # compounds: 1 / (blend + 1 - j) on the chunk's own frame j makes that share
             # fall in equal steps, 1 - (j + 1) / (blend + 1), not fastest midway.
             weight = 1.0 / (chunk.blend + chunk.start - index)
-            own = store.read(index)
-            start = seam_start(source, previous[0], previous[1], own, weight)
-            _paint(index, store, frame.time, on_event, lambda: StylizedFrame(to_rgb8(start.init), 0, 0.0), SEAM)
+            start = seam_start(source, previous[0], previous[1], output, weight)
+            output = _paint(index, store, frame.time, on_event, lambda: StylizedFrame(to_rgb8(start.init), 0, 0.0), SEAM).rgb
             summary.blended += 1
-        previous = (source, store.read(index))
+        previous = (source, output)
     return summary
 
 
