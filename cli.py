@@ -53,6 +53,7 @@ WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="VGG19 weig
 ScalesOpt = Annotated[Optional[int], typer.Option("--scales", help="Levels of the coarse-to-fine pyramid.", show_default=False)]
 ContentLayerOpt = Annotated[Optional[str], typer.Option("--content-layer", help="VGG19 layer of the content loss.", show_default=False)]
 StyleLayersOpt = Annotated[Optional[str], typer.Option("--style-layers", help="Comma-separated VGG19 layers of the style loss.", show_default=False)]
+MaxPixelsOpt = Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse images with more pixels, unread (decompression bombs); 0: no limit [default: 89478485].", min=0, show_default=False)]
 TemporalOpt = Annotated[
     Optional[str],
     typer.Option("--temporal", help=f"{', '.join(TEMPORAL_MODES)}: start each frame from the previous one warped along the optical flow (with a temporal loss), unwarped, or not at all.", show_default=False),
@@ -73,6 +74,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar."
 _SETTING_FLAGS = (
     "size", "iterations", "device", "seed", "style_scale", "preserve_color", "content_weight", "style_weight",
     "tv_weight", "optimizer", "learning_rate", "init", "pooling", "weights", "scales", "content_layer", "style_layers",
+    "max_pixels",
 )
 
 _VIDEO_FLAGS = ("temporal", "later_iterations", "temporal_weight", "crf")
@@ -100,6 +102,14 @@ def _user_errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("nstpipe: interrupted; finished outputs are kept, rerun to continue", err=True)
         raise typer.Exit(130) from None
+    except OSError as exc:
+        # A last resort: the pipeline names its files in its own errors, but a folder
+        # deleted under a running job can still surface as a bare OS error.
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"nstpipe: error: {where}{exc.strerror or exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -126,6 +136,7 @@ def _common_options(
     scales: ScalesOpt = None,
     content_layer: ContentLayerOpt = None,
     style_layers: StyleLayersOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     debug: DebugOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -170,6 +181,7 @@ def images(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default=False)],
     workers: WorkersOpt = None,
     address: AddressOpt = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the inputs that failed in an earlier run (they are skipped otherwise).")] = False,
     **options: Any,
 ) -> None:
     """Stylize every image under FOLDER; rerun to resume (finished outputs are skipped)."""
@@ -178,13 +190,16 @@ def images(
         from pipeline.app import open_executor, stylize_folder
 
         with _reporter(options["quiet"]) as report, open_executor(workers, address) as executor:
-            outcome = stylize_folder(folder, style, output, settings, report, executor)
+            outcome = stylize_folder(folder, style, output, settings, report, executor, retry_failed)
+        for skipped in outcome.failed_before:
+            typer.echo(f"nstpipe: failed in an earlier run: {skipped.failed}", err=True)
         for failure in outcome.failed:
             typer.echo(f"nstpipe: failed: {failure.error}", err=True)
+        earlier = f" (+{len(outcome.failed_before)} in an earlier run; --retry-failed tries them again)" if outcome.failed_before else ""
         typer.echo(
-            f"{outcome.done} stylized, {outcome.skipped} already done, {len(outcome.failed)} failed; outputs in {output}"
+            f"{outcome.done} stylized, {outcome.skipped} already done, {len(outcome.failed)} failed{earlier}; outputs in {output}"
         )
-        if outcome.failed:
+        if outcome.failed or outcome.failed_before:
             raise typer.Exit(EXIT_FAILED_INPUTS)
 
 
@@ -339,6 +354,11 @@ def _reporter(quiet: bool) -> Iterator[Any]:
 
 
 def main() -> None:
+    # File names that are not valid UTF-8 arrive as surrogate escapes (PEP 383): print them
+    # as their own bytes, as Python does in the C locale, rather than fail on them once the
+    # work is done. (stderr already escapes them with backslashes.)
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     app()
 
 

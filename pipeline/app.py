@@ -21,10 +21,12 @@ from pipeline.config import Settings
 from pipeline.device import resolve_device, visible_gpus
 from pipeline.errors import InputError
 from pipeline.executor import Executor, LocalExecutor, Summary
+from pipeline.failures import clear_failure, failed_before, record_failure
 from pipeline.framestore import FrameStore
 from pipeline.imaging import read_image, read_rgb, to_rgb8
 from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_metrics
 from pipeline.plan import Chunk, ImageTask, plan_chunks, plan_images
+from pipeline.resize import fit_long_side
 from pipeline.vgg import VGGFeatures, load_weights
 from pipeline.video import probe, read_frames
 from pipeline.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
@@ -38,9 +40,11 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 @dataclass(frozen=True)
 class Skipped:
-    """An input whose output is already complete for these settings."""
+    """An input whose output is already complete for these settings, or (``failed`` set)
+    one that failed in an earlier run and is unchanged since."""
 
     task: ImageTask
+    failed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class FolderOutcome:
     done: int = 0
     skipped: int = 0
     failed: list[TaskResult] = field(default_factory=list)
+    failed_before: list[Skipped] = field(default_factory=list)
 
 
 def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
@@ -60,10 +65,10 @@ def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
     if not styles:
         raise InputError("--style", "at least one style image is needed")
     for path in styles:
-        read_rgb(path, draft_side=64)
+        read_rgb(path, draft_side=64, max_pixels=settings.max_pixels)
     init = settings.engine.init
     if init not in ("content", "noise"):
-        read_rgb(Path(init), draft_side=64)
+        read_rgb(Path(init), draft_side=64, max_pixels=settings.max_pixels)
 
 
 def check_writable(folder: Path) -> None:
@@ -88,7 +93,7 @@ def settings_record(job: ImageJob, device: str) -> dict[str, object]:
 
 def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: Report) -> None:
     check_inputs(styles, settings)
-    read_rgb(content, draft_side=64)
+    read_rgb(content, draft_side=64, max_pixels=settings.max_pixels)
     check_writable(output.parent)
     job = make_job(settings, list(styles))
     worker = ImageWorker(job)
@@ -97,6 +102,7 @@ def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: S
     seconds = time.perf_counter() - start
     write_image(output, to_rgb8(result.image))
     record = settings_record(job, str(worker.stylizer.device))
+    record["settings"]["precision"] = worker.stylizer.precision  # what "auto" chose, like the device
     record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
     atomic_write_json(output.with_name(output.stem + ".settings.json"), record)
 
@@ -130,7 +136,13 @@ def stylize_folder(
     settings: Settings,
     report: Report,
     executor: Executor | None = None,
+    retry_failed: bool = False,
 ) -> FolderOutcome:
+    """Stylize every image under ``folder`` into ``output``, skipping finished ones.
+
+    Inputs that failed in an earlier run are skipped too (see :mod:`pipeline.failures`)
+    unless ``retry_failed``; each new failure is recorded the moment it is reported.
+    """
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     check_inputs(styles, settings)
@@ -140,19 +152,33 @@ def stylize_folder(
     atomic_write_json(output / SETTINGS_FILE, settings_record(job, str(resolve_device(settings.device))))
     outcome = FolderOutcome()
 
+    limits = {"max_pixels": settings.max_pixels}
+
     def todo() -> Iterator[ImageTask]:
         cleaned: set[Path] = set()
         for task in plan_images(folder, output):
             if task.output.parent not in cleaned:
                 clean_temp_files(task.output.parent)
                 cleaned.add(task.output.parent)
+            reason = None if retry_failed else failed_before(task, job.fingerprint, limits)
             if is_done(task, job.fingerprint):
                 outcome.skipped += 1
                 report(Skipped(task))
+            elif reason is not None:
+                outcome.failed_before.append(Skipped(task, reason))
+                report(outcome.failed_before[-1])
             else:
                 yield task
 
-    summary: Summary = (executor or LocalExecutor()).run_images(job, todo(), report)
+    def record(event: object) -> None:
+        if isinstance(event, TaskResult):
+            if event.ok:
+                clear_failure(event.task)
+            else:
+                record_failure(event.task, job.fingerprint, event.error or "failed", limits)
+        report(event)
+
+    summary: Summary = (executor or LocalExecutor()).run_images(job, todo(), record)
     outcome.done = summary.done
     outcome.failed = summary.failed
     return outcome
@@ -185,6 +211,7 @@ def stylize_video(
         raise InputError(output, f"the output is H.264 in MP4: name it {' or '.join(VIDEO_SUFFIXES)}")
     check_inputs(styles, settings)
     info = probe(source)  # a missing, empty or corrupt file fails here, before any work
+    check_frame_size(source, info.height, info.width, settings)
     check_writable(output.parent)
     if output.resolve() == source.resolve():
         raise InputError(output, "the output would overwrite the input video")
@@ -202,6 +229,14 @@ def stylize_video(
     if not keep_frames:
         store.remove()
     return summary
+
+
+def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:
+    """A frame too thin for the VGG19 layers fails before any work, naming the video."""
+    h, w = fit_long_side(height, width, settings.size) if settings.size else (height, width)
+    need = settings.engine.min_side
+    if min(h, w) < need:
+        raise InputError(source, f"frames of {w}x{h} at --size {settings.size} are too thin: the VGG19 layers used need at least {need} pixels on each side (raise --size)")
 
 
 def saved_chunks(store: FrameStore, frames: int) -> list[Chunk] | None:

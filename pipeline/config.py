@@ -49,7 +49,10 @@ OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
 COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
+PRECISIONS = ("auto", "fp32", "bf16")
 PRESET_DEFAULT = "default"
+# PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
+DEFAULT_MAX_PIXELS = 89_478_485
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ class EngineConfig:
     tolerance: float = 0.0
     patience: int = 20
     seed: int = 0
+    # Arithmetic of the VGG19 pass: "fp32"; "bf16" (autocast: the image, the losses and the
+    # optimizer stay fp32); "auto": bf16 where the hardware has bf16 matrix units (CUDA
+    # GPUs that support it, CPUs with AMX), else fp32. bf16 changes the output slightly.
+    precision: str = "fp32"
+    # torch.compile the VGG19 pass: one compilation per image size, then faster steps on a
+    # GPU. Same pictures, so it is left out of the fingerprint.
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
@@ -100,11 +110,20 @@ class EngineConfig:
         _check(self.style_scale > 0, "style_scale", "must be positive")
         _check(all(w >= 0 for w in self.style_blend), "style_blend", "weights must not be negative")
         _check(self.patience >= 1, "patience", "must be at least 1")
+        _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
 
     @property
     def layers(self) -> tuple[str, ...]:
         """Every layer the losses read, content first."""
         return tuple(dict.fromkeys((self.content_layer, *self.style_layers)))
+
+    @property
+    def min_side(self) -> int:
+        """The smallest width or height the layers read can take: VGG19 halves the picture
+        at every pooling layer before the deepest of them (16 pixels for relu5_1), and a
+        side pooled down to nothing has no features."""
+        deepest = max(LAYERS.index(layer) for layer in self.layers)
+        return 2 ** sum(1 for name in LAYERS[:deepest] if name.startswith("pool"))
 
 
 @dataclass(frozen=True)
@@ -134,11 +153,14 @@ class Settings:
     size: int = 256
     device: str = "auto"
     weights: str = "embedded"
+    # Images with more pixels are refused before decoding (decompression bombs); 0: no limit.
+    max_pixels: int = DEFAULT_MAX_PIXELS
     engine: EngineConfig = field(default_factory=EngineConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
 
     def __post_init__(self) -> None:
         _check(self.size >= 16, "size", "must be at least 16 pixels")
+        _check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
 
     def to_dict(self) -> dict[str, Any]:
         flat = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("engine", "video")}
@@ -151,11 +173,18 @@ class Settings:
 
         ``device`` is left out on purpose: the same settings on another device give the
         same picture up to float noise, and resuming a job on a different machine must
-        not redo finished work. The video settings are left out too, so that changing
-        them does not invalidate finished photos; a video job passes them in ``extra``.
+        not redo finished work. ``max_pixels`` only decides which inputs are read at all,
+        never how, so raising it to let a big photo through keeps the finished ones. The
+        video settings are left out too, so that changing them does not invalidate
+        finished photos; a video job passes them in ``extra``.
         """
         data = self.to_dict()
         data.pop("device")
+        data.pop("max_pixels")
+        data.pop("compile")  # how fast, not what: the same pictures either way
+        if data["precision"] == "fp32":
+            # What every version before this setting computed: their outputs stay valid.
+            data.pop("precision")
         for key in _VIDEO_FIELDS:
             data.pop(key)
         data["extra"] = dict(extra or {})

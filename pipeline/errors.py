@@ -33,5 +33,20 @@ def os_reason(exc: BaseException) -> str | None:
     return next((reason for kind, reason in _OS_REASONS if isinstance(exc, kind)), None)
 
 
+class OutputError(NstpipeError):
+    """Writing failed for a reason that is not the input's: a full disk, a read-only or
+    vanished output folder. The run stops (every later write would fail the same way);
+    what was already written is complete and kept, so a rerun continues from there."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: cannot write ({reason}); finished outputs are kept, rerun to continue")
+        self.path = path
+        self.reason = reason
+
+
+def output_error(path: object, exc: OSError) -> OutputError:
+    return OutputError(path, exc.strerror or str(exc))
+
+
 class WeightsError(NstpipeError):
     """Model weights that are missing, tampered with or cannot be fetched."""

@@ -17,8 +17,33 @@ import torch
 def gram(features: torch.Tensor) -> torch.Tensor:
     """G = F F^T / (C H W), one (C, C) matrix per batch item."""
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
+    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        # Channels-last (the bf16 path): F as (C, HW) is a transposed view, not a copy.
+        flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)
+    else:
+        flat = features.reshape(n, c, h * w)
+    return _Gram.apply(flat) / (c * h * w)
+
+
+class _Gram(torch.autograd.Function):
+    """F F^T with a one-product backward: dF = (dG + dG^T) F.
+
+    Autograd would differentiate F @ F^T as a product of two tensors (two products and a
+    sum); the Grams are a quarter of a bf16 iteration's time, so the third saved counts.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, flat: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        return flat @ flat.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (flat,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        sym = grad + grad.transpose(1, 2)
+        if flat.stride(1) == 1:  # channels-last storage: return the gradient in the same layout
+            return (flat.transpose(1, 2) @ sym).transpose(1, 2)
+        return sym @ flat
 
 
 def relative_error(x: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -32,29 +32,34 @@ def is_image_name(name: str) -> bool:
     return PurePath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def output_names(names: Iterable[str], suffix: str = OUTPUT_SUFFIX) -> dict[str, str]:
+def output_names(names: Iterable[str], suffix: str = OUTPUT_SUFFIX, reserved: Iterable[str] = ()) -> dict[str, str]:
     """Output file name for each input name of one folder.
 
     ``photo.jpg`` -> ``photo.png``; when two inputs share a stem (``a.jpg`` and ``a.png``)
     both keep their whole name (``a.jpg.png``, ``a.png.png``) so neither overwrites the other.
+    Names are compared without regard to case, as case-insensitive file systems (macOS,
+    Windows) would. ``reserved`` names are never given out: the sibling folders, which the
+    output mirrors, so that ``x.jpg`` beside a folder ``x.png/`` does not become ``x.png``.
     """
     names = sorted(names)
-    stems = Counter(PurePath(n).stem for n in names)
+    stems = Counter(PurePath(n).stem.casefold() for n in names)
     chosen: dict[str, str] = {}
-    taken: set[str] = set()
+    taken = {name.casefold() for name in reserved}
     for name in names:
-        candidate = PurePath(name).stem + suffix if stems[PurePath(name).stem] == 1 else name + suffix
+        stem = PurePath(name).stem
+        candidate = stem + suffix if stems[stem.casefold()] == 1 else name + suffix
         base, n = candidate, 1
-        while candidate in taken:  # only for contrived names such as a.png.jpg next to a.png + a.jpg
+        while candidate.casefold() in taken:  # only for contrived names such as a.png.jpg next to a.png + a.jpg
             candidate = f"{base[: -len(suffix)]}~{n}{suffix}"
             n += 1
-        taken.add(candidate)
+        taken.add(candidate.casefold())
         chosen[name] = candidate
     return chosen
 
 
-def walk_images(root: Path, skip: Path | None = None) -> Iterator[tuple[Path, list[str]]]:
-    """(folder, image file names) for every folder under ``root``, sorted, depth first.
+def walk_images(root: Path, skip: Path | None = None) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """(folder, image file names, subfolder names) for every folder under ``root`` that
+    holds images, sorted, depth first.
 
     Symbolic links to folders are not followed (no loops, no escaping the root); a link
     to a file is kept only when its target lies inside ``root``. The folder ``skip`` (the
@@ -63,11 +68,12 @@ def walk_images(root: Path, skip: Path | None = None) -> Iterator[tuple[Path, li
     root_real = Path(os.path.realpath(root))
     skip_real = os.path.realpath(skip) if skip is not None else None
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(folder, d)) != skip_real)
+        subfolders = sorted(dirs)  # links to folders too: not walked, but their names are taken
+        dirs[:] = [d for d in subfolders if os.path.realpath(os.path.join(folder, d)) != skip_real]
         here = Path(folder)
         names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real)]
         if names:
-            yield here, names
+            yield here, names, subfolders
 
 
 def _inside(path: Path, root_real: Path) -> bool:
@@ -82,9 +88,9 @@ def plan_images(root: Path, out_root: Path) -> Iterator[ImageTask]:
         raise InputError(root, "not a folder")
     if os.path.realpath(out_root) == os.path.realpath(root):
         raise InputError(out_root, "the output folder is the input folder; outputs would overwrite inputs")
-    for folder, names in walk_images(root, skip=out_root):
+    for folder, names, subfolders in walk_images(root, skip=out_root):
         rel_folder = folder.relative_to(root)
-        for name, out_name in output_names(names).items():
+        for name, out_name in output_names(names, reserved=subfolders).items():
             yield ImageTask(source=folder / name, relative=rel_folder / name, output=out_root / rel_folder / out_name)
 
 

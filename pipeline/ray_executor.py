@@ -62,25 +62,32 @@ class _ImageActor:
 class _VideoActor:
     """The Ray actor for video: paints whole chains and seams into the shared frame store."""
 
-    def __init__(self, job: VideoJob, threads: int | None, events: Any) -> None:
+    def __init__(self, job: VideoJob, threads: int | None) -> None:
         pin_threads(threads)
         self.job = job
         self.stylizer = build_frame_stylizer(job)
-        self.events = events
 
-    def _report(self, event: object) -> None:
-        # Per-frame events only; per-iteration ones would flood the queue.
-        if isinstance(event, (FrameStarted, FrameDone)):
-            self.events.put(event)
+    # The event queue comes with each call, not to the constructor: an actor handle among
+    # the constructor's arguments makes Ray's restart of this actor unreliable
+    # (ray-project/ray#53727), and Ray says so on the user's terminal.
 
-    def chain(self, store: FrameStore, chunk: Chunk) -> FramesSummary:
-        return stylize_chain(self.job, store, chunk, self._report, lambda job: self.stylizer)
+    def chain(self, store: FrameStore, chunk: Chunk, events: Queue) -> FramesSummary:
+        return stylize_chain(self.job, store, chunk, _frame_events(events), lambda job: self.stylizer)
 
-    def seam(self, store: FrameStore, chunk: Chunk) -> FramesSummary:
-        return blend_seam(self.job, store, chunk, self._report)
+    def seam(self, store: FrameStore, chunk: Chunk, events: Queue) -> FramesSummary:
+        return blend_seam(self.job, store, chunk, _frame_events(events))
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def _frame_events(events: Queue) -> EventSink:
+    def report(event: object) -> None:
+        # Per-frame events only; per-iteration ones would flood the queue.
+        if isinstance(event, (FrameStarted, FrameDone)):
+            events.put(event)
+
+    return report
 
 
 def _seams_ready(chunks: Sequence[Chunk], chained: set[int], done: Chunk) -> list[Chunk]:
@@ -91,6 +98,16 @@ def _seams_ready(chunks: Sequence[Chunk], chained: set[int], done: Chunk) -> lis
             if done in (chunk, chunks[i - 1]):
                 ready.append(chunk)
     return ready
+
+
+def _get(ref: Any) -> Any:
+    """``ray.get``, with the project's own errors raised as themselves (one line, as locally)."""
+    try:
+        return ray.get(ref)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, NstpipeError):
+            raise exc.cause from None  # a bad input or a full disk
+        raise
 
 
 def _drain(events: Any, on_event: EventSink) -> None:
@@ -190,7 +207,7 @@ class RayExecutor:
             index, task = inflight.pop(ready[0])
             load[index] -= 1
             try:
-                result: TaskResult = ray.get(ready[0])
+                result: TaskResult = _get(ready[0])
             except WORKER_LOST:
                 # Ray restarted the worker and re-ran the call max_attempts - 1 times.
                 result = TaskResult(task, False, f"{task.source}: its worker died {self.max_attempts} times; skipped")
@@ -207,7 +224,7 @@ class RayExecutor:
         moves with every frame of every worker.
         """
         events = Queue(maxsize=10_000)
-        self._start_actors(job, _VideoActor, events)
+        self._start_actors(job, _VideoActor)
         todo: deque[tuple[str, Chunk]] = deque((CHAIN, chunk) for chunk in chunks)
         chained: set[int] = set()  # start frames of the chunks whose chain is done
         free = list(range(len(self.actors)))
@@ -218,7 +235,7 @@ class RayExecutor:
                 index = free.pop()
                 stage, chunk = todo.popleft()
                 # The stage names are the actor's method names: chain or seam.
-                inflight[getattr(self.actors[index], stage).remote(store, chunk)] = (index, stage, chunk)
+                inflight[getattr(self.actors[index], stage).remote(store, chunk, events)] = (index, stage, chunk)
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
             _drain(events, on_event)
             for ref in ready:
@@ -233,11 +250,7 @@ class RayExecutor:
 
     def _result(self, ref: Any, job: VideoJob, chunk: Chunk) -> FramesSummary:
         try:
-            return ray.get(ref)
-        except RayTaskError as exc:
-            if isinstance(exc.cause, NstpipeError):
-                raise exc.cause from None  # a bad input: the same one-line error as locally
-            raise
+            return _get(ref)
         except WORKER_LOST:
             raise NstpipeError(
                 f"{job.source}: a worker died {self.max_attempts} times on frames {chunk.start}-{chunk.stop - 1}"

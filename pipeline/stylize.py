@@ -7,13 +7,16 @@ event objects; the caller decides what to show or save.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence, Union
 
 import torch
+from torch import nn
 
 from pipeline.color import keep_luminance, match_color_histogram, match_luminance
 from pipeline.config import EngineConfig
+from pipeline.errors import NstpipeError
 from pipeline.losses import content_loss, gram, style_loss, temporal_loss, tv_loss
 from pipeline.resize import fit_long_side, resize, resize_long_side
 
@@ -59,8 +62,68 @@ class TemporalTarget:
 @dataclass(frozen=True)
 class Result:
     image: torch.Tensor  # (N, 3, H, W), RGB in [0, 1], on the stylizer's device
-    iterations: int  # over all scales
-    loss: float
+    iterations: int  # batched steps over all scales (for N = 1: the optimizer iterations)
+    loss: float  # summed over the batch
+    item_iterations: tuple[int, ...] = ()  # per batch item: the steps that updated it
+    item_losses: tuple[float, ...] = ()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where the hardware has bf16 matrix units, else ``fp32``."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu" and _cpu_has_amx():
+        # AMX tiles run bf16 convolutions ~2.5x faster than fp32 (scripts/bench.py); CPUs
+        # without them emulate bf16, which is slower than fp32.
+        return "bf16"
+    return "fp32"
+
+
+def _cpu_has_amx() -> bool:
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except RuntimeError:
+        return False
+
+
+class FeaturePass:
+    """The encoder as the optimizer runs it: precision, memory layout, compilation.
+
+    Same contract as the encoder it wraps (RGB in, {layer: fp32 feature} out). With bf16,
+    the VGG19 pass runs under autocast on a bf16 copy of the weights (autocast would cast
+    frozen weights again on every call); the image going in and the features coming out
+    are fp32, so the losses and the optimizer never see bf16. Channels-last is what the
+    bf16 convolutions of cuDNN and oneDNN run fastest on. The caller's encoder is never
+    modified: a changed layout or dtype applies to a copy.
+    """
+
+    def __init__(self, encoder: Encoder, device: torch.device, config: EngineConfig) -> None:
+        self.precision = resolve_precision(config.precision, device)
+        self.device_type = device.type
+        self.channels_last = self.precision == "bf16" or device.type == "cuda"
+        self.encoder = _prepared(encoder, self.precision, self.channels_last)
+        if config.compile:
+            self.encoder = torch.compile(self.encoder)
+
+    def __call__(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.channels_last:
+            rgb = rgb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            feats = self.encoder(rgb)
+        return {layer: f.float() for layer, f in feats.items()}
+
+
+def _prepared(encoder: Encoder, precision: str, channels_last: bool) -> Encoder:
+    if not isinstance(encoder, nn.Module) or (precision != "bf16" and not channels_last):
+        return encoder
+    module = copy.deepcopy(encoder)
+    if precision == "bf16":
+        for param in module.parameters():  # buffers (the preprocessing constants) stay fp32
+            param.data = param.data.to(torch.bfloat16)
+    return module.to(memory_format=torch.channels_last) if channels_last else module
 
 
 class Stylizer:
@@ -87,6 +150,7 @@ class Stylizer:
         self.encoder = encoder
         self.config = config
         self.device = torch.device(device)
+        self.features = FeaturePass(encoder, self.device, config)
         self.styles = [s.to(self.device) for s in styles]
         self.blend = [w / sum(blend) for w in blend]
         self._gram_cache: dict[int, dict[str, torch.Tensor]] = {}
@@ -99,7 +163,15 @@ class Stylizer:
         """
         other = copy.copy(self)
         other.config = config
+        if (config.precision, config.compile) != (self.config.precision, self.config.compile):
+            other.features = FeaturePass(self.encoder, self.device, config)
+            other._gram_cache = {}  # targets computed at another precision
         return other
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``bf16``: what ``auto`` chose on this device."""
+        return self.features.precision
 
     # -- targets -------------------------------------------------------------------------
 
@@ -113,12 +185,16 @@ class Stylizer:
         depends_on_content = self.config.preserve_color != "none"
         if not depends_on_content and long_side in self._gram_cache:
             return self._gram_cache[long_side]
+        if depends_on_content and content is not None and content.shape[0] > 1:
+            # A batch of photos: each recolours the painting its own way, so (N, C, C) targets.
+            each = [self.style_targets(long_side, content[i : i + 1]) for i in range(content.shape[0])]
+            return {layer: torch.stack([t[layer] for t in each]) for layer in self.config.style_layers}
         style_side = max(16, round(long_side * self.config.style_scale))
         targets: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for weight, style in zip(self.blend, self.styles):
-                image = self._recolor(resize_long_side(style, style_side), content)
-                feats = self.encoder(image)
+                image = self._recolor(resize_long_side(style, _wide_enough(style, style_side, self.config.min_side)), content)
+                feats = self.features(image)
                 for layer in self.config.style_layers:
                     g = weight * gram(feats[layer])[0]
                     targets[layer] = targets[layer] + g if layer in targets else g
@@ -151,25 +227,35 @@ class Stylizer:
         """
         cfg = self.config
         content = content.to(self.device, torch.float32)
-        sizes = pyramid(content.shape[-2], content.shape[-1], cfg.scales, cfg.min_scale_size)
+        height, width = content.shape[-2:]
+        if min(height, width) < cfg.min_side:
+            # A thin panorama at a small --size: VGG19 would pool a side down to nothing.
+            raise NstpipeError(
+                f"too thin to stylize at {width}x{height} pixels: the VGG19 layers used need at "
+                f"least {cfg.min_side} on each side (raise --size)"
+            )
+        sizes = pyramid(height, width, cfg.scales, cfg.min_scale_size, cfg.min_side)
         image = self._initial(content, init, sizes[0])
         total = 0
+        per_item = [0] * content.shape[0]
         loss = float("nan")
         for level, size in enumerate(sizes):
             image = resize(image, size)
             budget = cfg.iterations if level == len(sizes) - 1 else cfg.coarse_iterations
             level_temporal = _resize_temporal(temporal, size, self.device)
-            image, ran, loss = self._optimize_level(
+            image, ran, loss, items = self._optimize_level(
                 resize(content, size), image, level, len(sizes), budget, callback, level_temporal
             )
             total += ran
+            per_item = [done + len(item.history) for done, item in zip(per_item, items)] if ran else per_item
         if cfg.preserve_color == "luminance":
             image = keep_luminance(image, content)
-        return Result(image=image.detach(), iterations=total, loss=loss)
+        losses = tuple(item.history[-1] for item in items)
+        return Result(image=image.detach(), iterations=total, loss=loss, item_iterations=tuple(per_item), item_losses=losses)
 
     def _initial(self, content: torch.Tensor, init: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
         if init is not None:
-            return resize(init.to(self.device, torch.float32), size)
+            return resize(init.to(self.device, torch.float32), size).expand(content.shape[0], -1, -1, -1)
         if self.config.init == "noise":
             gen = torch.Generator().manual_seed(self.config.seed)
             return torch.rand(content.shape[:2] + size, generator=gen).to(self.device)
@@ -185,31 +271,35 @@ class Stylizer:
         budget: int,
         callback: Callback | None,
         temporal: TemporalTarget | None = None,
-    ) -> tuple[torch.Tensor, int, float]:
+    ) -> tuple[torch.Tensor, int, float, list[_Item]]:
         cfg = self.config
         h, w = content.shape[-2:]
         with torch.no_grad():
-            content_target = self.encoder(content)[cfg.content_layer]
+            content_target = self.features(content)[cfg.content_layer]
         grams = self.style_targets(max(h, w), content)
-        # A contiguous copy: L-BFGS flattens gradients with view(-1), which a channels-last
-        # input would break, and the caller's tensor must not be touched.
-        x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        objective = Objective(self.encoder, cfg, content_target, grams, temporal)
-        step = make_step(cfg, x, objective)
-        history: list[float] = []
-        stopped_early = False
-        for it in range(1, budget + 1):
-            history.append(step())
+        objective = Objective(self.features, cfg, content_target, grams, temporal)
+        # One optimizer per batch item, all fed by one batched VGG pass: each picture
+        # follows the path it would follow alone, and stops on its own.
+        items = [_Item(cfg, start[i : i + 1]) for i in range(start.shape[0])]
+        active = list(range(len(items)))
+        steps = 0
+        while active and steps < budget:
+            steps += 1
+            _step(items, active, objective)
             if callback is not None:
-                callback(Progress(level, levels, it, budget, history[-1], h, w))
-            if converged(history, cfg.patience, cfg.tolerance):
-                stopped_early = it < budget
-                break
-        final = x.detach().clamp(0, 1)
-        loss = history[-1] if history else float(objective(final).item())
+                total = sum(item.history[-1] for item in items if item.history)
+                callback(Progress(level, levels, steps, budget, total, h, w))
+            active = [i for i in active if not converged(items[i].history, cfg.patience, cfg.tolerance)]
+        final = torch.cat([item.x.detach() for item in items]).clamp(0, 1)
+        if steps == 0:
+            with torch.no_grad():
+                losses = objective.losses(final).tolist()
+            for item, value in zip(items, losses):
+                item.history.append(value)
+        loss = sum(item.history[-1] for item in items)
         if callback is not None:
-            callback(ScaleDone(level, levels, len(history), loss, stopped_early))
-        return final, len(history), loss
+            callback(ScaleDone(level, levels, steps, loss, 0 < steps < budget))
+        return final, steps, loss, items
 
 
 def _resize_temporal(temporal: TemporalTarget | None, size: tuple[int, int], device: torch.device) -> TemporalTarget | None:
@@ -242,43 +332,74 @@ class Objective:
         self.layer_weights = [w / total for w in config.style_layer_weights] if total > 0 else list(config.style_layer_weights)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.losses(x).sum()
+
+    def losses(self, x: torch.Tensor, items: Sequence[int] | None = None) -> torch.Tensor:
+        """One loss per picture of ``x``; ``items`` says which batch items ``x`` holds."""
         cfg = self.config
+        pick = _picker(items)
         feats = self.encoder(x)
-        loss = cfg.content_weight * content_loss(feats[cfg.content_layer], self.content_target)
+        loss = cfg.content_weight * content_loss(feats[cfg.content_layer], pick(self.content_target))
         for layer, weight in zip(cfg.style_layers, self.layer_weights):
-            loss = loss + cfg.style_weight * weight * style_loss(feats[layer], self.grams[layer])
+            loss = loss + cfg.style_weight * weight * style_loss(feats[layer], pick(self.grams[layer], batched_dims=3))
         if cfg.tv_weight:
             loss = loss + cfg.tv_weight * tv_loss(x)
         if self.temporal is not None:
-            loss = loss + cfg.temporal_weight * temporal_loss(x, self.temporal.warped, self.temporal.mask)
-        return loss.sum()
-
-
-def make_step(config: EngineConfig, x: torch.Tensor, objective: Objective) -> Callable[[], float]:
-    """One optimizer iteration (one forward and backward pass); returns the loss before it."""
-    if config.optimizer == "lbfgs":
-        # One iteration per step() so that every evaluation is reported and can stop early.
-        # The tolerances are off: convergence is decided by ``converged`` over a window.
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=1.0, max_iter=1, history_size=100, tolerance_grad=-1.0, tolerance_change=-1.0
-        )
-    else:
-        opt = torch.optim.Adam([x], lr=config.learning_rate)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        loss = objective(x)
-        loss.backward()
+            warped, mask = pick(self.temporal.warped), pick(self.temporal.mask)
+            loss = loss + cfg.temporal_weight * temporal_loss(x, warped, mask)
         return loss
 
-    def step() -> float:
-        loss = opt.step(closure).item()
-        if config.optimizer == "adam":
+
+def _picker(items: Sequence[int] | None) -> Callable[..., torch.Tensor]:
+    """Selects batch items of a target; one shared by the whole batch is left as it is."""
+
+    def pick(target: torch.Tensor, batched_dims: int = 4) -> torch.Tensor:
+        if items is None or target.dim() < batched_dims or target.shape[0] == 1:
+            return target
+        return target[list(items)]
+
+    return pick
+
+
+class _Item:
+    """One picture of a batch: its pixels (our own leaf), its optimizer, its loss history."""
+
+    def __init__(self, config: EngineConfig, start: torch.Tensor) -> None:
+        # A contiguous copy: L-BFGS flattens gradients with view(-1), which a channels-last
+        # input would break, and the caller's tensor must not be touched.
+        self.x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+        self.clamp = config.optimizer == "adam"  # L-BFGS unclamped keeps its curvature pairs valid
+        if config.optimizer == "lbfgs":
+            # One iteration per step() so that every evaluation is reported and can stop early.
+            # The tolerances are off: convergence is decided by ``converged`` over a window.
+            self.opt: torch.optim.Optimizer = torch.optim.LBFGS(
+                [self.x], lr=1.0, max_iter=1, history_size=100, tolerance_grad=-1.0, tolerance_change=-1.0
+            )
+        else:
+            self.opt = torch.optim.Adam([self.x], lr=config.learning_rate)
+        self.history: list[float] = []
+
+    def advance(self, loss: float) -> None:
+        """One optimizer step from the gradient already in ``x.grad``."""
+        # With max_iter=1, L-BFGS calls its closure once, for the loss at the current point,
+        # which the batched pass has already computed: no second VGG pass.
+        self.opt.step(lambda: loss)
+        self.history.append(loss)
+        if self.clamp:
             with torch.no_grad():
-                x.clamp_(0, 1)  # x is our own leaf; L-BFGS is left unclamped to keep its curvature pairs valid
-        return loss
+                self.x.clamp_(0, 1)
 
-    return step
+
+def _step(items: Sequence[_Item], active: Sequence[int], objective: Objective) -> None:
+    """One forward and backward pass over the active items, then one step of each."""
+    xs = [items[i].x for i in active]
+    for x in xs:
+        x.grad = None
+    batch = xs[0] if len(xs) == 1 else torch.cat(xs)
+    losses = objective.losses(batch, active if len(active) < len(items) else None)
+    losses.sum().backward()
+    for i, value in zip(active, losses.detach().tolist()):
+        items[i].advance(value)
 
 
 def converged(history: Sequence[float], window: int, tolerance: float) -> bool:
@@ -289,13 +410,21 @@ def converged(history: Sequence[float], window: int, tolerance: float) -> bool:
     return (before - now) <= tolerance * abs(before)
 
 
-def pyramid(height: int, width: int, scales: int, min_size: int) -> list[tuple[int, int]]:
-    """Sizes from coarse to fine; each level halves the long side, none below ``min_size``."""
+def _wide_enough(image: torch.Tensor, long_side: int, min_side: int) -> int:
+    """``long_side``, or more for a thin picture whose short side would end up below ``min_side``."""
+    height, width = image.shape[-2:]
+    return max(long_side, math.ceil(min_side * max(height, width) / max(1, min(height, width))))
+
+
+def pyramid(height: int, width: int, scales: int, min_size: int, min_side: int = 1) -> list[tuple[int, int]]:
+    """Sizes from coarse to fine; each level halves the long side, none below ``min_size``,
+    and none with a short side below ``min_side`` (what the encoder's layers need)."""
     long_side = max(height, width)
     sizes = [(height, width)]
     for k in range(1, scales):
         side = long_side // (2**k)
-        if side < min_size:
+        size = fit_long_side(height, width, side)
+        if side < min_size or min(size) < min_side:
             break
-        sizes.insert(0, fit_long_side(height, width, side))
+        sizes.insert(0, size)
     return sizes

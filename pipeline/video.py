@@ -9,6 +9,7 @@ packet, never re-encoded. Like every other output, the file appears atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from pipeline.color import swap_red_blue
-from pipeline.errors import InputError, os_reason
+from pipeline.errors import InputError, os_reason, output_error
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from pipeline.writer import create_temp, publish, remove_quietly
 
@@ -107,20 +108,44 @@ def _open_error(path: Path, exc: BaseException) -> InputError:
     reason = os_reason(exc)
     if reason is not None:
         return InputError(path, reason)
-    if path.is_file() and path.stat().st_size == 0:
+    if _is_empty(path):
         return InputError(path, "empty file")
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    # FFmpeg's own words ("Invalid data found when processing input"), without the errno
+    # and the path that str() adds: the path leads the message already.
+    message = getattr(exc, "strerror", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return InputError(path, f"not a video file FFmpeg can read, or corrupt ({message})")
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV and the FFmpeg inside it from printing their own lines on stderr.
+
+    A file they cannot read is reported once, as one line naming it (an InputError); their
+    "moov atom not found" and "[ WARN:0@1.9] ... can't be used to capture by name" would
+    come on top, between the progress bar's lines. Set OPENCV_FFMPEG_LOGLEVEL or
+    OPENCV_LOG_LEVEL to see them. OpenCV reads the FFmpeg level once, when it first opens
+    a file with FFmpeg, so this runs before every open.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def read_frames(path: Path) -> Iterator[Frame]:
     """Every frame of ``path``, upright, as RGB; one frame in memory at a time."""
     if not path.is_file():
         raise InputError(path, "file not found" if not path.exists() else "not a file")
+    _quiet_opencv()
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
-            raise InputError(path, "empty file" if path.stat().st_size == 0 else "not a video file OpenCV can read")
+            raise InputError(path, "empty file" if _is_empty(path) else "not a video file OpenCV can read")
         # On by default for the FFmpeg backend; set anyway so upright frames never depend
         # on an OpenCV build's default.
         capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
@@ -185,15 +210,25 @@ class VideoWriter:
         self.frames_written = 0
 
     def __enter__(self) -> VideoWriter:
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = create_temp(self.out_path.parent)
-        os.close(fd)
+        with self._writing():
+            self.out_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = create_temp(self.out_path.parent)
+            os.close(fd)
         try:
-            self._open()
+            with self._writing():
+                self._open()
         except BaseException:
             self._abort()
             raise
         return self
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """OS errors while writing (a full disk) are the output's, not the input's."""
+        try:
+            yield
+        except OSError as exc:
+            raise output_error(self.out_path, exc) from None
 
     def _open(self) -> None:
         # The temp name has no suffix, so name the format.
@@ -214,7 +249,8 @@ class VideoWriter:
         frame.pts = self._last_pts = max(round(time / TIME_BASE), self._last_pts + 1)
         frame.time_base = TIME_BASE
         frame.duration = round(1 / (self.fps * TIME_BASE))
-        self._mux(self._video.encode(frame))
+        with self._writing():
+            self._mux(self._video.encode(frame))
         self.frames_written += 1
         if self._audio is not None:
             # Audio up to this frame's time, so the file is interleaved as players expect.
@@ -229,7 +265,8 @@ class VideoWriter:
             self._abort()
             return
         try:
-            self._finish()
+            with self._writing():
+                self._finish()
         except BaseException:
             self._abort()
             raise

@@ -91,7 +91,7 @@ def build_frame_stylizer(job: VideoJob) -> FrameStylizer:
     stylizer = FrameStylizer(build_stylizer(job.settings, job.styles), job.settings)
     init = job.settings.engine.init
     if init not in ("content", "noise"):
-        stylizer.init_image = read_image(Path(init))
+        stylizer.init_image = read_image(Path(init), max_pixels=job.settings.max_pixels)
     return stylizer
 
 

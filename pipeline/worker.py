@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from pipeline.config import Settings
 from pipeline.device import resolve_device
-from pipeline.errors import InputError, NstpipeError
+from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.imaging import read_image, to_rgb8
 from pipeline.plan import ImageTask
 from pipeline.stylize import Callback, Result, Stylizer
@@ -57,6 +59,25 @@ def source_identity(path: Path) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def read_unchanged(path: Path, long_side: int, max_pixels: int, tries: int = 2) -> tuple[torch.Tensor, dict[str, int]]:
+    """Decode ``path`` together with the identity of the very bytes decoded.
+
+    The identity is taken before and after decoding; if they differ (an editor saving, a
+    copy still arriving), the read is tried again, and an input still changing is reported.
+    So a resume record never vouches for content other than what was stylized; a change
+    after the read makes the record stale and the next run redoes the file.
+    """
+    for _ in range(tries):
+        try:
+            before = source_identity(path)
+            image = read_image(path, long_side, max_pixels)
+            if source_identity(path) == before:
+                return image, before
+        except OSError as exc:  # vanished between two looks
+            raise InputError(path, os_reason(exc) or exc.strerror or str(exc)) from None
+    raise InputError(path, "changed while it was being read (is it still being written?)")
+
+
 def is_done(task: ImageTask, fingerprint: str) -> bool:
     """An output is complete when it carries a record for these settings and this source."""
     record = read_record(task.output)
@@ -73,7 +94,7 @@ def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
     engine = settings.engine
     encoder = VGGFeatures(load_weights(settings.weights), engine.layers, engine.pooling).to(device)
     # Styles are read at full size; the stylizer resizes them per output size.
-    style_images = [read_image(path) for path in styles]
+    style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
     return Stylizer(encoder, style_images, engine, device)
 
 
@@ -82,21 +103,23 @@ class ImageWorker:
         self.job = job
         self.stylizer = build_stylizer(job.settings, job.styles)
         init = job.settings.engine.init
-        self.init_image = None if init in ("content", "noise") else read_image(Path(init))
+        self.init_image = None if init in ("content", "noise") else read_image(Path(init), max_pixels=job.settings.max_pixels)
 
     def stylize_file(self, source: Path, callback: Callback | None = None) -> Result:
-        content = read_image(source, self.job.settings.size)
+        content = read_image(source, self.job.settings.size, self.job.settings.max_pixels)
         return self.stylizer.run(content, init=self.init_image, callback=callback)
 
     def process(self, task: ImageTask, callback: Callback | None = None) -> TaskResult:
-        """Stylize one file and write its output atomically; input errors become a result."""
+        """Stylize one file and write its output atomically.
+
+        A bad input becomes a failed result and the run goes on; a failed write raises
+        :class:`~pipeline.errors.OutputError`, which stops the run: a full disk is not the
+        input's fault, and every later write would fail the same way.
+        """
         start = time.perf_counter()
         try:
-            identity = source_identity(task.source)
-            content = read_image(task.source, self.job.settings.size)
+            content, identity = read_unchanged(task.source, self.job.settings.size, self.job.settings.max_pixels)
             result = self.stylizer.run(content, init=self.init_image, callback=callback)
-            record = {"fingerprint": self.job.fingerprint, "source": identity}
-            write_png(task.output, to_rgb8(result.image), record)
         except InputError as exc:
             return TaskResult(task, False, str(exc), seconds=time.perf_counter() - start)
         except OSError as exc:
@@ -104,6 +127,8 @@ class ImageWorker:
             return TaskResult(task, False, f"{exc.filename or task.source}: {reason}", seconds=time.perf_counter() - start)
         except NstpipeError as exc:
             return TaskResult(task, False, f"{task.source}: {exc}", seconds=time.perf_counter() - start)
+        record = {"fingerprint": self.job.fingerprint, "source": identity}
+        write_png(task.output, to_rgb8(result.image), record)
         return TaskResult(task, True, iterations=result.iterations, seconds=time.perf_counter() - start)
 
 

@@ -17,17 +17,26 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from pipeline.errors import output_error
+
 RECORD_KEY = "nstpipe"
 TEMP_PREFIX = ".nstpipe-tmp-"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = create_temp(path.parent)
+    """Write ``data`` to ``path`` in one step; any OS failure becomes an :class:`OutputError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = create_temp(path.parent)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         publish(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise output_error(path, exc) from None
     except BaseException:
         remove_quietly(tmp)
         raise
@@ -85,12 +94,27 @@ def write_image(path: Path, rgb8: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+PNG_END = bytes.fromhex("0000000049454e44ae426082")  # the IEND chunk every whole PNG ends with
+
+
 def read_record(path: Path) -> dict[str, Any] | None:
-    """The record stored in an output PNG, or None when missing, foreign or unreadable."""
+    """The record stored in an output PNG, or None when missing, foreign, cut short or unreadable.
+
+    Only the header and the last 12 bytes are read, not the pixels: a resume checks every
+    finished output of an archive, and decoding them all would take longer than a
+    thumbnail's worth of work each. The record's text chunk precedes the image data, and a
+    PNG cut short lacks its end chunk.
+    """
     try:
-        with Image.open(path) as img:
-            text = img.text.get(RECORD_KEY) if hasattr(img, "text") else None
-            return json.loads(text) if text else None
+        with open(path, "rb") as fh:
+            fh.seek(-len(PNG_END), os.SEEK_END)
+            if fh.read() != PNG_END:
+                return None
+            fh.seek(0)
+            with Image.open(fh, formats=["PNG"]) as img:
+                text = img.info.get(RECORD_KEY)
+        record = json.loads(text) if isinstance(text, str) else None
+        return record if isinstance(record, dict) else None
     except (OSError, ValueError, SyntaxError):
         return None
 

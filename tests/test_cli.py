@@ -147,9 +147,12 @@ def test_images_mirrors_reports_failures_and_resumes(tmp_path: Path, folder: Pat
     fingerprint = read_record(outputs[0])["fingerprint"]
 
     again = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
-    assert again.exit_code == 1
-    assert "0 stylized, 3 already done, 1 failed" in again.stdout
+    assert again.exit_code == 1  # the broken input is still without an output
+    assert "0 stylized, 3 already done, 0 failed (+1 in an earlier run; --retry-failed tries them again)" in again.stdout
+    assert "nstpipe: failed in an earlier run:" in again.stderr and "broken.jpg" in again.stderr
     assert mtimes(outputs) == before
+    retried = invoke("images", folder, "-s", painting_path, "-o", out, *FAST, "--retry-failed")
+    assert "0 stylized, 3 already done, 1 failed;" in retried.stdout
 
     reseeded = invoke("images", folder, "-s", painting_path, "-o", out, *FAST, "--seed", "5")
     assert reseeded.exit_code == 1
@@ -173,7 +176,7 @@ def test_images_output_inside_the_input_folder(tmp_path: Path, folder: Path, pai
     out = folder / "styled"
     first = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
     assert "3 stylized, 0 already done, 1 failed" in first.stdout
-    again = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
+    again = invoke("images", folder, "-s", painting_path, "-o", out, *FAST, "--retry-failed")
     assert "0 stylized, 3 already done, 1 failed" in again.stdout
     assert not (out / "styled").exists()
 

@@ -208,3 +208,157 @@ def test_16bit_rgb_keeps_channel_order(tmp_path: Path, suffix: str) -> None:
     image = read_image(path)
     assert image.shape == (1, 3, 6, 8)
     assert image[0, :, 0, 0].tolist() == pytest.approx([60000 / 65535, 20000 / 65535, 0.0], abs=1 / 255)
+
+
+# -- decompression bombs --------------------------------------------------------------------
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A real 1x1 PNG whose header (IHDR, with its CRC redone) claims ``width`` x ``height``."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to decode pixels fails the test: refusals must come from the header."""
+    from PIL import ImageFile
+
+    def refuse(self: object) -> None:
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+@pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (10_000, 9_000)], ids=["far-over", "just-over"])
+def test_decompression_bomb_is_refused_from_its_header(tmp_path: Path, no_decoding: None, width: int, height: int) -> None:
+    """10^10 pixels trips PIL's own check inside Image.open (twice the limit); 9*10^7 only ours."""
+    path = png_claiming(tmp_path / "bomb.png", width, height)
+    for read in (lambda: read_rgb(path), lambda: read_image(path, long_side=64), lambda: read_rgb(path, draft_side=64)):
+        with pytest.raises(InputError) as info:
+            read()
+        assert info.value.path == path and "\n" not in str(info.value)
+        assert "decompression bomb" in info.value.reason
+        assert "89,478,485" in info.value.reason and "--max-pixels" in info.value.reason
+        assert f"{width * height:,} pixels" in info.value.reason
+
+
+def test_pixel_limit_can_be_lowered_and_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "p.png"
+    Image.new("RGB", (200, 150), (10, 200, 30)).save(path)
+    with pytest.raises(InputError, match=r"200x150 = 30,000 pixels is over the limit of 29,999"):
+        read_rgb(path, max_pixels=29_999)
+    assert read_rgb(path, max_pixels=30_000).shape == (150, 200, 3)
+    # PIL refuses by itself at twice its own global limit, inside Image.open; a limit raised
+    # past that must still let the image through, and PIL's global must come back unchanged.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert read_rgb(path, max_pixels=30_000)[0, 0].tolist() == [10, 200, 30]
+    assert read_rgb(path, max_pixels=0).shape == (150, 200, 3)  # 0: no limit
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    with pytest.raises(InputError, match="over the limit of 1,000 "):
+        read_rgb(path, max_pixels=1000)  # PIL's own check (over twice 1000), same message
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+# -- YCCK and other colour spaces ---------------------------------------------------------------
+
+
+def ycck_jpeg(path: Path, cmyk_blocks: list[tuple[int, int, int, int]]) -> Path:
+    """A 16x16 YCCK JPEG of four 8x8 blocks, each one flat CMYK colour (ink amounts 0-255).
+
+    Adobe's YCCK: the inverted C, M, Y (255 - C = R, ...) go through the JPEG RGB -> YCbCr
+    transform, K is stored as it is, and every component is stored inverted (Adobe
+    convention). PIL writes a 4-component JPEG with an Adobe marker saying "no transform"
+    (CMYK) and stores 255 - value for each pixel value given; so given 255 - (Y, Cb, Cr, 255 - K),
+    it stores (Y, Cb, Cr, 255 - K), and setting the marker's transform byte to 2 makes
+    libjpeg read those planes as YCCK.
+    """
+    planes = np.zeros((16, 16, 4), np.uint8)
+    for i, (c, m, y, k) in enumerate(cmyk_blocks):
+        r, g, b = float(c), float(m), float(y)  # libjpeg: R = 255 - C of the inverted input
+        luma = 0.299 * r + 0.587 * g + 0.114 * b
+        cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+        cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+        stored = np.array([luma, cb, cr, 255 - k])
+        planes[(i // 2) * 8 : (i // 2) * 8 + 8, (i % 2) * 8 : (i % 2) * 8 + 8] = np.clip(np.round(255 - stored), 0, 255)
+    buffer = io.BytesIO()
+    Image.fromarray(planes, "CMYK").save(buffer, "JPEG", quality=100)
+    data = bytearray(buffer.getvalue())
+    app14 = data.find(b"\xff\xeeAdobe"[:2] + b"\x00\x0eAdobe")
+    assert app14 > 0 and data[app14 + 15] == 0, "PIL no longer writes the Adobe marker this way"
+    data[app14 + 15] = 2  # transform: YCCK
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_ycck_jpeg_decodes_to_the_right_colours(tmp_path: Path) -> None:
+    path = ycck_jpeg(tmp_path / "ycck.jpg", [(0, 255, 255, 0), (255, 0, 255, 0), (255, 255, 0, 0), (0, 0, 0, 128)])
+    with Image.open(path) as img:
+        assert (img.mode, img.info.get("adobe_transform")) == ("CMYK", 2)
+    rgb = read_rgb(path).astype(int)
+    expected = {(4, 4): (255, 0, 0), (4, 12): (0, 255, 0), (12, 4): (0, 0, 255), (12, 12): (127, 127, 127)}
+    for (y, x), colour in expected.items():
+        assert rgb[y, x].tolist() == pytest.approx(list(colour), abs=4), (y, x)
+
+
+@pytest.mark.parametrize("span", [2.0, 6e38], ids=["small", "float32-extremes"])
+def test_float_image_with_nan_and_infinity_stays_in_range(tmp_path: Path, span: float) -> None:
+    """Non-finite values become black; the extremes (the span overflowed float32) still map to 0..1."""
+    values = np.array([[-span / 2, 0.0, span / 2], [np.nan, np.inf, -np.inf]], dtype=np.float32)
+    path = tmp_path / "float.tif"
+    Image.fromarray(values, "F").save(path)
+    rgb = read_rgb(path)
+    assert rgb.dtype == np.float32 and np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
+    assert rgb[0, :, 0].tolist() == pytest.approx([0.0, 0.5, 1.0])
+    assert rgb[1, :, 0].tolist() == [0.0, 0.0, 0.0]
+
+
+# -- huge but legal pictures ----------------------------------------------------------------------
+
+
+def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size of every picture that reaches the float conversion, recorded as it goes."""
+    import pipeline.imaging as imaging
+
+    sizes: list[tuple[int, int]] = []
+    real = imaging._to_rgb_array
+
+    def recording(img: Image.Image) -> np.ndarray:
+        sizes.append(img.size)
+        return real(img)
+
+    monkeypatch.setattr(imaging, "_to_rgb_array", recording)
+    return sizes
+
+
+def test_big_jpeg_never_reaches_full_resolution(make_rgb: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = decoded_sizes(monkeypatch)
+    read_image(make_rgb(tmp_path / "big.jpg", 256, 512), long_side=32)
+    assert sizes == [(64, 32)]  # libjpeg decoded at 1/8 scale
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "1", "LA", "I;16"])
+def test_big_picture_is_reduced_before_it_becomes_floats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """PNG cannot decode at a reduced scale; the picture is box-reduced right after, by a whole
+    factor keeping four times the wanted size, and ends up as the full-size path would make it."""
+    rng = np.random.default_rng(3)
+    base = Image.fromarray(np.kron(rng.integers(0, 256, (15, 20, 3), dtype=np.uint8), np.ones((20, 20, 1), np.uint8)))
+    img = {"RGB": base, "P": base.quantize(16), "1": base.convert("1"), "LA": base.convert("LA"), "I;16": base.convert("I;16")}[mode]
+    path = tmp_path / "big.png"
+    img.save(path, **({"transparency": 0} if mode == "P" else {}))
+    sizes = decoded_sizes(monkeypatch)
+    small = read_image(path, long_side=16)
+    full = prepare(read_rgb(path), 16)
+    assert small.shape == full.shape == (1, 3, 12, 16)
+    # 400 // (4 * 16) = 6: 67x50 (reduce() rounds up); 16-bit grey cannot be reduced.
+    assert sizes == [(400, 300) if mode == "I;16" else (67, 50), (400, 300)]
+    assert (small - full).abs().mean().item() < 0.02

@@ -151,3 +151,18 @@ def test_unusable_files_raise_input_error_naming_the_file(tmp_path: Path, make, 
     with pytest.raises(InputError) as read:
         list(read_frames(path))
     assert str(path) in str(read.value)
+
+
+def test_an_unreadable_video_is_reported_once_without_decoder_chatter(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """OpenCV and its FFmpeg print their own lines ("moov atom not found", "[ WARN:0@...]")
+    on stderr at the C level; the error itself is one line, so they are kept quiet."""
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(np.random.default_rng(1).bytes(3000))
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(make_clip(tmp_path / "whole.mp4", n_frames=4).read_bytes()[:-200])
+    for path in (bad, truncated):
+        with pytest.raises(InputError, match=r"or corrupt \((Invalid data found when processing input|End of file)\)$"):
+            probe(path)
+        with pytest.raises(InputError, match="not a video file OpenCV can read"):
+            list(read_frames(path))
+    assert capfd.readouterr().err == ""

@@ -173,6 +173,15 @@ def test_wrong_output_suffix_and_output_over_input(tmp_path: Path, clip: Path, s
     assert is_red(next(read_frames(clip)).rgb[2:14])
 
 
+def test_frames_too_thin_for_the_layers_fail_before_any_output(tmp_path: Path, style_path: Path) -> None:
+    thin = make_clip(tmp_path / "thin.mp4", n_frames=3, width=160, height=16)  # 32x3 at --size 32
+    with pytest.raises(InputError, match=r"thin.mp4: frames of 32x3 at --size 32 are too thin.*at least 16"):
+        stylize_video(thin, [style_path], tmp_path / "o.mp4", settings(), lambda e: None)
+    assert os.listdir(tmp_path) == ["thin.mp4"]
+    stylize_video(thin, [style_path], tmp_path / "o.mp4", settings(size=192), lambda e: None)  # 192x19
+    assert probe(tmp_path / "o.mp4").frame_count == 3
+
+
 class TwoChains(LocalExecutor):
     """The local executor, but splitting a video as two workers would."""
 

@@ -1,0 +1,151 @@
+"""Failed inputs are recorded, skipped on a rerun, and tried again only when asked or changed;
+a failed write stops the run without recording the input as bad."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pytest
+
+from pipeline.app import Skipped, stylize_folder
+from pipeline.config import build_settings
+from pipeline.errors import OutputError
+from pipeline.executor import Summary
+from pipeline.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
+from pipeline.plan import ImageTask
+from pipeline.worker import ImageJob, TaskResult, is_done, source_identity
+from pipeline.writer import write_png
+
+SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
+
+
+class ScriptedExecutor:
+    """Fails every input whose name contains ``failing``; writes a valid output for the others."""
+
+    def __init__(self, failing: str = "bad") -> None:
+        self.seen: list[str] = []
+        self.failing = failing
+
+    def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: Callable[[object], None]) -> Summary:
+        summary = Summary()
+        for task in tasks:
+            self.seen.append(task.source.name)
+            if self.failing in task.source.name:
+                result = TaskResult(task, False, f"{task.source}: its worker died 3 times; skipped")
+            else:
+                write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": job.fingerprint, "source": source_identity(task.source)})
+                result = TaskResult(task, True, iterations=2)
+            summary.add(result)
+            on_event(result)
+        return summary
+
+
+@pytest.fixture
+def archive(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
+    root = tmp_path / "in"
+    make_rgb(root / "good.png", 16, 16)
+    make_rgb(root / "sub" / "bad.png", 16, 16, seed=1)
+    return root
+
+
+def run(archive: Path, style: Path, out: Path, **kwargs: bool) -> tuple[ScriptedExecutor, list[object], object]:
+    executor, events = ScriptedExecutor(), []
+    outcome = stylize_folder(archive, [style], out, SETTINGS, events.append, executor, **kwargs)
+    return executor, events, outcome
+
+
+def test_a_failure_is_recorded_and_not_retried_until_asked(archive: Path, painting_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    executor, _, outcome = run(archive, painting_path, out)
+    assert executor.seen == ["good.png", "bad.png"] and len(outcome.failed) == 1
+    record = read_failure(outcome.failed[0].task)
+    assert record is not None and "died 3 times" in record["reason"] and record["input"] == "sub/bad.png"
+    assert (out / "sub" / f"bad.png{FAILED_SUFFIX}").is_file()
+
+    executor, events, outcome = run(archive, painting_path, out)
+    assert executor.seen == []  # neither the finished input nor the failed one is tried again
+    assert outcome.skipped == 1 and [s.task.source.name for s in outcome.failed_before] == ["bad.png"]
+    assert any(isinstance(e, Skipped) and e.failed and "died 3 times" in e.failed for e in events)
+
+    executor, _, outcome = run(archive, painting_path, out, retry_failed=True)
+    assert executor.seen == ["bad.png"] and len(outcome.failed) == 1 and outcome.failed_before == []
+
+
+def test_a_changed_input_is_tried_again_and_success_clears_the_record(archive: Path, painting_path: Path, tmp_path: Path, make_rgb: Callable[..., Path]) -> None:
+    out = tmp_path / "out"
+    _, _, outcome = run(archive, painting_path, out)
+    task = outcome.failed[0].task
+    record = read_failure(task)
+    fingerprint, limits = record["fingerprint"], record["limits"]
+    assert failed_before(task, fingerprint, limits) is not None
+    make_rgb(task.source, 20, 20, seed=2)  # the user repairs the file: another size
+    assert failed_before(task, fingerprint, limits) is None
+
+    executor = ScriptedExecutor(failing="nothing")
+    stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, executor)
+    assert executor.seen == ["bad.png"]
+    assert not failure_path(task).exists() and is_done(task, fingerprint)
+
+
+def test_other_settings_try_a_failed_input_again(archive: Path, painting_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(archive, painting_path, out)
+    executor, events = ScriptedExecutor(), []
+    other = build_settings("fast", None, {"size": 24, "iterations": 2, "device": "cpu"})
+    stylize_folder(archive, [painting_path], out, other, events.append, executor)
+    assert executor.seen == ["good.png", "bad.png"]
+
+
+def test_a_full_disk_stops_the_run_keeps_finished_outputs_and_blames_no_input(
+    archive: Path, painting_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_rgb: Callable[..., Path]
+) -> None:
+    """Writes fail with ENOSPC once the first output is written: the real worker raises
+    OutputError, nothing partial is left under a final name, and no failure is recorded."""
+    from pipeline import writer
+    from pipeline.executor import LocalExecutor
+    from pipeline.worker import ImageWorker
+
+    make_rgb(archive / "sub" / "bad.png", 16, 16, seed=1)  # a valid image despite its name
+    real_fdopen, writes = os.fdopen, []
+
+    def fdopen(fd: int, mode: str = "r", *args: object, **kwargs: object) -> object:
+        handle = real_fdopen(fd, mode, *args, **kwargs)
+        writes.append(1)
+        if "w" in mode and len(writes) > 2:  # the settings file, the first output, then full
+
+            real_write = handle.write
+
+            def write(data: bytes) -> int:
+                real_write(data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            handle.write = write  # type: ignore[method-assign]
+        return handle
+
+    monkeypatch.setattr(writer.os, "fdopen", fdopen)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match=r"bad.png: cannot write \(No space left on device\)"):
+        stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, LocalExecutor(ImageWorker))
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == ["good.png", "nstpipe-settings.json"]  # no temp file, no failure record
+    monkeypatch.undo()
+
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, LocalExecutor(ImageWorker))
+    assert outcome.skipped == 1 and outcome.done == 1 and not outcome.failed
+
+
+def test_a_new_pixel_limit_tries_a_failed_input_again(archive: Path, painting_path: Path, tmp_path: Path) -> None:
+    """--max-pixels does not change outputs (not in the fingerprint) but decides failures."""
+    out = tmp_path / "out"
+    run(archive, painting_path, out)
+    executor = ScriptedExecutor()
+    stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, executor)
+    assert executor.seen == []
+    raised = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu", "max_pixels": SETTINGS.max_pixels * 4})
+    assert raised.fingerprint() == SETTINGS.fingerprint()
+    stylize_folder(archive, [painting_path], out, raised, lambda e: None, executor)
+    assert executor.seen == ["bad.png"]
