@@ -28,7 +28,7 @@ from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_me
 from pipeline.plan import Chunk, ImageTask, plan_chunks, plan_images
 from pipeline.resize import fit_long_side
 from pipeline.vgg import VGGFeatures, load_weights
-from pipeline.video import probe, read_frames
+from pipeline.video import probe, read_frames, temp_tag
 from pipeline.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
 from pipeline.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
 from pipeline.writer import atomic_write_json, clean_temp_files, write_image
@@ -215,6 +215,7 @@ def stylize_video(
     check_writable(output.parent)
     if output.resolve() == source.resolve():
         raise InputError(output, "the output would overwrite the input video")
+    clean_temp_files(output.parent, temp_tag(output))  # a video a killed run was encoding
     executor = executor or LocalExecutor()
     job = make_video_job(settings, list(styles), source, info)
     store = FrameStore(work_dir or default_work_dir(output), job.fingerprint)

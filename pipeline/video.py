@@ -164,6 +164,12 @@ def read_frames(path: Path) -> Iterator[Frame]:
         capture.release()
 
 
+def temp_tag(out_path: Path) -> str:
+    """What the temp files of ``out_path`` are named after: a folder of videos may hold
+    other jobs' files in the making, which a cleanup must leave alone."""
+    return out_path.name + "-"
+
+
 class VideoWriter:
     """H.264 (libx264, yuv420p) MP4 with the audio of ``source`` copied in; atomic.
 
@@ -212,7 +218,7 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         with self._writing():
             self.out_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = create_temp(self.out_path.parent)
+            fd, self._tmp = create_temp(self.out_path.parent, temp_tag(self.out_path))
             os.close(fd)
         try:
             with self._writing():

@@ -49,14 +49,15 @@ def publish(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def create_temp(folder: Path) -> tuple[int, str]:
-    """An exclusive new temp file in ``folder``.
+def create_temp(folder: Path, tag: str = "") -> tuple[int, str]:
+    """An exclusive new temp file in ``folder``; ``tag`` goes into its name, so that
+    :func:`clean_temp_files` can clear one output's leftovers and no one else's.
 
     Not ``mkstemp``: it creates files readable by their owner only (0600), and the rename
     would carry that onto the output. Mode 0666 lets the umask decide, as for any new file.
     """
     while True:
-        tmp = os.path.join(folder, TEMP_PREFIX + secrets.token_hex(8))
+        tmp = os.path.join(folder, TEMP_PREFIX + tag + secrets.token_hex(8))
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:
@@ -119,15 +120,16 @@ def read_record(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def clean_temp_files(folder: Path) -> int:
-    """Remove temp files that a killed run left in ``folder`` (not recursive). Returns the count."""
+def clean_temp_files(folder: Path, tag: str = "") -> int:
+    """Remove temp files that a killed run left in ``folder`` (not recursive), only those
+    made with ``tag`` when one is given. Returns the count."""
     removed = 0
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
     for entry in entries:
-        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+        if entry.name.startswith(TEMP_PREFIX + tag) and entry.is_file(follow_symlinks=False):
             removed += remove_quietly(entry.path)
     return removed
 

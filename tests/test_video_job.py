@@ -131,6 +131,19 @@ def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Pat
     assert 0.2 < audio_times_from_picture_start(out)[-1] < 3 / 8 + 0.07
 
 
+def test_a_killed_encodes_temp_file_goes_and_other_videos_in_the_making_stay(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    from pipeline.video import temp_tag
+    from pipeline.writer import create_temp
+
+    out = tmp_path / "videos" / "v.mp4"
+    out.parent.mkdir()
+    leftovers = [create_temp(out.parent, temp_tag(out)), create_temp(out.parent, temp_tag(out.with_name("w.mp4")))]
+    for fd, _ in leftovers:
+        os.close(fd)
+    stylize_video(clip, [style_path], out, settings(), lambda e: None)
+    assert sorted(os.listdir(out.parent)) == sorted(["v.mp4", os.path.basename(leftovers[1][1])])
+
+
 def test_default_work_dir_is_beside_the_output(tmp_path: Path) -> None:
     assert default_work_dir(tmp_path / "x" / "v.mp4") == tmp_path / "x" / "v.mp4.nstpipe-work"
 
