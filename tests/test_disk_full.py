@@ -48,6 +48,24 @@ snap() {{ mkdir -p {snapshots}/$1 && cp -a {tmpfs}/. {snapshots}/$1/; }}
     )
 
 
+def full_then_with_space(command: str, tmpfs: Path, size: str, snaps: Path) -> str:
+    """Run ``command`` on a full ``size`` tmpfs (snapshot ``full``), then again once it has
+    grown (snapshot ``done``). The first must fail with one clear line, which is returned;
+    the second must succeed."""
+    script = f"""
+{command} >{snaps}.1.out 2>{snaps}.1.err; echo "first=$?"
+snap full
+grow
+{command} >{snaps}.2.out 2>{snaps}.2.err; echo "second=$?"
+snap done
+"""
+    done = run_on_tmpfs(script, tmpfs, size, snaps)
+    assert "first=2" in done.stdout and "second=0" in done.stdout, done.stdout + done.stderr
+    error = Path(f"{snaps}.1.err").read_text()
+    assert error.count("\n") == 1 and "No space left on device" in error and "Traceback" not in error, error
+    return error
+
+
 def files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
@@ -58,17 +76,7 @@ def test_images_on_a_full_disk_then_with_space(tmp_path: Path, make_rgb: Callabl
     out, snaps = tmp_path / "out", tmp_path / "snaps"
     out.mkdir()
     command = f"{NSTPIPE} images {tmp_path / 'in'} --style {painting_path} -o {out} {FAST}"
-    script = f"""
-{command} >{snaps}.1.out 2>{snaps}.1.err; echo "first=$?"
-snap full
-grow
-{command} >{snaps}.2.out 2>{snaps}.2.err; echo "second=$?"
-snap done
-"""
-    done = run_on_tmpfs(script, out, "12k", snaps)
-    assert "first=2" in done.stdout and "second=0" in done.stdout, done.stdout + done.stderr
-    error = Path(f"{snaps}.1.err").read_text()
-    assert error.count("\n") == 1 and "No space left on device" in error and "Traceback" not in error, error
+    full_then_with_space(command, out, "12k", snaps)
     full = files(snaps / "full")
     pngs = [p for p in full if p.suffix == ".png"]
     assert 0 < len(pngs) < 6
@@ -86,17 +94,7 @@ def test_video_on_a_full_disk_then_with_space(tmp_path: Path, painting_path: Pat
     out, snaps = tmp_path / "out", tmp_path / "snaps"
     out.mkdir()
     command = f"{NSTPIPE} video {clip} --style {painting_path} -o {out / 'v.mp4'} {FAST} --later-iterations 1 --keep-frames"
-    script = f"""
-{command} >{snaps}.1.out 2>{snaps}.1.err; echo "first=$?"
-snap full
-grow
-{command} >{snaps}.2.out 2>{snaps}.2.err; echo "second=$?"
-snap done
-"""
-    done = run_on_tmpfs(script, out, "16k", snaps)
-    assert "first=2" in done.stdout and "second=0" in done.stdout, done.stdout + done.stderr
-    error = Path(f"{snaps}.1.err").read_text()
-    assert error.count("\n") == 1 and "No space left on device" in error and "Traceback" not in error, error
+    full_then_with_space(command, out, "16k", snaps)
     full = files(snaps / "full")
     assert not (snaps / "full" / "v.mp4").exists()
     frames = [p for p in full if p.name.startswith("frame-")]
@@ -117,15 +115,7 @@ def test_encoding_onto_a_full_disk_keeps_the_frames(tmp_path: Path, painting_pat
     out.mkdir()
     command = (f"{NSTPIPE} video {clip} --style {painting_path} -o {out / 'v.mp4'} {FAST} --size 64"
                f" --later-iterations 0 --work-dir {tmp_path / 'work'}")
-    script = f"""
-{command} >{snaps}.1.out 2>{snaps}.1.err; echo "first=$?"
-snap full
-grow
-{command} >{snaps}.2.out 2>{snaps}.2.err; echo "second=$?"
-"""
-    done = run_on_tmpfs(script, out, "4k", snaps)
-    assert "first=2" in done.stdout and "second=0" in done.stdout, done.stdout + done.stderr
-    error = Path(f"{snaps}.1.err").read_text()
+    error = full_then_with_space(command, out, "4k", snaps)
     assert error.count("\n") == 1 and "v.mp4: cannot write (No space left on device)" in error, error
     assert files(snaps / "full") == []
     assert "40 frames (40 from an earlier run)" in Path(f"{snaps}.2.out").read_text()
