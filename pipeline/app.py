@@ -160,11 +160,14 @@ def stylize_folder(
             if task.output.parent not in cleaned:
                 clean_temp_files(task.output.parent)
                 cleaned.add(task.output.parent)
-            reason = None if retry_failed else failed_before(task, job.fingerprint, limits)
             if is_done(task, job.fingerprint):
                 outcome.skipped += 1
                 report(Skipped(task))
-            elif reason is not None:
+                continue
+            # Looked up only for inputs without an output: a resume of a big archive
+            # should not probe a failure record beside every finished output.
+            reason = None if retry_failed else failed_before(task, job.fingerprint, limits)
+            if reason is not None:
                 outcome.failed_before.append(Skipped(task, reason))
                 report(outcome.failed_before[-1])
             else:
