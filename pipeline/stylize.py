@@ -17,10 +17,12 @@ from torch import nn
 from pipeline.color import keep_luminance, match_color_histogram, match_luminance
 from pipeline.config import EngineConfig
 from pipeline.errors import NstpipeError
+from pipeline.lbfgs import LBFGS
 from pipeline.losses import content_loss, gram, style_loss, temporal_loss, tv_loss
 from pipeline.resize import fit_long_side, resize, resize_long_side
 
 Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+LBFGS_HISTORY = 100  # curvature pairs kept, as in jcjohnson/neural-style
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ class Stylizer:
         objective = Objective(self.features, cfg, content_target, grams, temporal)
         # One optimizer per batch item, all fed by one batched VGG pass: each picture
         # follows the path it would follow alone, and stops on its own.
-        items = [_Item(cfg, start[i : i + 1]) for i in range(start.shape[0])]
+        items = [_Item(cfg, start[i : i + 1], budget) for i in range(start.shape[0])]
         active = list(range(len(items)))
         steps = 0
         while active and steps < budget:
@@ -364,26 +366,23 @@ def _picker(items: Sequence[int] | None) -> Callable[..., torch.Tensor]:
 class _Item:
     """One picture of a batch: its pixels (our own leaf), its optimizer, its loss history."""
 
-    def __init__(self, config: EngineConfig, start: torch.Tensor) -> None:
-        # A contiguous copy: L-BFGS flattens gradients with view(-1), which a channels-last
-        # input would break, and the caller's tensor must not be touched.
+    def __init__(self, config: EngineConfig, start: torch.Tensor, budget: int) -> None:
+        # A contiguous copy (L-BFGS flattens the pixels), and the caller's tensor is not touched.
         self.x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         self.clamp = config.optimizer == "adam"  # L-BFGS unclamped keeps its curvature pairs valid
+        self.opt: LBFGS | torch.optim.Optimizer
         if config.optimizer == "lbfgs":
-            # One iteration per step() so that every evaluation is reported and can stop early.
-            # The tolerances are off: convergence is decided by ``converged`` over a window.
-            self.opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                [self.x], lr=1.0, max_iter=1, history_size=100, tolerance_grad=-1.0, tolerance_change=-1.0
-            )
+            # One iteration per step, no line search: every evaluation is reported and can
+            # stop early, and a step costs exactly one VGG pass (the batched one in _step).
+            # A level never holds more pairs than it has steps, so no more memory is taken.
+            self.opt = LBFGS(self.x, history=max(1, min(LBFGS_HISTORY, budget)))
         else:
             self.opt = torch.optim.Adam([self.x], lr=config.learning_rate)
         self.history: list[float] = []
 
     def advance(self, loss: float) -> None:
         """One optimizer step from the gradient already in ``x.grad``."""
-        # With max_iter=1, L-BFGS calls its closure once, for the loss at the current point,
-        # which the batched pass has already computed: no second VGG pass.
-        self.opt.step(lambda: loss)
+        self.opt.step()
         self.history.append(loss)
         if self.clamp:
             with torch.no_grad():

@@ -31,6 +31,27 @@ def test_gram_per_batch_item() -> None:
     assert gram(features).flatten().tolist() == pytest.approx([7.5, 1.0])
 
 
+def test_gram_of_channels_last_features_matches_and_keeps_the_layout() -> None:
+    # The bf16 path hands the losses channels-last features; the Gram and its gradient
+    # must not depend on the layout, and the gradient comes back in the same layout.
+    gen = torch.Generator().manual_seed(0)
+    plain = torch.randn(2, 5, 4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    last = plain.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weights = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)
+    (gram(plain) * weights).sum().backward()
+    (gram(last) * weights).sum().backward()
+    assert torch.allclose(gram(last), gram(plain))
+    assert torch.allclose(last.grad, plain.grad)
+    assert last.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_is_exact(layout: torch.memory_format) -> None:
+    # The Gram's own backward, (dG + dG^T) F, against finite differences.
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    assert torch.autograd.gradcheck(gram, (x,))
+
+
 def test_content_loss_is_relative_squared_error() -> None:
     # ||x - t||^2 = 0 + 1 + 4 + 9 = 14; ||t||^2 = 4.
     loss = content_loss(t([[1, 2], [3, 4]]), t([[1, 1], [1, 1]]))
