@@ -256,6 +256,19 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
     return Settings(engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), **settings_kwargs)
 
 
+def _boolean(value: Any) -> bool:
+    # bool("false") is True: a string from the command line or a quoted TOML value must
+    # say which it means.
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """Turn TOML/CLI values into the field's type, with an error that names the key."""
     try:
@@ -264,7 +277,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             kind = float if "weights" in key or "blend" in key else str
             return tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items if str(v).strip())
         if isinstance(default, bool):
-            return bool(value)
+            return _boolean(value)
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)

@@ -134,6 +134,17 @@ def test_numbers_are_coerced() -> None:
     assert settings.engine.seed == 7
 
 
+@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), ("false", False), ("0", False), ("True", True), ("yes", True)])
+def test_switches_read_words_not_truthiness(value: object, expected: bool) -> None:
+    # bool("false") would be True.
+    assert settings_from_dict({"compile": value}).engine.compile is expected
+
+
+def test_a_switch_that_is_neither_raises_naming_it() -> None:
+    with pytest.raises(ConfigError, match="'compile'"):
+        settings_from_dict({"compile": "maybe"})
+
+
 def test_engine_layers_content_first_without_duplicates() -> None:
     engine = EngineConfig(content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), style_layer_weights=(1.0, 1.0))
     assert engine.layers == ("relu2_1", "relu1_1")
