@@ -259,8 +259,10 @@ class Stylizer:
         if init is not None:
             return resize(init.to(self.device, torch.float32), size).expand(content.shape[0], -1, -1, -1)
         if self.config.init == "noise":
+            # One draw shared by the batch: each picture starts from the noise it gets alone.
             gen = torch.Generator().manual_seed(self.config.seed)
-            return torch.rand(content.shape[:2] + size, generator=gen).to(self.device)
+            noise = torch.rand((1, 3) + size, generator=gen).to(self.device)
+            return noise.expand(content.shape[0], -1, -1, -1)
         # "content", and a file path that the caller has already turned into ``init``.
         return resize(content, size)
 

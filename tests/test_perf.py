@@ -188,6 +188,15 @@ def test_a_batch_gives_each_picture_what_it_gets_alone(optimizer: str) -> None:
     assert batch.loss == pytest.approx(sum(batch.item_losses))
 
 
+def test_a_batch_from_noise_starts_each_picture_from_its_own_noise() -> None:
+    style = stripes_image(32, 32)
+    a, b = smooth_image(24, 32), smooth_image(24, 32, phase=2.0)
+    cfg = engine(init="noise", iterations=4)
+    alone = Stylizer(TinyEncoder(), [style], cfg).run(b)
+    batch = Stylizer(TinyEncoder(), [style], cfg).run(torch.cat([a, b]))
+    assert torch.allclose(batch.image[1:], alone.image, atol=1e-4)
+
+
 def test_a_converged_picture_leaves_the_batch() -> None:
     style = stripes_image(32, 32)
     a, b = smooth_image(24, 32), smooth_image(24, 32, phase=2.0)
