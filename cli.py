@@ -65,6 +65,10 @@ WorkDirOpt = Annotated[Optional[Path], typer.Option("--work-dir", help="Folder f
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="Stylize only the first N frames (a preview).", min=1, show_default=False)]
 KeepFramesOpt = Annotated[bool, typer.Option("--keep-frames", help="Keep the stylized frames (PNG) after the video is written.")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Parallel workers [default: one per GPU, else 1]; more than one runs on Ray.", min=1, show_default=False)]
+BatchOpt = Annotated[
+    Optional[int],
+    typer.Option("--batch", help="Images of one size optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS [default: 0].", min=0, show_default=False),
+]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster (or 'auto'); default: $RAY_ADDRESS, else a private local instance.", show_default=False)]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -78,13 +82,14 @@ _SETTING_FLAGS = (
 )
 
 _VIDEO_FLAGS = ("temporal", "later_iterations", "temporal_weight", "crf")
+_FOLDER_FLAGS = ("batch",)
 
 
 def _settings(flags: dict[str, Any]) -> Settings:
     """Preset < --config file < flags (the command's options; unset ones are None)."""
     overrides = {key: flags[key] for key in _SETTING_FLAGS}
     overrides["style_blend"] = flags["style_weights"]
-    for key in _VIDEO_FLAGS:
+    for key in (*_VIDEO_FLAGS, *_FOLDER_FLAGS):
         overrides[key] = flags.get(key)
     return build_settings(flags["preset"], flags["config"], overrides)
 
@@ -181,12 +186,13 @@ def images(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default=False)],
     workers: WorkersOpt = None,
     address: AddressOpt = None,
+    batch: BatchOpt = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the inputs that failed in an earlier run (they are skipped otherwise).")] = False,
     **options: Any,
 ) -> None:
     """Stylize every image under FOLDER; rerun to resume (finished outputs are skipped)."""
     with _user_errors(options["debug"]):
-        settings = _settings(options)
+        settings = _settings({**options, "batch": batch})
         from pipeline.app import open_executor, stylize_folder
 
         with _reporter(options["quiet"]) as report, open_executor(workers, address) as executor:

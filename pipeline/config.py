@@ -155,12 +155,16 @@ class Settings:
     weights: str = "embedded"
     # Images with more pixels are refused before decoding (decompression bombs); 0: no limit.
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # Pictures of one size optimized together, one VGG19 pass for all (a GPU's throughput);
+    # 0: as many as the device's memory holds (see pipeline.device.resolve_batch).
+    batch: int = 0
     engine: EngineConfig = field(default_factory=EngineConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
 
     def __post_init__(self) -> None:
         _check(self.size >= 16, "size", "must be at least 16 pixels")
         _check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
+        _check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")
 
     def to_dict(self) -> dict[str, Any]:
         flat = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("engine", "video")}
@@ -174,13 +178,16 @@ class Settings:
         ``device`` is left out on purpose: the same settings on another device give the
         same picture up to float noise, and resuming a job on a different machine must
         not redo finished work. ``max_pixels`` only decides which inputs are read at all,
-        never how, so raising it to let a big photo through keeps the finished ones. The
-        video settings are left out too, so that changing them does not invalidate
-        finished photos; a video job passes them in ``extra``.
+        never how, so raising it to let a big photo through keeps the finished ones.
+        ``batch`` only decides how many pictures share one optimization, in which each
+        follows the path it would follow alone, so another batch keeps finished outputs
+        too. The video settings are left out as well, so that changing them does not
+        invalidate finished photos; a video job passes them in ``extra``.
         """
         data = self.to_dict()
         data.pop("device")
         data.pop("max_pixels")
+        data.pop("batch")  # how many at once, not what: each picture is optimized as alone
         data.pop("compile")  # how fast, not what: the same pictures either way
         if data["precision"] == "fp32":
             # What every version before this setting computed: their outputs stay valid.

@@ -1,10 +1,18 @@
-"""Choosing the torch device."""
+"""Choosing the torch device, and how many pictures it optimizes at once."""
 
 from __future__ import annotations
 
 import torch
 
+from pipeline.config import EngineConfig
 from pipeline.errors import ConfigError
+from pipeline.stylize import image_memory
+
+MAX_AUTO_BATCH = 8
+# The share of the free GPU memory an automatic batch may plan to fill; the rest is the
+# margin for what the estimate leaves out (the allocator's slack, cuDNN workspaces, the
+# style and content targets) and for other users of the GPU.
+BATCH_MEMORY_SHARE = 0.75
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -39,3 +47,23 @@ def pin_threads(threads: int | None) -> None:
     """Give torch ``threads`` CPU threads (None: leave torch's default)."""
     if threads:
         torch.set_num_threads(threads)
+
+
+def resolve_batch(batch: int, device: torch.device, side: int, config: EngineConfig) -> int:
+    """``batch``, or for 0 (auto) the batch size this device is best served by.
+
+    A CPU or MPS iteration is bound by arithmetic already at one picture, so batching
+    gains nothing there; a GPU is fed better the more pictures share its passes, as many
+    as its free memory holds.
+    """
+    if batch:
+        return batch
+    if device.type != "cuda":
+        return 1
+    free, _ = torch.cuda.mem_get_info(device)
+    return batch_for_memory(free, image_memory(side, config))
+
+
+def batch_for_memory(free_bytes: int, per_image: int, most: int = MAX_AUTO_BATCH) -> int:
+    """How many pictures of ``per_image`` bytes fit in ``free_bytes``, margin kept: 1 to ``most``."""
+    return max(1, min(most, int(free_bytes * BATCH_MEMORY_SHARE) // max(1, per_image)))

@@ -8,8 +8,9 @@ input; the summary says what failed.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from pipeline.framestore import FrameStore
 from pipeline.plan import Chunk, ImageTask
@@ -48,7 +49,10 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """One worker in this process; the model is loaded on the first task, not before."""
+    """One worker in this process; the model is loaded on the first task, not before.
+
+    The tasks run in turn, up to the worker's batch at a time.
+    """
 
     def __init__(self, worker_factory: Callable[[ImageJob], ImageWorker] = ImageWorker) -> None:
         self.worker_factory = worker_factory
@@ -61,12 +65,26 @@ class LocalExecutor:
 
     def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: EventSink) -> Summary:
         summary = Summary()
-        worker: ImageWorker | None = None
-        for task in tasks:
-            if worker is None:
-                worker = self.worker_factory(job)
-            on_event(TaskStarted(task))
-            result = worker.process(task, callback=on_event)
-            summary.add(result)
-            on_event(result)
+        pending = iter(tasks)
+        first = next(pending, None)
+        if first is None:
+            return summary
+        worker = self.worker_factory(job)
+        pending = itertools.chain([first], pending)
+        while batch := take_batch(pending, worker.batch, on_event):
+            for result in worker.process_batch(batch, callback=on_event):
+                summary.add(result)
+                on_event(result)
         return summary
+
+
+def take_batch(pending: Iterator[ImageTask], count: int, on_event: EventSink) -> list[ImageTask]:
+    """The next ``count`` tasks of the plan (fewer at its end), each reported as started.
+
+    Only these are pulled: the plan stays lazy, and the tasks skipped on the way (already
+    done) are reported as the plan is walked, not all at once.
+    """
+    batch = list(itertools.islice(pending, count))
+    for task in batch:
+        on_event(TaskStarted(task))
+    return batch

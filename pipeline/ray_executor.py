@@ -1,17 +1,20 @@
 """Running image tasks on Ray actors: one per GPU, or N on CPUs; the only module that imports ray.
 
 Each actor holds an :class:`~pipeline.worker.ImageWorker` (VGG19 and the style targets
-loaded once) and stylizes one input per call, writing its output atomically itself, so
-an output folder on a cluster must be a path every node sees.
+loaded once) and stylizes the inputs of one call (up to its worker's batch, see
+``Settings.batch``), writing each output atomically itself, so an output folder on a
+cluster must be a path every node sees.
 
 Scheduling is a bounded queue: at most ``queue_per_worker`` calls (default 1) wait on each
 actor, and tasks are pulled from the (lazy) plan only as calls finish, so an archive of
 millions of files never sits in memory. A worker process that dies (killed, out of
 memory, a crashing decoder) is restarted by Ray and the call it held is run again, up to
-``max_attempts`` in all, after which that input is reported failed and skipped: a
-poisonous file can never loop the job. One call per worker at a time means a crash is
-charged to the input that caused it, never to an innocent one queued behind it; an image
-takes seconds, a call's round trip a millisecond.
+``max_attempts`` in all. A call of one input that still fails is reported failed and
+skipped: a poisonous file can never loop the job. A batch that still fails is split, its
+inputs sent again one per call, so that only the one that kills its worker is reported.
+One call per worker at a time means a crash is charged to the inputs that caused it,
+never to innocent ones queued behind them; an image takes seconds, a call's round trip a
+millisecond.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ray.util.queue import Queue
 
 from pipeline.device import pin_threads
 from pipeline.errors import NstpipeError
-from pipeline.executor import EventSink, Summary, TaskStarted
+from pipeline.executor import EventSink, Summary, take_batch
 from pipeline.framestore import CHAIN, SEAM, FrameStore
 from pipeline.plan import Chunk, ImageTask
 from pipeline.video_job import FrameDone, FramesSummary, FrameStarted, VideoJob, blend_seam, build_frame_stylizer, stylize_chain
@@ -52,8 +55,11 @@ class _ImageActor:
         pin_threads(threads)
         self.worker = factory(job)
 
-    def process(self, task: ImageTask) -> TaskResult:
-        return self.worker.process(task)
+    def process_batch(self, tasks: list[ImageTask]) -> list[TaskResult]:
+        return self.worker.process_batch(tasks)
+
+    def batch(self) -> int:
+        return self.worker.batch
 
     def pid(self) -> int:
         return os.getpid()
@@ -187,35 +193,61 @@ class RayExecutor:
     def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: EventSink) -> Summary:
         summary = Summary()
         pending = iter(tasks)
-        inflight: dict[Any, tuple[int, ImageTask]] = {}  # ref -> (actor index, task)
+        # The tasks of a batch whose worker died on every try, to run again one per call.
+        alone: deque[ImageTask] = deque()
+        inflight: dict[Any, tuple[int, list[ImageTask]]] = {}  # ref -> (actor index, tasks)
         self._start_actors(job, _ImageActor, self.worker_factory)
+        batches = [self._batch(actor) for actor in self.actors]
         load = [0] * len(self.actors)
 
         def fill() -> None:
             for index, actor in enumerate(self.actors):
                 while load[index] < self.queue_per_worker:
-                    task = next(pending, None)
-                    if task is None:
+                    # A task sent again was reported as started with its batch.
+                    batch = [alone.popleft()] if alone else take_batch(pending, batches[index], on_event)
+                    if not batch:
                         return
-                    on_event(TaskStarted(task))
-                    inflight[actor.process.remote(task)] = (index, task)
+                    inflight[actor.process_batch.remote(batch)] = (index, batch)
                     load[index] += 1
 
         fill()
         while inflight:
             ready, _ = ray.wait(list(inflight), num_returns=1)
-            index, task = inflight.pop(ready[0])
+            index, batch = inflight.pop(ready[0])
             load[index] -= 1
             try:
-                result: TaskResult = _get(ready[0])
+                results: list[TaskResult] = _get(ready[0])
             except WORKER_LOST:
                 # Ray restarted the worker and re-ran the call max_attempts - 1 times.
-                result = TaskResult(task, False, f"{task.source}: its worker died {self.max_attempts} times; skipped")
-                on_event(WorkerLost(task, self.max_attempts))
-            summary.add(result)
-            on_event(result)
+                results = self._lost(batch, alone, on_event)
+            for result in results:
+                summary.add(result)
+                on_event(result)
             fill()
         return summary
+
+    @staticmethod
+    def _batch(actor: Any) -> int:
+        """The worker's batch (``auto`` depends on its device); 1 for a worker that cannot
+        start, whose calls then fail one input each, as a lost worker's."""
+        try:
+            return int(_get(actor.batch.remote()))
+        except WORKER_LOST:
+            return 1
+
+    def _lost(self, batch: list[ImageTask], alone: deque[ImageTask], on_event: EventSink) -> list[TaskResult]:
+        """The results of a call whose worker died on every try.
+
+        One picture of a batch may have killed it, or none (the process was killed from
+        outside): the batch's tasks go back one per call, so that only a picture that
+        kills its worker on its own is reported, never the others that shared its call.
+        """
+        if len(batch) > 1:
+            alone.extend(batch)
+            return []
+        task = batch[0]
+        on_event(WorkerLost(task, self.max_attempts))
+        return [TaskResult(task, False, f"{task.source}: its worker died {self.max_attempts} times; skipped")]
 
     def run_video(self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink) -> FramesSummary:
         """One chain per chunk, on free workers; a seam as soon as both its chunks are done.

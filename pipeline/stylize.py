@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.color import keep_luminance, match_color_histogram, match_luminance
-from pipeline.config import EngineConfig
+from pipeline.config import LAYERS, EngineConfig
 from pipeline.errors import NstpipeError
 from pipeline.lbfgs import LBFGS
 from pipeline.losses import content_loss, gram, style_loss, temporal_loss, tv_loss
@@ -259,8 +259,10 @@ class Stylizer:
         if init is not None:
             return resize(init.to(self.device, torch.float32), size).expand(content.shape[0], -1, -1, -1)
         if self.config.init == "noise":
+            # One draw shared by the batch: each picture starts from the noise it gets alone.
             gen = torch.Generator().manual_seed(self.config.seed)
-            return torch.rand(content.shape[:2] + size, generator=gen).to(self.device)
+            noise = torch.rand((1, 3) + size, generator=gen).to(self.device)
+            return noise.expand(content.shape[0], -1, -1, -1)
         # "content", and a file path that the caller has already turned into ``init``.
         return resize(content, size)
 
@@ -407,6 +409,28 @@ def converged(history: Sequence[float], window: int, tolerance: float) -> bool:
         return False
     before, now = history[-1 - window], history[-1]
     return (before - now) <= tolerance * abs(before)
+
+
+def image_memory(side: int, config: EngineConfig) -> int:
+    """Bytes of device memory that one more picture in a batch takes, at a long side of ``side``.
+
+    A rough bound for choosing a batch size, not an account. The picture is taken square
+    (the most a long side allows). Every VGG19 output up to the deepest layer used is kept
+    for the backward pass, which makes a gradient of the same size (x2), counted as fp32
+    (bf16 activations take half). Then the optimizer's state: L-BFGS keeps up to
+    LBFGS_HISTORY curvature pairs (s, y) of the picture's size, Adam two moments.
+    """
+    pixels = side * side
+    deepest = max(LAYERS.index(layer) for layer in config.layers)
+    floats, area = 0, pixels
+    for name in LAYERS[: deepest + 1]:
+        if name.startswith("pool"):
+            area //= 4
+        block = int(name[4])  # conv3_1, relu3_1 and pool3 are all of block 3
+        floats += min(64 << (block - 1), 512) * area
+    activations = 2 * floats * 4
+    pairs = max(1, min(LBFGS_HISTORY, config.iterations)) if config.optimizer == "lbfgs" else 1
+    return activations + pairs * 2 * 3 * pixels * 4
 
 
 def _wide_enough(image: torch.Tensor, long_side: int, min_side: int) -> int:

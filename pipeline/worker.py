@@ -1,20 +1,21 @@
-"""A worker: loads VGG19 and the style targets once, then stylizes one input per call.
+"""A worker: loads VGG19 and the style targets once, then stylizes a few inputs per call.
 
 The local executor runs one in-process; the Ray executor wraps the same class in actors.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
 from pipeline.config import Settings
-from pipeline.device import resolve_device
+from pipeline.device import resolve_batch, resolve_device
 from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.imaging import read_image, to_rgb8
 from pipeline.plan import ImageTask
@@ -105,31 +106,83 @@ class ImageWorker:
         init = job.settings.engine.init
         self.init_image = None if init in ("content", "noise") else read_image(Path(init), max_pixels=job.settings.max_pixels)
 
+    @functools.cached_property
+    def batch(self) -> int:
+        """How many tasks a call of :meth:`process_batch` should get (``auto`` resolved here,
+        on this worker's device, once the model takes its memory)."""
+        settings = self.job.settings
+        return resolve_batch(settings.batch, self.stylizer.device, settings.size, settings.engine)
+
     def stylize_file(self, source: Path, callback: Callback | None = None) -> Result:
         content = read_image(source, self.job.settings.size, self.job.settings.max_pixels)
         return self.stylizer.run(content, init=self.init_image, callback=callback)
 
     def process(self, task: ImageTask, callback: Callback | None = None) -> TaskResult:
-        """Stylize one file and write its output atomically.
+        """Stylize one file and write its output atomically (see :meth:`process_batch`)."""
+        return self.process_batch([task], callback)[0]
 
-        A bad input becomes a failed result and the run goes on; a failed write raises
+    def process_batch(self, tasks: Sequence[ImageTask], callback: Callback | None = None) -> list[TaskResult]:
+        """Stylize several files and write each output atomically; results in task order.
+
+        The pictures of one size are optimized together, as one batch. A bad input becomes
+        its own failed result and the others go on; a failed write raises
         :class:`~pipeline.errors.OutputError`, which stops the run: a full disk is not the
         input's fault, and every later write would fail the same way.
         """
         start = time.perf_counter()
+        results: dict[int, TaskResult] = {}
+        groups: dict[tuple[int, ...], list[_Loaded]] = {}
+        for index, task in enumerate(tasks):
+            try:
+                content, identity = read_unchanged(task.source, self.job.settings.size, self.job.settings.max_pixels)
+            except (NstpipeError, OSError) as exc:
+                results[index] = _failed(task, exc, start)
+                continue
+            groups.setdefault(tuple(content.shape), []).append(_Loaded(index, task, content, identity))
+        for group in groups.values():
+            results.update(self._stylize_group(group, callback, start))
+        return [results[index] for index in range(len(tasks))]
+
+    def _stylize_group(self, group: list[_Loaded], callback: Callback | None, start: float) -> dict[int, TaskResult]:
         try:
-            content, identity = read_unchanged(task.source, self.job.settings.size, self.job.settings.max_pixels)
-            result = self.stylizer.run(content, init=self.init_image, callback=callback)
-        except InputError as exc:
-            return TaskResult(task, False, str(exc), seconds=time.perf_counter() - start)
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            return TaskResult(task, False, f"{exc.filename or task.source}: {reason}", seconds=time.perf_counter() - start)
-        except NstpipeError as exc:
-            return TaskResult(task, False, f"{task.source}: {exc}", seconds=time.perf_counter() - start)
-        record = {"fingerprint": self.job.fingerprint, "source": identity}
-        write_png(task.output, to_rgb8(result.image), record)
-        return TaskResult(task, True, iterations=result.iterations, seconds=time.perf_counter() - start)
+            result = self.stylizer.run(torch.cat([item.content for item in group]), init=self.init_image, callback=callback)
+        except torch.cuda.OutOfMemoryError:
+            if len(group) == 1:
+                raise
+            # The memory estimate behind an automatic batch was too hopeful for this GPU
+            # (or another process took memory since): these pictures go one at a time.
+            torch.cuda.empty_cache()
+            return {index: r for item in group for index, r in self._stylize_group([item], callback, start).items()}
+        except (NstpipeError, OSError) as exc:
+            # Such as a picture too thin for the layers: the same for every picture of this size.
+            return {item.index: _failed(item.task, exc, start) for item in group}
+        done: dict[int, TaskResult] = {}
+        for i, item in enumerate(group):
+            record = {"fingerprint": self.job.fingerprint, "source": item.identity}
+            write_png(item.task.output, to_rgb8(result.image[i]), record)
+            done[item.index] = TaskResult(item.task, True, iterations=result.item_iterations[i], seconds=time.perf_counter() - start)
+        return done
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A task whose input was read: where it stands among the tasks, its pixels, its identity."""
+
+    index: int
+    task: ImageTask
+    content: torch.Tensor
+    identity: dict[str, int]
+
+
+def _failed(task: ImageTask, exc: Exception, start: float) -> TaskResult:
+    """The failed result for ``task``, with a one-line reason that names the file."""
+    if isinstance(exc, InputError):
+        reason = str(exc)
+    elif isinstance(exc, OSError):
+        reason = f"{exc.filename or task.source}: {os.strerror(exc.errno) if exc.errno else exc}"
+    else:
+        reason = f"{task.source}: {exc}"
+    return TaskResult(task, False, reason, seconds=time.perf_counter() - start)
 
 
 WorkerFactory = Callable[[ImageJob], ImageWorker]

@@ -154,15 +154,19 @@ def test_is_done(archive: Path, style: Path, tmp_path: Path) -> None:
 
 class FakeWorker:
     created = 0
+    batch = 1
 
     def __init__(self, job: ImageJob) -> None:
         FakeWorker.created += 1
 
-    def process(self, task: ImageTask, callback: Callable[[object], None] | None = None) -> TaskResult:
-        if callback is not None:
-            callback(f"progress {task.relative}")
-        ok = task.relative.name != "bad.jpg"
-        return TaskResult(task, ok, None if ok else f"{task.source}: broken", iterations=4 if ok else 0)
+    def process_batch(self, tasks: list[ImageTask], callback: Callable[[object], None] | None = None) -> list[TaskResult]:
+        results = []
+        for task in tasks:
+            if callback is not None:
+                callback(f"progress {task.relative}")
+            ok = task.relative.name != "bad.jpg"
+            results.append(TaskResult(task, ok, None if ok else f"{task.source}: broken", iterations=4 if ok else 0))
+        return results
 
 
 def test_local_executor_loads_the_worker_lazily_and_reports_in_order(tmp_path: Path) -> None:
@@ -181,3 +185,17 @@ def test_local_executor_loads_the_worker_lazily_and_reports_in_order(tmp_path: P
     ]
     assert events[0] == TaskStarted(tasks[0])
     assert (summary.done, summary.iterations, [f.task.relative.name for f in summary.failed]) == (1, 4, ["bad.jpg"])
+
+
+def test_local_executor_hands_the_worker_its_batch_of_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FakeWorker, "batch", 2)
+    names = ("a.jpg", "bad.jpg", "c.jpg")
+    tasks = [ImageTask(tmp_path / n, Path(n), tmp_path / "o" / n) for n in names]
+    events: list[object] = []
+    summary = LocalExecutor(FakeWorker).run_images(make_job(SETTINGS, []), iter(tasks), events.append)  # type: ignore[arg-type]
+    assert [type(e).__name__ if not isinstance(e, str) else e for e in events] == [
+        "TaskStarted", "TaskStarted", "progress a.jpg", "progress bad.jpg", "TaskResult", "TaskResult",
+        "TaskStarted", "progress c.jpg", "TaskResult",
+    ]
+    assert [e.task.relative.name for e in events if isinstance(e, TaskResult)] == list(names)
+    assert (summary.done, [f.task.relative.name for f in summary.failed]) == (2, ["bad.jpg"])

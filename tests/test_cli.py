@@ -171,6 +171,30 @@ def test_images_all_good_exits_zero(tmp_path: Path, make_rgb: Callable[..., Path
     assert (tmp_path / "out" / "only.png").is_file()
 
 
+def test_images_batch_option_reaches_the_worker(tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.worker import ImageWorker
+
+    calls: list[tuple[int, int]] = []  # (the worker's batch, the tasks of a call)
+    real = ImageWorker.process_batch
+
+    def process_batch(self: ImageWorker, tasks: list, callback: object = None) -> list:
+        calls.append((self.batch, len(tasks)))
+        return real(self, tasks, callback)
+
+    monkeypatch.setattr(ImageWorker, "process_batch", process_batch)
+    for i in range(3):
+        make_rgb(tmp_path / "in" / f"p{i}.png", 24, 32, seed=i)
+    result = invoke("images", tmp_path / "in", "-s", painting_path, "-o", tmp_path / "out", *FAST, "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert "3 stylized" in result.stdout and calls == [(2, 2), (2, 1)]
+    assert json.loads((tmp_path / "out" / "nstpipe-settings.json").read_text())["settings"]["batch"] == 2
+    calls.clear()
+    auto = invoke("images", tmp_path / "in", "-s", painting_path, "-o", tmp_path / "auto", *FAST)
+    assert auto.exit_code == 0 and calls == [(1, 1)] * 3  # auto on a CPU: one at a time
+    refused = invoke("images", tmp_path / "in", "-s", painting_path, "-o", tmp_path / "x", *FAST, "--batch", "-1")
+    assert refused.exit_code == 2 and not (tmp_path / "x").exists()
+
+
 def test_images_output_inside_the_input_folder(tmp_path: Path, folder: Path, painting_path: Path) -> None:
     """Outputs under the input folder are not taken for inputs on the next run."""
     out = folder / "styled"

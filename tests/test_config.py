@@ -145,6 +145,15 @@ def test_a_switch_that_is_neither_raises_naming_it() -> None:
         settings_from_dict({"compile": "maybe"})
 
 
+def test_batch_is_checked_and_left_out_of_the_fingerprint(tmp_path: Path) -> None:
+    base = build_settings("fast")
+    assert base.batch == 0  # auto
+    four = build_settings("fast", write_toml(tmp_path / "b.toml", "batch = 4\n"))
+    assert four.batch == 4 and four.fingerprint() == base.fingerprint()
+    with pytest.raises(ConfigError, match="'batch'"):
+        build_settings("fast", None, {"batch": -1})
+
+
 def test_engine_layers_content_first_without_duplicates() -> None:
     engine = EngineConfig(content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), style_layer_weights=(1.0, 1.0))
     assert engine.layers == ("relu2_1", "relu1_1")

@@ -3,6 +3,7 @@ a failed write stops the run without recording the input as bad."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from pathlib import Path
@@ -100,11 +101,13 @@ def test_other_settings_try_a_failed_input_again(archive: Path, painting_path: P
     assert executor.seen == ["good.png", "bad.png"]
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 def test_a_full_disk_stops_the_run_keeps_finished_outputs_and_blames_no_input(
-    archive: Path, painting_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_rgb: Callable[..., Path]
+    archive: Path, painting_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_rgb: Callable[..., Path], batch: int
 ) -> None:
     """Writes fail with ENOSPC once the first output is written: the real worker raises
-    OutputError, nothing partial is left under a final name, and no failure is recorded."""
+    OutputError, nothing partial is left under a final name, and no failure is recorded;
+    also when both inputs share a batch and the disk fills between their two writes."""
     from pipeline import writer
     from pipeline.executor import LocalExecutor
     from pipeline.worker import ImageWorker
@@ -127,9 +130,9 @@ def test_a_full_disk_stops_the_run_keeps_finished_outputs_and_blames_no_input(
         return handle
 
     monkeypatch.setattr(writer.os, "fdopen", fdopen)
-    out = tmp_path / "out"
+    out, settings = tmp_path / "out", dataclasses.replace(SETTINGS, batch=batch)
     with pytest.raises(OutputError, match=r"bad.png: cannot write \(No space left on device\)"):
-        stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, LocalExecutor(ImageWorker))
+        stylize_folder(archive, [painting_path], out, settings, lambda e: None, LocalExecutor(ImageWorker))
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert names == ["good.png", "nstpipe-settings.json"]  # no temp file, no failure record
     monkeypatch.undo()

@@ -13,11 +13,15 @@ import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image
 from pipeline.config import EngineConfig, Settings, build_settings
+from pipeline.device import batch_for_memory, resolve_batch
 from pipeline.errors import ConfigError
 from pipeline.imaging import read_image
 from pipeline.lbfgs import LBFGS
-from pipeline.stylize import Objective, Stylizer, resolve_precision
+from pipeline.stylize import Objective, Stylizer, image_memory, resolve_precision
 from pipeline.vgg import VGGFeatures, VGGWeights
+
+MIB = 2**20
+GIB = 2**30
 
 
 def engine(**overrides: Any) -> EngineConfig:
@@ -188,6 +192,15 @@ def test_a_batch_gives_each_picture_what_it_gets_alone(optimizer: str) -> None:
     assert batch.loss == pytest.approx(sum(batch.item_losses))
 
 
+def test_a_batch_from_noise_starts_each_picture_from_its_own_noise() -> None:
+    style = stripes_image(32, 32)
+    a, b = smooth_image(24, 32), smooth_image(24, 32, phase=2.0)
+    cfg = engine(init="noise", iterations=4)
+    alone = Stylizer(TinyEncoder(), [style], cfg).run(b)
+    batch = Stylizer(TinyEncoder(), [style], cfg).run(torch.cat([a, b]))
+    assert torch.allclose(batch.image[1:], alone.image, atol=1e-4)
+
+
 def test_a_converged_picture_leaves_the_batch() -> None:
     style = stripes_image(32, 32)
     a, b = smooth_image(24, 32), smooth_image(24, 32, phase=2.0)
@@ -218,6 +231,47 @@ def test_batch_with_colour_preservation_recolours_per_picture() -> None:
     alone = Stylizer(TinyEncoder(), [style], cfg).run(b)
     batch = Stylizer(TinyEncoder(), [style], cfg).run(torch.cat([a, b]))
     assert torch.allclose(batch.image[1:], alone.image, atol=1e-4)
+
+
+# -- choosing the batch ---------------------------------------------------------------------------
+
+
+def test_auto_batch_is_one_on_cpu_and_mps_and_a_number_is_kept() -> None:
+    engine = build_settings("default").engine
+    assert resolve_batch(0, torch.device("cpu"), 256, engine) == 1
+    assert resolve_batch(0, torch.device("mps"), 256, engine) == 1
+    assert resolve_batch(3, torch.device("cpu"), 256, engine) == 3
+
+
+def test_auto_batch_on_cuda_fills_the_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = build_settings("default").engine
+    free = {"bytes": 8 * GIB}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 80 * GIB))
+    assert resolve_batch(0, torch.device("cuda"), 512, engine) == 3
+    free["bytes"] = 70 * GIB
+    assert resolve_batch(0, torch.device("cuda"), 512, engine) == 8
+    assert resolve_batch(0, torch.device("cuda"), 2048, engine) == 1  # 16 times the pixels
+    assert resolve_batch(2, torch.device("cuda"), 512, engine) == 2
+
+
+def test_image_memory_counts_activations_and_optimizer_state() -> None:
+    default = build_settings("default").engine  # relu1_1 ... relu5_1, L-BFGS, 150 iterations
+    # Up to relu5_1, VGG19 makes as many floats as 610 maps of 512x512 (256 + 16 in block 1,
+    # 128 + 8 in block 2, 128 + 4, 64 + 2, and 4): 610 MiB in fp32, twice with the backward
+    # pass; then 100 L-BFGS pairs of two 3x512x512 fp32 vectors, 6 MiB a pair.
+    assert image_memory(512, default) == 2 * 610 * MIB + 100 * 6 * MIB
+    shallow = EngineConfig(content_layer="relu1_1", style_layers=("relu1_1",), style_layer_weights=(1.0,), iterations=10)
+    assert image_memory(8, shallow) == 2 * (64 + 64) * 64 * 4 + 10 * 2 * 3 * 64 * 4  # history <= iterations
+    adam = dataclasses.replace(shallow, optimizer="adam")
+    assert image_memory(8, adam) == 2 * (64 + 64) * 64 * 4 + 2 * 3 * 64 * 4  # two moments
+
+
+def test_batch_for_memory_keeps_a_margin_and_stays_between_one_and_eight() -> None:
+    per_image = 1820 * MIB
+    assert batch_for_memory(8 * GIB, per_image) == 3  # 6 GiB of the 8 planned for
+    assert batch_for_memory(2 * per_image, per_image) == 1  # two fit only without the margin
+    assert batch_for_memory(80 * GIB, per_image) == 8
+    assert batch_for_memory(GIB, per_image) == 1  # one picture is tried in any case
 
 
 # -- L-BFGS in compact form -------------------------------------------------------------------------

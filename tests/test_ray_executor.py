@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -12,11 +13,11 @@ import pytest
 
 from pipeline.app import stylize_folder
 from pipeline.config import build_settings
-from pipeline.executor import LocalExecutor
+from pipeline.executor import LocalExecutor, TaskStarted
 from pipeline.imaging import read_rgb
 from pipeline.plan import ImageTask
 from pipeline.ray_executor import RayExecutor, WorkerLost, ray_session
-from pipeline.worker import ImageJob, ImageWorker, TaskResult
+from pipeline.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 ray = pytest.importorskip("ray")
 
@@ -78,29 +79,60 @@ def test_a_killed_worker_costs_only_what_it_held(local_ray: None, archive: Path,
     assert len(outputs(tmp_path / "out")) == 6
 
 
-def test_an_input_that_keeps_killing_its_worker_is_skipped(local_ray: None, archive: Path, tmp_path: Path, painting_path: Path) -> None:
-    def poison_factory(job: ImageJob) -> ImageWorker:
-        """A worker that dies (as a segfaulting decoder would) on any input named p3.
+def poisoned(log: Path | None = None) -> WorkerFactory:
+    """Workers that die (as a segfaulting decoder would) on a call holding an input named
+    p3, after writing the call's inputs as a line to ``log``.
 
-        Defined in the test so that Ray ships it by value: workers cannot import tests/.
-        """
+    The factory is made inside a function so that Ray ships it by value: workers cannot
+    import tests/.
+    """
 
+    def factory(job: ImageJob) -> ImageWorker:
         class Poisoned(ImageWorker):
-            def process(self, task: ImageTask, callback=None) -> TaskResult:
-                if task.source.stem == "p3":
+            def process_batch(self, tasks: list[ImageTask], callback=None) -> list[TaskResult]:
+                if log is not None:
+                    with open(log, "a") as lines:
+                        lines.write(" ".join(task.source.stem for task in tasks) + "\n")
+                if any(task.source.stem == "p3" for task in tasks):
                     os._exit(1)
-                return super().process(task, callback)
+                return super().process_batch(tasks, callback)
 
         return Poisoned(job)
 
-    executor = RayExecutor(workers=2, threads=1, max_attempts=2, worker_factory=poison_factory)
+    return factory
+
+
+def test_an_input_that_keeps_killing_its_worker_is_skipped(local_ray: None, archive: Path, tmp_path: Path, painting_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+    executor = RayExecutor(workers=2, threads=1, max_attempts=2, worker_factory=poisoned(calls))
     events: list[object] = []
     outcome = run(executor, archive, tmp_path / "out", painting_path, events)
+    # On CPU workers the automatic batch is 1: one input a call, as p3's two tries show.
+    assert sorted(calls.read_text().splitlines()) == ["p0", "p1", "p2", "p3", "p3", "p4", "p5"]
     assert outcome.done == 5
     assert [Path(f.task.source).name for f in outcome.failed] == ["p3.png"]
     assert "died 2 times" in outcome.failed[0].error
     lost = [e for e in events if isinstance(e, WorkerLost)]
     assert [(e.task.source.name, e.attempts) for e in lost] == [("p3.png", 2)]
+
+
+def test_a_batch_that_keeps_killing_its_worker_costs_only_the_culprit(local_ray: None, archive: Path, tmp_path: Path, painting_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+    executor = RayExecutor(workers=2, threads=1, max_attempts=2, worker_factory=poisoned(calls))
+    events: list[object] = []
+    settings = dataclasses.replace(SETTINGS, batch=3)
+    try:
+        outcome = stylize_folder(archive, [painting_path], tmp_path / "out", settings, events.append, executor=executor)
+    finally:
+        executor.close()
+    # The plan's order is d0/p0, d0/p2, d0/p4, d1/p1, d1/p3, d1/p5: the second batch dies on
+    # both tries, then its pictures go one per call and only p3 dies (twice) on its own.
+    assert sorted(calls.read_text().splitlines()) == sorted(["p0 p2 p4", "p1 p3 p5", "p1 p3 p5", "p1", "p3", "p3", "p5"])
+    assert outcome.done == 5 and [f.task.source.name for f in outcome.failed] == ["p3.png"]
+    assert "died 2 times" in outcome.failed[0].error
+    assert [(e.task.source.name, e.attempts) for e in events if isinstance(e, WorkerLost)] == [("p3.png", 2)]
+    assert sorted(e.task.source.stem for e in events if isinstance(e, TaskStarted)) == [f"p{i}" for i in range(6)]
+    assert len(outputs(tmp_path / "out")) == 5
 
 
 def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
