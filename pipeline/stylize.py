@@ -75,7 +75,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # Tensor cores with bf16 start at compute capability 8 (Ampere). Older GPUs emulate
+        # bf16 (torch.cuda.is_bf16_supported() can still say yes), which is slower than fp32.
+        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp32"
     if device.type == "cpu" and _cpu_has_amx():
         # AMX tiles run bf16 convolutions ~2.5x faster than fp32 (scripts/bench.py); CPUs
         # without them emulate bf16, which is slower than fp32.

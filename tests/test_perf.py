@@ -112,10 +112,12 @@ def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("auto", torch.device("mps")) == "fp32"
+    # An Ampere or later GPU has bf16 tensor cores; a Turing one (7.5) only emulates bf16,
+    # even where torch.cuda.is_bf16_supported() says yes.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    for capability, expected in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability, **k: c)
+        assert resolve_precision("auto", torch.device("cuda")) == expected, capability
     assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
 
