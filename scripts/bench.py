@@ -25,7 +25,7 @@
 
 Prints a table and writes JSON (--json, default bench_out/bench/bench.json).
 
-    .venv/bin/python scripts/bench.py                       # everything, CPU (about 15 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py                       # everything, CPU (about 20 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --device cuda         # on a GPU machine
     .venv/bin/python scripts/bench.py --only hardware --hw-sizes 128,256
     .venv/bin/python scripts/bench.py --only image --size 128 --plain-iterations 100
@@ -378,8 +378,8 @@ def main() -> int:
     parser.add_argument("--hw-sizes", default="128,256,512", type=lambda s: [int(v) for v in s.split(",")])
     parser.add_argument("--hw-iterations", type=int, default=8, help="timed iterations per size (half above 256 px)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the VGG pass in the hardware section")
-    parser.add_argument("--size", type=int, default=192, help="long side for the time-to-quality runs (192 keeps the "
-                        "plain 500-iteration run to about two minutes on a 2-core CPU)")
+    parser.add_argument("--size", type=int, default=256, help="long side for the time-to-quality runs; 256 is the side "
+                        "the distances are measured at, so no run's picture is resized for them")
     parser.add_argument("--styles", default="starry_night,the_scream,shipwreck", type=lambda s: s.split(","),
                         help="paintings in DATA/styles (comma-separated; the first is used for video and hardware)")
     parser.add_argument("--plain-iterations", type=int, default=500)
