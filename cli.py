@@ -69,6 +69,10 @@ BatchOpt = Annotated[
     Optional[int],
     typer.Option("--batch", help="Images of one size optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS [default: 0].", min=0, show_default=False),
 ]
+VideoBatchOpt = Annotated[
+    Optional[int],
+    typer.Option("--batch", help="Chains of frames each worker paints in step on a GPU (a long video is cut into that many more chains); 0: as many as its memory holds, 1 on CPU and MPS [default: 0].", min=0, show_default=False),
+]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster (or 'auto'); default: $RAY_ADDRESS, else a private local instance.", show_default=False)]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -223,12 +227,13 @@ def video(
     frames: FramesOpt = None,
     keep_frames: KeepFramesOpt = False,
     workers: WorkersOpt = None,
+    batch: VideoBatchOpt = None,
     address: AddressOpt = None,
     **options: Any,
 ) -> None:
     """Stylize videos frame by frame, stable over time; rerun to resume after an interruption."""
     with _user_errors(options["debug"]):
-        flags = {**options, "temporal": temporal, "later_iterations": later_iterations, "temporal_weight": temporal_weight, "crf": crf}
+        flags = {**options, "temporal": temporal, "later_iterations": later_iterations, "temporal_weight": temporal_weight, "crf": crf, "batch": batch}
         settings = _settings(flags)
         from pipeline.app import open_executor, stylize_video
         from pipeline.errors import InputError

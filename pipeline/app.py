@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence
 
 from pipeline import __version__
 from pipeline.config import Settings
-from pipeline.device import resolve_device, visible_gpus
+from pipeline.device import resolve_batch, resolve_device, visible_gpus
 from pipeline.errors import InputError
 from pipeline.executor import Executor, LocalExecutor, Summary
 from pipeline.failures import clear_failure, failed_before, record_failure
@@ -28,7 +28,7 @@ from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_me
 from pipeline.plan import Chunk, ImageTask, plan_chunks, plan_images
 from pipeline.resize import fit_long_side
 from pipeline.vgg import VGGFeatures, load_weights
-from pipeline.video import probe, read_frames, temp_tag
+from pipeline.video import VideoInfo, probe, read_frames, temp_tag
 from pipeline.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
 from pipeline.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
 from pipeline.writer import atomic_write_json, clean_temp_files, write_image
@@ -204,9 +204,10 @@ def stylize_video(
 ) -> FramesSummary:
     """Stylize ``source`` into ``output`` (H.264 MP4), resuming from the work folder.
 
-    ``limit`` stylizes only the first frames (a preview). The frames are split into one
-    chain per worker of ``executor`` (see :func:`~pipeline.plan.plan_chunks`); the split
-    is saved in the manifest and kept on a rerun, whatever the number of workers then.
+    ``limit`` stylizes only the first frames (a preview). The frames are split into
+    ``batch`` chains per worker of ``executor`` (see :func:`~pipeline.plan.plan_chunks`),
+    each worker painting its chains in step; the split is saved in the manifest and kept
+    on a rerun, whatever the number of workers or the batch then.
     The frames stay in the work folder until the video is published; then they are
     removed unless ``keep_frames``.
     """
@@ -224,15 +225,25 @@ def stylize_video(
     store = FrameStore(work_dir or default_work_dir(output), job.fingerprint)
     check_writable(store.root.parent)
     frames = info.frame_count if limit is None else min(limit, info.frame_count)
-    chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism())
-    manifest = video_manifest(job, str(resolve_device(settings.device)))
+    batch = video_batch(settings, info)
+    chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism() * batch)
+    manifest = video_manifest(job, str(resolve_device(settings.device)), batch)
     store.open({**manifest, "frames": frames, "chunks": [dataclasses.astuple(c) for c in chunks]})
     report(VideoPlanned(frames, count_done(store, frames)))
-    summary = executor.run_video(job, store, chunks, report)
+    summary = executor.run_video(job, store, chunks, report, batch)
     encode(job, store, frames, output, report, full=frames == info.frame_count)
     if not keep_frames:
         store.remove()
     return summary
+
+
+def video_batch(settings: Settings, info: VideoInfo) -> int:
+    """Chains a worker paints in step: ``batch``, or for 0 (auto) what the memory of this
+    machine's device holds at the output frame size (1 on CPU and MPS). The chains are
+    planned here, before any worker starts, so on a cluster whose GPUs are elsewhere
+    auto gives 1: there, say ``--batch``."""
+    side = max(fit_long_side(info.height, info.width, settings.size) if settings.size else (info.height, info.width))
+    return resolve_batch(settings.batch, resolve_device(settings.device), side, settings.engine)
 
 
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:
@@ -254,8 +265,9 @@ def saved_chunks(store: FrameStore, frames: int) -> list[Chunk] | None:
         return None
 
 
-def video_manifest(job: VideoJob, device: str) -> dict[str, object]:
+def video_manifest(job: VideoJob, device: str, batch: int) -> dict[str, object]:
     record = settings_record(make_job(job.settings, list(job.styles)), device)
+    record["settings"]["batch"] = batch  # type: ignore[index]  # what "auto" chose, like the device
     record.pop("fingerprint")  # the image fingerprint; the store writes the video job's
     record["input"] = {"path": str(job.source.resolve()), **dataclasses.asdict(job.info), "fps": str(job.info.fps)}
     return record

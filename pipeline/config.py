@@ -156,7 +156,8 @@ class Settings:
     # Images with more pixels are refused before decoding (decompression bombs); 0: no limit.
     max_pixels: int = DEFAULT_MAX_PIXELS
     # Pictures of one size optimized together, one VGG19 pass for all (a GPU's throughput);
-    # 0: as many as the device's memory holds (see pipeline.device.resolve_batch).
+    # for a video, the chains of frames a worker paints in step. 0: as many as the device's
+    # memory holds (see pipeline.device.resolve_batch).
     batch: int = 0
     engine: EngineConfig = field(default_factory=EngineConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
@@ -189,14 +190,18 @@ class Settings:
         data.pop("max_pixels")
         data.pop("batch")  # how many at once, not what: each picture is optimized as alone
         data.pop("compile")  # how fast, not what: the same pictures either way
-        if data["precision"] == "fp32":
-            # What every version before this setting computed: their outputs stay valid.
-            data.pop("precision")
         for key in _VIDEO_FIELDS:
             data.pop(key)
+        data["engine_revision"] = ENGINE_REVISION
         data["extra"] = dict(extra or {})
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
+
+
+# Raised when the same settings give other pixels, so that outputs of the earlier engine are
+# redone rather than mixed with new ones. 2: the loss is that of the picture clamped to
+# [0, 1] (see pipeline.stylize.Objective.picture).
+ENGINE_REVISION = 2
 
 
 def _check(ok: bool, key: str, reason: str) -> None:

@@ -41,11 +41,15 @@ class Summary:
 
 class Executor(Protocol):
     def parallelism(self) -> int:
-        """How many workers run at once: a video is split into that many chains."""
+        """How many workers run at once: a video is split into that many chains (times the
+        frames each worker paints in step)."""
 
     def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: EventSink) -> Summary: ...
 
-    def run_video(self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink) -> FramesSummary: ...
+    def run_video(
+        self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink, batch: int = 1
+    ) -> FramesSummary:
+        """Every chunk's chain, ``batch`` chains per call in step, then every seam."""
 
 
 class LocalExecutor:
@@ -60,8 +64,10 @@ class LocalExecutor:
     def parallelism(self) -> int:
         return 1
 
-    def run_video(self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink) -> FramesSummary:
-        return run_chunks(job, store, chunks, on_event)
+    def run_video(
+        self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink, batch: int = 1
+    ) -> FramesSummary:
+        return run_chunks(job, store, chunks, on_event, batch=batch)
 
     def run_images(self, job: ImageJob, tasks: Iterable[ImageTask], on_event: EventSink) -> Summary:
         summary = Summary()

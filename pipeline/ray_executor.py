@@ -34,7 +34,7 @@ from pipeline.errors import NstpipeError
 from pipeline.executor import EventSink, Summary, take_batch
 from pipeline.framestore import CHAIN, SEAM, FrameStore
 from pipeline.plan import Chunk, ImageTask
-from pipeline.video_job import FrameDone, FramesSummary, FrameStarted, VideoJob, blend_seam, build_frame_stylizer, stylize_chain
+from pipeline.video_job import FrameDone, FramesSummary, FrameStarted, VideoJob, blend_seam, build_frame_stylizer, chain_groups, stylize_chains
 from pipeline.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
@@ -77,10 +77,11 @@ class _VideoActor:
     # the constructor's arguments makes Ray's restart of this actor unreliable
     # (ray-project/ray#53727), and Ray says so on the user's terminal.
 
-    def chain(self, store: FrameStore, chunk: Chunk, events: Queue) -> FramesSummary:
-        return stylize_chain(self.job, store, chunk, _frame_events(events), lambda job: self.stylizer)
+    def chain(self, store: FrameStore, chunks: tuple[Chunk, ...], events: Queue) -> FramesSummary:
+        return stylize_chains(self.job, store, chunks, _frame_events(events), lambda job: self.stylizer)
 
-    def seam(self, store: FrameStore, chunk: Chunk, events: Queue) -> FramesSummary:
+    def seam(self, store: FrameStore, chunks: tuple[Chunk, ...], events: Queue) -> FramesSummary:
+        (chunk,) = chunks
         return blend_seam(self.job, store, chunk, _frame_events(events))
 
     def pid(self) -> int:
@@ -249,44 +250,47 @@ class RayExecutor:
         on_event(WorkerLost(task, self.max_attempts))
         return [TaskResult(task, False, f"{task.source}: its worker died {self.max_attempts} times; skipped")]
 
-    def run_video(self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink) -> FramesSummary:
-        """One chain per chunk, on free workers; a seam as soon as both its chunks are done.
+    def run_video(
+        self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink, batch: int = 1
+    ) -> FramesSummary:
+        """``batch`` chains per call (painted in step), on free workers; a seam as soon as
+        both its chunks are done.
 
         Frame events come back from the workers through a Ray queue, so the progress bar
         moves with every frame of every worker.
         """
         events = Queue(maxsize=10_000)
         self._start_actors(job, _VideoActor)
-        todo: deque[tuple[str, Chunk]] = deque((CHAIN, chunk) for chunk in chunks)
+        todo: deque[tuple[str, tuple[Chunk, ...]]] = deque((CHAIN, group) for group in chain_groups(chunks, batch))
         chained: set[int] = set()  # start frames of the chunks whose chain is done
         free = list(range(len(self.actors)))
-        inflight: dict[Any, tuple[int, str, Chunk]] = {}
+        inflight: dict[Any, tuple[int, str, tuple[Chunk, ...]]] = {}
         summary = FramesSummary()
         while todo or inflight:
             while todo and free:
                 index = free.pop()
-                stage, chunk = todo.popleft()
+                stage, group = todo.popleft()
                 # The stage names are the actor's method names: chain or seam.
-                inflight[getattr(self.actors[index], stage).remote(store, chunk, events)] = (index, stage, chunk)
+                inflight[getattr(self.actors[index], stage).remote(store, group, events)] = (index, stage, group)
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
             _drain(events, on_event)
             for ref in ready:
-                index, stage, chunk = inflight.pop(ref)
+                index, stage, group = inflight.pop(ref)
                 free.append(index)
-                summary.add(self._result(ref, job, chunk))
+                summary.add(self._result(ref, job, group))
                 if stage == CHAIN:
-                    chained.add(chunk.start)
-                    todo.extendleft((SEAM, c) for c in _seams_ready(chunks, chained, chunk))
+                    chained.update(chunk.start for chunk in group)
+                    seams = dict.fromkeys(seam for chunk in group for seam in _seams_ready(chunks, chained, chunk))
+                    todo.extendleft((SEAM, (seam,)) for seam in seams)
         _drain(events, on_event)
         return summary
 
-    def _result(self, ref: Any, job: VideoJob, chunk: Chunk) -> FramesSummary:
+    def _result(self, ref: Any, job: VideoJob, group: tuple[Chunk, ...]) -> FramesSummary:
         try:
             return _get(ref)
         except WORKER_LOST:
-            raise NstpipeError(
-                f"{job.source}: a worker died {self.max_attempts} times on frames {chunk.start}-{chunk.stop - 1}"
-            ) from None
+            frames = ", ".join(f"{chunk.start}-{chunk.stop - 1}" for chunk in group)
+            raise NstpipeError(f"{job.source}: a worker died {self.max_attempts} times on frames {frames}") from None
 
     def close(self) -> None:
         for actor in self.actors:

@@ -320,7 +320,8 @@ def _resize_temporal(temporal: TemporalTarget | None, size: tuple[int, int], dev
 
 class Objective:
     """content_weight * L_content + style_weight * mean_l(w_l * L_style_l) + tv_weight * L_tv
-    (+ temporal_weight * L_temporal for a video frame with a warped predecessor)."""
+    (+ temporal_weight * L_temporal for a video frame with a warped predecessor), all of
+    the picture clamped to [0, 1]."""
 
     def __init__(
         self,
@@ -341,10 +342,25 @@ class Objective:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.losses(x).sum()
 
+    @staticmethod
+    def picture(x: torch.Tensor) -> torch.Tensor:
+        """The picture that the pixels ``x`` stand for: ``x`` clamped to [0, 1], as saved.
+
+        L-BFGS knows no bounds: left to itself it pushes a few percent of the pixels out of
+        range, by up to 0.5 after some hundred steps, and the clamp at the end then undoes
+        part of what it won (``scripts/bench_clamp.py`` measures both). Taking the loss of
+        the clamped picture makes the optimizer win only what is saved. Outside the range
+        the gradient is zero, so such a pixel stays where clamping puts it, and the
+        curvature pairs remain those of one function, which a clamp of the pixels between
+        steps would break.
+        """
+        return x.clamp(0, 1)
+
     def losses(self, x: torch.Tensor, items: Sequence[int] | None = None) -> torch.Tensor:
         """One loss per picture of ``x``; ``items`` says which batch items ``x`` holds."""
         cfg = self.config
         pick = _picker(items)
+        x = self.picture(x)
         feats = self.encoder(x)
         loss = cfg.content_weight * content_loss(feats[cfg.content_layer], pick(self.content_target))
         for layer, weight in zip(cfg.style_layers, self.layer_weights):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,6 +34,15 @@ class FrameStart:
 
     init: torch.Tensor | None
     temporal: TemporalTarget | None
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """A frame to stylize: its source and, after a chain's first frame, its predecessor's."""
+
+    source: np.ndarray
+    previous_source: np.ndarray | None = None
+    previous_output: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -114,3 +124,52 @@ class FrameStylizer:
         init = start.init if chained else self.init_image
         result = stylizer.run(prepare(source), init=init, callback=callback, temporal=start.temporal)
         return StylizedFrame(to_rgb8(result.image), result.iterations, result.loss)
+
+    def stylize_many(self, frames: Sequence[FrameInput], callback: Callback | None = None) -> list[StylizedFrame]:
+        """Frames of one size from different chains, optimized together; results in order.
+
+        The chained frames (those with a predecessor) form one batch and the others one
+        more, since the two kinds run different schedules. Each frame of a batch follows
+        the path it would follow alone (see :meth:`Stylizer.run`). A batch that runs out
+        of GPU memory is done again one frame at a time.
+        """
+        if len(frames) == 1:
+            only = frames[0]
+            return [self.stylize(only.source, only.previous_source, only.previous_output, callback)]
+        starts = [frame_start(self.mode, f.source, f.previous_source, f.previous_output) for f in frames]
+        results: dict[int, StylizedFrame] = {}
+        for chained in (False, True):
+            group = [i for i, start in enumerate(starts) if (start.init is not None) == chained]
+            if not group:
+                continue
+            try:
+                done = self._batch([frames[i] for i in group], [starts[i] for i in group], callback)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                done = [self.stylize(frames[i].source, frames[i].previous_source, frames[i].previous_output, callback) for i in group]
+            results.update(zip(group, done))
+        return [results[i] for i in range(len(frames))]
+
+    def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: Callback | None) -> list[StylizedFrame]:
+        content = torch.cat([prepare(f.source) for f in frames])
+        if starts[0].init is None:
+            result = self.first.run(content, init=self.init_image, callback=callback)
+        else:
+            init = torch.cat([s.init for s in starts if s.init is not None])
+            result = self.later.run(content, init=init, callback=callback, temporal=_stacked([s.temporal for s in starts]))
+        return [
+            StylizedFrame(to_rgb8(result.image[i : i + 1]), result.item_iterations[i], result.item_losses[i])
+            for i in range(len(frames))
+        ]
+
+
+def _stacked(targets: Sequence[TemporalTarget | None]) -> TemporalTarget | None:
+    """One temporal target for a batch: warped frames (N, 3, H, W), masks (N, 1, H, W)."""
+    present = [t for t in targets if t is not None]
+    if len(present) < len(targets):
+        return None  # "prev" mode: a frame starts from its predecessor without a temporal loss
+    height, width = present[0].warped.shape[-2:]
+    return TemporalTarget(
+        warped=torch.cat([t.warped for t in present]),
+        mask=torch.cat([t.mask.reshape(1, 1, height, width) for t in present]),
+    )

@@ -22,7 +22,7 @@ from pipeline.errors import InputError
 from pipeline.framestore import CHAIN, SEAM, FrameStore
 from pipeline.imaging import prepare, read_image, to_rgb8
 from pipeline.plan import Chunk
-from pipeline.temporal import FrameStylizer, StylizedFrame, seam_start
+from pipeline.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
 from pipeline.video import Frame, VideoInfo, VideoWriter, read_frames
 from pipeline.worker import build_stylizer, make_job, source_identity
 
@@ -124,27 +124,81 @@ def stylize_chain(
     The chunk's first frame has no predecessor (it is painted like a photo); the rest
     start from the frame before them, read back from the store after a resume.
     """
-    summary = FramesSummary()
+    return stylize_chains(job, store, [chunk], on_event, make_stylizer)
+
+
+def stylize_chains(
+    job: VideoJob,
+    store: FrameStore,
+    chunks: Sequence[Chunk],
+    on_event: EventSink,
+    make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
+) -> FramesSummary:
+    """Several chains in step: the next frame of each is stylized in one batch.
+
+    Each chain is :func:`stylize_chain`'s walk of its own chunk; a GPU that one frame
+    leaves partly idle paints as many chains in about the time of one. After a resume the
+    chains stand at different frames, and a chain that is done drops out of the batch.
+    """
+    walks = [_ChainWalk(job, store, chunk) for chunk in chunks]
     stylizer: FrameStylizer | None = None  # the model loads only when a frame needs it
-    previous_source: np.ndarray | None = None
-    previous_output: np.ndarray | None = None  # None after a skipped frame: read it if needed
-    for frame, source in source_frames(job, chunk.start, chunk.stop):
-        index = frame.index
-        summary.frames += 1
-        if store.is_done(index):
-            previous_output = None
-        else:
-            if previous_output is None and index > chunk.start:
-                previous_output = store.read(index - 1)
-            stylizer = stylizer or make_stylizer(job)
-            result = _paint(index, store, frame.time, on_event, lambda: stylizer.stylize(
-                source, previous_source, previous_output, callback=on_event))
-            summary.stylized += 1
-            summary.iterations += result.iterations
-            previous_output = result.rgb
-        previous_source = source
-    _check_complete(job, chunk, summary.frames)
+    while pending := _next_frames(walks):
+        stylizer = stylizer or make_stylizer(job)
+        inputs = [walk.input(source) for walk, _, source in pending]
+        paint = stylizer.stylize_many
+        slots = [(frame.index, frame.time) for _, frame, _ in pending]
+        results = _paint_many(slots, store, on_event, lambda: paint(inputs, on_event))
+        for (walk, _, source), result in zip(pending, results):
+            walk.painted(source, result)
+    summary = FramesSummary()
+    for walk in walks:
+        summary.add(walk.summary)
     return summary
+
+
+def _next_frames(walks: Sequence[_ChainWalk]) -> list[tuple[_ChainWalk, Frame, np.ndarray]]:
+    """The next frame to paint of every chain that has one."""
+    pending = []
+    for walk in walks:
+        if (found := walk.next_pending()) is not None:
+            pending.append((walk, *found))
+    return pending
+
+
+class _ChainWalk:
+    """One chunk's frames in order: skips those in the store, keeps the predecessor at hand."""
+
+    def __init__(self, job: VideoJob, store: FrameStore, chunk: Chunk) -> None:
+        self.job, self.store, self.chunk = job, store, chunk
+        self.frames = source_frames(job, chunk.start, chunk.stop)
+        self.summary = FramesSummary()
+        self.previous_source: np.ndarray | None = None
+        self.previous_output: np.ndarray | None = None  # None after a skipped frame: read it if needed
+        self.finished = False
+
+    def next_pending(self) -> tuple[Frame, np.ndarray] | None:
+        """The next frame not in the store with its source at the output size; None at the end."""
+        if self.finished:
+            return None
+        for frame, source in self.frames:
+            self.summary.frames += 1
+            if not self.store.is_done(frame.index):
+                if self.previous_output is None and frame.index > self.chunk.start:
+                    self.previous_output = self.store.read(frame.index - 1)
+                return frame, source
+            self.previous_output = None
+            self.previous_source = source
+        self.finished = True
+        _check_complete(self.job, self.chunk, self.summary.frames)
+        return None
+
+    def input(self, source: np.ndarray) -> FrameInput:
+        return FrameInput(source, self.previous_source, self.previous_output)
+
+    def painted(self, source: np.ndarray, result: StylizedFrame) -> None:
+        self.summary.stylized += 1
+        self.summary.iterations += result.iterations
+        self.previous_source, self.previous_output = source, result.rgb
 
 
 def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSink) -> FramesSummary:
@@ -175,12 +229,27 @@ def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSi
 
 
 def _paint(index: int, store: FrameStore, time_s: float, on_event: EventSink, paint: Callable[[], StylizedFrame], stage: str = CHAIN) -> StylizedFrame:
-    on_event(FrameStarted(index))
+    return _paint_many([(index, time_s)], store, on_event, lambda: [paint()], stage)[0]
+
+
+def _paint_many(
+    slots: Sequence[tuple[int, float]],
+    store: FrameStore,
+    on_event: EventSink,
+    paint: Callable[[], list[StylizedFrame]],
+    stage: str = CHAIN,
+) -> list[StylizedFrame]:
+    """Paint the frames at ``slots`` (index, time) together and save each; a frame's
+    seconds are its share of the batch's."""
+    for index, _ in slots:
+        on_event(FrameStarted(index))
     start = time.perf_counter()
-    result = paint()
-    store.write(index, result.rgb, time_s, result.iterations, stage)
-    on_event(FrameDone(index, result.iterations, time.perf_counter() - start))
-    return result
+    results = paint()
+    seconds = (time.perf_counter() - start) / len(slots)
+    for (index, time_s), result in zip(slots, results):
+        store.write(index, result.rgb, time_s, result.iterations, stage)
+        on_event(FrameDone(index, result.iterations, seconds))
+    return results
 
 
 def _check_complete(job: VideoJob, chunk: Chunk, frames: int) -> None:
@@ -197,8 +266,10 @@ def run_chunks(
     chunks: Sequence[Chunk],
     on_event: EventSink,
     make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
+    batch: int = 1,
 ) -> FramesSummary:
-    """Every chain, then every seam, in this process (one model for all of them)."""
+    """Every chain, ``batch`` at a time in step, then every seam, in this process (one
+    model for all of them)."""
     stylizers: list[FrameStylizer] = []
 
     def shared(job: VideoJob) -> FrameStylizer:
@@ -207,12 +278,18 @@ def run_chunks(
         return stylizers[0]
 
     summary = FramesSummary()
-    for chunk in chunks:
-        summary.add(stylize_chain(job, store, chunk, on_event, shared))
+    for group in chain_groups(chunks, batch):
+        summary.add(stylize_chains(job, store, group, on_event, shared))
     for chunk in chunks:
         if chunk.blend:
             summary.add(blend_seam(job, store, chunk, on_event))
     return summary
+
+
+def chain_groups(chunks: Sequence[Chunk], batch: int) -> list[tuple[Chunk, ...]]:
+    """The chunks in runs of ``batch`` consecutive ones, each run painted in step."""
+    size = max(1, batch)
+    return [tuple(chunks[i : i + size]) for i in range(0, len(chunks), size)]
 
 
 def encode(job: VideoJob, store: FrameStore, frames: int, output: Path, on_event: EventSink, full: bool) -> None:

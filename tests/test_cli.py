@@ -239,6 +239,25 @@ def test_video_and_metrics_commands(tmp_path: Path, painting_path: Path) -> None
         assert plot.format == "PNG" and plot.width > 200
 
 
+def test_video_batch_option_reaches_the_executor(tmp_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clips import make_clip
+    import pipeline.executor
+
+    batches: list[int] = []
+    real = pipeline.executor.run_chunks
+
+    def run_chunks(*args: object, batch: int = 1, **kwargs: object) -> object:
+        batches.append(batch)
+        return real(*args, batch=batch, **kwargs)
+
+    monkeypatch.setattr(pipeline.executor, "run_chunks", run_chunks)
+    clip = make_clip(tmp_path / "in.mp4", n_frames=3, width=48, height=32, fps=10)
+    for flag in ("3", "0"):
+        result = invoke("video", clip, "--style", painting_path, "-o", tmp_path / f"out{flag}.mp4", *FAST, "--batch", flag)
+        assert result.exit_code == 0, result.output
+    assert batches == [3, 1]  # 0 is auto: 1 on this CPU
+
+
 def test_video_errors_are_one_line(tmp_path: Path, painting_path: Path) -> None:
     from clips import make_clip
 

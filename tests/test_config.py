@@ -172,3 +172,11 @@ def test_fingerprint_tracks_settings_but_not_device() -> None:
     assert base.fingerprint() != build_settings("fast", None, {"size": 48, "seed": base.engine.seed + 1}).fingerprint()
     assert base.fingerprint() != build_settings("fast", None, {"size": 64}).fingerprint()
     assert base.fingerprint() != base.fingerprint({"styles": ["abc"]})
+
+
+def test_an_engine_revision_redoes_earlier_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.config
+
+    now = build_settings("fast").fingerprint()
+    monkeypatch.setattr(pipeline.config, "ENGINE_REVISION", pipeline.config.ENGINE_REVISION - 1)
+    assert build_settings("fast").fingerprint() != now

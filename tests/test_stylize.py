@@ -268,3 +268,22 @@ def test_temporal_target_is_resized_for_each_pyramid_level(
     result = Stylizer(tiny_encoder, [style], cfg).run(content, temporal=temporal)
     assert result.image.shape == content.shape
     assert result.iterations == 6
+
+
+def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
+    """Pixels out of [0, 1] count as clamped, and get no gradient there: the optimizer
+    cannot win anything by leaving the range that the saved picture is clamped to."""
+    from pipeline.stylize import Objective
+
+    stylizer = Stylizer(tiny_encoder, [style], engine())
+    cfg = stylizer.config
+    with torch.no_grad():
+        target = stylizer.features(content)[cfg.content_layer]
+    objective = Objective(stylizer.features, cfg, target, stylizer.style_targets(32))
+    x = (content * 1.6 - 0.3).requires_grad_(True)  # a good share of it out of range
+    outside = (x < 0) | (x > 1)
+    assert 0.1 < outside.float().mean() < 0.9
+    loss = objective(x)
+    assert loss.item() == pytest.approx(objective(x.detach().clamp(0, 1)).item())
+    loss.backward()
+    assert x.grad[outside].abs().max() == 0 and x.grad[~outside].abs().max() > 0

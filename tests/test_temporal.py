@@ -12,7 +12,7 @@ from helpers import TinyEncoder, smooth_image, stripes_image
 from pipeline.config import EngineConfig, Settings, VideoConfig
 from pipeline.imaging import prepare, to_rgb8
 from pipeline.stylize import Stylizer
-from pipeline.temporal import FrameStylizer, frame_start
+from pipeline.temporal import FrameInput, FrameStylizer, frame_start
 
 H, W, SHIFT = 32, 48, 3
 
@@ -134,3 +134,23 @@ def test_seam_start_eases_from_the_incoming_chain_to_the_chunks_own_frame() -> N
     # Where the incoming frame is not trusted, only the chunk's own frame counts.
     assert torch.allclose(half.init[..., ~trusted], prepare(own)[..., ~trusted], atol=1e-6)
     assert torch.allclose(half.temporal.mask, 0.5 * mask + 0.5)
+
+
+@pytest.mark.parametrize("mode", ["flow", "prev", "none"])
+def test_frames_of_several_chains_in_one_call_are_painted_as_alone(mode: str) -> None:
+    """Two first frames and two later ones (with their own predecessors) in one call: the
+    first frames share one batch and the later ones another, and each frame comes out as
+    it would alone, with its own budget."""
+    settings = budget_settings(mode)
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    before, after = frames()
+    inputs = [
+        FrameInput(before), FrameInput(after, before, painted(1)), FrameInput(after), FrameInput(before, after, painted(2)),
+    ]
+    together = stylizer.stylize_many(inputs)
+    alone = [stylizer.stylize(f.source, f.previous_source, f.previous_output) for f in inputs]
+    assert [r.iterations for r in together] == [r.iterations for r in alone]
+    assert together[1].iterations == (3 + 4 if mode == "none" else 2)
+    for batched, single in zip(together, alone):
+        assert np.abs(batched.rgb.astype(int) - single.rgb.astype(int)).max() <= 1
+    assert not np.array_equal(together[1].rgb, together[3].rgb)  # not one frame copied to all

@@ -17,9 +17,10 @@ from pipeline.config import Settings, build_settings
 from pipeline.errors import InputError
 from pipeline.executor import LocalExecutor
 from pipeline.framestore import FrameStore
-from pipeline.imaging import read_rgb
+from pipeline.imaging import prepare, read_rgb, to_rgb8
 from pipeline.video import probe, read_frames
-from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned, make_video_job, stylize_chain
+from pipeline.temporal import FrameInput, StylizedFrame
+from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned, chain_groups, make_video_job, stylize_chain, stylize_chains
 from pipeline.metrics import warping_errors
 from pipeline.plan import Chunk, plan_chunks
 
@@ -227,3 +228,66 @@ def test_two_chunks_join_without_a_visible_seam(tmp_path: Path, photo_path: Path
     with mock.patch("pipeline.app.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
         stylize_video(clip, [painting_path], tmp_path / "cut.mp4", s, lambda e: None, executor=TwoChains())
     assert seam_errors(clip, tmp_path / "cut.mp4", 21, 0)[0] > 3
+
+
+class CountingStylizer:
+    """Paints a chain's first frame as its source and every later one as its predecessor
+    plus 1, and records how many frames each call got."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def stylize_many(self, frames: list[FrameInput], callback: object = None) -> list[StylizedFrame]:
+        self.calls.append(len(frames))
+        painted = [f.source if f.previous_output is None else f.previous_output + 1 for f in frames]
+        return [StylizedFrame(rgb, 1, 0.0) for rgb in painted]
+
+
+def test_chains_in_step_each_follow_their_own_predecessors_and_resume(tmp_path: Path, photo_path: Path) -> None:
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=12)
+    job = make_video_job(settings(), [photo_path], clip, probe(clip))
+    store = FrameStore(tmp_path / "work", job.fingerprint)
+    store.open({})
+    chunks = [Chunk(0, 5), Chunk(5, 12)]
+    sources = [to_rgb8(prepare(f.rgb, 32)) for f in read_frames(clip)]
+    counting = CountingStylizer()
+    events: list[object] = []
+    with pytest.raises(Stop):  # interrupted after 3 frames: 0 and 5, then 1
+        stylize_chains(job, store, chunks, stop_after(3, events), lambda job: counting)
+    assert started(events) == [0, 5, 1, 6] and counting.calls == [2, 2]
+    assert [i for i in range(12) if store.is_done(i)] == [0, 1, 5]
+    counting.calls.clear()
+    summary = stylize_chains(job, store, chunks, lambda e: None, lambda job: counting)
+    # Resumed at different frames (2 and 6); the short chain ends first.
+    assert counting.calls == [2, 2, 2, 1, 1, 1] and summary.stylized == 9 and summary.frames == 12
+    for chunk in chunks:
+        for index in range(chunk.start, chunk.stop):
+            expected = sources[chunk.start].astype(np.uint8) + np.uint8(index - chunk.start)
+            assert np.array_equal(store.read(index), expected), index
+
+
+def test_chain_groups() -> None:
+    chunks = [Chunk(0, 21), Chunk(21, 42, 10), Chunk(42, 63, 10)]
+    assert chain_groups(chunks, 2) == [tuple(chunks[:2]), (chunks[2],)]
+    assert chain_groups(chunks, 1) == [(c,) for c in chunks] == chain_groups(chunks, 0)
+
+
+def test_batched_chains_paint_what_separate_chains_paint(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    """--batch 2 on one worker splits the video as two workers would, and paints each chain
+    in step with the other; each frame follows the path it would follow alone."""
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
+    s = settings(iterations=4, later_iterations=2)
+    events: list[object] = []
+    stylize_video(clip, [painting_path], tmp_path / "batched.mp4", dataclasses.replace(s, batch=2), events.append, keep_frames=True)
+    stylize_video(clip, [painting_path], tmp_path / "apart.mp4", s, lambda e: None, executor=TwoChains(), keep_frames=True)
+    assert started(events)[:6] == [0, 21, 1, 22, 2, 23]  # the two chains in step
+    frames = {}
+    for name in ("batched", "apart"):
+        work = next(default_work_dir(tmp_path / f"{name}.mp4").iterdir())
+        manifest = json.loads((work / "manifest.json").read_text())
+        assert manifest["chunks"] == [[0, 21, 0], [21, 42, 10]]
+        assert manifest["settings"]["batch"] == (2 if name == "batched" else 1)  # auto resolved: 1 on CPU
+        frames[name] = [read_rgb(p).astype(int) for p in sorted(work.glob("*.png"))]
+    assert len(frames["batched"]) == 42
+    worst = max(np.abs(a - b).max() for a, b in zip(frames["batched"], frames["apart"]))
+    assert worst <= 2
