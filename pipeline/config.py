@@ -81,6 +81,11 @@ class EngineConfig:
     coarse_iterations: int = 200
     scales: int = 1
     min_scale_size: int = 64
+    # Each finer level of the pyramid starts from this share of the photo plus the rest of
+    # the coarser level's result, upsampled (only with init = "content"): half size cannot
+    # hold the photo's fine detail, and the finer level regains it faster from the photo
+    # than from a blurred upsample.
+    content_mix: float = 0.0
     tolerance: float = 0.0
     patience: int = 20
     seed: int = 0
@@ -107,6 +112,7 @@ class EngineConfig:
         _check(self.preserve_color in COLOR_MODES, "preserve_color", f"must be one of {', '.join(COLOR_MODES)}")
         _check(self.iterations >= 0 and self.coarse_iterations >= 0, "iterations", "must not be negative")
         _check(self.scales >= 1, "scales", "must be at least 1")
+        _check(0.0 <= self.content_mix <= 1.0, "content_mix", "must be between 0 and 1")
         _check(self.style_scale > 0, "style_scale", "must be positive")
         _check(all(w >= 0 for w in self.style_blend), "style_blend", "weights must not be negative")
         _check(self.patience >= 1, "patience", "must be at least 1")

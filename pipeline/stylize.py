@@ -244,8 +244,13 @@ class Stylizer:
         total = 0
         per_item = [0] * content.shape[0]
         loss = float("nan")
+        # The photo is mixed into finer levels only when the run starts from the photo.
+        mix = cfg.content_mix if init is None and cfg.init == "content" else 0.0
         for level, size in enumerate(sizes):
             image = resize(image, size)
+            if level > 0 and mix > 0:
+                # See EngineConfig.content_mix: the photo's detail, which half size lost.
+                image = (1 - mix) * image + mix * resize(content, size)
             budget = cfg.iterations if level == len(sizes) - 1 else cfg.coarse_iterations
             level_temporal = _resize_temporal(temporal, size, self.device)
             image, ran, loss, items = self._optimize_level(

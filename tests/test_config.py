@@ -180,3 +180,9 @@ def test_an_engine_revision_redoes_earlier_outputs(monkeypatch: pytest.MonkeyPat
     now = build_settings("fast").fingerprint()
     monkeypatch.setattr(pipeline.config, "ENGINE_REVISION", pipeline.config.ENGINE_REVISION - 1)
     assert build_settings("fast").fingerprint() != now
+
+
+@pytest.mark.parametrize("mix", [-0.1, 1.5])
+def test_content_mix_is_a_share(mix: float) -> None:
+    with pytest.raises(ConfigError, match="content_mix"):
+        build_settings("default", None, {"content_mix": mix})

@@ -163,6 +163,33 @@ def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path:
         assert np.abs(local[name].astype(int) - remote[name].astype(int)).max() <= 1, name
 
 
+def test_one_worker_paints_its_chains_in_step_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    """--batch 2 with one Ray worker: two chains in one call, painted in step as locally."""
+    from clips import make_pan
+    from pipeline.app import default_work_dir, stylize_video
+    from pipeline.video_job import FrameStarted
+
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
+    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0,
+                                      "device": "cpu", "batch": 2})
+    stylize_video(clip, [painting_path], tmp_path / "local.mp4", s, lambda e: None, keep_frames=True)
+    events: list[object] = []
+    executor = RayExecutor(workers=1, threads=1)
+    try:
+        stylize_video(clip, [painting_path], tmp_path / "ray.mp4", s, events.append, executor=executor, keep_frames=True)
+    finally:
+        executor.close()
+    # Both chains on the one worker, in step; then the blend.
+    assert [e.index for e in events if isinstance(e, FrameStarted)] == [
+        *(i for pair in zip(range(21), range(21, 42)) for i in pair), *range(21, 31)
+    ]
+    local = outputs(next(default_work_dir(tmp_path / "local.mp4").iterdir()))
+    remote = outputs(next(default_work_dir(tmp_path / "ray.mp4").iterdir()))
+    assert sorted(local) == sorted(remote) and len(local) == 42
+    for name in local:
+        assert np.abs(local[name].astype(int) - remote[name].astype(int)).max() <= 2, name
+
+
 def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
     from pipeline.app import stylize_video

@@ -287,3 +287,19 @@ def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEnco
     assert loss.item() == pytest.approx(objective(x.detach().clamp(0, 1)).item())
     loss.backward()
     assert x.grad[outside].abs().max() == 0 and x.grad[~outside].abs().max() > 0
+
+
+def test_content_mix_starts_a_finer_level_between_the_coarse_result_and_the_photo(
+    tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor
+) -> None:
+    """With no iterations at the fine level, the result is where that level started."""
+    def fine_start(mix: float, init: str = "content") -> torch.Tensor:
+        cfg = engine(scales=2, coarse_iterations=5, iterations=0, content_mix=mix, init=init)
+        return Stylizer(tiny_encoder, [style], cfg).run(content).image
+
+    coarse = fine_start(0.0)
+    assert not torch.allclose(coarse, content, atol=1e-2)
+    assert torch.allclose(fine_start(0.5), (0.5 * coarse + 0.5 * content).clamp(0, 1), atol=1e-5)
+    assert torch.allclose(fine_start(1.0), content, atol=1e-6)
+    # A noise start stays the user's: no photo mixed in.
+    assert torch.allclose(fine_start(0.5, "noise"), fine_start(0.0, "noise"))
