@@ -23,6 +23,11 @@ from pipeline.resize import fit_long_side, resize, resize_long_side
 
 Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 LBFGS_HISTORY = 100  # curvature pairs kept, as in jcjohnson/neural-style
+# Weight of the pull back into [0, 1] on the mean squared excess of the pixels outside it
+# (see Objective.picture): a pixel 0.1 out on 1% of the picture costs 1e-3, against losses
+# of order 1. Enough to keep L-BFGS's steps finite there; 100 and more made its steps
+# overshoot on a small problem (tests/test_perf.py), where the loss then rose.
+OUTSIDE_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
@@ -326,7 +331,7 @@ def _resize_temporal(temporal: TemporalTarget | None, size: tuple[int, int], dev
 class Objective:
     """content_weight * L_content + style_weight * mean_l(w_l * L_style_l) + tv_weight * L_tv
     (+ temporal_weight * L_temporal for a video frame with a warped predecessor), all of
-    the picture clamped to [0, 1]."""
+    the picture clamped to [0, 1], plus a pull back into [0, 1] (see :meth:`picture`)."""
 
     def __init__(
         self,
@@ -354,10 +359,12 @@ class Objective:
         L-BFGS knows no bounds: left to itself it pushes a few percent of the pixels out of
         range, by up to 0.5 after some hundred steps, and the clamp at the end then undoes
         part of what it won (``scripts/bench_clamp.py`` measures both). Taking the loss of
-        the clamped picture makes the optimizer win only what is saved. Outside the range
-        the gradient is zero, so such a pixel stays where clamping puts it, and the
-        curvature pairs remain those of one function, which a clamp of the pixels between
-        steps would break.
+        the clamped picture makes the optimizer win only what is saved. The loss alone is
+        flat outside the range, though, and L-BFGS reads flat as no curvature: its steps
+        there grow until most pixels are out and stuck. So a pixel outside is also pulled
+        back, by ``OUTSIDE_WEIGHT`` times the mean squared excess, a smooth term that keeps
+        the curvature pairs those of one function (a clamp of the pixels between steps
+        would break them).
         """
         return x.clamp(0, 1)
 
@@ -365,7 +372,7 @@ class Objective:
         """One loss per picture of ``x``; ``items`` says which batch items ``x`` holds."""
         cfg = self.config
         pick = _picker(items)
-        x = self.picture(x)
+        raw, x = x, self.picture(x)
         feats = self.encoder(x)
         loss = cfg.content_weight * content_loss(feats[cfg.content_layer], pick(self.content_target))
         for layer, weight in zip(cfg.style_layers, self.layer_weights):
@@ -375,7 +382,7 @@ class Objective:
         if self.temporal is not None:
             warped, mask = pick(self.temporal.warped), pick(self.temporal.mask)
             loss = loss + cfg.temporal_weight * temporal_loss(x, warped, mask)
-        return loss
+        return loss + OUTSIDE_WEIGHT * (raw - x).pow(2).flatten(1).mean(1)
 
 
 def _picker(items: Sequence[int] | None) -> Callable[..., torch.Tensor]:

@@ -271,9 +271,10 @@ def test_temporal_target_is_resized_for_each_pyramid_level(
 
 
 def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
-    """Pixels out of [0, 1] count as clamped, and get no gradient there: the optimizer
-    cannot win anything by leaving the range that the saved picture is clamped to."""
-    from pipeline.stylize import Objective
+    """Pixels out of [0, 1] count as clamped, plus a pull back into the range: the
+    optimizer cannot win anything by leaving the range that the saved picture is clamped
+    to, and a pixel outside is steered back in."""
+    from pipeline.stylize import OUTSIDE_WEIGHT, Objective
 
     stylizer = Stylizer(tiny_encoder, [style], engine())
     cfg = stylizer.config
@@ -281,12 +282,16 @@ def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEnco
         target = stylizer.features(content)[cfg.content_layer]
     objective = Objective(stylizer.features, cfg, target, stylizer.style_targets(32))
     x = (content * 1.6 - 0.3).requires_grad_(True)  # a good share of it out of range
-    outside = (x < 0) | (x > 1)
-    assert 0.1 < outside.float().mean() < 0.9
+    above, below = x > 1, x < 0
+    assert 0.1 < (above | below).float().mean() < 0.9
     loss = objective(x)
-    assert loss.item() == pytest.approx(objective(x.detach().clamp(0, 1)).item())
+    excess = (x.detach() - x.detach().clamp(0, 1)).pow(2).mean()
+    assert loss.item() == pytest.approx(objective(x.detach().clamp(0, 1)).item() + OUTSIDE_WEIGHT * excess.item(), rel=1e-5)
     loss.backward()
-    assert x.grad[outside].abs().max() == 0 and x.grad[~outside].abs().max() > 0
+    # Outside, only the pull back acts: 2 * OUTSIDE_WEIGHT * excess / n, toward the range.
+    n = x.numel()
+    assert torch.allclose(x.grad[above], 2 * OUTSIDE_WEIGHT * (x.detach()[above] - 1) / n, rtol=1e-4)
+    assert torch.allclose(x.grad[below], 2 * OUTSIDE_WEIGHT * x.detach()[below] / n, rtol=1e-4)
 
 
 def test_content_mix_starts_a_finer_level_between_the_coarse_result_and_the_photo(
