@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.app import stylize_folder
-from pipeline.config import build_settings
+from pipeline.config import Settings, build_settings
 from pipeline.executor import LocalExecutor, TaskStarted
 from pipeline.imaging import read_rgb
 from pipeline.plan import ImageTask
@@ -135,59 +135,62 @@ def test_a_batch_that_keeps_killing_its_worker_costs_only_the_culprit(local_ray:
     assert len(outputs(tmp_path / "out")) == 5
 
 
+VIDEO = {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"}
+
+
+def painted_both_ways(
+    tmp_path: Path, clip: Path, painting: Path, settings: Settings, local: LocalExecutor, workers: int
+) -> tuple[list[object], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``clip`` painted by ``local`` and by ``workers`` Ray workers of one thread: the Ray
+    run's events and both runs' frames."""
+    from pipeline.app import default_work_dir, stylize_video
+
+    stylize_video(clip, [painting], tmp_path / "local.mp4", settings, lambda e: None, executor=local, keep_frames=True)
+    events: list[object] = []
+    executor = RayExecutor(workers=workers, threads=1)
+    try:
+        stylize_video(clip, [painting], tmp_path / "ray.mp4", settings, events.append, executor=executor, keep_frames=True)
+    finally:
+        executor.close()
+    frames = [outputs(next(default_work_dir(tmp_path / f"{name}.mp4").iterdir())) for name in ("local", "ray")]
+    return events, frames[0], frames[1]
+
+
+def assert_same_frames(local: dict[str, np.ndarray], remote: dict[str, np.ndarray], frames: int, tolerance: int) -> None:
+    assert sorted(local) == sorted(remote) and len(local) == frames
+    for name in local:
+        assert np.abs(local[name].astype(int) - remote[name].astype(int)).max() <= tolerance, name
+
+
 def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
-    from pipeline.app import default_work_dir, stylize_video
     from pipeline.video_job import FrameDone
-
-    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
-    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"})
 
     class TwoChains(LocalExecutor):
         def parallelism(self) -> int:
             return 2
 
-    stylize_video(clip, [painting_path], tmp_path / "local.mp4", s, lambda e: None, executor=TwoChains(), keep_frames=True)
-    events: list[object] = []
-    executor = RayExecutor(workers=2, threads=1)
-    try:
-        stylize_video(clip, [painting_path], tmp_path / "ray.mp4", s, events.append, executor=executor, keep_frames=True)
-    finally:
-        executor.close()
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
+    s = build_settings("fast", None, VIDEO)
+    events, local, remote = painted_both_ways(tmp_path, clip, painting_path, s, TwoChains(), workers=2)
     # Progress came back frame by frame from both workers: every chain frame and blend frame.
     assert sorted(e.index for e in events if isinstance(e, FrameDone)) == sorted([*range(42), *range(21, 31)])
-    local = outputs(next(default_work_dir(tmp_path / "local.mp4").iterdir()))
-    remote = outputs(next(default_work_dir(tmp_path / "ray.mp4").iterdir()))
-    assert sorted(local) == sorted(remote) and len(local) == 42
-    for name in local:
-        assert np.abs(local[name].astype(int) - remote[name].astype(int)).max() <= 1, name
+    assert_same_frames(local, remote, 42, tolerance=1)
 
 
 def test_one_worker_paints_its_chains_in_step_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     """--batch 2 with one Ray worker: two chains in one call, painted in step as locally."""
     from clips import make_pan
-    from pipeline.app import default_work_dir, stylize_video
     from pipeline.video_job import FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
-    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0,
-                                      "device": "cpu", "batch": 2})
-    stylize_video(clip, [painting_path], tmp_path / "local.mp4", s, lambda e: None, keep_frames=True)
-    events: list[object] = []
-    executor = RayExecutor(workers=1, threads=1)
-    try:
-        stylize_video(clip, [painting_path], tmp_path / "ray.mp4", s, events.append, executor=executor, keep_frames=True)
-    finally:
-        executor.close()
+    s = build_settings("fast", None, {**VIDEO, "batch": 2})
+    events, local, remote = painted_both_ways(tmp_path, clip, painting_path, s, LocalExecutor(), workers=1)
     # Both chains on the one worker, in step; then the blend.
     assert [e.index for e in events if isinstance(e, FrameStarted)] == [
         *(i for pair in zip(range(21), range(21, 42)) for i in pair), *range(21, 31)
     ]
-    local = outputs(next(default_work_dir(tmp_path / "local.mp4").iterdir()))
-    remote = outputs(next(default_work_dir(tmp_path / "ray.mp4").iterdir()))
-    assert sorted(local) == sorted(remote) and len(local) == 42
-    for name in local:
-        assert np.abs(local[name].astype(int) - remote[name].astype(int)).max() <= 2, name
+    assert_same_frames(local, remote, 42, tolerance=2)
 
 
 def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
@@ -197,7 +200,7 @@ def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: Non
     from pipeline.video_job import FrameDone, FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
-    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"})
+    s = build_settings("fast", None, VIDEO)
     executor = RayExecutor(workers=2, threads=1)
     events: list[object] = []
     killed: list[int] = []
@@ -226,7 +229,7 @@ def test_an_interrupted_driver_resumes_on_two_workers(local_ray: None, tmp_path:
     from pipeline.video_job import FrameDone, FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
-    s = build_settings("fast", None, {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"})
+    s = build_settings("fast", None, VIDEO)
     work, first, second = tmp_path / "work", [], []
 
     class Stop(Exception):
