@@ -357,8 +357,8 @@ class Objective:
         """The picture that the pixels ``x`` stand for: ``x`` clamped to [0, 1], as saved.
 
         L-BFGS knows no bounds: left to itself it pushes a few percent of the pixels out of
-        range, by up to 0.5 after some hundred steps, and the clamp at the end then undoes
-        part of what it won (``scripts/bench_clamp.py`` measures both). Taking the loss of
+        range within some hundred steps, and the clamp at the end then undoes part of what
+        it won (``scripts/bench_clamp.py`` measures both). Taking the loss of
         the clamped picture makes the optimizer win only what is saved. The loss alone is
         flat outside the range, though, and L-BFGS reads flat as no curvature: its steps
         there grow until most pixels are out and stuck. So a pixel outside is also pulled
