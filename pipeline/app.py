@@ -242,13 +242,18 @@ def video_batch(settings: Settings, info: VideoInfo) -> int:
     machine's device holds at the output frame size (1 on CPU and MPS). The chains are
     planned here, before any worker starts, so on a cluster whose GPUs are elsewhere
     auto gives 1: there, say ``--batch``."""
-    side = max(fit_long_side(info.height, info.width, settings.size) if settings.size else (info.height, info.width))
+    side = max(output_frame_size(info.height, info.width, settings))
     return resolve_batch(settings.batch, resolve_device(settings.device), side, settings.engine)
+
+
+def output_frame_size(height: int, width: int, settings: Settings) -> tuple[int, int]:
+    """(height, width) of the painted frames of a video whose frames are ``height x width``."""
+    return fit_long_side(height, width, settings.size) if settings.size else (height, width)
 
 
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:
     """A frame too thin for the VGG19 layers fails before any work, naming the video."""
-    h, w = fit_long_side(height, width, settings.size) if settings.size else (height, width)
+    h, w = output_frame_size(height, width, settings)
     need = settings.engine.min_side
     if min(h, w) < need:
         raise InputError(source, f"frames of {w}x{h} at --size {settings.size} are too thin: the VGG19 layers used need at least {need} pixels on each side (raise --size)")

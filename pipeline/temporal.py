@@ -145,8 +145,8 @@ class FrameStylizer:
             try:
                 done = self._batch([frames[i] for i in group], [starts[i] for i in group], callback)
             except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                done = [self.stylize(frames[i].source, frames[i].previous_source, frames[i].previous_output, callback) for i in group]
+                torch.cuda.empty_cache()  # one at a time, from the starts (and flows) already computed
+                done = [self._batch([frames[i]], [starts[i]], callback)[0] for i in group]
             results.update(zip(group, done))
         return [results[i] for i in range(len(frames))]
 

@@ -154,3 +154,25 @@ def test_frames_of_several_chains_in_one_call_are_painted_as_alone(mode: str) ->
     for batched, single in zip(together, alone):
         assert np.abs(batched.rgb.astype(int) - single.rgb.astype(int)).max() <= 1
     assert not np.array_equal(together[1].rgb, together[3].rgb)  # not one frame copied to all
+
+
+def test_frames_that_run_out_of_gpu_memory_together_are_painted_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = budget_settings("flow")
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    before, after = frames()
+    inputs = [FrameInput(after, before, painted(1)), FrameInput(before, after, painted(2))]
+    expected = stylizer.stylize_many(inputs)
+    sizes: list[int] = []
+    real = Stylizer.run
+
+    def run(self: Stylizer, content: torch.Tensor, *args: object, **kwargs: object) -> object:
+        sizes.append(content.shape[0])
+        if content.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(self, content, *args, **kwargs)
+
+    monkeypatch.setattr(Stylizer, "run", run)
+    alone = stylizer.stylize_many(inputs)
+    assert sizes == [2, 1, 1]
+    for batched, single in zip(expected, alone):
+        assert np.abs(batched.rgb.astype(int) - single.rgb.astype(int)).max() <= 1
