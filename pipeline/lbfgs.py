@@ -14,11 +14,22 @@ theorem 2.2): two matrix products that each read the history once (as many bytes
 two-loop recursion reads), two triangular solves of m x m, and one value read back per
 step (whether the new pair has positive curvature, which decides whether it is kept,
 exactly as torch does).
+
+One departure from torch's iteration, for want of a line search: a step whose loss comes
+back more than ``RISE`` above the last accepted one (or not finite) is taken back. What it
+measured is kept as a curvature pair (the secant along an overshooting step says the
+curvature there is larger than H assumed), and a step of half the length (a quarter after
+a second miss, and so on) is tried from the accepted point along the new direction.
+Without this, one bad curvature estimate at the start of a pyramid level can throw the
+picture far up the loss (it happened to starry_night at 256 px with a history of 50), and
+the level then stopped on the stall rule with that picture.
 """
 
 from __future__ import annotations
 
 import torch
+
+RISE = 0.1  # relative rise of the loss that counts as an overshoot; healthy runs never rise
 
 
 class LBFGS:
@@ -38,24 +49,48 @@ class LBFGS:
         self.gamma = torch.ones((), dtype=torch.float64, device=x.device)  # H0 = gamma I
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None  # t d of the last step, taken or not
+        self.prev_moved: torch.Tensor | None = None  # what the last step added to x
+        self.prev_loss: float | None = None  # the loss at the last accepted point
+        self.misses = 0  # overshoots in a row
 
     @torch.no_grad()
-    def step(self, closure: object = None) -> None:
-        """Move ``x`` one step; ``closure`` is accepted for the optimizer interface and ignored."""
+    def step(self, closure: object = None, loss: float | None = None) -> None:
+        """Move ``x`` one step; ``loss`` is the loss at ``x`` (without it, no step is ever
+        taken back); ``closure`` is accepted for the optimizer interface and ignored."""
         assert self.x.grad is not None, "backward() first"
         grad = self.x.grad.reshape(-1)
         if self.prev_grad is None or self.prev_step is None:
             direction = -grad
             size = torch.clamp(1.0 / grad.abs().sum(), max=1.0)
+        elif loss is not None and self.prev_loss is not None and not loss <= self.prev_loss + RISE * abs(self.prev_loss):
+            self._take_back(grad)
+            return
         else:
             direction = -self._times_inverse_hessian(grad, grad - self.prev_grad, self.prev_step)
             size = torch.ones((), dtype=grad.dtype, device=grad.device)
+        self.misses, self.prev_loss = 0, loss
+        self._move(grad, direction, size)
+
+    def _move(self, grad: torch.Tensor, direction: torch.Tensor, size: torch.Tensor) -> None:
         # torch stops when g.d > -tolerance_change (here: > 1, not a descent direction) but
         # keeps d and t all the same; a zero factor does that without asking the device.
         keep = (grad.dot(direction) <= 1.0).to(grad.dtype)
         step = direction * size
-        self.x.add_((step * keep).view_as(self.x))
-        self.prev_grad, self.prev_step = grad.clone(), step
+        moved = step * keep
+        self.x.add_(moved.view_as(self.x))
+        self.prev_grad, self.prev_step, self.prev_moved = grad.clone(), step, moved
+
+    def _take_back(self, grad: torch.Tensor) -> None:
+        """Back to the accepted point, keeping the overshot step as a curvature pair (a
+        non-finite or non-positive one is dropped by the curvature test), and a shorter
+        step from there."""
+        assert self.prev_grad is not None and self.prev_step is not None and self.prev_moved is not None
+        accepted = self.prev_grad
+        self.x.sub_(self.prev_moved.view_as(self.x))
+        self.misses += 1
+        direction = -self._times_inverse_hessian(accepted, grad - accepted, self.prev_step)
+        size = torch.full((), 0.5**self.misses, dtype=grad.dtype, device=grad.device)
+        self._move(accepted, direction, size)
 
     def _times_inverse_hessian(self, g: torch.Tensor, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Take in the pair (s, y), then H g = gamma g + S p - gamma Y w, where

@@ -15,14 +15,23 @@ import torch
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
-    """G = F F^T / (C H W), one (C, C) matrix per batch item."""
+    """G = F F^T / (C H W), one fp32 (C, C) matrix per batch item.
+
+    The product runs in the features' dtype: bf16 features (the bf16 pass) give a bf16
+    product, accumulated in fp32 by the matrix units and rounded once, then widened.
+    """
     n, c, h, w = features.shape
     if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
         # Channels-last (the bf16 path): F as (C, HW) is a transposed view, not a copy.
         flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)
     else:
         flat = features.reshape(n, c, h * w)
-    return _Gram.apply(flat) / (c * h * w)
+    return _wide(_Gram.apply(flat)) / (c * h * w)
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """bf16 (or fp16) -> fp32, so that the losses are summed in fp32; fp32 and fp64 stay."""
+    return x.float() if x.element_size() < 4 else x
 
 
 class _Gram(torch.autograd.Function):
@@ -35,20 +44,23 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, flat: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(flat)
-        return flat @ flat.transpose(1, 2)
+        # torch.bmm, not @: in bf16, matmul copies a transposed operand before multiplying
+        # (8.6 ms against 1.0 ms for a 64 x 65536 Gram on the CPU), bmm reads it in place.
+        return torch.bmm(flat, flat.transpose(1, 2))
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
         (flat,) = ctx.saved_tensors  # type: ignore[attr-defined]
         sym = grad + grad.transpose(1, 2)
         if flat.stride(1) == 1:  # channels-last storage: return the gradient in the same layout
-            return (flat.transpose(1, 2) @ sym).transpose(1, 2)
-        return sym @ flat
+            return torch.bmm(flat.transpose(1, 2), sym).transpose(1, 2)
+        return torch.bmm(sym, flat)
 
 
 def relative_error(x: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """||x - target||^2 / ||target||^2 per batch item."""
+    """||x - target||^2 / ||target||^2 per batch item, in fp32 whatever the inputs' dtype."""
     dims = tuple(range(1, x.dim()))
+    x, target = _wide(x), _wide(target)
     return (x - target).pow(2).sum(dims) / (target.pow(2).sum(dims) + eps)
 
 

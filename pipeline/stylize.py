@@ -101,10 +101,12 @@ def _cpu_has_amx() -> bool:
 class FeaturePass:
     """The encoder as the optimizer runs it: precision, memory layout, compilation.
 
-    Same contract as the encoder it wraps (RGB in, {layer: fp32 feature} out). With bf16,
-    the VGG19 pass runs under autocast on a bf16 copy of the weights (autocast would cast
-    frozen weights again on every call); the image going in and the features coming out
-    are fp32, so the losses and the optimizer never see bf16. Channels-last is what the
+    Same contract as the encoder it wraps (RGB in, {layer: feature} out). With bf16, the
+    VGG19 pass runs under autocast on a bf16 copy of the weights (autocast would cast
+    frozen weights again on every call), and the features come out in bf16: the Gram
+    products then run on the bf16 matrix units too (a quarter of the iteration in fp32),
+    and the losses widen their results to fp32 (:mod:`pipeline.losses`), so the image, the
+    loss and the optimizer stay fp32. Channels-last is what the
     convolutions of cuDNN and oneDNN run fastest on, in fp32 as in bf16 (scripts/bench.py
     times the iterations); MPS keeps the plain layout. The caller's encoder is never
     modified: a changed layout or dtype applies to a copy.
@@ -123,7 +125,7 @@ class FeaturePass:
             rgb = rgb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             feats = self.encoder(rgb)
-        return {layer: f.float() for layer, f in feats.items()}
+        return feats
 
 
 def _prepared(encoder: Encoder, precision: str, channels_last: bool) -> Encoder:
@@ -307,7 +309,7 @@ class Stylizer:
                 total = sum(item.history[-1] for item in items if item.history)
                 callback(Progress(level, levels, steps, budget, total, h, w))
             active = [i for i in active if not converged(items[i].history, cfg.patience, cfg.tolerance)]
-        final = torch.cat([item.x.detach() for item in items]).clamp(0, 1)
+        final = torch.cat([item.picture() for item in items]).clamp(0, 1)
         if steps == 0:
             with torch.no_grad():
                 losses = objective.losses(final).tolist()
@@ -411,15 +413,30 @@ class _Item:
             self.opt = LBFGS(self.x, history=max(1, min(LBFGS_HISTORY, budget)))
         else:
             self.opt = torch.optim.Adam([self.x], lr=config.learning_rate)
+        # The lowest loss met so far, by step (what the stall rule and the reports see), and
+        # the pixels that had it: a level ends with the best picture it evaluated, not with
+        # the last step, whose loss nobody has seen.
         self.history: list[float] = []
+        self.best: torch.Tensor | None = None
 
     def advance(self, loss: float) -> None:
-        """One optimizer step from the gradient already in ``x.grad``."""
-        self.opt.step()
-        self.history.append(loss)
+        """One optimizer step from the gradient (and ``loss``) already computed at ``x``."""
+        if self.best is None or loss < self.history[-1]:
+            self.best = self.x.detach().clone()
+            self.history.append(loss)
+        else:
+            self.history.append(self.history[-1])
+        if isinstance(self.opt, LBFGS):
+            self.opt.step(loss=loss)
+        else:
+            self.opt.step()
         if self.clamp:
             with torch.no_grad():
                 self.x.clamp_(0, 1)
+
+    def picture(self) -> torch.Tensor:
+        """The best pixels evaluated so far (the start, before any step)."""
+        return (self.x if self.best is None else self.best).detach()
 
 
 def _step(items: Sequence[_Item], active: Sequence[int], objective: Objective) -> None:

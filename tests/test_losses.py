@@ -45,6 +45,24 @@ def test_gram_of_channels_last_features_matches_and_keeps_the_layout() -> None:
     assert last.grad.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_bf16_features_give_fp32_grams_and_losses() -> None:
+    # The bf16 pass hands its features over as they are: the product runs in bf16 (the
+    # matrix units), the results are widened so that the losses are summed in fp32.
+    gen = torch.Generator().manual_seed(0)
+    features = torch.rand(1, 8, 6, 5, generator=gen).contiguous(memory_format=torch.channels_last)
+    half = features.to(torch.bfloat16)
+    assert gram(half).dtype == torch.float32
+    assert torch.allclose(gram(half), gram(features), rtol=2e-2, atol=1e-3)
+    target = gram(features)[0] * 1.5
+    loss = style_loss(half.requires_grad_(True), target)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(style_loss(features, target).item(), rel=2e-2)
+    loss.sum().backward()
+    assert half.grad is not None and half.grad.dtype == torch.bfloat16
+    assert content_loss(half, features).dtype == torch.float32
+    assert gram(features.double()).dtype == torch.float64  # fp64 (gradcheck) is not narrowed
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_gram_gradient_is_exact(layout: torch.memory_format) -> None:
     # The Gram's own backward, (dG + dG^T) F, against finite differences.

@@ -85,8 +85,10 @@ def test_bf16_runs_on_a_copy_and_leaves_the_callers_encoder_alone(vgg_objective_
     assert all(p.dtype == torch.float32 and p.is_contiguous() for p in encoder.parameters())
     for key, value in encoder.state_dict().items():
         assert torch.equal(value, before[key]), key
+    # The features come out as the pass made them (the losses widen them to fp32, tested
+    # above): a cast to fp32 here would cost a copy and make the Grams run in fp32.
     features = stylizer.features(photo)
-    assert all(f.dtype == torch.float32 for f in features.values())
+    assert all(f.dtype == torch.bfloat16 for f in features.values())
 
 
 def test_bf16_run_lowers_the_loss_like_fp32(vgg_objective_inputs: Any) -> None:
@@ -341,6 +343,41 @@ def test_lbfgs_drops_a_pair_without_curvature() -> None:
     s = torch.tensor([0.1, 0.2, -0.3], dtype=torch.float64)
     assert torch.equal(opt._times_inverse_hessian(g, -s, s), g)  # y.s < 0: H stays the identity
     assert opt.order == []
+
+
+def pseudo_huber_run(guarded: bool, steps: int = 60) -> list[float]:
+    """L-BFGS on sum(sqrt(1 + (a x)^2)): its curvature falls away from the minimum (20), so
+    a step sized by the curvature measured near it can fly far out."""
+    gen = torch.Generator().manual_seed(0)
+    scales = 5 * torch.logspace(-1, 1, 20, dtype=torch.float64)
+    x = torch.randn(20, generator=gen, dtype=torch.float64).requires_grad_(True)
+    opt, losses = LBFGS(x, 10), []
+    for _ in range(steps):
+        x.grad = None
+        loss = torch.sqrt(1 + (scales * x) ** 2).sum()
+        loss.backward()
+        losses.append(loss.item())
+        opt.step(loss=losses[-1] if guarded else None)
+    return losses
+
+
+def test_lbfgs_takes_back_an_overshooting_step() -> None:
+    unguarded, guarded = pseudo_huber_run(False), pseudo_huber_run(True)
+    assert max(unguarded) > 1e6 * unguarded[0]  # the problem is real: the steps run away
+    assert guarded[0] > 150 and guarded[-1] < 20.5  # from 172 to near the minimum, 20
+
+
+def test_lbfgs_after_an_overshoot_steps_again_from_the_accepted_point() -> None:
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = LBFGS(x, 5)
+    x.grad = torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64)
+    opt.step(loss=1.0)  # first step: -g scaled to a unit L1 norm
+    assert x.tolist() == [1.0, 0.0, 0.0]
+    x.grad = torch.tensor([3.0, 0.0, 0.0], dtype=torch.float64)  # overshot: slope reversed
+    opt.step(loss=5.0)
+    # Back at 0, with the pair (s=1, y=4) kept: H g = g / 4, so -(-1)/4, halved: 0.125.
+    assert x.tolist() == pytest.approx([0.125, 0.0, 0.0])
+    assert len(opt.order) == 1
 
 
 def test_lbfgs_reads_one_value_back_per_step(monkeypatch: pytest.MonkeyPatch) -> None:

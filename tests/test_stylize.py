@@ -11,7 +11,7 @@ from helpers import TinyEncoder, smooth_image, stripes_image
 from pipeline.color import rgb_to_yiq
 from pipeline.config import EngineConfig
 from pipeline.resize import resize
-from pipeline.stylize import Event, Progress, ScaleDone, Stylizer, converged, pyramid
+from pipeline.stylize import Event, Progress, ScaleDone, Stylizer, _Item, converged, pyramid
 
 
 def engine(**overrides: Any) -> EngineConfig:
@@ -115,6 +115,22 @@ def test_converged() -> None:
     assert not converged([10.0, 9.0, 8.0], window=2, tolerance=0.01)  # fell 20%
     assert not converged([5.0, 10.0, 9.5, 9.45], window=2, tolerance=0.01)  # only the window counts
     assert converged([10.0, 10.5, 10.2], window=2, tolerance=0.01)  # rising counts as stalled
+
+
+def test_a_level_ends_with_the_best_picture_it_evaluated() -> None:
+    # The stall rule and the reports see the lowest loss so far; the picture returned is
+    # the one that had it, not the last step (whose loss nobody has seen).
+    item = _Item(engine(optimizer="adam"), torch.full((1, 3, 4, 4), 0.5), budget=5)
+    start = item.x.detach().clone()
+    for loss, grad in ((2.0, 1.0), (3.0, -1.0), (1.0, 1.0), (1.5, 1.0)):
+        item.x.grad = torch.full_like(item.x, grad)
+        before = item.x.detach().clone()
+        item.advance(loss)
+        if loss == 1.0:
+            best = before
+    assert item.history == [2.0, 2.0, 1.0, 1.0]
+    assert torch.equal(item.picture(), best) and not torch.equal(best, start)
+    assert not torch.equal(item.x.detach(), best)  # it moved on, but the best is kept
 
 
 def test_early_stopping(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
