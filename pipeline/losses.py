@@ -38,7 +38,7 @@ class _Gram(torch.autograd.Function):
     """F F^T with a one-product backward: dF = (dG + dG^T) F.
 
     Autograd would differentiate F @ F^T as a product of two tensors (two products and a
-    sum); the Grams are a quarter of a bf16 iteration's time, so the third saved counts.
+    sum); the Grams are a sizeable share of an iteration, so the third saved counts.
     """
 
     @staticmethod

@@ -104,11 +104,11 @@ class FeaturePass:
     Same contract as the encoder it wraps (RGB in, {layer: feature} out). With bf16, the
     VGG19 pass runs under autocast on a bf16 copy of the weights (autocast would cast
     frozen weights again on every call), and the features come out in bf16: the Gram
-    products then run on the bf16 matrix units too (a quarter of the iteration in fp32),
-    and the losses widen their results to fp32 (:mod:`pipeline.losses`), so the image, the
-    loss and the optimizer stay fp32. Channels-last is what the
-    convolutions of cuDNN and oneDNN run fastest on, in fp32 as in bf16 (scripts/bench.py
-    times the iterations); MPS keeps the plain layout. The caller's encoder is never
+    products then run on the bf16 matrix units too (in fp32 they took a fifth of a bf16
+    iteration on the CPU), and the losses widen their results to fp32
+    (:mod:`pipeline.losses`), so the image, the loss and the optimizer stay fp32.
+    Channels-last is what the convolutions of cuDNN and oneDNN run fastest on, in fp32 as
+    in bf16 (scripts/bench.py times the iterations); MPS keeps the plain layout. The caller's encoder is never
     modified: a changed layout or dtype applies to a copy.
     """
 
