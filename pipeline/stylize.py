@@ -84,7 +84,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         # bf16 (torch.cuda.is_bf16_supported() can still say yes), which is slower than fp32.
         return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp32"
     if device.type == "cpu" and _cpu_has_amx():
-        # AMX tiles make an iteration 2.3 to 3.5 times faster than fp32 (scripts/bench.py); CPUs
+        # AMX tiles make an iteration 2.6 to 4.7 times faster than fp32 (scripts/bench.py); CPUs
         # without them emulate bf16, which is slower than fp32.
         return "bf16"
     return "fp32"
@@ -108,8 +108,8 @@ class FeaturePass:
     iteration on the CPU), and the losses widen their results to fp32
     (:mod:`pipeline.losses`), so the image, the loss and the optimizer stay fp32.
     Channels-last is what the convolutions of cuDNN and oneDNN run fastest on, in fp32 as
-    in bf16 (scripts/bench.py times the iterations); MPS keeps the plain layout. The caller's encoder is never
-    modified: a changed layout or dtype applies to a copy.
+    in bf16 (scripts/bench.py times the iterations); MPS keeps the plain layout. The
+    caller's encoder is never modified: a changed layout or dtype applies to a copy.
     """
 
     def __init__(self, encoder: Encoder, device: torch.device, config: EngineConfig) -> None:

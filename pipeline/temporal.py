@@ -118,12 +118,9 @@ class FrameStylizer:
         previous_output: np.ndarray | None = None,
         callback: Callback | None = None,
     ) -> StylizedFrame:
+        frame = FrameInput(source, previous_source, previous_output)
         start = frame_start(self.mode, source, previous_source, previous_output)
-        chained = start.init is not None
-        stylizer = self.later if chained else self.first
-        init = start.init if chained else self.init_image
-        result = stylizer.run(prepare(source), init=init, callback=callback, temporal=start.temporal)
-        return StylizedFrame(to_rgb8(result.image), result.iterations, result.loss)
+        return self._batch([frame], [start], callback)[0]
 
     def stylize_many(self, frames: Sequence[FrameInput], callback: Callback | None = None) -> list[StylizedFrame]:
         """Frames of one size from different chains, optimized together; results in order.
@@ -151,6 +148,7 @@ class FrameStylizer:
         return [results[i] for i in range(len(frames))]
 
     def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: Callback | None) -> list[StylizedFrame]:
+        """Frames whose starts are all first frames or all chained ones, in one run."""
         content = torch.cat([prepare(f.source) for f in frames])
         if starts[0].init is None:
             result = self.first.run(content, init=self.init_image, callback=callback)

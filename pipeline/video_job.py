@@ -3,7 +3,8 @@
 Frames are streamed: one source frame, its predecessor and one stylized predecessor per
 chain are in memory at a time, whatever the length of the video. Frames already in the
 store (a run that was interrupted) are skipped; the chain continues from the saved
-predecessor, so at most the frame that was in flight is redone. Events go to ``on_event``; nothing is printed.
+predecessor, so at most the frame that was in flight is redone. Events go to
+``on_event``; nothing is printed.
 """
 
 from __future__ import annotations
