@@ -63,7 +63,7 @@ def run_arm(objective: type[stylize.Objective], budgets: list[int], args: argpar
     for step in range(1, max(budgets) + 1):
         stylize._step([item], [0], seen)
         if step in budgets:
-            x = item.x.detach()
+            x = item.picture()  # what the engine would save: the best evaluated pixels
             with torch.no_grad():
                 rows.append({
                     "iterations": step,
