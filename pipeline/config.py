@@ -96,6 +96,11 @@ class EngineConfig:
     # torch.compile the VGG19 pass: one compilation per image size, then faster steps on a
     # GPU. Same pictures, so it is left out of the fingerprint.
     compile: bool = False
+    # On CUDA, record each pyramid level's VGG19 pass (forward and backward) as a CUDA graph
+    # and replay it (pipeline.cudagraph): the same arithmetic, launched once instead of
+    # kernel by kernel. Not with compile. Off by default until scripts/bench.py has timed it
+    # on a GPU beside the eager pass. Left out of the fingerprint.
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         _check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
@@ -196,6 +201,7 @@ class Settings:
         data.pop("max_pixels")
         data.pop("batch")  # how many at once, not what: each picture is optimized as alone
         data.pop("compile")  # how fast, not what: the same pictures either way
+        data.pop("cuda_graphs")
         for key in _VIDEO_FIELDS:
             data.pop(key)
         data["engine_revision"] = ENGINE_REVISION

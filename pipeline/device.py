@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import torch
 
 from pipeline.config import EngineConfig
@@ -67,3 +69,17 @@ def resolve_batch(batch: int, device: torch.device, side: int, config: EngineCon
 def batch_for_memory(free_bytes: int, per_image: int, most: int = MAX_AUTO_BATCH) -> int:
     """How many pictures of ``per_image`` bytes fit in ``free_bytes``, margin kept: 1 to ``most``."""
     return max(1, min(most, int(free_bytes * BATCH_MEMORY_SHARE) // max(1, per_image)))
+
+
+def free_after_oom() -> None:
+    """Give back the memory of a batch that ran out of GPU memory, before it is retried smaller.
+
+    Callers call this after their ``except`` block, never inside it: while the handler
+    runs, the exception's traceback holds the frames of the failed run and with them every
+    activation it made, so a retry from inside the handler starts with the GPU as full as
+    when it failed. tests/test_batch.py and tests/test_temporal.py check where the retry
+    runs; tests/test_cuda.py runs out of real GPU memory.
+    """
+    gc.collect()  # whatever of the failed run sits in reference cycles
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

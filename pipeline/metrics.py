@@ -131,6 +131,12 @@ def source_at(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     return to_rgb8(resize(prepare(rgb), (height, width)))
 
 
+def _device_of(encoder: Encoder) -> torch.device:
+    """Where an encoder's weights are (a stand-in without parameters runs on the CPU)."""
+    params = encoder.parameters() if isinstance(encoder, torch.nn.Module) else iter(())
+    return next((p.device for p in params), torch.device("cpu"))
+
+
 @torch.no_grad()
 def video_metrics(
     encoder: Encoder,
@@ -146,6 +152,7 @@ def video_metrics(
     Both streams must have the same number of frames (``zip(strict=True)`` raises
     ValueError otherwise); the source is brought to the stylized frames' size.
     """
+    device = _device_of(encoder)
     frames: list[FrameMetrics] = []
     previous: tuple[np.ndarray, np.ndarray] | None = None
     height = width = 0
@@ -155,8 +162,8 @@ def video_metrics(
         src = source_at(src_full, height, width)
         if style is not None and grams is None:
             grams = style_grams(encoder, resize_long_side(style, max(height, width)), style_layers)
-        out_feats = encoder(prepare(out))
-        content = content_distance(out_feats, encoder(prepare(src)), content_layer)
+        out_feats = encoder(prepare(out).to(device))
+        content = content_distance(out_feats, encoder(prepare(src).to(device)), content_layer)
         warp_err = src_err = None
         if previous is not None:
             warp_err = frame_warping_error(previous[0], src, previous[1], out)

@@ -16,6 +16,7 @@ from torch import nn
 
 from pipeline.color import keep_luminance, match_color_histogram, match_luminance
 from pipeline.config import LAYERS, EngineConfig
+from pipeline.cudagraph import GraphedLosses
 from pipeline.errors import NstpipeError
 from pipeline.lbfgs import LBFGS
 from pipeline.losses import content_loss, gram, style_loss, temporal_loss, tv_loss
@@ -123,7 +124,9 @@ class FeaturePass:
     def __call__(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last:
             rgb = rgb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        # No cast cache: the weights are bf16 already, and a cache would hold casts made
+        # while a CUDA graph records (pipeline.cudagraph).
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
             feats = self.encoder(rgb)
         return feats
 
@@ -301,10 +304,11 @@ class Stylizer:
         # follows the path it would follow alone, and stops on its own.
         items = [_Item(cfg, start[i : i + 1], budget) for i in range(start.shape[0])]
         active = list(range(len(items)))
+        evaluate = self._evaluator(objective, items, budget)
         steps = 0
         while active and steps < budget:
             steps += 1
-            _step(items, active, objective)
+            _step(items, active, evaluate)
             if callback is not None:
                 total = sum(item.history[-1] for item in items if item.history)
                 callback(Progress(level, levels, steps, budget, total, h, w))
@@ -319,6 +323,19 @@ class Stylizer:
         if callback is not None:
             callback(ScaleDone(level, levels, steps, loss, 0 < steps < budget))
         return final, steps, loss, items
+
+    def _evaluator(self, objective: Objective, items: Sequence[_Item], budget: int) -> Evaluate:
+        """How this level computes its losses and gradients: replayed from a CUDA graph on a
+        GPU (where an eager pass waits on the host), else eagerly."""
+        cfg = self.config
+        if self.device.type == "cuda" and cfg.cuda_graphs and not cfg.compile and budget >= GRAPH_MIN_STEPS:
+            return _Graphed(objective, items)
+        return _eager(objective)
+
+
+# A recording costs about three eager passes (two warm-ups and the capture): below this
+# budget a level is cheaper eager.
+GRAPH_MIN_STEPS = 8
 
 
 def _resize_temporal(temporal: TemporalTarget | None, size: tuple[int, int], device: torch.device) -> TemporalTarget | None:
@@ -439,15 +456,49 @@ class _Item:
         return (self.x if self.best is None else self.best).detach()
 
 
-def _step(items: Sequence[_Item], active: Sequence[int], objective: Objective) -> None:
+# Losses of the active items, with the gradient of each left in its ``x.grad``.
+Evaluate = Callable[[Sequence[_Item], Sequence[int]], torch.Tensor]
+
+
+def _eager(objective: Objective) -> Evaluate:
+    def evaluate(items: Sequence[_Item], active: Sequence[int]) -> torch.Tensor:
+        """One forward and backward pass over the active items."""
+        xs = [items[i].x for i in active]
+        for x in xs:
+            x.grad = None
+        batch = xs[0] if len(xs) == 1 else torch.cat(xs)
+        losses = objective.losses(batch, active if len(active) < len(items) else None)
+        losses.sum().backward()
+        return losses.detach()
+
+    return evaluate
+
+
+class _Graphed:
+    """The pass over the whole batch, replayed from a CUDA graph recorded at the start pixels.
+
+    A picture that has converged rides along: each picture's loss depends on its own
+    pixels alone, so the gradients of the others are what they would be without it, and
+    one recording serves the whole level.
+    """
+
+    def __init__(self, objective: Objective, items: Sequence[_Item]) -> None:
+        self.graphed = GraphedLosses(objective.losses, torch.cat([item.x.detach() for item in items]))
+
+    def __call__(self, items: Sequence[_Item], active: Sequence[int]) -> torch.Tensor:
+        with torch.no_grad():
+            for i in active:
+                self.graphed.x[i].copy_(items[i].x[0])
+        losses, grad = self.graphed()
+        for i in active:
+            items[i].x.grad = grad[i : i + 1]  # a view: the optimizer copies what it keeps
+        return losses[list(active)] if len(active) < len(items) else losses
+
+
+def _step(items: Sequence[_Item], active: Sequence[int], evaluate: Evaluate) -> None:
     """One forward and backward pass over the active items, then one step of each."""
-    xs = [items[i].x for i in active]
-    for x in xs:
-        x.grad = None
-    batch = xs[0] if len(xs) == 1 else torch.cat(xs)
-    losses = objective.losses(batch, active if len(active) < len(items) else None)
-    losses.sum().backward()
-    for i, value in zip(active, losses.detach().tolist()):
+    losses = evaluate(items, active)
+    for i, value in zip(active, losses.tolist()):
         items[i].advance(value)
 
 

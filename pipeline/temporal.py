@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from pipeline.config import Settings
+from pipeline.device import free_after_oom
 from pipeline.flow import consistency_mask, optical_flow, warp
 from pipeline.imaging import prepare, to_rgb8
 from pipeline.stylize import Callback, Stylizer, TemporalTarget
@@ -142,7 +143,9 @@ class FrameStylizer:
             try:
                 done = self._batch([frames[i] for i in group], [starts[i] for i in group], callback)
             except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()  # one at a time, from the starts (and flows) already computed
+                done = []  # retried below, outside this handler (see free_after_oom)
+            if not done:
+                free_after_oom()  # then one at a time, from the starts (and flows) already computed
                 done = [self._batch([frames[i]], [starts[i]], callback)[0] for i in group]
             results.update(zip(group, done))
         return [results[i] for i in range(len(frames))]

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from pipeline.config import Settings
-from pipeline.device import resolve_batch, resolve_device
+from pipeline.device import free_after_oom, resolve_batch, resolve_device
 from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.imaging import read_image, to_rgb8
 from pipeline.plan import ImageTask
@@ -149,13 +149,15 @@ class ImageWorker:
         except torch.cuda.OutOfMemoryError:
             if len(group) == 1:
                 raise
-            # The memory estimate behind an automatic batch was too hopeful for this GPU
-            # (or another process took memory since): these pictures go one at a time.
-            torch.cuda.empty_cache()
-            return {index: r for item in group for index, r in self._stylize_group([item], callback, start).items()}
+            result = None  # retried below, outside this handler (see free_after_oom)
         except (NstpipeError, OSError) as exc:
             # Such as a picture too thin for the layers: the same for every picture of this size.
             return {item.index: _failed(item.task, exc, start) for item in group}
+        if result is None:
+            # The memory estimate behind an automatic batch was too hopeful for this GPU
+            # (or another process took memory since): these pictures go one at a time.
+            free_after_oom()
+            return {index: r for item in group for index, r in self._stylize_group([item], callback, start).items()}
         done: dict[int, TaskResult] = {}
         for i, item in enumerate(group):
             record = {"fingerprint": self.job.fingerprint, "source": item.identity}

@@ -8,7 +8,11 @@
    convolution shapes); the FLOP/s achieved as a fraction of a measured matrix-multiply
    peak (the best torch.mm of 1024..4096, 8192 on CUDA) on the same device and dtype. On
    CUDA also the time per iteration over the issue's H100 floor (0.5 ms at 512x512, 1.8 ms
-   at 1280x720). Target: fraction >= 0.7 on CPU.
+   at 1280x720), and the pass replayed from a CUDA graph (cuda_graphs) beside the eager
+   one; with --compile the compiled pass too. Target: fraction >= 0.7 on CPU.
+1b. batch (CUDA by default): seconds per picture and iteration when --batches pictures
+   share one optimization, at --batch-sizes px, against one picture; and what --batch 0
+   (auto) picks there.
 2. image: tubingen.jpg with each --styles painting at --size px, as three subprocesses
    (start-up included) with their peak memory: the default preset, a plain run of the same
    engine (single scale, 500 L-BFGS iterations, no early stop, fp32) and the pastiche CLI
@@ -21,9 +25,12 @@
    default preset, once with --temporal flow and once with --temporal none, in this
    process: mean wall time and iterations of a frame after the first over those of the
    first (target <= 0.25), and the quality issue 3 asks of flow (E_warp <= 0.1 of none's,
-   content distance <= 1.25 of none's) on the same frames.
+   content distance <= 1.25 of none's) on the same frames. One chain (--batch 1).
+4. video_batch (CUDA by default): the whole clip at --video-batch-size px with --temporal
+   flow as one chain and as the chains --batch 0 paints in step: wall time and quality.
 
-Prints a table and writes JSON (--json, default bench_out/bench/bench.json).
+Prints a table and writes JSON (--json, default bench_out/bench/bench.json), the JSON after
+every section.
 
     .venv/bin/python scripts/bench.py                       # everything, CPU (about 20 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --device cuda         # on a GPU machine
@@ -56,6 +63,7 @@ import bench_image  # noqa: E402
 from pipeline.app import measure_video, stylize_video  # noqa: E402
 from pipeline.config import EngineConfig, build_settings  # noqa: E402
 from pipeline.device import resolve_device  # noqa: E402
+from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from pipeline.stylize import Objective, Progress, Stylizer  # noqa: E402
 from pipeline.vgg import VGGFeatures, load_weights  # noqa: E402
@@ -78,20 +86,31 @@ def sync(device: torch.device) -> None:
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
-    """Best FLOP/s of a square torch.mm over a few sizes (the machine's practical peak)."""
+    """Best FLOP/s of a square torch.mm over a few sizes (the machine's practical peak).
+
+    On CUDA the fp32 peak is taken with TF32 allowed exactly when cuDNN's convolutions may
+    use it (PyTorch's default): the fp32 iteration's convolutions then run on the same
+    matrix units, and its fraction is measured against what those units can do.
+    """
     sizes = (2048, 4096, 8192) if device.type == "cuda" else (1024, 2048, 4096)
     best = 0.0
-    for n in sizes:
-        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-        torch.mm(a, b)
-        sync(device)
-        reps = 20 if device.type == "cuda" else max(2, 3 * (2048 // n) ** 2)
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(reps):
-                torch.mm(a, b)
+    tf32 = device.type == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32 or saved
+    try:
+        for n in sizes:
+            a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+            torch.mm(a, b)
             sync(device)
-            best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
+            reps = 20 if device.type == "cuda" else max(2, 3 * (2048 // n) ** 2)
+            for _ in range(3):
+                start = time.perf_counter()
+                for _ in range(reps):
+                    torch.mm(a, b)
+                sync(device)
+                best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
     return best
 
 
@@ -115,16 +134,18 @@ def analytic_flop(engine: EngineConfig, height: int, width: int) -> float:
 
 
 def iteration_cost(
-    weights: Any, engine: EngineConfig, style: torch.Tensor, size: tuple[int, int], device: torch.device, iterations: int
+    weights: Any, engine: EngineConfig, style: torch.Tensor, size: tuple[int, int], device: torch.device, iterations: int,
+    batch: int = 1,
 ) -> dict[str, float]:
-    """Seconds per iteration of the engine's own loop (timed between its progress events) and FLOP."""
+    """Seconds per iteration of the engine's own loop (timed between its progress events) and
+    FLOP, for ``batch`` pictures optimized together."""
     from torch.utils.flop_counter import FlopCounterMode
 
     encoder = VGGFeatures(weights, engine.layers, engine.pooling).to(device)
     cfg = dataclasses.replace(engine, scales=1, iterations=iterations, tolerance=0.0)
     stylizer = Stylizer(encoder, [style], cfg, device)
     gen = torch.Generator().manual_seed(0)
-    content = torch.rand((1, 3) + size, generator=gen)
+    content = torch.rand((batch, 3) + size, generator=gen)
     stamps: list[float] = []
 
     def on_event(event: object) -> None:
@@ -141,6 +162,8 @@ def iteration_cost(
     # The fastest iteration is what the hardware can do; on shared cores the median also
     # carries the neighbours' load, so both are kept.
     seconds, median = gaps[0], gaps[len(gaps) // 2]
+    if cfg.compile:  # the FLOP are counted on the eager pass: the counter does not see into compiled code
+        stylizer = Stylizer(encoder, [style], dataclasses.replace(cfg, compile=False), device)
     x = content.to(device).requires_grad_(True)
     with torch.no_grad():
         target = stylizer.features(content.to(device))[cfg.content_layer]
@@ -161,14 +184,19 @@ def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, An
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {name: matmul_peak(device, dtype) for name, dtype in dtypes.items()}
     sizes = [(s, s) for s in args.hw_sizes] + ([(720, 1280)] if device.type == "cuda" else [])
+    # On CUDA the pass replayed from a CUDA graph (cuda_graphs = true) is timed beside the
+    # eager one, and with --compile the compiled pass beside them, size by size.
+    ways = [(False, False)] + ([(False, True)] if device.type == "cuda" else []) + ([(True, False)] if args.compile else [])
+    variants = [(p, c, g) for p in ("fp32", "bf16") for c, g in ways]
     rows = []
     for size in sizes:
         iterations = max(3, args.hw_iterations if max(size) <= 256 else args.hw_iterations // 2)
-        for precision in ("fp32", "bf16"):
-            cfg = dataclasses.replace(engine, precision=precision, compile=args.compile)
+        for precision, compiled, graphs in variants:
+            cfg = dataclasses.replace(engine, precision=precision, compile=compiled, cuda_graphs=graphs)
             cost = iteration_cost(weights, cfg, style, size, device, iterations)
             achieved = cost["flop"] / cost["s_per_iter"]
-            row = {"height": size[0], "width": size[1], **cost, "flop_per_s": achieved,
+            row = {"height": size[0], "width": size[1], "compile": compiled,
+                   "cuda_graphs": graphs and not compiled and device.type == "cuda", **cost, "flop_per_s": achieved,
                    "peak_flop_per_s": peaks[precision], "fraction_of_peak": achieved / peaks[precision]}
             if device.type == "cuda" and size in H100_FLOOR_S:
                 row["over_h100_floor"] = cost["s_per_iter"] / H100_FLOOR_S[size]
@@ -182,8 +210,14 @@ def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, An
         row["peak_flop_per_s"] = peaks[row["precision"]]
         row["fraction_of_peak"] = row["flop_per_s"] / row["peak_flop_per_s"]
     print("fractions against the best peak of start and end: "
-          + ", ".join(f"{r['width']}x{r['height']} {r['precision']} {r['fraction_of_peak']:.3f}" for r in rows))
-    return {"matmul_peak_flop_per_s": peaks, "rows": rows}
+          + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['fraction_of_peak']:.3f}" for r in rows))
+    fp32_math = "tf32" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
+    return {"matmul_peak_flop_per_s": peaks, "fp32_math": fp32_math, "rows": rows}
+
+
+def label(row: dict[str, Any]) -> str:
+    """fp32 or bf16, then +c compiled, +g replayed from a CUDA graph."""
+    return row["precision"] + ("+c" if row.get("compile") else "+g" if row.get("cuda_graphs") else "")
 
 
 def bench_image_style(args: argparse.Namespace) -> torch.Tensor:
@@ -194,13 +228,45 @@ def bench_image_style(args: argparse.Namespace) -> torch.Tensor:
 
 def print_hardware_row(row: dict[str, Any]) -> None:
     if not getattr(print_hardware_row, "header", False):
-        print(f"{'size':>9} {'prec':>5} {'s/iter':>8} {'GFLOP':>7} {'analytic':>8} {'GFLOP/s':>8} {'peak':>8} {'fraction':>8}"
-              + ("  over H100 floor" if "over_h100_floor" in row else ""))
+        print(f"{'size':>9} {'prec':>7} {'s/iter':>8} {'GFLOP':>7} {'analytic':>8} {'GFLOP/s':>8} {'peak':>8} {'fraction':>8}"
+              + ("  over H100 floor" if "peak_mem_mib" in row else ""))  # peak memory: a CUDA row
         print_hardware_row.header = True  # type: ignore[attr-defined]
     floor = f"  {row['over_h100_floor']:.2f}" if "over_h100_floor" in row else ""
-    print(f"{row['width']:>4}x{row['height']:<4} {row['precision']:>5} {row['s_per_iter']:>8.4f} {row['flop'] / 1e9:>7.1f} "
+    print(f"{row['width']:>4}x{row['height']:<4} {label(row):>7} {row['s_per_iter']:>8.4f} {row['flop'] / 1e9:>7.1f} "
           f"{row['flop_analytic'] / 1e9:>8.1f} {row['flop_per_s'] / 1e9:>8.1f} {row['peak_flop_per_s'] / 1e9:>8.1f} "
           f"{row['fraction_of_peak']:>8.3f}{floor}", flush=True)
+
+
+# -- 1b. batching: several pictures in one optimization ---------------------------------------
+
+
+def run_batching(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Seconds per picture and iteration when 1, 2, 4 or 8 pictures share each VGG pass, at the
+    precision the default preset picks on this device; and what ``--batch 0`` (auto) picks."""
+    from pipeline.device import resolve_batch
+
+    weights = load_weights("embedded")
+    settings = build_settings("default", None, {"device": str(device)})
+    engine = settings.engine
+    style = bench_image_style(args)
+    rows = []
+    print(f"\n{'size':>9} {'prec':>5} {'batch':>5} {'s/iter':>8} {'s/iter/pic':>10} {'vs batch 1':>10} {'peak MiB':>9}")
+    for side in args.batch_sizes:
+        auto = resolve_batch(0, device, side, engine)
+        single = None
+        for batch in args.batches:
+            iterations = max(3, args.hw_iterations if side <= 256 else args.hw_iterations // 2)
+            cost = iteration_cost(weights, engine, style, (side, side), device, iterations, batch)
+            per_picture = cost["s_per_iter"] / batch
+            single = single or per_picture
+            row = {"side": side, "batch": batch, "auto_batch": auto, **cost, "s_per_iter_per_picture": per_picture,
+                   "per_picture_over_batch_1": per_picture / single}
+            rows.append(row)
+            memory = f"{row['peak_mem_mib']:>9.0f}" if "peak_mem_mib" in row else f"{'-':>9}"
+            print(f"{side:>4}x{side:<4} {row['precision']:>5} {batch:>5} {cost['s_per_iter']:>8.4f} {per_picture:>10.5f} "
+                  f"{row['per_picture_over_batch_1']:>10.3f} {memory}", flush=True)
+        print(f"{'':>9} --batch 0 (auto) picks {auto} at {side} px on this device")
+    return {"rows": rows}
 
 
 # -- 2. image: time to quality ------------------------------------------------------------------
@@ -226,8 +292,17 @@ def run_measured(cmd: Sequence[str]) -> tuple[float, float, str]:
     return wall, rss_kib / 1024, proc.stdout  # Linux reports KiB
 
 
+def console_script(name: str) -> str:
+    """The installed command ``name``: beside this interpreter (a virtual environment), else on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name}: command not found beside {sys.executable} or on PATH (pip install -e . installs it)")
+    return found
+
+
 def nstpipe_arm(photo: Path, style: Path, out: Path, args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
-    nstpipe = str(Path(sys.executable).with_name("nstpipe"))
+    nstpipe = console_script("nstpipe")
     cmd = [nstpipe, "image", str(photo), "--style", str(style), "-o", str(out), "--size", str(args.size),
            "--device", args.device, "-q", *extra]
     wall, rss, _ = run_measured(cmd)
@@ -238,7 +313,7 @@ def nstpipe_arm(photo: Path, style: Path, out: Path, args: argparse.Namespace, e
 
 
 def pastiche_arm(photo: Path, style: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    pastiche = str(Path(sys.executable).with_name("pastiche"))
+    pastiche = console_script("pastiche")
     steps = args.pastiche_steps
     cmd = [pastiche, "--size", str(args.size), "--num-steps", str(steps), "--info-step", str(steps), "--seed", "0",
            "--device", args.device, "-c", str(photo), "-s", str(style), "-o", str(out)]
@@ -289,6 +364,10 @@ def image_checks(row: dict[str, Any]) -> dict[str, Any]:
         checks[key] = {"wall_ratio": round(ratio, 4), "limit": TARGETS[key], "loss_no_worse": loss_no_worse,
                        "distances_no_worse": both_no_worse, "met": ratio <= TARGETS[key] and both_no_worse,
                        "met_on_loss": ratio <= TARGETS[key] and loss_no_worse}
+        if "engine_s" in row[other]:
+            # The optimization alone, start-up (interpreter, CUDA context, weights) left out:
+            # on a GPU the start-up is most of a small picture's wall time.
+            checks[key]["engine_ratio"] = round(ours["engine_s"] / row[other]["engine_s"], 4)
     return checks
 
 
@@ -302,7 +381,8 @@ def print_image_row(row: dict[str, Any]) -> None:
               f"{r['style']:>8.3f} {r['content']:>9.3f} {r['style'] + r['content']:>6.3f} {r['load_avg']:>5.2f}")
     for key, check in row["checks"].items():
         verdict = "met" if check["met"] else ("met on the loss only" if check["met_on_loss"] else "NOT MET")
-        print(f"ours/{key[3:]:<8} wall {check['wall_ratio']:.3f} (target <= {check['limit']}); loss no worse: "
+        engine = f", engine {check['engine_ratio']:.3f}" if "engine_ratio" in check else ""
+        print(f"ours/{key[3:]:<8} wall {check['wall_ratio']:.3f}{engine} (target <= {check['limit']}); loss no worse: "
               f"{check['loss_no_worse']}, both distances no worse: {check['distances_no_worse']}  {verdict}")
 
 
@@ -315,25 +395,9 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
     style = args.data / "styles" / f"{args.styles[0]}.jpg"
     modes = {}
     for mode in ("flow", "none"):
-        settings = build_settings("default", None, {"size": args.video_size, "device": args.device, "temporal": mode})
-        frames: list[FrameDone] = []
-        output = out / f"{args.video.stem}_{mode}.mp4"
-        work = out / f"work_{mode}"
-        shutil.rmtree(work, ignore_errors=True)  # a full run, not a resume
-        start = time.perf_counter()
-        stylize_video(args.video, [style], output, settings,
-                      lambda e: frames.append(e) if isinstance(e, FrameDone) else None, work, args.video_frames)
-        wall = time.perf_counter() - start
-        metrics = measure_video(args.video, output, style, settings, lambda e: None).summary()
-        frames.sort(key=lambda f: f.index)
-        first, later = frames[0], frames[1:]
-        modes[mode] = {
-            "frames": len(frames), "wall_s": wall, "iterations": sum(f.iterations for f in frames),
-            "first_frame_s": first.seconds, "first_frame_iterations": first.iterations,
-            "later_frame_s": sum(f.seconds for f in later) / max(1, len(later)),
-            "later_frame_iterations": sum(f.iterations for f in later) / max(1, len(later)),
-            **metrics,
-        }
+        # One chain (batch 1): the cost of a frame after the first is the question here; on
+        # a GPU the automatic batch would cut these few frames into several chains.
+        modes[mode] = paint_video(args, out, style, mode, args.video_size, 1, args.video_frames)
     flow, none = modes["flow"], modes["none"]
     checks = {
         "later_over_first_wall": flow["later_frame_s"] / flow["first_frame_s"],
@@ -350,6 +414,57 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
     report = {"video": str(args.video), "size": args.video_size, "modes": modes, "ratios": checks, "met": met}
     print_video(report)
     return report
+
+
+def paint_video(args: argparse.Namespace, out: Path, style: Path, mode: str, size: int, batch: int,
+                frame_count: int | None) -> dict[str, Any]:
+    """Paint the first ``frame_count`` frames of ``args.video`` from scratch; wall time, iterations, metrics."""
+    settings = build_settings("default", None, {"size": size, "device": args.device, "temporal": mode, "batch": batch})
+    frames: list[FrameDone] = []
+    name = f"{args.video.stem}_{mode}_{size}_b{batch}"
+    output = out / f"{name}.mp4"
+    work = out / f"work_{name}"
+    shutil.rmtree(work, ignore_errors=True)  # a full run, not a resume
+    start = time.perf_counter()
+    stylize_video(args.video, [style], output, settings,
+                  lambda e: frames.append(e) if isinstance(e, FrameDone) else None, work, frame_count)
+    wall = time.perf_counter() - start
+    metrics = measure_video(args.video, output, style, settings, lambda e: None).summary()
+    frames.sort(key=lambda f: f.index)
+    first, later = frames[0], frames[1:]
+    return {
+        "frames": len(frames), "size": size, "batch": batch, "wall_s": wall, "iterations": sum(f.iterations for f in frames),
+        "first_frame_s": first.seconds, "first_frame_iterations": first.iterations,
+        "later_frame_s": sum(f.seconds for f in later) / max(1, len(later)),
+        "later_frame_iterations": sum(f.iterations for f in later) / max(1, len(later)),
+        **metrics,
+    }
+
+
+def run_video_batching(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The whole clip with --temporal flow as one chain (--batch 1) and as the chains the
+    automatic batch paints in step (--batch 0): wall time, and the quality each keeps."""
+    from pipeline.app import video_batch
+    from pipeline.video import probe
+
+    out = args.out / "video_batch"
+    out.mkdir(parents=True, exist_ok=True)
+    style = args.data / "styles" / f"{args.styles[0]}.jpg"
+    settings = build_settings("default", None, {"size": args.video_batch_size, "device": args.device})
+    auto = video_batch(settings, probe(args.video))
+    runs = {f"batch {b}": paint_video(args, out, style, "flow", args.video_batch_size, b, None) for b in (1, 0)}
+    runs["batch 0"]["auto_batch"] = auto
+    one, many = runs["batch 1"], runs["batch 0"]
+    print(f"\n{args.video.name}, all {one['frames']} frames at {args.video_batch_size} px, --temporal flow; "
+          f"--batch 0 picks {auto} on this device")
+    print(f"{'run':<8} {'wall s':>7} {'frames/s':>8} {'iters':>6} {'E_warp':>9} {'content':>8} {'style':>6}")
+    for name, r in runs.items():
+        print(f"{name:<8} {r['wall_s']:>7.1f} {r['frames'] / r['wall_s']:>8.2f} {r['iterations']:>6} "
+              f"{r['warping_error']:>9.5f} {r['content']:>8.3f} {r['style']:>6.3f}")
+    ratios = {"wall": many["wall_s"] / one["wall_s"], "warping_error": many["warping_error"] / one["warping_error"],
+              "content": many["content"] / one["content"]}
+    print("batch 0 / batch 1: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
+    return {"video": str(args.video), "runs": runs, "ratios": ratios}
 
 
 def print_video(report: dict[str, Any]) -> None:
@@ -374,9 +489,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--only", default="hardware,image,video", help="comma-separated sections")
+    parser.add_argument("--only", default=None, help="comma-separated sections: hardware, batch, image, video, "
+                        "video_batch (default: all on CUDA; batching gains nothing on a CPU, so there without the two batch ones)")
     parser.add_argument("--hw-sizes", default="128,256,512", type=lambda s: [int(v) for v in s.split(",")])
-    parser.add_argument("--hw-iterations", type=int, default=8, help="timed iterations per size (half above 256 px)")
+    parser.add_argument("--hw-iterations", type=int, default=None,
+                        help="timed iterations per size (half above 256 px); default 8 on CPU, 40 on CUDA")
+    parser.add_argument("--batches", default="1,2,4,8", type=lambda s: [int(v) for v in s.split(",")],
+                        help="batch section: pictures per optimization")
+    parser.add_argument("--batch-sizes", default="256,512", type=lambda s: [int(v) for v in s.split(",")],
+                        help="batch section: square sides")
+    parser.add_argument("--video-batch-size", type=int, default=256, help="video_batch section: long side")
     parser.add_argument("--compile", action="store_true", help="torch.compile the VGG pass in the hardware section")
     parser.add_argument("--size", type=int, default=256, help="long side for the time-to-quality runs; 256 is the side "
                         "the distances are measured at, so no run's picture is resized for them")
@@ -390,25 +512,41 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench_out" / "bench")
     parser.add_argument("--json", type=Path, default=None, help="default: OUT/bench.json")
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    sections = args.only.split(",")
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as exc:
+        raise SystemExit(f"bench.py: {exc}") from None
+    if args.hw_iterations is None:
+        args.hw_iterations = 40 if device.type == "cuda" else 8
+    default_sections = "hardware,batch,image,video,video_batch" if device.type == "cuda" else "hardware,image,video"
+    sections = (args.only or default_sections).split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "device": describe(device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "load_avg_start": os.getloadavg(), "targets": TARGETS,
     }
     print(f"{report['device']}, torch {torch.__version__}, {report['threads']} threads, load {report['load_avg_start'][0]:.2f}")
-    if "hardware" in sections:
-        report["hardware"] = run_hardware(args, device)
-    if "image" in sections:
-        report["image"] = run_image(args)
-    if "video" in sections:
-        report["video"] = run_video(args)
-    report["load_avg_end"] = os.getloadavg()
     path = args.json or args.out / "bench.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    runs: dict[str, Callable[[], Any]] = {
+        "hardware": lambda: run_hardware(args, device), "batch": lambda: run_batching(args, device),
+        "image": lambda: run_image(args), "video": lambda: run_video(args),
+        "video_batch": lambda: run_video_batching(args, device),
+    }
+    for name, section in runs.items():
+        if name in sections:
+            report[name] = section()
+            save(report, path)  # after each section: a later one that fails keeps the earlier results
+    report["load_avg_end"] = os.getloadavg()
+    save(report, path)
     print(f"\nload average at the end {report['load_avg_end'][0]:.2f}; JSON: {path}")
     return 0
+
+
+def save(report: dict[str, Any], path: Path) -> None:
+    """Write the JSON atomically (a temp file beside it, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def describe(device: torch.device) -> str:
