@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import torch
 
 from helpers import DATA, TinyEncoder, write_rgb
+from pipeline.stylize import Stylizer
 from pipeline.vgg import VGGWeights, load_weights
 
 # The tensors here are tiny: one thread is as fast, and several threads slow down by an
@@ -42,3 +43,17 @@ def painting_path() -> Path:
 @pytest.fixture
 def make_rgb() -> Callable[..., Path]:
     return write_rgb
+
+
+@pytest.fixture
+def engine_batches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shape of every content batch that reaches the engine."""
+    seen: list[tuple[int, ...]] = []
+    real = Stylizer.run
+
+    def run(self: Stylizer, content: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        seen.append(tuple(content.shape))
+        return real(self, content, *args, **kwargs)
+
+    monkeypatch.setattr(Stylizer, "run", run)
+    return seen

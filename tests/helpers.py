@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pipeline.config import EngineConfig
+
 DATA = Path(__file__).parent / "data"
+
+
+def tiny_engine(**overrides: Any) -> EngineConfig:
+    """Settings for the layers the TinyEncoder provides: one scale, no early stopping unless asked."""
+    values: dict[str, Any] = dict(
+        content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), style_layer_weights=(1.0, 1.0),
+        style_weight=5.0, scales=1, min_scale_size=8, tolerance=0.0,
+    )
+    values.update(overrides)
+    return EngineConfig(**values)
 
 
 class TinyEncoder:

@@ -30,20 +30,6 @@ SETTINGS = build_settings(
 )
 
 
-@pytest.fixture
-def engine_batches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    """The shape of every content batch that reaches the engine."""
-    seen: list[tuple[int, ...]] = []
-    real = Stylizer.run
-
-    def run(self: Stylizer, content: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        seen.append(tuple(content.shape))
-        return real(self, content, *args, **kwargs)
-
-    monkeypatch.setattr(Stylizer, "run", run)
-    return seen
-
-
 @pytest.fixture(scope="module")
 def worker() -> ImageWorker:
     """One real worker (VGG19 and the style loaded once) that takes up to 8 pictures a call."""

@@ -6,19 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import TinyEncoder, smooth_image, stripes_image
-from pipeline.config import EngineConfig, build_settings
+from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
+from pipeline.config import build_settings
 from pipeline.cudagraph import _as_oom
 from pipeline.stylize import GRAPH_MIN_STEPS, Stylizer
-
-
-def engine(**overrides: object) -> EngineConfig:
-    values: dict[str, object] = dict(
-        content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), style_layer_weights=(1.0, 1.0),
-        style_weight=5.0, iterations=GRAPH_MIN_STEPS, scales=1, min_scale_size=8, tolerance=0.0,
-    )
-    values.update(overrides)
-    return EngineConfig(**values)  # type: ignore[arg-type]
 
 
 def test_cuda_graphs_are_opt_in_and_left_out_of_the_fingerprint() -> None:
@@ -31,7 +22,7 @@ def test_cuda_graphs_are_opt_in_and_left_out_of_the_fingerprint() -> None:
 def test_off_cuda_the_setting_changes_nothing() -> None:
     # A recording needs CUDA streams: had the CPU run tried one, it would have raised.
     style, photo = stripes_image(16, 16), smooth_image(16, 16)
-    results = [Stylizer(TinyEncoder(), [style], engine(cuda_graphs=on)).run(photo) for on in (True, False)]
+    results = [Stylizer(TinyEncoder(), [style], tiny_engine(iterations=GRAPH_MIN_STEPS, cuda_graphs=on)).run(photo) for on in (True, False)]
     assert torch.equal(results[0].image, results[1].image)
     assert results[0].item_losses == results[1].item_losses
 

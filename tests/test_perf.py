@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from helpers import TinyEncoder, smooth_image, stripes_image
+from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import EngineConfig, Settings, build_settings
 from pipeline.device import batch_for_memory, resolve_batch
 from pipeline.errors import ConfigError
@@ -25,13 +25,7 @@ GIB = 2**30
 
 
 def engine(**overrides: Any) -> EngineConfig:
-    """Layers the TinyEncoder provides, one scale, no early stopping unless asked."""
-    values: dict[str, Any] = dict(
-        content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), style_layer_weights=(1.0, 1.0),
-        style_weight=5.0, iterations=6, scales=1, min_scale_size=8, tolerance=0.0,
-    )
-    values.update(overrides)
-    return EngineConfig(**values)
+    return tiny_engine(**{"iterations": 6, **overrides})
 
 
 # -- bf16 autocast ---------------------------------------------------------------------------------

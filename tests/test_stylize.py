@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from helpers import TinyEncoder, smooth_image, stripes_image
+from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.color import rgb_to_yiq
 from pipeline.config import EngineConfig
 from pipeline.resize import resize
@@ -15,21 +15,7 @@ from pipeline.stylize import Event, Progress, ScaleDone, Stylizer, _Item, conver
 
 
 def engine(**overrides: Any) -> EngineConfig:
-    """Layers the TinyEncoder provides; one scale, no early stopping unless asked."""
-    values: dict[str, Any] = dict(
-        content_layer="relu2_1",
-        style_layers=("relu1_1", "relu2_1"),
-        style_layer_weights=(1.0, 1.0),
-        style_weight=5.0,
-        iterations=8,
-        coarse_iterations=4,
-        scales=1,
-        min_scale_size=8,
-        tolerance=0.0,
-        learning_rate=0.05,
-    )
-    values.update(overrides)
-    return EngineConfig(**values)
+    return tiny_engine(**{"iterations": 8, "coarse_iterations": 4, "learning_rate": 0.05, **overrides})
 
 
 def run_collect(
