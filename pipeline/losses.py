@@ -12,6 +12,7 @@ is measured. Each function returns one loss per batch item, shape (N,).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -26,10 +27,10 @@ def gram(features: torch.Tensor) -> torch.Tensor:
         flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)
     else:
         flat = features.reshape(n, c, h * w)
-    return _wide(_Gram.apply(flat)) / (c * h * w)
+    return widen(_Gram.apply(flat)) / (c * h * w)
 
 
-def _wide(x: torch.Tensor) -> torch.Tensor:
+def widen(x: torch.Tensor) -> torch.Tensor:
     """bf16 (or fp16) -> fp32, so that the losses are summed in fp32; fp32 and fp64 stay."""
     return x.float() if x.element_size() < 4 else x
 
@@ -57,11 +58,29 @@ class _Gram(torch.autograd.Function):
         return torch.bmm(sym, flat)
 
 
-def relative_error(x: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+EPS = 1e-12  # keeps a relative error finite against an all-zero target
+
+
+def squared_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """||x - target||^2 per batch item, in fp32 (one fused kernel forward and one backward)."""
+    x, target = widen(x), widen(target)
+    return F.mse_loss(x, target, reduction="none").sum(tuple(range(1, x.dim())))
+
+
+def squared_norm(target: torch.Tensor, batched: bool = True) -> torch.Tensor:
+    """||target||^2 + EPS in fp32: per item of dimension 0 (N,), or of the whole (``batched=False``: a scalar)."""
+    target = widen(target)
+    return target.pow(2).sum(tuple(range(1, target.dim())) if batched else None) + EPS
+
+
+def relative_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """||x - target||^2 / ||target||^2 per batch item, in fp32 whatever the inputs' dtype."""
-    dims = tuple(range(1, x.dim()))
-    x, target = _wide(x), _wide(target)
-    return (x - target).pow(2).sum(dims) / (target.pow(2).sum(dims) + eps)
+    return squared_error(x, target) / squared_norm(target)
+
+
+def gram_error(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """||gram(features) - target||^2 per batch item; ``target_gram`` is (C, C) or (N, C, C)."""
+    return squared_error(gram(features), target_gram.expand(features.shape[0], -1, -1))
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -70,7 +89,7 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Relative Gram error; ``target_gram`` is (C, C) or (N, C, C)."""
-    return relative_error(gram(features), target_gram.expand(features.shape[0], -1, -1))
+    return gram_error(features, target_gram) / squared_norm(target_gram, batched=target_gram.dim() == 3)
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

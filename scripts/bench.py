@@ -170,11 +170,42 @@ def iteration_cost(
     objective = Objective(stylizer.features, cfg, target, stylizer.style_targets(max(size)))
     with FlopCounterMode(display=False) as counter:
         objective(x).backward()
-    result = {"s_per_iter": seconds, "s_per_iter_median": median, "flop": float(counter.get_total_flops()),
+    # Counted on the eager pass only: compiled and replayed passes dispatch from elsewhere.
+    eager = not cfg.compile and not (cfg.cuda_graphs and device.type == "cuda")
+    ops = ops_per_iteration(stylizer, content) if eager else None
+    result = {"s_per_iter": seconds, "s_per_iter_median": median, "ops_per_iter": ops, "flop": float(counter.get_total_flops()),
               "flop_analytic": analytic_flop(cfg, *size), "precision": stylizer.precision}
     if device.type == "cuda":
         result["peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
+
+
+_METADATA_OPS = frozenset({"squeeze_", "unsqueeze_", "transpose_", "t_", "as_strided_", "resize_"})
+
+
+def ops_per_iteration(stylizer: Stylizer, content: torch.Tensor) -> int:
+    """Operators one iteration dispatches (the pass, the losses, backward, the optimizer
+    step), views and metadata changes left out: on a GPU each is at least one kernel launch
+    from the host, which is what bounds an iteration there. One iteration is the difference
+    between runs of 2 and 3 iterations, so the level's set-up is left out."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        ops = 0
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if not func.is_view and func.overloadpacket.__name__ not in _METADATA_OPS:
+                Count.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    counts = []
+    for iterations in (2, 3):
+        runner = stylizer.with_config(dataclasses.replace(stylizer.config, iterations=iterations))
+        Count.ops = 0
+        with Count():
+            runner.run(content)
+        counts.append(Count.ops)
+    return counts[1] - counts[0]
 
 
 def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -228,11 +259,12 @@ def bench_image_style(args: argparse.Namespace) -> torch.Tensor:
 
 def print_hardware_row(row: dict[str, Any]) -> None:
     if not getattr(print_hardware_row, "header", False):
-        print(f"{'size':>9} {'prec':>7} {'s/iter':>8} {'GFLOP':>7} {'analytic':>8} {'GFLOP/s':>8} {'peak':>8} {'fraction':>8}"
+        print(f"{'size':>9} {'prec':>7} {'s/iter':>8} {'ops':>5} {'GFLOP':>7} {'analytic':>8} {'GFLOP/s':>8} {'peak':>8} {'fraction':>8}"
               + ("  over H100 floor" if "peak_mem_mib" in row else ""))  # peak memory: a CUDA row
         print_hardware_row.header = True  # type: ignore[attr-defined]
     floor = f"  {row['over_h100_floor']:.2f}" if "over_h100_floor" in row else ""
-    print(f"{row['width']:>4}x{row['height']:<4} {label(row):>7} {row['s_per_iter']:>8.4f} {row['flop'] / 1e9:>7.1f} "
+    ops = f"{row['ops_per_iter']:>5}" if row.get("ops_per_iter") is not None else f"{'-':>5}"
+    print(f"{row['width']:>4}x{row['height']:<4} {label(row):>7} {row['s_per_iter']:>8.4f} {ops} {row['flop'] / 1e9:>7.1f} "
           f"{row['flop_analytic'] / 1e9:>8.1f} {row['flop_per_s'] / 1e9:>8.1f} {row['peak_flop_per_s'] / 1e9:>8.1f} "
           f"{row['fraction_of_peak']:>8.3f}{floor}", flush=True)
 

@@ -296,6 +296,32 @@ def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEnco
     assert torch.allclose(x.grad[below], 2 * OUTSIDE_WEIGHT * x.detach()[below] / n, rtol=1e-4)
 
 
+def test_the_objective_is_the_weighted_sum_of_the_loss_functions(tiny_encoder: TinyEncoder, style: torch.Tensor) -> None:
+    """The objective folds each target's norm and weight into one coefficient per level;
+    per picture, and for a subset of a batch with a target for each picture, it is still
+    content_weight * content_loss + style_weight * sum_l w_l * style_loss_l + tv_weight * tv."""
+    from pipeline.losses import content_loss, style_loss, tv_loss
+    from pipeline.stylize import Objective
+
+    cfg = engine(content_weight=0.7, style_weight=3.0, style_layer_weights=(2.0, 1.0), tv_weight=0.5)
+    photos = torch.cat([smooth_image(32, 32, phase) for phase in (0.0, 1.0, 2.0)])
+    stylizer = Stylizer(tiny_encoder, [style], cfg)
+    with torch.no_grad():
+        content_target = stylizer.features(photos)[cfg.content_layer]  # one target per picture
+        grams = stylizer.style_targets(32)
+        grams = {layer: torch.stack([g, 0.5 * g, 2 * g]) for layer, g in grams.items()}  # and per picture
+    objective = Objective(stylizer.features, cfg, content_target, grams)
+    x = 0.8 * photos + 0.1
+    for items in (None, [0, 2], [1]):
+        chosen = list(range(3)) if items is None else items
+        got = objective.losses(x[chosen], items)
+        feats = stylizer.features(x[chosen])
+        want = cfg.content_weight * content_loss(feats[cfg.content_layer], content_target[chosen]) + cfg.tv_weight * tv_loss(x[chosen])
+        for layer, weight in zip(cfg.style_layers, (2 / 3, 1 / 3)):
+            want = want + cfg.style_weight * weight * style_loss(feats[layer], grams[layer][chosen])
+        assert got.tolist() == pytest.approx(want.tolist(), rel=1e-5), items
+
+
 def test_content_mix_starts_a_finer_level_between_the_coarse_result_and_the_photo(
     tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor
 ) -> None:
