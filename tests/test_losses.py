@@ -147,3 +147,23 @@ def test_temporal_loss_by_hand() -> None:
     # (1 + 16) / (C H W = 4)
     assert temporal_loss(image, warped, mask).tolist() == pytest.approx([17 / 4])
     assert temporal_loss(image, warped, torch.zeros_like(mask)).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_squared_error_and_its_gradients_are_autograds_in_the_inputs_layout(layout: torch.memory_format) -> None:
+    from pipeline.losses import squared_error
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 3, 5, generator=gen).to(memory_format=layout).requires_grad_(True)
+    t = torch.randn(2, 4, 3, 5, generator=gen).to(memory_format=layout).requires_grad_(True)
+    weights = torch.tensor([0.5, 2.0])
+    (squared_error(x, t) * weights).sum().backward()
+    mine = x.grad.clone(), t.grad.clone()
+    x.grad = t.grad = None
+    ((x - t).pow(2).sum((1, 2, 3)) * weights).sum().backward()
+    assert torch.allclose(mine[0], x.grad) and torch.allclose(mine[1], t.grad)
+    assert squared_error(x, t).tolist() == pytest.approx((x - t).pow(2).sum((1, 2, 3)).tolist())
+    assert mine[0].is_contiguous(memory_format=layout)  # no copy into another layout
+    x.grad = None
+    squared_error(x, t.detach()).sum().backward()  # a constant target: no gradient made for it
+    assert torch.allclose(x.grad, 2 * (x - t).detach())
