@@ -4,7 +4,7 @@ Why: on a GPU the engine's iteration is bound by the host, not by the device. An
 the arithmetic of a 512x512 iteration (about 0.4 TFLOP) in about half a millisecond, but
 the VGG19 pass, its Gram matrices and losses, and the backward pass are some hundreds of
 small kernels, each launched from Python through the dispatcher and autograd. Eager, an
-iteration took 6 to 8 ms at every size from 128 to 512 px (scripts/bench.py on an H100,
+iteration took 6 to 9 ms at every size from 128 to 512 px (scripts/bench.py on an H100,
 2026-11-24): the device waited on the host. A graph records those kernels once per pyramid
 level (one shape of the batch) and replays them with one launch.
 
