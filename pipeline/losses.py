@@ -97,6 +97,11 @@ def relative_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return squared_error(x, target) / squared_norm(target)
 
 
+def gram_norm(target_gram: torch.Tensor) -> torch.Tensor:
+    """squared_norm of a Gram target: (N,) for one per picture (N, C, C), a scalar for a shared (C, C)."""
+    return squared_norm(target_gram, batched=target_gram.dim() == 3)
+
+
 def gram_error(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """||gram(features) - target||^2 per batch item; ``target_gram`` is (C, C) or (N, C, C)."""
     return squared_error(gram(features), target_gram.expand(features.shape[0], -1, -1))
@@ -108,7 +113,7 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Relative Gram error; ``target_gram`` is (C, C) or (N, C, C)."""
-    return gram_error(features, target_gram) / squared_norm(target_gram, batched=target_gram.dim() == 3)
+    return gram_error(features, target_gram) / gram_norm(target_gram)
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from pipeline.config import LAYERS, EngineConfig
 from pipeline.cudagraph import GraphedLosses
 from pipeline.errors import NstpipeError
 from pipeline.lbfgs import LBFGS
-from pipeline.losses import gram, gram_error, squared_error, squared_norm, temporal_loss, tv_loss, widen
+from pipeline.losses import gram, gram_error, gram_norm, squared_error, squared_norm, temporal_loss, tv_loss, widen
 from pipeline.resize import fit_long_side, resize, resize_long_side
 
 Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
@@ -372,7 +372,7 @@ class Objective:
         self.content_coef = config.content_weight / squared_norm(self.content_target)
         self.grams = grams
         self.style_coefs = {
-            layer: config.style_weight * weight / squared_norm(grams[layer], batched=grams[layer].dim() == 3)
+            layer: config.style_weight * weight / gram_norm(grams[layer])
             for layer, weight in zip(config.style_layers, self.layer_weights)
         }
 

@@ -226,6 +226,20 @@ def ooms() -> int:
     return int(torch.cuda.memory_stats().get("num_ooms", 0))
 
 
+def run_out_of_memory(one: Callable[[], object], four: Callable[[], object], engine_batches: list[tuple[int, ...]]) -> Any:
+    """``four`` (a batch of four pictures) with room for one picture and a half, measured
+    by ``one``: four at once cannot fit, one at a time must. A retry made while the failed
+    batch's activations are still held would run out again. What ``four`` returns."""
+    single = peak_reserved(one)
+    engine_batches.clear()
+    before = ooms()
+    with gpu_memory_cap(int(single * 1.5)):
+        result = four()
+    assert ooms() > before, "the batch of four should have run out of memory"
+    assert [shape[0] for shape in engine_batches] == [4, 1, 1, 1, 1]
+    return result
+
+
 @PASSES
 def test_an_image_batch_that_runs_out_of_gpu_memory_is_painted_one_picture_at_a_time(
     tmp_path: Path, make_rgb: Callable[..., Path], engine_batches: list[tuple[int, ...]], graphs: bool
@@ -233,15 +247,7 @@ def test_an_image_batch_that_runs_out_of_gpu_memory_is_painted_one_picture_at_a_
     worker = ImageWorker(make_job(dataclasses.replace(gpu_settings(512, graphs), batch=4), [PAINTING]))
     sources = [make_rgb(tmp_path / "in" / f"p{i}.png", 512, 512, seed=i) for i in range(4)]
     tasks = [ImageTask(source=s, relative=Path(s.name), output=tmp_path / "out" / s.name) for s in sources]
-    single = peak_reserved(lambda: worker.process(tasks[0]))
-    engine_batches.clear()
-    before = ooms()
-    # Room for one picture and a half: four at once cannot fit, one at a time must. A retry
-    # made while the failed batch's activations are still held would run out again.
-    with gpu_memory_cap(int(single * 1.5)):
-        results = worker.process_batch(tasks)
-    assert ooms() > before, "the batch of four should have run out of memory"
-    assert [shape[0] for shape in engine_batches] == [4, 1, 1, 1, 1]
+    results = run_out_of_memory(lambda: worker.process(tasks[0]), lambda: worker.process_batch(tasks), engine_batches)
     assert all(r.ok for r in results), [r.error for r in results]
     assert all(read_rgb(t.output).shape == (512, 512, 3) for t in tasks)
 
@@ -252,13 +258,7 @@ def test_a_frame_batch_that_runs_out_of_gpu_memory_is_painted_one_frame_at_a_tim
     frames = FrameStylizer(build_stylizer(settings, (PAINTING,)), settings)
     gen = np.random.default_rng(0)
     inputs = [FrameInput(gen.integers(0, 256, (512, 512, 3), dtype=np.uint8)) for _ in range(4)]
-    single = peak_reserved(lambda: frames.stylize_many(inputs[:1]))
-    engine_batches.clear()
-    before = ooms()
-    with gpu_memory_cap(int(single * 1.5)):
-        painted = frames.stylize_many(inputs)
-    assert ooms() > before, "the batch of four should have run out of memory"
-    assert [shape[0] for shape in engine_batches] == [4, 1, 1, 1, 1]
+    painted = run_out_of_memory(lambda: frames.stylize_many(inputs[:1]), lambda: frames.stylize_many(inputs), engine_batches)
     assert [p.rgb.shape for p in painted] == [(512, 512, 3)] * 4
 
 
