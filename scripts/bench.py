@@ -28,11 +28,15 @@
    content distance <= 1.25 of none's) on the same frames. One chain (--batch 1).
 4. video_batch (CUDA by default): the whole clip at --video-batch-size px with --temporal
    flow as one chain and as the chains --batch 0 paints in step: wall time and quality.
+5. memory: peak RSS of fresh nstpipe processes for an archive of --archive pictures and
+   of ten times as many (and a resume of it), for the first --memory-frames frames of the
+   clip and four times as many, and for one picture at --memory-sizes px
+   (scripts/bench_memory.py). Target: the larger archive and the longer clip within 10%.
 
 Prints a table and writes JSON (--json, default bench_out/bench/bench.json), the JSON after
 every section.
 
-    .venv/bin/python scripts/bench.py                       # everything, CPU (about 20 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py                       # everything, CPU (about 23 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --device cuda         # on a GPU machine
     .venv/bin/python scripts/bench.py --only hardware --hw-sizes 128,256
     .venv/bin/python scripts/bench.py --only image --size 128 --plain-iterations 100
@@ -46,9 +50,7 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -60,6 +62,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_image  # noqa: E402
+import bench_memory  # noqa: E402
+from bench_memory import console_script, run_measured  # noqa: E402
 from pipeline.app import measure_video, stylize_video  # noqa: E402
 from pipeline.config import EngineConfig, build_settings  # noqa: E402
 from pipeline.device import resolve_device  # noqa: E402
@@ -304,35 +308,6 @@ def run_batching(args: argparse.Namespace, device: torch.device) -> dict[str, An
 # -- 2. image: time to quality ------------------------------------------------------------------
 
 
-# Runs a command and writes its peak RSS (KiB) to argv[1]. A wrapper, because a child forked
-# straight from this process starts with this process's pages counted in its peak.
-_PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
-             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
-             "sys.exit(code)")
-
-
-def run_measured(cmd: Sequence[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and output of one subprocess."""
-    with tempfile.TemporaryDirectory() as tmp:
-        rss_file = Path(tmp) / "rss"
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(rss_file), *cmd], capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-2000:]}")
-        rss_kib = int(rss_file.read_text())
-    return wall, rss_kib / 1024, proc.stdout  # Linux reports KiB
-
-
-def console_script(name: str) -> str:
-    """The installed command ``name``: beside this interpreter (a virtual environment), else on PATH."""
-    beside = Path(sys.executable).with_name(name)
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        raise SystemExit(f"{name}: command not found beside {sys.executable} or on PATH (pip install -e . installs it)")
-    return found
-
-
 def nstpipe_arm(photo: Path, style: Path, out: Path, args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
     nstpipe = console_script("nstpipe")
     cmd = [nstpipe, "image", str(photo), "--style", str(style), "-o", str(out), "--size", str(args.size),
@@ -522,7 +497,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--only", default=None, help="comma-separated sections: hardware, batch, image, video, "
-                        "video_batch (default: all on CUDA; batching gains nothing on a CPU, so there without the two batch ones)")
+                        "video_batch, memory (default: all on CUDA; batching gains nothing on a CPU, so there without the two batch ones)")
     parser.add_argument("--hw-sizes", default="128,256,512", type=lambda s: [int(v) for v in s.split(",")])
     parser.add_argument("--hw-iterations", type=int, default=None,
                         help="timed iterations per size (half above 256 px); default 8 on CPU, 40 on CUDA")
@@ -543,6 +518,7 @@ def main() -> int:
     parser.add_argument("--video-frames", type=int, default=12, help="frames painted per mode (none costs a first frame each)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench_out" / "bench")
     parser.add_argument("--json", type=Path, default=None, help="default: OUT/bench.json")
+    bench_memory.add_arguments(parser)
     args = parser.parse_args()
     try:
         device = resolve_device(args.device)
@@ -550,7 +526,7 @@ def main() -> int:
         raise SystemExit(f"bench.py: {exc}") from None
     if args.hw_iterations is None:
         args.hw_iterations = 40 if device.type == "cuda" else 8
-    default_sections = "hardware,batch,image,video,video_batch" if device.type == "cuda" else "hardware,image,video"
+    default_sections = "hardware,batch,image,video,video_batch,memory" if device.type == "cuda" else "hardware,image,video,memory"
     sections = (args.only or default_sections).split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
@@ -562,7 +538,7 @@ def main() -> int:
     runs: dict[str, Callable[[], Any]] = {
         "hardware": lambda: run_hardware(args, device), "batch": lambda: run_batching(args, device),
         "image": lambda: run_image(args), "video": lambda: run_video(args),
-        "video_batch": lambda: run_video_batching(args, device),
+        "video_batch": lambda: run_video_batching(args, device), "memory": lambda: bench_memory.run_memory(args),
     }
     for name, section in runs.items():
         if name in sections:

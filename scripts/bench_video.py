@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_memory import console_script, run_measured  # noqa: E402
 from pipeline.app import measure_video, stylize_video  # noqa: E402
 from pipeline.config import build_settings  # noqa: E402
 
@@ -57,16 +58,12 @@ def run_mode(mode: str, args: argparse.Namespace, style: Path) -> dict[str, Any]
 
 def peak_rss_mib(frames: int, args: argparse.Namespace, style: Path) -> float:
     """Max RSS of a fresh nstpipe process stylizing the first ``frames`` frames."""
-    nstpipe = str(Path(sys.executable).with_name("nstpipe"))
     output = args.out / f"bottle_{frames}.mp4"
     shutil.rmtree(args.out / f"work_bottle_{frames}", ignore_errors=True)
-    cmd = [nstpipe, "video", str(args.memory_video), "--style", str(style), "-o", str(output), "--size", str(args.size),
-           "--frames", str(frames), "--device", args.device, "--scales", "1", "-n", "5", "--later-iterations", "3", "--work-dir", str(args.out / f"work_bottle_{frames}"), "-q"]
-    # The child's peak, measured by a wrapper process whose only child it is.
-    probe = "import resource,subprocess,sys; subprocess.run(sys.argv[1:], check=True); " \
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    out = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True).stdout
-    return int(out.split()[-1]) / 1024  # Linux reports KiB
+    cmd = [console_script("nstpipe"), "video", str(args.memory_video), "--style", str(style), "-o", str(output),
+           "--size", str(args.size), "--frames", str(frames), "--device", args.device, "--scales", "1", "-n", "5",
+           "--later-iterations", "3", "--work-dir", str(args.out / f"work_bottle_{frames}"), "-q"]
+    return run_measured(cmd)[1]
 
 
 def main() -> int:
