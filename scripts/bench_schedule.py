@@ -1,8 +1,9 @@
 """How the default preset's schedule trades style against content, next to the plain run.
 
 Runs the default preset on tubingen.jpg with each --styles painting at 256 px, in this
-process, once per --variant (the default itself, and the same with other settings, such
-as more iterations at full size or another content_mix), and measures each output as
+process, once per --variant (the default itself, and the same with other settings: more
+iterations at full size, another content_mix, more of the work at half size, a third
+level, fp32), and measures each output as
 scripts/bench.py does (scripts/bench_image.py's distances). Each distance is printed as
 a ratio to the plain run's (one scale, 500 fp32 L-BFGS iterations) from scripts/bench.py's
 JSON (--plain), so run that first on the same machine; below 1 is better than plain.
@@ -39,7 +40,9 @@ from pipeline.stylize import Stylizer  # noqa: E402
 from pipeline.vgg import VGGFeatures, load_weights  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-VARIANTS = ["default:", "full300:iterations=300", "mix0.5:content_mix=0.5", "mix0.9:content_mix=0.9"]
+VARIANTS = ["default:", "full300:iterations=300", "mix0.5:content_mix=0.5", "mix0.9:content_mix=0.9",
+            "c200f190:coarse_iterations=200;iterations=190", "3scales:scales=3;coarse_iterations=150;iterations=210",
+            "fp32:precision=fp32"]
 
 
 def parse_variant(text: str, base: EngineConfig) -> tuple[str, EngineConfig]:
