@@ -99,6 +99,8 @@ def run_archive(args: argparse.Namespace, out: Path, style: Path) -> list[dict[s
                "--size", "32", "-n", "2", "--scales", "1", "--device", args.device, "-q"]
         wall, rss, _ = run_measured(cmd)
         painted = sum(1 for _ in target.rglob("*.png"))
+        if painted != count:  # a run that failed its pictures would measure nothing
+            raise RuntimeError(f"{source}: {painted} of {count} pictures painted")
         rows.append({"run": f"{count} pictures", "items": count, "painted": painted, "wall_s": wall, "peak_rss_mib": rss})
         if count == 10 * args.archive:
             wall, rss, _ = run_measured(cmd)  # everything is done: a resume walks and skips it all
@@ -129,7 +131,7 @@ def run_sizes(args: argparse.Namespace, out: Path, style: Path) -> list[dict[str
         cmd = [console_script("nstpipe"), "image", str(photo), "--style", str(style), "-o", str(output),
                "--size", str(side), "-n", "3", "--scales", "1", "--device", args.device, "-q"]
         wall, rss, _ = run_measured(cmd)
-        rows.append({"run": f"{side} px", "items": side, "wall_s": wall, "peak_rss_mib": rss,
+        rows.append({"run": f"{side} px", "side": side, "wall_s": wall, "peak_rss_mib": rss,
                      "above_smallest_mib": rss - (rows[0]["peak_rss_mib"] if rows else rss),
                      "estimate_mib": image_memory(side, engine) / MIB})
     return rows
