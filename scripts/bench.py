@@ -71,6 +71,7 @@ from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from pipeline.stylize import Objective, Progress, Stylizer  # noqa: E402
 from pipeline.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.writer import atomic_write_json  # noqa: E402
 from pipeline.video_job import FrameDone  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -225,7 +226,7 @@ def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, An
     variants = [(p, c, g) for p in ("fp32", "bf16") for c, g in ways]
     rows = []
     for size in sizes:
-        iterations = max(3, args.hw_iterations if max(size) <= 256 else args.hw_iterations // 2)
+        iterations = timed_iterations(args, max(size))
         for precision, compiled, graphs in variants:
             cfg = dataclasses.replace(engine, precision=precision, compile=compiled, cuda_graphs=graphs)
             cost = iteration_cost(weights, cfg, style, size, device, iterations)
@@ -248,6 +249,11 @@ def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, An
           + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['fraction_of_peak']:.3f}" for r in rows))
     fp32_math = "tf32" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
     return {"matmul_peak_flop_per_s": peaks, "fp32_math": fp32_math, "rows": rows}
+
+
+def timed_iterations(args: argparse.Namespace, long_side: int) -> int:
+    """--hw-iterations, half of it above 256 px (at least 3)."""
+    return max(3, args.hw_iterations if long_side <= 256 else args.hw_iterations // 2)
 
 
 def label(row: dict[str, Any]) -> str:
@@ -291,8 +297,7 @@ def run_batching(args: argparse.Namespace, device: torch.device) -> dict[str, An
         auto = resolve_batch(0, device, side, engine)
         single = None
         for batch in args.batches:
-            iterations = max(3, args.hw_iterations if side <= 256 else args.hw_iterations // 2)
-            cost = iteration_cost(weights, engine, style, (side, side), device, iterations, batch)
+            cost = iteration_cost(weights, engine, style, (side, side), device, timed_iterations(args, side), batch)
             per_picture = cost["s_per_iter"] / batch
             single = single or per_picture
             row = {"side": side, "batch": batch, "auto_batch": auto, **cost, "s_per_iter_per_picture": per_picture,
@@ -543,18 +548,11 @@ def main() -> int:
     for name, section in runs.items():
         if name in sections:
             report[name] = section()
-            save(report, path)  # after each section: a later one that fails keeps the earlier results
+            atomic_write_json(path, report)  # after each section: a later one that fails keeps the earlier results
     report["load_avg_end"] = os.getloadavg()
-    save(report, path)
+    atomic_write_json(path, report)
     print(f"\nload average at the end {report['load_avg_end'][0]:.2f}; JSON: {path}")
     return 0
-
-
-def save(report: dict[str, Any], path: Path) -> None:
-    """Write the JSON atomically (a temp file beside it, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def describe(device: torch.device) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -45,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import build_settings  # noqa: E402
 from pipeline.stylize import image_memory  # noqa: E402
+from pipeline.writer import atomic_write_json  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 GROWTH_LIMIT = 1.10  # peak of the larger run over the smaller's
@@ -191,9 +191,7 @@ def main() -> int:
     args = parser.parse_args()
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_avg_start": os.getloadavg(), **run_memory(args)}
     path = args.json or args.out / "memory" / "bench_memory.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, report)
     print(f"JSON: {path}")
     return 0
 

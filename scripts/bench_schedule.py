@@ -38,6 +38,7 @@ from pipeline.imaging import read_image, to_rgb8  # noqa: E402
 from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from pipeline.stylize import Stylizer  # noqa: E402
 from pipeline.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.writer import atomic_write_json  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 VARIANTS = ["default:", "full300:iterations=300", "mix0.5:content_mix=0.5", "mix0.9:content_mix=0.9",
@@ -112,7 +113,7 @@ def main() -> int:
           f"{'style/pl':>8} {'cont/pl':>9} {'loss/pl':>7}")
     rows = run(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "size": args.size, "rows": rows}, indent=1))
+    atomic_write_json(args.json, {"date": time.strftime("%Y-%m-%d %H:%M"), "size": args.size, "rows": rows})
     print(f"JSON: {args.json}")
     return 0
 
