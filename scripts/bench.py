@@ -9,7 +9,9 @@
    peak (the best torch.mm of 1024..4096, 8192 on CUDA) on the same device and dtype. On
    CUDA also the time per iteration over the issue's H100 floor (0.5 ms at 512x512, 1.8 ms
    at 1280x720), and the pass replayed from a CUDA graph (cuda_graphs) beside the eager
-   one; with --compile the compiled pass too. Target: fraction >= 0.7 on CPU.
+   one; with --compile the compiled pass too. Under each eager row, where the time of the
+   pass goes (torch.profiler: convolutions, matrix products, ReLU, pooling, gradient sums,
+   the rest), and the convolutions' own fraction of the peak. Target: fraction >= 0.7 on CPU.
 1b. batch (CUDA by default): seconds per picture and iteration when --batches pictures
    share one optimization, at --batch-sizes px, against one picture; and what --batch 0
    (auto) picks there.
@@ -119,8 +121,8 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     return best
 
 
-def analytic_flop(engine: EngineConfig, height: int, width: int) -> float:
-    """Convolutions forward and their input gradients, plus the Grams (forward + backward)."""
+def analytic_flop(engine: EngineConfig, height: int, width: int, grams: bool = True) -> float:
+    """Convolutions forward and their input gradients, plus (``grams``) the Grams (forward + backward)."""
     from pipeline.config import LAYERS
 
     deepest = max(LAYERS.index(layer) for layer in engine.layers)
@@ -133,7 +135,7 @@ def analytic_flop(engine: EngineConfig, height: int, width: int) -> float:
             channels = cout
         elif name.startswith("pool"):
             h, w = h // 2, w // 2
-        if name in engine.style_layers:
+        if grams and name in engine.style_layers:
             flop += 2 * 2 * channels * channels * h * w  # F F^T, and its one-product backward
     return flop
 
@@ -180,9 +182,53 @@ def iteration_cost(
     ops = ops_per_iteration(stylizer, content) if eager else None
     result = {"s_per_iter": seconds, "s_per_iter_median": median, "ops_per_iter": ops, "flop": float(counter.get_total_flops()),
               "flop_analytic": analytic_flop(cfg, *size), "precision": stylizer.precision}
+    if eager:
+        result["pass_ms"] = time_split(objective, x, device)
+        result["conv_flop"] = analytic_flop(cfg, *size, grams=False)
     if device.type == "cuda":
         result["peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
+
+
+# Where the time of the pass goes, by operator: convolutions (forward, and backward to the
+# input), the matrix products (the Gram matrices, forward and backward), ReLU and pooling
+# (forward and backward, with the zero fill of max pooling's backward), and the sums where a
+# layer's gradient arrives from both a loss and the next layer. What is left ("other"): the
+# losses' element-wise terms, casts and copies.
+_SPLIT = {
+    "conv": ("convolution", "_convolution", "mkldnn_convolution", "cudnn_convolution", "convolution_backward"),
+    "matmul": ("bmm", "mm", "matmul", "addmm", "baddbmm"),
+    "relu": ("relu", "relu_", "clamp_min", "threshold_backward"),
+    "pool": ("max_pool2d_with_indices", "max_pool2d_with_indices_backward", "avg_pool2d", "avg_pool2d_backward", "fill_", "zero_"),
+    "sums": ("add", "add_"),
+}
+
+
+def time_split(objective: Objective, x: torch.Tensor, device: torch.device, passes: int = 5) -> dict[str, float]:
+    """Milliseconds per pass (the loss and its gradient; not the L-BFGS step) by kind of
+    operator, from torch.profiler's self times: host time on the CPU, kernel time on CUDA."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def one_pass() -> None:
+        x.grad = None
+        objective(x).backward()
+
+    one_pass()
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(passes):
+            one_pass()
+        sync(device)
+    kind_of = {name: kind for kind, names in _SPLIT.items() for name in names}
+    split = dict.fromkeys([*_SPLIT, "other"], 0.0)
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue  # autograd and Python wrappers: their self time is bookkeeping, not arithmetic
+        us = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+        split[kind_of.get(event.key.removeprefix("aten::"), "other")] += us / 1000 / passes
+    split["total"] = sum(split.values())
+    return split
 
 
 _METADATA_OPS = frozenset({"squeeze_", "unsqueeze_", "transpose_", "t_", "as_strided_", "resize_"})
@@ -245,8 +291,12 @@ def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, An
     for row in rows:
         row["peak_flop_per_s"] = peaks[row["precision"]]
         row["fraction_of_peak"] = row["flop_per_s"] / row["peak_flop_per_s"]
+        if "pass_ms" in row:  # the convolutions alone, timed by the profiler
+            row["conv_fraction_of_peak"] = row["conv_flop"] / (row["pass_ms"]["conv"] / 1000) / row["peak_flop_per_s"]
     print("fractions against the best peak of start and end: "
           + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['fraction_of_peak']:.3f}" for r in rows))
+    print("convolutions alone, against it: "
+          + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['conv_fraction_of_peak']:.3f}" for r in rows if "conv_fraction_of_peak" in r))
     fp32_math = "tf32" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
     return {"matmul_peak_flop_per_s": peaks, "fp32_math": fp32_math, "rows": rows}
 
@@ -277,6 +327,11 @@ def print_hardware_row(row: dict[str, Any]) -> None:
     print(f"{row['width']:>4}x{row['height']:<4} {label(row):>7} {row['s_per_iter']:>8.4f} {ops} {row['flop'] / 1e9:>7.1f} "
           f"{row['flop_analytic'] / 1e9:>8.1f} {row['flop_per_s'] / 1e9:>8.1f} {row['peak_flop_per_s'] / 1e9:>8.1f} "
           f"{row['fraction_of_peak']:>8.3f}{floor}", flush=True)
+    if "pass_ms" in row:
+        split = row["pass_ms"]
+        conv = row["conv_flop"] / (split["conv"] / 1000) / row["peak_flop_per_s"]
+        print(f"{'':>10} profiled pass {split['total']:.1f} ms: " + ", ".join(f"{kind} {split[kind]:.1f}" for kind in [*_SPLIT, "other"])
+              + f"; convolutions at {conv:.2f} of peak")
 
 
 # -- 1b. batching: several pictures in one optimization ---------------------------------------
