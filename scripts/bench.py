@@ -6,7 +6,8 @@
    used, losses with their Gram matrices, backward to the input, L-BFGS update) at fp32 and
    bf16 precision; its FLOP (counted with torch.utils.flop_counter, checked against the
    convolution shapes); the FLOP/s achieved as a fraction of a measured matrix-multiply
-   peak (the best torch.mm of 1024..4096, 8192 on CUDA) on the same device and dtype. On
+   peak (the best torch.mm of squares of 1024..4096, and of tall products such as
+   16384 x 512 x 512; squares of 2048..8192 on CUDA) on the same device and dtype. On
    CUDA also the time per iteration over the issue's H100 floor (0.5 ms at 512x512, 1.8 ms
    at 1280x720), and the pass replayed from a CUDA graph (cuda_graphs) beside the eager
    one; with --compile the compiled pass too. Under each eager row, where the time of the
@@ -92,30 +93,42 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# (m, k, n) of the products the peak is probed with: squares, and on the CPU tall, narrow
+# ones too (the shapes of a convolution as a matrix product: many pixels by a few hundred
+# channels), which the CPU's bf16 units run up to a quarter faster than any square here
+# (2.8 TFLOP/s at 16384 x 512 x 512 against 2.3 at 2048 x 2048 x 2048, and the
+# convolutions of an iteration went above the squares' best).
+PEAK_SHAPES = {
+    "cuda": [(n, n, n) for n in (2048, 4096, 8192)],
+    "cpu": [(n, n, n) for n in (1024, 2048, 4096)] + [(4096, 1024, 1024), (8192, 1024, 512), (16384, 512, 512)],
+}
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
-    """Best FLOP/s of a square torch.mm over a few sizes (the machine's practical peak).
+    """Best FLOP/s of a torch.mm over a few shapes (the machine's practical peak).
 
     On CUDA the fp32 peak is taken with TF32 allowed exactly when cuDNN's convolutions may
     use it (PyTorch's default): the fp32 iteration's convolutions then run on the same
     matrix units, and its fraction is measured against what those units can do.
     """
-    sizes = (2048, 4096, 8192) if device.type == "cuda" else (1024, 2048, 4096)
     best = 0.0
     tf32 = device.type == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32 or saved
     try:
-        for n in sizes:
-            a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+        for m, k, n in PEAK_SHAPES["cuda" if device.type == "cuda" else "cpu"]:
+            a, b = torch.randn(m, k, device=device).to(dtype), torch.randn(k, n, device=device).to(dtype)
+            flop = 2 * m * k * n
             torch.mm(a, b)
             sync(device)
-            reps = 20 if device.type == "cuda" else max(2, 3 * (2048 // n) ** 2)
+            # On the CPU, as much work per timing as three products of 2048 x 2048 x 2048.
+            reps = 20 if device.type == "cuda" else max(2, round(3 * 2 * 2048**3 / flop))
             for _ in range(3):
                 start = time.perf_counter()
                 for _ in range(reps):
                     torch.mm(a, b)
                 sync(device)
-                best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
+                best = max(best, flop * reps / (time.perf_counter() - start))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     return best
