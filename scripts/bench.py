@@ -244,6 +244,11 @@ def time_split(objective: Objective, x: torch.Tensor, device: torch.device, pass
     return split
 
 
+def conv_fraction(row: dict[str, Any]) -> float:
+    """The convolutions alone, as timed by the profiler, as a fraction of the row's peak."""
+    return row["conv_flop"] / (row["pass_ms"]["conv"] / 1000) / row["peak_flop_per_s"]
+
+
 _METADATA_OPS = frozenset({"squeeze_", "unsqueeze_", "transpose_", "t_", "as_strided_", "resize_"})
 
 
@@ -304,8 +309,8 @@ def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, An
     for row in rows:
         row["peak_flop_per_s"] = peaks[row["precision"]]
         row["fraction_of_peak"] = row["flop_per_s"] / row["peak_flop_per_s"]
-        if "pass_ms" in row:  # the convolutions alone, timed by the profiler
-            row["conv_fraction_of_peak"] = row["conv_flop"] / (row["pass_ms"]["conv"] / 1000) / row["peak_flop_per_s"]
+        if "pass_ms" in row:
+            row["conv_fraction_of_peak"] = conv_fraction(row)
     print("fractions against the best peak of start and end: "
           + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['fraction_of_peak']:.3f}" for r in rows))
     print("convolutions alone, against it: "
@@ -342,9 +347,8 @@ def print_hardware_row(row: dict[str, Any]) -> None:
           f"{row['fraction_of_peak']:>8.3f}{floor}", flush=True)
     if "pass_ms" in row:
         split = row["pass_ms"]
-        conv = row["conv_flop"] / (split["conv"] / 1000) / row["peak_flop_per_s"]
         print(f"{'':>10} profiled pass {split['total']:.1f} ms: " + ", ".join(f"{kind} {split[kind]:.1f}" for kind in [*_SPLIT, "other"])
-              + f"; convolutions at {conv:.2f} of peak")
+              + f"; convolutions at {conv_fraction(row):.2f} of peak")
 
 
 # -- 1b. batching: several pictures in one optimization ---------------------------------------
