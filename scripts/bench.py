@@ -39,7 +39,7 @@
 Prints a table and writes JSON (--json, default bench_out/bench/bench.json), the JSON after
 every section.
 
-    .venv/bin/python scripts/bench.py                       # everything, CPU (about 18 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py                       # everything, CPU (about 21 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --device cuda         # on a GPU machine
     .venv/bin/python scripts/bench.py --only hardware --hw-sizes 128,256
     .venv/bin/python scripts/bench.py --only image --size 128 --plain-iterations 100
