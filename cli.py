@@ -237,7 +237,7 @@ def video(
         settings = _settings(flags)
         from pipeline.app import open_executor, stylize_video
         from pipeline.errors import InputError
-        from pipeline.plan import plan_videos
+        from pipeline.jobs.plan import plan_videos
 
         single = len(sources) == 1 and not sources[0].is_dir()
         jobs = [(sources[0], output)] if single else plan_videos(sources, output)
@@ -274,7 +274,7 @@ def metrics(
     with _user_errors(debug):
         settings = build_settings(overrides={"device": device, "weights": weights})
         from pipeline.app import measure_video
-        from pipeline.writer import atomic_write_json
+        from pipeline.media.writer import atomic_write_json
 
         with _reporter(quiet) as report:
             result = measure_video(source, stylized, style, settings, report)
@@ -288,7 +288,7 @@ def metrics(
                       "width": result.width, "height": result.height, "summary": summary, "frames": frames}
             atomic_write_json(json_path, record)
         if plot is not None:
-            from pipeline.plot import plot_warping_error
+            from pipeline.media.plot import plot_warping_error
 
             plot_warping_error(result, plot, title=f"E_warp: {stylized.name}")
 
@@ -319,9 +319,9 @@ class _ProgressBar:
 
     def _dispatch(self, event: object) -> None:
         from pipeline.app import JobPlanned, Skipped
-        from pipeline.executor import TaskStarted
-        from pipeline.stylize import Progress, ScaleDone
-        from pipeline.worker import TaskResult
+        from pipeline.run.executor import TaskStarted
+        from pipeline.engine.stylize import Progress, ScaleDone
+        from pipeline.jobs.worker import TaskResult
 
         if isinstance(event, Progress):
             label = f"scale {event.scale + 1}/{event.scales} {event.width}x{event.height} loss {event.loss:.4g}"
@@ -338,7 +338,7 @@ class _ProgressBar:
             self._video_event(event)
 
     def _video_event(self, event: object) -> None:
-        from pipeline.video_job import Encoding, FrameDone, FrameStarted, VideoPlanned
+        from pipeline.jobs.video_job import Encoding, FrameDone, FrameStarted, VideoPlanned
 
         if isinstance(event, VideoPlanned):
             self.files = self.progress.add_task("frames", total=event.frames, completed=event.done, rate="")

@@ -18,20 +18,21 @@ from typing import Callable, Iterator, Sequence
 
 from pipeline import __version__
 from pipeline.config import Settings
-from pipeline.device import resolve_batch, resolve_device, visible_gpus
+from pipeline.engine.device import resolve_batch, resolve_device, visible_gpus
 from pipeline.errors import InputError
-from pipeline.executor import Executor, LocalExecutor, Summary
-from pipeline.failures import clear_failure, failed_before, record_failure
-from pipeline.framestore import FrameStore
-from pipeline.imaging import read_image, read_rgb, to_rgb8
-from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_metrics
-from pipeline.plan import Chunk, ImageTask, plan_chunks, plan_images
-from pipeline.resize import fit_long_side
-from pipeline.vgg import VGGFeatures, load_weights
-from pipeline.video import VideoInfo, probe, read_frames, temp_tag
-from pipeline.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
-from pipeline.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
-from pipeline.writer import atomic_write_json, clean_temp_files, write_image
+from pipeline.run.executor import Executor, LocalExecutor, Summary
+from pipeline.jobs.failures import clear_failure, failed_before, record_failure
+from pipeline.media.framestore import FrameStore
+from pipeline.engine.tensors import to_rgb8
+from pipeline.media.imaging import read_image, read_rgb
+from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_metrics
+from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images
+from pipeline.engine.resize import fit_long_side
+from pipeline.engine.vgg import VGGFeatures, load_weights
+from pipeline.media.video import VideoInfo, probe, read_frames, temp_tag
+from pipeline.jobs.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
+from pipeline.media.writer import atomic_write_json, clean_temp_files, write_image
 
 Report = Callable[[object], None]
 SETTINGS_FILE = "nstpipe-settings.json"
@@ -119,7 +120,7 @@ def open_executor(workers: int | None = None, address: str | None = None) -> Ite
     if address is None and (workers or max(1, visible_gpus())) == 1:
         yield LocalExecutor()
         return
-    from pipeline.ray_executor import RayExecutor, ray_session
+    from pipeline.run.ray_executor import RayExecutor, ray_session
 
     with ray_session(address):
         executor = RayExecutor(workers)
@@ -140,7 +141,7 @@ def stylize_folder(
 ) -> FolderOutcome:
     """Stylize every image under ``folder`` into ``output``, skipping finished ones.
 
-    Inputs that failed in an earlier run are skipped too (see :mod:`pipeline.failures`)
+    Inputs that failed in an earlier run are skipped too (see :mod:`pipeline.jobs.failures`)
     unless ``retry_failed``; each new failure is recorded the moment it is reported.
     """
     if not folder.is_dir():
@@ -205,7 +206,7 @@ def stylize_video(
     """Stylize ``source`` into ``output`` (H.264 MP4), resuming from the work folder.
 
     ``limit`` stylizes only the first frames (a preview). The frames are split into
-    ``batch`` chains per worker of ``executor`` (see :func:`~pipeline.plan.plan_chunks`),
+    ``batch`` chains per worker of ``executor`` (see :func:`~pipeline.jobs.plan.plan_chunks`),
     each worker painting its chains in step; the split is saved in the manifest and kept
     on a rerun, whatever the number of workers or the batch then.
     The frames stay in the work folder until the video is published; then they are

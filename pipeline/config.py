@@ -97,7 +97,7 @@ class EngineConfig:
     # GPU. Same pictures, so it is left out of the fingerprint.
     compile: bool = False
     # On CUDA, record each pyramid level's VGG19 pass (forward and backward) as a CUDA graph
-    # and replay it (pipeline.cudagraph): the same arithmetic, launched once instead of
+    # and replay it (pipeline.engine.cudagraph): the same arithmetic, launched once instead of
     # kernel by kernel. Not with compile. Off by default until scripts/bench.py has timed it
     # on a GPU beside the eager pass. Left out of the fingerprint.
     cuda_graphs: bool = False
@@ -168,7 +168,7 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     # Pictures of one size optimized together, one VGG19 pass for all (a GPU's throughput);
     # for a video, the chains of frames a worker paints in step. 0: as many as the device's
-    # memory holds (see pipeline.device.resolve_batch).
+    # memory holds (see pipeline.engine.device.resolve_batch).
     batch: int = 0
     engine: EngineConfig = field(default_factory=EngineConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
@@ -212,8 +212,8 @@ class Settings:
 
 # Raised when the same settings give other pixels, so that outputs of the earlier engine are
 # redone rather than mixed with new ones. 2: the loss is that of the picture clamped to
-# [0, 1] (see pipeline.stylize.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
-# level ends with its best picture; L-BFGS takes back an overshooting step (pipeline.lbfgs).
+# [0, 1] (see pipeline.engine.stylize.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
+# level ends with its best picture; L-BFGS takes back an overshooting step (pipeline.engine.lbfgs).
 ENGINE_REVISION = 3
 
 

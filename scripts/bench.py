@@ -69,13 +69,13 @@ import bench_memory  # noqa: E402
 from bench_memory import console_script, run_measured  # noqa: E402
 from pipeline.app import measure_video, stylize_video  # noqa: E402
 from pipeline.config import EngineConfig, build_settings  # noqa: E402
-from pipeline.device import resolve_device  # noqa: E402
+from pipeline.engine.device import resolve_device  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
-from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from pipeline.stylize import Objective, Progress, Stylizer  # noqa: E402
-from pipeline.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.writer import atomic_write_json  # noqa: E402
-from pipeline.video_job import FrameDone  # noqa: E402
+from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
+from pipeline.engine.stylize import Objective, Progress, Stylizer  # noqa: E402
+from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.media.writer import atomic_write_json  # noqa: E402
+from pipeline.jobs.video_job import FrameDone  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 # The issue's floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43
@@ -330,7 +330,7 @@ def label(row: dict[str, Any]) -> str:
 
 
 def bench_image_style(args: argparse.Namespace) -> torch.Tensor:
-    from pipeline.imaging import read_image
+    from pipeline.media.imaging import read_image
 
     return read_image(args.data / "styles" / f"{args.styles[0]}.jpg")
 
@@ -357,7 +357,7 @@ def print_hardware_row(row: dict[str, Any]) -> None:
 def run_batching(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Seconds per picture and iteration when 1, 2, 4 or 8 pictures share each VGG pass, at the
     precision the default preset picks on this device; and what ``--batch 0`` (auto) picks."""
-    from pipeline.device import resolve_batch
+    from pipeline.engine.device import resolve_batch
 
     weights = load_weights("embedded")
     settings = build_settings("default", None, {"device": str(device)})
@@ -529,7 +529,7 @@ def run_video_batching(args: argparse.Namespace, device: torch.device) -> dict[s
     """The whole clip with --temporal flow as one chain (--batch 1) and as the chains the
     automatic batch paints in step (--batch 0): wall time, and the quality each keeps."""
     from pipeline.app import video_batch
-    from pipeline.video import probe
+    from pipeline.media.video import probe
 
     out = args.out / "video_batch"
     out.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pipeline.stylize as stylize  # noqa: E402
+import pipeline.engine.stylize as stylize  # noqa: E402
 from pipeline.config import build_settings  # noqa: E402
-from pipeline.imaging import read_image  # noqa: E402
-from pipeline.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.media.imaging import read_image  # noqa: E402
+from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 

@@ -34,9 +34,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.imaging import prepare  # noqa: E402
-from pipeline.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
-from pipeline.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.engine.tensors import prepare  # noqa: E402
+from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
+from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 
 PAIRS = (("starry_night", "tubingen_starry"), ("the_scream", "tubingen_scream"), ("shipwreck", "tubingen_shipwreck"))
 METRIC_SIDE = 256

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.app import stylize_folder, stylize_video  # noqa: E402
 from pipeline.config import build_settings  # noqa: E402
-from pipeline.device import visible_gpus  # noqa: E402
-from pipeline.ray_executor import RayExecutor, ray_session  # noqa: E402
+from pipeline.engine.device import visible_gpus  # noqa: E402
+from pipeline.run.ray_executor import RayExecutor, ray_session  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 

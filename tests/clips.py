@@ -14,7 +14,7 @@ from typing import Sequence
 import av
 import numpy as np
 
-from pipeline.video import VideoInfo, VideoWriter, probe, read_frames
+from pipeline.media.video import VideoInfo, VideoWriter, probe, read_frames
 
 SAMPLE_RATE = 16000
 

@@ -14,10 +14,10 @@ import pytest
 from pipeline.app import SETTINGS_FILE, JobPlanned, Skipped, check_inputs, check_writable, stylize_folder
 from pipeline.config import build_settings
 from pipeline.errors import InputError
-from pipeline.executor import LocalExecutor, Summary, TaskStarted
-from pipeline.plan import ImageTask
-from pipeline.worker import ImageJob, TaskResult, is_done, make_job, source_identity
-from pipeline.writer import TEMP_PREFIX, write_png
+from pipeline.run.executor import LocalExecutor, Summary, TaskStarted
+from pipeline.jobs.plan import ImageTask
+from pipeline.jobs.worker import ImageJob, TaskResult, is_done, make_job, source_identity
+from pipeline.media.writer import TEMP_PREFIX, write_png
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
 

@@ -18,12 +18,12 @@ import torch
 from helpers import DATA
 from pipeline.app import FolderOutcome, stylize_folder
 from pipeline.config import build_settings
-from pipeline.executor import LocalExecutor
-from pipeline.imaging import read_rgb
-from pipeline.plan import ImageTask
-from pipeline.stylize import Stylizer
-from pipeline.worker import ImageWorker, make_job
-from pipeline.writer import read_record
+from pipeline.run.executor import LocalExecutor
+from pipeline.media.imaging import read_rgb
+from pipeline.jobs.plan import ImageTask
+from pipeline.engine.stylize import Stylizer
+from pipeline.jobs.worker import ImageWorker, make_job
+from pipeline.media.writer import read_record
 
 SETTINGS = build_settings(
     "fast", None, {"size": 32, "scales": 1, "iterations": 3, "tolerance": 0.0, "device": "cpu", "precision": "fp32"}

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from cli import app
-from pipeline.writer import read_record
+from pipeline.media.writer import read_record
 
 runner = CliRunner()
 FAST = ("--preset", "fast", "--size", "32", "-n", "3", "-q")
@@ -172,7 +172,7 @@ def test_images_all_good_exits_zero(tmp_path: Path, make_rgb: Callable[..., Path
 
 
 def test_images_batch_option_reaches_the_worker(tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.worker import ImageWorker
+    from pipeline.jobs.worker import ImageWorker
 
     calls: list[tuple[int, int]] = []  # (the worker's batch, the tasks of a call)
     real = ImageWorker.process_batch
@@ -241,16 +241,16 @@ def test_video_and_metrics_commands(tmp_path: Path, painting_path: Path) -> None
 
 def test_video_batch_option_reaches_the_executor(tmp_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from clips import make_clip
-    import pipeline.executor
+    import pipeline.run.executor
 
     batches: list[int] = []
-    real = pipeline.executor.run_chunks
+    real = pipeline.run.executor.run_chunks
 
     def run_chunks(*args: object, batch: int = 1, **kwargs: object) -> object:
         batches.append(batch)
         return real(*args, batch=batch, **kwargs)
 
-    monkeypatch.setattr(pipeline.executor, "run_chunks", run_chunks)
+    monkeypatch.setattr(pipeline.run.executor, "run_chunks", run_chunks)
     clip = make_clip(tmp_path / "in.mp4", n_frames=3, width=48, height=32, fps=10)
     for flag in ("3", "0"):
         result = invoke("video", clip, "--style", painting_path, "-o", tmp_path / f"out{flag}.mp4", *FAST, "--batch", flag)
@@ -297,8 +297,8 @@ def test_progress_bar_counts_frames_and_images_from_events() -> None:
 
     from cli import _ProgressBar
     from pipeline.app import JobPlanned, Skipped
-    from pipeline.stylize import Progress
-    from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned
+    from pipeline.engine.stylize import Progress
+    from pipeline.jobs.video_job import FrameDone, FrameStarted, VideoPlanned
 
     bars = Bars(console=Console(file=io.StringIO()))
     bar = _ProgressBar(bars)

@@ -19,15 +19,15 @@ import pytest
 import torch
 
 from pipeline.config import Settings, build_settings
-from pipeline.cudagraph import GraphedLosses
-from pipeline.device import resolve_batch, resolve_device
-from pipeline.imaging import read_image, read_rgb
-from pipeline.plan import ImageTask
-from pipeline.stylize import GRAPH_MIN_STEPS, Objective, Progress, Stylizer, resolve_precision
-from pipeline.temporal import FrameInput, FrameStylizer
-from pipeline.vgg import VGGFeatures, VGGWeights
-from pipeline.video import probe
-from pipeline.worker import ImageWorker, build_stylizer, make_job
+from pipeline.engine.cudagraph import GraphedLosses
+from pipeline.engine.device import resolve_batch, resolve_device
+from pipeline.media.imaging import read_image, read_rgb
+from pipeline.jobs.plan import ImageTask
+from pipeline.engine.stylize import GRAPH_MIN_STEPS, Objective, Progress, Stylizer, resolve_precision
+from pipeline.engine.temporal import FrameInput, FrameStylizer
+from pipeline.engine.vgg import VGGFeatures, VGGWeights
+from pipeline.media.video import probe
+from pipeline.jobs.worker import ImageWorker, build_stylizer, make_job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -140,7 +140,7 @@ def test_a_gpu_batch_gives_each_picture_what_it_gets_alone(vgg_weights: VGGWeigh
 def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
     vgg_weights: VGGWeights, pictures: Any, no_tf32: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.stylize
+    import pipeline.engine.stylize
 
     recordings: list[tuple[int, ...]] = []
 
@@ -149,7 +149,7 @@ def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
             recordings.append(tuple(example.shape))
             super().__init__(losses, example)
 
-    monkeypatch.setattr(pipeline.stylize, "GraphedLosses", Counted)
+    monkeypatch.setattr(pipeline.engine.stylize, "GraphedLosses", Counted)
     photo, painting, _ = pictures
     runs = {}
     for graphs in (True, False):

@@ -1,4 +1,4 @@
-"""pipeline.cudagraph off the GPU: the setting's defaults and reach, and an out-of-memory while
+"""pipeline.engine.cudagraph off the GPU: the setting's defaults and reach, and an out-of-memory while
 recording kept recognisable. The recording itself is checked on a GPU in tests/test_cuda.py."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from typing import Callable
 import pytest
 import torch
 
-import pipeline.stylize
+import pipeline.engine.stylize
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import build_settings
-from pipeline.cudagraph import _as_oom
-from pipeline.stylize import GRAPH_MIN_STEPS, Stylizer, _Graphed
+from pipeline.engine.cudagraph import _as_oom
+from pipeline.engine.stylize import GRAPH_MIN_STEPS, Stylizer, _Graphed
 
 
 def test_cuda_graphs_are_opt_in_and_left_out_of_the_fingerprint() -> None:
@@ -74,7 +74,7 @@ def test_a_batch_fed_from_static_buffers_follows_the_eager_run(monkeypatch: pyte
     style = stripes_image(16, 16)
     photos = torch.cat([smooth_image(16, 16), style, torch.full((1, 3, 16, 16), 0.5)])
     eager = Stylizer(TinyEncoder(), [style], cfg).run(photos)
-    monkeypatch.setattr(pipeline.stylize, "GraphedLosses", StaticBuffers)
+    monkeypatch.setattr(pipeline.engine.stylize, "GraphedLosses", StaticBuffers)
     monkeypatch.setattr(Stylizer, "_evaluator", lambda self, objective, items, budget: _Graphed(objective, items))
     graphed = Stylizer(TinyEncoder(), [style], cfg).run(photos)
     assert len(set(eager.item_iterations)) > 1, eager.item_iterations  # they did stop apart

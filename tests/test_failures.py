@@ -15,11 +15,11 @@ import pytest
 from pipeline.app import Skipped, stylize_folder
 from pipeline.config import build_settings
 from pipeline.errors import OutputError
-from pipeline.executor import Summary
-from pipeline.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
-from pipeline.plan import ImageTask
-from pipeline.worker import ImageJob, TaskResult, is_done, source_identity
-from pipeline.writer import write_png
+from pipeline.run.executor import Summary
+from pipeline.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
+from pipeline.jobs.plan import ImageTask
+from pipeline.jobs.worker import ImageJob, TaskResult, is_done, source_identity
+from pipeline.media.writer import write_png
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
 
@@ -108,9 +108,9 @@ def test_a_full_disk_stops_the_run_keeps_finished_outputs_and_blames_no_input(
     """Writes fail with ENOSPC once the first output is written: the real worker raises
     OutputError, nothing partial is left under a final name, and no failure is recorded;
     also when both inputs share a batch and the disk fills between their two writes."""
-    from pipeline import writer
-    from pipeline.executor import LocalExecutor
-    from pipeline.worker import ImageWorker
+    from pipeline.media import writer
+    from pipeline.run.executor import LocalExecutor
+    from pipeline.jobs.worker import ImageWorker
 
     make_rgb(archive / "sub" / "bad.png", 16, 16, seed=1)  # a valid image despite its name
     real_fdopen, writes = os.fdopen, []

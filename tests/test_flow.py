@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.flow import consistency_mask, optical_flow, warp
+from pipeline.engine.flow import consistency_mask, optical_flow, warp
 
 H, W = 64, 80
 

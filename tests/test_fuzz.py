@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pipeline.errors import NstpipeError
-from pipeline.imaging import read_image, read_rgb
-from pipeline.video import probe, read_frames
+from pipeline.media.imaging import read_image, read_rgb
+from pipeline.media.video import probe, read_frames
 
 # A warning leaking out of a reader would land on the user's terminal mid-run: an error here.
 pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")]

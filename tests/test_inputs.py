@@ -24,11 +24,11 @@ from helpers import DATA
 from pipeline.app import stylize_folder, stylize_video
 from pipeline.config import DEFAULT_MAX_PIXELS, build_settings
 from pipeline.errors import ConfigError, InputError
-from pipeline.executor import TaskStarted
-from pipeline.plan import ImageTask
-from pipeline.video import probe
-from pipeline.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged, source_identity
-from pipeline.writer import read_record
+from pipeline.run.executor import TaskStarted
+from pipeline.jobs.plan import ImageTask
+from pipeline.media.video import probe
+from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged, source_identity
+from pipeline.media.writer import read_record
 
 FAST = ("--preset", "fast", "--size", "32", "-n", "1", "--scales", "1", "-q")
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 1, "scales": 1, "device": "cpu"})
@@ -133,7 +133,7 @@ def rewrite(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (2
 
 def changing_reader(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> list[int]:
     """The worker's reader, rewriting ``path`` right after each of its first ``times`` reads."""
-    import pipeline.worker as worker_module
+    import pipeline.jobs.worker as worker_module
 
     real, calls = worker_module.read_image, []
 
@@ -207,7 +207,7 @@ def test_too_thin_a_picture_is_reported_not_a_crash(tmp_path: Path, worker: Imag
 
 
 def test_pyramid_leaves_out_levels_too_thin_for_the_layers() -> None:
-    from pipeline.stylize import pyramid
+    from pipeline.engine.stylize import pyramid
 
     assert SETTINGS.engine.min_side == 16
     assert pyramid(20, 64, 2, 16, min_side=16) == [(20, 64)]  # the coarse 10x32 would fail

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics import frame_warping_error, warping_errors
+from pipeline.engine.metrics import frame_warping_error, warping_errors
 
 H, W = 48, 64
 
@@ -55,8 +55,8 @@ def test_warping_errors_streams_one_value_per_frame_after_the_first() -> None:
 
 
 def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
-    from pipeline.imaging import prepare, to_rgb8
-    from pipeline.metrics import source_at
+    from pipeline.engine.tensors import prepare, to_rgb8
+    from pipeline.engine.metrics import source_at
 
     frame = scene(3)[:30]  # 30x64 at long side 32 is 15x32, which the writer crops to 14x32
     made = to_rgb8(prepare(frame, 32))[:14, :32]
@@ -65,7 +65,7 @@ def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
 
 
 def test_video_metrics_of_the_source_itself(tiny_encoder) -> None:
-    from pipeline.metrics import video_metrics
+    from pipeline.engine.metrics import video_metrics
 
     frames = [pan(scene(), 2 * t) for t in range(4)]
     layers = {"style_layers": ("relu1_1",), "content_layer": "relu2_1"}

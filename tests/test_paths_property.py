@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.plan import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageTask, output_names, plan_images, plan_videos
+from pipeline.jobs.plan import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageTask, output_names, plan_images, plan_videos
 
 BOUNDED = settings(
     max_examples=50,

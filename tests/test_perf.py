@@ -13,12 +13,12 @@ import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import EngineConfig, Settings, build_settings
-from pipeline.device import batch_for_memory, resolve_batch
+from pipeline.engine.device import batch_for_memory, resolve_batch
 from pipeline.errors import ConfigError
-from pipeline.imaging import read_image
-from pipeline.lbfgs import LBFGS
-from pipeline.stylize import Objective, Stylizer, image_memory, resolve_precision
-from pipeline.vgg import VGGFeatures, VGGWeights
+from pipeline.media.imaging import read_image
+from pipeline.engine.lbfgs import LBFGS
+from pipeline.engine.stylize import Objective, Stylizer, image_memory, resolve_precision
+from pipeline.engine.vgg import VGGFeatures, VGGWeights
 
 MIB = 2**20
 GIB = 2**30

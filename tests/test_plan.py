@@ -9,7 +9,7 @@ from pathlib import Path, PurePath
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.plan import ImageTask, is_image_name, output_names, pending, plan_images
+from pipeline.jobs.plan import ImageTask, is_image_name, output_names, pending, plan_images
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -127,7 +127,7 @@ def test_output_folder_equal_to_the_input_is_refused(tree: Path) -> None:
 
 
 def test_plan_chunks_splits_evenly_and_never_too_short() -> None:
-    from pipeline.plan import Chunk, plan_chunks
+    from pipeline.jobs.plan import Chunk, plan_chunks
 
     assert plan_chunks(0, 4) == []
     assert plan_chunks(100, 1) == [Chunk(0, 100, 0)]
@@ -143,7 +143,7 @@ def test_plan_chunks_splits_evenly_and_never_too_short() -> None:
 
 
 def test_plan_videos_expands_folders_and_refuses_clashing_names(tmp_path: Path) -> None:
-    from pipeline.plan import plan_videos
+    from pipeline.jobs.plan import plan_videos
 
     (tmp_path / "in").mkdir()
     for name in ("b.mkv", "a.mp4", "a.mov", "readme.txt"):

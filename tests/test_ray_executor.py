@@ -13,11 +13,11 @@ import pytest
 
 from pipeline.app import stylize_folder
 from pipeline.config import Settings, build_settings
-from pipeline.executor import LocalExecutor, TaskStarted
-from pipeline.imaging import read_rgb
-from pipeline.plan import ImageTask
-from pipeline.ray_executor import RayExecutor, WorkerLost, ray_session
-from pipeline.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
+from pipeline.run.executor import LocalExecutor, TaskStarted
+from pipeline.media.imaging import read_rgb
+from pipeline.jobs.plan import ImageTask
+from pipeline.run.ray_executor import RayExecutor, WorkerLost, ray_session
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 ray = pytest.importorskip("ray")
 
@@ -164,7 +164,7 @@ def assert_same_frames(local: dict[str, np.ndarray], remote: dict[str, np.ndarra
 
 def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
-    from pipeline.video_job import FrameDone
+    from pipeline.jobs.video_job import FrameDone
 
     class TwoChains(LocalExecutor):
         def parallelism(self) -> int:
@@ -181,7 +181,7 @@ def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path:
 def test_one_worker_paints_its_chains_in_step_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     """--batch 2 with one Ray worker: two chains in one call, painted in step as locally."""
     from clips import make_pan
-    from pipeline.video_job import FrameStarted
+    from pipeline.jobs.video_job import FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, {**VIDEO, "batch": 2})
@@ -196,8 +196,8 @@ def test_one_worker_paints_its_chains_in_step_like_locally(local_ray: None, tmp_
 def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
     from pipeline.app import stylize_video
-    from pipeline.video import probe
-    from pipeline.video_job import FrameDone, FrameStarted
+    from pipeline.media.video import probe
+    from pipeline.jobs.video_job import FrameDone, FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, VIDEO)
@@ -226,7 +226,7 @@ def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: Non
 def test_an_interrupted_driver_resumes_on_two_workers(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
     from pipeline.app import stylize_video
-    from pipeline.video_job import FrameDone, FrameStarted
+    from pipeline.jobs.video_job import FrameDone, FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, VIDEO)

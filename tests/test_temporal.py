@@ -1,4 +1,4 @@
-"""pipeline.temporal: where each frame starts, and its budget, with a stand-in encoder."""
+"""pipeline.engine.temporal: where each frame starts, and its budget, with a stand-in encoder."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image
 from pipeline.config import EngineConfig, Settings, VideoConfig
-from pipeline.imaging import prepare, to_rgb8
-from pipeline.stylize import Stylizer
-from pipeline.temporal import FrameInput, FrameStylizer, frame_start
+from pipeline.engine.tensors import prepare, to_rgb8
+from pipeline.engine.stylize import Stylizer
+from pipeline.engine.temporal import FrameInput, FrameStylizer, frame_start
 
 H, W, SHIFT = 32, 48, 3
 
@@ -121,7 +121,7 @@ def test_inputs_are_not_modified() -> None:
 
 
 def test_seam_start_eases_from_the_incoming_chain_to_the_chunks_own_frame() -> None:
-    from pipeline.temporal import seam_start
+    from pipeline.engine.temporal import seam_start
 
     before, after = frames()
     incoming, own = painted(1), painted(2)

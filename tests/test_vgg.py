@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.vgg import (
+from pipeline.engine.vgg import (
     CAFFE_MEAN_BGR,
     EMBEDDED_FILE,
     EMBEDDED_SHA256,
@@ -111,7 +111,7 @@ def test_file_that_is_not_weights(tmp_path: Path) -> None:
 
 
 def test_torchvision_layout_file_is_recognized(tmp_path: Path) -> None:
-    from pipeline.vgg import _TORCHVISION_CONV_INDEX
+    from pipeline.engine.vgg import _TORCHVISION_CONV_INDEX
 
     state = {}
     for i in _TORCHVISION_CONV_INDEX:

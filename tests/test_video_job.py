@@ -15,14 +15,15 @@ from clips import audio_packets, audio_times_from_picture_start, is_red, make_cl
 from pipeline.app import default_work_dir, stylize_video
 from pipeline.config import Settings, build_settings
 from pipeline.errors import InputError
-from pipeline.executor import LocalExecutor
-from pipeline.framestore import FrameStore
-from pipeline.imaging import prepare, read_rgb, to_rgb8
-from pipeline.video import probe, read_frames
-from pipeline.temporal import FrameInput, StylizedFrame
-from pipeline.video_job import FrameDone, FrameStarted, VideoPlanned, chain_groups, make_video_job, stylize_chain, stylize_chains
-from pipeline.metrics import warping_errors
-from pipeline.plan import Chunk, plan_chunks
+from pipeline.run.executor import LocalExecutor
+from pipeline.media.framestore import FrameStore
+from pipeline.engine.tensors import prepare, to_rgb8
+from pipeline.media.imaging import read_rgb
+from pipeline.media.video import probe, read_frames
+from pipeline.engine.temporal import FrameInput, StylizedFrame
+from pipeline.jobs.video_job import FrameDone, FrameStarted, VideoPlanned, chain_groups, make_video_job, stylize_chain, stylize_chains
+from pipeline.engine.metrics import warping_errors
+from pipeline.jobs.plan import Chunk, plan_chunks
 
 FAST = {"size": 32, "scales": 1, "iterations": 2, "later_iterations": 1, "tolerance": 0.0, "device": "cpu"}
 
@@ -133,8 +134,8 @@ def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Pat
 
 
 def test_a_killed_encodes_temp_file_goes_and_other_videos_in_the_making_stay(tmp_path: Path, clip: Path, style_path: Path) -> None:
-    from pipeline.video import temp_tag
-    from pipeline.writer import create_temp
+    from pipeline.media.video import temp_tag
+    from pipeline.media.writer import create_temp
 
     out = tmp_path / "videos" / "v.mp4"
     out.parent.mkdir()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.writer import (
+from pipeline.media.writer import (
     TEMP_PREFIX,
     atomic_write_bytes,
     atomic_write_json,

@@ -15,13 +15,14 @@ from typing import Any, Callable, Sequence
 import torch
 
 from pipeline.config import Settings
-from pipeline.device import free_after_oom, resolve_batch, resolve_device
+from pipeline.engine.device import free_after_oom, resolve_batch, resolve_device
 from pipeline.errors import InputError, NstpipeError, os_reason
-from pipeline.imaging import read_image, to_rgb8
-from pipeline.plan import ImageTask
-from pipeline.stylize import Callback, Result, Stylizer
-from pipeline.vgg import VGGFeatures, load_weights, sha256_file
-from pipeline.writer import read_record, write_png
+from pipeline.engine.tensors import to_rgb8
+from pipeline.media.imaging import read_image
+from pipeline.jobs.plan import ImageTask
+from pipeline.engine.stylize import Callback, Result, Stylizer
+from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
+from pipeline.media.writer import read_record, write_png
 
 
 @dataclass(frozen=True)

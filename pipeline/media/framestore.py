@@ -17,8 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pipeline.imaging import read_rgb
-from pipeline.writer import atomic_write_json, clean_temp_files, read_record, write_png
+from pipeline.media.imaging import read_rgb
+from pipeline.media.writer import atomic_write_json, clean_temp_files, read_record, write_png
 
 MANIFEST = "manifest.json"
 CHAIN = "chain"  # painted in its chunk's chain

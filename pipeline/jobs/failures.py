@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.plan import ImageTask
-from pipeline.worker import source_identity
-from pipeline.writer import atomic_write_json, remove_quietly
+from pipeline.jobs.plan import ImageTask
+from pipeline.jobs.worker import source_identity
+from pipeline.media.writer import atomic_write_json, remove_quietly
 
 FAILED_SUFFIX = ".failed.json"
 

@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from pipeline.color import swap_red_blue
+from pipeline.engine.color import swap_red_blue
 from pipeline.config import CONV_LAYERS, LAYERS
 from pipeline.errors import WeightsError
 

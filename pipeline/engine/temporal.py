@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from pipeline.config import Settings
-from pipeline.device import free_after_oom
-from pipeline.flow import consistency_mask, optical_flow, warp
-from pipeline.imaging import prepare, to_rgb8
-from pipeline.stylize import Callback, Stylizer, TemporalTarget
+from pipeline.engine.device import free_after_oom
+from pipeline.engine.flow import consistency_mask, optical_flow, warp
+from pipeline.engine.tensors import prepare, to_rgb8
+from pipeline.engine.stylize import Callback, Stylizer, TemporalTarget
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 style   = sum over style layers of |G(out) - G(style)|^2 / |G(style)|^2, G = F F^T / (C H W)
 content = |F(out) - F(photo)|^2 / |F(photo)|^2 at the content layer
 
-These are the losses of :mod:`pipeline.losses` with unit weights, so the engine
+These are the losses of :mod:`pipeline.engine.losses` with unit weights, so the engine
 optimizes exactly what is reported.
 """
 
@@ -15,11 +15,11 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from pipeline.flow import consistency_mask, optical_flow, warp
-from pipeline.imaging import prepare, to_rgb8
-from pipeline.losses import content_loss, gram, style_loss
-from pipeline.resize import fit_long_side, resize, resize_long_side
-from pipeline.stylize import Encoder
+from pipeline.engine.flow import consistency_mask, optical_flow, warp
+from pipeline.engine.tensors import prepare, to_rgb8
+from pipeline.engine.losses import content_loss, gram, style_loss
+from pipeline.engine.resize import fit_long_side, resize, resize_long_side
+from pipeline.engine.stylize import Encoder
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"

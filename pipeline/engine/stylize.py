@@ -14,13 +14,13 @@ from typing import Callable, Mapping, Sequence, Union
 import torch
 from torch import nn
 
-from pipeline.color import keep_luminance, match_color_histogram, match_luminance
+from pipeline.engine.color import keep_luminance, match_color_histogram, match_luminance
 from pipeline.config import LAYERS, EngineConfig
-from pipeline.cudagraph import GraphedLosses
+from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.errors import NstpipeError
-from pipeline.lbfgs import LBFGS
-from pipeline.losses import gram, gram_error, gram_norm, squared_error, squared_norm, temporal_loss, tv_loss, widen
-from pipeline.resize import fit_long_side, resize, resize_long_side
+from pipeline.engine.lbfgs import LBFGS
+from pipeline.engine.losses import gram, gram_error, gram_norm, squared_error, squared_norm, temporal_loss, tv_loss, widen
+from pipeline.engine.resize import fit_long_side, resize, resize_long_side
 
 Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 LBFGS_HISTORY = 100  # curvature pairs kept, as in jcjohnson/neural-style
@@ -107,7 +107,7 @@ class FeaturePass:
     frozen weights again on every call), and the features come out in bf16: the Gram
     products then run on the bf16 matrix units too (in fp32 they took a fifth of a bf16
     iteration on the CPU), and the losses widen their results to fp32
-    (:mod:`pipeline.losses`), so the image, the loss and the optimizer stay fp32.
+    (:mod:`pipeline.engine.losses`), so the image, the loss and the optimizer stay fp32.
     Channels-last is what the convolutions of cuDNN and oneDNN run fastest on, in fp32 as
     in bf16 (scripts/bench.py times the iterations); MPS keeps the plain layout. The
     caller's encoder is never modified: a changed layout or dtype applies to a copy.
@@ -125,7 +125,7 @@ class FeaturePass:
         if self.channels_last:
             rgb = rgb.contiguous(memory_format=torch.channels_last)
         # No cast cache: the weights are bf16 already, and a cache would hold casts made
-        # while a CUDA graph records (pipeline.cudagraph).
+        # while a CUDA graph records (pipeline.engine.cudagraph).
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
             feats = self.encoder(rgb)
         return feats

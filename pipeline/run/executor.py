@@ -2,7 +2,7 @@
 
 An executor takes a job and an iterable of tasks and reports through ``on_event``:
 :class:`TaskStarted`, the engine's ``Progress``/``ScaleDone`` events, and one
-:class:`~pipeline.worker.TaskResult` per task. It never prints and never raises for a bad
+:class:`~pipeline.jobs.worker.TaskResult` per task. It never prints and never raises for a bad
 input; the summary says what failed.
 """
 
@@ -12,10 +12,10 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
-from pipeline.framestore import FrameStore
-from pipeline.plan import Chunk, ImageTask
-from pipeline.video_job import FramesSummary, VideoJob, run_chunks
-from pipeline.worker import ImageJob, ImageWorker, TaskResult
+from pipeline.media.framestore import FrameStore
+from pipeline.jobs.plan import Chunk, ImageTask
+from pipeline.jobs.video_job import FramesSummary, VideoJob, run_chunks
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult
 
 EventSink = Callable[[object], None]
 

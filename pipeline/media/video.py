@@ -21,10 +21,10 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.color import swap_red_blue
+from pipeline.engine.color import swap_red_blue
 from pipeline.errors import InputError, os_reason, output_error
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
-from pipeline.writer import create_temp, publish, remove_quietly
+from pipeline.media.writer import create_temp, publish, remove_quietly
 
 # 1/90000 s, the MPEG clock: fine enough that any frame time rounds by < 6 microseconds.
 TIME_BASE = Fraction(1, 90000)

@@ -1,6 +1,6 @@
 """Running image tasks on Ray actors: one per GPU, or N on CPUs; the only module that imports ray.
 
-Each actor holds an :class:`~pipeline.worker.ImageWorker` (VGG19 and the style targets
+Each actor holds an :class:`~pipeline.jobs.worker.ImageWorker` (VGG19 and the style targets
 loaded once) and stylizes the inputs of one call (up to its worker's batch, see
 ``Settings.batch``), writing each output atomically itself, so an output folder on a
 cluster must be a path every node sees.
@@ -29,13 +29,13 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError, WorkerCrashedError
 from ray.util.queue import Queue
 
-from pipeline.device import pin_threads
+from pipeline.engine.device import pin_threads
 from pipeline.errors import NstpipeError
-from pipeline.executor import EventSink, Summary, take_batch
-from pipeline.framestore import CHAIN, SEAM, FrameStore
-from pipeline.plan import Chunk, ImageTask
-from pipeline.video_job import FrameDone, FramesSummary, FrameStarted, VideoJob, blend_seam, build_frame_stylizer, chain_groups, stylize_chains
-from pipeline.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
+from pipeline.run.executor import EventSink, Summary, take_batch
+from pipeline.media.framestore import CHAIN, SEAM, FrameStore
+from pipeline.jobs.plan import Chunk, ImageTask
+from pipeline.jobs.video_job import FrameDone, FramesSummary, FrameStarted, VideoJob, blend_seam, build_frame_stylizer, chain_groups, stylize_chains
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
 
@@ -147,7 +147,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
 
 
 class RayExecutor:
-    """The executor interface of :class:`~pipeline.executor.LocalExecutor`, over Ray actors.
+    """The executor interface of :class:`~pipeline.run.executor.LocalExecutor`, over Ray actors.
 
     ``workers`` defaults to one per GPU of the cluster, else 1; CPU workers get
     ``threads`` torch threads each (default: the cluster's CPUs shared out).

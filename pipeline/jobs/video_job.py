@@ -20,12 +20,13 @@ import numpy as np
 
 from pipeline.config import Settings
 from pipeline.errors import InputError
-from pipeline.framestore import CHAIN, SEAM, FrameStore
-from pipeline.imaging import prepare, read_image, to_rgb8
-from pipeline.plan import Chunk
-from pipeline.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
-from pipeline.video import Frame, VideoInfo, VideoWriter, read_frames
-from pipeline.worker import build_stylizer, make_job, source_identity
+from pipeline.media.framestore import CHAIN, SEAM, FrameStore
+from pipeline.engine.tensors import prepare, to_rgb8
+from pipeline.media.imaging import read_image
+from pipeline.jobs.plan import Chunk
+from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
+from pipeline.media.video import Frame, VideoInfo, VideoWriter, read_frames
+from pipeline.jobs.worker import build_stylizer, make_job, source_identity
 
 EventSink = Callable[[object], None]
 

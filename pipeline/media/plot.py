@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from pipeline.metrics import VideoMetrics
-from pipeline.writer import atomic_write_bytes
+from pipeline.engine.metrics import VideoMetrics
+from pipeline.media.writer import atomic_write_bytes
 
 
 def plot_warping_error(metrics: VideoMetrics, path: Path, title: str = "") -> None:

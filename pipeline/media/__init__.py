@@ -1,0 +1,1 @@
+"""Pictures and videos on disk: decoding, encoding, atomic writes, the frame store, plots."""
