@@ -14,12 +14,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from pipeline import __version__
 from pipeline.config import Settings
 from pipeline.engine.device import resolve_batch, resolve_device, visible_gpus
 from pipeline.errors import InputError
+from pipeline.events import EventSink, FrameDone, JobPlanned, Skipped, VideoPlanned
 from pipeline.run.executor import Executor, LocalExecutor, Summary
 from pipeline.jobs.failures import clear_failure, failed_before, record_failure
 from pipeline.media.framestore import FrameStore
@@ -30,27 +31,12 @@ from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images
 from pipeline.engine.resize import fit_long_side
 from pipeline.engine.vgg import VGGFeatures, load_weights
 from pipeline.media.video import VideoInfo, probe, read_frames, temp_tag
-from pipeline.jobs.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
+from pipeline.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job
 from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
 from pipeline.media.writer import atomic_write_json, clean_temp_files, write_image
 
-Report = Callable[[object], None]
 SETTINGS_FILE = "nstpipe-settings.json"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An input whose output is already complete for these settings, or (``failed`` set)
-    one that failed in an earlier run and is unchanged since."""
-
-    task: ImageTask
-    failed: str | None = None
-
-
-@dataclass(frozen=True)
-class JobPlanned:
-    total: int
 
 
 @dataclass
@@ -92,7 +78,7 @@ def settings_record(job: ImageJob, device: str) -> dict[str, object]:
     }
 
 
-def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: Report) -> None:
+def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink) -> None:
     check_inputs(styles, settings)
     read_rgb(content, draft_side=64, max_pixels=settings.max_pixels)
     check_writable(output.parent)
@@ -135,7 +121,7 @@ def stylize_folder(
     styles: Sequence[Path],
     output: Path,
     settings: Settings,
-    report: Report,
+    report: EventSink,
     executor: Executor | None = None,
     retry_failed: bool = False,
 ) -> FolderOutcome:
@@ -197,7 +183,7 @@ def stylize_video(
     styles: Sequence[Path],
     output: Path,
     settings: Settings,
-    report: Report,
+    report: EventSink,
     work_dir: Path | None = None,
     limit: int | None = None,
     keep_frames: bool = False,
@@ -284,7 +270,7 @@ def measure_video(
     stylized: Path,
     style: Path | None,
     settings: Settings,
-    report: Report,
+    report: EventSink,
 ) -> VideoMetrics:
     """``nstpipe metrics``: E_warp of ``stylized`` and of ``source``, and per-frame distances."""
     source_info, stylized_info = probe(source), probe(stylized)

@@ -72,10 +72,10 @@ from pipeline.config import EngineConfig, build_settings  # noqa: E402
 from pipeline.engine.device import resolve_device  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from pipeline.engine.stylize import Objective, Progress, Stylizer  # noqa: E402
+from pipeline.engine.stylize import Objective, Stylizer  # noqa: E402
+from pipeline.events import FrameDone, Progress  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.media.writer import atomic_write_json  # noqa: E402
-from pipeline.jobs.video_job import FrameDone  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 # The floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43

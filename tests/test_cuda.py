@@ -23,7 +23,8 @@ from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.engine.device import resolve_batch, resolve_device
 from pipeline.media.imaging import read_image, read_rgb
 from pipeline.jobs.plan import ImageTask
-from pipeline.engine.stylize import GRAPH_MIN_STEPS, Objective, Progress, Stylizer, resolve_precision
+from pipeline.engine.stylize import GRAPH_MIN_STEPS, Objective, Stylizer, resolve_precision
+from pipeline.events import Progress
 from pipeline.engine.temporal import FrameInput, FrameStylizer
 from pipeline.engine.vgg import VGGFeatures, VGGWeights
 from pipeline.media.video import probe

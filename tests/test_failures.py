@@ -12,9 +12,10 @@ from typing import Callable, Iterable
 import numpy as np
 import pytest
 
-from pipeline.app import Skipped, stylize_folder
+from pipeline.app import stylize_folder
 from pipeline.config import build_settings
 from pipeline.errors import OutputError
+from pipeline.events import Skipped
 from pipeline.run.executor import Summary
 from pipeline.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
 from pipeline.jobs.plan import ImageTask

@@ -24,7 +24,7 @@ from helpers import DATA
 from pipeline.app import stylize_folder, stylize_video
 from pipeline.config import DEFAULT_MAX_PIXELS, build_settings
 from pipeline.errors import ConfigError, InputError
-from pipeline.run.executor import TaskStarted
+from pipeline.events import TaskStarted
 from pipeline.jobs.plan import ImageTask
 from pipeline.media.video import probe
 from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged, source_identity

@@ -21,7 +21,8 @@ from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.media.imaging import read_rgb
 from pipeline.media.video import probe, read_frames
 from pipeline.engine.temporal import FrameInput, StylizedFrame
-from pipeline.jobs.video_job import FrameDone, FrameStarted, VideoPlanned, chain_groups, make_video_job, stylize_chain, stylize_chains
+from pipeline.events import FrameDone, FrameStarted, VideoPlanned
+from pipeline.jobs.video_job import chain_groups, make_video_job, stylize_chain, stylize_chains
 from pipeline.engine.metrics import warping_errors
 from pipeline.jobs.plan import Chunk, plan_chunks
 

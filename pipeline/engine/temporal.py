@@ -26,7 +26,8 @@ from pipeline.config import Settings
 from pipeline.engine.device import free_after_oom
 from pipeline.engine.flow import consistency_mask, optical_flow, warp
 from pipeline.engine.tensors import prepare, to_rgb8
-from pipeline.engine.stylize import Callback, Stylizer, TemporalTarget
+from pipeline.engine.stylize import Stylizer, TemporalTarget
+from pipeline.events import EventSink
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,13 @@ class FrameStylizer:
         source: np.ndarray,
         previous_source: np.ndarray | None = None,
         previous_output: np.ndarray | None = None,
-        callback: Callback | None = None,
+        callback: EventSink | None = None,
     ) -> StylizedFrame:
         frame = FrameInput(source, previous_source, previous_output)
         start = frame_start(self.mode, source, previous_source, previous_output)
         return self._batch([frame], [start], callback)[0]
 
-    def stylize_many(self, frames: Sequence[FrameInput], callback: Callback | None = None) -> list[StylizedFrame]:
+    def stylize_many(self, frames: Sequence[FrameInput], callback: EventSink | None = None) -> list[StylizedFrame]:
         """Frames of one size from different chains, optimized together; results in order.
 
         The chained frames (those with a predecessor) form one batch and the others one
@@ -150,7 +151,7 @@ class FrameStylizer:
             results.update(zip(group, done))
         return [results[i] for i in range(len(frames))]
 
-    def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: Callback | None) -> list[StylizedFrame]:
+    def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: EventSink | None) -> list[StylizedFrame]:
         """Frames whose starts are all first frames or all chained ones, in one run."""
         content = torch.cat([prepare(f.source) for f in frames])
         if starts[0].init is None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.config import Settings
 from pipeline.errors import InputError
+from pipeline.events import Encoding, EventSink, FrameDone, FrameStarted
 from pipeline.media.framestore import CHAIN, SEAM, FrameStore
 from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.media.imaging import read_image
@@ -27,8 +28,6 @@ from pipeline.jobs.plan import Chunk
 from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
 from pipeline.media.video import Frame, VideoInfo, VideoWriter, read_frames
 from pipeline.jobs.worker import build_stylizer, make_job, source_identity
-
-EventSink = Callable[[object], None]
 
 
 @dataclass(frozen=True)
@@ -38,29 +37,6 @@ class VideoJob:
     source: Path
     info: VideoInfo
     fingerprint: str
-
-
-@dataclass(frozen=True)
-class VideoPlanned:
-    frames: int  # frames this run will have when done
-    done: int  # already in the work folder
-
-
-@dataclass(frozen=True)
-class FrameStarted:
-    index: int
-
-
-@dataclass(frozen=True)
-class FrameDone:
-    index: int
-    iterations: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Encoding:
-    frames: int
 
 
 @dataclass

@@ -17,10 +17,11 @@ import torch
 from pipeline.config import Settings
 from pipeline.engine.device import free_after_oom, resolve_batch, resolve_device
 from pipeline.errors import InputError, NstpipeError, os_reason
+from pipeline.events import EventSink
 from pipeline.engine.tensors import to_rgb8
 from pipeline.media.imaging import read_image
 from pipeline.jobs.plan import ImageTask
-from pipeline.engine.stylize import Callback, Result, Stylizer
+from pipeline.engine.stylize import Result, Stylizer
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
 from pipeline.media.writer import read_record, write_png
 
@@ -114,15 +115,15 @@ class ImageWorker:
         settings = self.job.settings
         return resolve_batch(settings.batch, self.stylizer.device, settings.size, settings.engine)
 
-    def stylize_file(self, source: Path, callback: Callback | None = None) -> Result:
+    def stylize_file(self, source: Path, callback: EventSink | None = None) -> Result:
         content = read_image(source, self.job.settings.size, self.job.settings.max_pixels)
         return self.stylizer.run(content, init=self.init_image, callback=callback)
 
-    def process(self, task: ImageTask, callback: Callback | None = None) -> TaskResult:
+    def process(self, task: ImageTask, callback: EventSink | None = None) -> TaskResult:
         """Stylize one file and write its output atomically (see :meth:`process_batch`)."""
         return self.process_batch([task], callback)[0]
 
-    def process_batch(self, tasks: Sequence[ImageTask], callback: Callback | None = None) -> list[TaskResult]:
+    def process_batch(self, tasks: Sequence[ImageTask], callback: EventSink | None = None) -> list[TaskResult]:
         """Stylize several files and write each output atomically; results in task order.
 
         The pictures of one size are optimized together, as one batch. A bad input becomes
@@ -144,7 +145,7 @@ class ImageWorker:
             results.update(self._stylize_group(group, callback, start))
         return [results[index] for index in range(len(tasks))]
 
-    def _stylize_group(self, group: list[_Loaded], callback: Callback | None, start: float) -> dict[int, TaskResult]:
+    def _stylize_group(self, group: list[_Loaded], callback: EventSink | None, start: float) -> dict[int, TaskResult]:
         try:
             result = self.stylizer.run(torch.cat([item.content for item in group]), init=self.init_image, callback=callback)
         except torch.cuda.OutOfMemoryError:

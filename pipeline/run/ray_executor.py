@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
 import ray
@@ -31,21 +30,14 @@ from ray.util.queue import Queue
 
 from pipeline.engine.device import pin_threads
 from pipeline.errors import NstpipeError
-from pipeline.run.executor import EventSink, Summary, take_batch
+from pipeline.events import EventSink, FrameDone, FrameStarted, WorkerLost
+from pipeline.run.executor import Summary, take_batch
 from pipeline.media.framestore import CHAIN, SEAM, FrameStore
 from pipeline.jobs.plan import Chunk, ImageTask
-from pipeline.jobs.video_job import FrameDone, FramesSummary, FrameStarted, VideoJob, blend_seam, build_frame_stylizer, chain_groups, stylize_chains
+from pipeline.jobs.video_job import FramesSummary, VideoJob, blend_seam, build_frame_stylizer, chain_groups, stylize_chains
 from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
-
-
-@dataclass(frozen=True)
-class WorkerLost:
-    """``task`` killed its worker on every one of ``attempts`` tries; it is skipped."""
-
-    task: ImageTask
-    attempts: int
 
 
 class _ImageActor:
