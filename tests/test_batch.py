@@ -18,6 +18,7 @@ import torch
 from helpers import DATA
 from pipeline.app import FolderOutcome, stylize_folder
 from pipeline.config import build_settings
+from pipeline.engine.device import run_or_split
 from pipeline.run.executor import LocalExecutor
 from pipeline.media.imaging import read_rgb
 from pipeline.jobs.plan import ImageTask
@@ -151,3 +152,28 @@ def test_a_batch_out_of_gpu_memory_goes_one_picture_at_a_time(
     fits["pictures"] = 0
     with pytest.raises(torch.cuda.OutOfMemoryError):  # not the input's fault: the run stops
         worker.process(task_for(tmp_path / "again", sources[0]))
+
+
+def test_run_or_split_runs_alone_only_what_ran_out_of_memory_together() -> None:
+    calls: list[list[int]] = []
+    handling: list[object] = []
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        handling.append(sys.exc_info()[0])
+        if len(items) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return [10 * item for item in items]
+
+    assert run_or_split([1, 2, 3], run) == [10, 20, 30]
+    assert calls == [[1, 2, 3], [1], [2], [3]] and handling == [None] * 4
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        run_or_split([4], lambda items: run([*items, *items]))
+
+
+def test_run_or_split_lets_other_errors_through_untouched() -> None:
+    def run(items: list[int]) -> list[int]:
+        raise ValueError("not a memory problem")
+
+    with pytest.raises(ValueError):
+        run_or_split([1, 2], run)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from pipeline.config import Settings
-from pipeline.engine.device import free_after_oom
+from pipeline.engine.device import run_or_split
 from pipeline.engine.flow import consistency_mask, optical_flow, warp
 from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.engine.stylize import Stylizer, TemporalTarget
@@ -141,13 +141,8 @@ class FrameStylizer:
             group = [i for i, start in enumerate(starts) if (start.init is not None) == chained]
             if not group:
                 continue
-            try:
-                done = self._batch([frames[i] for i in group], [starts[i] for i in group], callback)
-            except torch.cuda.OutOfMemoryError:
-                done = []  # retried below, outside this handler (see free_after_oom)
-            if not done:
-                free_after_oom()  # then one at a time, from the starts (and flows) already computed
-                done = [self._batch([frames[i]], [starts[i]], callback)[0] for i in group]
+            # One at a time after running out of GPU memory, from the starts (and flows) already computed.
+            done = run_or_split(group, lambda part: self._batch([frames[i] for i in part], [starts[i] for i in part], callback))
             results.update(zip(group, done))
         return [results[i] for i in range(len(frames))]
 

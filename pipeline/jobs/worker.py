@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from pipeline.config import Settings
-from pipeline.engine.device import free_after_oom, resolve_batch, resolve_device
+from pipeline.engine.device import resolve_batch, resolve_device, run_or_split
 from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.events import EventSink
 from pipeline.engine.tensors import to_rgb8
@@ -146,25 +146,21 @@ class ImageWorker:
         return [results[index] for index in range(len(tasks))]
 
     def _stylize_group(self, group: list[_Loaded], callback: EventSink | None, start: float) -> dict[int, TaskResult]:
+        """Pictures of one size, together, or one at a time when together they run out of GPU memory."""
+        results = run_or_split(group, lambda items: self._stylize_together(items, callback, start))
+        return {item.index: result for item, result in zip(group, results)}
+
+    def _stylize_together(self, items: Sequence[_Loaded], callback: EventSink | None, start: float) -> list[TaskResult]:
         try:
-            result = self.stylizer.run(torch.cat([item.content for item in group]), init=self.init_image, callback=callback)
-        except torch.cuda.OutOfMemoryError:
-            if len(group) == 1:
-                raise
-            result = None  # retried below, outside this handler (see free_after_oom)
+            result = self.stylizer.run(torch.cat([item.content for item in items]), init=self.init_image, callback=callback)
         except (NstpipeError, OSError) as exc:
             # Such as a picture too thin for the layers: the same for every picture of this size.
-            return {item.index: _failed(item.task, exc, start) for item in group}
-        if result is None:
-            # The memory estimate behind an automatic batch was too hopeful for this GPU
-            # (or another process took memory since): these pictures go one at a time.
-            free_after_oom()
-            return {index: r for item in group for index, r in self._stylize_group([item], callback, start).items()}
-        done: dict[int, TaskResult] = {}
-        for i, item in enumerate(group):
+            return [_failed(item.task, exc, start) for item in items]
+        done = []
+        for i, item in enumerate(items):
             record = {"fingerprint": self.job.fingerprint, "source": item.identity}
             write_png(item.task.output, to_rgb8(result.image[i]), record)
-            done[item.index] = TaskResult(item.task, True, iterations=result.item_iterations[i], seconds=time.perf_counter() - start)
+            done.append(TaskResult(item.task, True, iterations=result.item_iterations[i], seconds=time.perf_counter() - start))
         return done
 
 
