@@ -25,9 +25,9 @@ from pipeline.app import stylize_folder, stylize_video
 from pipeline.config import DEFAULT_MAX_PIXELS, build_settings
 from pipeline.errors import ConfigError, InputError
 from pipeline.events import TaskStarted
-from pipeline.jobs.plan import ImageTask
+from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.media.video import probe
-from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged, source_identity
+from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged
 from pipeline.media.writer import read_record
 
 FAST = ("--preset", "fast", "--size", "32", "-n", "1", "--scales", "1", "-q")

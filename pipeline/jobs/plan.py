@@ -28,6 +28,12 @@ class ImageTask:
     output: Path
 
 
+def source_identity(path: Path) -> dict[str, int]:
+    """What tells a changed input from the one that was stylized, without reading it."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def is_image_name(name: str) -> bool:
     return PurePath(name).suffix.lower() in IMAGE_SUFFIXES
 

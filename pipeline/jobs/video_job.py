@@ -24,10 +24,10 @@ from pipeline.events import Encoding, EventSink, FrameDone, FrameStarted
 from pipeline.media.framestore import CHAIN, SEAM, FrameStore
 from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.media.imaging import read_image
-from pipeline.jobs.plan import Chunk
+from pipeline.jobs.plan import Chunk, source_identity
 from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
 from pipeline.media.video import Frame, VideoInfo, VideoWriter, read_frames
-from pipeline.jobs.worker import build_stylizer, make_job, source_identity
+from pipeline.jobs.worker import build_stylizer, make_job
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.events import EventSink
 from pipeline.engine.tensors import to_rgb8
 from pipeline.media.imaging import read_image
-from pipeline.jobs.plan import ImageTask
+from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.engine.stylize import Result, Stylizer
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
 from pipeline.media.writer import read_record, write_png
@@ -55,11 +55,6 @@ def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
 
 def weights_identity(spec: str) -> str:
     return spec if spec in ("embedded", "torchvision") else f"file:{sha256_file(Path(spec))}"
-
-
-def source_identity(path: Path) -> dict[str, int]:
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def read_unchanged(path: Path, long_side: int, max_pixels: int, tries: int = 2) -> tuple[torch.Tensor, dict[str, int]]:
