@@ -87,7 +87,7 @@ def test_a_batch_of_mixed_sizes_runs_one_optimization_per_size(
     together = worker.process_batch([task_for(tmp_path / "together", s) for s in sources])
     assert engine_batches == [(3, 3, 24, 32), (2, 3, 32, 20)]
     assert [r.task.source for r in together] == sources and all(r.ok for r in together)
-    alone = [worker.process(task_for(tmp_path / "alone", s)) for s in sources]
+    alone = [worker.process_batch([task_for(tmp_path / "alone", s)])[0] for s in sources]
     for single, batched, (height, width) in zip(alone, together, shapes):
         assert read_rgb(batched.task.output).shape == (height, width, 3)
         assert_same_picture(single.task.output, batched.task.output)
@@ -151,7 +151,7 @@ def test_a_batch_out_of_gpu_memory_goes_one_picture_at_a_time(
     assert all(r.ok for r in results) and all(r.task.output.is_file() for r in results)
     fits["pictures"] = 0
     with pytest.raises(torch.cuda.OutOfMemoryError):  # not the input's fault: the run stops
-        worker.process(task_for(tmp_path / "again", sources[0]))
+        worker.process_batch([task_for(tmp_path / "again", sources[0])])[0]
 
 
 def test_run_or_split_runs_alone_only_what_ran_out_of_memory_together() -> None:

@@ -248,7 +248,7 @@ def test_an_image_batch_that_runs_out_of_gpu_memory_is_painted_one_picture_at_a_
     worker = ImageWorker(make_job(dataclasses.replace(gpu_settings(512, graphs), batch=4), [PAINTING]))
     sources = [make_rgb(tmp_path / "in" / f"p{i}.png", 512, 512, seed=i) for i in range(4)]
     tasks = [ImageTask(source=s, relative=Path(s.name), output=tmp_path / "out" / s.name) for s in sources]
-    results = run_out_of_memory(lambda: worker.process(tasks[0]), lambda: worker.process_batch(tasks), engine_batches)
+    results = run_out_of_memory(lambda: worker.process_batch([tasks[0]])[0], lambda: worker.process_batch(tasks), engine_batches)
     assert all(r.ok for r in results), [r.error for r in results]
     assert all(read_rgb(t.output).shape == (512, 512, 3) for t in tasks)
 

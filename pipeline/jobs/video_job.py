@@ -90,21 +90,6 @@ def count_done(store: FrameStore, frames: int) -> int:
     return sum(1 for index in range(frames) if store.is_done(index))
 
 
-def stylize_chain(
-    job: VideoJob,
-    store: FrameStore,
-    chunk: Chunk,
-    on_event: EventSink,
-    make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
-) -> FramesSummary:
-    """The frames of ``chunk`` not yet in ``store``, in order, each from its saved predecessor.
-
-    The chunk's first frame has no predecessor (it is painted like a photo); the rest
-    start from the frame before them, read back from the store after a resume.
-    """
-    return stylize_chains(job, store, [chunk], on_event, make_stylizer)
-
-
 def stylize_chains(
     job: VideoJob,
     store: FrameStore,
@@ -112,11 +97,14 @@ def stylize_chains(
     on_event: EventSink,
     make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
 ) -> FramesSummary:
-    """Several chains in step: the next frame of each is stylized in one batch.
+    """The frames of each chunk not yet in ``store``, in order, each from its saved
+    predecessor; the chains in step, the next frame of each stylized in one batch.
 
-    Each chain is :func:`stylize_chain`'s walk of its own chunk; a GPU that one frame
-    leaves partly idle paints as many chains in about the time of one. After a resume the
-    chains stand at different frames, and a chain that is done drops out of the batch.
+    A chunk's first frame has no predecessor (it is painted like a photo); the rest start
+    from the frame before them, read back from the store after a resume. A GPU that one
+    frame leaves partly idle paints as many chains in about the time of one. After a
+    resume the chains stand at different frames, and a chain that is done drops out of
+    the batch.
     """
     walks = [_ChainWalk(job, store, chunk) for chunk in chunks]
     stylizer: FrameStylizer | None = None  # the model loads only when a frame needs it

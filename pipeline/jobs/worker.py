@@ -114,10 +114,6 @@ class ImageWorker:
         content = read_image(source, self.job.settings.size, self.job.settings.max_pixels)
         return self.stylizer.run(content, init=self.init_image, callback=callback)
 
-    def process(self, task: ImageTask, callback: EventSink | None = None) -> TaskResult:
-        """Stylize one file and write its output atomically (see :meth:`process_batch`)."""
-        return self.process_batch([task], callback)[0]
-
     def process_batch(self, tasks: Sequence[ImageTask], callback: EventSink | None = None) -> list[TaskResult]:
         """Stylize several files and write each output atomically; results in task order.
 
