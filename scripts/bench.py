@@ -528,7 +528,7 @@ def paint_video(args: argparse.Namespace, out: Path, style: Path, mode: str, siz
 def run_video_batching(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """The whole clip with --temporal flow as one chain (--batch 1) and as the chains the
     automatic batch paints in step (--batch 0): wall time, and the quality each keeps."""
-    from pipeline.app import video_batch
+    from pipeline.jobs.video_job import video_batch
     from pipeline.media.video import probe
 
     out = args.out / "video_batch"

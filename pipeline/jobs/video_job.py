@@ -19,6 +19,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from pipeline.config import Settings
+from pipeline.engine.device import resolve_batch, resolve_device
+from pipeline.engine.resize import fit_long_side
 from pipeline.errors import InputError
 from pipeline.events import Encoding, EventSink, FrameDone, FrameStarted
 from pipeline.media.framestore import CHAIN, SEAM, FrameStore
@@ -88,6 +90,20 @@ def source_frames(job: VideoJob, start: int = 0, stop: int | None = None) -> Ite
 
 def count_done(store: FrameStore, frames: int) -> int:
     return sum(1 for index in range(frames) if store.is_done(index))
+
+
+def video_batch(settings: Settings, info: VideoInfo) -> int:
+    """Chains a worker paints in step: ``batch``, or for 0 (auto) what the memory of this
+    machine's device holds at the output frame size (1 on CPU and MPS). The chains are
+    planned here, before any worker starts, so on a cluster whose GPUs are elsewhere
+    auto gives 1: there, say ``--batch``."""
+    side = max(output_frame_size(info.height, info.width, settings))
+    return resolve_batch(settings.batch, resolve_device(settings.device), side, settings.engine)
+
+
+def output_frame_size(height: int, width: int, settings: Settings) -> tuple[int, int]:
+    """(height, width) of the painted frames of a video whose frames are ``height x width``."""
+    return fit_long_side(height, width, settings.size) if settings.size else (height, width)
 
 
 def stylize_chains(

@@ -21,9 +21,10 @@ from pipeline.events import EventSink
 from pipeline.engine.tensors import to_rgb8
 from pipeline.media.imaging import read_image
 from pipeline.jobs.plan import ImageTask, source_identity
+from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
 from pipeline.engine.stylize import Result, Stylizer
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
-from pipeline.media.writer import read_record, write_png
+from pipeline.media.writer import read_record, write_image, write_png
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,23 @@ def is_done(task: ImageTask, fingerprint: str) -> bool:
         return False
 
 
+def build_encoder(settings: Settings, layers: Sequence[str], pooling: str, device: torch.device) -> VGGFeatures:
+    """VGG19 with the weights of ``settings``, answering ``layers``, on ``device``."""
+    return VGGFeatures(load_weights(settings.weights), layers, pooling).to(device)
+
+
 def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
     device = resolve_device(settings.device)
     engine = settings.engine
-    encoder = VGGFeatures(load_weights(settings.weights), engine.layers, engine.pooling).to(device)
+    encoder = build_encoder(settings, engine.layers, engine.pooling, device)
     # Styles are read at full size; the stylizer resizes them per output size.
     style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
     return Stylizer(encoder, style_images, engine, device)
+
+
+def metrics_encoder(settings: Settings, device: torch.device) -> VGGFeatures:
+    """The VGG19 that ``nstpipe metrics`` measures with: the benchmarks' layers, max pooling."""
+    return build_encoder(settings, tuple(dict.fromkeys((CONTENT_LAYER, *STYLE_LAYERS))), "max", device)
 
 
 class ImageWorker:
@@ -110,9 +121,12 @@ class ImageWorker:
         settings = self.job.settings
         return resolve_batch(settings.batch, self.stylizer.device, settings.size, settings.engine)
 
-    def stylize_file(self, source: Path, callback: EventSink | None = None) -> Result:
+    def stylize_file(self, source: Path, output: Path, callback: EventSink | None = None) -> Result:
+        """Stylize ``source`` into ``output``, in any format :func:`~pipeline.media.writer.write_image` knows."""
         content = read_image(source, self.job.settings.size, self.job.settings.max_pixels)
-        return self.stylizer.run(content, init=self.init_image, callback=callback)
+        result = self.stylizer.run(content, init=self.init_image, callback=callback)
+        write_image(output, to_rgb8(result.image))
+        return result
 
     def process_batch(self, tasks: Sequence[ImageTask], callback: EventSink | None = None) -> list[TaskResult]:
         """Stylize several files and write each output atomically; results in task order.
