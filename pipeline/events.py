@@ -87,17 +87,23 @@ class WorkerLost:
 
 @dataclass(frozen=True)
 class VideoPlanned:
+    """A video's frames are planned, before any is painted (also before ``nstpipe metrics``)."""
+
     frames: int  # frames this run will have when done
     done: int  # already in the work folder
 
 
 @dataclass(frozen=True)
 class FrameStarted:
+    """A worker starts painting frame ``index`` (again, for a frame of a seam)."""
+
     index: int
 
 
 @dataclass(frozen=True)
 class FrameDone:
+    """Frame ``index`` is in the frame store (or measured, for ``nstpipe metrics``)."""
+
     index: int
     iterations: int
     seconds: float
