@@ -81,8 +81,8 @@ def free_after_oom() -> None:
     Callers call this after their ``except`` block, never inside it: while the handler
     runs, the exception's traceback holds the frames of the failed run and with them every
     activation it made, so a retry from inside the handler starts with the GPU as full as
-    when it failed. tests/test_batch.py and tests/test_temporal.py check where the retry
-    runs; tests/test_cuda.py runs out of real GPU memory.
+    when it failed. tests/jobs/test_worker.py and tests/engine/test_temporal.py check where the retry
+    runs; tests/engine/test_cuda.py runs out of real GPU memory.
     """
     gc.collect()  # whatever of the failed run sits in reference cycles
     if torch.cuda.is_initialized():

@@ -3,7 +3,7 @@ compiled pass, batching, the fallbacks after running out of real GPU memory, and
 commands end to end.
 
 Skipped where no CUDA GPU is visible (CI has none). On a GPU machine:
-``python -m pytest tests/test_cuda.py``. Speed is measured by scripts/bench.py, never here.
+``python -m pytest tests/engine/test_cuda.py``. Speed is measured by scripts/bench.py, never here.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pipeline.jobs.worker import ImageWorker, build_stylizer, make_job
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
 CUDA = torch.device("cuda")
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 PHOTO, PAINTING, CLIP = ASSETS / "tubingen.jpg", ASSETS / "starry_night.jpg", ASSETS / "clip.mp4"
 
 

@@ -146,7 +146,7 @@ def test_a_batch_out_of_gpu_memory_goes_one_picture_at_a_time(
     results = worker.process_batch([task_for(tmp_path / "out", s) for s in sources])
     assert sizes == [3, 1, 1, 1]
     # Retried after the handler, not inside it: there, the traceback would still hold the
-    # failed batch's activations (tests/test_cuda.py runs out of real GPU memory).
+    # failed batch's activations (tests/engine/test_cuda.py runs out of real GPU memory).
     assert handling == [None] * 4
     assert all(r.ok for r in results) and all(r.task.output.is_file() for r in results)
     fits["pictures"] = 0
