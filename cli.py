@@ -318,9 +318,7 @@ class _ProgressBar:
             self.progress.update(task.id, rate=f"{speed:.2f}/s" if speed else "")
 
     def _dispatch(self, event: object) -> None:
-        from pipeline.app import JobPlanned, Skipped
-        from pipeline.run.executor import TaskStarted
-        from pipeline.engine.stylize import Progress, ScaleDone
+        from pipeline.events import JobPlanned, Progress, ScaleDone, Skipped, TaskStarted
         from pipeline.jobs.worker import TaskResult
 
         if isinstance(event, Progress):
@@ -338,7 +336,7 @@ class _ProgressBar:
             self._video_event(event)
 
     def _video_event(self, event: object) -> None:
-        from pipeline.jobs.video_job import Encoding, FrameDone, FrameStarted, VideoPlanned
+        from pipeline.events import Encoding, FrameDone, FrameStarted, VideoPlanned
 
         if isinstance(event, VideoPlanned):
             self.files = self.progress.add_task("frames", total=event.frames, completed=event.done, rate="")

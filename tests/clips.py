@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import av
 import numpy as np
 
+from pipeline.engine.metrics import frame_warping_error
 from pipeline.media.video import VideoInfo, VideoWriter, probe, read_frames
 
 SAMPLE_RATE = 16000
@@ -100,6 +101,12 @@ def audio_times_from_picture_start(path: Path) -> list[float]:
 def video_times(path: Path) -> list[float]:
     with av.open(str(path)) as container:
         return sorted(float(f.pts * f.time_base) for f in container.decode(video=0))
+
+
+def warping_errors(source: Iterable[np.ndarray], stylized: Iterable[np.ndarray]) -> list[float]:
+    """E_warp of frames 1..T-1 of two equally long frame streams, each against the frame before."""
+    pairs = list(zip(source, stylized, strict=True))
+    return [frame_warping_error(a[0], b[0], a[1], b[1]) for a, b in zip(pairs, pairs[1:])]
 
 
 def is_red(rgb: np.ndarray) -> bool:

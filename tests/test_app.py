@@ -11,12 +11,13 @@ from typing import Callable, Iterable
 import numpy as np
 import pytest
 
-from pipeline.app import SETTINGS_FILE, JobPlanned, Skipped, check_inputs, check_writable, stylize_folder
+from pipeline.app import SETTINGS_FILE, check_inputs, check_writable, stylize_folder
 from pipeline.config import build_settings
 from pipeline.errors import InputError
-from pipeline.run.executor import LocalExecutor, Summary, TaskStarted
-from pipeline.jobs.plan import ImageTask
-from pipeline.jobs.worker import ImageJob, TaskResult, is_done, make_job, source_identity
+from pipeline.events import JobPlanned, Skipped, TaskStarted
+from pipeline.run.executor import LocalExecutor, Summary
+from pipeline.jobs.plan import ImageTask, source_identity
+from pipeline.jobs.worker import ImageJob, TaskResult, is_done, make_job
 from pipeline.media.writer import TEMP_PREFIX, write_png
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})

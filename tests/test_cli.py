@@ -296,9 +296,7 @@ def test_progress_bar_counts_frames_and_images_from_events() -> None:
     from rich.progress import Progress as Bars
 
     from cli import _ProgressBar
-    from pipeline.app import JobPlanned, Skipped
-    from pipeline.engine.stylize import Progress
-    from pipeline.jobs.video_job import FrameDone, FrameStarted, VideoPlanned
+    from pipeline.events import FrameDone, FrameStarted, JobPlanned, Progress, Skipped, VideoPlanned
 
     bars = Bars(console=Console(file=io.StringIO()))
     bar = _ProgressBar(bars)

@@ -4,7 +4,7 @@ nothing partial under a final name, and complete once there is space, without re
 The tmpfs is mounted in a private mount namespace (``unshare --user --map-root-user
 --mount``), so no privileges are needed and nothing outlives the test; where user
 namespaces are not allowed the test is skipped (the ENOSPC paths are also covered with
-injected write errors in tests/test_failures.py).
+injected write errors in tests/jobs/test_failures.py).
 """
 
 from __future__ import annotations

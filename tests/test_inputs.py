@@ -24,10 +24,10 @@ from helpers import DATA
 from pipeline.app import stylize_folder, stylize_video
 from pipeline.config import DEFAULT_MAX_PIXELS, build_settings
 from pipeline.errors import ConfigError, InputError
-from pipeline.run.executor import TaskStarted
-from pipeline.jobs.plan import ImageTask
+from pipeline.events import TaskStarted
+from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.media.video import probe
-from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged, source_identity
+from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged
 from pipeline.media.writer import read_record
 
 FAST = ("--preset", "fast", "--size", "32", "-n", "1", "--scales", "1", "-q")
@@ -152,7 +152,7 @@ def test_file_rewritten_while_read_is_read_again(tmp_path: Path, worker: ImageWo
     source = tmp_path / "photo.png"
     rewrite(source, (255, 0, 0))
     calls = changing_reader(monkeypatch, source, times=1)
-    result = worker.process(task := task_for(tmp_path, source))
+    result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert result.ok and len(calls) == 2
     # The record vouches for the bytes of the second read: the file as it now is.
     assert read_record(task.output)["source"] == source_identity(source)
@@ -163,7 +163,7 @@ def test_file_that_keeps_changing_is_reported_not_recorded(tmp_path: Path, worke
     source = tmp_path / "photo.png"
     rewrite(source, (255, 0, 0))
     changing_reader(monkeypatch, source, times=5)
-    result = worker.process(task := task_for(tmp_path, source))
+    result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert not result.ok and result.error == f"{source}: changed while it was being read (is it still being written?)"
     assert not task.output.exists() and not is_done(task, worker.job.fingerprint)
 
@@ -180,7 +180,7 @@ def test_file_changed_after_the_read_is_redone_next_time(tmp_path: Path, worker:
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(worker.stylizer, "run", run_then_change)
-    result = worker.process(task := task_for(tmp_path, source))
+    result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert result.ok and task.output.is_file()
     assert not is_done(task, worker.job.fingerprint)
 
@@ -189,7 +189,7 @@ def test_file_changed_after_the_read_is_redone_next_time(tmp_path: Path, worker:
 def test_odd_and_one_pixel_images_are_stylized(tmp_path: Path, worker: ImageWorker, size: tuple[int, int], expected: tuple[int, int]) -> None:
     source = tmp_path / "odd.png"
     Image.new("RGB", size, (200, 30, 30)).save(source)
-    result = worker.process(task := task_for(tmp_path, source))
+    result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert result.ok, result.error
     with Image.open(task.output) as img:
         assert img.size == expected
@@ -201,7 +201,7 @@ def test_too_thin_a_picture_is_reported_not_a_crash(tmp_path: Path, worker: Imag
     15 would come out as nothing (PyTorch raised RuntimeError, which stopped the whole run)."""
     source = tmp_path / "thin.png"
     Image.new("RGB", size, (200, 30, 30)).save(source)
-    result = worker.process(task := task_for(tmp_path, source))
+    result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert not result.ok and not task.output.exists()
     assert result.error.startswith(f"{source}: too thin to stylize at ") and "at least 16 on each side (raise --size)" in result.error
 
@@ -258,5 +258,5 @@ def test_a_thin_style_image_is_scaled_up_enough_for_the_layers(tmp_path: Path) -
     worker = ImageWorker(make_job(SETTINGS, [style]))
     source = tmp_path / "photo.png"
     Image.new("RGB", (32, 24), (200, 30, 30)).save(source)
-    result = worker.process(task_for(tmp_path, source))
+    result = worker.process_batch([task_for(tmp_path, source)])[0]
     assert result.ok, result.error

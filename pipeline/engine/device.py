@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Callable, Sequence, TypeVar
 
 import torch
 
@@ -15,6 +16,9 @@ MAX_AUTO_BATCH = 8
 # margin for what the estimate leaves out (the allocator's slack, cuDNN workspaces, the
 # style and content targets) and for other users of the GPU.
 BATCH_MEMORY_SHARE = 0.75
+
+Item = TypeVar("Item")
+Out = TypeVar("Out")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -77,9 +81,26 @@ def free_after_oom() -> None:
     Callers call this after their ``except`` block, never inside it: while the handler
     runs, the exception's traceback holds the frames of the failed run and with them every
     activation it made, so a retry from inside the handler starts with the GPU as full as
-    when it failed. tests/test_batch.py and tests/test_temporal.py check where the retry
-    runs; tests/test_cuda.py runs out of real GPU memory.
+    when it failed. tests/jobs/test_worker.py and tests/engine/test_temporal.py check where the retry
+    runs; tests/engine/test_cuda.py runs out of real GPU memory.
     """
     gc.collect()  # whatever of the failed run sits in reference cycles
     if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
+
+
+def run_or_split(items: Sequence[Item], run: Callable[[Sequence[Item]], list[Out]]) -> list[Out]:
+    """``run(items)``, or, when that runs out of GPU memory, ``run`` on each item alone.
+
+    The memory estimate behind an automatic batch can be too hopeful for a GPU (or another
+    process took memory since); the items then go one at a time, after
+    :func:`free_after_oom`. A single item that runs out of memory raises: there is
+    nothing smaller to try, and the run stops.
+    """
+    try:
+        return run(items)
+    except torch.cuda.OutOfMemoryError:
+        if len(items) == 1:
+            raise
+    free_after_oom()  # here, after the handler (see there)
+    return [out for item in items for out in run([item])]

@@ -10,7 +10,7 @@ optimizes exactly what is reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -76,15 +76,6 @@ def frame_warping_error(
     diff = (prepare(out_cur) - warp(prepare(out_prev), backward)).pow(2).sum(1)[0]
     trusted = float(mask.sum())
     return float((mask * diff).sum()) / trusted if trusted > 0 else 0.0
-
-
-def warping_errors(source: Iterable[np.ndarray], output: Iterable[np.ndarray]) -> Iterator[float]:
-    """E_warp for frames 1..T-1 of two equally long frame streams (streamed, O(1) memory)."""
-    prev: tuple[np.ndarray, np.ndarray] | None = None
-    for src, out in zip(source, output, strict=True):
-        if prev is not None:
-            yield frame_warping_error(prev[0], src, prev[1], out)
-        prev = (src, out)
 
 
 @dataclass(frozen=True)

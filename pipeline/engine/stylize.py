@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence, Union
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from pipeline.engine.color import keep_luminance, match_color_histogram, match_l
 from pipeline.config import LAYERS, EngineConfig
 from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.errors import NstpipeError
+from pipeline.events import EventSink, Progress, ScaleDone
 from pipeline.engine.lbfgs import LBFGS
 from pipeline.engine.losses import gram, gram_error, gram_norm, squared_error, squared_norm, temporal_loss, tv_loss, widen
 from pipeline.engine.resize import fit_long_side, resize, resize_long_side
@@ -29,34 +30,6 @@ LBFGS_HISTORY = 100  # curvature pairs kept, as in jcjohnson/neural-style
 # of order 1. Enough to keep L-BFGS's steps finite there; 100 and more made its steps
 # overshoot on a small problem (tests/test_perf.py), where the loss then rose.
 OUTSIDE_WEIGHT = 10.0
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Sent after every optimizer iteration."""
-
-    scale: int  # 0 = coarsest
-    scales: int
-    iteration: int  # 1-based, within this scale
-    iterations: int  # budget of this scale
-    loss: float
-    height: int
-    width: int
-
-
-@dataclass(frozen=True)
-class ScaleDone:
-    """Sent when one level of the pyramid is finished."""
-
-    scale: int
-    scales: int
-    iterations: int  # actually run
-    loss: float
-    stopped_early: bool
-
-
-Event = Union[Progress, ScaleDone]
-Callback = Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -231,7 +204,7 @@ class Stylizer:
         self,
         content: torch.Tensor,
         init: torch.Tensor | None = None,
-        callback: Callback | None = None,
+        callback: EventSink | None = None,
         temporal: TemporalTarget | None = None,
     ) -> Result:
         """Stylize ``content`` (N, 3, H, W) RGB in [0, 1]; the output has the same size.
@@ -291,7 +264,7 @@ class Stylizer:
         level: int,
         levels: int,
         budget: int,
-        callback: Callback | None,
+        callback: EventSink | None,
         temporal: TemporalTarget | None = None,
     ) -> tuple[torch.Tensor, int, float, list[_Item]]:
         cfg = self.config

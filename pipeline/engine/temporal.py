@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from pipeline.config import Settings
-from pipeline.engine.device import free_after_oom
+from pipeline.engine.device import run_or_split
 from pipeline.engine.flow import consistency_mask, optical_flow, warp
 from pipeline.engine.tensors import prepare, to_rgb8
-from pipeline.engine.stylize import Callback, Stylizer, TemporalTarget
+from pipeline.engine.stylize import Stylizer, TemporalTarget
+from pipeline.events import EventSink
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,13 @@ class FrameStylizer:
         source: np.ndarray,
         previous_source: np.ndarray | None = None,
         previous_output: np.ndarray | None = None,
-        callback: Callback | None = None,
+        callback: EventSink | None = None,
     ) -> StylizedFrame:
         frame = FrameInput(source, previous_source, previous_output)
         start = frame_start(self.mode, source, previous_source, previous_output)
         return self._batch([frame], [start], callback)[0]
 
-    def stylize_many(self, frames: Sequence[FrameInput], callback: Callback | None = None) -> list[StylizedFrame]:
+    def stylize_many(self, frames: Sequence[FrameInput], callback: EventSink | None = None) -> list[StylizedFrame]:
         """Frames of one size from different chains, optimized together; results in order.
 
         The chained frames (those with a predecessor) form one batch and the others one
@@ -140,17 +141,12 @@ class FrameStylizer:
             group = [i for i, start in enumerate(starts) if (start.init is not None) == chained]
             if not group:
                 continue
-            try:
-                done = self._batch([frames[i] for i in group], [starts[i] for i in group], callback)
-            except torch.cuda.OutOfMemoryError:
-                done = []  # retried below, outside this handler (see free_after_oom)
-            if not done:
-                free_after_oom()  # then one at a time, from the starts (and flows) already computed
-                done = [self._batch([frames[i]], [starts[i]], callback)[0] for i in group]
+            # One at a time after running out of GPU memory, from the starts (and flows) already computed.
+            done = run_or_split(group, lambda part: self._batch([frames[i] for i in part], [starts[i] for i in part], callback))
             results.update(zip(group, done))
         return [results[i] for i in range(len(frames))]
 
-    def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: Callback | None) -> list[StylizedFrame]:
+    def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: EventSink | None) -> list[StylizedFrame]:
         """Frames whose starts are all first frames or all chained ones, in one run."""
         content = torch.cat([prepare(f.source) for f in frames])
         if starts[0].init is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.engine.color import swap_red_blue
 from pipeline.engine.resize import resize_long_side
 
 
@@ -23,11 +22,6 @@ def prepare(rgb: np.ndarray, long_side: int | None = None) -> torch.Tensor:
     # then fails on ``grad.view(-1)``.
     tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0).contiguous()
     return resize_long_side(tensor, long_side) if long_side else tensor
-
-
-def prepare_bgr(frame: np.ndarray, long_side: int | None = None) -> torch.Tensor:
-    """An OpenCV frame (HxWx3 BGR) through the same path as a photo."""
-    return prepare(swap_red_blue(frame, channel_axis=2), long_side)
 
 
 def to_rgb8(image: torch.Tensor) -> np.ndarray:

@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.jobs.plan import ImageTask
-from pipeline.jobs.worker import source_identity
+from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.media.writer import atomic_write_json, remove_quietly
 
 FAILED_SUFFIX = ".failed.json"

@@ -11,7 +11,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from pipeline.errors import InputError
 
@@ -26,6 +26,12 @@ class ImageTask:
     source: Path
     relative: PurePath  # of the source, below the input root
     output: Path
+
+
+def source_identity(path: Path) -> dict[str, int]:
+    """What tells a changed input from the one that was stylized, without reading it."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def is_image_name(name: str) -> bool:
@@ -92,11 +98,6 @@ def plan_images(root: Path, out_root: Path) -> Iterator[ImageTask]:
         rel_folder = folder.relative_to(root)
         for name, out_name in output_names(names, reserved=subfolders).items():
             yield ImageTask(source=folder / name, relative=rel_folder / name, output=out_root / rel_folder / out_name)
-
-
-def pending(tasks: Iterable[ImageTask], is_done: Callable[[ImageTask], bool]) -> Iterator[ImageTask]:
-    """The tasks whose output is not already complete (resume)."""
-    return (task for task in tasks if not is_done(task))
 
 
 @dataclass(frozen=True)

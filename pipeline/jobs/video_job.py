@@ -19,16 +19,17 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from pipeline.config import Settings
+from pipeline.engine.device import resolve_batch, resolve_device
+from pipeline.engine.resize import fit_long_side
 from pipeline.errors import InputError
+from pipeline.events import Encoding, EventSink, FrameDone, FrameStarted
 from pipeline.media.framestore import CHAIN, SEAM, FrameStore
 from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.media.imaging import read_image
-from pipeline.jobs.plan import Chunk
+from pipeline.jobs.plan import Chunk, source_identity
 from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
 from pipeline.media.video import Frame, VideoInfo, VideoWriter, read_frames
-from pipeline.jobs.worker import build_stylizer, make_job, source_identity
-
-EventSink = Callable[[object], None]
+from pipeline.jobs.worker import build_stylizer, make_job
 
 
 @dataclass(frozen=True)
@@ -38,29 +39,6 @@ class VideoJob:
     source: Path
     info: VideoInfo
     fingerprint: str
-
-
-@dataclass(frozen=True)
-class VideoPlanned:
-    frames: int  # frames this run will have when done
-    done: int  # already in the work folder
-
-
-@dataclass(frozen=True)
-class FrameStarted:
-    index: int
-
-
-@dataclass(frozen=True)
-class FrameDone:
-    index: int
-    iterations: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Encoding:
-    frames: int
 
 
 @dataclass
@@ -114,19 +92,18 @@ def count_done(store: FrameStore, frames: int) -> int:
     return sum(1 for index in range(frames) if store.is_done(index))
 
 
-def stylize_chain(
-    job: VideoJob,
-    store: FrameStore,
-    chunk: Chunk,
-    on_event: EventSink,
-    make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
-) -> FramesSummary:
-    """The frames of ``chunk`` not yet in ``store``, in order, each from its saved predecessor.
+def video_batch(settings: Settings, info: VideoInfo) -> int:
+    """Chains a worker paints in step: ``batch``, or for 0 (auto) what the memory of this
+    machine's device holds at the output frame size (1 on CPU and MPS). The chains are
+    planned here, before any worker starts, so on a cluster whose GPUs are elsewhere
+    auto gives 1: there, say ``--batch``."""
+    side = max(output_frame_size(info.height, info.width, settings))
+    return resolve_batch(settings.batch, resolve_device(settings.device), side, settings.engine)
 
-    The chunk's first frame has no predecessor (it is painted like a photo); the rest
-    start from the frame before them, read back from the store after a resume.
-    """
-    return stylize_chains(job, store, [chunk], on_event, make_stylizer)
+
+def output_frame_size(height: int, width: int, settings: Settings) -> tuple[int, int]:
+    """(height, width) of the painted frames of a video whose frames are ``height x width``."""
+    return fit_long_side(height, width, settings.size) if settings.size else (height, width)
 
 
 def stylize_chains(
@@ -136,11 +113,14 @@ def stylize_chains(
     on_event: EventSink,
     make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
 ) -> FramesSummary:
-    """Several chains in step: the next frame of each is stylized in one batch.
+    """The frames of each chunk not yet in ``store``, in order, each from its saved
+    predecessor; the chains in step, the next frame of each stylized in one batch.
 
-    Each chain is :func:`stylize_chain`'s walk of its own chunk; a GPU that one frame
-    leaves partly idle paints as many chains in about the time of one. After a resume the
-    chains stand at different frames, and a chain that is done drops out of the batch.
+    A chunk's first frame has no predecessor (it is painted like a photo); the rest start
+    from the frame before them, read back from the store after a resume. A GPU that one
+    frame leaves partly idle paints as many chains in about the time of one. After a
+    resume the chains stand at different frames, and a chain that is done drops out of
+    the batch.
     """
     walks = [_ChainWalk(job, store, chunk) for chunk in chunks]
     stylizer: FrameStylizer | None = None  # the model loads only when a frame needs it

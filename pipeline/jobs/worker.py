@@ -15,14 +15,16 @@ from typing import Any, Callable, Sequence
 import torch
 
 from pipeline.config import Settings
-from pipeline.engine.device import free_after_oom, resolve_batch, resolve_device
+from pipeline.engine.device import resolve_batch, resolve_device, run_or_split
 from pipeline.errors import InputError, NstpipeError, os_reason
+from pipeline.events import EventSink
 from pipeline.engine.tensors import to_rgb8
 from pipeline.media.imaging import read_image
-from pipeline.jobs.plan import ImageTask
-from pipeline.engine.stylize import Callback, Result, Stylizer
+from pipeline.jobs.plan import ImageTask, source_identity
+from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
+from pipeline.engine.stylize import Result, Stylizer
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
-from pipeline.media.writer import read_record, write_png
+from pipeline.media.writer import read_record, write_image, write_png
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,6 @@ def weights_identity(spec: str) -> str:
     return spec if spec in ("embedded", "torchvision") else f"file:{sha256_file(Path(spec))}"
 
 
-def source_identity(path: Path) -> dict[str, int]:
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
 def read_unchanged(path: Path, long_side: int, max_pixels: int, tries: int = 2) -> tuple[torch.Tensor, dict[str, int]]:
     """Decode ``path`` together with the identity of the very bytes decoded.
 
@@ -91,13 +88,23 @@ def is_done(task: ImageTask, fingerprint: str) -> bool:
         return False
 
 
+def build_encoder(settings: Settings, layers: Sequence[str], pooling: str, device: torch.device) -> VGGFeatures:
+    """VGG19 with the weights of ``settings``, answering ``layers``, on ``device``."""
+    return VGGFeatures(load_weights(settings.weights), layers, pooling).to(device)
+
+
 def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
     device = resolve_device(settings.device)
     engine = settings.engine
-    encoder = VGGFeatures(load_weights(settings.weights), engine.layers, engine.pooling).to(device)
+    encoder = build_encoder(settings, engine.layers, engine.pooling, device)
     # Styles are read at full size; the stylizer resizes them per output size.
     style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
     return Stylizer(encoder, style_images, engine, device)
+
+
+def metrics_encoder(settings: Settings, device: torch.device) -> VGGFeatures:
+    """The VGG19 that ``nstpipe metrics`` measures with: the benchmarks' layers, max pooling."""
+    return build_encoder(settings, tuple(dict.fromkeys((CONTENT_LAYER, *STYLE_LAYERS))), "max", device)
 
 
 class ImageWorker:
@@ -114,15 +121,14 @@ class ImageWorker:
         settings = self.job.settings
         return resolve_batch(settings.batch, self.stylizer.device, settings.size, settings.engine)
 
-    def stylize_file(self, source: Path, callback: Callback | None = None) -> Result:
+    def stylize_file(self, source: Path, output: Path, callback: EventSink | None = None) -> Result:
+        """Stylize ``source`` into ``output``, in any format :func:`~pipeline.media.writer.write_image` knows."""
         content = read_image(source, self.job.settings.size, self.job.settings.max_pixels)
-        return self.stylizer.run(content, init=self.init_image, callback=callback)
+        result = self.stylizer.run(content, init=self.init_image, callback=callback)
+        write_image(output, to_rgb8(result.image))
+        return result
 
-    def process(self, task: ImageTask, callback: Callback | None = None) -> TaskResult:
-        """Stylize one file and write its output atomically (see :meth:`process_batch`)."""
-        return self.process_batch([task], callback)[0]
-
-    def process_batch(self, tasks: Sequence[ImageTask], callback: Callback | None = None) -> list[TaskResult]:
+    def process_batch(self, tasks: Sequence[ImageTask], callback: EventSink | None = None) -> list[TaskResult]:
         """Stylize several files and write each output atomically; results in task order.
 
         The pictures of one size are optimized together, as one batch. A bad input becomes
@@ -144,26 +150,22 @@ class ImageWorker:
             results.update(self._stylize_group(group, callback, start))
         return [results[index] for index in range(len(tasks))]
 
-    def _stylize_group(self, group: list[_Loaded], callback: Callback | None, start: float) -> dict[int, TaskResult]:
+    def _stylize_group(self, group: list[_Loaded], callback: EventSink | None, start: float) -> dict[int, TaskResult]:
+        """Pictures of one size, together, or one at a time when together they run out of GPU memory."""
+        results = run_or_split(group, lambda items: self._stylize_together(items, callback, start))
+        return {item.index: result for item, result in zip(group, results)}
+
+    def _stylize_together(self, items: Sequence[_Loaded], callback: EventSink | None, start: float) -> list[TaskResult]:
         try:
-            result = self.stylizer.run(torch.cat([item.content for item in group]), init=self.init_image, callback=callback)
-        except torch.cuda.OutOfMemoryError:
-            if len(group) == 1:
-                raise
-            result = None  # retried below, outside this handler (see free_after_oom)
+            result = self.stylizer.run(torch.cat([item.content for item in items]), init=self.init_image, callback=callback)
         except (NstpipeError, OSError) as exc:
             # Such as a picture too thin for the layers: the same for every picture of this size.
-            return {item.index: _failed(item.task, exc, start) for item in group}
-        if result is None:
-            # The memory estimate behind an automatic batch was too hopeful for this GPU
-            # (or another process took memory since): these pictures go one at a time.
-            free_after_oom()
-            return {index: r for item in group for index, r in self._stylize_group([item], callback, start).items()}
-        done: dict[int, TaskResult] = {}
-        for i, item in enumerate(group):
+            return [_failed(item.task, exc, start) for item in items]
+        done = []
+        for i, item in enumerate(items):
             record = {"fingerprint": self.job.fingerprint, "source": item.identity}
             write_png(item.task.output, to_rgb8(result.image[i]), record)
-            done[item.index] = TaskResult(item.task, True, iterations=result.item_iterations[i], seconds=time.perf_counter() - start)
+            done.append(TaskResult(item.task, True, iterations=result.item_iterations[i], seconds=time.perf_counter() - start))
         return done
 
 

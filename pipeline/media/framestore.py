@@ -71,9 +71,6 @@ class FrameStore:
     def read(self, index: int) -> np.ndarray:
         return read_rgb(self.path(index))
 
-    def iterations(self, index: int) -> int:
-        return int((self.record(index) or {}).get("iterations", 0))
-
     def remove(self) -> None:
         """Delete this job's frames; the work dir goes too when nothing else is in it."""
         shutil.rmtree(self.root, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Running image tasks and video chunks. ``LocalExecutor`` runs them in this process, in turn.
 
 An executor takes a job and an iterable of tasks and reports through ``on_event``:
-:class:`TaskStarted`, the engine's ``Progress``/``ScaleDone`` events, and one
+:class:`~pipeline.events.TaskStarted`, the engine's ``Progress``/``ScaleDone`` events, and one
 :class:`~pipeline.jobs.worker.TaskResult` per task. It never prints and never raises for a bad
 input; the summary says what failed.
 """
@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence
 
+from pipeline.events import EventSink, TaskStarted
 from pipeline.media.framestore import FrameStore
 from pipeline.jobs.plan import Chunk, ImageTask
 from pipeline.jobs.video_job import FramesSummary, VideoJob, run_chunks
-from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult
-
-EventSink = Callable[[object], None]
-
-
-@dataclass(frozen=True)
-class TaskStarted:
-    task: ImageTask
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 
 @dataclass
@@ -58,7 +52,7 @@ class LocalExecutor:
     The tasks run in turn, up to the worker's batch at a time.
     """
 
-    def __init__(self, worker_factory: Callable[[ImageJob], ImageWorker] = ImageWorker) -> None:
+    def __init__(self, worker_factory: WorkerFactory = ImageWorker) -> None:
         self.worker_factory = worker_factory
 
     def parallelism(self) -> int:

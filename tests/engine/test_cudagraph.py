@@ -1,5 +1,5 @@
 """pipeline.engine.cudagraph off the GPU: the setting's defaults and reach, and an out-of-memory while
-recording kept recognisable. The recording itself is checked on a GPU in tests/test_cuda.py."""
+recording kept recognisable. The recording itself is checked on a GPU in tests/engine/test_cuda.py."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.engine.color import rgb_to_yiq
 from pipeline.config import EngineConfig
 from pipeline.engine.resize import resize
-from pipeline.engine.stylize import Event, Progress, ScaleDone, Stylizer, _Item, converged, pyramid
+from pipeline.engine.stylize import Stylizer, _Item, converged, pyramid
+from pipeline.events import Progress, ScaleDone
 
 
 def engine(**overrides: Any) -> EngineConfig:
@@ -21,7 +22,7 @@ def engine(**overrides: Any) -> EngineConfig:
 def run_collect(
     stylizer: Stylizer, content: torch.Tensor, **kwargs: Any
 ) -> tuple[torch.Tensor, list[Progress], list[ScaleDone], int, float]:
-    events: list[Event] = []
+    events: list[object] = []
     result = stylizer.run(content, callback=events.append, **kwargs)
     progress = [e for e in events if isinstance(e, Progress)]
     done = [e for e in events if isinstance(e, ScaleDone)]

@@ -9,7 +9,7 @@ the example's deadline, and without a warning escaping.
 
 CI runs a short version (30 examples per seed). A long run::
 
-    NSTPIPE_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest -q -m fuzz tests/test_fuzz.py
+    NSTPIPE_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest -q -m fuzz tests/media/test_fuzz.py
 """
 
 from __future__ import annotations

@@ -13,10 +13,11 @@ import pytest
 
 from pipeline.app import stylize_folder
 from pipeline.config import Settings, build_settings
-from pipeline.run.executor import LocalExecutor, TaskStarted
+from pipeline.events import FrameDone, FrameStarted, TaskStarted, WorkerLost
+from pipeline.run.executor import LocalExecutor
 from pipeline.media.imaging import read_rgb
 from pipeline.jobs.plan import ImageTask
-from pipeline.run.ray_executor import RayExecutor, WorkerLost, ray_session
+from pipeline.run.ray_executor import RayExecutor, ray_session
 from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
 
 ray = pytest.importorskip("ray")
@@ -164,7 +165,6 @@ def assert_same_frames(local: dict[str, np.ndarray], remote: dict[str, np.ndarra
 
 def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
-    from pipeline.jobs.video_job import FrameDone
 
     class TwoChains(LocalExecutor):
         def parallelism(self) -> int:
@@ -181,7 +181,6 @@ def test_video_chunks_run_on_two_workers_like_locally(local_ray: None, tmp_path:
 def test_one_worker_paints_its_chains_in_step_like_locally(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     """--batch 2 with one Ray worker: two chains in one call, painted in step as locally."""
     from clips import make_pan
-    from pipeline.jobs.video_job import FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, {**VIDEO, "batch": 2})
@@ -197,7 +196,6 @@ def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: Non
     from clips import make_pan
     from pipeline.app import stylize_video
     from pipeline.media.video import probe
-    from pipeline.jobs.video_job import FrameDone, FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, VIDEO)
@@ -226,7 +224,6 @@ def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: Non
 def test_an_interrupted_driver_resumes_on_two_workers(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
     from pipeline.app import stylize_video
-    from pipeline.jobs.video_job import FrameDone, FrameStarted
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, VIDEO)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.engine.metrics import frame_warping_error, warping_errors
+from pipeline.engine.metrics import frame_warping_error
 
 H, W = 48, 64
 
@@ -43,15 +43,6 @@ def test_output_that_follows_the_motion_beats_one_that_does_not() -> None:
     frozen = frame_warping_error(src0, src1, out0, out0)
     assert follows < 0.1 * frozen
     assert frozen > 0.01
-
-
-def test_warping_errors_streams_one_value_per_frame_after_the_first() -> None:
-    frames = [pan(scene(3), 2 * t) for t in range(4)]
-    errors = list(warping_errors(iter(frames), iter(frames)))
-    assert len(errors) == 3
-    assert max(errors) < 0.01
-    with pytest.raises(ValueError):
-        list(warping_errors(iter(frames), iter(frames[:2])))
 
 
 def test_source_at_matches_the_pipelines_resize_and_crop() -> None:

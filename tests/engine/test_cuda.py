@@ -3,7 +3,7 @@ compiled pass, batching, the fallbacks after running out of real GPU memory, and
 commands end to end.
 
 Skipped where no CUDA GPU is visible (CI has none). On a GPU machine:
-``python -m pytest tests/test_cuda.py``. Speed is measured by scripts/bench.py, never here.
+``python -m pytest tests/engine/test_cuda.py``. Speed is measured by scripts/bench.py, never here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.engine.device import resolve_batch, resolve_device
 from pipeline.media.imaging import read_image, read_rgb
 from pipeline.jobs.plan import ImageTask
-from pipeline.engine.stylize import GRAPH_MIN_STEPS, Objective, Progress, Stylizer, resolve_precision
+from pipeline.engine.stylize import GRAPH_MIN_STEPS, Objective, Stylizer, resolve_precision
+from pipeline.events import Progress
 from pipeline.engine.temporal import FrameInput, FrameStylizer
 from pipeline.engine.vgg import VGGFeatures, VGGWeights
 from pipeline.media.video import probe
@@ -32,7 +33,7 @@ from pipeline.jobs.worker import ImageWorker, build_stylizer, make_job
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
 CUDA = torch.device("cuda")
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 PHOTO, PAINTING, CLIP = ASSETS / "tubingen.jpg", ASSETS / "starry_night.jpg", ASSETS / "clip.mp4"
 
 
@@ -247,7 +248,7 @@ def test_an_image_batch_that_runs_out_of_gpu_memory_is_painted_one_picture_at_a_
     worker = ImageWorker(make_job(dataclasses.replace(gpu_settings(512, graphs), batch=4), [PAINTING]))
     sources = [make_rgb(tmp_path / "in" / f"p{i}.png", 512, 512, seed=i) for i in range(4)]
     tasks = [ImageTask(source=s, relative=Path(s.name), output=tmp_path / "out" / s.name) for s in sources]
-    results = run_out_of_memory(lambda: worker.process(tasks[0]), lambda: worker.process_batch(tasks), engine_batches)
+    results = run_out_of_memory(lambda: worker.process_batch([tasks[0]])[0], lambda: worker.process_batch(tasks), engine_batches)
     assert all(r.ok for r in results), [r.error for r in results]
     assert all(read_rgb(t.output).shape == (512, 512, 3) for t in tasks)
 

@@ -3,7 +3,7 @@
 tests/data/vgg_reference.json holds feature statistics of :func:`reference_input` computed
 once with the embedded weights, by running this file as a script:
 
-    .venv/bin/python tests/test_vgg.py
+    .venv/bin/python tests/engine/test_vgg.py
 
 Regenerate it only when the weights or the preprocessing change on purpose.
 """
@@ -32,7 +32,7 @@ from pipeline.engine.vgg import (
 )
 from pipeline.errors import WeightsError
 
-REFERENCE = Path(__file__).parent / "data" / "vgg_reference.json"
+REFERENCE = Path(__file__).parents[1] / "data" / "vgg_reference.json"
 REFERENCE_LAYERS = ("relu1_1", "relu3_1", "relu5_1")
 
 
@@ -212,8 +212,8 @@ def test_features_match_the_stored_reference(vgg_weights: VGGWeights) -> None:
 def write_reference() -> None:
     stats = feature_stats(load_weights("embedded"))
     data = {
-        "about": "feature statistics of tests/test_vgg.py:reference_input() with the embedded VGG19 weights "
-        "(max pooling, float32, CPU); std is torch's unbiased std; written by `python tests/test_vgg.py`",
+        "about": "feature statistics of tests/engine/test_vgg.py:reference_input() with the embedded VGG19 weights "
+        "(max pooling, float32, CPU); std is torch's unbiased std; written by `python tests/engine/test_vgg.py`",
         "weights_sha256": EMBEDDED_SHA256,
         "layers": list(REFERENCE_LAYERS),
         "stats": stats,

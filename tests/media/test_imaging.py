@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from pipeline.errors import InputError
-from pipeline.engine.tensors import prepare, prepare_bgr, to_rgb8
+from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.media.imaging import read_image, read_rgb
 
 
@@ -165,13 +165,11 @@ def test_error_message_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_prepare_bgr_matches_prepare_on_rgb() -> None:
+def test_prepare_keeps_the_channel_order() -> None:
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (12, 18, 3), dtype=np.uint8)
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    assert torch.equal(prepare_bgr(bgr), prepare(rgb))
-    assert torch.equal(prepare_bgr(bgr, long_side=9), prepare(rgb, long_side=9))
     assert prepare(rgb)[0, 0, 3, 5].item() == pytest.approx(rgb[3, 5, 0] / 255)
+    assert prepare(rgb)[0, 2, 3, 5].item() == pytest.approx(rgb[3, 5, 2] / 255)
 
 
 def test_prepare_returns_contiguous_tensors() -> None:
@@ -179,7 +177,6 @@ def test_prepare_returns_contiguous_tensors() -> None:
     rgb = np.zeros((12, 18, 3), np.uint8)
     assert prepare(rgb).is_contiguous()
     assert prepare(rgb, long_side=18).is_contiguous()  # no resize happens
-    assert prepare_bgr(rgb).is_contiguous()
 
 
 def test_prepare_accepts_float_arrays() -> None:

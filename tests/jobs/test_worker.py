@@ -18,6 +18,7 @@ import torch
 from helpers import DATA
 from pipeline.app import FolderOutcome, stylize_folder
 from pipeline.config import build_settings
+from pipeline.engine.device import run_or_split
 from pipeline.run.executor import LocalExecutor
 from pipeline.media.imaging import read_rgb
 from pipeline.jobs.plan import ImageTask
@@ -86,7 +87,7 @@ def test_a_batch_of_mixed_sizes_runs_one_optimization_per_size(
     together = worker.process_batch([task_for(tmp_path / "together", s) for s in sources])
     assert engine_batches == [(3, 3, 24, 32), (2, 3, 32, 20)]
     assert [r.task.source for r in together] == sources and all(r.ok for r in together)
-    alone = [worker.process(task_for(tmp_path / "alone", s)) for s in sources]
+    alone = [worker.process_batch([task_for(tmp_path / "alone", s)])[0] for s in sources]
     for single, batched, (height, width) in zip(alone, together, shapes):
         assert read_rgb(batched.task.output).shape == (height, width, 3)
         assert_same_picture(single.task.output, batched.task.output)
@@ -145,9 +146,34 @@ def test_a_batch_out_of_gpu_memory_goes_one_picture_at_a_time(
     results = worker.process_batch([task_for(tmp_path / "out", s) for s in sources])
     assert sizes == [3, 1, 1, 1]
     # Retried after the handler, not inside it: there, the traceback would still hold the
-    # failed batch's activations (tests/test_cuda.py runs out of real GPU memory).
+    # failed batch's activations (tests/engine/test_cuda.py runs out of real GPU memory).
     assert handling == [None] * 4
     assert all(r.ok for r in results) and all(r.task.output.is_file() for r in results)
     fits["pictures"] = 0
     with pytest.raises(torch.cuda.OutOfMemoryError):  # not the input's fault: the run stops
-        worker.process(task_for(tmp_path / "again", sources[0]))
+        worker.process_batch([task_for(tmp_path / "again", sources[0])])[0]
+
+
+def test_run_or_split_runs_alone_only_what_ran_out_of_memory_together() -> None:
+    calls: list[list[int]] = []
+    handling: list[object] = []
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        handling.append(sys.exc_info()[0])
+        if len(items) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return [10 * item for item in items]
+
+    assert run_or_split([1, 2, 3], run) == [10, 20, 30]
+    assert calls == [[1, 2, 3], [1], [2], [3]] and handling == [None] * 4
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        run_or_split([4], lambda items: run([*items, *items]))
+
+
+def test_run_or_split_lets_other_errors_through_untouched() -> None:
+    def run(items: list[int]) -> list[int]:
+        raise ValueError("not a memory problem")
+
+    with pytest.raises(ValueError):
+        run_or_split([1, 2], run)

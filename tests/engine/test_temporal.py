@@ -178,7 +178,7 @@ def test_frames_that_run_out_of_gpu_memory_together_are_painted_one_at_a_time(mo
     alone = stylizer.stylize_many(inputs)
     assert sizes == [2, 1, 1]
     # Retried after the handler, not inside it: there, the traceback would still hold the
-    # failed batch's activations (tests/test_cuda.py runs out of real GPU memory).
+    # failed batch's activations (tests/engine/test_cuda.py runs out of real GPU memory).
     assert handling == [None, None, None]
     for batched, single in zip(expected, alone):
         assert np.abs(batched.rgb.astype(int) - single.rgb.astype(int)).max() <= 1

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.jobs.plan import ImageTask, is_image_name, output_names, pending, plan_images
+from pipeline.jobs.plan import ImageTask, is_image_name, output_names, plan_images
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -104,12 +104,6 @@ def test_every_output_is_inside_the_output_root(tree: Path, tmp_path: Path) -> N
         assert root in task.output.resolve().parents
         assert task.output.suffix == ".png"
     assert len({t.output for t in tasks}) == len(tasks)
-
-
-def test_pending_filters_done_tasks(tree: Path, tmp_path: Path) -> None:
-    tasks = list(plan_images(tree, tmp_path / "out"))
-    left = list(pending(tasks, lambda task: task.relative == PurePath("top.jpg")))
-    assert relatives(left) == ["sub/inner.png", "sub/deeper/d.JPG"]
 
 
 def test_output_folder_inside_the_input_is_not_walked(tree: Path) -> None:

@@ -6,19 +6,22 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import pytest
 
-from pipeline.app import Skipped, stylize_folder
+from pipeline.app import stylize_folder
 from pipeline.config import build_settings
 from pipeline.errors import OutputError
+from pipeline.events import Skipped
 from pipeline.run.executor import Summary
 from pipeline.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
-from pipeline.jobs.plan import ImageTask
-from pipeline.jobs.worker import ImageJob, TaskResult, is_done, source_identity
+from pipeline.jobs.plan import ImageTask, source_identity
+from pipeline.jobs.worker import ImageJob, TaskResult, is_done
 from pipeline.media.writer import write_png
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
@@ -152,3 +155,11 @@ def test_a_new_pixel_limit_tries_a_failed_input_again(archive: Path, painting_pa
     assert raised.fingerprint() == SETTINGS.fingerprint()
     stylize_folder(archive, [painting_path], out, raised, lambda e: None, executor)
     assert executor.seen == ["bad.png"]
+
+
+@pytest.mark.parametrize("module", ["pipeline.jobs.failures", "pipeline.jobs.plan"])
+def test_the_plan_and_the_failure_records_load_without_torch(module: str) -> None:
+    # The driver reads them for every input of an archive; a model needs neither.
+    code = f"import sys, {module}; print(sorted({{'torch', 'ray'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, make_pan, video_times, zero_frame_clip
+from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, make_pan, video_times, warping_errors, zero_frame_clip
 from pipeline.app import default_work_dir, stylize_video
 from pipeline.config import Settings, build_settings
 from pipeline.errors import InputError
@@ -21,8 +21,8 @@ from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.media.imaging import read_rgb
 from pipeline.media.video import probe, read_frames
 from pipeline.engine.temporal import FrameInput, StylizedFrame
-from pipeline.jobs.video_job import FrameDone, FrameStarted, VideoPlanned, chain_groups, make_video_job, stylize_chain, stylize_chains
-from pipeline.engine.metrics import warping_errors
+from pipeline.events import FrameDone, FrameStarted, VideoPlanned
+from pipeline.jobs.video_job import chain_groups, make_video_job, stylize_chains
 from pipeline.jobs.plan import Chunk, plan_chunks
 
 FAST = {"size": 32, "scales": 1, "iterations": 2, "later_iterations": 1, "tolerance": 0.0, "device": "cpu"}
@@ -176,7 +176,7 @@ def test_stream_that_ends_early_is_an_error_and_keeps_the_frames(tmp_path: Path,
     store = FrameStore(tmp_path / "work", job.fingerprint)
     store.open({})
     with pytest.raises(InputError, match="after 8 of 11 frames"):
-        stylize_chain(job, store, Chunk(0, 11), lambda e: None)
+        stylize_chains(job, store, [Chunk(0, 11)], lambda e: None)
     assert all(store.is_done(i) for i in range(8))
 
 

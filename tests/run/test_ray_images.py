@@ -1,0 +1,85 @@
+"""The image scheduler on a real local Ray instance, with stand-in actors that paint nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pipeline.events import TaskStarted, WorkerLost
+from pipeline.jobs.plan import ImageTask
+from pipeline.jobs.worker import TaskResult
+
+ray = pytest.importorskip("ray")
+
+from pipeline.run.ray_executor import ray_session  # noqa: E402
+from pipeline.run.ray_images import ImageScheduler  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    with ray_session(cpus=2):
+        yield
+
+
+def stand_in(log: Path, batch: int, attempts: int, poison: str = "") -> Any:
+    """A Ray actor class with :class:`ImageActor`'s methods: it writes each call's inputs
+    as a line to ``log`` and dies on a call that holds ``poison``; Ray restarts it and
+    runs the call again, ``attempts`` tries in all.
+
+    Made inside a function so that Ray ships it by value: workers cannot import tests/.
+    """
+
+    class StandIn:
+        def process_batch(self, tasks: list[ImageTask]) -> list[TaskResult]:
+            with open(log, "a") as lines:
+                lines.write(" ".join(task.source.name for task in tasks) + "\n")
+            if any(task.source.name == poison for task in tasks):
+                os._exit(1)
+            return [TaskResult(task, True, iterations=1) for task in tasks]
+
+        def batch(self) -> int:
+            return batch
+
+    return ray.remote(max_restarts=-1, max_task_retries=attempts - 1)(StandIn)
+
+
+def tasks(count: int, pulled: list[str] | None = None) -> Iterator[ImageTask]:
+    for i in range(count):
+        if pulled is not None:
+            pulled.append(f"t{i}")
+        yield ImageTask(Path(f"t{i}"), Path(f"t{i}"), Path(f"out/t{i}.png"))
+
+
+def test_tasks_are_pulled_only_as_workers_take_them(local_ray: None, tmp_path: Path) -> None:
+    actor = stand_in(tmp_path / "calls.txt", batch=2, attempts=1)
+    pulled: list[str] = []
+    events: list[object] = []
+
+    def report(event: object) -> None:
+        # When the first result is in, two workers hold one batch of two each, no more.
+        if isinstance(event, TaskResult) and not any(isinstance(e, TaskResult) for e in events):
+            assert len(pulled) == 2 * 2
+        events.append(event)
+
+    summary = ImageScheduler([actor.remote(), actor.remote()], report, max_attempts=1).run(tasks(9, pulled))
+    assert (summary.done, summary.iterations, summary.failed) == (9, 9, [])
+    assert sorted(e.task.source.name for e in events if isinstance(e, TaskStarted)) == sorted(f"t{i}" for i in range(9))
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert sorted(len(call.split()) for call in calls) == [1, 2, 2, 2, 2]
+
+
+def test_a_batch_that_keeps_killing_its_worker_is_split_and_only_the_culprit_fails(local_ray: None, tmp_path: Path) -> None:
+    actor = stand_in(tmp_path / "calls.txt", batch=3, attempts=2, poison="t1")
+    events: list[object] = []
+    summary = ImageScheduler([actor.remote()], events.append, max_attempts=2).run(tasks(4))
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    # Two tries of the batch, then each of its tasks alone: t1 twice more; then the last task.
+    assert calls == ["t0 t1 t2", "t0 t1 t2", "t0", "t1", "t1", "t2", "t3"]
+    assert summary.done == 3 and [f.task.source.name for f in summary.failed] == ["t1"]
+    assert "died 2 times" in (summary.failed[0].error or "")
+    assert [(e.task.source.name, e.attempts) for e in events if isinstance(e, WorkerLost)] == [("t1", 2)]
+    # A task sent again alone is not reported as started twice.
+    assert sorted(e.task.source.name for e in events if isinstance(e, TaskStarted)) == ["t0", "t1", "t2", "t3"]
