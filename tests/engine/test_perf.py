@@ -184,7 +184,12 @@ def test_a_batch_gives_each_picture_what_it_gets_alone(optimizer: str) -> None:
     batch = Stylizer(TinyEncoder(), [style], cfg).run(torch.cat([a, b]))
     assert batch.image.shape == (2, 3, 24, 32)
     for i, single in enumerate(alone):
-        assert torch.allclose(batch.image[i : i + 1], single.image, atol=1e-4), i
+        # A batch may run the same arithmetic in another order (a convolution can pick another
+        # kernel for another batch size), and eight L-BFGS steps magnify those last bits some
+        # hundred times (a start moved by one float32 ulp ends 3e-5 away). A quarter of one
+        # 8-bit level is invisible in a saved picture, and far below what one picture's
+        # targets or gradient leaking into the other's does (0.1 and more).
+        assert torch.allclose(batch.image[i : i + 1], single.image, atol=1e-3), i
         assert batch.item_losses[i] == pytest.approx(single.loss, rel=1e-3)
     assert batch.item_iterations == (8, 8)
     assert batch.loss == pytest.approx(sum(batch.item_losses))
