@@ -136,12 +136,11 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
 
 def analytic_flop(engine: EngineConfig, height: int, width: int, grams: bool = True) -> float:
     """Convolutions forward and their input gradients, plus (``grams``) the Grams (forward + backward)."""
-    from pipeline.config import LAYERS
+    from pipeline.config import vgg_cut
 
-    deepest = max(LAYERS.index(layer) for layer in engine.layers)
     flop, h, w, channels = 0.0, height, width, 3
     out_channels = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
-    for name in LAYERS[: deepest + 1]:
+    for name in vgg_cut(engine.layers):
         if name.startswith("conv"):
             cout = out_channels[name[4]]
             flop += 2 * 2 * 9 * channels * cout * h * w  # forward, and backward to the input

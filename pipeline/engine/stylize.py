@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.engine.color import keep_luminance, match_color_histogram, match_luminance
-from pipeline.config import LAYERS, EngineConfig
+from pipeline.config import EngineConfig, vgg_cut
 from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.errors import NstpipeError
 from pipeline.engine.lbfgs import LBFGS
@@ -532,9 +532,8 @@ def image_memory(side: int, config: EngineConfig) -> int:
     LBFGS_HISTORY curvature pairs (s, y) of the picture's size, Adam two moments.
     """
     pixels = side * side
-    deepest = max(LAYERS.index(layer) for layer in config.layers)
     floats, area = 0, pixels
-    for name in LAYERS[: deepest + 1]:
+    for name in vgg_cut(config.layers):
         if name.startswith("pool"):
             area //= 4
         block = int(name[4])  # conv3_1, relu3_1 and pool3 are all of block 3

@@ -46,9 +46,8 @@ class TaskResult:
 def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
     """Fix the job's identity: settings plus the bytes of every file that shapes the output."""
     extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
-    init = settings.engine.init
-    if init not in ("content", "noise"):
-        extra["init"] = sha256_file(Path(init))
+    if settings.engine.init_is_file:
+        extra["init"] = sha256_file(Path(settings.engine.init))
     return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
 
 
@@ -104,8 +103,8 @@ class ImageWorker:
     def __init__(self, job: ImageJob) -> None:
         self.job = job
         self.stylizer = build_stylizer(job.settings, job.styles)
-        init = job.settings.engine.init
-        self.init_image = None if init in ("content", "noise") else read_image(Path(init), max_pixels=job.settings.max_pixels)
+        engine = job.settings.engine
+        self.init_image = read_image(Path(engine.init), max_pixels=job.settings.max_pixels) if engine.init_is_file else None
 
     @functools.cached_property
     def batch(self) -> int:
