@@ -228,7 +228,7 @@ class Settings:
 
 # Raised when the same settings give other pixels, so that outputs of the earlier engine are
 # redone rather than mixed with new ones. 2: the loss is that of the picture clamped to
-# [0, 1] (see pipeline.engine.stylize.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
+# [0, 1] (see pipeline.engine.objective.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
 # level ends with its best picture; L-BFGS takes back an overshooting step (pipeline.engine.lbfgs).
 ENGINE_REVISION = 3
 

@@ -8,11 +8,12 @@ from typing import Callable
 import pytest
 import torch
 
-import pipeline.engine.stylize
+import pipeline.engine.optimize
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import build_settings
 from pipeline.engine.cudagraph import _as_oom
-from pipeline.engine.stylize import GRAPH_MIN_STEPS, Stylizer, _Graphed
+from pipeline.engine.optimize import GRAPH_MIN_STEPS, Graphed
+from pipeline.engine.stylize import Stylizer
 
 
 def test_cuda_graphs_are_opt_in_and_left_out_of_the_fingerprint() -> None:
@@ -74,8 +75,8 @@ def test_a_batch_fed_from_static_buffers_follows_the_eager_run(monkeypatch: pyte
     style = stripes_image(16, 16)
     photos = torch.cat([smooth_image(16, 16), style, torch.full((1, 3, 16, 16), 0.5)])
     eager = Stylizer(TinyEncoder(), [style], cfg).run(photos)
-    monkeypatch.setattr(pipeline.engine.stylize, "GraphedLosses", StaticBuffers)
-    monkeypatch.setattr(Stylizer, "_evaluator", lambda self, objective, items, budget: _Graphed(objective, items))
+    monkeypatch.setattr(pipeline.engine.optimize, "GraphedLosses", StaticBuffers)
+    monkeypatch.setattr(pipeline.engine.optimize, "choose_evaluator", lambda objective, items, *_: Graphed(objective, items))
     graphed = Stylizer(TinyEncoder(), [style], cfg).run(photos)
     assert len(set(eager.item_iterations)) > 1, eager.item_iterations  # they did stop apart
     assert graphed.item_iterations == eager.item_iterations

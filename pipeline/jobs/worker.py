@@ -20,7 +20,7 @@ from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.engine.tensors import to_rgb8
 from pipeline.media.imaging import read_image
 from pipeline.jobs.plan import ImageTask
-from pipeline.engine.stylize import Callback, Result, Stylizer
+from pipeline.engine.stylize import Callback, Result, Stylizer, encoder_layers
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
 from pipeline.media.writer import read_record, write_png
 
@@ -93,7 +93,7 @@ def is_done(task: ImageTask, fingerprint: str) -> bool:
 def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
     device = resolve_device(settings.device)
     engine = settings.engine
-    encoder = VGGFeatures(load_weights(settings.weights), engine.layers, engine.pooling).to(device)
+    encoder = VGGFeatures(load_weights(settings.weights), encoder_layers(engine), engine.pooling).to(device)
     # Styles are read at full size; the stylizer resizes them per output size.
     style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
     return Stylizer(encoder, style_images, engine, device)
