@@ -50,9 +50,8 @@ def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
         raise InputError("--style", "at least one style image is needed")
     for path in styles:
         read_rgb(path, draft_side=64, max_pixels=settings.max_pixels)
-    init = settings.engine.init
-    if init not in ("content", "noise"):
-        read_rgb(Path(init), draft_side=64, max_pixels=settings.max_pixels)
+    if settings.engine.init_is_file:
+        read_rgb(Path(settings.engine.init), draft_side=64, max_pixels=settings.max_pixels)
 
 
 def check_writable(folder: Path) -> None:

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +44,20 @@ def _layer_names() -> tuple[str, ...]:
 
 LAYERS: tuple[str, ...] = _layer_names()
 """Every VGG19 layer name in network order: conv1_1, relu1_1, conv1_2, ..., pool5."""
+
+
+def vgg_cut(layers: Iterable[str]) -> tuple[str, ...]:
+    """VGG19's layers from the input through the deepest of ``layers``: what a pass that reads them computes."""
+    deepest = max(LAYERS.index(layer) for layer in layers)
+    return LAYERS[: deepest + 1]
+
+
+def smallest_side(layers: Iterable[str]) -> int:
+    """The smallest width or height at which ``layers`` can be read: VGG19 halves the picture
+    at every pooling layer before the deepest of them (16 pixels for relu5_1), and a side
+    pooled down to nothing has no features."""
+    return 2 ** sum(1 for name in vgg_cut(layers)[:-1] if name.startswith("pool"))
+
 
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
@@ -130,11 +144,13 @@ class EngineConfig:
 
     @property
     def min_side(self) -> int:
-        """The smallest width or height the layers read can take: VGG19 halves the picture
-        at every pooling layer before the deepest of them (16 pixels for relu5_1), and a
-        side pooled down to nothing has no features."""
-        deepest = max(LAYERS.index(layer) for layer in self.layers)
-        return 2 ** sum(1 for name in LAYERS[:deepest] if name.startswith("pool"))
+        """The smallest width or height the layers read can take (see :func:`smallest_side`)."""
+        return smallest_side(self.layers)
+
+    @property
+    def init_is_file(self) -> bool:
+        """Whether ``init`` names a picture to start from, rather than ``content`` or ``noise``."""
+        return self.init not in ("content", "noise")
 
 
 @dataclass(frozen=True)
@@ -212,7 +228,7 @@ class Settings:
 
 # Raised when the same settings give other pixels, so that outputs of the earlier engine are
 # redone rather than mixed with new ones. 2: the loss is that of the picture clamped to
-# [0, 1] (see pipeline.engine.stylize.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
+# [0, 1] (see pipeline.engine.objective.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
 # level ends with its best picture; L-BFGS takes back an overshooting step (pipeline.engine.lbfgs).
 ENGINE_REVISION = 3
 

@@ -72,7 +72,7 @@ from pipeline.config import EngineConfig, build_settings  # noqa: E402
 from pipeline.engine.device import resolve_device  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from pipeline.engine.stylize import Objective, Stylizer  # noqa: E402
+from pipeline.engine.stylize import Objective, Stylizer, encoder_layers  # noqa: E402
 from pipeline.events import FrameDone, Progress  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.media.writer import atomic_write_json  # noqa: E402
@@ -136,12 +136,11 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
 
 def analytic_flop(engine: EngineConfig, height: int, width: int, grams: bool = True) -> float:
     """Convolutions forward and their input gradients, plus (``grams``) the Grams (forward + backward)."""
-    from pipeline.config import LAYERS
+    from pipeline.config import vgg_cut
 
-    deepest = max(LAYERS.index(layer) for layer in engine.layers)
     flop, h, w, channels = 0.0, height, width, 3
     out_channels = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
-    for name in LAYERS[: deepest + 1]:
+    for name in vgg_cut(encoder_layers(engine)):
         if name.startswith("conv"):
             cout = out_channels[name[4]]
             flop += 2 * 2 * 9 * channels * cout * h * w  # forward, and backward to the input
@@ -161,7 +160,7 @@ def iteration_cost(
     FLOP, for ``batch`` pictures optimized together."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    encoder = VGGFeatures(weights, engine.layers, engine.pooling).to(device)
+    encoder = VGGFeatures(weights, encoder_layers(engine), engine.pooling).to(device)
     cfg = dataclasses.replace(engine, scales=1, iterations=iterations, tolerance=0.0)
     stylizer = Stylizer(encoder, [style], cfg, device)
     gen = torch.Generator().manual_seed(0)
@@ -185,9 +184,7 @@ def iteration_cost(
     if cfg.compile:  # the FLOP are counted on the eager pass: the counter does not see into compiled code
         stylizer = Stylizer(encoder, [style], dataclasses.replace(cfg, compile=False), device)
     x = content.to(device).requires_grad_(True)
-    with torch.no_grad():
-        target = stylizer.features(content.to(device))[cfg.content_layer]
-    objective = Objective(stylizer.features, cfg, target, stylizer.style_targets(max(size)))
+    objective = stylizer.objective(content.to(device))
     with FlopCounterMode(display=False) as counter:
         objective(x).backward()
     # Counted on the eager pass only: compiled and replayed passes dispatch from elsewhere.

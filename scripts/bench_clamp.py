@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import pipeline.engine.stylize as stylize  # noqa: E402
 from pipeline.config import build_settings  # noqa: E402
+from pipeline.engine.optimize import Item, eager  # noqa: E402
+from pipeline.engine.optimize import step as one_step  # noqa: E402
 from pipeline.media.imaging import read_image  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 
@@ -53,15 +55,12 @@ def run_arm(objective: type[stylize.Objective], budgets: list[int], args: argpar
     encoder = VGGFeatures(load_weights("embedded"), engine.layers, engine.pooling)
     stylizer = stylize.Stylizer(encoder, [read_image(DATA / "styles" / f"{args.style}.jpg")], engine)
     content = read_image(DATA / "content" / "tubingen.jpg", args.size)
-    with torch.no_grad():
-        target = stylizer.features(content)[engine.content_layer]
-    grams = stylizer.style_targets(max(content.shape[-2:]))
-    seen = objective(stylizer.features, engine, target, grams)
-    saved = stylize.Objective(stylizer.features, engine, target, grams)
-    item = stylize._Item(engine, content, max(budgets))
+    saved = stylizer.objective(content)
+    seen = eager(objective(saved.encoder, saved.parts))
+    item = Item(engine, content, max(budgets))
     rows, start = [], time.perf_counter()
     for step in range(1, max(budgets) + 1):
-        stylize._step([item], [0], seen)
+        one_step([item], [0], seen)
         if step in budgets:
             x = item.picture()  # what the engine would save: the best evaluated pixels
             with torch.no_grad():

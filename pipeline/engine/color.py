@@ -5,6 +5,7 @@ All tensors here are float RGB in [0, 1], shaped (N, 3, H, W), and are never edi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -42,6 +43,31 @@ def keep_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     out = rgb_to_yiq(stylized)
     chroma = rgb_to_yiq(content)
     return yiq_to_rgb(torch.cat([out[:, :1], chroma[:, 1:]], dim=1)).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class ColourPreservation:
+    """``preserve_color``: the painting recoloured after the photo before its Grams are taken
+    (``luminance``: grey with the photo's brightness; ``histogram``: the photo's colour
+    statistics), and for ``luminance`` the photo's chrominance put back into the result."""
+
+    mode: str = "none"
+
+    @property
+    def reads_content(self) -> bool:
+        return self.mode != "none"
+
+    def painting(self, style: torch.Tensor, content: torch.Tensor | None) -> torch.Tensor:
+        if self.mode == "none" or content is None:
+            return style
+        if self.mode == "histogram":
+            return match_color_histogram(style, content)
+        return match_luminance(style, content)
+
+    def result(self, image: torch.Tensor, content: torch.Tensor | None) -> torch.Tensor:
+        if self.mode != "luminance" or content is None:
+            return image
+        return keep_luminance(image, content)
 
 
 def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.config import EngineConfig
 from pipeline.errors import ConfigError
-from pipeline.engine.stylize import image_memory
+from pipeline.engine.memory import image_memory
 
 MAX_AUTO_BATCH = 8
 # The share of the free GPU memory an automatic batch may plan to fill; the rest is the

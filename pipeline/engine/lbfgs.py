@@ -21,8 +21,8 @@ measured is kept as a curvature pair (the secant along an overshooting step says
 curvature there is larger than H assumed), and a step of half the length (a quarter after
 a second miss, and so on) is tried from the accepted point along the new direction.
 Without this, one bad curvature estimate at the start of a pyramid level can throw the
-picture far up the loss (it happened to starry_night at 256 px with a history of 50), and
-the level then stopped on the stall rule with that picture.
+picture far up the loss (starry_night at 256 px with a history of 50 does), and the level
+then stops on the stall rule with that picture.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from pipeline.engine.color import swap_red_blue
-from pipeline.config import CONV_LAYERS, LAYERS
+from pipeline.config import CONV_LAYERS, LAYERS, vgg_cut
 from pipeline.errors import WeightsError
 
 EMBEDDED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -156,8 +156,7 @@ class VGGFeatures(nn.Module):
             raise ValueError(f"unknown VGG19 layers: {unknown or 'none given'}")
         self.layers = tuple(layers)
         self.preprocessing = weights.preprocessing
-        deepest = max(LAYERS.index(layer) for layer in layers)
-        self.names = LAYERS[: deepest + 1]
+        self.names = vgg_cut(layers)
         self.net = nn.ModuleList(_make_layer(name, weights, pooling) for name in self.names)
         if weights.preprocessing == "caffe":
             shift, scale = torch.tensor(CAFFE_MEAN_BGR), torch.ones(3) / 255.0

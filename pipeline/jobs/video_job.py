@@ -69,9 +69,8 @@ def make_video_job(settings: Settings, styles: list[Path], source: Path, info: V
 
 def build_frame_stylizer(job: VideoJob) -> FrameStylizer:
     stylizer = FrameStylizer(build_stylizer(job.settings, job.styles), job.settings)
-    init = job.settings.engine.init
-    if init not in ("content", "noise"):
-        stylizer.init_image = read_image(Path(init), max_pixels=job.settings.max_pixels)
+    if job.settings.engine.init_is_file:
+        stylizer.init_image = read_image(Path(job.settings.engine.init), max_pixels=job.settings.max_pixels)
     return stylizer
 
 

@@ -22,7 +22,7 @@ from pipeline.engine.tensors import to_rgb8
 from pipeline.media.imaging import read_image
 from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
-from pipeline.engine.stylize import Result, Stylizer
+from pipeline.engine.stylize import Result, Stylizer, encoder_layers
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
 from pipeline.media.writer import read_record, write_image, write_png
 
@@ -48,9 +48,8 @@ class TaskResult:
 def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
     """Fix the job's identity: settings plus the bytes of every file that shapes the output."""
     extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
-    init = settings.engine.init
-    if init not in ("content", "noise"):
-        extra["init"] = sha256_file(Path(init))
+    if settings.engine.init_is_file:
+        extra["init"] = sha256_file(Path(settings.engine.init))
     return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
 
 
@@ -96,7 +95,7 @@ def build_encoder(settings: Settings, layers: Sequence[str], pooling: str, devic
 def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
     device = resolve_device(settings.device)
     engine = settings.engine
-    encoder = build_encoder(settings, engine.layers, engine.pooling, device)
+    encoder = build_encoder(settings, encoder_layers(engine), engine.pooling, device)
     # Styles are read at full size; the stylizer resizes them per output size.
     style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
     return Stylizer(encoder, style_images, engine, device)
@@ -111,8 +110,8 @@ class ImageWorker:
     def __init__(self, job: ImageJob) -> None:
         self.job = job
         self.stylizer = build_stylizer(job.settings, job.styles)
-        init = job.settings.engine.init
-        self.init_image = None if init in ("content", "noise") else read_image(Path(init), max_pixels=job.settings.max_pixels)
+        engine = job.settings.engine
+        self.init_image = read_image(Path(engine.init), max_pixels=job.settings.max_pixels) if engine.init_is_file else None
 
     @functools.cached_property
     def batch(self) -> int:

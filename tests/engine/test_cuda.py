@@ -23,7 +23,7 @@ from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.engine.device import resolve_batch, resolve_device
 from pipeline.media.imaging import read_image, read_rgb
 from pipeline.jobs.plan import ImageTask
-from pipeline.engine.stylize import GRAPH_MIN_STEPS, Objective, Stylizer, resolve_precision
+from pipeline.engine.stylize import GRAPH_MIN_STEPS, Stylizer, resolve_precision
 from pipeline.events import Progress
 from pipeline.engine.temporal import FrameInput, FrameStylizer
 from pipeline.engine.vgg import VGGFeatures, VGGWeights
@@ -52,10 +52,8 @@ def stylizer_on(device: torch.device, weights: VGGWeights, painting: torch.Tenso
 
 
 def loss_and_gradient(stylizer: Stylizer, photo: torch.Tensor, image: torch.Tensor) -> tuple[float, torch.Tensor]:
-    cfg, device = stylizer.config, stylizer.device
-    with torch.no_grad():
-        target = stylizer.features(photo.to(device))[cfg.content_layer]
-    objective = Objective(stylizer.features, cfg, target, stylizer.style_targets(max(photo.shape[-2:])))
+    device = stylizer.device
+    objective = stylizer.objective(photo.to(device))
     x = image.to(device).clone().requires_grad_(True)
     loss = objective(x)
     loss.backward()
@@ -141,7 +139,7 @@ def test_a_gpu_batch_gives_each_picture_what_it_gets_alone(vgg_weights: VGGWeigh
 def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
     vgg_weights: VGGWeights, pictures: Any, no_tf32: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.engine.stylize
+    import pipeline.engine.optimize
 
     recordings: list[tuple[int, ...]] = []
 
@@ -150,7 +148,7 @@ def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
             recordings.append(tuple(example.shape))
             super().__init__(losses, example)
 
-    monkeypatch.setattr(pipeline.engine.stylize, "GraphedLosses", Counted)
+    monkeypatch.setattr(pipeline.engine.optimize, "GraphedLosses", Counted)
     photo, painting, _ = pictures
     runs = {}
     for graphs in (True, False):
@@ -168,10 +166,7 @@ def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
 def test_graphed_losses_replay_at_new_pixels_like_an_eager_pass(vgg_weights: VGGWeights, pictures: Any, no_tf32: None) -> None:
     photo, painting, between = pictures
     stylizer = stylizer_on(CUDA, vgg_weights, painting, precision="bf16")
-    cfg = stylizer.config
-    with torch.no_grad():
-        target = stylizer.features(photo.to(CUDA))[cfg.content_layer]
-    objective = Objective(stylizer.features, cfg, target, stylizer.style_targets(max(photo.shape[-2:])))
+    objective = stylizer.objective(photo.to(CUDA))
     graphed = GraphedLosses(objective.losses, photo.to(CUDA))
     for pixels in (between, photo, torch.rand_like(photo)):
         losses, grad = graphed(pixels.to(CUDA))

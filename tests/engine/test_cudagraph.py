@@ -8,11 +8,13 @@ from typing import Callable, Sequence
 import pytest
 import torch
 
-import pipeline.engine.stylize
+import pipeline.engine.optimize
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import build_settings
 from pipeline.engine.cudagraph import _as_oom
-from pipeline.engine.stylize import GRAPH_MIN_STEPS, Objective, Result, Stylizer, _eager, _Graphed, _Item
+from pipeline.engine.objective import Objective
+from pipeline.engine.optimize import GRAPH_MIN_STEPS, Graphed, Item, eager
+from pipeline.engine.stylize import Result, Stylizer
 
 
 def test_cuda_graphs_are_opt_in_and_left_out_of_the_fingerprint() -> None:
@@ -66,17 +68,17 @@ class StaticBuffers:
         return self.losses, self.grad
 
 
-class CheckedAgainstEager(_Graphed):
+class CheckedAgainstEager(Graphed):
     """The graphed path, each of whose passes is checked against an eager pass at the same
     pixels (over the active pictures only, as the eager path runs them)."""
 
-    def __init__(self, objective: Objective, items: Sequence[_Item]) -> None:
+    def __init__(self, objective: Objective, items: Sequence[Item]) -> None:
         super().__init__(objective, items)
-        self.eager = _eager(objective)
+        self.eager = eager(objective)
         self.passes = 0
         self.scale: tuple[float, float] | None = None
 
-    def __call__(self, items: Sequence[_Item], active: Sequence[int]) -> torch.Tensor:
+    def __call__(self, items: Sequence[Item], active: Sequence[int]) -> torch.Tensor:
         expected = self.eager(items, active)
         grads = [items[i].x.grad.clone() for i in active]  # type: ignore[union-attr]
         losses = super().__call__(items, active)
@@ -98,10 +100,10 @@ class CheckedAgainstEager(_Graphed):
         return losses
 
 
-class HandedCopies(_Graphed):
+class HandedCopies(Graphed):
     """The graphed path with each gradient handed out as a copy of its own, not as a view."""
 
-    def __call__(self, items: Sequence[_Item], active: Sequence[int]) -> torch.Tensor:
+    def __call__(self, items: Sequence[Item], active: Sequence[int]) -> torch.Tensor:
         losses = super().__call__(items, active)
         for i in active:
             items[i].x.grad = items[i].x.grad.clone()  # type: ignore[union-attr]
@@ -120,15 +122,15 @@ def test_a_batch_fed_from_static_buffers_follows_the_eager_run(monkeypatch: pyte
     cfg = tiny_engine(iterations=40, tolerance=2e-2, patience=3)
     style = stripes_image(16, 16)
     photos = torch.cat([smooth_image(16, 16), style, torch.full((1, 3, 16, 16), 0.5)])
-    monkeypatch.setattr(pipeline.engine.stylize, "GraphedLosses", StaticBuffers)
-    made: list[_Graphed] = []
+    monkeypatch.setattr(pipeline.engine.optimize, "GraphedLosses", StaticBuffers)
+    made: list[Graphed] = []
 
-    def run(kind: type[_Graphed]) -> Result:
-        def evaluator(self: Stylizer, objective: Objective, items: Sequence[_Item], budget: int) -> _Graphed:
+    def run(kind: type[Graphed]) -> Result:
+        def evaluator(objective: Objective, items: Sequence[Item], *_: object) -> Graphed:
             made.append(kind(objective, items))
             return made[-1]
 
-        monkeypatch.setattr(Stylizer, "_evaluator", evaluator)
+        monkeypatch.setattr(pipeline.engine.optimize, "choose_evaluator", evaluator)
         return Stylizer(TinyEncoder(), [style], cfg).run(photos)
 
     checked = run(CheckedAgainstEager)
@@ -138,7 +140,7 @@ def test_a_batch_fed_from_static_buffers_follows_the_eager_run(monkeypatch: pyte
     # The optimizer copies what it keeps of a gradient: handed views that the next pass
     # overwrites, it takes the very steps it takes when handed copies. The same passes in
     # the same order: equal to the last bit.
-    views, copies = run(_Graphed), run(HandedCopies)
+    views, copies = run(Graphed), run(HandedCopies)
     assert views.item_iterations == copies.item_iterations == checked.item_iterations
     assert views.item_losses == copies.item_losses
     assert torch.equal(views.image, copies.image)

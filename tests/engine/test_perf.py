@@ -47,10 +47,7 @@ def vgg_objective_inputs(vgg_weights: VGGWeights) -> tuple[VGGFeatures, torch.Te
 def objective_for(encoder: VGGFeatures, precision: str, photo: torch.Tensor, painting: torch.Tensor) -> tuple[Stylizer, Objective]:
     cfg = dataclasses.replace(build_settings("default").engine, precision=precision)
     stylizer = Stylizer(encoder, [painting], cfg)
-    with torch.no_grad():
-        target = stylizer.features(photo)[cfg.content_layer]
-    h, w = photo.shape[-2:]
-    return stylizer, Objective(stylizer.features, cfg, target, stylizer.style_targets(max(h, w)))
+    return stylizer, stylizer.objective(photo)
 
 
 def test_bf16_loss_is_within_one_percent_of_fp32(vgg_objective_inputs: Any) -> None:
@@ -284,9 +281,7 @@ def tiny_objective() -> tuple[Objective, torch.Tensor]:
     cfg = engine()
     stylizer = Stylizer(TinyEncoder(), [stripes_image(32, 32)], cfg)
     content = smooth_image(24, 32)
-    with torch.no_grad():
-        target = stylizer.features(content)[cfg.content_layer]
-    return Objective(stylizer.features, cfg, target, stylizer.style_targets(32)), content
+    return stylizer.objective(content), content
 
 
 @pytest.mark.parametrize("history,steps", [(100, 12), (4, 12)])

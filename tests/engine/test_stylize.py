@@ -11,7 +11,8 @@ from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.engine.color import rgb_to_yiq
 from pipeline.config import EngineConfig
 from pipeline.engine.resize import resize
-from pipeline.engine.stylize import Stylizer, _Item, converged, pyramid
+from pipeline.engine.optimize import Item
+from pipeline.engine.stylize import Stylizer, converged, pyramid
 from pipeline.events import Progress, ScaleDone
 
 
@@ -107,7 +108,7 @@ def test_converged() -> None:
 def test_a_level_ends_with_the_best_picture_it_evaluated() -> None:
     # The stall rule and the reports see the lowest loss so far; the picture returned is
     # the one that had it, not the last step (whose loss nobody has seen).
-    item = _Item(engine(optimizer="adam"), torch.full((1, 3, 4, 4), 0.5), budget=5)
+    item = Item(engine(optimizer="adam"), torch.full((1, 3, 4, 4), 0.5), budget=5)
     start = item.x.detach().clone()
     for loss, grad in ((2.0, 1.0), (3.0, -1.0), (1.0, 1.0), (1.5, 1.0)):
         item.x.grad = torch.full_like(item.x, grad)
@@ -277,13 +278,9 @@ def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEnco
     """Pixels out of [0, 1] count as clamped, plus a pull back into the range: the
     optimizer cannot win anything by leaving the range that the saved picture is clamped
     to, and a pixel outside is steered back in."""
-    from pipeline.engine.stylize import OUTSIDE_WEIGHT, Objective
+    from pipeline.engine.stylize import OUTSIDE_WEIGHT
 
-    stylizer = Stylizer(tiny_encoder, [style], engine())
-    cfg = stylizer.config
-    with torch.no_grad():
-        target = stylizer.features(content)[cfg.content_layer]
-    objective = Objective(stylizer.features, cfg, target, stylizer.style_targets(32))
+    objective = Stylizer(tiny_encoder, [style], engine()).objective(content)
     x = (content * 1.6 - 0.3).requires_grad_(True)  # a good share of it out of range
     above, below = x > 1, x < 0
     assert 0.1 < (above | below).float().mean() < 0.9
@@ -302,7 +299,8 @@ def test_the_objective_is_the_weighted_sum_of_the_loss_functions(tiny_encoder: T
     per picture, and for a subset of a batch with a target for each picture, it is still
     content_weight * content_loss + style_weight * sum_l w_l * style_loss_l + tv_weight * tv."""
     from pipeline.engine.losses import content_loss, style_loss, tv_loss
-    from pipeline.engine.stylize import Objective
+    from pipeline.engine.objective import Objective
+    from pipeline.engine.terms import ContentTerm, GramTerm, Level, Term
 
     cfg = engine(content_weight=0.7, style_weight=3.0, style_layer_weights=(2.0, 1.0), tv_weight=0.5)
     photos = torch.cat([smooth_image(32, 32, phase) for phase in (0.0, 1.0, 2.0)])
@@ -311,7 +309,16 @@ def test_the_objective_is_the_weighted_sum_of_the_loss_functions(tiny_encoder: T
         content_target = stylizer.features(photos)[cfg.content_layer]  # one target per picture
         grams = stylizer.style_targets(32)
         grams = {layer: torch.stack([g, 0.5 * g, 2 * g]) for layer, g in grams.items()}  # and per picture
-    objective = Objective(stylizer.features, cfg, content_target, grams)
+    level = Level((32, 32), stylizer.features)
+
+    def target(term: Term[Any]) -> Any:
+        if isinstance(term, ContentTerm):
+            return term.fold(content_target)
+        if isinstance(term, GramTerm):
+            return term.fold(grams[term.layer])
+        return term.prepare(level)
+
+    objective = Objective(stylizer.features, [(term, target(term)) for term in stylizer.mode.terms if term.applies(level)])
     x = 0.8 * photos + 0.1
     for items in (None, [0, 2], [1]):
         chosen = list(range(3)) if items is None else items

@@ -1,0 +1,42 @@
+"""Modes: what a run optimizes (a list of terms) and how it climbs the pyramid (a schedule)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.config import EngineConfig, smallest_side
+from pipeline.engine.schedule import Schedule
+from pipeline.engine.terms import ContentTerm, GramTerm, RangePull, TemporalTerm, Term, TotalVariation
+
+
+@dataclass(frozen=True)
+class Mode:
+    terms: tuple[Term[Any], ...]
+    schedule: Schedule
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the terms read, in the terms' order; the encoder is cut after the deepest."""
+        return tuple(dict.fromkeys(layer for term in self.terms for layer in term.layers))
+
+    @property
+    def needs_content(self) -> bool:
+        return any(term.needs_content for term in self.terms)
+
+    @property
+    def min_side(self) -> int:
+        """The smallest width or height that a level may have (see :func:`pipeline.config.smallest_side`)."""
+        return smallest_side(self.layers) if self.layers else 1
+
+
+def style_transfer(config: EngineConfig) -> Mode:
+    """content_weight * L_content + style_weight * sum_l w_l * L_style_l + tv_weight * L_tv
+    (+ temporal_weight * L_temporal for a video frame with a warped predecessor), plus the
+    pull back into [0, 1]; the layer weights w_l sum to one."""
+    total = sum(config.style_layer_weights)
+    layer_weights = [w / total for w in config.style_layer_weights] if total > 0 else list(config.style_layer_weights)
+    terms: list[Term[Any]] = [ContentTerm(config.content_layer, config.content_weight)]
+    terms += [GramTerm(layer, config.style_weight * w) for layer, w in zip(config.style_layers, layer_weights)]
+    terms += [TotalVariation(config.tv_weight), TemporalTerm(config.temporal_weight), RangePull()]
+    return Mode(tuple(terms), Schedule.of(config))

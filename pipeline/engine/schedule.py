@@ -1,0 +1,85 @@
+"""The levels of a run, coarse to fine: their sizes, their budgets, and where each starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.config import EngineConfig
+from pipeline.engine.resize import fit_long_side, resize
+
+
+def pyramid(height: int, width: int, scales: int, min_size: int, min_side: int = 1) -> list[tuple[int, int]]:
+    """Sizes from coarse to fine; each level halves the long side, none below ``min_size``,
+    and none with a short side below ``min_side`` (what the encoder's layers need)."""
+    long_side = max(height, width)
+    sizes = [(height, width)]
+    for k in range(1, scales):
+        side = long_side // (2**k)
+        size = fit_long_side(height, width, side)
+        if side < min_size or min(size) < min_side:
+            break
+        sizes.insert(0, size)
+    return sizes
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    index: int  # 0 = coarsest
+    count: int  # levels in the run
+    size: tuple[int, int]
+    budget: int  # iterations at most
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a run climbs its pyramid: the levels' sizes and budgets, the first level's start,
+    and how a finer level starts from the coarser one's result."""
+
+    scales: int = 1
+    min_scale_size: int = 64
+    iterations: int = 300  # at full size
+    coarse_iterations: int = 200  # at every coarser level
+    init: str = "content"  # "content", "noise", or a picture that the caller passes to :meth:`start`
+    seed: int = 0
+    # See EngineConfig.content_mix: the share of the photo in a finer level's start.
+    content_mix: float = 0.0
+
+    @classmethod
+    def of(cls, config: EngineConfig) -> Schedule:
+        return cls(config.scales, config.min_scale_size, config.iterations, config.coarse_iterations,
+                   config.init, config.seed, config.content_mix)
+
+    def levels(self, height: int, width: int, min_side: int) -> list[LevelPlan]:
+        sizes = pyramid(height, width, self.scales, self.min_scale_size, min_side)
+        last = len(sizes) - 1
+        return [LevelPlan(i, len(sizes), size, self.iterations if i == last else self.coarse_iterations)
+                for i, size in enumerate(sizes)]
+
+    def start(
+        self, size: tuple[int, int], count: int, content: torch.Tensor | None, init: torch.Tensor | None, device: torch.device
+    ) -> torch.Tensor:
+        """The first level's pixels for ``count`` pictures: ``init`` where given, else the
+        configured start. None of the inputs is modified."""
+        if init is not None:
+            return resize(init.to(device, torch.float32), size).expand(count, -1, -1, -1)
+        if self.init == "noise":
+            # One draw shared by the batch: each picture starts from the noise it gets alone.
+            gen = torch.Generator().manual_seed(self.seed)
+            noise = torch.rand((1, 3) + size, generator=gen).to(device)
+            return noise.expand(count, -1, -1, -1)
+        if content is None:
+            raise ValueError("a run without a content photo starts from noise or from a given picture")
+        # "content", and a file path that the caller has already turned into ``init``.
+        return resize(content, size)
+
+    def carry(self, image: torch.Tensor, size: tuple[int, int], content: torch.Tensor | None, init: torch.Tensor | None) -> torch.Tensor:
+        """A finer level's start: the coarser result upsampled, with a share of the photo
+        mixed in when the run started from the photo."""
+        image = resize(image, size)
+        mix = self.content_mix
+        if mix > 0 and init is None and self.init == "content" and content is not None:
+            # See EngineConfig.content_mix: the photo's detail, which half size lost.
+            image = (1 - mix) * image + mix * resize(content, size)
+        return image
