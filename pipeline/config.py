@@ -52,6 +52,7 @@ COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
 PRESET_DEFAULT = "default"
+MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
 # PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -191,7 +192,7 @@ class Settings:
     video: VideoConfig = field(default_factory=VideoConfig)
 
     def __post_init__(self) -> None:
-        _check(self.size >= 16, "size", "must be at least 16 pixels")
+        _check(self.size >= MIN_SIZE, "size", f"must be at least {MIN_SIZE} pixels")
         _check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
         _check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")
 
@@ -275,6 +276,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     return _parse_toml(text, str(path))
+
+
+def config_sets(config_file: Path | None, key: str) -> bool:
+    """Whether the config file gives ``key`` itself (rather than leaving it to the preset)."""
+    return config_file is not None and key in read_config_file(config_file)
 
 
 def _parse_toml(text: str, origin: str) -> dict[str, Any]:
