@@ -516,7 +516,8 @@ def _announcing(sink: Report) -> Report:
 
     def report(event: object) -> None:
         if isinstance(event, Chosen):
-            count = f", {event.count} {event.unit}" if event.count is not None else ""
+            unit = event.unit[:-1] if event.count == 1 else event.unit  # "1 frame", "2 frames"
+            count = f", {event.count} {unit}" if event.count is not None else ""
             where = f" -> {event.output}" if event.output is not None else ""
             typer.echo(f"nstpipe: {event.size} on {event.device} ({event.precision}){count}{where}", err=True)
         sink(event)

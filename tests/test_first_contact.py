@@ -214,6 +214,16 @@ def test_image_without_o_is_named_after_the_photo_and_the_style(here: Path, monk
         assert img.format == "JPEG"
 
 
+def test_images_without_o_writes_a_folder_beside_the_folder(here: Path) -> None:
+    (here / "photos").mkdir()
+    shutil.copyfile(here / "photo.jpg", here / "photos" / "a.jpg")
+    result = invoke("images", here / "photos", "--style", here / "monet.jpg", *TINY[:-1])
+    assert result.exit_code == 0, result.output
+    out = here / "photos.monet"
+    assert result.stderr.splitlines()[0] == f"nstpipe: long side 32 on cpu (fp32), 1 picture -> {out}"
+    assert (out / "a.png").is_file() and f"outputs in {out}" in result.stdout
+
+
 def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The line is printed from the event that precedes the model's loading."""
     import pipeline.app
