@@ -43,7 +43,8 @@ Report = Callable[[object], None]
 SETTINGS_FILE = "nstpipe-settings.json"
 VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
 # Without --size, a video on a CUDA GPU keeps its own size up to this long side (full HD):
-# beyond it a frame's optimization outgrows the memory of common GPUs.
+# a 4K frame holds four times the pixels, so its optimization takes about four times the
+# memory and the time of a full HD one.
 MAX_SOURCE_SIDE = 1920
 
 
