@@ -1,101 +1,237 @@
 """The ``nstpipe`` command line: a thin typer app over the ``pipeline`` package.
 
 Only this module prints. torch and the engine are imported inside the commands, so
-``nstpipe --help`` answers at once.
+``nstpipe --help`` answers at once. Every option is declared once, in the tables below,
+which give both typer's declaration and the setting the option sets.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
 
 import typer
+from typer.core import TyperGroup
 from typing_extensions import Annotated
 
-from pipeline.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESET_DEFAULT, TEMPORAL_MODES, Settings, build_settings
+from pipeline.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESET_DEFAULT, TEMPORAL_MODES, Settings, build_settings, config_sets, read_preset
 from pipeline.errors import NstpipeError
+from pipeline.events import EventSink
+
+try:  # typer 0.2x carries its own copy of click
+    from typer._click import ClickException
+except ImportError:  # pragma: no cover - typer versions that use click itself
+    from click import ClickException  # type: ignore[assignment]
+
+EXIT_FAILED_INPUTS = 1
+EXIT_USAGE = 2
+# Seconds between two progress lines in a log (stderr not a terminal): a job of hours
+# leaves a few hundred lines, and a stalled one shows within the interval.
+LOG_INTERVAL = 10.0
+
+
+class _OneLineErrors(TyperGroup):
+    """A mistake on the command line (a missing option, a value of the wrong type) is one
+    line on stderr and exit status 2, like every other mistake; click's own report is the
+    usage text and a framed box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `nstpipe`: the help, as asked for
+                typer.echo(exc.format_message())
+                sys.exit(0)
+            typer.echo(_usage_line(exc), err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_line(exc: ClickException) -> str:
+    text = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+    return f"nstpipe: error: {text}{hint}"
+
 
 app = typer.Typer(
     name="nstpipe",
+    cls=_OneLineErrors,
     help="Paint photos, photo archives and videos in the style of a painting (Gatys et al. neural style transfer).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-EXIT_FAILED_INPUTS = 1
-EXIT_USAGE = 2
 
-# -- options shared by the commands ----------------------------------------------------------
+def _print_version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
 
-StyleOpt = Annotated[List[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.", show_default=False)]
-SizeOpt = Annotated[Optional[int], typer.Option("--size", help="Long side of the output in pixels.", show_default=False)]
-ItersOpt = Annotated[Optional[int], typer.Option("--iterations", "-n", help="Optimizer iterations at the final scale.", show_default=False)]
-PresetOpt = Annotated[str, typer.Option("--preset", help="Preset from configs/: fast, default, quality.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings; flags override it.", show_default=False)]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps.", show_default=False)]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed for noise init.", show_default=False)]
-BlendOpt = Annotated[Optional[str], typer.Option("--style-weights", help="Blend weights for several --style images, e.g. 0.7,0.3.", show_default=False)]
-StyleScaleOpt = Annotated[Optional[float], typer.Option("--style-scale", help="Style image long side as a multiple of the output's.", show_default=False)]
-ColorOpt = Annotated[Optional[str], typer.Option("--preserve-color", help=f"Keep the photo's colours: {', '.join(COLOR_MODES)}.", show_default=False)]
-ContentWOpt = Annotated[Optional[float], typer.Option("--content-weight", help="Weight of the content loss.", show_default=False)]
-StyleWOpt = Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss.", show_default=False)]
-TvOpt = Annotated[Optional[float], typer.Option("--tv-weight", help="Weight of the total-variation loss.", show_default=False)]
-OptimOpt = Annotated[Optional[str], typer.Option("--optimizer", help=f"{' or '.join(OPTIMIZERS)}.", show_default=False)]
-LrOpt = Annotated[Optional[float], typer.Option("--learning-rate", help="Adam step size (pixels in [0, 1]).", show_default=False)]
-InitOpt = Annotated[Optional[str], typer.Option("--init", help="content, noise, or an image file.", show_default=False)]
-PoolOpt = Annotated[Optional[str], typer.Option("--pooling", help=f"{' or '.join(POOLINGS)}.", show_default=False)]
-WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="VGG19 weights: embedded, torchvision, or a file.", show_default=False)]
-ScalesOpt = Annotated[Optional[int], typer.Option("--scales", help="Levels of the coarse-to-fine pyramid.", show_default=False)]
-ContentLayerOpt = Annotated[Optional[str], typer.Option("--content-layer", help="VGG19 layer of the content loss.", show_default=False)]
-StyleLayersOpt = Annotated[Optional[str], typer.Option("--style-layers", help="Comma-separated VGG19 layers of the style loss.", show_default=False)]
-MaxPixelsOpt = Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse images with more pixels, unread (decompression bombs); 0: no limit [default: 89478485].", min=0, show_default=False)]
-TemporalOpt = Annotated[
-    Optional[str],
-    typer.Option("--temporal", help=f"{', '.join(TEMPORAL_MODES)}: start each frame from the previous one warped along the optical flow (with a temporal loss), unwarped, or not at all.", show_default=False),
-]
-LaterItersOpt = Annotated[Optional[int], typer.Option("--later-iterations", help="Iteration budget of every frame after the first (flow, prev).", show_default=False)]
-TemporalWOpt = Annotated[Optional[float], typer.Option("--temporal-weight", help="Weight of the temporal loss (flow).", show_default=False)]
-CrfOpt = Annotated[Optional[int], typer.Option("--crf", help="H.264 quality, 0 (lossless) to 51; 18 is visually lossless.", show_default=False)]
-WorkDirOpt = Annotated[Optional[Path], typer.Option("--work-dir", help="Folder for finished frames and the manifest [default: OUTPUT.nstpipe-work].", show_default=False)]
-FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="Stylize only the first N frames (a preview).", min=1, show_default=False)]
-KeepFramesOpt = Annotated[bool, typer.Option("--keep-frames", help="Keep the stylized frames (PNG) after the video is written.")]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Parallel workers [default: one per GPU, else 1]; more than one runs on Ray.", min=1, show_default=False)]
-BatchOpt = Annotated[
-    Optional[int],
-    typer.Option("--batch", help="Images of one size optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS [default: 0].", min=0, show_default=False),
-]
-VideoBatchOpt = Annotated[
-    Optional[int],
-    typer.Option("--batch", help="Chains of frames each worker paints in step on a GPU (a long video is cut into that many more chains); 0: as many as its memory holds, 1 on CPU and MPS [default: 0].", min=0, show_default=False),
-]
-AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster (or 'auto'); default: $RAY_ADDRESS, else a private local instance.", show_default=False)]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+        typer.echo(f"nstpipe {__version__}")
+        raise typer.Exit()
 
 
-# Flags that map one-to-one onto settings keys (see pipeline.config); unset ones are None.
-_SETTING_FLAGS = (
-    "size", "iterations", "device", "seed", "style_scale", "preserve_color", "content_weight", "style_weight",
-    "tv_weight", "optimizer", "learning_rate", "init", "pooling", "weights", "scales", "content_layer", "style_layers",
-    "max_pixels",
+@app.callback()
+def _top(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)] = False,
+) -> None:
+    """Paint photos, photo archives and videos in the style of a painting (Gatys et al. neural style transfer)."""
+
+
+# -- the options ------------------------------------------------------------------------------
+
+_DEFAULTS = build_settings().to_dict()  # the default preset: what --help shows as defaults
+_IN_PRESET = set(read_preset(PRESET_DEFAULT))
+
+
+def _preset(key: str) -> str:
+    """The default of a setting; "in the default preset" where another preset may say otherwise."""
+    value = _DEFAULTS[key]
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return f"{shown} in the default preset" if key in _IN_PRESET else shown
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option: how typer declares it, and the setting it sets (``None``: not a setting)."""
+
+    name: str  # the command's parameter
+    decls: tuple[str, ...]
+    kind: Any
+    help: str
+    setting: str | None = None
+    default: Any = None
+    shown: str | bool = False  # the "[default: ...]" of --help
+    limits: Mapping[str, Any] = field(default_factory=dict)
+
+    def parameter(self) -> inspect.Parameter:
+        option = typer.Option(*self.decls, help=self.help, show_default=self.shown, **self.limits)
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=Annotated[self.kind, option])
+
+
+def _setting(name: str, flag: str, kind: Any, help: str, shown: str | None = None, **limits: Any) -> Opt:
+    """An option that sets the setting of its own name; unset (None), the preset decides."""
+    return Opt(name, (flag,), Optional[kind], help, name, None, shown or _preset(name), limits)
+
+
+def _switch(name: str, decls: tuple[str, ...], help: str) -> Opt:
+    return Opt(name, decls, bool, help, None, False, "off")
+
+
+STYLE = (Opt("style", ("--style", "-s"), List[Path], "Style image (a painting); repeat to blend several.", default=inspect.Parameter.empty),)
+ITERATIONS = Opt(
+    "iterations", ("--iterations", "-n"), Optional[int],
+    "Optimizer iterations at full size: of each picture, and of a video's first frame. The coarser pyramid "
+    "levels run coarse_iterations each (a config file setting), a video's later frames --later-iterations; "
+    "early stopping may end any of them sooner.",
+    "iterations", None, f"{_DEFAULTS['iterations']} in the default preset; coarse_iterations {_DEFAULTS['coarse_iterations']}",
 )
+DEVICE = _setting("device", "--device", str, "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps.", "auto")
+WEIGHTS = _setting("weights", "--weights", str, "VGG19 weights: embedded, torchvision, or a file.", "embedded")
+SETTINGS = (
+    _setting("size", "--size", int, "Long side of the output in pixels."),
+    ITERATIONS,
+    Opt("preset", ("--preset",), str, "Preset from configs/: fast, default, quality.", None, PRESET_DEFAULT, True),
+    Opt("config", ("--config",), Optional[Path], "TOML file of settings; flags override it.", None, None, "none"),
+    DEVICE,
+    _setting("seed", "--seed", int, "Seed for noise init."),
+    Opt("style_weights", ("--style-weights",), Optional[str], "Blend weights for several --style images, e.g. 0.7,0.3.", "style_blend", None, "equal"),
+    _setting("style_scale", "--style-scale", float, "Style image long side as a multiple of the output's; above 0."),
+    _setting("preserve_color", "--preserve-color", str, f"Keep the photo's colours: {', '.join(COLOR_MODES)}."),
+    _setting("content_weight", "--content-weight", float, "Weight of the content loss; 0 or more."),
+    _setting("style_weight", "--style-weight", float, "Weight of the style loss; 0 or more."),
+    _setting("tv_weight", "--tv-weight", float, "Weight of the total-variation loss; 0 or more."),
+    _setting("optimizer", "--optimizer", str, f"{' or '.join(OPTIMIZERS)}."),
+    _setting("learning_rate", "--learning-rate", float, "Adam step size (pixels in [0, 1]); above 0."),
+    _setting("init", "--init", str, "content, noise, or an image file."),
+    _setting("pooling", "--pooling", str, f"{' or '.join(POOLINGS)}."),
+    WEIGHTS,
+    _setting("scales", "--scales", int, "Levels of the coarse-to-fine pyramid."),
+    _setting("content_layer", "--content-layer", str, "VGG19 layer of the content loss."),
+    _setting("style_layers", "--style-layers", str, "Comma-separated VGG19 layers of the style loss."),
+    _setting("max_pixels", "--max-pixels", int, "Refuse images with more pixels, unread (decompression bombs); 0: no limit.", str(_DEFAULTS["max_pixels"]), min=0),
+)
+VIDEO_SIZE = _setting(
+    "size", "--size", int, "Long side of the painted frames in pixels.",
+    "on a CUDA GPU the video's own, at most 1920; else the preset's (256 in the default), never above the video's",
+)
+RUN = (
+    _switch("overwrite", ("--overwrite", "-y"), "Let an output replace an input, a style image or a file that nstpipe did not make (as ffmpeg's -y). Without it, only nstpipe's own outputs are replaced."),
+    _switch("debug", ("--debug",), "Show tracebacks."),
+    _switch("quiet", ("--quiet", "-q"), "No progress display, and no line saying what was chosen (errors and the result stay)."),
+)
+WORKERS = Opt("workers", ("--workers",), Optional[int], "Parallel workers; more than one runs on Ray.", None, None, "one per GPU, else 1", {"min": 1})
+ADDRESS = Opt("address", ("--address",), Optional[str], "Join this Ray cluster (or 'auto').", None, None, "$RAY_ADDRESS, else a private local instance")
+FOLDER = (
+    WORKERS,
+    ADDRESS,
+    Opt("batch", ("--batch",), Optional[int], "Images of one size optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS.", "batch", None, "0", {"min": 0}),
+    _switch("retry_failed", ("--retry-failed",), "Try again the inputs that failed in an earlier run (they are skipped otherwise)."),
+)
+VIDEO = (
+    _setting("temporal", "--temporal", str, f"{', '.join(TEMPORAL_MODES)}: start each frame from the previous one warped along the optical flow (with a temporal loss), unwarped, or not at all."),
+    _setting("later_iterations", "--later-iterations", int, "Iteration budget of every frame after the first (flow, prev), at full size."),
+    _setting("temporal_weight", "--temporal-weight", float, "Weight of the temporal loss (flow); 0 or more."),
+    _setting("crf", "--crf", int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless."),
+    Opt("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", None, None, "OUTPUT.nstpipe-work"),
+    Opt("frames", ("--frames",), Optional[int], "Stylize only the first N frames (a preview).", None, None, "all", {"min": 1}),
+    _switch("keep_frames", ("--keep-frames",), "Keep the stylized frames (PNG) after the video is written."),
+    WORKERS,
+    Opt("batch", ("--batch",), Optional[int], "Chains of frames each worker paints in step on a GPU (a long video is cut into that many more chains); 0: as many as its memory holds, 1 on CPU and MPS.", "batch", None, "0", {"min": 0}),
+    ADDRESS,
+)
+VIDEO_SETTINGS = tuple(VIDEO_SIZE if opt.name == "size" else opt for opt in SETTINGS)
+METRICS = (DEVICE, WEIGHTS, *RUN)
 
-_VIDEO_FLAGS = ("temporal", "later_iterations", "temporal_weight", "crf")
-_FOLDER_FLAGS = ("batch",)
+_ALL = (*STYLE, *SETTINGS, VIDEO_SIZE, *RUN, *FOLDER, *VIDEO)
+_FLAG_OF = {opt.setting: opt.decls[0] for opt in _ALL if opt.setting}
 
 
-def _settings(flags: dict[str, Any]) -> Settings:
+def _options(*groups: tuple[Opt, ...]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give ``command(own parameters..., **options)`` the options of ``groups``.
+
+    typer builds a command's options from its signature, so the table's options are
+    appended to each command's own parameters; they arrive in ``options`` by name.
+    """
+
+    def attach(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        command.__signature__ = inspect.Signature([*own, *(opt.parameter() for group in groups for opt in group)])  # type: ignore[attr-defined]
+        return command
+
+    return attach
+
+
+def _settings(options: Mapping[str, Any]) -> Settings:
     """Preset < --config file < flags (the command's options; unset ones are None)."""
-    overrides = {key: flags[key] for key in _SETTING_FLAGS}
-    overrides["style_blend"] = flags["style_weights"]
-    for key in (*_VIDEO_FLAGS, *_FOLDER_FLAGS):
-        overrides[key] = flags.get(key)
-    return build_settings(flags["preset"], flags["config"], overrides)
+    overrides = {opt.setting: options[opt.name] for opt in _ALL if opt.setting and opt.name in options}
+    return build_settings(options.get("preset", PRESET_DEFAULT), options.get("config"), overrides)
+
+
+def _message(exc: NstpipeError) -> str:
+    """The error's line, with the flag that sets the setting it names."""
+    text, key = str(exc), getattr(exc, "key", None)
+    prefix = f"setting {key!r}"
+    if key in _FLAG_OF and text.startswith(prefix):
+        return f"{prefix} ({_FLAG_OF[key]}){text[len(prefix):]}"
+    return text
 
 
 @contextlib.contextmanager
@@ -106,7 +242,7 @@ def _user_errors(debug: bool) -> Iterator[None]:
     except NstpipeError as exc:
         if debug:
             raise
-        typer.echo(f"nstpipe: error: {exc}", err=True)
+        typer.echo(f"nstpipe: error: {_message(exc)}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         typer.echo("nstpipe: interrupted; finished outputs are kept, rerun to continue", err=True)
@@ -124,173 +260,114 @@ def _user_errors(debug: bool) -> Iterator[None]:
 # -- commands -----------------------------------------------------------------------------------
 
 
-def _common_options(
-    size: SizeOpt = None,
-    iterations: ItersOpt = None,
-    preset: PresetOpt = PRESET_DEFAULT,
-    config: ConfigOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
-    style_weights: BlendOpt = None,
-    style_scale: StyleScaleOpt = None,
-    preserve_color: ColorOpt = None,
-    content_weight: ContentWOpt = None,
-    style_weight: StyleWOpt = None,
-    tv_weight: TvOpt = None,
-    optimizer: OptimOpt = None,
-    learning_rate: LrOpt = None,
-    init: InitOpt = None,
-    pooling: PoolOpt = None,
-    weights: WeightsOpt = None,
-    scales: ScalesOpt = None,
-    content_layer: ContentLayerOpt = None,
-    style_layers: StyleLayersOpt = None,
-    max_pixels: MaxPixelsOpt = None,
-    debug: DebugOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
-    """Never called: its signature declares the options every stylizing command takes."""
-
-
-def _with_common_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give ``command(positional..., **options)`` the parameters of :func:`_common_options`.
-
-    typer builds a command's options from its signature, so the shared options are
-    declared once and appended to each command's own parameters.
-    """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
-    shared = inspect.signature(_common_options, eval_str=True).parameters.values()
-    command.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
-    return command
-
-
 @app.command()
-@_with_common_options
+@_options(STYLE, SETTINGS, RUN)
 def image(
     content: Annotated[Path, typer.Argument(help="The photo to paint.", show_default=False)],
-    style: StyleOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output image (.png, .jpg, .webp).", show_default=False)],
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Output image; its suffix decides the format: .png, .jpg, .webp, .tif, .bmp (.avif where Pillow has it).", show_default="PHOTO.STYLE.SUFFIX beside the photo"),
+    ] = None,
     **options: Any,
 ) -> None:
-    """Stylize one image."""
+    """Stylize one image; a rerun with the same settings keeps the finished output."""
     with _user_errors(options["debug"]):
         settings = _settings(options)
-        from pipeline.app import stylize_one
+        from pipeline.app import default_image_output, stylize_one
 
+        target = output or default_image_output(content, options["style"])
         with _reporter(options["quiet"]) as report:
-            stylize_one(content, style, output, settings, report)
-        typer.echo(f"wrote {output}")
+            written = stylize_one(content, options["style"], target, settings, report, options["overwrite"])
+        typer.echo(f"wrote {target}" if written else f"kept {target}: made earlier with these settings")
 
 
 @app.command()
-@_with_common_options
+@_options(STYLE, SETTINGS, FOLDER, RUN)
 def images(
     folder: Annotated[Path, typer.Argument(help="Folder of images, searched recursively.", show_default=False)],
-    style: StyleOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default=False)],
-    workers: WorkersOpt = None,
-    address: AddressOpt = None,
-    batch: BatchOpt = None,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the inputs that failed in an earlier run (they are skipped otherwise).")] = False,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default="FOLDER.STYLE beside the folder"),
+    ] = None,
     **options: Any,
 ) -> None:
     """Stylize every image under FOLDER; rerun to resume (finished outputs are skipped)."""
     with _user_errors(options["debug"]):
-        settings = _settings({**options, "batch": batch})
-        from pipeline.app import open_executor, stylize_folder
+        settings = _settings(options)
+        from pipeline.app import default_folder_output, open_executor, stylize_folder
 
-        with _reporter(options["quiet"]) as report, open_executor(workers, address) as executor:
-            outcome = stylize_folder(folder, style, output, settings, report, executor, retry_failed)
+        target = output or default_folder_output(folder, options["style"])
+        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+            outcome = stylize_folder(folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"])
         for skipped in outcome.failed_before:
             typer.echo(f"nstpipe: failed in an earlier run: {skipped.failed}", err=True)
         for failure in outcome.failed:
             typer.echo(f"nstpipe: failed: {failure.error}", err=True)
         earlier = f" (+{len(outcome.failed_before)} in an earlier run; --retry-failed tries them again)" if outcome.failed_before else ""
-        typer.echo(
-            f"{outcome.done} stylized, {outcome.skipped} already done, {len(outcome.failed)} failed{earlier}; outputs in {output}"
-        )
+        typer.echo(f"{outcome.done} stylized, {outcome.skipped} already done, {len(outcome.failed)} failed{earlier}; outputs in {target}")
         if outcome.failed or outcome.failed_before:
             raise typer.Exit(EXIT_FAILED_INPUTS)
 
 
 @app.command()
-@_with_common_options
+@_options(STYLE, VIDEO_SETTINGS, VIDEO, RUN)
 def video(
     sources: Annotated[List[Path], typer.Argument(help="The video(s) to paint, or folders of videos.", show_default=False)],
-    style: StyleOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4, H.264); a folder for several inputs.", show_default=False)],
-    temporal: TemporalOpt = None,
-    later_iterations: LaterItersOpt = None,
-    temporal_weight: TemporalWOpt = None,
-    crf: CrfOpt = None,
-    work_dir: WorkDirOpt = None,
-    frames: FramesOpt = None,
-    keep_frames: KeepFramesOpt = False,
-    workers: WorkersOpt = None,
-    batch: VideoBatchOpt = None,
-    address: AddressOpt = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Output video (.mp4, .m4v or .mov; H.264); a folder for several inputs.", show_default="VIDEO.STYLE.mp4 beside each video"),
+    ] = None,
     **options: Any,
 ) -> None:
     """Stylize videos frame by frame, stable over time; rerun to resume after an interruption."""
     with _user_errors(options["debug"]):
-        flags = {**options, "temporal": temporal, "later_iterations": later_iterations, "temporal_weight": temporal_weight, "crf": crf, "batch": batch}
-        settings = _settings(flags)
-        from pipeline.app import open_executor, stylize_video
-        from pipeline.errors import InputError
-        from pipeline.jobs.plan import plan_videos
+        settings = _settings(options)
+        from pipeline.app import VideoOptions, open_executor, stylize_videos
 
-        single = len(sources) == 1 and not sources[0].is_dir()
-        jobs = [(sources[0], output)] if single else plan_videos(sources, output)
+        size_from_device = options["size"] is None and not config_sets(options["config"], "size")
+        run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], size_from_device)
         failed = 0
-        with _reporter(options["quiet"]) as report, open_executor(workers, address) as executor:
-            for source, target in jobs:
-                try:
-                    summary = stylize_video(source, style, target, settings, report, work_dir, frames, keep_frames, executor)
-                except InputError as exc:
-                    if single:
-                        raise
-                    failed += 1
-                    typer.echo(f"nstpipe: failed: {exc}", err=True)
-                    continue
-                resumed = summary.frames - summary.stylized
-                typer.echo(f"wrote {target}: {summary.frames} frames ({resumed} from an earlier run), {summary.iterations} iterations")
+        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+            for outcome in stylize_videos(sources, options["style"], output, settings, report, run, executor):
+                failed += _print_video(outcome)
         if failed:
             raise typer.Exit(EXIT_FAILED_INPUTS)
 
 
+def _print_video(outcome: Any) -> int:
+    """The line of one video's outcome; 1 when it failed."""
+    if outcome.error is not None:
+        typer.echo(f"nstpipe: failed: {outcome.error}", err=True)
+        return 1
+    summary = outcome.summary
+    if outcome.kept:
+        typer.echo(f"kept {outcome.output}: {summary.frames} frames, made earlier with these settings")
+    else:
+        resumed = summary.frames - summary.stylized
+        typer.echo(f"wrote {outcome.output}: {summary.frames} frames ({resumed} from an earlier run), {summary.iterations} iterations")
+    return 0
+
+
 @app.command()
+@_options(METRICS)
 def metrics(
     source: Annotated[Path, typer.Argument(help="The original video.", show_default=False)],
     stylized: Annotated[Path, typer.Argument(help="Its stylized version.", show_default=False)],
-    style: Annotated[Optional[Path], typer.Option("--style", "-s", help="The painting, for style distances.", show_default=False)] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the per-frame numbers here.", show_default=False)] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw E_warp over time into this PNG.", show_default=False)] = None,
-    device: DeviceOpt = None,
-    weights: WeightsOpt = None,
-    debug: DebugOpt = False,
-    quiet: QuietOpt = False,
+    style: Annotated[Optional[Path], typer.Option("--style", "-s", help="The painting, for style distances.", show_default="none")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the per-frame numbers here.", show_default="none")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw E_warp over time into this chart; its suffix decides the format: .png, .svg, .pdf.", show_default="none")] = None,
+    **options: Any,
 ) -> None:
     """Temporal stability (warping error E_warp, Lai et al. 2018) and per-frame content and style distances."""
-    with _user_errors(debug):
-        settings = build_settings(overrides={"device": device, "weights": weights})
+    with _user_errors(options["debug"]):
+        settings = _settings(options)
         from pipeline.app import measure_video
-        from pipeline.media.writer import atomic_write_json
 
-        with _reporter(quiet) as report:
-            result = measure_video(source, stylized, style, settings, report)
-        summary = result.summary()
-        for key, value in summary.items():
+        with _reporter(options["quiet"]) as report:
+            result = measure_video(source, stylized, style, settings, report, json_path, plot, options["overwrite"])
+        for key, value in result.summary().items():
             shown = "-" if value is None else (f"{value:.6f}" if isinstance(value, float) else str(value))
             typer.echo(f"{key:<22}{shown:>12}")
-        if json_path is not None:
-            frames = [dataclasses.asdict(f) for f in result.frames]
-            record = {"source": str(source), "stylized": str(stylized), "style": str(style) if style else None,
-                      "width": result.width, "height": result.height, "summary": summary, "frames": frames}
-            atomic_write_json(json_path, record)
-        if plot is not None:
-            from pipeline.media.plot import plot_warping_error
-
-            plot_warping_error(result, plot, title=f"E_warp: {stylized.name}")
 
 
 @app.command()
@@ -301,6 +378,9 @@ def presets() -> None:
     for name in preset_names():
         values = ", ".join(f"{k}={v}" for k, v in read_preset(name).items())
         typer.echo(f"{name}: {values}")
+
+
+# -- progress -----------------------------------------------------------------------------------
 
 
 class _ProgressBar:
@@ -348,11 +428,114 @@ class _ProgressBar:
             self.progress.update(self.files, description=f"encoding {event.frames} frames")
 
 
+class _LogProgress:
+    """Plain progress lines for a log file (stderr is not a terminal): the items done of
+    the job's total, the rate and the time left, at most one line every ``interval``
+    seconds, and one when all are done. It reads the same events as the progress bar.
+
+    The rate counts only what this run did: outputs finished by an earlier run are done
+    at once, and would make the time left look shorter than it is.
+    """
+
+    def __init__(self, echo: Callable[[str], None], clock: Callable[[], float] = time.monotonic, interval: float = LOG_INTERVAL) -> None:
+        self.echo, self.clock, self.interval = echo, clock, interval
+        self.unit = ""
+        self.total = self.done = self.earlier = 0
+        self.start = self.last = 0.0
+        self.step = ""  # where the optimization of the current item stands
+        self.ended = True
+
+    def __call__(self, event: object) -> None:
+        from pipeline.events import Encoding, FrameDone, JobPlanned, Progress, Skipped, VideoPlanned
+        from pipeline.jobs.worker import TaskResult
+
+        if isinstance(event, JobPlanned):
+            self._plan("pictures", event.total, 0)
+        elif isinstance(event, VideoPlanned):
+            self._plan("frames", event.frames, event.done)
+        elif isinstance(event, Progress):
+            self.step = f"level {event.scale + 1}/{event.scales}, iteration {event.iteration}/{event.iterations}"
+        elif isinstance(event, Encoding):
+            self.echo(f"nstpipe: encoding {event.frames} frames")
+        elif isinstance(event, (Skipped, TaskResult, FrameDone)) and not self.ended:
+            self.done += 1
+            self.earlier += isinstance(event, Skipped)
+            self.step = ""
+            if self.done >= self.total:
+                self.finish()
+        self.poll()
+
+    def _plan(self, unit: str, total: int, done: int) -> None:
+        self.unit, self.total, self.done, self.earlier = unit, total, done, done
+        self.start = self.last = self.clock()
+        self.step, self.ended = "", total <= done
+
+    def poll(self) -> None:
+        """A line if ``interval`` has passed since the last one: after any event, the
+        optimizer's steps included, since one picture can take minutes."""
+        now = self.clock()
+        if not self.ended and now - self.last >= self.interval:
+            self.last = now
+            self.echo(self._line(now))
+
+    def finish(self) -> None:
+        """The closing line of a job that ended well (once)."""
+        if self.ended:
+            return
+        self.ended = True
+        self.done = max(self.done, self.total)
+        seconds = self.clock() - self.start
+        rate = (self.done - self.earlier) / seconds if seconds > 0 else 0.0
+        self.echo(f"nstpipe: {self.total}/{self.total} {self.unit} in {_duration(seconds)} ({rate:.2f} {self.unit}/s)")
+
+    def _line(self, now: float) -> str:
+        done = min(self.done, self.total)
+        rate = (done - self.earlier) / max(now - self.start, 1e-9)
+        left = f"ETA {_duration((self.total - done) / rate)}" if rate > 0 else "ETA unknown"
+        step = f" ({self.step})" if self.step else ""
+        return f"nstpipe: {done}/{self.total} {self.unit}, {rate:.2f} {self.unit}/s, {left}{step}"
+
+
+def _duration(seconds: float) -> str:
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _announcing(sink: EventSink) -> EventSink:
+    """``sink``, after the line saying what a command chose (size, device, precision) is
+    printed: once, before the work starts, whatever the progress display."""
+    from pipeline.events import Chosen
+
+    def report(event: object) -> None:
+        if isinstance(event, Chosen):
+            unit = event.unit[:-1] if event.count == 1 else event.unit  # "1 frame", "2 frames"
+            count = f", {event.count} {unit}" if event.count is not None else ""
+            where = f" -> {event.output}" if event.output is not None else ""
+            typer.echo(f"nstpipe: {event.size} on {event.device} ({event.precision}){count}{where}", err=True)
+        sink(event)
+
+    return report
+
+
 @contextlib.contextmanager
-def _reporter(quiet: bool) -> Iterator[Any]:
-    if quiet or not sys.stderr.isatty():
+def _reporter(quiet: bool) -> Iterator[EventSink]:
+    if quiet:
         yield lambda event: None
-        return
+    elif sys.stderr.isatty():
+        with _progress_bar() as bar:
+            yield _announcing(bar)
+    else:
+        log = _LogProgress(lambda line: typer.echo(line, err=True), interval=LOG_INTERVAL)
+        yield _announcing(log)
+        log.finish()
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[_ProgressBar]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     # Throughput (items a second, over rich's recent window) and the ETA that follows from it.

@@ -1,7 +1,8 @@
 """The driver behind the commands: check everything up front, plan, execute, record.
 
-Bad styles, an unwritable output and unknown settings fail here before any work starts.
-Events go to a ``report`` callable (the CLI's progress bar); nothing is printed.
+Bad styles, an unwritable output, an output that would replace a file nstpipe did not
+make, and unknown settings fail here before any work starts. Events go to a ``report``
+callable (the CLI's progress display); nothing is printed.
 """
 
 from __future__ import annotations
@@ -9,31 +10,40 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from pipeline import __version__
-from pipeline.config import Settings
+from pipeline.config import MIN_SIZE, Settings
 from pipeline.engine.device import resolve_device, visible_gpus
-from pipeline.errors import InputError
-from pipeline.events import EventSink, FrameDone, JobPlanned, Skipped, VideoPlanned
+from pipeline.errors import ConfigError, InputError
+from pipeline.events import Chosen, EventSink, FrameDone, JobPlanned, Kept, Skipped, VideoPlanned
 from pipeline.run.executor import Executor, LocalExecutor, Summary
 from pipeline.jobs.failures import clear_failure, failed_before, record_failure
 from pipeline.media.framestore import FrameStore
-from pipeline.media.imaging import read_image, read_rgb
+from pipeline.media.imaging import is_still_image, read_image, read_rgb
 from pipeline.engine.metrics import VideoMetrics, video_metrics
-from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images
-from pipeline.media.video import probe, read_frames, temp_tag
+from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images, plan_videos
+from pipeline.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
+from pipeline.engine.stylize import resolve_precision
+from pipeline.media.plot import plot_format, plot_warping_error
+from pipeline.media.video import VIDEO_CONTAINERS, VideoInfo, probe, read_frames, temp_tag
 from pipeline.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
-from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job, metrics_encoder
-from pipeline.media.writer import atomic_write_json, clean_temp_files
+from pipeline.jobs.plan import source_identity
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job, metrics_encoder, read_unchanged
+from pipeline.media.writer import IMAGE_FORMATS, atomic_write_json, clean_temp_files, image_format, read_record, record_path
 
 SETTINGS_FILE = "nstpipe-settings.json"
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
+VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
+# Without --size, a video on a CUDA GPU keeps its own size up to this long side (full HD):
+# a 4K frame holds four times the pixels, so its optimization takes about four times the
+# memory and the time of a full HD one.
+MAX_SOURCE_SIDE = 1920
 
 
 @dataclass
@@ -45,9 +55,13 @@ class FolderOutcome:
 
 
 def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
-    """Fail before any work on a missing or unreadable style or init image."""
+    """Fail before any work on a missing or unreadable style or init image, or on blend
+    weights that do not match the style images."""
     if not styles:
         raise InputError("--style", "at least one style image is needed")
+    blend = settings.engine.style_blend
+    if blend and len(blend) != len(styles):
+        raise ConfigError(f"setting 'style_blend': {len(blend)} weights for {len(styles)} style image(s)", "style_blend")
     for path in styles:
         read_rgb(path, draft_side=64, max_pixels=settings.max_pixels)
     if settings.engine.init_is_file:
@@ -63,9 +77,83 @@ def check_writable(folder: Path) -> None:
         raise InputError(folder, f"output folder is not writable ({exc.strerror or exc})") from None
 
 
+def protected(styles: Sequence[Path], settings: Settings, *inputs: Path) -> dict[str, list[Path]]:
+    """The files a command reads, by what they are to it: an output must not replace them."""
+    files = {"input": list(inputs), "style image": list(styles)}
+    if settings.engine.init_is_file:
+        files["init image"] = [Path(settings.engine.init)]
+    return files
+
+
+def check_output(output: Path, inputs: Mapping[str, Sequence[Path]], overwrite: bool) -> None:
+    """Refuse, before any work, an output that would replace one of ``inputs`` or a file
+    nstpipe did not make; ``overwrite`` (``-y``, as in ffmpeg) lifts both."""
+    if output.is_dir():
+        raise InputError(output, "is a folder; name the output file")
+    if overwrite or not os.path.lexists(output):
+        return
+    advice = "give another -o, or -y to replace it"
+    for what, paths in inputs.items():
+        if any(_same_file(output, path) for path in paths):
+            raise InputError(output, f"is the {what}; the output would replace it ({advice})")
+    if not made_by_nstpipe(output):
+        raise InputError(output, f"exists and was not made by nstpipe ({advice})")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def made_by_nstpipe(path: Path) -> bool:
+    """Whether nstpipe wrote the file now at ``path``: a PNG that carries its record (the
+    outputs of ``images``), or a file whose record beside it vouches for these very bytes
+    (``image`` and ``video``)."""
+    return read_record(path) is not None or beside_record(path) is not None
+
+
+def beside_record(output: Path) -> dict[str, Any] | None:
+    """The settings record beside ``output``, if it was written for the file now there
+    (same size and modification time): a file edited or replaced since is not nstpipe's."""
+    try:
+        record = json.loads(record_path(output).read_text(encoding="utf-8"))
+        return record if record["output"] == source_identity(output) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def finished(output: Path, identity: Mapping[str, Any]) -> bool:
+    """Whether ``output`` is nstpipe's and was made with exactly ``identity`` (fingerprint,
+    source, and what else the command records), so that a rerun keeps it."""
+    record = beside_record(output)
+    return record is not None and all(record.get(key) == value for key, value in identity.items())
+
+
+def style_tag(styles: Sequence[Path]) -> str:
+    return "+".join(path.stem for path in styles)
+
+
+def default_image_output(content: Path, styles: Sequence[Path]) -> Path:
+    """``photo.monet.jpg`` beside ``photo.jpg``: the photo's format where nstpipe writes it, else PNG."""
+    suffix = content.suffix if content.suffix.lower() in IMAGE_FORMATS else ".png"
+    return content.with_name(f"{content.stem}.{style_tag(styles)}{suffix}")
+
+
+def default_folder_output(folder: Path, styles: Sequence[Path]) -> Path:
+    """``photos.monet/`` beside the folder ``photos/``."""
+    named = folder if folder.name not in ("", ".", "..") else Path(os.path.abspath(folder))
+    return named.with_name(f"{named.name}.{style_tag(styles)}")
+
+
+def default_video_output(source: Path, styles: Sequence[Path]) -> Path:
+    return source.with_name(f"{source.stem}.{style_tag(styles)}.mp4")
+
+
 def settings_record(job: ImageJob, device: str) -> dict[str, object]:
     settings = job.settings.to_dict()
-    settings["device"] = device  # what "auto" resolved to
+    settings["device"] = device  # what "auto" chose
     return {
         "nstpipe": __version__,
         "fingerprint": job.fingerprint,
@@ -74,19 +162,38 @@ def settings_record(job: ImageJob, device: str) -> dict[str, object]:
     }
 
 
-def stylize_one(content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink) -> None:
+def chosen(settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "") -> Chosen:
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.engine.precision, device)
+    return Chosen(size, str(device), precision, output, count, unit)
+
+
+def stylize_one(
+    content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool = False
+) -> bool:
+    """Paint ``content`` into ``output``; False when ``output`` was already made with these
+    settings from this photo, and is kept."""
+    image_format(output)  # the suffix names a format nstpipe writes, before any work
     check_inputs(styles, settings)
-    read_rgb(content, draft_side=64, max_pixels=settings.max_pixels)
-    check_writable(output.parent)
+    check_output(output, protected(styles, settings, content), overwrite)
+    picture, source = read_unchanged(content, settings.size, settings.max_pixels)
     job = make_job(settings, list(styles))
+    if finished(output, {"fingerprint": job.fingerprint, "source": source}):
+        report(Kept(output))
+        return False
+    check_writable(output.parent)
+    report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", output))
+    report(JobPlanned(1))
     worker = ImageWorker(job)
     start = time.perf_counter()
-    result = worker.stylize_file(content, output, callback=report)
+    result = worker.stylize_picture(picture, output, callback=report)
     seconds = time.perf_counter() - start
     record = settings_record(job, str(worker.stylizer.device))
-    record["settings"]["precision"] = worker.stylizer.precision  # what "auto" chose, like the device
+    record["settings"]["precision"] = worker.stylizer.precision  # type: ignore[index]  # what "auto" chose, like the device
     record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
-    atomic_write_json(output.with_name(output.stem + ".settings.json"), record)
+    record.update(source=source, output=source_identity(output))
+    atomic_write_json(record_path(output), record)
+    return True
 
 
 @contextlib.contextmanager
@@ -119,21 +226,15 @@ def stylize_folder(
     report: EventSink,
     executor: Executor | None = None,
     retry_failed: bool = False,
+    overwrite: bool = False,
 ) -> FolderOutcome:
     """Stylize every image under ``folder`` into ``output``, skipping finished ones.
 
     Inputs that failed in an earlier run are skipped too (see :mod:`pipeline.jobs.failures`)
     unless ``retry_failed``; each new failure is recorded the moment it is reported.
     """
-    if not folder.is_dir():
-        raise InputError(folder, "not a folder")
-    check_inputs(styles, settings)
-    check_writable(output)
-    job = make_job(settings, list(styles))
-    report(JobPlanned(sum(1 for _ in plan_images(folder, output))))  # also refuses output == input
-    atomic_write_json(output / SETTINGS_FILE, settings_record(job, str(resolve_device(settings.device))))
+    job = start_folder(folder, styles, output, settings, report, overwrite)
     outcome = FolderOutcome()
-
     limits = {"max_pixels": settings.max_pixels}
 
     def todo() -> Iterator[ImageTask]:
@@ -169,8 +270,55 @@ def stylize_folder(
     return outcome
 
 
+def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool) -> ImageJob:
+    """Everything a folder job checks and reports before the first picture: the job."""
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder")
+    check_inputs(styles, settings)
+    device = resolve_device(settings.device)  # an unknown device fails here, before any output
+    check_writable(output)
+    job = make_job(settings, list(styles))
+    total = count_planned(folder, output, protected(styles, settings), overwrite)  # also refuses output == input
+    report(chosen(settings, f"long side {settings.size}", output, total, "pictures"))
+    report(JobPlanned(total))
+    atomic_write_json(output / SETTINGS_FILE, settings_record(job, str(device)))
+    return job
+
+
+def count_planned(folder: Path, output: Path, inputs: Mapping[str, Sequence[Path]], overwrite: bool) -> int:
+    """The images a folder job will go through, each planned output checked first as
+    :func:`check_output` checks a single one (the inputs themselves cannot be outputs:
+    the plan keeps the output folder out of the walk)."""
+    total = 0
+    for task in plan_images(folder, output):
+        check_output(task.output, inputs, overwrite)
+        total += 1
+    return total
+
+
 def default_work_dir(output: Path) -> Path:
     return output.with_name(output.name + ".nstpipe-work")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video job runs, beside its settings."""
+
+    work_dir: Path | None = None  # default: beside the output (see default_work_dir)
+    limit: int | None = None  # paint only the first frames (a preview)
+    keep_frames: bool = False
+    overwrite: bool = False  # -y: an output may replace an input or a file nstpipe did not make
+    # No --size was asked for: the size follows this machine's device (see video_settings).
+    size_from_device: bool = False
+
+
+@dataclass(frozen=True)
+class VideoOutcome:
+    source: Path
+    output: Path
+    summary: FramesSummary | None = None  # None when it failed
+    error: str | None = None
+    kept: bool = False  # finished earlier with these settings, left as it was
 
 
 def stylize_video(
@@ -183,40 +331,165 @@ def stylize_video(
     limit: int | None = None,
     keep_frames: bool = False,
     executor: Executor | None = None,
+    overwrite: bool = False,
 ) -> FramesSummary:
-    """Stylize ``source`` into ``output`` (H.264 MP4), resuming from the work folder.
-
-    ``limit`` stylizes only the first frames (a preview). The frames are split into
-    ``batch`` chains per worker of ``executor`` (see :func:`~pipeline.jobs.plan.plan_chunks`),
-    each worker painting its chains in step; the split is saved in the manifest and kept
-    on a rerun, whatever the number of workers or the batch then.
-    The frames stay in the work folder until the video is published; then they are
-    removed unless ``keep_frames``.
-    """
-    if output.suffix.lower() not in VIDEO_SUFFIXES:
-        raise InputError(output, f"the output is H.264 in MP4: name it {' or '.join(VIDEO_SUFFIXES)}")
+    """Stylize ``source`` into ``output`` (H.264 MP4), resuming from the work folder; see
+    :func:`paint_video`."""
     check_inputs(styles, settings)
-    info = probe(source)  # a missing, empty or corrupt file fails here, before any work
+    options = VideoOptions(work_dir, limit, keep_frames, overwrite)
+    summary = paint_video(source, styles, output, settings, report, options, executor).summary
+    assert summary is not None
+    return summary
+
+
+def stylize_videos(
+    sources: Sequence[Path],
+    styles: Sequence[Path],
+    output: Path | None,
+    settings: Settings,
+    report: EventSink,
+    options: VideoOptions,
+    executor: Executor | None = None,
+) -> Iterator[VideoOutcome]:
+    """Every video of ``sources`` (a folder stands for the videos in it), in turn.
+
+    ``output`` is the output file for one video, the output folder for several, or None:
+    beside each video, named after it and the styles (``clip.monet.mp4``). The styles and
+    every output are checked before any video is painted. A video that cannot be read
+    stops a job of one video (InputError); among several it is one failed outcome.
+    """
+    check_inputs(styles, settings)
+    targets = video_targets(sources, styles, output)
+    for source, target in targets:
+        check_video_suffix(target)
+        check_output(target, protected(styles, settings, source), options.overwrite)
+    single = len(sources) == 1 and not sources[0].is_dir()
+    for source, target in targets:
+        try:
+            yield paint_video(source, styles, target, settings, report, options, executor)
+        except InputError as exc:
+            if single:
+                raise
+            yield VideoOutcome(source, target, error=str(exc))
+
+
+def video_targets(sources: Sequence[Path], styles: Sequence[Path], output: Path | None) -> list[tuple[Path, Path]]:
+    """(source, output) of every video to paint."""
+    if output is None:
+        return [(source, default_video_output(source, styles)) for source in list_videos(sources)]
+    if len(sources) == 1 and not sources[0].is_dir():
+        return [(sources[0], output)]
+    return plan_videos(sources, output)
+
+
+def list_videos(sources: Sequence[Path]) -> list[Path]:
+    """The videos given, a folder standing for the videos in it, less nstpipe's own outputs
+    (which sit beside their inputs when no -o is given)."""
+    found: list[Path] = []
+    for path in sources:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        videos = (p for p in path.iterdir() if p.suffix.lower() in VIDEO_INPUT_SUFFIXES and p.is_file())
+        found += sorted(p for p in videos if not made_by_nstpipe(p))
+    return found
+
+
+def check_video_suffix(output: Path) -> None:
+    if output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(output, f"the output is H.264 video: name it {', '.join(VIDEO_SUFFIXES)}")
+
+
+def check_video_source(source: Path) -> VideoInfo:
+    """The video's properties; a still image is named as such (FFmpeg would take it for a
+    video of one frame, which then fails deep inside the job)."""
+    if is_still_image(source):
+        raise InputError(source, "is a still image, not a video; use `nstpipe image`")
+    return probe(source)  # a missing, empty or corrupt file fails here, before any work
+
+
+def paint_video(
+    source: Path,
+    styles: Sequence[Path],
+    output: Path,
+    settings: Settings,
+    report: EventSink,
+    options: VideoOptions,
+    executor: Executor | None = None,
+) -> VideoOutcome:
+    """Paint ``source`` into ``output`` (the styles are checked already).
+
+    The frames are split into ``batch`` chains per worker of ``executor`` (see
+    :func:`~pipeline.jobs.plan.plan_chunks`), each worker painting its chains in step; the
+    split is saved in the manifest and kept on a rerun, whatever the number of workers or
+    the batch then. The frames stay in the work folder until the video is published; then
+    they are removed unless ``keep_frames``. An output finished with the same settings,
+    frames and quality is kept.
+    """
+    check_video_suffix(output)
+    info = check_video_source(source)
+    settings = video_settings(settings, info, options.size_from_device)
     check_frame_size(source, info.height, info.width, settings)
-    check_writable(output.parent)
-    if output.resolve() == source.resolve():
-        raise InputError(output, "the output would overwrite the input video")
-    clean_temp_files(output.parent, temp_tag(output))  # a video a killed run was encoding
-    executor = executor or LocalExecutor()
+    check_output(output, protected(styles, settings, source), options.overwrite)
     job = make_video_job(settings, list(styles), source, info)
-    store = FrameStore(work_dir or default_work_dir(output), job.fingerprint)
+    frames = info.frame_count if options.limit is None else min(options.limit, info.frame_count)
+    # crf is not in the fingerprint (a new one only re-encodes), so the record names it.
+    identity = {"fingerprint": job.fingerprint, "frames": frames, "crf": settings.video.crf}
+    if finished(output, identity):
+        report(Kept(output))
+        return VideoOutcome(source, output, FramesSummary(frames=frames), kept=True)
+    check_writable(output.parent)
+    height, width = output_frame_size(info.height, info.width, settings)
+    report(chosen(settings, f"{width}x{height}", output, frames, "frames"))
+    summary = run_video_job(job, output, frames, identity, report, options, executor or LocalExecutor())
+    return VideoOutcome(source, output, summary)
+
+
+def run_video_job(
+    job: VideoJob,
+    output: Path,
+    frames: int,
+    identity: Mapping[str, Any],
+    report: EventSink,
+    options: VideoOptions,
+    executor: Executor,
+) -> FramesSummary:
+    """Paint the frames into the work folder, encode them, record the output."""
+    clean_temp_files(output.parent, temp_tag(output))  # a video a killed run was encoding
+    store = FrameStore(options.work_dir or default_work_dir(output), job.fingerprint)
     check_writable(store.root.parent)
-    frames = info.frame_count if limit is None else min(limit, info.frame_count)
-    batch = video_batch(settings, info)
+    batch = video_batch(job.settings, job.info)
     chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism() * batch)
-    manifest = video_manifest(job, str(resolve_device(settings.device)), batch)
+    manifest = video_manifest(job, str(resolve_device(job.settings.device)), batch)
     store.open({**manifest, "frames": frames, "chunks": [dataclasses.astuple(c) for c in chunks]})
     report(VideoPlanned(frames, count_done(store, frames)))
-    summary = executor.run_video(job, store, chunks, report, batch)
-    encode(job, store, frames, output, report, full=frames == info.frame_count)
-    if not keep_frames:
+    try:
+        summary = executor.run_video(job, store, chunks, report, batch)
+    except InputError:
+        if count_done(store, frames) == 0:
+            store.remove()  # nothing painted: no empty work folder left behind
+        raise
+    encode(job, store, frames, output, report, full=frames == job.info.frame_count)
+    # After the video, so that the record vouches for the file published: a run killed
+    # in between leaves a video without a record, which the next run (with -y) encodes again
+    # from the frames still in the work folder.
+    atomic_write_json(record_path(output), {**manifest, **identity, "output": source_identity(output)})
+    if not options.keep_frames:
         store.remove()
     return summary
+
+
+def video_settings(settings: Settings, info: VideoInfo, size_from_device: bool) -> Settings:
+    """The settings a video is painted with. Without --size (``size_from_device``), the size
+    follows the device of the machine running nstpipe: on a CUDA GPU the video's own long
+    side, at most MAX_SOURCE_SIDE; elsewhere the preset's, never above the video's own. It
+    is decided here, once, so that the fingerprint, the manifest and the record hold the
+    size painted (another machine may decide otherwise, and then paints anew)."""
+    if not size_from_device:
+        return settings
+    own = max(info.width, info.height)
+    most = MAX_SOURCE_SIDE if resolve_device(settings.device).type == "cuda" else settings.size
+    return dataclasses.replace(settings, size=max(MIN_SIZE, min(own, most)))
 
 
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:
@@ -252,16 +525,45 @@ def measure_video(
     style: Path | None,
     settings: Settings,
     report: EventSink,
+    json_path: Path | None = None,
+    plot_path: Path | None = None,
+    overwrite: bool = False,
 ) -> VideoMetrics:
-    """``nstpipe metrics``: E_warp of ``stylized`` and of ``source``, and per-frame distances."""
+    """``nstpipe metrics``: E_warp of ``stylized`` and of ``source``, and per-frame
+    distances; written to ``json_path`` and drawn into ``plot_path`` when given (both
+    checked, like every output, before the measuring)."""
+    inputs = {"input": [source, stylized], "style image": [style] if style is not None else []}
+    if plot_path is not None:
+        plot_format(plot_path)
+    for path in (json_path, plot_path):
+        if path is not None:
+            check_output(path, inputs, overwrite)
+    result = _measure(source, stylized, style, settings, report)
+    if json_path is not None:
+        atomic_write_json(json_path, metrics_record(source, stylized, style, result))
+    if plot_path is not None:
+        plot_warping_error(result, plot_path, title=f"E_warp: {stylized.name}")
+    return result
+
+
+def metrics_record(source: Path, stylized: Path, style: Path | None, result: VideoMetrics) -> dict[str, object]:
+    return {
+        "source": str(source), "stylized": str(stylized), "style": str(style) if style else None,
+        "width": result.width, "height": result.height, "summary": result.summary(),
+        "frames": [dataclasses.asdict(frame) for frame in result.frames],
+    }
+
+
+def _measure(source: Path, stylized: Path, style: Path | None, settings: Settings, report: EventSink) -> VideoMetrics:
     source_info, stylized_info = probe(source), probe(stylized)
     style_image = read_image(style) if style is not None else None
-    device = resolve_device(settings.device)
-    encoder = metrics_encoder(settings, device)
     if stylized_info.frame_count > source_info.frame_count:
         raise InputError(stylized, f"has {stylized_info.frame_count} frames, the source only {source_info.frame_count}")
+    device = resolve_device(settings.device)
     # A preview (nstpipe video --frames N) is compared with the first N source frames.
     frames = stylized_info.frame_count
+    report(Chosen(f"{stylized_info.width}x{stylized_info.height}", str(device), "fp32", None, frames, "frames"))
+    encoder = metrics_encoder(settings, device)
     report(VideoPlanned(frames, 0))
     try:
         return video_metrics(

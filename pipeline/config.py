@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -65,6 +66,7 @@ COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
 PRESET_DEFAULT = "default"
+MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
 # PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -117,6 +119,14 @@ class EngineConfig:
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
+        self._check_layers()
+        self._check_numbers()
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        _check(self.pooling in POOLINGS, "pooling", f"must be one of {', '.join(POOLINGS)}")
+        _check(self.preserve_color in COLOR_MODES, "preserve_color", f"must be one of {', '.join(COLOR_MODES)}")
+        _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+
+    def _check_layers(self) -> None:
         _check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
         for layer in self.style_layers:
             _check(layer in LAYERS, "style_layers", f"unknown layer {layer!r}")
@@ -126,16 +136,24 @@ class EngineConfig:
             "style_layer_weights",
             f"{len(self.style_layer_weights)} weights for {len(self.style_layers)} style layers",
         )
-        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
-        _check(self.pooling in POOLINGS, "pooling", f"must be one of {', '.join(POOLINGS)}")
-        _check(self.preserve_color in COLOR_MODES, "preserve_color", f"must be one of {', '.join(COLOR_MODES)}")
-        _check(self.iterations >= 0 and self.coarse_iterations >= 0, "iterations", "must not be negative")
+        _check_weights("style_layer_weights", self.style_layer_weights)
+
+    def _check_numbers(self) -> None:
+        # NaN and inf are floats to Python: unchecked, they reached the optimizer, which ran
+        # to a NaN loss and saved a picture close to the photo. A negative weight rewards
+        # moving away from its target.
+        for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "tolerance"):
+            _check_weight(key, getattr(self, key))
+        _check_positive("style_scale", self.style_scale)
+        _check_positive("learning_rate", self.learning_rate)
+        if self.style_blend:
+            _check_weights("style_blend", self.style_blend)
+        _check(self.iterations >= 0, "iterations", f"must not be negative (got {self.iterations})")
+        _check(self.coarse_iterations >= 0, "coarse_iterations", f"must not be negative (got {self.coarse_iterations})")
         _check(self.scales >= 1, "scales", "must be at least 1")
+        _check(self.min_scale_size >= 1, "min_scale_size", "must be at least 1")
         _check(0.0 <= self.content_mix <= 1.0, "content_mix", "must be between 0 and 1")
-        _check(self.style_scale > 0, "style_scale", "must be positive")
-        _check(all(w >= 0 for w in self.style_blend), "style_blend", "weights must not be negative")
         _check(self.patience >= 1, "patience", "must be at least 1")
-        _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -190,7 +208,7 @@ class Settings:
     video: VideoConfig = field(default_factory=VideoConfig)
 
     def __post_init__(self) -> None:
-        _check(self.size >= 16, "size", "must be at least 16 pixels")
+        _check(self.size >= MIN_SIZE, "size", f"must be at least {MIN_SIZE} pixels")
         _check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
         _check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")
 
@@ -235,7 +253,21 @@ ENGINE_REVISION = 3
 
 def _check(ok: bool, key: str, reason: str) -> None:
     if not ok:
-        raise ConfigError(f"setting {key!r}: {reason}")
+        raise ConfigError(f"setting {key!r}: {reason}", key)
+
+
+def _check_weight(key: str, value: float) -> None:
+    _check(math.isfinite(value) and value >= 0, key, f"must be a finite number, 0 or more (got {value})")
+
+
+def _check_positive(key: str, value: float) -> None:
+    _check(math.isfinite(value) and value > 0, key, f"must be a finite number above 0 (got {value})")
+
+
+def _check_weights(key: str, values: tuple[float, ...]) -> None:
+    for value in values:
+        _check_weight(key, value)
+    _check(sum(values) > 0, key, "the weights must not all be 0")
 
 
 _ENGINE_FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
@@ -260,6 +292,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     return _parse_toml(text, str(path))
+
+
+def config_sets(config_file: Path | None, key: str) -> bool:
+    """Whether the config file gives ``key`` itself (rather than leaving it to the preset)."""
+    return config_file is not None and key in read_config_file(config_file)
 
 
 def _parse_toml(text: str, origin: str) -> dict[str, Any]:
@@ -289,7 +326,7 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
     for key, value in data.items():
         fields, kwargs = next(((f, kw) for f, kw in groups if key in f), (None, None))
         if fields is None or kwargs is None:
-            raise ConfigError(f"unknown setting {key!r}")
+            raise ConfigError(f"unknown setting {key!r}", key)
         kwargs[key] = _coerce(key, value, fields[key].default)
     (_, engine_kwargs), (_, video_kwargs), (_, settings_kwargs) = groups
     if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
@@ -327,4 +364,4 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"setting {key!r}: cannot use {value!r}") from None
+        raise ConfigError(f"setting {key!r}: cannot use {value!r}", key) from None

@@ -8,7 +8,12 @@ class NstpipeError(Exception):
 
 
 class ConfigError(NstpipeError):
-    """A bad preset, config file or flag value."""
+    """A bad preset, config file or flag value; ``key`` names the setting when there is one,
+    so that the CLI can name the flag that sets it."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class InputError(NstpipeError):

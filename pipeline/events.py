@@ -13,6 +13,7 @@ a model, and Ray carries them back from workers as plain objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:  # only named in annotations, so the engine does not import the jobs layer
@@ -114,3 +115,26 @@ class Encoding:
     """The stylized frames are being encoded into the output video."""
 
     frames: int
+
+
+# -- what a command settled on (pipeline.app) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What a command settled on, reported before the work starts: the size of the output
+    (``256x144``, or ``long side 256`` for a folder), the device and its precision."""
+
+    size: str
+    device: str
+    precision: str
+    output: Path | None = None
+    count: int | None = None
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A single output already made by nstpipe with these settings from this input: left as it is."""
+
+    output: Path

@@ -75,7 +75,7 @@ from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from pipeline.engine.stylize import Objective, Stylizer, encoder_layers  # noqa: E402
 from pipeline.events import FrameDone, Progress  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.media.writer import atomic_write_json  # noqa: E402
+from pipeline.media.writer import atomic_write_json, record_path  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 # The target floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43
@@ -386,8 +386,9 @@ def nstpipe_arm(photo: Path, style: Path, out: Path, args: argparse.Namespace, e
     nstpipe = console_script("nstpipe")
     cmd = [nstpipe, "image", str(photo), "--style", str(style), "-o", str(out), "--size", str(args.size),
            "--device", args.device, "-q", *extra]
+    out.unlink(missing_ok=True)  # a timed run, not one that keeps the output of the last
     wall, rss, _ = run_measured(cmd)
-    record = json.loads(out.with_name(out.stem + ".settings.json").read_text())
+    record = json.loads(record_path(out).read_text())
     result = record["result"]
     return {"wall_s": wall, "peak_rss_mib": rss, "iterations": result["iterations"], "engine_s": result["seconds"],
             "precision": record["settings"].get("precision")}
@@ -506,6 +507,7 @@ def paint_video(args: argparse.Namespace, out: Path, style: Path, mode: str, siz
     output = out / f"{name}.mp4"
     work = out / f"work_{name}"
     shutil.rmtree(work, ignore_errors=True)  # a full run, not a resume
+    output.unlink(missing_ok=True)  # nor one that keeps the video of the last
     start = time.perf_counter()
     stylize_video(args.video, [style], output, settings,
                   lambda e: frames.append(e) if isinstance(e, FrameDone) else None, work, frame_count)

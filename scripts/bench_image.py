@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.engine.tensors import prepare  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.media.writer import record_path  # noqa: E402
 
 PAIRS = (("starry_night", "tubingen_starry"), ("the_scream", "tubingen_scream"), ("shipwreck", "tubingen_shipwreck"))
 METRIC_SIDE = 256
@@ -58,10 +59,11 @@ def measure(encoder: VGGFeatures, output: Path, photo: Image.Image, style: Image
 def run_ours(photo: Path, style: Path, out: Path, size: int, device: str) -> dict[str, float]:
     nstpipe = shutil.which("nstpipe", path=str(Path(sys.executable).parent)) or "nstpipe"
     cmd = [nstpipe, "image", str(photo), "--style", str(style), "-o", str(out), "--size", str(size), "--device", device, "-q"]
+    out.unlink(missing_ok=True)  # a timed run, not one that keeps the output of the last
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     wall = time.perf_counter() - start
-    record = json.loads(out.with_name(out.stem + ".settings.json").read_text())["result"]
+    record = json.loads(record_path(out).read_text())["result"]
     return {"wall_s": wall, "iterations": record["iterations"], "s_per_iter": record["seconds"] / max(1, record["iterations"])}
 
 

@@ -113,6 +113,7 @@ def run_video_length(args: argparse.Namespace, out: Path, style: Path) -> list[d
     for frames in (args.memory_frames, 4 * args.memory_frames):
         output, work = out / f"{args.video.stem}_{frames}.mp4", out / f"work_{args.video.stem}_{frames}"
         shutil.rmtree(work, ignore_errors=True)
+        output.unlink(missing_ok=True)  # a run that paints, not one that keeps the video of the last
         cmd = [console_script("nstpipe"), "video", str(args.video), "--style", str(style), "-o", str(output),
                "--size", "64", "--frames", str(frames), "--scales", "1", "-n", "3", "--later-iterations", "2",
                "--work-dir", str(work), "--device", args.device, "-q"]
@@ -128,6 +129,7 @@ def run_sizes(args: argparse.Namespace, out: Path, style: Path) -> list[dict[str
     rows = []
     for side in args.memory_sizes:
         output = out / f"tubingen_{side}.png"
+        output.unlink(missing_ok=True)  # a run that paints, not one that keeps the output of the last
         cmd = [console_script("nstpipe"), "image", str(photo), "--style", str(style), "-o", str(output),
                "--size", str(side), "-n", "3", "--scales", "1", "--device", args.device, "-q"]
         wall, rss, _ = run_measured(cmd)

@@ -49,6 +49,7 @@ def run_mode(mode: str, args: argparse.Namespace, style: Path) -> dict[str, Any]
     output = args.out / f"asl_book_{mode}.mp4"
     work = args.out / f"work_{mode}"
     shutil.rmtree(work, ignore_errors=True)  # measure a full run, not a resume
+    output.unlink(missing_ok=True)  # nor one that keeps the video of the last
     start = time.perf_counter()
     summary = stylize_video(args.video, [style], output, settings, lambda e: None, work, args.frames)
     seconds = time.perf_counter() - start

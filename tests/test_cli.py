@@ -83,12 +83,14 @@ def test_image_writes_png_and_settings(tmp_path: Path, photo_path: Path, paintin
     assert f"wrote {out}" in result.stdout
     with Image.open(out) as img:
         assert img.format == "PNG" and img.size == (48, 36)  # tubingen_64.jpg is 64x48
-    record = json.loads((out.parent / "photo.settings.json").read_text())
+    # The record is named after the whole output name, so that photo.png and photo.jpg
+    # never share one.
+    record = json.loads((out.parent / "photo.png.settings.json").read_text())
     assert record["settings"]["size"] == 48
     assert record["settings"]["iterations"] == 5
     assert record["styles"] == [str(painting_path)]
     assert len(record["fingerprint"]) == 32
-    assert sorted(p.name for p in out.parent.iterdir()) == ["photo.png", "photo.settings.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["photo.png", "photo.png.settings.json"]
 
 
 def test_image_config_file_and_flags(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
@@ -99,7 +101,7 @@ def test_image_config_file_and_flags(tmp_path: Path, photo_path: Path, painting_
     assert result.exit_code == 0, result.output
     with Image.open(out) as img:
         assert img.format == "JPEG" and img.size == (40, 30)
-    settings = json.loads((tmp_path / "o.settings.json").read_text())["settings"]
+    settings = json.loads((tmp_path / "o.jpg.settings.json").read_text())["settings"]
     assert (settings["size"], settings["iterations"], settings["optimizer"]) == (40, 2, "adam")
 
 
@@ -285,7 +287,8 @@ def test_video_with_several_inputs_writes_into_a_folder(tmp_path: Path, painting
     broken.write_bytes(b"garbage" * 100)
     result = invoke("video", folder, broken, "--style", painting_path, "-o", tmp_path / "out", *FAST, "--later-iterations", "1")
     assert result.exit_code == 1
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+    # Each video now has its settings record beside it, which lets a rerun keep it.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "a.mp4.settings.json", "b.mp4", "b.mp4.settings.json"]
     assert "wrote" in result.output and f"failed: {broken}" in result.output
 
 

@@ -120,11 +120,36 @@ def test_style_blend_from_a_flag_string() -> None:
         ({"style_blend": [1.0, -0.5]}, "style_blend"),
         ({"patience": 0}, "patience"),
         ({"size": 8}, "size"),
+        ({"style_weight": float("nan")}, "style_weight"),
+        ({"style_weight": -1.0}, "style_weight"),
+        ({"content_weight": float("inf")}, "content_weight"),
+        ({"tv_weight": "nan"}, "tv_weight"),
+        ({"temporal_weight": -0.1}, "temporal_weight"),
+        ({"tolerance": float("nan")}, "tolerance"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"style_scale": float("inf")}, "style_scale"),
+        ({"style_blend": "0,0"}, "style_blend"),
+        ({"style_blend": "0.5,nan"}, "style_blend"),
+        ({"style_layer_weights": [0.0] * 5}, "style_layer_weights"),
+        ({"coarse_iterations": -1}, "coarse_iterations"),
+        ({"content_mix": float("nan")}, "content_mix"),
+        ({"min_scale_size": 0}, "min_scale_size"),
+        ({"later_iterations": -1}, "later_iterations"),
+        ({"crf": 52}, "crf"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_setting(data: dict, key: str) -> None:
-    with pytest.raises(ConfigError, match=f"'{key}'"):
+    with pytest.raises(ConfigError, match=f"'{key}'") as error:
         settings_from_dict(data)
+    assert error.value.key == key
+
+
+def test_a_config_file_is_checked_like_a_flag(tmp_path: Path) -> None:
+    """TOML has nan and inf literals: a file reaches the same checks as the command line."""
+    config = write_toml(tmp_path / "c.toml", "style_weight = nan\n")
+    with pytest.raises(ConfigError, match="'style_weight': must be a finite number, 0 or more"):
+        build_settings("fast", config)
 
 
 def test_numbers_are_coerced() -> None:

@@ -30,6 +30,8 @@ SAMPLES = [
     events.FrameStarted(4),
     events.FrameDone(4, 7, 0.25),
     events.Encoding(10),
+    events.Chosen("256x144", "cpu", "fp32", Path("clip.starry_night.mp4"), 60, "frames"),
+    events.Kept(Path("photo.starry_night.jpg")),
 ]
 
 

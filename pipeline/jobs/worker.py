@@ -120,9 +120,9 @@ class ImageWorker:
         settings = self.job.settings
         return resolve_batch(settings.batch, self.stylizer.device, settings.size, settings.engine)
 
-    def stylize_file(self, source: Path, output: Path, callback: EventSink | None = None) -> Result:
-        """Stylize ``source`` into ``output``, in any format :func:`~pipeline.media.writer.write_image` knows."""
-        content = read_image(source, self.job.settings.size, self.job.settings.max_pixels)
+    def stylize_picture(self, content: torch.Tensor, output: Path, callback: EventSink | None = None) -> Result:
+        """Stylize ``content`` (a picture read at the job's size) into ``output``, in any format
+        :func:`~pipeline.media.writer.write_image` knows."""
         result = self.stylizer.run(content, init=self.init_image, callback=callback)
         write_image(output, to_rgb8(result.image))
         return result

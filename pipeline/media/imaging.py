@@ -121,6 +121,16 @@ def _pixels_in(message: str) -> str:
     return f"{int(found.group(1)):,} pixels" if found else "the image"
 
 
+def is_still_image(path: Path) -> bool:
+    """Whether ``path`` is a picture of one frame (FFmpeg reads a JPEG or PNG as a video of
+    one frame; an animated GIF or WebP is left to the video reader). Only the header is read."""
+    try:
+        with _pil_pixel_limit(0), Image.open(path) as img:
+            return getattr(img, "n_frames", 1) == 1
+    except DECODER_ERRORS + (UnidentifiedImageError,):
+        return False
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

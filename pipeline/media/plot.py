@@ -6,11 +6,25 @@ import io
 from pathlib import Path
 
 from pipeline.engine.metrics import VideoMetrics
+from pipeline.errors import InputError
 from pipeline.media.writer import atomic_write_bytes
+
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def plot_format(path: Path) -> str:
+    """The matplotlib format the suffix of ``path`` names; any other suffix is refused."""
+    fmt = PLOT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        said = f"the suffix {path.suffix!r} names no chart format nstpipe writes" if path.suffix else "no suffix to name the chart format"
+        raise InputError(path, f"{said}; name it {', '.join(PLOT_FORMATS)}")
+    return fmt
 
 
 def plot_warping_error(metrics: VideoMetrics, path: Path, title: str = "") -> None:
-    """Stylized and source E_warp per frame as lines; written atomically as PNG."""
+    """Stylized and source E_warp per frame as lines; written atomically, in the format
+    the suffix names (see :func:`plot_format`)."""
+    fmt = plot_format(path)
     import matplotlib
 
     matplotlib.use("Agg")  # no display; must precede pyplot
@@ -28,7 +42,7 @@ def plot_warping_error(metrics: VideoMetrics, path: Path, title: str = "") -> No
         ax.legend()
         fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        fig.savefig(buffer, format=fmt)
     finally:
         plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())

@@ -26,6 +26,8 @@ from pipeline.errors import InputError, os_reason, output_error
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from pipeline.media.writer import create_temp, publish, remove_quietly
 
+# The containers written, by the output's suffix: .m4v is Apple's name for MP4.
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
 # 1/90000 s, the MPEG clock: fine enough that any frame time rounds by < 6 microseconds.
 TIME_BASE = Fraction(1, 90000)
 
@@ -237,8 +239,9 @@ class VideoWriter:
             raise output_error(self.out_path, exc) from None
 
     def _open(self) -> None:
-        # The temp name has no suffix, so name the format.
-        self._output = av.open(self._tmp, "w", format="mp4")
+        # The temp name has no suffix, so name the format: the one the output's suffix names.
+        container = VIDEO_CONTAINERS.get(self.out_path.suffix.lower(), "mp4")
+        self._output = av.open(self._tmp, "w", format=container)
         stream = self._output.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
         stream.time_base = stream.codec_context.time_base = TIME_BASE

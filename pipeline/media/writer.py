@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image, PngImagePlugin, features
 
-from pipeline.errors import output_error
+from pipeline.errors import InputError, output_error
 
 RECORD_KEY = "nstpipe"
 TEMP_PREFIX = ".nstpipe-tmp-"
@@ -81,18 +81,43 @@ def write_png(path: Path, rgb8: np.ndarray, record: Mapping[str, Any] | None = N
     atomic_write_bytes(path, encode_png(rgb8, record))
 
 
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+if features.check("avif"):  # Pillow writes AVIF only where it was built with libavif
+    IMAGE_FORMATS[".avif"] = "AVIF"
+_QUALITY = {"JPEG": 95, "WEBP": 95, "AVIF": 90}
+RECORD_SUFFIX = ".settings.json"
+
+
+def image_format(path: Path) -> str:
+    """The format the suffix of ``path`` names; any other suffix, or none, is refused, so
+    that a file never holds another format than its name says."""
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        said = f"the suffix {path.suffix!r} names no image format nstpipe writes" if path.suffix else "no suffix to name the image format"
+        raise InputError(path, f"{said}; name it {', '.join(IMAGE_FORMATS)}")
+    return fmt
 
 
 def write_image(path: Path, rgb8: np.ndarray) -> None:
-    """Any format PIL writes, chosen by the suffix (PNG when the suffix is unknown)."""
-    fmt = _FORMATS.get(path.suffix.lower(), "PNG")
+    """In the format the suffix names (see :func:`image_format`), atomically."""
+    fmt = image_format(path)
     if fmt == "PNG":
         write_png(path, rgb8)
         return
+    atomic_write_bytes(path, encode_image(rgb8, fmt))
+
+
+def encode_image(rgb8: np.ndarray, fmt: str) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(rgb8, "RGB").save(buffer, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-    atomic_write_bytes(path, buffer.getvalue())
+    quality = {"quality": _QUALITY[fmt]} if fmt in _QUALITY else {}
+    Image.fromarray(rgb8, "RGB").save(buffer, format=fmt, **quality)
+    return buffer.getvalue()
+
+
+def record_path(output: Path) -> Path:
+    """Where the settings record of a single output lies: beside it, named after its whole
+    name, so that ``a.jpg`` and ``a.png`` never share one."""
+    return output.with_name(output.name + RECORD_SUFFIX)
 
 
 PNG_END = bytes.fromhex("0000000049454e44ae426082")  # the IEND chunk every whole PNG ends with

@@ -269,7 +269,7 @@ def test_the_image_command_paints_on_the_gpu_by_default(tmp_path: Path) -> None:
     out = tmp_path / "painted.png"
     result = CliRunner().invoke(app, ["image", str(PHOTO), "--style", str(PAINTING), "-o", str(out), "--size", "256", "-q"])
     assert result.exit_code == 0, result.output
-    record = json.loads(out.with_name("painted.settings.json").read_text())
+    record = json.loads(out.with_name("painted.png.settings.json").read_text())
     assert record["settings"]["device"] == "cuda"
     assert record["settings"]["precision"] == resolve_precision("auto", CUDA)
     assert max(read_rgb(out).shape[:2]) == 256
@@ -292,3 +292,19 @@ def test_the_video_command_paints_chains_in_step_on_the_gpu(tmp_path: Path) -> N
     assert painted.frame_count == source.frame_count and painted.fps == source.fps
     measured = CliRunner().invoke(app, ["metrics", str(CLIP), str(out), "--style", str(PAINTING)])
     assert measured.exit_code == 0, measured.output  # the frames meet the encoder on the GPU
+
+
+def test_a_video_without_size_keeps_its_own_size_on_the_gpu(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path / "painted.mp4"
+    args = ["video", str(CLIP), "--style", str(PAINTING), "-o", str(out), "--frames", "3", "-n", "5", "--later-iterations", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    source, painted = probe(CLIP), probe(out)
+    precision = resolve_precision("auto", CUDA)
+    assert f"nstpipe: {source.width}x{source.height} on cuda ({precision}), 3 frames -> {out}" in result.stderr
+    assert (painted.width, painted.height) == (source.width, source.height)
+    assert json.loads(out.with_name("painted.mp4.settings.json").read_text())["settings"]["size"] == max(source.width, source.height)

@@ -69,8 +69,9 @@ def test_output_keeps_frames_rate_duration_audio_and_has_even_size(tmp_path: Pat
     assert result.duration == pytest.approx(source.duration, abs=1 / 8)
     assert audio_packets(out) == audio_packets(clip)  # copied, not re-encoded
     assert summary.frames == summary.stylized == 8 and summary.iterations == 2 + 7 * 1
-    # Published atomically, and the work folder is gone once the video exists.
-    assert os.listdir(out.parent) == ["styled.mp4"]
+    # Published atomically, and the work folder is gone once the video exists; the record
+    # beside it lets a rerun keep it.
+    assert sorted(os.listdir(out.parent)) == ["styled.mp4", "styled.mp4.settings.json"]
 
 
 def test_rotated_and_variable_rate_input(tmp_path: Path, style_path: Path) -> None:
@@ -143,7 +144,7 @@ def test_a_killed_encodes_temp_file_goes_and_other_videos_in_the_making_stay(tmp
     for fd, _ in leftovers:
         os.close(fd)
     stylize_video(clip, [style_path], out, settings(), lambda e: None)
-    assert sorted(os.listdir(out.parent)) == sorted(["v.mp4", os.path.basename(leftovers[1][1])])
+    assert sorted(os.listdir(out.parent)) == sorted(["v.mp4", "v.mp4.settings.json", os.path.basename(leftovers[1][1])])
 
 
 def test_default_work_dir_is_beside_the_output(tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_stream_that_ends_early_is_an_error_and_keeps_the_frames(tmp_path: Path,
 def test_wrong_output_suffix_and_output_over_input(tmp_path: Path, clip: Path, style_path: Path) -> None:
     with pytest.raises(InputError, match=r"\.mp4"):
         stylize_video(clip, [style_path], tmp_path / "o.avi", settings(), lambda e: None)
-    with pytest.raises(InputError, match="overwrite the input"):
+    with pytest.raises(InputError, match="is the input; the output would replace it"):
         stylize_video(clip, [style_path], clip, settings(), lambda e: None)
     assert is_red(next(read_frames(clip)).rgb[2:14])
 

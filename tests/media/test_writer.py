@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.errors import InputError
 from pipeline.media.writer import (
     TEMP_PREFIX,
     atomic_write_bytes,
     atomic_write_json,
     clean_temp_files,
     read_record,
+    record_path,
     write_image,
     write_png,
 )
@@ -101,6 +103,18 @@ def test_write_image_by_suffix(tmp_path: Path) -> None:
     assert Image.open(tmp_path / "b.webp").format == "WEBP"
     assert np.array_equal(np.asarray(Image.open(tmp_path / "c.png")), picture())
     assert sorted(os.listdir(tmp_path)) == ["a.jpg", "b.webp", "c.png"]
+
+
+@pytest.mark.parametrize("name", ["a.gif", "a.xyz", "a.png.bak"])
+def test_a_suffix_that_names_no_format_is_refused_before_writing(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InputError, match="names no image format nstpipe writes; name it .png, .jpg"):
+        write_image(tmp_path / name, picture())
+    assert os.listdir(tmp_path) == []
+
+
+def test_record_paths_follow_the_whole_output_name(tmp_path: Path) -> None:
+    assert record_path(tmp_path / "a.gif").name == "a.gif.settings.json"
+    assert record_path(tmp_path / "a.jpg") != record_path(tmp_path / "a.png")
 
 
 def test_clean_temp_files_removes_only_leftovers(tmp_path: Path) -> None:
