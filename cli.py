@@ -19,7 +19,17 @@ import typer
 from typer.core import TyperGroup
 from typing_extensions import Annotated
 
-from pipeline.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESET_DEFAULT, TEMPORAL_MODES, Settings, build_settings, config_sets, read_preset
+from pipeline.config import (
+    COLOR_MODES,
+    OPTIMIZERS,
+    POOLINGS,
+    PRESET_DEFAULT,
+    TEMPORAL_MODES,
+    Settings,
+    build_settings,
+    config_sets,
+    read_preset,
+)
 from pipeline.errors import NstpipeError
 from pipeline.events import EventSink
 
@@ -135,7 +145,9 @@ def _switch(name: str, decls: tuple[str, ...], help: str) -> Opt:
     return Opt(name, decls, bool, help, None, False, "off")
 
 
-STYLE = (Opt("style", ("--style", "-s"), List[Path], "Style image (a painting); repeat to blend several.", default=inspect.Parameter.empty),)
+STYLE = (
+    Opt("style", ("--style", "-s"), List[Path], "Style image (a painting); repeat to blend several.", default=inspect.Parameter.empty),
+)
 ITERATIONS = Opt(
     "iterations", ("--iterations", "-n"), Optional[int],
     "Optimizer iterations at full size: of each picture, and of a video's first frame. The coarser pyramid "
@@ -152,7 +164,10 @@ SETTINGS = (
     Opt("config", ("--config",), Optional[Path], "TOML file of settings; flags override it.", None, None, "none"),
     DEVICE,
     _setting("seed", "--seed", int, "Seed for noise init."),
-    Opt("style_weights", ("--style-weights",), Optional[str], "Blend weights for several --style images, e.g. 0.7,0.3.", "style_blend", None, "equal"),
+    Opt(
+        "style_weights", ("--style-weights",), Optional[str], "Blend weights for several --style images, e.g. 0.7,0.3.",
+        "style_blend", None, "equal",
+    ),
     _setting("style_scale", "--style-scale", float, "Style image long side as a multiple of the output's; above 0."),
     _setting("preserve_color", "--preserve-color", str, f"Keep the photo's colours: {', '.join(COLOR_MODES)}."),
     _setting("content_weight", "--content-weight", float, "Weight of the content loss; 0 or more."),
@@ -166,27 +181,47 @@ SETTINGS = (
     _setting("scales", "--scales", int, "Levels of the coarse-to-fine pyramid."),
     _setting("content_layer", "--content-layer", str, "VGG19 layer of the content loss."),
     _setting("style_layers", "--style-layers", str, "Comma-separated VGG19 layers of the style loss."),
-    _setting("max_pixels", "--max-pixels", int, "Refuse images with more pixels, unread (decompression bombs); 0: no limit.", str(_DEFAULTS["max_pixels"]), min=0),
+    _setting(
+        "max_pixels", "--max-pixels", int, "Refuse images with more pixels, unread (decompression bombs); 0: no limit.",
+        str(_DEFAULTS["max_pixels"]), min=0,
+    ),
 )
 VIDEO_SIZE = _setting(
     "size", "--size", int, "Long side of the painted frames in pixels.",
     "on a CUDA GPU the video's own, at most 1920; else the preset's (256 in the default), never above the video's",
 )
 RUN = (
-    _switch("overwrite", ("--overwrite", "-y"), "Let an output replace an input, a style image or a file that nstpipe did not make (as ffmpeg's -y). Without it, only nstpipe's own outputs are replaced."),
+    _switch(
+        "overwrite", ("--overwrite", "-y"),
+        "Let an output replace an input, a style image or a file that nstpipe did not make (as ffmpeg's -y). "
+        "Without it, only nstpipe's own outputs are replaced.",
+    ),
     _switch("debug", ("--debug",), "Show tracebacks."),
     _switch("quiet", ("--quiet", "-q"), "No progress display, and no line saying what was chosen (errors and the result stay)."),
 )
-WORKERS = Opt("workers", ("--workers",), Optional[int], "Parallel workers; more than one runs on Ray.", None, None, "one per GPU, else 1", {"min": 1})
-ADDRESS = Opt("address", ("--address",), Optional[str], "Join this Ray cluster (or 'auto').", None, None, "$RAY_ADDRESS, else a private local instance")
+WORKERS = Opt(
+    "workers", ("--workers",), Optional[int], "Parallel workers; more than one runs on Ray.", None, None, "one per GPU, else 1", {"min": 1}
+)
+ADDRESS = Opt(
+    "address", ("--address",), Optional[str], "Join this Ray cluster (or 'auto').", None, None,
+    "$RAY_ADDRESS, else a private local instance",
+)
 FOLDER = (
     WORKERS,
     ADDRESS,
-    Opt("batch", ("--batch",), Optional[int], "Images of one size optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS.", "batch", None, "0", {"min": 0}),
+    Opt(
+        "batch", ("--batch",), Optional[int],
+        "Images of one size optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS.",
+        "batch", None, "0", {"min": 0},
+    ),
     _switch("retry_failed", ("--retry-failed",), "Try again the inputs that failed in an earlier run (they are skipped otherwise)."),
 )
 VIDEO = (
-    _setting("temporal", "--temporal", str, f"{', '.join(TEMPORAL_MODES)}: start each frame from the previous one warped along the optical flow (with a temporal loss), unwarped, or not at all."),
+    _setting(
+        "temporal", "--temporal", str,
+        f"{', '.join(TEMPORAL_MODES)}: start each frame from the previous one warped along the optical flow (with a temporal loss), "
+        "unwarped, or not at all.",
+    ),
     _setting("later_iterations", "--later-iterations", int, "Iteration budget of every frame after the first (flow, prev), at full size."),
     _setting("temporal_weight", "--temporal-weight", float, "Weight of the temporal loss (flow); 0 or more."),
     _setting("crf", "--crf", int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless."),
@@ -194,7 +229,12 @@ VIDEO = (
     Opt("frames", ("--frames",), Optional[int], "Stylize only the first N frames (a preview).", None, None, "all", {"min": 1}),
     _switch("keep_frames", ("--keep-frames",), "Keep the stylized frames (PNG) after the video is written."),
     WORKERS,
-    Opt("batch", ("--batch",), Optional[int], "Chains of frames each worker paints in step on a GPU (a long video is cut into that many more chains); 0: as many as its memory holds, 1 on CPU and MPS.", "batch", None, "0", {"min": 0}),
+    Opt(
+        "batch", ("--batch",), Optional[int],
+        "Chains of frames each worker paints in step on a GPU (a long video is cut into that many more chains); "
+        "0: as many as its memory holds, 1 on CPU and MPS.",
+        "batch", None, "0", {"min": 0},
+    ),
     ADDRESS,
 )
 VIDEO_SETTINGS = tuple(VIDEO_SIZE if opt.name == "size" else opt for opt in SETTINGS)
@@ -266,7 +306,11 @@ def image(
     content: Annotated[Path, typer.Argument(help="The photo to paint.", show_default=False)],
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Output image; its suffix decides the format: .png, .jpg, .webp, .tif, .bmp (.avif where Pillow has it).", show_default="PHOTO.STYLE.SUFFIX beside the photo"),
+        typer.Option(
+            "--output", "-o",
+            help="Output image; its suffix decides the format: .png, .jpg, .webp, .tif, .bmp (.avif where Pillow has it).",
+            show_default="PHOTO.STYLE.SUFFIX beside the photo",
+        ),
     ] = None,
     **options: Any,
 ) -> None:
@@ -287,7 +331,9 @@ def images(
     folder: Annotated[Path, typer.Argument(help="Folder of images, searched recursively.", show_default=False)],
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default="FOLDER.STYLE beside the folder"),
+        typer.Option(
+            "--output", "-o", help="Output folder; the input layout is mirrored, as PNG.", show_default="FOLDER.STYLE beside the folder"
+        ),
     ] = None,
     **options: Any,
 ) -> None:
@@ -298,7 +344,9 @@ def images(
 
         target = output or default_folder_output(folder, options["style"])
         with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
-            outcome = stylize_folder(folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"])
+            outcome = stylize_folder(
+                folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"]
+            )
         for skipped in outcome.failed_before:
             typer.echo(f"nstpipe: failed in an earlier run: {skipped.failed}", err=True)
         for failure in outcome.failed:
@@ -315,7 +363,11 @@ def video(
     sources: Annotated[List[Path], typer.Argument(help="The video(s) to paint, or folders of videos.", show_default=False)],
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Output video (.mp4, .m4v or .mov; H.264); a folder for several inputs.", show_default="VIDEO.STYLE.mp4 beside each video"),
+        typer.Option(
+            "--output", "-o",
+            help="Output video (.mp4, .m4v or .mov; H.264); a folder for several inputs.",
+            show_default="VIDEO.STYLE.mp4 beside each video",
+        ),
     ] = None,
     **options: Any,
 ) -> None:
@@ -355,7 +407,12 @@ def metrics(
     stylized: Annotated[Path, typer.Argument(help="Its stylized version.", show_default=False)],
     style: Annotated[Optional[Path], typer.Option("--style", "-s", help="The painting, for style distances.", show_default="none")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the per-frame numbers here.", show_default="none")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw E_warp over time into this chart; its suffix decides the format: .png, .svg, .pdf.", show_default="none")] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", help="Draw E_warp over time into this chart; its suffix decides the format: .png, .svg, .pdf.", show_default="none"
+        ),
+    ] = None,
     **options: Any,
 ) -> None:
     """Temporal stability (warping error E_warp, Lai et al. 2018) and per-frame content and style distances."""

@@ -21,22 +21,21 @@ from typing import Any, Iterator, Mapping, Sequence
 from pipeline import __version__
 from pipeline.config import MIN_SIZE, Settings
 from pipeline.engine.device import resolve_device, visible_gpus
+from pipeline.engine.metrics import VideoMetrics, video_metrics
+from pipeline.engine.stylize import resolve_precision
 from pipeline.errors import ConfigError, InputError
 from pipeline.events import Chosen, EventSink, FrameDone, JobPlanned, Kept, Skipped, VideoPlanned
-from pipeline.run.executor import Executor, LocalExecutor, Summary
 from pipeline.jobs.failures import clear_failure, failed_before, record_failure
+from pipeline.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
+from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images, plan_videos, source_identity
+from pipeline.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job, metrics_encoder, read_unchanged
 from pipeline.media.framestore import FrameStore
 from pipeline.media.imaging import is_still_image, read_image, read_rgb
-from pipeline.engine.metrics import VideoMetrics, video_metrics
-from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images, plan_videos
-from pipeline.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
-from pipeline.engine.stylize import resolve_precision
 from pipeline.media.plot import plot_format, plot_warping_error
 from pipeline.media.video import VIDEO_CONTAINERS, VideoInfo, probe, read_frames, temp_tag
-from pipeline.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
-from pipeline.jobs.plan import source_identity
-from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job, metrics_encoder, read_unchanged
 from pipeline.media.writer import IMAGE_FORMATS, atomic_write_json, clean_temp_files, image_format, read_record, record_path
+from pipeline.run.executor import Executor, LocalExecutor, Summary
 
 SETTINGS_FILE = "nstpipe-settings.json"
 VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
@@ -497,7 +496,11 @@ def check_frame_size(source: Path, height: int, width: int, settings: Settings) 
     h, w = output_frame_size(height, width, settings)
     need = settings.engine.min_side
     if min(h, w) < need:
-        raise InputError(source, f"frames of {w}x{h} at --size {settings.size} are too thin: the VGG19 layers used need at least {need} pixels on each side (raise --size)")
+        raise InputError(
+            source,
+            f"frames of {w}x{h} at --size {settings.size} are too thin: "
+            f"the VGG19 layers used need at least {need} pixels on each side (raise --size)",
+        )
 
 
 def saved_chunks(store: FrameStore, frames: int) -> list[Chunk] | None:

@@ -55,6 +55,7 @@ import platform
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -67,14 +68,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_image  # noqa: E402
 import bench_memory  # noqa: E402
 from bench_memory import console_script, run_measured  # noqa: E402
+
 from pipeline.app import measure_video, stylize_video  # noqa: E402
 from pipeline.config import EngineConfig, build_settings  # noqa: E402
 from pipeline.engine.device import resolve_device  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from pipeline.engine.stylize import Objective, Stylizer, encoder_layers  # noqa: E402
-from pipeline.events import FrameDone, Progress  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.errors import ConfigError  # noqa: E402
+from pipeline.events import FrameDone, Progress  # noqa: E402
 from pipeline.media.writer import atomic_write_json, record_path  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -155,7 +157,7 @@ def analytic_flop(engine: EngineConfig, height: int, width: int, grams: bool = T
 def iteration_cost(
     weights: Any, engine: EngineConfig, style: torch.Tensor, size: tuple[int, int], device: torch.device, iterations: int,
     batch: int = 1,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Seconds per iteration of the engine's own loop (timed between its progress events) and
     FLOP, for ``batch`` pictures optimized together."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -190,8 +192,10 @@ def iteration_cost(
     # Counted on the eager pass only: compiled and replayed passes dispatch from elsewhere.
     eager = not cfg.compile and not (cfg.cuda_graphs and device.type == "cuda")
     ops = ops_per_iteration(stylizer, content) if eager else None
-    result = {"s_per_iter": seconds, "s_per_iter_median": median, "ops_per_iter": ops, "flop": float(counter.get_total_flops()),
-              "flop_analytic": analytic_flop(cfg, *size), "precision": stylizer.precision}
+    result: dict[str, Any] = {
+        "s_per_iter": seconds, "s_per_iter_median": median, "ops_per_iter": ops, "flop": float(counter.get_total_flops()),
+        "flop_analytic": analytic_flop(cfg, *size), "precision": stylizer.precision,
+    }
     if eager:
         result["pass_ms"] = time_split(objective, x, device)
         result["conv_flop"] = analytic_flop(cfg, *size, grams=False)
@@ -310,8 +314,9 @@ def run_hardware(args: argparse.Namespace, device: torch.device) -> dict[str, An
             row["conv_fraction_of_peak"] = conv_fraction(row)
     print("fractions against the best peak of start and end: "
           + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['fraction_of_peak']:.3f}" for r in rows))
+    conv_rows = [r for r in rows if "conv_fraction_of_peak" in r]
     print("convolutions alone, against it: "
-          + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['conv_fraction_of_peak']:.3f}" for r in rows if "conv_fraction_of_peak" in r))
+          + ", ".join(f"{r['width']}x{r['height']} {label(r)} {r['conv_fraction_of_peak']:.3f}" for r in conv_rows))
     fp32_math = "tf32" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
     return {"matmul_peak_flop_per_s": peaks, "fp32_math": fp32_math, "rows": rows}
 
@@ -417,10 +422,10 @@ def run_image(args: argparse.Namespace) -> list[dict[str, Any]]:
         style = bench_image.lanczos(style_path)
         paths = {arm: out / f"{arm}_{name}_{args.size}.png" for arm in ("plain", "ours", "pastiche")}
         arms: dict[str, Callable[[], dict[str, Any]]] = {
-            "plain": lambda: nstpipe_arm(photo_path, style_path, paths["plain"], args,
-                                         ["--config", str(plain_config), "-n", str(args.plain_iterations)]),
-            "ours": lambda: nstpipe_arm(photo_path, style_path, paths["ours"], args, []),
-            "pastiche": lambda: pastiche_arm(photo_path, style_path, paths["pastiche"], args),
+            "plain": partial(nstpipe_arm, photo_path, style_path, paths["plain"], args,
+                             ["--config", str(plain_config), "-n", str(args.plain_iterations)]),
+            "ours": partial(nstpipe_arm, photo_path, style_path, paths["ours"], args, []),
+            "pastiche": partial(pastiche_arm, photo_path, style_path, paths["pastiche"], args),
         }
         row: dict[str, Any] = {"style_image": name, "size": args.size}
         for arm in ("plain", "ours", "pastiche"):  # ours in the middle: drifting load hits both neighbours
@@ -455,7 +460,8 @@ def image_checks(row: dict[str, Any]) -> dict[str, Any]:
 
 def print_image_row(row: dict[str, Any]) -> None:
     print(f"\n{row['style_image']} at {row['size']} px (subprocesses, start-up included)")
-    print(f"{'run':<9} {'prec':>5} {'iters':>5} {'wall s':>7} {'engine s':>8} {'RSS MiB':>8} {'style d':>8} {'content d':>9} {'loss':>6} {'load':>5}")
+    print(f"{'run':<9} {'prec':>5} {'iters':>5} {'wall s':>7} {'engine s':>8} {'RSS MiB':>8} "
+          f"{'style d':>8} {'content d':>9} {'loss':>6} {'load':>5}")
     for arm in ("plain", "ours", "pastiche"):
         r = row[arm]
         engine_s = f"{r['engine_s']:>8.1f}" if "engine_s" in r else f"{'-':>8}"

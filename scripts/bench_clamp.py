@@ -35,8 +35,8 @@ import pipeline.engine.stylize as stylize  # noqa: E402
 from pipeline.config import build_settings  # noqa: E402
 from pipeline.engine.optimize import Item, eager  # noqa: E402
 from pipeline.engine.optimize import step as one_step  # noqa: E402
-from pipeline.media.imaging import read_image  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.media.imaging import read_image  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 

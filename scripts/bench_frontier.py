@@ -87,6 +87,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_image  # noqa: E402
 from bench_schedule import parse_variant  # noqa: E402
+
 from pipeline.config import EngineConfig, build_settings  # noqa: E402
 from pipeline.engine.device import resolve_device  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402

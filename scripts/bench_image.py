@@ -34,8 +34,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.engine.tensors import prepare  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
+from pipeline.engine.tensors import prepare  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.media.writer import record_path  # noqa: E402
 
@@ -47,12 +47,12 @@ TOLERANCE = 1.1
 def lanczos(path: Path, side: int = METRIC_SIDE) -> Image.Image:
     img = Image.open(path).convert("RGB")
     scale = side / max(img.size)
-    return img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+    return img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
 
 
 def measure(encoder: VGGFeatures, output: Path, photo: Image.Image, style: Image.Image) -> dict[str, float]:
-    out = lanczos(output).resize(photo.size, Image.BILINEAR)
-    d = distances(encoder, *(prepare(np.asarray(i)) for i in (out, photo, style)))
+    out = lanczos(output).resize(photo.size, Image.Resampling.BILINEAR)
+    d = distances(encoder, prepare(np.asarray(out)), prepare(np.asarray(photo)), prepare(np.asarray(style)))
     return {"style": d.style, "content": d.content}
 
 

@@ -126,7 +126,7 @@ def run_sizes(args: argparse.Namespace, out: Path, style: Path) -> list[dict[str
     photo = args.data / "content" / "tubingen.jpg"
     # What the run holds: one scale, 3 iterations (so 3 curvature pairs).
     engine = dataclasses.replace(build_settings("default").engine, scales=1, iterations=3)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for side in args.memory_sizes:
         output = out / f"tubingen_{side}.png"
         output.unlink(missing_ok=True)  # a run that paints, not one that keeps the output of the last

@@ -40,8 +40,8 @@ def make_archive(folder: Path, count: int) -> None:
     """Different crops of one photo, so that no two inputs are the same picture."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    with Image.open(DATA / "content" / "tubingen.jpg") as photo:
-        photo = photo.convert("RGB")
+    with Image.open(DATA / "content" / "tubingen.jpg") as opened:
+        photo = opened.convert("RGB")
         for i in range(count):
             x, y = (i * 37) % 96, (i * 23) % 64
             photo.crop((x, y, x + 400, y + 300)).save(folder / f"photo_{i:03d}.jpg", quality=92)

@@ -36,12 +36,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_image  # noqa: E402
+
 from pipeline.config import EngineConfig, build_settings  # noqa: E402
-from pipeline.engine.tensors import to_rgb8
-from pipeline.media.imaging import read_image  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from pipeline.engine.stylize import Stylizer  # noqa: E402
+from pipeline.engine.tensors import to_rgb8  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.media.imaging import read_image  # noqa: E402
 from pipeline.media.writer import atomic_write_json  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_memory import console_script, run_measured  # noqa: E402
+
 from pipeline.app import measure_video, stylize_video  # noqa: E402
 from pipeline.config import build_settings  # noqa: E402
 

@@ -94,13 +94,23 @@ def audio_times_from_picture_start(path: Path) -> list[float]:
     """Each audio packet's time, counted from the video stream's start."""
     with av.open(str(path)) as container:
         video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.start_time is not None and video.time_base is not None
         start = video.start_time * video.time_base
-        return [float(p.pts * p.time_base - start) for p in container.demux(audio) if p.size]
+        times = []
+        for packet in container.demux(audio):
+            if packet.size:
+                assert packet.pts is not None and packet.time_base is not None
+                times.append(float(packet.pts * packet.time_base - start))
+        return times
 
 
 def video_times(path: Path) -> list[float]:
     with av.open(str(path)) as container:
-        return sorted(float(f.pts * f.time_base) for f in container.decode(video=0))
+        times = []
+        for frame in container.decode(video=0):
+            assert frame.pts is not None and frame.time_base is not None
+            times.append(float(frame.pts * frame.time_base))
+        return sorted(times)
 
 
 def warping_errors(source: Iterable[np.ndarray], stylized: Iterable[np.ndarray]) -> list[float]:

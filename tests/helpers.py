@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.config import EngineConfig
+
+if TYPE_CHECKING:
+    from pipeline.events import EventSink
+    from pipeline.jobs.plan import Chunk
+    from pipeline.jobs.video_job import FramesSummary, VideoJob
+    from pipeline.media.framestore import FrameStore
 
 DATA = Path(__file__).parent / "data"
 
@@ -67,9 +73,27 @@ def stripes_image(height: int, width: int, period: int = 4) -> torch.Tensor:
     return rgb.float().unsqueeze(0)
 
 
-def write_rgb(path: Path, height: int, width: int, seed: int = 0, **save: object) -> Path:
+def grad_of(t: torch.Tensor) -> torch.Tensor:
+    """``t.grad``, read after a backward pass has filled it."""
+    assert t.grad is not None, "no gradient: backward() did not reach this tensor"
+    return t.grad
+
+
+def write_rgb(path: Path, height: int, width: int, seed: int = 0, **save: Any) -> Path:
     """A small smooth RGB picture saved with PIL (format from the suffix)."""
     rgb = (smooth_image(height, width, phase=float(seed))[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb, "RGB").save(path, **save)
     return path
+
+
+class FolderExecutor:
+    """The rest of an Executor for stand-ins that only run folders: one worker, no videos."""
+
+    def parallelism(self) -> int:
+        return 1
+
+    def run_video(
+        self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink, batch: int = 1
+    ) -> FramesSummary:
+        raise AssertionError("this stand-in runs folders only")

@@ -11,19 +11,20 @@ from typing import Callable, Iterable
 import numpy as np
 import pytest
 
-from pipeline.app import SETTINGS_FILE, check_inputs, check_writable, stylize_folder
+from helpers import FolderExecutor
+from pipeline.app import SETTINGS_FILE, FolderOutcome, check_inputs, check_writable, stylize_folder
 from pipeline.config import build_settings
 from pipeline.errors import InputError
 from pipeline.events import JobPlanned, Skipped, TaskStarted
-from pipeline.run.executor import LocalExecutor, Summary
 from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.jobs.worker import ImageJob, TaskResult, is_done, make_job
 from pipeline.media.writer import TEMP_PREFIX, write_png
+from pipeline.run.executor import LocalExecutor, Summary
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
 
 
-class RecordingExecutor:
+class RecordingExecutor(FolderExecutor):
     """Writes a blank output with a proper resume record for every task it is given."""
 
     def __init__(self) -> None:
@@ -53,8 +54,9 @@ def style(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
     return make_rgb(tmp_path / "style.png", 16, 16, seed=9)
 
 
-def run_folder(archive: Path, style: Path, out: Path) -> tuple[RecordingExecutor, list[object], object]:
-    executor, events = RecordingExecutor(), []
+def run_folder(archive: Path, style: Path, out: Path) -> tuple[RecordingExecutor, list[object], FolderOutcome]:
+    executor = RecordingExecutor()
+    events: list[object] = []
     outcome = stylize_folder(archive, [style], out, SETTINGS, events.append, executor=executor)
     return executor, events, outcome
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
-from typing import Callable
+from pathlib import Path, PurePath
+from typing import Any, Callable
 
 import pytest
 from PIL import Image
@@ -146,7 +146,9 @@ def test_images_mirrors_reports_failures_and_resumes(tmp_path: Path, folder: Pat
     assert len(failures) == 1 and "broken.jpg" in failures[0]
     assert (out / "nstpipe-settings.json").is_file()
     before = mtimes(outputs)
-    fingerprint = read_record(outputs[0])["fingerprint"]
+    record = read_record(outputs[0])
+    assert record is not None
+    fingerprint = record["fingerprint"]
 
     again = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)
     assert again.exit_code == 1  # the broken input is still without an output
@@ -159,7 +161,8 @@ def test_images_mirrors_reports_failures_and_resumes(tmp_path: Path, folder: Pat
     reseeded = invoke("images", folder, "-s", painting_path, "-o", out, *FAST, "--seed", "5")
     assert reseeded.exit_code == 1
     assert "3 stylized, 0 already done, 1 failed" in reseeded.stdout
-    assert all(read_record(p)["fingerprint"] != fingerprint for p in outputs)
+    records = [read_record(p) for p in outputs]
+    assert all(r is not None and r["fingerprint"] != fingerprint for r in records)
 
     more = invoke("images", folder, "-s", painting_path, "-o", out, *FAST[:-3], "-n", "2", "-q", "--seed", "5")
     assert "3 stylized, 0 already done" in more.stdout
@@ -173,13 +176,15 @@ def test_images_all_good_exits_zero(tmp_path: Path, make_rgb: Callable[..., Path
     assert (tmp_path / "out" / "only.png").is_file()
 
 
-def test_images_batch_option_reaches_the_worker(tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_images_batch_option_reaches_the_worker(
+    tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pipeline.jobs.worker import ImageWorker
 
     calls: list[tuple[int, int]] = []  # (the worker's batch, the tasks of a call)
     real = ImageWorker.process_batch
 
-    def process_batch(self: ImageWorker, tasks: list, callback: object = None) -> list:
+    def process_batch(self: ImageWorker, tasks: list, callback: Any = None) -> list:
         calls.append((self.batch, len(tasks)))
         return real(self, tasks, callback)
 
@@ -242,13 +247,13 @@ def test_video_and_metrics_commands(tmp_path: Path, painting_path: Path) -> None
 
 
 def test_video_batch_option_reaches_the_executor(tmp_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clips import make_clip
     import pipeline.run.executor
+    from clips import make_clip
 
     batches: list[int] = []
-    real = pipeline.run.executor.run_chunks
+    real: Callable[..., object] = pipeline.run.executor.run_chunks
 
-    def run_chunks(*args: object, batch: int = 1, **kwargs: object) -> object:
+    def run_chunks(*args: Any, batch: int = 1, **kwargs: Any) -> object:
         batches.append(batch)
         return real(*args, batch=batch, **kwargs)
 
@@ -300,6 +305,7 @@ def test_progress_bar_counts_frames_and_images_from_events() -> None:
 
     from cli import _ProgressBar
     from pipeline.events import FrameDone, FrameStarted, JobPlanned, Progress, Skipped, VideoPlanned
+    from pipeline.jobs.plan import ImageTask
 
     bars = Bars(console=Console(file=io.StringIO()))
     bar = _ProgressBar(bars)
@@ -311,5 +317,5 @@ def test_progress_bar_counts_frames_and_images_from_events() -> None:
     assert (frames.completed, frames.total, frames.description) == (4, 10, "frame 4")
     assert bars.tasks[0].completed == 2 and bars.tasks[0].total == 40
     bar(JobPlanned(5))
-    bar(Skipped(None))
+    bar(Skipped(ImageTask(Path("a.png"), PurePath("a.png"), Path("out/a.png"))))
     assert bars.tasks[-1].completed == 1 and bars.tasks[-1].total == 5

@@ -159,7 +159,9 @@ def test_numbers_are_coerced() -> None:
     assert settings.engine.seed == 7
 
 
-@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), ("false", False), ("0", False), ("True", True), ("yes", True)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(True, True), (False, False), ("false", False), ("0", False), ("True", True), ("yes", True)]
+)
 def test_switches_read_words_not_truthiness(value: object, expected: bool) -> None:
     # bool("false") would be True.
     assert settings_from_dict({"compile": value}).engine.compile is expected

@@ -47,6 +47,7 @@ def test_every_event_class_has_a_sample() -> None:
 def test_an_event_is_frozen_and_survives_pickling(event: object) -> None:
     # Ray carries the frame events back from its workers pickled.
     assert pickle.loads(pickle.dumps(event)) == event
+    assert dataclasses.is_dataclass(event)
     field = dataclasses.fields(event)[0].name
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(event, field, None)

@@ -92,7 +92,9 @@ def assert_refused(result: Result, *named: str) -> str:
     ],
     ids=lambda value: "-".join(value) if isinstance(value, tuple) and len(value) > 3 else None,
 )
-def test_a_mistake_is_one_line_and_touches_nothing(here: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], named: tuple[str, ...]) -> None:
+def test_a_mistake_is_one_line_and_touches_nothing(
+    here: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], named: tuple[str, ...]
+) -> None:
     make_clip(here / "clip.mp4", n_frames=3, width=48, height=32)
     (here / "notes.png").write_bytes(b"a file of the user's, not a picture nstpipe made")
     monkeypatch.chdir(here)
@@ -149,7 +151,10 @@ def test_a_still_image_given_to_video_leaves_no_work_folder_even_with_o(here: Pa
 # -- formats -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("suffix", "fmt", "magic"), [(".jpg", "JPEG", b"\xff\xd8\xff"), (".webp", "WEBP", b"RIFF"), (".tif", "TIFF", b"II*\x00"), (".png", "PNG", b"\x89PNG")])
+@pytest.mark.parametrize(
+    ("suffix", "fmt", "magic"),
+    [(".jpg", "JPEG", b"\xff\xd8\xff"), (".webp", "WEBP", b"RIFF"), (".tif", "TIFF", b"II*\x00"), (".png", "PNG", b"\x89PNG")],
+)
 def test_the_suffix_decides_the_image_format(here: Path, suffix: str, fmt: str, magic: bytes) -> None:
     out = here / f"painted{suffix}"
     result = invoke("image", here / "photo.jpg", "-s", here / "monet.jpg", "-o", out, *TINY)
@@ -189,7 +194,9 @@ def test_the_design_cards_command_writes_beside_the_input_and_says_so(here: Path
     assert "nstpipe: 64x36 on cpu (fp32), 3 frames -> input.monet.mp4" in result.stderr
     assert "wrote input.monet.mp4: 3 frames" in result.stdout
     assert probe(here / "input.monet.mp4").frame_count == 3
-    assert sorted(p.name for p in here.iterdir()) == ["input.monet.mp4", "input.monet.mp4.settings.json", "input.mp4", "monet.jpg", "photo.jpg"]
+    assert sorted(p.name for p in here.iterdir()) == [
+        "input.monet.mp4", "input.monet.mp4.settings.json", "input.mp4", "monet.jpg", "photo.jpg"
+    ]
     again = invoke("video", "input.mp4", "--style", "monet.jpg", *VIDEO_TINY)
     assert again.exit_code == 0 and "kept input.monet.mp4: 3 frames, made earlier with these settings" in again.stdout
 
@@ -236,7 +243,9 @@ def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.Mon
     assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu (fp32) -> {here / 'o.png'}"
 
 
-@pytest.mark.parametrize(("device", "width", "expected"), [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 1920)])
+@pytest.mark.parametrize(
+    ("device", "width", "expected"), [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 1920)]
+)
 def test_a_video_without_size_follows_the_device(monkeypatch: pytest.MonkeyPatch, device: str, width: int, expected: int) -> None:
     import pipeline.app
 
@@ -262,7 +271,8 @@ class FakeClock:
 
 
 def test_log_progress_prints_at_most_one_line_an_interval_with_counts_rate_and_eta() -> None:
-    clock, lines = FakeClock(), []
+    clock = FakeClock()
+    lines: list[str] = []
     log = _LogProgress(lines.append, clock=clock, interval=10.0)
     log(VideoPlanned(frames=10, done=2))  # 2 from an earlier run: not counted in the rate
     for second in range(1, 26):
@@ -287,7 +297,8 @@ def test_log_progress_prints_at_most_one_line_an_interval_with_counts_rate_and_e
 
 
 def test_log_progress_of_a_folder_counts_skipped_outputs_as_done_but_not_in_the_rate() -> None:
-    clock, lines = FakeClock(), []
+    clock = FakeClock()
+    lines: list[str] = []
     log = _LogProgress(lines.append, clock=clock, interval=10.0)
     log(JobPlanned(4))
     log(Skipped(None))  # type: ignore[arg-type]
@@ -306,7 +317,8 @@ def test_a_run_into_a_log_prints_progress_lines(here: Path, monkeypatch: pytest.
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert lines[0].startswith("nstpipe: 48x32 on cpu (fp32), 3 frames -> ")
-    assert any(re.fullmatch(r"nstpipe: [0-2]/3 frames, [0-9.]+ frames/s, ETA (\d+m)?\d+s( \(.*\))?|nstpipe: 0/3 frames, 0.00 frames/s, ETA unknown.*", line) for line in lines)
+    progress = r"nstpipe: [0-2]/3 frames, [0-9.]+ frames/s, ETA (\d+m)?\d+s( \(.*\))?|nstpipe: 0/3 frames, 0.00 frames/s, ETA unknown.*"
+    assert any(re.fullmatch(progress, line) for line in lines)
     assert re.fullmatch(r"nstpipe: 3/3 frames in \d+s \([0-9.]+ frames/s\)", lines[-2]) and lines[-1] == "nstpipe: encoding 3 frames"
     quiet = invoke("video", clip, "-s", here / "monet.jpg", *VIDEO_TINY, "-o", here / "q.mp4")
     assert quiet.exit_code == 0 and quiet.stderr == ""
@@ -340,4 +352,7 @@ def test_help_shows_a_default_for_every_option() -> None:
 def test_the_help_of_n_says_what_it_bounds() -> None:
     shown = " ".join(CliRunner().invoke(app, ["video", "-h"], env={"COLUMNS": "400"}).stdout.split())
     assert "Optimizer iterations at full size: of each picture, and of a video's first frame." in shown
-    assert "The coarser pyramid levels run coarse_iterations each (a config file setting), a video's later frames --later-iterations" in shown
+    assert (
+        "The coarser pyramid levels run coarse_iterations each (a config file setting), a video's later frames --later-iterations"
+        in shown
+    )

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 from PIL import Image
@@ -26,8 +26,8 @@ from pipeline.config import DEFAULT_MAX_PIXELS, build_settings
 from pipeline.errors import ConfigError, InputError
 from pipeline.events import TaskStarted
 from pipeline.jobs.plan import ImageTask, source_identity
-from pipeline.media.video import probe
 from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged
+from pipeline.media.video import probe
 from pipeline.media.writer import read_record
 
 FAST = ("--preset", "fast", "--size", "32", "-n", "1", "--scales", "1", "-q")
@@ -137,7 +137,7 @@ def changing_reader(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> 
 
     real, calls = worker_module.read_image, []
 
-    def read(source: Path, *args: object, **kwargs: object):
+    def read(source: Path, *args: Any, **kwargs: Any):
         image = real(source, *args, **kwargs)
         calls.append(1)
         if len(calls) <= times:
@@ -155,7 +155,8 @@ def test_file_rewritten_while_read_is_read_again(tmp_path: Path, worker: ImageWo
     result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert result.ok and len(calls) == 2
     # The record vouches for the bytes of the second read: the file as it now is.
-    assert read_record(task.output)["source"] == source_identity(source)
+    record = read_record(task.output)
+    assert record is not None and record["source"] == source_identity(source)
     assert is_done(task, worker.job.fingerprint)
 
 
@@ -175,7 +176,7 @@ def test_file_changed_after_the_read_is_redone_next_time(tmp_path: Path, worker:
     rewrite(source, (255, 0, 0))
     real_run = worker.stylizer.run
 
-    def run_then_change(*args: object, **kwargs: object):
+    def run_then_change(*args: Any, **kwargs: Any):
         rewrite(source, (0, 0, 255))
         return real_run(*args, **kwargs)
 
@@ -186,7 +187,9 @@ def test_file_changed_after_the_read_is_redone_next_time(tmp_path: Path, worker:
 
 
 @pytest.mark.parametrize(("size", "expected"), [((1, 1), (32, 32)), ((33, 17), (32, 16)), ((19, 31), (20, 32))])
-def test_odd_and_one_pixel_images_are_stylized(tmp_path: Path, worker: ImageWorker, size: tuple[int, int], expected: tuple[int, int]) -> None:
+def test_odd_and_one_pixel_images_are_stylized(
+    tmp_path: Path, worker: ImageWorker, size: tuple[int, int], expected: tuple[int, int]
+) -> None:
     source = tmp_path / "odd.png"
     Image.new("RGB", size, (200, 30, 30)).save(source)
     result = worker.process_batch([task := task_for(tmp_path, source)])[0]
@@ -203,6 +206,7 @@ def test_too_thin_a_picture_is_reported_not_a_crash(tmp_path: Path, worker: Imag
     Image.new("RGB", size, (200, 30, 30)).save(source)
     result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert not result.ok and not task.output.exists()
+    assert result.error is not None
     assert result.error.startswith(f"{source}: too thin to stylize at ") and "at least 16 on each side (raise --size)" in result.error
 
 
@@ -219,7 +223,9 @@ def test_read_unchanged_reports_a_vanished_file(tmp_path: Path) -> None:
         read_unchanged(tmp_path / "gone.png", 32, DEFAULT_MAX_PIXELS)
 
 
-def test_file_vanishing_mid_run_is_reported_and_the_rest_goes_on(tmp_path: Path, painting_path: Path, make_rgb: Callable[..., Path]) -> None:
+def test_file_vanishing_mid_run_is_reported_and_the_rest_goes_on(
+    tmp_path: Path, painting_path: Path, make_rgb: Callable[..., Path]
+) -> None:
     root = tmp_path / "in"
     for name in ("a.png", "b.png", "c.png"):
         make_rgb(root / name, 16, 16)

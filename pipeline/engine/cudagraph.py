@@ -57,7 +57,7 @@ class GraphedLosses:
             raise _as_oom(exc) from exc
         self.losses = recorded.detach()
         assert self.x.grad is not None
-        self.grad = self.x.grad
+        self.grad: torch.Tensor = self.x.grad
 
     def __call__(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Losses and gradient at ``x`` (None: at what :attr:`x` already holds)."""

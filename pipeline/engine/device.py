@@ -8,8 +8,8 @@ from typing import Callable, Sequence, TypeVar
 import torch
 
 from pipeline.config import EngineConfig
-from pipeline.errors import ConfigError
 from pipeline.engine.memory import image_memory
+from pipeline.errors import ConfigError
 
 MAX_AUTO_BATCH = 8
 # The share of the free GPU memory an automatic batch may plan to fill; the rest is the

@@ -25,10 +25,11 @@ def optical_flow(source: np.ndarray, target: np.ndarray) -> torch.Tensor:
     DIS at the "medium" preset: fast enough to cost far less than a stylization
     iteration, and robust on real footage. Computed on grey images; no colour swap needed.
     """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     a = cv2.cvtColor(np.ascontiguousarray(source), cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2GRAY)
-    return torch.from_numpy(dis.calc(a, b, None))
+    # OpenCV's stubs leave out None, the documented way to ask for a new flow array.
+    return torch.from_numpy(dis.calc(a, b, None))  # type: ignore[call-overload]
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

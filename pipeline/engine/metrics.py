@@ -15,11 +15,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from pipeline.engine.features import Encoder
 from pipeline.engine.flow import consistency_mask, optical_flow, warp
-from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.engine.losses import content_loss, gram, style_loss
 from pipeline.engine.resize import fit_long_side, resize, resize_long_side
-from pipeline.engine.features import Encoder
+from pipeline.engine.tensors import prepare, to_rgb8
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"

@@ -25,8 +25,8 @@ import torch
 from pipeline.config import Settings
 from pipeline.engine.device import run_or_split
 from pipeline.engine.flow import consistency_mask, optical_flow, warp
-from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.engine.stylize import Stylizer, TemporalTarget
+from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.events import EventSink
 
 

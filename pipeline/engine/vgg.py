@@ -25,8 +25,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from pipeline.engine.color import swap_red_blue
 from pipeline.config import CONV_LAYERS, LAYERS, vgg_cut
+from pipeline.engine.color import swap_red_blue
 from pipeline.errors import WeightsError
 
 EMBEDDED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -149,6 +149,10 @@ class VGGFeatures(nn.Module):
     Parameters are frozen: only the input gets gradients.
     """
 
+    # Registered as buffers in __init__, so they follow .to(device) with the weights.
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, weights: VGGWeights, layers: Sequence[str], pooling: str = "max") -> None:
         super().__init__()
         unknown = [layer for layer in layers if layer not in LAYERS]
@@ -189,6 +193,7 @@ def _make_layer(name: str, weights: VGGWeights, pooling: str) -> nn.Module:
         conv = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=3, padding=1)
         with torch.no_grad():
             conv.weight.copy_(weight)
+            assert conv.bias is not None  # Conv2d's bias=True default
             conv.bias.copy_(bias)
         return conv
     if name.startswith("relu"):

@@ -13,23 +13,25 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 
 from pipeline.config import Settings
 from pipeline.engine.device import resolve_batch, resolve_device
 from pipeline.engine.resize import fit_long_side
+from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
+from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.errors import InputError
 from pipeline.events import Encoding, EventSink, FrameDone, FrameStarted
-from pipeline.media.framestore import CHAIN, SEAM, FrameStore
-from pipeline.engine.tensors import prepare, to_rgb8
-from pipeline.media.imaging import read_image
 from pipeline.jobs.plan import Chunk, source_identity
-from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
-from pipeline.media.video import Frame, VideoInfo, VideoWriter, read_frames
 from pipeline.jobs.worker import build_stylizer, make_job
+from pipeline.media.framestore import CHAIN, SEAM, FrameStore
+from pipeline.media.imaging import read_image
+from pipeline.media.video import Frame, VideoInfo, VideoWriter, read_frames
 
 
 @dataclass(frozen=True)
@@ -126,9 +128,8 @@ def stylize_chains(
     while pending := _next_frames(walks):
         stylizer = stylizer or make_stylizer(job)
         inputs = [walk.input(source) for walk, _, source in pending]
-        paint = stylizer.stylize_many
         slots = [(frame.index, frame.time) for _, frame, _ in pending]
-        results = _paint_many(slots, store, on_event, lambda: paint(inputs, on_event))
+        results = _paint_many(slots, store, on_event, partial(stylizer.stylize_many, inputs, on_event))
         for (walk, _, source), result in zip(pending, results):
             walk.painted(source, result)
     summary = FramesSummary()
@@ -202,14 +203,22 @@ def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSi
             # compounds: 1 / (blend + 1 - j) on the chunk's own frame j makes that share
             # fall in equal steps, 1 - (j + 1) / (blend + 1), not fastest midway.
             weight = 1.0 / (chunk.blend + chunk.start - index)
-            start = seam_start(source, previous[0], previous[1], output, weight)
-            output = _paint(index, store, frame.time, on_event, lambda: StylizedFrame(to_rgb8(start.init), 0, 0.0), SEAM).rgb
+            init = seam_start(source, previous[0], previous[1], output, weight).init
+            assert init is not None  # a seam always starts from the blend
+            output = _paint(index, store, frame.time, on_event, partial(_seam_frame, init), SEAM).rgb
             summary.blended += 1
         previous = (source, output)
     return summary
 
 
-def _paint(index: int, store: FrameStore, time_s: float, on_event: EventSink, paint: Callable[[], StylizedFrame], stage: str = CHAIN) -> StylizedFrame:
+def _seam_frame(init: torch.Tensor) -> StylizedFrame:
+    """A seam frame is its blend as it stands: no iterations."""
+    return StylizedFrame(to_rgb8(init), 0, 0.0)
+
+
+def _paint(
+    index: int, store: FrameStore, time_s: float, on_event: EventSink, paint: Callable[[], StylizedFrame], stage: str = CHAIN
+) -> StylizedFrame:
     return _paint_many([(index, time_s)], store, on_event, lambda: [paint()], stage)[0]
 
 

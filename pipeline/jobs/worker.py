@@ -16,14 +16,14 @@ import torch
 
 from pipeline.config import Settings
 from pipeline.engine.device import resolve_batch, resolve_device, run_or_split
-from pipeline.errors import InputError, NstpipeError, os_reason
-from pipeline.events import EventSink
-from pipeline.engine.tensors import to_rgb8
-from pipeline.media.imaging import read_image
-from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
 from pipeline.engine.stylize import Result, Stylizer, encoder_layers
+from pipeline.engine.tensors import to_rgb8
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
+from pipeline.errors import InputError, NstpipeError, os_reason
+from pipeline.events import EventSink
+from pipeline.jobs.plan import ImageTask, source_identity
+from pipeline.media.imaging import read_image
 from pipeline.media.writer import read_record, write_image, write_png
 
 

@@ -20,8 +20,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.config import DEFAULT_MAX_PIXELS
-from pipeline.errors import OS_INPUT_ERRORS, InputError, os_reason
 from pipeline.engine.tensors import prepare
+from pipeline.errors import OS_INPUT_ERRORS, InputError, os_reason
+
 
 def read_image(path: Path, long_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Decode ``path`` to (1, 3, H, W) RGB in [0, 1], resized so its long side is ``long_side``."""

@@ -31,10 +31,15 @@ def plot_warping_error(metrics: VideoMetrics, path: Path, title: str = "") -> No
     import matplotlib.pyplot as plt
 
     frames = [f for f in metrics.frames if f.warping_error is not None]
+    # A missing value is a gap in the line, as matplotlib draws NaN.
+    nan = float("nan")
+    index = [f.index for f in frames]
+    stylized = [nan if f.warping_error is None else f.warping_error for f in frames]
+    source = [nan if f.source_warping_error is None else f.source_warping_error for f in frames]
     fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
     try:
-        ax.plot([f.index for f in frames], [f.warping_error for f in frames], label="stylized")
-        ax.plot([f.index for f in frames], [f.source_warping_error for f in frames], label="source", linestyle="--")
+        ax.plot(index, stylized, label="stylized")
+        ax.plot(index, source, label="source", linestyle="--")
         ax.set_xlabel("frame")
         ax.set_ylabel("E_warp")
         ax.set_title(title or "warping error per frame (lower is steadier)")

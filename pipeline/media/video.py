@@ -23,6 +23,7 @@ import numpy as np
 
 from pipeline.engine.color import swap_red_blue
 from pipeline.errors import InputError, os_reason, output_error
+
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from pipeline.media.writer import create_temp, publish, remove_quietly
 
@@ -259,6 +260,7 @@ class VideoWriter:
         frame.time_base = TIME_BASE
         frame.duration = round(1 / (self.fps * TIME_BASE))
         with self._writing():
+            assert self._video is not None  # set by __enter__
             self._mux(self._video.encode(frame))
         self.frames_written += 1
         if self._audio is not None:
@@ -266,6 +268,7 @@ class VideoWriter:
             self._audio.copy_until(time)
 
     def _mux(self, packets: list[av.Packet]) -> None:
+        assert self._output is not None  # set by __enter__
         for packet in packets:
             self._output.mux(packet)
 
@@ -283,6 +286,7 @@ class VideoWriter:
     def _finish(self) -> None:
         if self.frames_written == 0:
             raise ValueError(f"{self.out_path}: no frames were written")
+        assert self._video is not None and self._output is not None and self._tmp is not None  # set by __enter__
         self._mux(self._video.encode(None))
         if self._audio is not None:
             self._audio.copy_until(self.audio_end)
@@ -316,7 +320,8 @@ class _AudioCopier:
             raise _open_error(source, exc) from None
         video = self._input.streams.video
         start = video[0].start_time if video else None
-        self._offset = Fraction(start * video[0].time_base) if start is not None else Fraction(0)
+        time_base = video[0].time_base if video else None
+        self._offset = Fraction(start * time_base) if start is not None and time_base is not None else Fraction(0)
         streams = list(self._input.streams.audio)
         # The template copies the codec parameters only: packets pass through as they are.
         self._map = {s.index: output.add_stream_from_template(s) for s in streams}

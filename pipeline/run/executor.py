@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol, Sequence
 
 from pipeline.events import EventSink, TaskStarted
-from pipeline.media.framestore import FrameStore
 from pipeline.jobs.plan import Chunk, ImageTask
 from pipeline.jobs.video_job import FramesSummary, VideoJob, run_chunks
 from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
+from pipeline.media.framestore import FrameStore
 
 
 @dataclass

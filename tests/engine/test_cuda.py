@@ -18,17 +18,18 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import grad_of
 from pipeline.config import Settings, build_settings
 from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.engine.device import resolve_batch, resolve_device
-from pipeline.media.imaging import read_image, read_rgb
-from pipeline.jobs.plan import ImageTask
 from pipeline.engine.stylize import GRAPH_MIN_STEPS, Stylizer, resolve_precision
-from pipeline.events import Progress
 from pipeline.engine.temporal import FrameInput, FrameStylizer
 from pipeline.engine.vgg import VGGFeatures, VGGWeights
-from pipeline.media.video import probe
+from pipeline.events import Progress
+from pipeline.jobs.plan import ImageTask
 from pipeline.jobs.worker import ImageWorker, build_stylizer, make_job
+from pipeline.media.imaging import read_image, read_rgb
+from pipeline.media.video import probe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -57,8 +58,8 @@ def loss_and_gradient(stylizer: Stylizer, photo: torch.Tensor, image: torch.Tens
     x = image.to(device).clone().requires_grad_(True)
     loss = objective(x)
     loss.backward()
-    assert loss.dtype == x.grad.dtype == torch.float32  # the picture, the loss and its gradient stay fp32
-    return loss.item(), x.grad.cpu()
+    assert loss.dtype == grad_of(x).dtype == torch.float32  # the picture, the loss and its gradient stay fp32
+    return loss.item(), grad_of(x).cpu()
 
 
 def relative(a: float, b: float) -> float:
@@ -81,6 +82,7 @@ def test_auto_picks_the_gpu_and_bf16_where_it_has_bf16_tensor_cores() -> None:
 def test_the_bf16_pass_runs_channels_last_on_a_copy_and_gives_bf16_features(vgg_weights: VGGWeights, pictures: Any) -> None:
     photo, painting, _ = pictures
     stylizer = stylizer_on(CUDA, vgg_weights, painting, precision="bf16")
+    assert isinstance(stylizer.features.encoder, torch.nn.Module) and isinstance(stylizer.encoder, torch.nn.Module)
     convs = [m for m in stylizer.features.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(c.weight.dtype == torch.bfloat16 for c in convs)
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last) and not c.weight.is_contiguous() for c in convs)
@@ -155,7 +157,12 @@ def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
         stylizer = stylizer_on(CUDA, vgg_weights, painting, precision="fp32", iterations=12, coarse_iterations=10, tolerance=0.0,
                                cuda_graphs=graphs)
         losses: list[float] = []
-        runs[graphs] = (stylizer.run(photo, callback=lambda e: losses.append(e.loss) if isinstance(e, Progress) else None), losses)
+
+        def record(event: object, losses: list[float] = losses) -> None:
+            if isinstance(event, Progress):
+                losses.append(event.loss)
+
+        runs[graphs] = (stylizer.run(photo, callback=record), losses)
     (graphed, graphed_losses), (eager, eager_losses) = runs[True], runs[False]
     assert len(recordings) == 2 and recordings[1] == tuple(photo.shape)  # one recording per level
     assert len(graphed_losses) == len(eager_losses) == 22  # both levels ran their whole budgets
@@ -174,7 +181,7 @@ def test_graphed_losses_replay_at_new_pixels_like_an_eager_pass(vgg_weights: VGG
         eager = objective.losses(x)
         eager.sum().backward()
         assert losses.item() == pytest.approx(eager.item(), rel=1e-3)
-        assert cosine(grad, x.grad) > 0.999
+        assert cosine(grad, grad_of(x)) > 0.999
 
 
 def test_auto_batch_on_this_gpu_is_several_pictures_and_fewer_for_larger_ones() -> None:
@@ -249,7 +256,9 @@ def test_an_image_batch_that_runs_out_of_gpu_memory_is_painted_one_picture_at_a_
 
 
 @PASSES
-def test_a_frame_batch_that_runs_out_of_gpu_memory_is_painted_one_frame_at_a_time(engine_batches: list[tuple[int, ...]], graphs: bool) -> None:
+def test_a_frame_batch_that_runs_out_of_gpu_memory_is_painted_one_frame_at_a_time(
+    engine_batches: list[tuple[int, ...]], graphs: bool
+) -> None:
     settings = gpu_settings(512, graphs)
     frames = FrameStylizer(build_stylizer(settings, (PAINTING,)), settings)
     gen = np.random.default_rng(0)

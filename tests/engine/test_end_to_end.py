@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from pipeline.config import EngineConfig
-from pipeline.media.imaging import read_image
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, Distances, distances
 from pipeline.engine.resize import resize_long_side
 from pipeline.engine.stylize import Stylizer
 from pipeline.engine.vgg import VGGFeatures, VGGWeights
+from pipeline.media.imaging import read_image
 
 SIZE = 48
 

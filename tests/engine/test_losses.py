@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import grad_of
 from pipeline.engine.losses import content_loss, gram, relative_error, style_loss, temporal_loss, tv_loss
 
 
@@ -41,8 +42,8 @@ def test_gram_of_channels_last_features_matches_and_keeps_the_layout() -> None:
     (gram(plain) * weights).sum().backward()
     (gram(last) * weights).sum().backward()
     assert torch.allclose(gram(last), gram(plain))
-    assert torch.allclose(last.grad, plain.grad)
-    assert last.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(grad_of(last), grad_of(plain))
+    assert grad_of(last).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_bf16_features_give_fp32_grams_and_losses() -> None:
@@ -158,12 +159,12 @@ def test_squared_error_and_its_gradients_are_autograds_in_the_inputs_layout(layo
     t = torch.randn(2, 4, 3, 5, generator=gen).to(memory_format=layout).requires_grad_(True)
     weights = torch.tensor([0.5, 2.0])
     (squared_error(x, t) * weights).sum().backward()
-    mine = x.grad.clone(), t.grad.clone()
+    mine = grad_of(x).clone(), grad_of(t).clone()
     x.grad = t.grad = None
     ((x - t).pow(2).sum((1, 2, 3)) * weights).sum().backward()
-    assert torch.allclose(mine[0], x.grad) and torch.allclose(mine[1], t.grad)
+    assert torch.allclose(mine[0], grad_of(x)) and torch.allclose(mine[1], grad_of(t))
     assert squared_error(x, t).tolist() == pytest.approx((x - t).pow(2).sum((1, 2, 3)).tolist())
     assert mine[0].is_contiguous(memory_format=layout)  # no copy into another layout
     x.grad = None
     squared_error(x, t.detach()).sum().backward()  # a constant target: no gradient made for it
-    assert torch.allclose(x.grad, 2 * (x - t).detach())
+    assert torch.allclose(grad_of(x), 2 * (x - t).detach())

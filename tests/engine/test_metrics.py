@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -46,8 +48,8 @@ def test_output_that_follows_the_motion_beats_one_that_does_not() -> None:
 
 
 def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
-    from pipeline.engine.tensors import prepare, to_rgb8
     from pipeline.engine.metrics import source_at
+    from pipeline.engine.tensors import prepare, to_rgb8
 
     frame = scene(3)[:30]  # 30x64 at long side 32 is 15x32, which the writer crops to 14x32
     made = to_rgb8(prepare(frame, 32))[:14, :32]
@@ -59,7 +61,7 @@ def test_video_metrics_of_the_source_itself(tiny_encoder) -> None:
     from pipeline.engine.metrics import video_metrics
 
     frames = [pan(scene(), 2 * t) for t in range(4)]
-    layers = {"style_layers": ("relu1_1",), "content_layer": "relu2_1"}
+    layers: dict[str, Any] = {"style_layers": ("relu1_1",), "content_layer": "relu2_1"}
     result = video_metrics(tiny_encoder, frames, frames, **layers)
     assert [f.index for f in result.frames] == [0, 1, 2, 3] and result.frames[0].warping_error is None
     for f in result.frames[1:]:
@@ -67,6 +69,7 @@ def test_video_metrics_of_the_source_itself(tiny_encoder) -> None:
     assert all(f.content == pytest.approx(0, abs=1e-9) and f.style is None for f in result.frames)
     flicker = [np.clip(f.astype(int) + (25 if t % 2 else -25), 0, 255).astype(np.uint8) for t, f in enumerate(frames)]
     worse = video_metrics(tiny_encoder, frames, flicker, **layers)
-    assert worse.mean("warping_error") > 10 * result.mean("warping_error") + 1e-3
+    flickering, steady = worse.mean("warping_error"), result.mean("warping_error")
+    assert flickering is not None and steady is not None and flickering > 10 * steady + 1e-3
     with pytest.raises(ValueError):
         video_metrics(tiny_encoder, frames, frames[:3], **layers)

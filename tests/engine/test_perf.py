@@ -14,11 +14,11 @@ import torch
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import EngineConfig, Settings, build_settings
 from pipeline.engine.device import batch_for_memory, resolve_batch
-from pipeline.errors import ConfigError
-from pipeline.media.imaging import read_image
 from pipeline.engine.lbfgs import LBFGS
 from pipeline.engine.stylize import Objective, Stylizer, image_memory, resolve_precision
 from pipeline.engine.vgg import VGGFeatures, VGGWeights
+from pipeline.errors import ConfigError
+from pipeline.media.imaging import read_image
 
 MIB = 2**20
 GIB = 2**30
@@ -72,6 +72,7 @@ def test_bf16_runs_on_a_copy_and_leaves_the_callers_encoder_alone(vgg_objective_
     encoder, photo, painting, _ = vgg_objective_inputs
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     stylizer, _ = objective_for(encoder, "bf16", photo, painting)
+    assert isinstance(stylizer.features.encoder, torch.nn.Module)
     assert all(p.dtype == torch.bfloat16 for p in stylizer.features.encoder.parameters())
     assert all(p.dtype == torch.float32 and p.is_contiguous() for p in encoder.parameters())
     for key, value in encoder.state_dict().items():
@@ -379,12 +380,17 @@ def test_lbfgs_reads_one_value_back_per_step(monkeypatch: pytest.MonkeyPatch) ->
     objective, start = tiny_objective()
     x = start.clone().requires_grad_(True)
     opt = LBFGS(x, 100)
-    reads = []
+    reads: list[int] = []
+    real_float = torch.Tensor.__float__
     for step in range(6):
         x.grad = None
         objective(x).backward()
-        real_float = torch.Tensor.__float__
-        monkeypatch.setattr(torch.Tensor, "__float__", lambda t: reads.append(step) or real_float(t))
+
+        def counted_float(t: torch.Tensor, step: int = step) -> float:
+            reads.append(step)
+            return real_float(t)
+
+        monkeypatch.setattr(torch.Tensor, "__float__", counted_float)
         monkeypatch.setattr(torch.Tensor, "item", lambda t: pytest.fail("item() in a step"))
         monkeypatch.setattr(torch.Tensor, "tolist", lambda t: pytest.fail("tolist() in a step"))
         opt.step()

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import torch
 
-from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
-from pipeline.engine.color import rgb_to_yiq
+from helpers import TinyEncoder, grad_of, smooth_image, stripes_image, tiny_engine
 from pipeline.config import EngineConfig
-from pipeline.errors import ConfigError
-from pipeline.engine.resize import resize
+from pipeline.engine.color import rgb_to_yiq
 from pipeline.engine.optimize import Item
+from pipeline.engine.resize import resize
 from pipeline.engine.stylize import Stylizer, converged, pyramid
+from pipeline.errors import ConfigError
 from pipeline.events import Progress, ScaleDone
 
 
@@ -292,8 +292,8 @@ def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEnco
     loss.backward()
     # Outside, only the pull back acts: 2 * OUTSIDE_WEIGHT * excess / n, toward the range.
     n = x.numel()
-    assert torch.allclose(x.grad[above], 2 * OUTSIDE_WEIGHT * (x.detach()[above] - 1) / n, rtol=1e-4)
-    assert torch.allclose(x.grad[below], 2 * OUTSIDE_WEIGHT * x.detach()[below] / n, rtol=1e-4)
+    assert torch.allclose(grad_of(x)[above], 2 * OUTSIDE_WEIGHT * (x.detach()[above] - 1) / n, rtol=1e-4)
+    assert torch.allclose(grad_of(x)[below], 2 * OUTSIDE_WEIGHT * x.detach()[below] / n, rtol=1e-4)
 
 
 def test_the_objective_is_the_weighted_sum_of_the_loss_functions(tiny_encoder: TinyEncoder, style: torch.Tensor) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,9 +12,9 @@ import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image
 from pipeline.config import EngineConfig, Settings, VideoConfig
-from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.engine.stylize import Stylizer
 from pipeline.engine.temporal import FrameInput, FrameStylizer, frame_start
+from pipeline.engine.tensors import prepare, to_rgb8
 
 H, W, SHIFT = 32, 48, 3
 
@@ -39,7 +40,7 @@ def test_prev_starts_from_the_previous_output_unwarped_without_a_temporal_term()
     before, after = frames()
     previous = painted()
     start = frame_start("prev", after, before, previous)
-    assert start.temporal is None
+    assert start.temporal is None and start.init is not None
     assert torch.equal(start.init, prepare(previous))
 
 
@@ -91,7 +92,9 @@ def test_a_later_frame_starts_from_its_predecessor(mode: str) -> None:
     previous = painted()
     result = stylizer.stylize(after, before, previous)
     assert result.iterations == 0
-    assert np.array_equal(result.rgb, to_rgb8(frame_start(mode, after, before, previous).init))
+    init = frame_start(mode, after, before, previous).init
+    assert init is not None
+    assert np.array_equal(result.rgb, to_rgb8(init))
 
 
 def test_temporal_term_holds_trusted_pixels_to_the_warped_frame() -> None:
@@ -100,6 +103,7 @@ def test_temporal_term_holds_trusted_pixels_to_the_warped_frame() -> None:
     before, after = frames()
     previous = painted()
     start = frame_start("flow", after, before, previous)
+    assert start.init is not None and start.temporal is not None
     drift = {}
     for weight in (0.0, 1e4):
         engine = EngineConfig(content_layer="relu2_1", style_layers=("relu1_1",), style_layer_weights=(1.0,),
@@ -126,9 +130,12 @@ def test_seam_start_eases_from_the_incoming_chain_to_the_chunks_own_frame() -> N
     before, after = frames()
     incoming, own = painted(1), painted(2)
     flow = frame_start("flow", after, before, incoming)
+    assert flow.temporal is not None
     mask = flow.temporal.mask
-    assert torch.allclose(seam_start(after, before, incoming, own, 1.0).init, prepare(own))
+    whole = seam_start(after, before, incoming, own, 1.0).init
+    assert whole is not None and torch.allclose(whole, prepare(own))
     half = seam_start(after, before, incoming, own, 0.5)
+    assert half.init is not None and half.temporal is not None
     trusted = mask.bool()
     expected = (flow.temporal.warped + prepare(own)) / 2
     assert torch.allclose(half.init[..., trusted], expected[..., trusted], atol=1e-6)
@@ -167,7 +174,7 @@ def test_frames_that_run_out_of_gpu_memory_together_are_painted_one_at_a_time(mo
     handling: list[object] = []  # the exception being handled when each run starts
     real = Stylizer.run
 
-    def run(self: Stylizer, content: torch.Tensor, *args: object, **kwargs: object) -> object:
+    def run(self: Stylizer, content: torch.Tensor, *args: Any, **kwargs: Any) -> object:
         sizes.append(content.shape[0])
         handling.append(sys.exc_info()[0])
         if content.shape[0] > 1:

@@ -9,25 +9,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pytest
 
-from pipeline.app import stylize_folder
+from helpers import FolderExecutor
+from pipeline.app import FolderOutcome, stylize_folder
 from pipeline.config import build_settings
 from pipeline.errors import OutputError
 from pipeline.events import Skipped
-from pipeline.run.executor import Summary
 from pipeline.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
 from pipeline.jobs.plan import ImageTask, source_identity
 from pipeline.jobs.worker import ImageJob, TaskResult, is_done
 from pipeline.media.writer import write_png
+from pipeline.run.executor import Summary
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
 
 
-class ScriptedExecutor:
+class ScriptedExecutor(FolderExecutor):
     """Fails every input whose name contains ``failing``; writes a valid output for the others."""
 
     def __init__(self, failing: str = "bad") -> None:
@@ -41,7 +42,8 @@ class ScriptedExecutor:
             if self.failing in task.source.name:
                 result = TaskResult(task, False, f"{task.source}: its worker died 3 times; skipped")
             else:
-                write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": job.fingerprint, "source": source_identity(task.source)})
+                record = {"fingerprint": job.fingerprint, "source": source_identity(task.source)}
+                write_png(task.output, np.zeros((2, 2, 3), np.uint8), record)
                 result = TaskResult(task, True, iterations=2)
             summary.add(result)
             on_event(result)
@@ -56,8 +58,9 @@ def archive(tmp_path: Path, make_rgb: Callable[..., Path]) -> Path:
     return root
 
 
-def run(archive: Path, style: Path, out: Path, **kwargs: bool) -> tuple[ScriptedExecutor, list[object], object]:
-    executor, events = ScriptedExecutor(), []
+def run(archive: Path, style: Path, out: Path, **kwargs: bool) -> tuple[ScriptedExecutor, list[object], FolderOutcome]:
+    executor = ScriptedExecutor()
+    events: list[object] = []
     outcome = stylize_folder(archive, [style], out, SETTINGS, events.append, executor, **kwargs)
     return executor, events, outcome
 
@@ -79,11 +82,14 @@ def test_a_failure_is_recorded_and_not_retried_until_asked(archive: Path, painti
     assert executor.seen == ["bad.png"] and len(outcome.failed) == 1 and outcome.failed_before == []
 
 
-def test_a_changed_input_is_tried_again_and_success_clears_the_record(archive: Path, painting_path: Path, tmp_path: Path, make_rgb: Callable[..., Path]) -> None:
+def test_a_changed_input_is_tried_again_and_success_clears_the_record(
+    archive: Path, painting_path: Path, tmp_path: Path, make_rgb: Callable[..., Path]
+) -> None:
     out = tmp_path / "out"
     _, _, outcome = run(archive, painting_path, out)
     task = outcome.failed[0].task
     record = read_failure(task)
+    assert record is not None
     fingerprint, limits = record["fingerprint"], record["limits"]
     assert failed_before(task, fingerprint, limits) is not None
     make_rgb(task.source, 20, 20, seed=2)  # the user repairs the file: another size
@@ -98,7 +104,8 @@ def test_a_changed_input_is_tried_again_and_success_clears_the_record(archive: P
 def test_other_settings_try_a_failed_input_again(archive: Path, painting_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run(archive, painting_path, out)
-    executor, events = ScriptedExecutor(), []
+    executor = ScriptedExecutor()
+    events: list[object] = []
     other = build_settings("fast", None, {"size": 24, "iterations": 2, "device": "cpu"})
     stylize_folder(archive, [painting_path], out, other, events.append, executor)
     assert executor.seen == ["good.png", "bad.png"]
@@ -111,15 +118,15 @@ def test_a_full_disk_stops_the_run_keeps_finished_outputs_and_blames_no_input(
     """Writes fail with ENOSPC once the first output is written: the real worker raises
     OutputError, nothing partial is left under a final name, and no failure is recorded;
     also when both inputs share a batch and the disk fills between their two writes."""
+    from pipeline.jobs.worker import ImageWorker
     from pipeline.media import writer
     from pipeline.run.executor import LocalExecutor
-    from pipeline.jobs.worker import ImageWorker
 
     make_rgb(archive / "sub" / "bad.png", 16, 16, seed=1)  # a valid image despite its name
     real_fdopen, writes = os.fdopen, []
 
-    def fdopen(fd: int, mode: str = "r", *args: object, **kwargs: object) -> object:
-        handle = real_fdopen(fd, mode, *args, **kwargs)
+    def fdopen(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> object:
+        handle: Any = real_fdopen(fd, mode, *args, **kwargs)
         writes.append(1)
         if "w" in mode and len(writes) > 2:  # the settings file, the first output, then full
 
@@ -129,7 +136,7 @@ def test_a_full_disk_stops_the_run_keeps_finished_outputs_and_blames_no_input(
                 real_write(data[: len(data) // 2])
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-            handle.write = write  # type: ignore[method-assign]
+            handle.write = write
         return handle
 
     monkeypatch.setattr(writer.os, "fdopen", fdopen)

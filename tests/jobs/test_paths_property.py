@@ -45,7 +45,7 @@ def _encodable(name: str) -> bool:
 
 stems = st.one_of(
     st.sampled_from(AWKWARD),
-    st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1, max_size=10),
+    st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]), min_size=1, max_size=10),
     st.binary(min_size=1, max_size=6).map(lambda raw: os.fsdecode(raw.replace(b"/", b"_").replace(b"\x00", b"_"))),
 )
 names = st.builds(lambda stem, suffix: stem + suffix, stems, st.sampled_from(SUFFIXES)).filter(
@@ -193,8 +193,8 @@ def test_video_outputs_stay_inside_and_never_collide(tmp_path: Path, spec: list[
     for source, target in jobs:
         assert inside(target, out) and target.suffix == ".mp4" and target.parent == out
         assert source.is_file()
-    in_folder = {p.name for p in (base / "folder").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
-    assert in_folder <= {source.name for source, _ in jobs}
+    videos_in_folder = {p.name for p in (base / "folder").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
+    assert videos_in_folder <= {source.name for source, _ in jobs}
 
 
 @pytest.mark.parametrize("name", ["x.jpg", "X.JPG"])

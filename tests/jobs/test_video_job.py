@@ -5,25 +5,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from unittest import mock
 from pathlib import Path
+from typing import cast
+from unittest import mock
 
 import numpy as np
 import pytest
 
-from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, make_pan, video_times, warping_errors, zero_frame_clip
+from clips import (
+    audio_packets,
+    audio_times_from_picture_start,
+    is_red,
+    make_clip,
+    make_pan,
+    video_times,
+    warping_errors,
+    zero_frame_clip,
+)
 from pipeline.app import default_work_dir, stylize_video
 from pipeline.config import Settings, build_settings
-from pipeline.errors import InputError
-from pipeline.run.executor import LocalExecutor
-from pipeline.media.framestore import FrameStore
+from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
 from pipeline.engine.tensors import prepare, to_rgb8
+from pipeline.errors import InputError
+from pipeline.events import FrameDone, FrameStarted, VideoPlanned
+from pipeline.jobs.plan import Chunk, plan_chunks
+from pipeline.jobs.video_job import chain_groups, make_video_job, stylize_chains
+from pipeline.media.framestore import FrameStore
 from pipeline.media.imaging import read_rgb
 from pipeline.media.video import probe, read_frames
-from pipeline.engine.temporal import FrameInput, StylizedFrame
-from pipeline.events import FrameDone, FrameStarted, VideoPlanned
-from pipeline.jobs.video_job import chain_groups, make_video_job, stylize_chains
-from pipeline.jobs.plan import Chunk, plan_chunks
+from pipeline.run.executor import LocalExecutor
 
 FAST = {"size": 32, "scales": 1, "iterations": 2, "later_iterations": 1, "tolerance": 0.0, "device": "cpu"}
 
@@ -160,7 +170,7 @@ def test_unusable_video_fails_before_any_output(tmp_path: Path, style_path: Path
     bad = tmp_path / ("bad.avi" if content == "zero" else "bad.mp4")
     if content == "zero":
         zero_frame_clip(bad)  # a video stream without a single frame
-    elif content is not None:
+    elif isinstance(content, bytes):
         bad.write_bytes(content)
     out = tmp_path / "out" / "o.mp4"
     with pytest.raises(InputError, match=reason) as error:
@@ -259,12 +269,14 @@ def test_chains_in_step_each_follow_their_own_predecessors_and_resume(tmp_path: 
     sources = [to_rgb8(prepare(f.rgb, 32)) for f in read_frames(clip)]
     counting = CountingStylizer()
     events: list[object] = []
+    # A stand-in with FrameStylizer's one method that the chains call.
+    stylizer = cast(FrameStylizer, counting)
     with pytest.raises(Stop):  # interrupted after 3 frames: 0 and 5, then 1
-        stylize_chains(job, store, chunks, stop_after(3, events), lambda job: counting)
+        stylize_chains(job, store, chunks, stop_after(3, events), lambda job: stylizer)
     assert started(events) == [0, 5, 1, 6] and counting.calls == [2, 2]
     assert [i for i in range(12) if store.is_done(i)] == [0, 1, 5]
     counting.calls.clear()
-    summary = stylize_chains(job, store, chunks, lambda e: None, lambda job: counting)
+    summary = stylize_chains(job, store, chunks, lambda e: None, lambda job: stylizer)
     # Resumed at different frames (2 and 6); the short chain ends first.
     assert counting.calls == [2, 2, 2, 1, 1, 1] and summary.stylized == 9 and summary.frames == 12
     for chunk in chunks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pytest
@@ -19,12 +19,12 @@ from helpers import DATA
 from pipeline.app import FolderOutcome, stylize_folder
 from pipeline.config import build_settings
 from pipeline.engine.device import run_or_split
-from pipeline.run.executor import LocalExecutor
-from pipeline.media.imaging import read_rgb
-from pipeline.jobs.plan import ImageTask
 from pipeline.engine.stylize import Stylizer
+from pipeline.jobs.plan import ImageTask
 from pipeline.jobs.worker import ImageWorker, make_job
+from pipeline.media.imaging import read_rgb
 from pipeline.media.writer import read_record
+from pipeline.run.executor import LocalExecutor
 
 SETTINGS = build_settings(
     "fast", None, {"size": 32, "scales": 1, "iterations": 3, "tolerance": 0.0, "device": "cpu", "precision": "fp32"}
@@ -158,7 +158,7 @@ def test_run_or_split_runs_alone_only_what_ran_out_of_memory_together() -> None:
     calls: list[list[int]] = []
     handling: list[object] = []
 
-    def run(items: list[int]) -> list[int]:
+    def run(items: Sequence[int]) -> list[int]:
         calls.append(list(items))
         handling.append(sys.exc_info()[0])
         if len(items) > 1:
@@ -172,7 +172,7 @@ def test_run_or_split_runs_alone_only_what_ran_out_of_memory_together() -> None:
 
 
 def test_run_or_split_lets_other_errors_through_untouched() -> None:
-    def run(items: list[int]) -> list[int]:
+    def run(items: Sequence[int]) -> list[int]:
         raise ValueError("not a memory problem")
 
     with pytest.raises(ValueError):

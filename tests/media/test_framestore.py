@@ -20,7 +20,8 @@ def test_frames_round_trip_with_their_record(tmp_path: Path) -> None:
     store.write(0, RGB, time=0.5, iterations=7)
     assert store.is_done(0) and not store.is_done(1)
     assert np.array_equal(store.read(0), RGB)
-    assert store.record(0)["iterations"] == 7
+    record = store.record(0)
+    assert record is not None and record["iterations"] == 7
     assert store.manifest() == {"fingerprint": "ab" * 16, "note": "x"}
     assert store.root == tmp_path / "work" / ("ab" * 8)
 

@@ -23,6 +23,7 @@ import tempfile
 import zlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,7 +66,7 @@ def image_seed(name: str) -> bytes:
     fmt, _, variant = name.partition("-")
     exif = Image.Exif()
     exif[0x0112] = 6  # an EXIF orientation, so the rotation path is fuzzed too
-    options: dict[str, object] = {"exif": exif.tobytes()}
+    options: dict[str, Any] = {"exif": exif.tobytes()}
     if fmt == "GIF":  # two frames: the frame-handling code is fuzzed too
         img, options = img.quantize(16), {"save_all": True, "append_images": [img.rotate(180).quantize(16)]}
     elif variant == "16":
@@ -74,7 +75,8 @@ def image_seed(name: str) -> bytes:
         img = img.convert("CMYK")
     elif variant == "FLOAT":
         img = Image.fromarray(rgb[..., 0].astype(np.float32) * 1e30 - 1e32, "F")  # found an overflow
-    options.update({"JPEG": {"quality": 90}, "WEBP": {"quality": 80}, "TIFF": {"compression": "tiff_lzw"}}.get(fmt, {}))
+    per_format: dict[str, dict[str, Any]] = {"JPEG": {"quality": 90}, "WEBP": {"quality": 80}, "TIFF": {"compression": "tiff_lzw"}}
+    options.update(per_format.get(fmt, {}))
     buffer = io.BytesIO()
     img.save(buffer, fmt, **options)
     return buffer.getvalue()
@@ -107,13 +109,17 @@ def mutate(data: bytes, steps: list[tuple[str, int, object]]) -> bytes:
     for kind, where, arg in steps:
         at = where % (len(buf) + 1)
         if kind == "flip" and at < len(buf):
-            buf[at] ^= arg  # type: ignore[operator]
+            assert isinstance(arg, int)
+            buf[at] ^= arg
         elif kind == "set":
-            buf[at : at + len(arg)] = arg  # type: ignore[arg-type]
+            assert isinstance(arg, bytes)
+            buf[at : at + len(arg)] = arg
         elif kind == "insert":
-            buf[at:at] = arg  # type: ignore[assignment]
+            assert isinstance(arg, bytes)
+            buf[at:at] = arg
         elif kind == "delete":
-            del buf[at : at + arg]  # type: ignore[operator]
+            assert isinstance(arg, int)
+            del buf[at : at + arg]
         elif kind == "truncate":
             del buf[at:]
     return bytes(buf)
@@ -142,7 +148,9 @@ def check_picture(rgb: np.ndarray) -> None:
 @pytest.mark.parametrize(("seed", "suffix"), SEEDS, ids=[seed for seed, _ in SEEDS])
 @FUZZ
 @given(steps=mutations, fix_crcs=st.booleans())
-def test_mutated_images_give_input_errors_only(tmp_path: Path, seed: str, suffix: str, steps: list[tuple[str, int, object]], fix_crcs: bool) -> None:
+def test_mutated_images_give_input_errors_only(
+    tmp_path: Path, seed: str, suffix: str, steps: list[tuple[str, int, object]], fix_crcs: bool
+) -> None:
     data = mutate(image_seed(seed), steps)
     path = tmp_path / f"fuzzed{suffix}"
     path.write_bytes(fix_png_crcs(data) if suffix == ".png" and fix_crcs else data)
@@ -161,7 +169,7 @@ def test_image_seeds_are_valid(tmp_path: Path) -> None:
         path = tmp_path / f"seed{suffix}"
         path.write_bytes(image_seed(seed))
         with Image.open(path) as img:
-            assert seed.startswith(img.format), seed
+            assert img.format is not None and seed.startswith(img.format), seed
         upright = (18, 24, 3) if seed == "GIF" else (24, 18, 3)  # turned by the EXIF orientation
         assert read_rgb(path).shape == upright, seed
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from pipeline.errors import InputError
 from pipeline.engine.tensors import prepare, to_rgb8
+from pipeline.errors import InputError
 from pipeline.media.imaging import read_image, read_rgb
 
 
@@ -352,7 +352,8 @@ def test_big_picture_is_reduced_before_it_becomes_floats(tmp_path: Path, monkeyp
     base = Image.fromarray(np.kron(rng.integers(0, 256, (15, 20, 3), dtype=np.uint8), np.ones((20, 20, 1), np.uint8)))
     img = {"RGB": base, "P": base.quantize(16), "1": base.convert("1"), "LA": base.convert("LA"), "I;16": base.convert("I;16")}[mode]
     path = tmp_path / "big.png"
-    img.save(path, **({"transparency": 0} if mode == "P" else {}))
+    options: dict[str, Any] = {"transparency": 0} if mode == "P" else {}
+    img.save(path, **options)
     sizes = decoded_sizes(monkeypatch)
     small = read_image(path, long_side=16)
     full = prepare(read_rgb(path), 16)

@@ -13,9 +13,19 @@ import av
 import numpy as np
 import pytest
 
-from clips import audio_packets, audio_times_from_picture_start, is_red, make_clip, pattern, round_trip, video_times, zero_frame_clip
+from clips import (
+    audio_packets,
+    audio_times_from_picture_start,
+    is_red,
+    make_clip,
+    pattern,
+    round_trip,
+    video_times,
+    zero_frame_clip,
+)
 from pipeline.errors import InputError
 from pipeline.media.video import VideoWriter, probe, read_frames
+
 
 def test_probe_reports_size_count_rate_rotation_audio(tmp_path: Path) -> None:
     info = probe(make_clip(tmp_path / "a.mp4", n_frames=12, width=48, height=32, fps=12, audio=1))

@@ -53,7 +53,9 @@ def two_node_cluster(cluster_env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_images_on_a_two_node_cluster(two_node_cluster: str, cluster_env: dict[str, str], tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path) -> None:
+def test_images_on_a_two_node_cluster(
+    two_node_cluster: str, cluster_env: dict[str, str], tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path
+) -> None:
     count = (
         "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
         "print(len([n for n in ray.nodes() if n['Alive']]))"

@@ -6,19 +6,19 @@ import dataclasses
 import os
 import signal
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
 
 from pipeline.app import stylize_folder
 from pipeline.config import Settings, build_settings
-from pipeline.events import FrameDone, FrameStarted, TaskStarted, WorkerLost
-from pipeline.run.executor import LocalExecutor
-from pipeline.media.imaging import read_rgb
+from pipeline.events import EventSink, FrameDone, FrameStarted, TaskStarted, WorkerLost
 from pipeline.jobs.plan import ImageTask
-from pipeline.run.ray_executor import RayExecutor, ray_session
 from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
+from pipeline.media.imaging import read_rgb
+from pipeline.run.executor import LocalExecutor
+from pipeline.run.ray_executor import RayExecutor, ray_session
 
 ray = pytest.importorskip("ray")
 
@@ -90,7 +90,7 @@ def poisoned(log: Path | None = None) -> WorkerFactory:
 
     def factory(job: ImageJob) -> ImageWorker:
         class Poisoned(ImageWorker):
-            def process_batch(self, tasks: list[ImageTask], callback=None) -> list[TaskResult]:
+            def process_batch(self, tasks: Sequence[ImageTask], callback: EventSink | None = None) -> list[TaskResult]:
                 if log is not None:
                     with open(log, "a") as lines:
                         lines.write(" ".join(task.source.stem for task in tasks) + "\n")
@@ -112,12 +112,14 @@ def test_an_input_that_keeps_killing_its_worker_is_skipped(local_ray: None, arch
     assert sorted(calls.read_text().splitlines()) == ["p0", "p1", "p2", "p3", "p3", "p4", "p5"]
     assert outcome.done == 5
     assert [Path(f.task.source).name for f in outcome.failed] == ["p3.png"]
-    assert "died 2 times" in outcome.failed[0].error
+    assert outcome.failed[0].error is not None and "died 2 times" in outcome.failed[0].error
     lost = [e for e in events if isinstance(e, WorkerLost)]
     assert [(e.task.source.name, e.attempts) for e in lost] == [("p3.png", 2)]
 
 
-def test_a_batch_that_keeps_killing_its_worker_costs_only_the_culprit(local_ray: None, archive: Path, tmp_path: Path, painting_path: Path) -> None:
+def test_a_batch_that_keeps_killing_its_worker_costs_only_the_culprit(
+    local_ray: None, archive: Path, tmp_path: Path, painting_path: Path
+) -> None:
     calls = tmp_path / "calls.txt"
     executor = RayExecutor(workers=2, threads=1, max_attempts=2, worker_factory=poisoned(calls))
     events: list[object] = []
@@ -130,7 +132,7 @@ def test_a_batch_that_keeps_killing_its_worker_costs_only_the_culprit(local_ray:
     # both tries, then its pictures go one per call and only p3 dies (twice) on its own.
     assert sorted(calls.read_text().splitlines()) == sorted(["p0 p2 p4", "p1 p3 p5", "p1 p3 p5", "p1", "p3", "p3", "p5"])
     assert outcome.done == 5 and [f.task.source.name for f in outcome.failed] == ["p3.png"]
-    assert "died 2 times" in outcome.failed[0].error
+    assert outcome.failed[0].error is not None and "died 2 times" in outcome.failed[0].error
     assert [(e.task.source.name, e.attempts) for e in events if isinstance(e, WorkerLost)] == [("p3.png", 2)]
     assert sorted(e.task.source.stem for e in events if isinstance(e, TaskStarted)) == [f"p{i}" for i in range(6)]
     assert len(outputs(tmp_path / "out")) == 5
@@ -192,7 +194,9 @@ def test_one_worker_paints_its_chains_in_step_like_locally(local_ray: None, tmp_
     assert_same_frames(local, remote, 42, tolerance=2)
 
 
-def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(
+    local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path
+) -> None:
     from clips import make_pan
     from pipeline.app import stylize_video
     from pipeline.media.video import probe
@@ -227,7 +231,9 @@ def test_an_interrupted_driver_resumes_on_two_workers(local_ray: None, tmp_path:
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, VIDEO)
-    work, first, second = tmp_path / "work", [], []
+    work = tmp_path / "work"
+    first: list[object] = []
+    second: list[object] = []
 
     class Stop(Exception):
         pass

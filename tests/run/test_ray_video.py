@@ -87,7 +87,9 @@ def test_a_batch_of_chains_goes_to_one_worker_in_one_call(local_ray: None, tmp_p
     log = tmp_path / "calls.txt"
     scheduler = VideoScheduler([stand_in(log).remote()], None, None, CHUNKS, lambda e: None, max_attempts=1)  # type: ignore[arg-type]
     scheduler.run(batch=2)
-    assert log.read_text().splitlines() == ["start chain 0 10", "end chain 0 10", "start seam 10", "start chain 20", "end chain 20", "start seam 20"]
+    assert log.read_text().splitlines() == [
+        "start chain 0 10", "end chain 0 10", "start seam 10", "start chain 20", "end chain 20", "start seam 20"
+    ]
 
 
 def test_a_worker_that_keeps_dying_stops_the_video_naming_its_frames(local_ray: None, tmp_path: Path) -> None:
