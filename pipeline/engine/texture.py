@@ -18,10 +18,12 @@ from pipeline.events import EventSink
 class Texturer:
     """The encoder and the paintings; the blended Gram targets are computed once per size.
 
-    ``tileable``: the pictures wrap around. The optimization then reads the encoder's
-    wrapped copy (``encoder.wrapped()``, circular padding), while the paintings' Grams come
-    from the encoder as given: a painting does not wrap, and its wrapped edges would add
-    features that it does not have.
+    ``tileable``: the pictures wrap around: the encoder's wrapped copy (``encoder.wrapped()``,
+    circular padding) reads both the pictures and the paintings. Zero padding gives a
+    painting's Grams edge features that a picture without edges cannot have: at 64 px
+    (starry_night, 60 iterations) a tileable texture matched to the zero-padded Grams ended
+    at a style distance of 1.69, its 2x2 tiling at 3.16 (``nstpipe metrics``' distance, zero
+    padded), against 1.03 and 1.50 with the paintings seen through the wrapped copy.
     """
 
     def __init__(
@@ -35,9 +37,8 @@ class Texturer:
         self.config = config
         self.device = torch.device(device)
         self.mode = texture(config, tileable)
-        plain = FeaturePass(encoder, self.device, config)
-        self.features = FeaturePass(wrapped(encoder), self.device, config) if tileable else plain
-        self.targets = StyleTargets(styles, plain, config, self.mode.min_side, self.device)
+        self.features = FeaturePass(wrapped(encoder) if tileable else encoder, self.device, config)
+        self.targets = StyleTargets(styles, self.features, config, self.mode.min_side, self.device)
 
     @property
     def precision(self) -> str:
