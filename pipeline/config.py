@@ -296,7 +296,8 @@ def texture_size(settings: Settings) -> tuple[int, int]:
     if not texture.tileable:
         return height, width
     unit = smallest_side(settings.engine.style_layers) * 2 ** (settings.engine.scales - 1)
-    return max(unit, round(height / unit) * unit), max(unit, round(width / unit) * unit)
+    nearest = [max(1, int(side / unit + 0.5)) * unit for side in (height, width)]  # halves up, as a user rounds
+    return nearest[0], nearest[1]
 
 
 # Raised when the same settings give other pixels, so that outputs of the earlier engine are
