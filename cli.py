@@ -8,6 +8,7 @@ which give both typer's declaration and the setting the option sets.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import sys
 import time
@@ -240,7 +241,40 @@ VIDEO = (
 VIDEO_SETTINGS = tuple(VIDEO_SIZE if opt.name == "size" else opt for opt in SETTINGS)
 METRICS = (DEVICE, WEIGHTS, *RUN)
 
-_ALL = (*STYLE, *SETTINGS, VIDEO_SIZE, *RUN, *FOLDER, *VIDEO)
+TEXTURE_PRESET = "texture"
+_TEXTURE_DEFAULTS = build_settings(TEXTURE_PRESET).to_dict()
+_IN_TEXTURE_PRESET = set(read_preset(TEXTURE_PRESET))
+# The engine settings a texture reads: no photo, so no content, colour or init options.
+_TEXTURE_READS = (
+    "size", "iterations", "preset", "config", "device", "seed", "style_weights", "style_scale", "style_weight", "tv_weight",
+    "optimizer", "learning_rate", "pooling", "weights", "scales", "style_layers", "max_pixels",
+)
+
+
+def _for_texture(opt: Opt) -> Opt:
+    """``opt`` with the texture preset's default shown (and the texture preset as the default preset)."""
+    if opt.name == "preset":
+        return dataclasses.replace(opt, default=TEXTURE_PRESET, help="Preset from configs/ (texture; or fast, default, quality).")
+    if opt.setting in _IN_TEXTURE_PRESET:
+        value = _TEXTURE_DEFAULTS[opt.setting]
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        return dataclasses.replace(opt, shown=f"{shown} in the texture preset")
+    return opt
+
+
+TEXTURE_SETTINGS = tuple(_for_texture(opt) for name in _TEXTURE_READS for opt in SETTINGS if opt.name == name)
+TEXTURE = (
+    Opt("texture_count", ("--count",), Optional[int],
+        "Variations to make, picture k from seed + k, optimized together in one batch.", "texture_count", None, "1"),
+    Opt("texture_width", ("--width",), Optional[int],
+        "Width in pixels, with --height (a rectangle); without them, a square of --size.", "texture_width", None, "--size"),
+    Opt("texture_height", ("--height",), Optional[int], "Height in pixels, with --width.", "texture_height", None, "--size"),
+    Opt("tileable", ("--tileable/--no-tileable",), Optional[bool],
+        "Wrap around, so that tiles of the texture meet without a seam; the size is rounded to a multiple of 32 "
+        "(16 for VGG19's pooling, times 2 for each coarser level).", "tileable", None, "off"),
+)
+
+_ALL = (*STYLE, *SETTINGS, VIDEO_SIZE, *RUN, *FOLDER, *VIDEO, *TEXTURE)
 _FLAG_OF = {opt.setting: opt.decls[0] for opt in _ALL if opt.setting}
 
 
@@ -259,10 +293,11 @@ def _options(*groups: tuple[Opt, ...]) -> Callable[[Callable[..., None]], Callab
     return attach
 
 
-def _settings(options: Mapping[str, Any]) -> Settings:
-    """Preset < --config file < flags (the command's options; unset ones are None)."""
+def _settings(options: Mapping[str, Any], mode: str = "style") -> Settings:
+    """Preset < --config file < flags (the command's options; unset ones are None). The
+    command decides the mode, whatever a config file says."""
     overrides = {opt.setting: options[opt.name] for opt in _ALL if opt.setting and opt.name in options}
-    return build_settings(options.get("preset", PRESET_DEFAULT), options.get("config"), overrides)
+    return build_settings(options.get("preset", PRESET_DEFAULT), options.get("config"), {**overrides, "mode": mode})
 
 
 def _message(exc: NstpipeError) -> str:
@@ -425,6 +460,33 @@ def metrics(
         for key, value in result.summary().items():
             shown = "-" if value is None else (f"{value:.6f}" if isinstance(value, float) else str(value))
             typer.echo(f"{key:<22}{shown:>12}")
+
+
+@app.command()
+@_options(TEXTURE_SETTINGS, TEXTURE, RUN)
+def texture(
+    styles: Annotated[
+        List[Path], typer.Argument(help="The painting(s); several are blended (--style-weights).", show_default=False)
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Output image; its suffix decides the format. With --count N: OUT-0.png ... OUT-{N-1}.png.",
+            show_default="PAINTING.texture.png beside the first painting",
+        ),
+    ] = None,
+    **options: Any,
+) -> None:
+    """Texture synthesis (Gatys et al. 2015): a painting's texture from noise, no photo."""
+    with _user_errors(options["debug"]):
+        settings = _settings(options, mode="texture")
+        from pipeline.app import default_texture_output, make_texture
+
+        target = output or default_texture_output(styles)
+        with _reporter(options["quiet"]) as report:
+            outcome = make_texture(styles, target, settings, report, options["overwrite"])
+        for path in outcome.outputs:
+            typer.echo(f"kept {path}: made earlier with these settings" if outcome.kept else f"wrote {path}")
 
 
 @app.command()

@@ -19,22 +19,23 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from pipeline import __version__
-from pipeline.config import MIN_SIZE, Settings
+from pipeline.config import MIN_SIZE, Settings, texture_size
 from pipeline.engine.device import resolve_device, visible_gpus
 from pipeline.engine.metrics import VideoMetrics, video_metrics
 from pipeline.engine.stylize import resolve_precision
+from pipeline.engine.tensors import to_rgb8
 from pipeline.errors import ConfigError, InputError
 from pipeline.events import Chosen, EventSink, FrameDone, JobPlanned, Kept, Skipped, VideoPlanned
 from pipeline.jobs.failures import clear_failure, failed_before, record_failure
 from pipeline.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
 from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images, plan_videos, source_identity
 from pipeline.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
-from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, is_done, make_job, metrics_encoder, read_unchanged
+from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, build_texturer, is_done, make_job, metrics_encoder, read_unchanged
 from pipeline.media.framestore import FrameStore
 from pipeline.media.imaging import is_still_image, read_image, read_rgb
 from pipeline.media.plot import plot_format, plot_warping_error
 from pipeline.media.video import VIDEO_CONTAINERS, VideoInfo, probe, read_frames, temp_tag
-from pipeline.media.writer import IMAGE_FORMATS, atomic_write_json, clean_temp_files, image_format, read_record, record_path
+from pipeline.media.writer import IMAGE_FORMATS, atomic_write_json, clean_temp_files, image_format, read_record, record_path, write_image
 from pipeline.run.executor import Executor, LocalExecutor, Summary
 
 SETTINGS_FILE = "nstpipe-settings.json"
@@ -193,6 +194,61 @@ def stylize_one(
     record.update(source=source, output=source_identity(output))
     atomic_write_json(record_path(output), record)
     return True
+
+
+def default_texture_output(styles: Sequence[Path]) -> Path:
+    """``starry.texture.png`` beside the (first) painting ``starry.jpg``."""
+    if not styles:
+        raise InputError("STYLE", "at least one painting is needed")
+    return styles[0].with_name(f"{styles[0].stem}.texture.png")
+
+
+def texture_outputs(output: Path, count: int) -> list[Path]:
+    """The file of each variation: ``output`` for one; ``OUT-0.png``, ``OUT-1.png``... for several."""
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{k}{output.suffix}") for k in range(count)]
+
+
+@dataclass(frozen=True)
+class TextureOutcome:
+    outputs: list[Path]
+    kept: bool = False  # all made earlier with these settings, left as they were
+
+
+def make_texture(
+    styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool = False
+) -> TextureOutcome:
+    """``settings.texture.texture_count`` textures of the paintings ``styles`` into ``output``
+    (see :func:`texture_outputs`), optimized together; each variation k from seed + k. All
+    kept when each was made earlier with these settings."""
+    image_format(output)  # the suffix names a format nstpipe writes, before any work
+    check_inputs(styles, settings)
+    outputs = texture_outputs(output, settings.texture.texture_count)
+    for target in outputs:
+        check_output(target, protected(styles, settings), overwrite)
+    job = make_job(settings, list(styles))
+    if all(finished(target, {"fingerprint": job.fingerprint, "variation": k}) for k, target in enumerate(outputs)):
+        for target in outputs:
+            report(Kept(target))
+        return TextureOutcome(outputs, kept=True)
+    check_writable(output.parent)
+    height, width = texture_size(settings)
+    shown = output if len(outputs) == 1 else output.with_name(f"{output.stem}-{{0..{len(outputs) - 1}}}{output.suffix}")
+    report(chosen(settings, f"{width}x{height}", shown, len(outputs), "pictures"))
+    report(JobPlanned(len(outputs)))
+    texturer = build_texturer(settings, job.styles)
+    start = time.perf_counter()
+    result = texturer.run((height, width), len(outputs), callback=report)
+    seconds = time.perf_counter() - start
+    for k, target in enumerate(outputs):
+        write_image(target, to_rgb8(result.image[k]))
+        record = settings_record(job, str(texturer.device))
+        record["settings"]["precision"] = texturer.precision  # type: ignore[index]  # what "auto" chose
+        record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.item_losses[k]}
+        record.update(variation=k, seed=settings.engine.seed + k, output=source_identity(target))
+        atomic_write_json(record_path(target), record)
+    return TextureOutcome(outputs)
 
 
 @contextlib.contextmanager

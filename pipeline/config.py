@@ -65,6 +65,10 @@ POOLINGS = ("max", "avg")
 COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
+# What a run paints: "style" (a photo in a painting's style), "texture" (a painting's texture
+# from noise, no photo). Outputs of one mode are never taken for another's: the mode is part
+# of the fingerprint of every mode but "style", whose fingerprint predates it.
+MODES = ("style", "texture")
 PRESET_DEFAULT = "default"
 MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
 # PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
@@ -192,6 +196,30 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class TextureConfig:
+    """What ``nstpipe texture`` paints besides the engine's settings. The keys carry a prefix
+    where a bare name (count, width) would say nothing in a flat TOML file of all settings."""
+
+    texture_count: int = 1  # variations, one seed each (seed, seed + 1, ...), optimized together
+    # The texture's size; 0 and 0: a square of ``size``. Both or neither.
+    texture_width: int = 0
+    texture_height: int = 0
+    # Wraps around: VGG19's convolutions pad circularly, so the left edge continues the right.
+    tileable: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.texture_count >= 1, "texture_count", f"must be at least 1 (got {self.texture_count})")
+        for key in ("texture_width", "texture_height"):
+            value = getattr(self, key)
+            _check(value == 0 or value >= MIN_SIZE, key, f"must be at least {MIN_SIZE} pixels, or 0 for --size (got {value})")
+        _check(
+            (self.texture_width == 0) == (self.texture_height == 0),
+            "texture_width" if self.texture_height else "texture_height",
+            "--width and --height go together (or --size alone for a square)",
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole run: the engine plus where it runs and at what size."""
 
@@ -206,16 +234,20 @@ class Settings:
     batch: int = 0
     engine: EngineConfig = field(default_factory=EngineConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    mode: str = "style"  # see MODES
+    texture: TextureConfig = field(default_factory=TextureConfig)
 
     def __post_init__(self) -> None:
+        _check(self.mode in MODES, "mode", f"must be one of {', '.join(MODES)}")
         _check(self.size >= MIN_SIZE, "size", f"must be at least {MIN_SIZE} pixels")
         _check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
         _check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")
 
     def to_dict(self) -> dict[str, Any]:
-        flat = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("engine", "video")}
+        flat = {k: v for k, v in dataclasses.asdict(self).items() if k not in _GROUPS}
         flat.update(dataclasses.asdict(self.engine))
         flat.update(dataclasses.asdict(self.video))
+        flat.update(dataclasses.asdict(self.texture))
         return flat
 
     def fingerprint(self, extra: Mapping[str, Any] | None = None) -> str:
@@ -228,7 +260,10 @@ class Settings:
         ``batch`` only decides how many pictures share one optimization, in which each
         follows the path it would follow alone, so another batch keeps finished outputs
         too. The video settings are left out as well, so that changing them does not
-        invalidate finished photos; a video job passes them in ``extra``.
+        invalidate finished photos; a video job passes them in ``extra``. Style transfer
+        leaves out the mode and the texture settings, which it does not read: its
+        fingerprint stays what it was before there were other modes, so that finished
+        outputs are kept; every other mode puts them in.
         """
         data = self.to_dict()
         data.pop("device")
@@ -238,10 +273,31 @@ class Settings:
         data.pop("cuda_graphs")
         for key in _VIDEO_FIELDS:
             data.pop(key)
+        if self.mode == "style":
+            data.pop("mode")
+            for key in _TEXTURE_FIELDS:
+                data.pop(key)
         data["engine_revision"] = ENGINE_REVISION
         data["extra"] = dict(extra or {})
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def texture_size(settings: Settings) -> tuple[int, int]:
+    """(height, width) of a texture: ``texture_width`` x ``texture_height``, else a square of ``size``.
+
+    A tileable texture is rounded to the nearest multiple of what the pooling needs to wrap
+    (at least one): each 2x2 pooling before the deepest style layer halves the picture, and
+    only an even side pools the wrapped edge as it pools the inside; each coarser pyramid
+    level halves it once more.
+    """
+    texture = settings.texture
+    height, width = (texture.texture_height, texture.texture_width) if texture.texture_width else (settings.size, settings.size)
+    if not texture.tileable:
+        return height, width
+    unit = smallest_side(settings.engine.style_layers) * 2 ** (settings.engine.scales - 1)
+    nearest = [max(1, int(side / unit + 0.5)) * unit for side in (height, width)]  # halves up, as a user rounds
+    return nearest[0], nearest[1]
 
 
 # Raised when the same settings give other pixels, so that outputs of the earlier engine are
@@ -272,7 +328,9 @@ def _check_weights(key: str, values: tuple[float, ...]) -> None:
 
 _ENGINE_FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
 _VIDEO_FIELDS = {f.name: f for f in dataclasses.fields(VideoConfig)}
-_SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("engine", "video")}
+_TEXTURE_FIELDS = {f.name: f for f in dataclasses.fields(TextureConfig)}
+_GROUPS = ("engine", "video", "texture")  # the nested dataclasses, whose keys are flat in TOML
+_SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _GROUPS}
 
 
 def preset_names() -> list[str]:
@@ -321,17 +379,20 @@ def build_settings(
 
 def settings_from_dict(data: Mapping[str, Any]) -> Settings:
     groups: list[tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]] = [
-        (_ENGINE_FIELDS, {}), (_VIDEO_FIELDS, {}), (_SETTINGS_FIELDS, {})
+        (_ENGINE_FIELDS, {}), (_VIDEO_FIELDS, {}), (_TEXTURE_FIELDS, {}), (_SETTINGS_FIELDS, {})
     ]
     for key, value in data.items():
         fields, kwargs = next(((f, kw) for f, kw in groups if key in f), (None, None))
         if fields is None or kwargs is None:
             raise ConfigError(f"unknown setting {key!r}", key)
         kwargs[key] = _coerce(key, value, fields[key].default)
-    (_, engine_kwargs), (_, video_kwargs), (_, settings_kwargs) = groups
+    (_, engine_kwargs), (_, video_kwargs), (_, texture_kwargs), (_, settings_kwargs) = groups
     if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
         engine_kwargs["style_layer_weights"] = (1.0,) * len(engine_kwargs["style_layers"])
-    return Settings(engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), **settings_kwargs)
+    return Settings(
+        engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), texture=TextureConfig(**texture_kwargs),
+        **settings_kwargs,
+    )
 
 
 def _boolean(value: Any) -> bool:

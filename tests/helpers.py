@@ -38,7 +38,8 @@ class TinyEncoder:
     8 channels. ``calls`` records the shape of every input, so tests can count passes.
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, circular: bool = False) -> None:
+        self.circular = circular  # pad as a torus (see VGGFeatures.wrapped)
         gen = torch.Generator().manual_seed(seed)
         self.w1 = torch.randn(6, 3, 3, 3, generator=gen) * 0.5
         self.b1 = torch.randn(6, generator=gen) * 0.1
@@ -47,9 +48,20 @@ class TinyEncoder:
 
     def __call__(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]:
         self.calls.append(tuple(x.shape))
-        h1 = F.relu(F.conv2d(x, self.w1, self.b1, padding=1))
-        h2 = F.relu(F.conv2d(F.avg_pool2d(h1, 2, ceil_mode=True), self.w2, padding=1))
+        h1 = F.relu(self._conv(x, self.w1, self.b1))
+        h2 = F.relu(self._conv(F.avg_pool2d(h1, 2, ceil_mode=True), self.w2, None))
         return {"relu1_1": h1, "relu2_1": h2}
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.circular:
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), weight, bias)
+        return F.conv2d(x, weight, bias, padding=1)
+
+    def wrapped(self) -> TinyEncoder:
+        """The same weights, padding circularly."""
+        other = TinyEncoder(circular=True)
+        other.w1, other.b1, other.w2 = self.w1, self.b1, self.w2
+        return other
 
     def count(self, shape: tuple[int, ...]) -> int:
         return sum(1 for s in self.calls if s == shape)

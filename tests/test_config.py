@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,10 +16,11 @@ from pipeline.config import (
     preset_names,
     read_preset,
     settings_from_dict,
+    texture_size,
 )
 from pipeline.errors import ConfigError
 
-PRESETS = ("fast", "default", "quality")
+PRESETS = ("fast", "default", "quality", "texture")
 
 
 def write_toml(path: Path, text: str) -> Path:
@@ -213,3 +215,50 @@ def test_an_engine_revision_redoes_earlier_outputs(monkeypatch: pytest.MonkeyPat
 def test_content_mix_is_a_share(mix: float) -> None:
     with pytest.raises(ConfigError, match="content_mix"):
         build_settings("default", None, {"content_mix": mix})
+
+
+def test_style_transfer_fingerprint_is_unchanged_by_modes() -> None:
+    # Pins finished outputs: these are the fingerprints of the default settings of the release
+    # before there were modes (0b0263a); a change here would redo every finished photo,
+    # folder and video of style transfer.
+    assert Settings().fingerprint() == "75f05e3e2e8e38c0669124ed2e2d692f"
+    assert build_settings().fingerprint() == "89b077077b4d8e5b9e3d05eca8c17ef2"
+    assert Settings().fingerprint({"styles": ["x"]}) == "5b05b7cd28e0ba6c46b39af105ba9b78"
+    # Texture settings are not read by style transfer, so they leave its fingerprint alone.
+    tiled = settings_from_dict({"tileable": True, "texture_count": 3})
+    assert tiled.fingerprint() == Settings().fingerprint()
+
+
+def test_the_fingerprint_tells_modes_and_texture_settings_apart() -> None:
+    style, texture = build_settings("texture"), build_settings("texture", overrides={"mode": "texture"})
+    assert style.fingerprint() != texture.fingerprint()
+    others: list[dict[str, Any]] = [{"tileable": True}, {"texture_count": 2}, {"texture_width": 64, "texture_height": 32}, {"seed": 1}]
+    prints = {build_settings("texture", overrides={"mode": "texture", **o}).fingerprint() for o in others}
+    assert len(prints | {texture.fingerprint()}) == len(others) + 1
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"mode": "dream"}, "mode"),
+        ({"texture_count": 0}, "texture_count"),
+        ({"texture_width": 64}, "texture_height"),
+        ({"texture_height": 64}, "texture_width"),
+        ({"texture_width": 8, "texture_height": 64}, "texture_width"),
+        ({"tileable": "sometimes"}, "tileable"),
+    ],
+)
+def test_texture_settings_are_checked(data: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(data)
+    assert caught.value.key == key
+    assert "\n" not in str(caught.value)
+
+
+def test_texture_size_is_rounded_for_wrapping() -> None:
+    square = build_settings("texture", overrides={"mode": "texture", "size": 100})
+    assert texture_size(square) == (100, 100)
+    tiled = build_settings("texture", overrides={"mode": "texture", "size": 100, "tileable": True, "scales": 2})
+    assert texture_size(tiled) == (96, 96)  # a multiple of 32: 16 for relu5_1's pooling, 2 for one coarser level
+    wide = {"mode": "texture", "texture_width": 70, "texture_height": 44, "tileable": True, "scales": 1}
+    assert texture_size(build_settings("texture", overrides=wide)) == (48, 64)  # to the nearest multiple of 16

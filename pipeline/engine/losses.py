@@ -123,6 +123,14 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     return dx.pow(2).mean((1, 2, 3)) + dy.pow(2).mean((1, 2, 3))
 
 
+def tv_loss_wrapped(image: torch.Tensor) -> torch.Tensor:
+    """:func:`tv_loss` on the picture seen as a torus: the last column's neighbour is the
+    first, the last row's the first row, so a tileable texture is smooth across the seam too."""
+    dx = image.roll(-1, dims=-1) - image
+    dy = image.roll(-1, dims=-2) - image
+    return dx.pow(2).mean((1, 2, 3)) + dy.pow(2).mean((1, 2, 3))
+
+
 def temporal_loss(image: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Ruder et al. (2016): sum(mask * (image - warped)^2) / (C H W) per batch item.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.config import EngineConfig, smallest_side
@@ -30,13 +30,33 @@ class Mode:
         return smallest_side(self.layers) if self.layers else 1
 
 
+def gram_terms(config: EngineConfig) -> list[Term[Any]]:
+    """style_weight * w_l * L_style_l for each style layer l; the layer weights w_l sum to one."""
+    total = sum(config.style_layer_weights)
+    layer_weights = [w / total for w in config.style_layer_weights] if total > 0 else list(config.style_layer_weights)
+    return [GramTerm(layer, config.style_weight * w) for layer, w in zip(config.style_layers, layer_weights)]
+
+
 def style_transfer(config: EngineConfig) -> Mode:
     """content_weight * L_content + style_weight * sum_l w_l * L_style_l + tv_weight * L_tv
     (+ temporal_weight * L_temporal for a video frame with a warped predecessor), plus the
     pull back into [0, 1]; the layer weights w_l sum to one."""
-    total = sum(config.style_layer_weights)
-    layer_weights = [w / total for w in config.style_layer_weights] if total > 0 else list(config.style_layer_weights)
-    terms: list[Term[Any]] = [ContentTerm(config.content_layer, config.content_weight)]
-    terms += [GramTerm(layer, config.style_weight * w) for layer, w in zip(config.style_layers, layer_weights)]
+    terms: list[Term[Any]] = [ContentTerm(config.content_layer, config.content_weight), *gram_terms(config)]
     terms += [TotalVariation(config.tv_weight), TemporalTerm(config.temporal_weight), RangePull()]
     return Mode(tuple(terms), Schedule.of(config))
+
+
+def texture(config: EngineConfig, tileable: bool = False) -> Mode:
+    """Texture synthesis (Gatys, Ecker and Bethge 2015): style_weight * sum_l w_l * L_style_l
+    + tv_weight * L_tv, plus the pull back into [0, 1], from noise and coarse to fine; no
+    content term, so a run needs no photo, only a size.
+
+    The style terms are style transfer's (the same relative Gram errors and layer weights),
+    so a weight means the same in both modes. Each picture of a batch starts from noise of
+    its own seed (seed + k), so that variations differ. ``tileable``: the total variation
+    and the pyramid's upsampling wrap across the edges (the encoder must wrap too: see
+    :meth:`pipeline.engine.vgg.VGGFeatures.wrapped`).
+    """
+    terms = [*gram_terms(config), TotalVariation(config.tv_weight, wrap=tileable), RangePull()]
+    schedule = replace(Schedule.of(config), init="noise", content_mix=0.0, spread_seeds=True, wrap=tileable)
+    return Mode(tuple(terms), schedule)

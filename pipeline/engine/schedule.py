@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from pipeline.config import EngineConfig
 from pipeline.engine.resize import fit_long_side, resize
@@ -45,6 +46,12 @@ class Schedule:
     seed: int = 0
     # See EngineConfig.content_mix: the share of the photo in a finer level's start.
     content_mix: float = 0.0
+    # Noise of its own for each picture of a batch, picture k from seed + k (variations of a
+    # texture); else one draw that every picture shares (a batch of photos).
+    spread_seeds: bool = False
+    # The pictures wrap around (a tileable texture): a finer level's start is upsampled
+    # across the edges too, so the seam starts as smooth as the inside.
+    wrap: bool = False
 
     @classmethod
     def of(cls, config: EngineConfig) -> Schedule:
@@ -64,6 +71,10 @@ class Schedule:
         configured start. None of the inputs is modified."""
         if init is not None:
             return resize(init.to(device, torch.float32), size).expand(count, -1, -1, -1)
+        if self.init == "noise" and self.spread_seeds:
+            # Each picture from its own seed: picture k is the same made alone with seed + k.
+            gens = [torch.Generator().manual_seed(self.seed + k) for k in range(count)]
+            return torch.cat([torch.rand((1, 3) + size, generator=gen) for gen in gens]).to(device)
         if self.init == "noise":
             # One draw shared by the batch: each picture starts from the noise it gets alone.
             gen = torch.Generator().manual_seed(self.seed)
@@ -77,9 +88,28 @@ class Schedule:
     def carry(self, image: torch.Tensor, size: tuple[int, int], content: torch.Tensor | None, init: torch.Tensor | None) -> torch.Tensor:
         """A finer level's start: the coarser result upsampled, with a share of the photo
         mixed in when the run started from the photo."""
-        image = resize(image, size)
+        image = resize_wrapped(image, size) if self.wrap else resize(image, size)
         mix = self.content_mix
         if mix > 0 and init is None and self.init == "content" and content is not None:
             # See EngineConfig.content_mix: the photo's detail, which half size lost.
             image = (1 - mix) * image + mix * resize(content, size)
         return image
+
+
+# Pixels of the opposite edge put beside each edge before a wrapped resize: more than the
+# reach of the bicubic kernel (2 pixels) at any upsampling.
+WRAP_MARGIN = 4
+
+
+def resize_wrapped(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``image`` resized as a torus: near an edge, the kernel reads the opposite edge rather
+    than a repeated border. Exact for whole upsampling factors (the pyramid's 2, on the
+    sizes a tileable texture is rounded to); any other size is resized plainly."""
+    height, width = image.shape[-2:]
+    if size[0] % height or size[1] % width:
+        return resize(image, size)
+    fy, fx = size[0] // height, size[1] // width
+    m = WRAP_MARGIN
+    padded = F.pad(image, (m, m, m, m), mode="circular")
+    big = resize(padded, (size[0] + 2 * m * fy, size[1] + 2 * m * fx))
+    return big[..., m * fy : m * fy + size[0], m * fx : m * fx + size[1]]

@@ -72,15 +72,17 @@ class Painter:
         callback: EventSink | None = None,
         temporal: TemporalTarget | None = None,
         size: tuple[int, int] | None = None,
+        count: int = 1,
     ) -> Result:
         """Pictures of ``content``'s size (N, 3, H, W), or of ``size`` (height, width) without one.
 
         ``init`` overrides the schedule's start; ``temporal`` is the warped predecessor frame
-        for a temporal term. No input is modified.
+        for a temporal term; ``count``: how many pictures a run from a size alone makes. No
+        input is modified.
         """
         content = None if content is None else content.to(self.device, torch.float32)
         height, width = self._size(content, size)
-        count = content.shape[0] if content is not None else init.shape[0] if init is not None else 1
+        count = content.shape[0] if content is not None else init.shape[0] if init is not None else count
         levels = self.mode.schedule.levels(height, width, self.mode.min_side)
         image = self.mode.schedule.start(levels[0].size, count, content, init, self.device)
         total, per_item = 0, [0] * count

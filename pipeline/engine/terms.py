@@ -17,7 +17,16 @@ from typing import Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 
 import torch
 
-from pipeline.engine.losses import gram_error, gram_norm, squared_error, squared_norm, temporal_loss, tv_loss, widen
+from pipeline.engine.losses import (
+    gram_error,
+    gram_norm,
+    squared_error,
+    squared_norm,
+    temporal_loss,
+    tv_loss,
+    tv_loss_wrapped,
+    widen,
+)
 from pipeline.engine.resize import resize
 
 Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
@@ -188,7 +197,12 @@ class GramTerm(Term[Folded]):
 
 
 class TotalVariation(Term[None]):
-    """Mean squared difference of neighbouring pixels; off at weight 0."""
+    """Mean squared difference of neighbouring pixels; off at weight 0. ``wrap``: across the
+    edges too (a tileable picture, whose edges are neighbours)."""
+
+    def __init__(self, weight: float, wrap: bool = False) -> None:
+        super().__init__(weight)
+        self.wrap = wrap
 
     def applies(self, level: Level) -> bool:
         return bool(self.weight)
@@ -197,7 +211,7 @@ class TotalVariation(Term[None]):
         return None
 
     def value(self, pictures: Pictures, target: None) -> torch.Tensor:
-        return self.weight * tv_loss(pictures.picture)
+        return self.weight * (tv_loss_wrapped if self.wrap else tv_loss)(pictures.picture)
 
 
 class TemporalTerm(Term[TemporalTarget]):

@@ -15,6 +15,7 @@ The module takes RGB in [0, 1] whatever the source, so callers never see the dif
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib.util
@@ -170,6 +171,17 @@ class VGGFeatures(nn.Module):
         self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+
+    def wrapped(self) -> VGGFeatures:
+        """A copy whose convolutions pad circularly: the picture seen as a torus, its left edge
+        continuing its right one (a tileable texture). This network is left as it is."""
+        other = copy.deepcopy(self)
+        for layer in other.net:
+            if isinstance(layer, nn.Conv2d):
+                # The padding amounts were fixed at construction for either mode; only the
+                # mode changes what F.pad fills them with.
+                layer.padding_mode = "circular"
+        return other
 
     def normalize(self, rgb: torch.Tensor) -> torch.Tensor:
         if self.preprocessing == "caffe":

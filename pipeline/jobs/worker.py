@@ -17,8 +17,10 @@ import torch
 from pipeline.config import Settings
 from pipeline.engine.device import resolve_batch, resolve_device, run_or_split
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
+from pipeline.engine.modes import texture
 from pipeline.engine.stylize import Result, Stylizer, encoder_layers
 from pipeline.engine.tensors import to_rgb8
+from pipeline.engine.texture import Texturer
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
 from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.events import EventSink
@@ -99,6 +101,15 @@ def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
     # Styles are read at full size; the stylizer resizes them per output size.
     style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
     return Stylizer(encoder, style_images, engine, device)
+
+
+def build_texturer(settings: Settings, styles: tuple[Path, ...]) -> Texturer:
+    """VGG19 cut after the deepest style layer, and the paintings, for ``nstpipe texture``."""
+    device = resolve_device(settings.device)
+    engine = settings.engine
+    encoder = build_encoder(settings, texture(engine).layers, engine.pooling, device)
+    style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
+    return Texturer(encoder, style_images, engine, device, settings.texture.tileable)
 
 
 def metrics_encoder(settings: Settings, device: torch.device) -> VGGFeatures:
