@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable, Sequence
+
+import torch
 
 from pipeline.config import EngineConfig, smallest_side
 from pipeline.engine.schedule import Schedule
-from pipeline.engine.terms import ContentTerm, GramTerm, RangePull, TemporalTerm, Term, TotalVariation
+from pipeline.engine.terms import ChannelTerm, ContentTerm, GramTerm, RangePull, TemporalTerm, Term, TotalVariation
+from pipeline.engine.transforms import Jitter
 
 
 @dataclass(frozen=True)
 class Mode:
     terms: tuple[Term[Any], ...]
     schedule: Schedule
+    # What the encoder sees of the picture (None: the picture itself), e.g. a random jitter;
+    # the terms that read the pixels alone still see them as they are.
+    view: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -60,3 +66,17 @@ def texture(config: EngineConfig, tileable: bool = False) -> Mode:
     terms = [*gram_terms(config), TotalVariation(config.tv_weight, wrap=tileable), RangePull()]
     schedule = replace(Schedule.of(config), init="noise", content_mix=0.0, spread_seeds=True, wrap=tileable)
     return Mode(tuple(terms), schedule)
+
+
+def visualize(config: EngineConfig, layer: str, channels: Sequence[int], jitter: Jitter | None = None) -> Mode:
+    """Feature visualization: minus the mean activation of a channel of ``layer`` +
+    tv_weight * L_tv, plus the pull back into [0, 1], from noise and coarse to fine.
+
+    ``channels``: one index, or one per picture of the batch (picture i shows channel i's).
+    Every picture starts from the same noise (the seed's), so a picture of a batch is the
+    one made alone. ``jitter``: the random transformation the encoder sees the picture
+    through at each step (drawn anew per step, so the objective is stochastic).
+    """
+    terms: list[Term[Any]] = [ChannelTerm(layer, channels), TotalVariation(config.tv_weight), RangePull()]
+    schedule = replace(Schedule.of(config), init="noise", content_mix=0.0, spread_seeds=False)
+    return Mode(tuple(terms), schedule, jitter)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -16,16 +16,20 @@ class Objective:
     also sees the pixels themselves. One encoder pass serves all the terms.
     """
 
-    def __init__(self, encoder: Encoder, parts: Sequence[tuple[Term[Any], Any]]) -> None:
-        """``parts``: each term with the target it prepared."""
+    def __init__(
+        self, encoder: Encoder, parts: Sequence[tuple[Term[Any], Any]], view: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> None:
+        """``parts``: each term with the target it prepared; ``view``: what the encoder sees
+        of the picture (see :attr:`pipeline.engine.modes.Mode.view`)."""
         self.encoder = encoder
+        self.view = view
         self.parts = tuple(parts)
         self.layers = tuple(dict.fromkeys(layer for term, _ in self.parts for layer in term.layers))
 
     @classmethod
-    def at(cls, level: Level, terms: Sequence[Term[Any]]) -> Objective:
+    def at(cls, level: Level, terms: Sequence[Term[Any]], view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Objective:
         """The terms that apply at ``level``, their targets prepared there."""
-        return cls(level.features, [(term, term.prepare(level)) for term in terms if term.applies(level)])
+        return cls(level.features, [(term, term.prepare(level)) for term in terms if term.applies(level)], view)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.losses(x).sum()
@@ -49,7 +53,8 @@ class Objective:
     def losses(self, x: torch.Tensor, items: Sequence[int] | None = None) -> torch.Tensor:
         """One loss per picture of ``x``; ``items`` says which batch items ``x`` holds."""
         picture = self.picture(x)
-        features = self.encoder(picture) if self.layers else {}
+        seen = picture if self.view is None else self.view(picture)
+        features = self.encoder(seen) if self.layers else {}
         pictures = Pictures(pixels=x, picture=picture, features=features, items=items)
         # One stack and one sum rather than an addition per term; the terms' order decides
         # how the float sum rounds, so a mode keeps its terms in a fixed order.

@@ -128,7 +128,7 @@ class Painter:
         self, plan: LevelPlan, start: torch.Tensor, content: torch.Tensor | None, temporal: TemporalTarget | None,
         callback: EventSink | None,
     ) -> LevelOutcome:
-        objective = Objective.at(self.level(plan.size, content, temporal), self.mode.terms)
+        objective = Objective.at(self.level(plan.size, content, temporal), self.mode.terms, self.mode.view)
         h, w = plan.size
 
         def report(step: int, loss: float) -> None:

@@ -240,3 +240,25 @@ class RangePull(Term[None]):
 
     def value(self, pictures: Pictures, target: None) -> torch.Tensor:
         return self.weight * (pictures.pixels - pictures.picture).pow(2).flatten(1).mean(1)
+
+
+class ChannelTerm(Term[torch.Tensor]):
+    """Minus the mean activation of one channel of ``layer``, per picture: minimized, the
+    channel is driven up (feature visualization). ``channels``: one index shared by the
+    batch, or one per picture (picture i shows channel ``channels[i]``)."""
+
+    def __init__(self, layer: str, channels: Sequence[int], weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.layer = layer
+        self.layers = (layer,)
+        self.channels = tuple(channels)
+
+    def prepare(self, level: Level) -> torch.Tensor:
+        return torch.tensor(self.channels, dtype=torch.long)  # (N,) or (1,): fixed, never changed
+
+    def value(self, pictures: Pictures, target: torch.Tensor) -> torch.Tensor:
+        features = pictures.features[self.layer]
+        n = features.shape[0]
+        index = pictures.pick(target, batched_dims=1).to(features.device).reshape(-1, 1).expand(n, 1)
+        means = features.float().mean(dim=(2, 3))  # (N, C)
+        return -self.weight * means.gather(1, index).squeeze(1)
