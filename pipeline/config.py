@@ -60,15 +60,37 @@ def smallest_side(layers: Iterable[str]) -> int:
     return 2 ** sum(1 for name in vgg_cut(layers)[:-1] if name.startswith("pool"))
 
 
+# Channels of each VGG19 block's convolutions (and of its relus and pooling).
+BLOCK_CHANNELS = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
+
+
+def layer_channels(layer: str) -> int:
+    """How many channels a VGG19 layer has: conv3_1, relu3_1 and pool3 have 256."""
+    return BLOCK_CHANNELS[layer.removeprefix("conv").removeprefix("relu").removeprefix("pool")[0]]
+
+
+def channel_range(text: str) -> tuple[int, ...]:
+    """``"K"`` -> (K,); ``"A-B"`` -> (A, A + 1, ..., B); B before A is an error."""
+    first, _, last = text.strip().partition("-")
+    try:
+        a, b = int(first), int(last or first)
+    except ValueError:
+        raise ConfigError(f"setting 'visualize_channels': {text!r} is not a channel K or a range A-B", "visualize_channels") from None
+    if b < a:
+        raise ConfigError(f"setting 'visualize_channels': the range {a}-{b} ends before it starts (write {b}-{a})", "visualize_channels")
+    return tuple(range(a, b + 1))
+
+
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
 COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
 # What a run paints: "style" (a photo in a painting's style), "texture" (a painting's texture
-# from noise, no photo). Outputs of one mode are never taken for another's: the mode is part
-# of the fingerprint of every mode but "style", whose fingerprint predates it.
-MODES = ("style", "texture")
+# from noise, no photo), "visualize" (what drives a VGG19 channel up, from noise). Outputs of
+# one mode are never taken for another's: the mode is part of the fingerprint of every mode
+# but "style", whose fingerprint predates it.
+MODES = ("style", "texture", "visualize")
 PRESET_DEFAULT = "default"
 MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
 # PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
@@ -220,6 +242,31 @@ class TextureConfig:
 
 
 @dataclass(frozen=True)
+class VisualizeConfig:
+    """What ``nstpipe visualize`` shows: channels of one VGG19 layer, one picture each."""
+
+    visualize_layer: str = "relu4_1"
+    visualize_channels: tuple[int, ...] = (0,)  # picture i shows channel i, optimized together
+    # The random transformation the encoder sees each step through (see pipeline.engine.transforms).
+    visualize_jitter: int = 4  # pixels of roll, in x and y
+    visualize_scale: float = 0.0  # scaled by 1 +- this
+    visualize_degrees: float = 0.0  # turned by +- this many degrees
+
+    def __post_init__(self) -> None:
+        layer = self.visualize_layer
+        _check(layer in LAYERS, "visualize_layer", f"unknown VGG19 layer {layer!r} (e.g. relu3_1, relu4_1, conv5_2)")
+        channels = self.visualize_channels
+        _check(bool(channels), "visualize_channels", "name at least one channel")
+        count = layer_channels(layer)
+        for channel in channels:
+            _check(0 <= channel < count, "visualize_channels", f"{layer} has channels 0 to {count - 1} (got {channel})")
+        _check(list(channels) == sorted(set(channels)), "visualize_channels", "channels must increase (a range A-B with A <= B)")
+        _check(self.visualize_jitter >= 0, "visualize_jitter", f"must not be negative (got {self.visualize_jitter})")
+        _check(0 <= self.visualize_scale < 1, "visualize_scale", f"must be at least 0 and below 1 (got {self.visualize_scale})")
+        _check(0 <= self.visualize_degrees <= 180, "visualize_degrees", f"must be between 0 and 180 (got {self.visualize_degrees})")
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole run: the engine plus where it runs and at what size."""
 
@@ -236,6 +283,7 @@ class Settings:
     video: VideoConfig = field(default_factory=VideoConfig)
     mode: str = "style"  # see MODES
     texture: TextureConfig = field(default_factory=TextureConfig)
+    visualize: VisualizeConfig = field(default_factory=VisualizeConfig)
 
     def __post_init__(self) -> None:
         _check(self.mode in MODES, "mode", f"must be one of {', '.join(MODES)}")
@@ -248,6 +296,7 @@ class Settings:
         flat.update(dataclasses.asdict(self.engine))
         flat.update(dataclasses.asdict(self.video))
         flat.update(dataclasses.asdict(self.texture))
+        flat.update(dataclasses.asdict(self.visualize))
         return flat
 
     def fingerprint(self, extra: Mapping[str, Any] | None = None) -> str:
@@ -263,7 +312,9 @@ class Settings:
         invalidate finished photos; a video job passes them in ``extra``. Style transfer
         leaves out the mode and the texture settings, which it does not read: its
         fingerprint stays what it was before there were other modes, so that finished
-        outputs are kept; every other mode puts them in.
+        outputs are kept; every other mode puts them in. A mode's own settings (texture_*,
+        visualize_*) count only in that mode, so texture's fingerprint stays what it was
+        before there was feature visualization.
         """
         data = self.to_dict()
         data.pop("device")
@@ -275,8 +326,10 @@ class Settings:
             data.pop(key)
         if self.mode == "style":
             data.pop("mode")
-            for key in _TEXTURE_FIELDS:
-                data.pop(key)
+        for fields, mode in ((_TEXTURE_FIELDS, "texture"), (_VISUALIZE_FIELDS, "visualize")):
+            if self.mode != mode:
+                for key in fields:
+                    data.pop(key)
         data["engine_revision"] = ENGINE_REVISION
         data["extra"] = dict(extra or {})
         blob = json.dumps(data, sort_keys=True, default=str).encode()
@@ -329,7 +382,8 @@ def _check_weights(key: str, values: tuple[float, ...]) -> None:
 _ENGINE_FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
 _VIDEO_FIELDS = {f.name: f for f in dataclasses.fields(VideoConfig)}
 _TEXTURE_FIELDS = {f.name: f for f in dataclasses.fields(TextureConfig)}
-_GROUPS = ("engine", "video", "texture")  # the nested dataclasses, whose keys are flat in TOML
+_VISUALIZE_FIELDS = {f.name: f for f in dataclasses.fields(VisualizeConfig)}
+_GROUPS = ("engine", "video", "texture", "visualize")  # the nested dataclasses, whose keys are flat in TOML
 _SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _GROUPS}
 
 
@@ -379,19 +433,19 @@ def build_settings(
 
 def settings_from_dict(data: Mapping[str, Any]) -> Settings:
     groups: list[tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]] = [
-        (_ENGINE_FIELDS, {}), (_VIDEO_FIELDS, {}), (_TEXTURE_FIELDS, {}), (_SETTINGS_FIELDS, {})
+        (_ENGINE_FIELDS, {}), (_VIDEO_FIELDS, {}), (_TEXTURE_FIELDS, {}), (_VISUALIZE_FIELDS, {}), (_SETTINGS_FIELDS, {})
     ]
     for key, value in data.items():
         fields, kwargs = next(((f, kw) for f, kw in groups if key in f), (None, None))
         if fields is None or kwargs is None:
             raise ConfigError(f"unknown setting {key!r}", key)
         kwargs[key] = _coerce(key, value, fields[key].default)
-    (_, engine_kwargs), (_, video_kwargs), (_, texture_kwargs), (_, settings_kwargs) = groups
+    (_, engine_kwargs), (_, video_kwargs), (_, texture_kwargs), (_, visualize_kwargs), (_, settings_kwargs) = groups
     if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
         engine_kwargs["style_layer_weights"] = (1.0,) * len(engine_kwargs["style_layers"])
     return Settings(
         engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), texture=TextureConfig(**texture_kwargs),
-        **settings_kwargs,
+        visualize=VisualizeConfig(**visualize_kwargs), **settings_kwargs,
     )
 
 
@@ -410,10 +464,12 @@ def _boolean(value: Any) -> bool:
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """Turn TOML/CLI values into the field's type, with an error that names the key."""
+    if key == "visualize_channels" and isinstance(value, str):
+        return channel_range(value)  # "K" or "A-B", as --channel and --channels give them
     try:
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
-            kind = float if "weights" in key or "blend" in key else str
+            kind = float if "weights" in key or "blend" in key else int if key == "visualize_channels" else str
             return tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items if str(v).strip())
         if isinstance(default, bool):
             return _boolean(value)
