@@ -31,7 +31,7 @@ from pipeline.config import (
     config_sets,
     read_preset,
 )
-from pipeline.errors import NstpipeError
+from pipeline.errors import ConfigError, NstpipeError
 from pipeline.events import EventSink
 
 try:  # typer 0.2x carries its own copy of click
@@ -274,8 +274,43 @@ TEXTURE = (
         "(16 for VGG19's pooling, times 2 for each coarser level).", "tileable", None, "off"),
 )
 
-_ALL = (*STYLE, *SETTINGS, VIDEO_SIZE, *RUN, *FOLDER, *VIDEO, *TEXTURE)
-_FLAG_OF = {opt.setting: opt.decls[0] for opt in _ALL if opt.setting}
+VISUALIZE_PRESET = "visualize"
+_VISUALIZE_DEFAULTS = build_settings(VISUALIZE_PRESET).to_dict()
+_IN_VISUALIZE_PRESET = set(read_preset(VISUALIZE_PRESET))
+# The engine settings a visualization reads: no photo and no painting.
+_VISUALIZE_READS = (
+    "size", "iterations", "preset", "config", "device", "seed", "tv_weight", "optimizer", "learning_rate", "pooling",
+    "weights", "scales",
+)
+
+
+def _for_visualize(opt: Opt) -> Opt:
+    """``opt`` with the visualize preset's default shown (and that preset as the default preset)."""
+    if opt.name == "preset":
+        return dataclasses.replace(opt, default=VISUALIZE_PRESET, help="Preset from configs/ (visualize; or another).")
+    if opt.setting in _IN_VISUALIZE_PRESET:
+        value = _VISUALIZE_DEFAULTS[opt.setting]
+        return dataclasses.replace(opt, shown=f"{value} in the visualize preset")
+    return opt
+
+
+VISUALIZE_SETTINGS = tuple(_for_visualize(opt) for name in _VISUALIZE_READS for opt in SETTINGS if opt.name == name)
+VISUALIZE = (
+    Opt("visualize_layer", ("--layer",), Optional[str], "VGG19 layer whose channel to show, e.g. relu3_1, relu4_1.",
+        "visualize_layer", None, f"{_VISUALIZE_DEFAULTS['visualize_layer']} in the visualize preset"),
+    Opt("channel", ("--channel",), Optional[int], "The channel to show: one picture.", None, None, "none; this or --channels"),
+    Opt("channels", ("--channels",), Optional[str], "A range A-B of channels: one labelled contact sheet, one tile each.",
+        None, None, "none; this or --channel"),
+    Opt("visualize_jitter", ("--jitter",), Optional[int], "Pixels of random roll at each step; 0 or more.",
+        "visualize_jitter", None, f"{_VISUALIZE_DEFAULTS['visualize_jitter']} in the visualize preset", {"min": 0}),
+    Opt("visualize_scale", ("--jitter-scale",), Optional[float], "Random scaling at each step by 1 +- this; 0 to below 1.",
+        "visualize_scale", None, "0"),
+    Opt("visualize_degrees", ("--jitter-degrees",), Optional[float], "Random turn at each step by +- this many degrees.",
+        "visualize_degrees", None, "0"),
+)
+
+_ALL = (*STYLE, *SETTINGS, VIDEO_SIZE, *RUN, *FOLDER, *VIDEO, *TEXTURE, *VISUALIZE)
+_FLAG_OF = {opt.setting: opt.decls[0] for opt in _ALL if opt.setting} | {"visualize_channels": "--channel/--channels"}
 
 
 def _options(*groups: tuple[Opt, ...]) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -293,11 +328,12 @@ def _options(*groups: tuple[Opt, ...]) -> Callable[[Callable[..., None]], Callab
     return attach
 
 
-def _settings(options: Mapping[str, Any], mode: str = "style") -> Settings:
-    """Preset < --config file < flags (the command's options; unset ones are None). The
-    command decides the mode, whatever a config file says."""
+def _settings(options: Mapping[str, Any], mode: str = "style", extra: Mapping[str, Any] | None = None) -> Settings:
+    """Preset < --config file < flags (the command's options; unset ones are None, ``extra``:
+    settings that no single option sets). The command decides the mode, whatever a config
+    file says."""
     overrides = {opt.setting: options[opt.name] for opt in _ALL if opt.setting and opt.name in options}
-    return build_settings(options.get("preset", PRESET_DEFAULT), options.get("config"), {**overrides, "mode": mode})
+    return build_settings(options.get("preset", PRESET_DEFAULT), options.get("config"), {**overrides, **(extra or {}), "mode": mode})
 
 
 def _message(exc: NstpipeError) -> str:
@@ -487,6 +523,37 @@ def texture(
             outcome = make_texture(styles, target, settings, report, options["overwrite"])
         for path in outcome.outputs:
             typer.echo(f"kept {path}: made earlier with these settings" if outcome.kept else f"wrote {path}")
+
+
+@app.command()
+@_options(VISUALIZE_SETTINGS, VISUALIZE, RUN)
+def visualize(
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Output image; its suffix decides the format.", show_default="LAYER-K.png or LAYER-A-B.png here"
+        ),
+    ] = None,
+    **options: Any,
+) -> None:
+    """Feature visualization: a picture that drives up one channel of a VGG19 layer, from noise;
+    a range of channels gives one contact sheet labelled by channel."""
+    with _user_errors(options["debug"]):
+        chosen = {"visualize_channels": _channels(options["channel"], options["channels"])}
+        settings = _settings(options, mode="visualize", extra=chosen)
+        from pipeline.app import default_visualization_output, make_visualization
+
+        target = output or default_visualization_output(settings)
+        with _reporter(options["quiet"]) as report:
+            made = make_visualization(target, settings, report, options["overwrite"])
+        typer.echo(f"wrote {target}" if made else f"kept {target}: made earlier with these settings")
+
+
+def _channels(channel: int | None, channels: str | None) -> str:
+    """The setting's text, "K" or "A-B", from --channel K or --channels A-B (one of them)."""
+    if (channel is None) == (channels is None):
+        raise ConfigError("give one channel (--channel K) or a range of channels (--channels A-B)", "visualize_channels")
+    return str(channel) if channels is None else channels
 
 
 @app.command()

@@ -30,10 +30,21 @@ from pipeline.jobs.failures import clear_failure, failed_before, record_failure
 from pipeline.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
 from pipeline.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images, plan_videos, source_identity
 from pipeline.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
-from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, build_texturer, is_done, make_job, metrics_encoder, read_unchanged
+from pipeline.jobs.worker import (
+    ImageJob,
+    ImageWorker,
+    TaskResult,
+    build_texturer,
+    build_visualizer,
+    is_done,
+    make_job,
+    metrics_encoder,
+    read_unchanged,
+)
 from pipeline.media.framestore import FrameStore
 from pipeline.media.imaging import is_still_image, read_image, read_rgb
 from pipeline.media.plot import plot_format, plot_warping_error
+from pipeline.media.sheet import contact_sheet
 from pipeline.media.video import VIDEO_CONTAINERS, VideoInfo, probe, read_frames, temp_tag
 from pipeline.media.writer import IMAGE_FORMATS, atomic_write_json, clean_temp_files, image_format, read_record, record_path, write_image
 from pipeline.run.executor import Executor, LocalExecutor, Summary
@@ -249,6 +260,42 @@ def make_texture(
         record.update(variation=k, seed=settings.engine.seed + k, output=source_identity(target))
         atomic_write_json(record_path(target), record)
     return TextureOutcome(outputs)
+
+
+def default_visualization_output(settings: Settings) -> Path:
+    """``relu4_1-7.png`` for one channel, ``relu4_1-0-15.png`` for a range, in the current folder."""
+    shown = settings.visualize
+    channels = shown.visualize_channels
+    span = f"{channels[0]}" if len(channels) == 1 else f"{channels[0]}-{channels[-1]}"
+    return Path(f"{shown.visualize_layer}-{span}.png")
+
+
+def make_visualization(output: Path, settings: Settings, report: EventSink, overwrite: bool = False) -> bool:
+    """The channels ``settings.visualize`` names, one picture each from noise, optimized
+    together, into ``output``: the picture for one channel, a contact sheet labelled by
+    channel for several. False when ``output`` was made earlier with these settings and is kept."""
+    image_format(output)  # the suffix names a format nstpipe writes, before any work
+    check_output(output, protected((), settings), overwrite)
+    job = make_job(settings, [])
+    if finished(output, {"fingerprint": job.fingerprint}):
+        report(Kept(output))
+        return False
+    check_writable(output.parent)
+    channels = settings.visualize.visualize_channels
+    report(chosen(settings, f"{settings.size}x{settings.size}", output, len(channels), "pictures"))
+    report(JobPlanned(len(channels)))
+    visualizer = build_visualizer(settings)
+    start = time.perf_counter()
+    result = visualizer.run((settings.size, settings.size), callback=report)
+    seconds = time.perf_counter() - start
+    pictures = [to_rgb8(result.image[k]) for k in range(len(channels))]
+    write_image(output, pictures[0] if len(pictures) == 1 else contact_sheet(pictures, [str(c) for c in channels]))
+    record = settings_record(job, str(visualizer.device))
+    record["settings"]["precision"] = visualizer.precision  # type: ignore[index]  # what "auto" chose
+    record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "losses": list(result.item_losses)}
+    record.update(layer=settings.visualize.visualize_layer, channels=list(channels), output=source_identity(output))
+    atomic_write_json(record_path(output), record)
+    return True
 
 
 @contextlib.contextmanager

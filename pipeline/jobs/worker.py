@@ -22,6 +22,7 @@ from pipeline.engine.stylize import Result, Stylizer, encoder_layers
 from pipeline.engine.tensors import to_rgb8
 from pipeline.engine.texture import Texturer
 from pipeline.engine.vgg import VGGFeatures, load_weights, sha256_file
+from pipeline.engine.visualize import Visualizer
 from pipeline.errors import InputError, NstpipeError, os_reason
 from pipeline.events import EventSink
 from pipeline.jobs.plan import ImageTask, source_identity
@@ -110,6 +111,15 @@ def build_texturer(settings: Settings, styles: tuple[Path, ...]) -> Texturer:
     encoder = build_encoder(settings, texture(engine).layers, engine.pooling, device)
     style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
     return Texturer(encoder, style_images, engine, device, settings.texture.tileable)
+
+
+def build_visualizer(settings: Settings) -> Visualizer:
+    """VGG19 cut after the layer shown, for ``nstpipe visualize``."""
+    device = resolve_device(settings.device)
+    shown = settings.visualize
+    encoder = build_encoder(settings, (shown.visualize_layer,), settings.engine.pooling, device)
+    jitter = (shown.visualize_jitter, shown.visualize_scale, shown.visualize_degrees)
+    return Visualizer(encoder, shown.visualize_layer, shown.visualize_channels, settings.engine, device, jitter)
 
 
 def metrics_encoder(settings: Settings, device: torch.device) -> VGGFeatures:
