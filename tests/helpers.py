@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -13,6 +14,8 @@ from PIL import Image
 from pipeline.config import EngineConfig
 
 if TYPE_CHECKING:
+    from typer.testing import Result
+
     from pipeline.events import EventSink
     from pipeline.jobs.plan import Chunk
     from pipeline.jobs.video_job import FramesSummary, VideoJob
@@ -109,3 +112,24 @@ class FolderExecutor:
         self, job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], on_event: EventSink, batch: int = 1
     ) -> FramesSummary:
         raise AssertionError("this stand-in runs folders only")
+
+
+def invoke(*args: object) -> Result:
+    """The ``nstpipe`` command line in this process, every argument as a string."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` by its path and the SHA-256 of its bytes: a misuse must leave it as it was."""
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def pixels(path: Path) -> np.ndarray:
+    """A picture's RGB pixels as int16, so that differences do not wrap around."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)

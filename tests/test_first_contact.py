@@ -8,7 +8,6 @@ Every run is tiny: 32-64 px pictures and clips, the fast preset, one or two iter
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import shutil
@@ -23,6 +22,7 @@ from typer.testing import CliRunner, Result
 import cli
 from cli import _LogProgress, app
 from clips import make_clip
+from helpers import invoke, snapshot
 from pipeline.app import video_settings
 from pipeline.config import build_settings
 from pipeline.events import Encoding, FrameDone, JobPlanned, Progress, Skipped, VideoPlanned
@@ -30,15 +30,6 @@ from pipeline.media.video import VideoInfo, probe
 
 TINY = ("--preset", "fast", "--size", "32", "-n", "2", "--scales", "1", "-q")
 VIDEO_TINY = ("--preset", "fast", "-n", "1", "--scales", "1", "--later-iterations", "1", "-q")
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (relative name) with the SHA-256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture

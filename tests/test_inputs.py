@@ -16,11 +16,9 @@ from typing import Any, Callable
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner, Result
 
-from cli import app
 from clips import audio_packets, make_clip
-from helpers import DATA
+from helpers import DATA, invoke
 from pipeline.app import stylize_folder, stylize_video
 from pipeline.config import DEFAULT_MAX_PIXELS, build_settings
 from pipeline.errors import ConfigError, InputError
@@ -36,8 +34,6 @@ CAFE = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes: not valid UTF-8
 BROKEN = os.fsdecode(b"broken \xff.jpg")
 
 
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 # -- the pixel limit --------------------------------------------------------------------------

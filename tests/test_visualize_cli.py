@@ -4,16 +4,13 @@ status 2, and the fingerprint of the mode's settings."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from typer.testing import CliRunner, Result
 
-from cli import app
+from helpers import invoke, pixels, snapshot
 from pipeline.config import Settings, VisualizeConfig, build_settings
 from pipeline.errors import ConfigError
 from pipeline.media.sheet import GAP, LABEL_HEIGHT, contact_sheet
@@ -21,18 +18,10 @@ from pipeline.media.sheet import GAP, LABEL_HEIGHT, contact_sheet
 TINY = ("--layer", "relu2_1", "--size", "32", "-n", "3", "--scales", "1")
 
 
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
 @pytest.fixture
