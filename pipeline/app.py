@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from pipeline import __version__
 from pipeline.config import MIN_SIZE, Settings, texture_size
@@ -48,6 +48,9 @@ from pipeline.media.sheet import contact_sheet
 from pipeline.media.video import VIDEO_CONTAINERS, VideoInfo, probe, read_frames, temp_tag
 from pipeline.media.writer import IMAGE_FORMATS, atomic_write_json, clean_temp_files, image_format, read_record, record_path, write_image
 from pipeline.run.executor import Executor, LocalExecutor, Summary
+
+if TYPE_CHECKING:
+    import torch
 
 SETTINGS_FILE = "nstpipe-settings.json"
 VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
@@ -162,15 +165,29 @@ def default_video_output(source: Path, styles: Sequence[Path]) -> Path:
     return source.with_name(f"{source.stem}.{style_tag(styles)}.mp4")
 
 
-def settings_record(job: ImageJob, device: str) -> dict[str, object]:
+def settings_record(job: ImageJob, device: str, precision: str | None = None) -> dict[str, object]:
     settings = job.settings.to_dict()
     settings["device"] = device  # what "auto" chose
+    if precision is not None:
+        settings["precision"] = precision  # what "auto" chose, like the device
     return {
         "nstpipe": __version__,
         "fingerprint": job.fingerprint,
         "styles": [str(p) for p in job.styles],
         "settings": settings,
     }
+
+
+def write_output_record(
+    output: Path, job: ImageJob, device: torch.device, precision: str, result: Mapping[str, object], **fields: object
+) -> None:
+    """The record beside a single output (``image``, ``texture``, ``visualize``): the settings
+    with what ``auto`` chose, the run's result, and the output's identity, by which a rerun
+    knows the file as nstpipe's own (:func:`made_by_nstpipe`)."""
+    record = settings_record(job, str(device), precision)
+    record["result"] = dict(result)
+    record.update(fields, output=source_identity(output))
+    atomic_write_json(record_path(output), record)
 
 
 def chosen(settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "") -> Chosen:
@@ -199,11 +216,8 @@ def stylize_one(
     start = time.perf_counter()
     result = worker.stylize_picture(picture, output, callback=report)
     seconds = time.perf_counter() - start
-    record = settings_record(job, str(worker.stylizer.device))
-    record["settings"]["precision"] = worker.stylizer.precision  # type: ignore[index]  # what "auto" chose, like the device
-    record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
-    record.update(source=source, output=source_identity(output))
-    atomic_write_json(record_path(output), record)
+    outcome = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
+    write_output_record(output, job, worker.stylizer.device, worker.stylizer.precision, outcome, source=source)
     return True
 
 
@@ -254,11 +268,8 @@ def make_texture(
     seconds = time.perf_counter() - start
     for k, target in enumerate(outputs):
         write_image(target, to_rgb8(result.image[k]))
-        record = settings_record(job, str(texturer.device))
-        record["settings"]["precision"] = texturer.precision  # type: ignore[index]  # what "auto" chose
-        record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.item_losses[k]}
-        record.update(variation=k, seed=settings.engine.seed + k, output=source_identity(target))
-        atomic_write_json(record_path(target), record)
+        outcome = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.item_losses[k]}
+        write_output_record(target, job, texturer.device, texturer.precision, outcome, variation=k, seed=settings.engine.seed + k)
     return TextureOutcome(outputs)
 
 
@@ -290,11 +301,9 @@ def make_visualization(output: Path, settings: Settings, report: EventSink, over
     seconds = time.perf_counter() - start
     pictures = [to_rgb8(result.image[k]) for k in range(len(channels))]
     write_image(output, pictures[0] if len(pictures) == 1 else contact_sheet(pictures, [str(c) for c in channels]))
-    record = settings_record(job, str(visualizer.device))
-    record["settings"]["precision"] = visualizer.precision  # type: ignore[index]  # what "auto" chose
-    record["result"] = {"iterations": result.iterations, "seconds": round(seconds, 3), "losses": list(result.item_losses)}
-    record.update(layer=settings.visualize.visualize_layer, channels=list(channels), output=source_identity(output))
-    atomic_write_json(record_path(output), record)
+    outcome = {"iterations": result.iterations, "seconds": round(seconds, 3), "losses": list(result.item_losses)}
+    layer = settings.visualize.visualize_layer
+    write_output_record(output, job, visualizer.device, visualizer.precision, outcome, layer=layer, channels=list(channels))
     return True
 
 
