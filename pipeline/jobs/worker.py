@@ -99,9 +99,12 @@ def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
     device = resolve_device(settings.device)
     engine = settings.engine
     encoder = build_encoder(settings, encoder_layers(engine), engine.pooling, device)
-    # Styles are read at full size; the stylizer resizes them per output size.
-    style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
-    return Stylizer(encoder, style_images, engine, device)
+    return Stylizer(encoder, read_paintings(settings, styles), engine, device)
+
+
+def read_paintings(settings: Settings, styles: Sequence[Path]) -> list[torch.Tensor]:
+    """The style images at full size: the engine resizes them for each output size."""
+    return [read_image(path, max_pixels=settings.max_pixels) for path in styles]
 
 
 def build_texturer(settings: Settings, styles: tuple[Path, ...]) -> Texturer:
@@ -109,8 +112,7 @@ def build_texturer(settings: Settings, styles: tuple[Path, ...]) -> Texturer:
     device = resolve_device(settings.device)
     engine = settings.engine
     encoder = build_encoder(settings, texture(engine).layers, engine.pooling, device)
-    style_images = [read_image(path, max_pixels=settings.max_pixels) for path in styles]
-    return Texturer(encoder, style_images, engine, device, settings.texture.tileable)
+    return Texturer(encoder, read_paintings(settings, styles), engine, device, settings.texture.tileable)
 
 
 def build_visualizer(settings: Settings) -> Visualizer:
