@@ -94,7 +94,7 @@ from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from pipeline.engine.stylize import resolve_precision  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
-from pipeline.media.writer import atomic_write_bytes, atomic_write_json  # noqa: E402
+from pipeline.media.writer import atomic_write_bytes, atomic_write_json, record_path  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench_out" / "frontier"
@@ -204,7 +204,7 @@ def run_ours(run: Run, photo: Path, style: Path, out: Path, size: int, device: s
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-2000:]}")
-    record = json.loads(out.with_name(out.stem + ".settings.json").read_text())
+    record = json.loads(record_path(out).read_text())
     result = record["result"]
     return {"wall_s": wall, "iterations": result["iterations"], "engine_s": result["seconds"],
             "s_per_iter": result["seconds"] / max(1, result["iterations"]), "precision_used": record["settings"]["precision"]}
