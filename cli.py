@@ -309,8 +309,61 @@ VISUALIZE = (
         "visualize_degrees", None, "0"),
 )
 
-_ALL = (*STYLE, *SETTINGS, VIDEO_SIZE, *RUN, *FOLDER, *VIDEO, *TEXTURE, *VISUALIZE)
-_FLAG_OF = {opt.setting: opt.decls[0] for opt in _ALL if opt.setting} | {"visualize_channels": "--channel/--channels"}
+DREAM_PRESET = "dream"
+_DREAM_DEFAULTS = build_settings(DREAM_PRESET).to_dict()
+_IN_DREAM_PRESET = set(read_preset(DREAM_PRESET))
+# The engine settings a dream reads: a photo but no painting, so no style or content options.
+_DREAM_READS = ("preset", "config", "device", "seed", "optimizer", "learning_rate", "pooling", "weights", "max_pixels")
+
+
+def _for_dream(opt: Opt) -> Opt:
+    """``opt`` with the dream preset's default shown (and that preset as the default preset)."""
+    if opt.name == "preset":
+        return dataclasses.replace(opt, default=DREAM_PRESET, help="Preset from configs/ (dream; or another).")
+    if opt.name == "learning_rate":
+        return dataclasses.replace(
+            opt, help="Step size: the mean change of a pixel per step, in [0, 1] units (the notebook's 1.5 of 255 is 0.00588).",
+            shown=f"{_DREAM_DEFAULTS['learning_rate']} in the dream preset",
+        )
+    if opt.name == "seed":
+        return dataclasses.replace(opt, help="Seed of the random jitter.")
+    if opt.setting in _IN_DREAM_PRESET:
+        return dataclasses.replace(opt, shown=f"{_DREAM_DEFAULTS[opt.setting]} in the dream preset")
+    return opt
+
+
+def _dream_default(key: str) -> str:
+    value = _DREAM_DEFAULTS[key]
+    return f"{','.join(map(str, value)) if isinstance(value, tuple) else value} in the dream preset"
+
+
+DREAM_SIZE = _setting(
+    "size", "--size", int, "Long side of the output in pixels (of the painted frames, for a video).", _dream_default("size")
+)
+DREAM_SETTINGS = (DREAM_SIZE, *(_for_dream(opt) for name in _DREAM_READS for opt in SETTINGS if opt.name == name))
+DREAM = (
+    Opt("layers", ("--layer",), Optional[List[str]], "VGG19 layer whose activations to climb; repeat for several.",
+        None, None, _dream_default("dream_layers")),
+    Opt("dream_channels", ("--channel",), Optional[List[int]],
+        "Climb only this channel of the layers; repeat for several.", None, None, "all channels"),
+    Opt("octaves", ("--octaves",), Optional[int], "Octaves: sizes climbed from coarse to fine.", None, None,
+        _dream_default("scales"), {"min": 1}),
+    Opt("octave_scale", ("--octave-scale",), Optional[float], "Each octave's size over the next coarser one's; above 1.",
+        "octave_scale", None, _dream_default("octave_scale")),
+    Opt("steps", ("--iterations", "-n"), Optional[int], "Steps in each octave (a video's later frames: --later-iterations).",
+        None, None, _dream_default("iterations"), {"min": 0}),
+    Opt("dream_jitter", ("--jitter",), Optional[int], "Pixels of random roll at each step; 0 or more.", "dream_jitter", None,
+        _dream_default("dream_jitter"), {"min": 0}),
+    Opt("guide", ("--guide",), Optional[Path],
+        "Grow what this picture shows: climb the match to its features rather than the raw activations.", None, None, "none"),
+)
+DREAM_FOLDER = tuple(opt for opt in FOLDER if opt.name == "retry_failed")
+DREAM_VIDEO = tuple(_for_dream(opt) for opt in VIDEO)
+
+_ALL = (*STYLE, *SETTINGS, VIDEO_SIZE, *RUN, *FOLDER, *VIDEO, *TEXTURE, *VISUALIZE, *DREAM)
+_FLAG_OF = {opt.setting: opt.decls[0] for opt in _ALL if opt.setting} | {
+    "visualize_channels": "--channel/--channels", "dream_layers": "--layer", "dream_channels": "--channel",
+}
 
 
 def _options(*groups: tuple[Opt, ...]) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -418,14 +471,19 @@ def images(
             outcome = stylize_folder(
                 folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"]
             )
-        for skipped in outcome.failed_before:
-            typer.echo(f"nstpipe: failed in an earlier run: {skipped.failed}", err=True)
-        for failure in outcome.failed:
-            typer.echo(f"nstpipe: failed: {failure.error}", err=True)
-        earlier = f" (+{len(outcome.failed_before)} in an earlier run; --retry-failed tries them again)" if outcome.failed_before else ""
-        typer.echo(f"{outcome.done} stylized, {outcome.skipped} already done, {len(outcome.failed)} failed{earlier}; outputs in {target}")
-        if outcome.failed or outcome.failed_before:
-            raise typer.Exit(EXIT_FAILED_INPUTS)
+        _print_folder(outcome, target)
+
+
+def _print_folder(outcome: Any, target: Path) -> None:
+    """The failures, one line each, and the count line of a folder; exit 1 if any failed."""
+    for skipped in outcome.failed_before:
+        typer.echo(f"nstpipe: failed in an earlier run: {skipped.failed}", err=True)
+    for failure in outcome.failed:
+        typer.echo(f"nstpipe: failed: {failure.error}", err=True)
+    earlier = f" (+{len(outcome.failed_before)} in an earlier run; --retry-failed tries them again)" if outcome.failed_before else ""
+    typer.echo(f"{outcome.done} stylized, {outcome.skipped} already done, {len(outcome.failed)} failed{earlier}; outputs in {target}")
+    if outcome.failed or outcome.failed_before:
+        raise typer.Exit(EXIT_FAILED_INPUTS)
 
 
 @app.command()
@@ -547,6 +605,76 @@ def visualize(
         with _reporter(options["quiet"]) as report:
             made = make_visualization(target, settings, report, options["overwrite"])
         typer.echo(f"wrote {target}" if made else f"kept {target}: made earlier with these settings")
+
+
+@app.command()
+@_options(DREAM_SETTINGS, DREAM, DREAM_FOLDER, DREAM_VIDEO, RUN)
+def dream(
+    source: Annotated[Path, typer.Argument(help="A photo, a folder of photos (searched recursively) or a video.", show_default=False)],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Output image, folder or video, as for `image`, `images` and `video`.",
+            show_default="NAME.dream.SUFFIX beside the input (NAME.dream-GUIDE with --guide)",
+        ),
+    ] = None,
+    **options: Any,
+) -> None:
+    """DeepDream (Mordvintsev et al. 2015): climb VGG19's activations from a photo, over octaves.
+
+    A folder is dreamed as `images` paints it (resumable), a video as `video` does: each
+    frame starts from the previous dream warped along the optical flow."""
+    with _user_errors(options["debug"]):
+        settings = _settings(options, mode="dream", extra=_dream_extra(options))
+        from pipeline.app import input_kind
+
+        guides = [options["guide"]] if options["guide"] is not None else []
+        kind = input_kind(source)
+        if kind == "image":
+            _dream_image(source, guides, output, settings, options)
+        elif kind == "folder":
+            _dream_folder(source, guides, output, settings, options)
+        else:
+            _dream_video(source, guides, output, settings, options)
+
+
+def _dream_extra(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The dream's settings that no single option sets alone: --iterations is every
+    octave's budget, --octaves the pyramid's levels, repeated --layer and --channel lists."""
+    steps = options["steps"]
+    return {
+        "iterations": steps, "coarse_iterations": steps, "scales": options["octaves"],
+        "dream_layers": options["layers"] or None, "dream_channels": options["dream_channels"] or None,
+    }
+
+
+def _dream_image(source: Path, guides: list[Path], output: Path | None, settings: Settings, options: Mapping[str, Any]) -> None:
+    from pipeline.app import default_image_output, stylize_one
+
+    target = output or default_image_output(source, guides, "dream")
+    with _reporter(options["quiet"]) as report:
+        written = stylize_one(source, guides, target, settings, report, options["overwrite"])
+    typer.echo(f"wrote {target}" if written else f"kept {target}: made earlier with these settings")
+
+
+def _dream_folder(source: Path, guides: list[Path], output: Path | None, settings: Settings, options: Mapping[str, Any]) -> None:
+    from pipeline.app import default_folder_output, open_executor, stylize_folder
+
+    target = output or default_folder_output(source, guides, "dream")
+    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+        outcome = stylize_folder(source, guides, target, settings, report, executor, options["retry_failed"], options["overwrite"])
+    _print_folder(outcome, target)
+
+
+def _dream_video(source: Path, guides: list[Path], output: Path | None, settings: Settings, options: Mapping[str, Any]) -> None:
+    from pipeline.app import VideoOptions, open_executor, stylize_videos
+
+    size_from_device = options["size"] is None and not config_sets(options["config"], "size")
+    run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], size_from_device)
+    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+        failed = sum(_print_video(outcome) for outcome in stylize_videos([source], guides, output, settings, report, run, executor))
+    if failed:
+        raise typer.Exit(EXIT_FAILED_INPUTS)
 
 
 def _channels(channel: int | None, channels: str | None) -> str:

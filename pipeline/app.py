@@ -71,7 +71,10 @@ class FolderOutcome:
 def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
     """Fail before any work on a missing or unreadable style or init image, or on blend
     weights that do not match the style images."""
-    if not styles:
+    if settings.mode == "dream":
+        if len(styles) > 1:
+            raise InputError("--guide", "a dream takes one guide image at most")
+    elif not styles:
         raise InputError("--style", "at least one style image is needed")
     blend = settings.engine.style_blend
     if blend and len(blend) != len(styles):
@@ -93,7 +96,7 @@ def check_writable(folder: Path) -> None:
 
 def protected(styles: Sequence[Path], settings: Settings, *inputs: Path) -> dict[str, list[Path]]:
     """The files a command reads, by what they are to it: an output must not replace them."""
-    files = {"input": list(inputs), "style image": list(styles)}
+    files = {"input": list(inputs), "guide image" if settings.mode == "dream" else "style image": list(styles)}
     if settings.engine.init_is_file:
         files["init image"] = [Path(settings.engine.init)]
     return files
@@ -145,24 +148,38 @@ def finished(output: Path, identity: Mapping[str, Any]) -> bool:
     return record is not None and all(record.get(key) == value for key, value in identity.items())
 
 
-def style_tag(styles: Sequence[Path]) -> str:
+def style_tag(styles: Sequence[Path], mode: str = "style") -> str:
+    """What a default output name says of how it was painted: ``monet``, ``monet+klimt``;
+    ``dream``, or ``dream-clouds`` for a dream guided by ``clouds.jpg``."""
+    if mode == "dream":
+        return "-".join(["dream", *(path.stem for path in styles)])
     return "+".join(path.stem for path in styles)
 
 
-def default_image_output(content: Path, styles: Sequence[Path]) -> Path:
+def default_image_output(content: Path, styles: Sequence[Path], mode: str = "style") -> Path:
     """``photo.monet.jpg`` beside ``photo.jpg``: the photo's format where nstpipe writes it, else PNG."""
     suffix = content.suffix if content.suffix.lower() in IMAGE_FORMATS else ".png"
-    return content.with_name(f"{content.stem}.{style_tag(styles)}{suffix}")
+    return content.with_name(f"{content.stem}.{style_tag(styles, mode)}{suffix}")
 
 
-def default_folder_output(folder: Path, styles: Sequence[Path]) -> Path:
+def default_folder_output(folder: Path, styles: Sequence[Path], mode: str = "style") -> Path:
     """``photos.monet/`` beside the folder ``photos/``."""
     named = folder if folder.name not in ("", ".", "..") else Path(os.path.abspath(folder))
-    return named.with_name(f"{named.name}.{style_tag(styles)}")
+    return named.with_name(f"{named.name}.{style_tag(styles, mode)}")
 
 
-def default_video_output(source: Path, styles: Sequence[Path]) -> Path:
-    return source.with_name(f"{source.stem}.{style_tag(styles)}.mp4")
+def default_video_output(source: Path, styles: Sequence[Path], mode: str = "style") -> Path:
+    return source.with_name(f"{source.stem}.{style_tag(styles, mode)}.mp4")
+
+
+def input_kind(source: Path) -> str:
+    """``folder``, ``image`` or ``video``: what ``nstpipe dream`` was given (a missing or
+    unreadable file is named as such)."""
+    if source.is_dir():
+        return "folder"
+    if not source.exists():
+        raise InputError(source, "no such file or folder")
+    return "image" if is_still_image(source) else "video"
 
 
 def settings_record(job: ImageJob, device: str, precision: str | None = None) -> dict[str, object]:
@@ -470,7 +487,7 @@ def stylize_videos(
     stops a job of one video (InputError); among several it is one failed outcome.
     """
     check_inputs(styles, settings)
-    targets = video_targets(sources, styles, output)
+    targets = video_targets(sources, styles, output, settings.mode)
     for source, target in targets:
         check_video_suffix(target)
         check_output(target, protected(styles, settings, source), options.overwrite)
@@ -484,10 +501,12 @@ def stylize_videos(
             yield VideoOutcome(source, target, error=str(exc))
 
 
-def video_targets(sources: Sequence[Path], styles: Sequence[Path], output: Path | None) -> list[tuple[Path, Path]]:
+def video_targets(
+    sources: Sequence[Path], styles: Sequence[Path], output: Path | None, mode: str = "style"
+) -> list[tuple[Path, Path]]:
     """(source, output) of every video to paint."""
     if output is None:
-        return [(source, default_video_output(source, styles)) for source in list_videos(sources)]
+        return [(source, default_video_output(source, styles, mode)) for source in list_videos(sources)]
     if len(sources) == 1 and not sources[0].is_dir():
         return [(sources[0], output)]
     return plan_videos(sources, output)

@@ -81,16 +81,18 @@ def channel_range(text: str) -> tuple[int, ...]:
     return tuple(range(a, b + 1))
 
 
-OPTIMIZERS = ("lbfgs", "adam")
+# "normalized": steps of a fixed mean size (learning_rate) along the gradient, DeepDream's.
+OPTIMIZERS = ("lbfgs", "adam", "normalized")
 POOLINGS = ("max", "avg")
 COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
 # What a run paints: "style" (a photo in a painting's style), "texture" (a painting's texture
-# from noise, no photo), "visualize" (what drives a VGG19 channel up, from noise). Outputs of
+# from noise, no photo), "visualize" (what drives a VGG19 channel up, from noise), "dream"
+# (DeepDream: a photo climbed along VGG19's activations). Outputs of
 # one mode are never taken for another's: the mode is part of the fingerprint of every mode
 # but "style", whose fingerprint predates it.
-MODES = ("style", "texture", "visualize")
+MODES = ("style", "texture", "visualize", "dream")
 PRESET_DEFAULT = "default"
 MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
 # PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
@@ -267,6 +269,28 @@ class VisualizeConfig:
 
 
 @dataclass(frozen=True)
+class DreamConfig:
+    """What ``nstpipe dream`` climbs; the octaves are the engine's ``scales`` and each runs
+    ``iterations`` steps (``coarse_iterations`` below the finest)."""
+
+    dream_layers: tuple[str, ...] = ("relu4_2",)
+    dream_channels: tuple[int, ...] = ()  # of every layer named; none: all of its channels
+    octave_scale: float = 1.4  # the long side of an octave over the next coarser one's
+    dream_jitter: int = 32  # pixels of random roll at each step, in x and y
+
+    def __post_init__(self) -> None:
+        _check(bool(self.dream_layers), "dream_layers", "name at least one layer")
+        for layer in self.dream_layers:
+            _check(layer in LAYERS, "dream_layers", f"unknown VGG19 layer {layer!r} (e.g. relu3_1, relu4_2, conv5_2)")
+            count = layer_channels(layer)
+            for channel in self.dream_channels:
+                _check(0 <= channel < count, "dream_channels", f"{layer} has channels 0 to {count - 1} (got {channel})")
+        _check(math.isfinite(self.octave_scale) and self.octave_scale > 1, "octave_scale",
+               f"must be a finite number above 1 (got {self.octave_scale})")
+        _check(self.dream_jitter >= 0, "dream_jitter", f"must not be negative (got {self.dream_jitter})")
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole run: the engine plus where it runs and at what size."""
 
@@ -284,6 +308,7 @@ class Settings:
     mode: str = "style"  # see MODES
     texture: TextureConfig = field(default_factory=TextureConfig)
     visualize: VisualizeConfig = field(default_factory=VisualizeConfig)
+    dream: DreamConfig = field(default_factory=DreamConfig)
 
     def __post_init__(self) -> None:
         _check(self.mode in MODES, "mode", f"must be one of {', '.join(MODES)}")
@@ -297,6 +322,7 @@ class Settings:
         flat.update(dataclasses.asdict(self.video))
         flat.update(dataclasses.asdict(self.texture))
         flat.update(dataclasses.asdict(self.visualize))
+        flat.update(dataclasses.asdict(self.dream))
         return flat
 
     def fingerprint(self, extra: Mapping[str, Any] | None = None) -> str:
@@ -313,7 +339,7 @@ class Settings:
         leaves out the mode and the texture settings, which it does not read: its
         fingerprint stays what it was before there were other modes, so that finished
         outputs are kept; every other mode puts them in. A mode's own settings (texture_*,
-        visualize_*) count only in that mode, so texture's fingerprint stays what it was
+        visualize_*, dream_*) count only in that mode, so texture's fingerprint stays what it was
         before there was feature visualization.
         """
         data = self.to_dict()
@@ -326,7 +352,7 @@ class Settings:
             data.pop(key)
         if self.mode == "style":
             data.pop("mode")
-        for fields, mode in ((_TEXTURE_FIELDS, "texture"), (_VISUALIZE_FIELDS, "visualize")):
+        for fields, mode in ((_TEXTURE_FIELDS, "texture"), (_VISUALIZE_FIELDS, "visualize"), (_DREAM_FIELDS, "dream")):
             if self.mode != mode:
                 for key in fields:
                     data.pop(key)
@@ -383,7 +409,8 @@ _ENGINE_FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
 _VIDEO_FIELDS = {f.name: f for f in dataclasses.fields(VideoConfig)}
 _TEXTURE_FIELDS = {f.name: f for f in dataclasses.fields(TextureConfig)}
 _VISUALIZE_FIELDS = {f.name: f for f in dataclasses.fields(VisualizeConfig)}
-_GROUPS = ("engine", "video", "texture", "visualize")  # the nested dataclasses, whose keys are flat in TOML
+_DREAM_FIELDS = {f.name: f for f in dataclasses.fields(DreamConfig)}
+_GROUPS = ("engine", "video", "texture", "visualize", "dream")  # the nested dataclasses, whose keys are flat in TOML
 _SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _GROUPS}
 
 
@@ -433,19 +460,20 @@ def build_settings(
 
 def settings_from_dict(data: Mapping[str, Any]) -> Settings:
     groups: list[tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]] = [
-        (_ENGINE_FIELDS, {}), (_VIDEO_FIELDS, {}), (_TEXTURE_FIELDS, {}), (_VISUALIZE_FIELDS, {}), (_SETTINGS_FIELDS, {})
+        (_ENGINE_FIELDS, {}), (_VIDEO_FIELDS, {}), (_TEXTURE_FIELDS, {}), (_VISUALIZE_FIELDS, {}), (_DREAM_FIELDS, {}),
+        (_SETTINGS_FIELDS, {}),
     ]
     for key, value in data.items():
         fields, kwargs = next(((f, kw) for f, kw in groups if key in f), (None, None))
         if fields is None or kwargs is None:
             raise ConfigError(f"unknown setting {key!r}", key)
         kwargs[key] = _coerce(key, value, fields[key].default)
-    (_, engine_kwargs), (_, video_kwargs), (_, texture_kwargs), (_, visualize_kwargs), (_, settings_kwargs) = groups
+    (_, engine_kwargs), (_, video_kwargs), (_, texture_kwargs), (_, visualize_kwargs), (_, dream_kwargs), (_, settings_kwargs) = groups
     if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
         engine_kwargs["style_layer_weights"] = (1.0,) * len(engine_kwargs["style_layers"])
     return Settings(
         engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), texture=TextureConfig(**texture_kwargs),
-        visualize=VisualizeConfig(**visualize_kwargs), **settings_kwargs,
+        visualize=VisualizeConfig(**visualize_kwargs), dream=DreamConfig(**dream_kwargs), **settings_kwargs,
     )
 
 
@@ -469,7 +497,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     try:
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
-            kind = float if "weights" in key or "blend" in key else int if key == "visualize_channels" else str
+            kind = float if "weights" in key or "blend" in key else int if key in ("visualize_channels", "dream_channels") else str
             return tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items if str(v).strip())
         if isinstance(default, bool):
             return _boolean(value)

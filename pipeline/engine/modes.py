@@ -9,7 +9,17 @@ import torch
 
 from pipeline.config import EngineConfig, smallest_side
 from pipeline.engine.schedule import Schedule
-from pipeline.engine.terms import ChannelTerm, ContentTerm, GramTerm, RangePull, TemporalTerm, Term, TotalVariation
+from pipeline.engine.terms import (
+    ActivationTerm,
+    ChannelTerm,
+    ContentTerm,
+    GramTerm,
+    GuideTerm,
+    RangePull,
+    TemporalTerm,
+    Term,
+    TotalVariation,
+)
 from pipeline.engine.transforms import Jitter
 
 
@@ -79,4 +89,29 @@ def visualize(config: EngineConfig, layer: str, channels: Sequence[int], jitter:
     """
     terms: list[Term[Any]] = [ChannelTerm(layer, channels), TotalVariation(config.tv_weight), RangePull()]
     schedule = replace(Schedule.of(config), init="noise", content_mix=0.0, spread_seeds=False)
+    return Mode(tuple(terms), schedule, jitter)
+
+
+def dream(
+    config: EngineConfig,
+    layers: Sequence[str],
+    channels: Sequence[int] = (),
+    guide: torch.Tensor | None = None,
+    jitter: Jitter | None = None,
+    octave_scale: float = 1.4,
+) -> Mode:
+    """DeepDream (Mordvintsev et al. 2015): minus the gain of ``layers``' activations (of
+    ``channels`` only, where given) over the photo's, or with a ``guide``, minus the match
+    to the guide's features; plus the temporal term in a video. Climbed from the photo
+    over ``config.scales`` octaves, each ``octave_scale`` times the size of the one before,
+    each starting from the photo at its size plus what the coarser octaves dreamed
+    (:attr:`Schedule.detail`), seen through ``jitter`` at each step.
+
+    The steps are the optimizer's (``normalized`` in the dream preset: a fixed mean size,
+    as the original takes them); the pixels are clamped to [0, 1] after each, so no range
+    pull is needed.
+    """
+    climb: Term[Any] = ActivationTerm(layers, channels) if guide is None else GuideTerm(layers, guide)
+    terms: list[Term[Any]] = [climb, TemporalTerm(config.temporal_weight)]
+    schedule = replace(Schedule.of(config), init="content", content_mix=0.0, ratio=octave_scale, detail=True)
     return Mode(tuple(terms), schedule, jitter)

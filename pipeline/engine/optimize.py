@@ -12,6 +12,7 @@ from pipeline.config import EngineConfig
 from pipeline.engine.cudagraph import GraphedLosses
 from pipeline.engine.lbfgs import LBFGS
 from pipeline.engine.objective import Objective
+from pipeline.engine.steps import NormalizedStep
 
 LBFGS_HISTORY = 100  # curvature pairs kept, as in jcjohnson/neural-style
 # A recording costs about three eager passes (two warm-ups and the capture): below this
@@ -25,9 +26,15 @@ class Item:
     def __init__(self, config: EngineConfig, start: torch.Tensor, budget: int) -> None:
         # A contiguous copy (L-BFGS flattens the pixels), and the caller's tensor is not touched.
         self.x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        self.clamp = config.optimizer == "adam"  # L-BFGS unclamped keeps its curvature pairs valid
+        self.clamp = config.optimizer != "lbfgs"  # L-BFGS unclamped keeps its curvature pairs valid
+        # A normalized-step run (DeepDream) ends with its last step, as the original does:
+        # under a random jitter its loss is a noisy reading, and the last step is the one
+        # that climbed furthest.
+        self.keep_last = config.optimizer == "normalized"
         self.opt: LBFGS | torch.optim.Optimizer
-        if config.optimizer == "lbfgs":
+        if config.optimizer == "normalized":
+            self.opt = NormalizedStep([self.x], lr=config.learning_rate)
+        elif config.optimizer == "lbfgs":
             # One iteration per step, no line search: every evaluation is reported and can
             # stop early, and a step costs exactly one encoder pass (the batched one in step()).
             # A level never holds more pairs than it has steps, so no more memory is taken.
@@ -56,8 +63,9 @@ class Item:
                 self.x.clamp_(0, 1)
 
     def picture(self) -> torch.Tensor:
-        """The best pixels evaluated so far (the start, before any step)."""
-        return (self.x if self.best is None else self.best).detach()
+        """The best pixels evaluated so far (the start, before any step); the last ones for
+        a normalized-step run."""
+        return (self.x if self.best is None or self.keep_last else self.best).detach()
 
 
 # Losses of the active items, with the gradient of each left in its ``x.grad``.

@@ -11,13 +11,16 @@ from pipeline.config import EngineConfig
 from pipeline.engine.resize import fit_long_side, resize
 
 
-def pyramid(height: int, width: int, scales: int, min_size: int, min_side: int = 1) -> list[tuple[int, int]]:
-    """Sizes from coarse to fine; each level halves the long side, none below ``min_size``,
-    and none with a short side below ``min_side`` (what the encoder's layers need)."""
+def pyramid(
+    height: int, width: int, scales: int, min_size: int, min_side: int = 1, ratio: float = 2.0
+) -> list[tuple[int, int]]:
+    """Sizes from coarse to fine; each level divides the long side by ``ratio`` (rounded
+    down), none below ``min_size``, and none with a short side below ``min_side`` (what
+    the encoder's layers need)."""
     long_side = max(height, width)
     sizes = [(height, width)]
     for k in range(1, scales):
-        side = long_side // (2**k)
+        side = int(long_side / ratio**k)
         size = fit_long_side(height, width, side)
         if side < min_size or min(size) < min_side:
             break
@@ -52,6 +55,12 @@ class Schedule:
     # The pictures wrap around (a tileable texture): a finer level's start is upsampled
     # across the edges too, so the seam starts as smooth as the inside.
     wrap: bool = False
+    # The long side of a level over the next coarser one's (DeepDream's octave scale, 1.4).
+    ratio: float = 2.0
+    # A finer level starts from its own start (the photo, or ``init``) plus the coarser
+    # level's change to that start, upsampled: the octaves of DeepDream, which keep the
+    # photo's fine detail sharp and add the dream's coarse detail to it.
+    detail: bool = False
 
     @classmethod
     def of(cls, config: EngineConfig) -> Schedule:
@@ -59,7 +68,7 @@ class Schedule:
                    config.init, config.seed, config.content_mix)
 
     def levels(self, height: int, width: int, min_side: int) -> list[LevelPlan]:
-        sizes = pyramid(height, width, self.scales, self.min_scale_size, min_side)
+        sizes = pyramid(height, width, self.scales, self.min_scale_size, min_side, self.ratio)
         last = len(sizes) - 1
         return [LevelPlan(i, len(sizes), size, self.iterations if i == last else self.coarse_iterations)
                 for i, size in enumerate(sizes)]
@@ -87,7 +96,15 @@ class Schedule:
 
     def carry(self, image: torch.Tensor, size: tuple[int, int], content: torch.Tensor | None, init: torch.Tensor | None) -> torch.Tensor:
         """A finer level's start: the coarser result upsampled, with a share of the photo
-        mixed in when the run started from the photo."""
+        mixed in when the run started from the photo; or, with ``detail``, the level's own
+        start plus the coarser level's change to its start."""
+        if self.detail and (init is not None or content is not None):
+            base = init if init is not None else content
+            assert base is not None
+            change = image - resize(base.to(image.device, image.dtype), (image.shape[-2], image.shape[-1]))
+            # Bilinear and unclamped: the change is signed, and resize() clamps to [0, 1].
+            change = F.interpolate(change, size=size, mode="bilinear", align_corners=False)
+            return (resize(base.to(image.device, image.dtype), size) + change).clamp(0, 1)
         image = resize_wrapped(image, size) if self.wrap else resize(image, size)
         mix = self.content_mix
         if mix > 0 and init is None and self.init == "content" and content is not None:

@@ -24,6 +24,7 @@ import torch
 
 from pipeline.config import Settings
 from pipeline.engine.device import run_or_split
+from pipeline.engine.dream import Dreamer
 from pipeline.engine.flow import consistency_mask, optical_flow, warp
 from pipeline.engine.stylize import Stylizer, TemporalTarget
 from pipeline.engine.tensors import prepare, to_rgb8
@@ -104,7 +105,7 @@ def seam_start(
 class FrameStylizer:
     """Stylizes a video frame by frame; the first frame gets the full budget."""
 
-    def __init__(self, stylizer: Stylizer, settings: Settings) -> None:
+    def __init__(self, stylizer: Stylizer | Dreamer, settings: Settings) -> None:
         self.mode = settings.video.temporal
         self.first = stylizer
         # Later frames start close to their answer: no pyramid (it would blur that start

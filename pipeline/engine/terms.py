@@ -27,7 +27,7 @@ from pipeline.engine.losses import (
     tv_loss_wrapped,
     widen,
 )
-from pipeline.engine.resize import resize
+from pipeline.engine.resize import fit_long_side, resize
 
 Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 T = TypeVar("T")
@@ -262,3 +262,69 @@ class ChannelTerm(Term[torch.Tensor]):
         index = pictures.pick(target, batched_dims=1).to(features.device).reshape(-1, 1).expand(n, 1)
         means = features.float().mean(dim=(2, 3))  # (N, C)
         return -self.weight * means.gather(1, index).squeeze(1)
+
+
+class ActivationTerm(Term[dict[str, torch.Tensor]]):
+    """Minus the mean squared activation of ``layers`` (of their ``channels`` only, where
+    given), each over the photo's own: what DeepDream climbs (its 0.5 |F|^2), as a gain.
+
+    Over the photo's, so that the value reads the same at every octave and in every frame
+    (1 at the start, the dream gain after), and a temporal term's weight means the same
+    against it whatever the layer. The layers count equally.
+    """
+
+    needs_content = True
+
+    def __init__(self, layers: Sequence[str], channels: Sequence[int] = (), weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.layers = tuple(layers)
+        self.channels = tuple(channels)
+
+    def energy(self, features: torch.Tensor) -> torch.Tensor:
+        """Mean squared activation per picture, (N,) in fp32, of the chosen channels."""
+        chosen = features[:, list(self.channels)] if self.channels else features
+        return chosen.float().pow(2).flatten(1).mean(1)
+
+    def prepare(self, level: Level) -> dict[str, torch.Tensor]:
+        photo = level.content_features()
+        share = self.weight / len(self.layers)
+        return {layer: share / self.energy(photo[layer]).clamp_min(1e-12) for layer in self.layers}
+
+    def value(self, pictures: Pictures, target: dict[str, torch.Tensor]) -> torch.Tensor:
+        gains = [self.energy(pictures.features[layer]) * pictures.pick(coef, batched_dims=1) for layer, coef in target.items()]
+        return -torch.stack(gains).sum(0)
+
+
+class GuideTerm(Term[dict[str, torch.Tensor]]):
+    """DeepDream guided by a picture (the original notebook's ``objective_guide``): minus
+    the mean, over the positions of ``layers``, of the best dot product of the feature
+    there with any of the guide's features. Its gradient at each position is the guide's
+    best-matching feature, so the dream grows what the guide shows rather than whatever
+    the layer answers most. Over the guide's mean squared feature, so that it reads as a
+    gain, as :class:`ActivationTerm` does.
+    """
+
+    def __init__(self, layers: Sequence[str], guide: torch.Tensor, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.layers = tuple(layers)
+        self.guide = guide  # (1, 3, H, W) RGB in [0, 1], on the encoder's device
+
+    def prepare(self, level: Level) -> dict[str, torch.Tensor]:
+        # The guide at the level's long side: its features then have the scale of the dream's.
+        height, width = self.guide.shape[-2:]
+        guide = resize(self.guide, fit_long_side(height, width, max(level.size)))
+        with torch.no_grad():
+            features = level.features(guide)
+        share = self.weight / len(self.layers)
+        targets = {}
+        for layer in self.layers:
+            matrix = features[layer].float().flatten(2)[0]  # (C, m)
+            targets[layer] = matrix * (share / matrix.pow(2).sum(0).mean().clamp_min(1e-12))
+        return targets
+
+    def value(self, pictures: Pictures, target: dict[str, torch.Tensor]) -> torch.Tensor:
+        total = torch.zeros((), device=pictures.picture.device)
+        for layer, guide in target.items():
+            features = pictures.features[layer].float().flatten(2).transpose(1, 2)  # (N, hw, C)
+            total = total + (features @ guide).amax(dim=2).mean(dim=1)  # (N,)
+        return -total

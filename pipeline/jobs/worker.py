@@ -16,6 +16,7 @@ import torch
 
 from pipeline.config import Settings
 from pipeline.engine.device import resolve_batch, resolve_device, run_or_split
+from pipeline.engine.dream import Dreamer
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
 from pipeline.engine.modes import texture
 from pipeline.engine.stylize import Result, Stylizer, encoder_layers
@@ -95,11 +96,26 @@ def build_encoder(settings: Settings, layers: Sequence[str], pooling: str, devic
     return VGGFeatures(load_weights(settings.weights), layers, pooling).to(device)
 
 
-def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer:
+def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer | Dreamer:
+    """What paints a photo or a frame under ``settings``: the style transfer of ``styles``,
+    or in the dream mode a dream (guided by ``styles[0]`` where there is one)."""
+    if settings.mode == "dream":
+        return build_dreamer(settings, styles)
     device = resolve_device(settings.device)
     engine = settings.engine
     encoder = build_encoder(settings, encoder_layers(engine), engine.pooling, device)
     return Stylizer(encoder, read_paintings(settings, styles), engine, device)
+
+
+def build_dreamer(settings: Settings, guides: Sequence[Path] = ()) -> Dreamer:
+    """VGG19 cut after the deepest layer climbed, for ``nstpipe dream``; ``guides``: none or one."""
+    device = resolve_device(settings.device)
+    shown = settings.dream
+    encoder = build_encoder(settings, shown.dream_layers, settings.engine.pooling, device)
+    guide = read_image(guides[0], max_pixels=settings.max_pixels) if guides else None
+    return Dreamer(
+        encoder, shown.dream_layers, settings.engine, device, shown.dream_channels, guide, shown.octave_scale, shown.dream_jitter
+    )
 
 
 def read_paintings(settings: Settings, styles: Sequence[Path]) -> list[torch.Tensor]:

@@ -1,0 +1,347 @@
+#!/usr/bin/env python
+"""Texture synthesis, DeepDream and feature visualization against their targets, in one run.
+
+Everything runs in this process on --device (cpu), with each mode's preset:
+
+* texture: for each painting in DATA/styles, a texture at --size (256) px, plain and
+  --tileable. Its style distance to the painting (scripts/bench_image.py's: the sum over
+  relu1_1..relu5_1 of |G(x)-G(painting)|^2/|G(painting)|^2, the painting's long side
+  at 256) against that of the painting's left and right halves (cut from the painting
+  at that scale, so that strokes keep their size). Target: the texture at most 0.5 x
+  either half. Tileable: in a 2x2 tiling, the mean |difference| of the pixels that meet
+  across the wrap edges over the mean |difference| of neighbouring pixels inside; target
+  at most 1.2.
+* dream: the original notebook's algorithm (Mordvintsev et al. 2015, deepdream.ipynb),
+  written out here on the same VGG19: 4 octaves of scale 1.4, 10 steps each, a random
+  roll of up to 32 px, steps of 1.5 / 255 over the mean |gradient| of 0.5 |F|^2, the
+  detail of the coarser octaves carried up; against nstpipe's dream preset. DATA's
+  tubingen.jpg at --size, relu4_2, each run --rounds (2) times alternately, the least
+  wall time kept. Dream gain: the mean squared relu4_2 activation of the result over the
+  photo's. Target: ours at least the notebook's gain, in at most its wall time.
+* dream video: the first --frames (30) frames of assets/clip.mp4 dreamed at --video-size
+  (128) px, with --temporal flow (the default) and none (every frame alone), and their
+  E_warp as ``nstpipe metrics`` measures it. Target: flow at most 0.2 x none.
+* visualize: --channels (16) channels of relu4_1 at --vis-size (128) px, one batch, as
+  ``nstpipe visualize --channels 0-15`` makes the sheet, timed. Each channel's mean
+  activation in its picture against the highest mean activation of that channel over
+  DATA's photo and every 10th frame of DATA's clips (at the same long side). Target: at
+  least 3 x.
+
+Prints a table and writes JSON (--json, default bench_out/modes/bench_modes.json); the
+pictures stay in bench_out/modes/.
+
+    .venv/bin/python scripts/bench_modes.py
+    .venv/bin/python scripts/bench_modes.py --only dream --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.app import stylize_video  # noqa: E402
+from pipeline.config import Settings, build_settings  # noqa: E402
+from pipeline.engine.device import resolve_device  # noqa: E402
+from pipeline.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics  # noqa: E402
+from pipeline.engine.tensors import prepare, to_rgb8  # noqa: E402
+from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from pipeline.jobs.worker import build_dreamer, build_texturer, build_visualizer  # noqa: E402
+from pipeline.media.imaging import read_image  # noqa: E402
+from pipeline.media.video import read_frames  # noqa: E402
+from pipeline.media.writer import atomic_write_json, write_image  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench_out" / "modes"
+TARGETS = {"texture_over_half": 0.5, "seam_ratio": 1.2, "dream_gain": 1.0, "dream_time": 1.0,
+           "video_ewarp": 0.2, "visualize_over_data": 3.0}
+SECTIONS = ("texture", "dream", "video", "visualize")
+
+
+def settings_for(preset: str, mode: str, device: str, **changes: Any) -> Settings:
+    return build_settings(preset, None, {"mode": mode, "device": device, **changes})
+
+
+def save(picture: torch.Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, to_rgb8(picture))
+
+
+# -- texture -----------------------------------------------------------------------------------------
+
+
+def seam_ratio(picture: np.ndarray) -> float:
+    """Mean |difference| across the wrap edges of a 2x2 tiling over the mean inside, the
+    larger of the two directions."""
+    rgb = picture.astype(np.float64)
+    ratios = []
+    for axis in (0, 1):
+        inside = np.abs(np.diff(rgb, axis=axis)).mean()
+        first, last = np.take(rgb, 0, axis=axis), np.take(rgb, -1, axis=axis)
+        ratios.append(float(np.abs(first - last).mean() / max(inside, 1e-9)))
+    return max(ratios)
+
+
+def texture_rows(args: argparse.Namespace, encoder: VGGFeatures) -> list[dict[str, Any]]:
+    rows = []
+    for painting_path in sorted((args.data / "styles").glob("*.jpg")):
+        painting = read_image(painting_path, args.size)  # long side at the size the texture is made at
+        grams = style_grams(encoder, painting)
+        width = painting.shape[-1]
+        halves = [painting[..., : width // 2], painting[..., width // 2 :]] if width >= painting.shape[-2] else \
+            [painting[..., : painting.shape[-2] // 2, :], painting[..., painting.shape[-2] // 2 :, :]]
+        half_d = [style_distance(encoder(h), grams) for h in halves]
+        for tileable in (False, True):
+            settings = settings_for("texture", "texture", args.device, size=args.size, tileable=tileable)
+            start = time.perf_counter()
+            texturer = build_texturer(settings, (painting_path,))
+            picture = texturer.run((args.size, args.size)).image
+            seconds = time.perf_counter() - start
+            name = f"texture_{painting_path.stem}{'_tileable' if tileable else ''}.png"
+            save(picture, args.out / name)
+            d = style_distance(encoder(picture), grams)
+            row: dict[str, Any] = {"section": "texture", "painting": painting_path.stem, "tileable": tileable,
+                                   "seconds": seconds, "style_d": d, "half_d": half_d, "over_half": d / min(half_d)}
+            row["met"] = row["over_half"] <= TARGETS["texture_over_half"]
+            if tileable:
+                row["seam_ratio"] = seam_ratio(to_rgb8(picture))
+                row["met"] = row["met"] and row["seam_ratio"] <= TARGETS["seam_ratio"]
+                tiled = np.tile(to_rgb8(picture), (2, 2, 1))
+                Image.fromarray(tiled).save(args.out / name.replace(".png", "_2x2.png"))
+            rows.append(row)
+            report(row)
+    return rows
+
+
+# -- dream -------------------------------------------------------------------------------------------
+
+
+def notebook_dream(encoder: VGGFeatures, photo: torch.Tensor, layer: str, octaves: int = 4, scale: float = 1.4,
+                   steps: int = 10, jitter: int = 32, step_size: float = 1.5 / 255, seed: int = 0) -> torch.Tensor:
+    """deepdream.ipynb's ``deepdream`` and ``make_step``: octaves of the photo, the detail
+    dreamed at the coarser ones carried up, each step a roll, the gradient of 0.5 |F|^2
+    (which is F), a step of ``step_size`` over its mean magnitude, the roll undone, clipped."""
+    gen = torch.Generator().manual_seed(seed)
+    bases = [photo]
+    for _ in range(octaves - 1):
+        h, w = bases[-1].shape[-2:]
+        bases.append(F.interpolate(bases[-1], size=(round(h / scale), round(w / scale)), mode="bilinear", align_corners=False))
+    detail = torch.zeros_like(bases[-1])
+    src = bases[-1]
+    for base in reversed(bases):
+        detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
+        src = (base + detail).clamp(0, 1)
+        for _ in range(steps):
+            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
+            x = torch.roll(src, (dy, dx), (-2, -1)).requires_grad_(True)
+            feats = encoder(x)[layer]
+            feats.backward(feats.detach())  # d(0.5 |F|^2)/dF = F
+            assert x.grad is not None
+            g = x.grad
+            with torch.no_grad():
+                x = x + step_size / g.abs().mean() * g
+                src = torch.roll(x, (-dy, -dx), (-2, -1)).clamp(0, 1)
+        detail = src - base
+    return src.detach()
+
+
+def dream_gain(encoder: VGGFeatures, picture: torch.Tensor, photo: torch.Tensor, layer: str) -> float:
+    with torch.no_grad():
+        return float(encoder(picture)[layer].float().pow(2).mean() / encoder(photo)[layer].float().pow(2).mean())
+
+
+def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    layer = "relu4_2"
+    settings = settings_for("dream", "dream", args.device, size=args.size)
+    device = resolve_device(args.device)
+    photo = read_image(args.data / "content" / "tubingen.jpg", args.size).to(device)
+    plain = VGGFeatures(load_weights("embedded"), (layer,), "max").to(device)
+    dreamer = build_dreamer(settings)  # loaded once, as the notebook's model is
+    times: dict[str, list[float]] = {"notebook": [], "ours": []}
+    pictures: dict[str, torch.Tensor] = {}
+    for _ in range(args.rounds):
+        for arm in ("notebook", "ours"):
+            start = time.perf_counter()
+            if arm == "notebook":
+                pictures[arm] = notebook_dream(plain, photo, layer)
+            else:
+                pictures[arm] = dreamer.run(photo).image
+            times[arm].append(time.perf_counter() - start)
+    rows = []
+    base = {arm: {"seconds": min(times[arm]), "gain": dream_gain(plain, pictures[arm], photo, layer)} for arm in times}
+    for arm in ("notebook", "ours"):
+        save(pictures[arm], args.out / f"dream_{arm}.png")
+        row = {"section": "dream", "arm": arm, "seconds": base[arm]["seconds"], "all_seconds": times[arm], "gain": base[arm]["gain"]}
+        if arm == "ours":
+            row["gain_over_notebook"] = row["gain"] / base["notebook"]["gain"]
+            row["time_over_notebook"] = row["seconds"] / base["notebook"]["seconds"]
+            row["met"] = row["gain_over_notebook"] >= TARGETS["dream_gain"] and row["time_over_notebook"] <= TARGETS["dream_time"]
+        rows.append(row)
+        report(row)
+    return rows
+
+
+def video_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[str, Any]]:
+    clip = ROOT / "assets" / "clip.mp4"
+    rows = []
+    errors = {}
+    for temporal in ("flow", "none"):
+        settings = settings_for("dream", "dream", args.device, size=args.video_size, temporal=temporal)
+        out = args.out / f"dream_clip_{temporal}.mp4"
+        out.unlink(missing_ok=True)  # timed anew, not kept from an earlier run
+        start = time.perf_counter()
+        summary = stylize_video(clip, [], out, settings, lambda event: None, limit=args.frames, overwrite=True)
+        seconds = time.perf_counter() - start
+        source = (f.rgb for f in read_frames(clip) if f.index < args.frames)
+        result = video_metrics(metrics, source, (f.rgb for f in read_frames(out)))
+        errors[temporal] = result.mean("warping_error") or 0.0
+        row = {"section": "video", "temporal": temporal, "frames": summary.frames, "iterations": summary.iterations,
+               "seconds": seconds, "warping_error": errors[temporal], "content": result.mean("content")}
+        rows.append(row)
+    rows[0]["ewarp_over_none"] = errors["flow"] / max(errors["none"], 1e-12)
+    rows[0]["met"] = rows[0]["ewarp_over_none"] <= TARGETS["video_ewarp"]
+    for row in rows:
+        report(row)
+    return rows
+
+
+# -- visualize ---------------------------------------------------------------------------------------
+
+
+def data_pictures(args: argparse.Namespace, side: int) -> list[torch.Tensor]:
+    """DATA's photo and every 10th frame of DATA's clips, long side ``side``."""
+    pictures = [read_image(args.data / "content" / "tubingen.jpg", side)]
+    for clip in sorted((args.data / "video").iterdir()):
+        pictures += [prepare(f.rgb, side) for f in read_frames(clip) if f.index % 10 == 0]
+    return pictures
+
+
+def visualize_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    layer, channels = "relu4_1", tuple(range(args.channels))
+    settings = settings_for("visualize", "visualize", args.device, visualize_layer=layer,
+                            visualize_channels=f"0-{args.channels - 1}", size=args.vis_size)
+    start = time.perf_counter()
+    visualizer = build_visualizer(settings)
+    pictures = visualizer.run((args.vis_size, args.vis_size)).image
+    seconds = time.perf_counter() - start
+    encoder = VGGFeatures(load_weights("embedded"), (layer,), "max")
+    with torch.no_grad():
+        shown = encoder(pictures.cpu())[layer].mean(dim=(2, 3))  # (K, C)
+        seen = torch.stack([encoder(p)[layer][0].mean(dim=(1, 2)) for p in data_pictures(args, args.vis_size)])  # (P, C)
+    rows = []
+    for k, channel in enumerate(channels):
+        best = float(seen[:, channel].max())
+        value = float(shown[k, channel])
+        rows.append({"section": "visualize", "channel": channel, "activation": value, "data_max": best,
+                     "over_data": value / max(best, 1e-9), "met": value >= TARGETS["visualize_over_data"] * best})
+        save(pictures[k : k + 1], args.out / f"visualize_{layer}_{channel}.png")
+    summary = {"section": "visualize", "channel": "all", "seconds": seconds, "channels": len(channels),
+               "min_over_data": min(r["over_data"] for r in rows), "met": all(r["met"] for r in rows)}
+    for row in [*rows, summary]:
+        report(row)
+    return [*rows, summary]
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+
+def report(row: dict[str, Any]) -> None:
+    """One line per row as it is measured."""
+    shown = "  ".join(f"{k}={fmt(v)}" for k, v in row.items() if k not in ("section", "all_seconds", "half_d"))
+    print(f"{row['section']:<10} {shown}", flush=True)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=256, help="texture and dream size")
+    parser.add_argument("--rounds", type=int, default=2, help="dream runs per arm, alternating")
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--video-size", type=int, default=128)
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--vis-size", type=int, default=128)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(machine(), flush=True)
+    metrics = VGGFeatures(load_weights("embedded"), STYLE_LAYERS + ("relu4_2",), "max")
+    runs: dict[str, Callable[[], list[dict[str, Any]]]] = {
+        "texture": lambda: texture_rows(args, metrics), "dream": lambda: dream_rows(args),
+        "video": lambda: video_rows(args, metrics), "visualize": lambda: visualize_rows(args),
+    }
+    rows: list[dict[str, Any]] = []
+    for section in args.only.split(","):
+        rows += runs[section.strip()]()
+    verdicts = [row["met"] for row in rows if "met" in row and row.get("channel") in (None, "all")]
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "targets": TARGETS, "rows": rows,
+              "all_met": all(verdicts)}
+    path = args.json or args.out / "bench_modes.json"
+    atomic_write_json(path, result)
+    print_table(rows)
+    print(f"\nall targets met: {result['all_met']}   JSON: {path}")
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print("\n| section | case | seconds | measure | target | met |\n|---|---|---|---|---|---|")
+    for row in rows:
+        line = table_line(row)
+        if line:
+            print(line)
+
+
+def table_line(row: dict[str, Any]) -> str | None:
+    section, met = row["section"], {True: "yes", False: "no"}.get(row.get("met"), "")
+    seconds = f"{row['seconds']:.1f}" if "seconds" in row else ""
+    if section == "texture":
+        tile = f", seam {row['seam_ratio']:.2f}" if row["tileable"] else ""
+        case = f"{row['painting']}{' tileable' if row['tileable'] else ''}"
+        return (f"| texture | {case} | {seconds} | style d {row['style_d']:.3f} = {row['over_half']:.2f} x best half{tile} "
+                f"| <= 0.5 x{', seam <= 1.2' if row['tileable'] else ''} | {met} |")
+    if section == "dream":
+        extra = f" ({row['gain_over_notebook']:.2f} x, time {row['time_over_notebook']:.2f} x)" if "met" in row else ""
+        return f"| dream | {row['arm']} | {seconds} | gain {row['gain']:.2f}{extra} | >= 1 x gain, <= 1 x time | {met} |"
+    if section == "video":
+        extra = f" ({row['ewarp_over_none']:.3f} x none)" if "ewarp_over_none" in row else ""
+        case = f"{row['temporal']}, {row['frames']} frames"
+        return f"| dream video | {case} | {seconds} | E_warp {row['warping_error']:.5f}{extra} | <= 0.2 x | {met} |"
+    if section == "visualize" and row["channel"] == "all":
+        return f"| visualize | {row['channels']} channels | {seconds} | min {row['min_over_data']:.1f} x data's best | >= 3 x | {met} |"
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
