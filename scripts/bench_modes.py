@@ -179,11 +179,11 @@ def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             else:
                 pictures[arm] = dreamer.run(photo).image
             times[arm].append(time.perf_counter() - start)
-    rows = []
+    rows: list[dict[str, Any]] = []
     base = {arm: {"seconds": min(times[arm]), "gain": dream_gain(plain, pictures[arm], photo, layer)} for arm in times}
     for arm in ("notebook", "ours"):
         save(pictures[arm], args.out / f"dream_{arm}.png")
-        row = {"section": "dream", "arm": arm, "seconds": base[arm]["seconds"], "all_seconds": times[arm], "gain": base[arm]["gain"]}
+        row: dict[str, Any] = {"section": "dream", "arm": arm, "all_seconds": times[arm], **base[arm]}
         if arm == "ours":
             row["gain_over_notebook"] = row["gain"] / base["notebook"]["gain"]
             row["time_over_notebook"] = row["seconds"] / base["notebook"]["seconds"]
@@ -195,8 +195,8 @@ def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def video_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[str, Any]]:
     clip = ROOT / "assets" / "clip.mp4"
-    rows = []
-    errors = {}
+    rows: list[dict[str, Any]] = []
+    errors: dict[str, float] = {}
     for temporal in ("flow", "none"):
         settings = settings_for("dream", "dream", args.device, size=args.video_size, temporal=temporal)
         out = args.out / f"dream_clip_{temporal}.mp4"
@@ -207,7 +207,7 @@ def video_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[str,
         source = (f.rgb for f in read_frames(clip) if f.index < args.frames)
         result = video_metrics(metrics, source, (f.rgb for f in read_frames(out)))
         errors[temporal] = result.mean("warping_error") or 0.0
-        row = {"section": "video", "temporal": temporal, "frames": summary.frames, "iterations": summary.iterations,
+        row: dict[str, Any] = {"section": "video", "temporal": temporal, "frames": summary.frames, "iterations": summary.iterations,
                "seconds": seconds, "warping_error": errors[temporal], "content": result.mean("content")}
         rows.append(row)
     rows[0]["ewarp_over_none"] = errors["flow"] / max(errors["none"], 1e-12)
@@ -240,14 +240,14 @@ def visualize_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     with torch.no_grad():
         shown = encoder(pictures.cpu())[layer].mean(dim=(2, 3))  # (K, C)
         seen = torch.stack([encoder(p)[layer][0].mean(dim=(1, 2)) for p in data_pictures(args, args.vis_size)])  # (P, C)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k, channel in enumerate(channels):
         best = float(seen[:, channel].max())
         value = float(shown[k, channel])
         rows.append({"section": "visualize", "channel": channel, "activation": value, "data_max": best,
                      "over_data": value / max(best, 1e-9), "met": value >= TARGETS["visualize_over_data"] * best})
         save(pictures[k : k + 1], args.out / f"visualize_{layer}_{channel}.png")
-    summary = {"section": "visualize", "channel": "all", "seconds": seconds, "channels": len(channels),
+    summary: dict[str, Any] = {"section": "visualize", "channel": "all", "seconds": seconds, "channels": len(channels),
                "min_over_data": min(r["over_data"] for r in rows), "met": all(r["met"] for r in rows)}
     for row in [*rows, summary]:
         report(row)
@@ -324,7 +324,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def table_line(row: dict[str, Any]) -> str | None:
-    section, met = row["section"], {True: "yes", False: "no"}.get(row.get("met"), "")
+    section, met = row["section"], {True: "yes", False: "no"}.get(bool(row["met"]), "") if "met" in row else ""
     seconds = f"{row['seconds']:.1f}" if "seconds" in row else ""
     if section == "texture":
         tile = f", seam {row['seam_ratio']:.2f}" if row["tileable"] else ""
