@@ -60,6 +60,7 @@ from pipeline.engine.tensors import prepare, to_rgb8  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.jobs.worker import build_dreamer, build_texturer, build_visualizer  # noqa: E402
 from pipeline.media.imaging import read_image  # noqa: E402
+from pipeline.media.sheet import contact_sheet  # noqa: E402
 from pipeline.media.video import read_frames  # noqa: E402
 from pipeline.media.writer import atomic_write_json, write_image  # noqa: E402
 
@@ -246,7 +247,9 @@ def visualize_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         value = float(shown[k, channel])
         rows.append({"section": "visualize", "channel": channel, "activation": value, "data_max": best,
                      "over_data": value / max(best, 1e-9), "met": value >= TARGETS["visualize_over_data"] * best})
-        save(pictures[k : k + 1], args.out / f"visualize_{layer}_{channel}.png")
+    # The sheet that `nstpipe visualize --layer relu4_1 --channels 0-15` writes.
+    sheet = contact_sheet([to_rgb8(pictures[k : k + 1]) for k in range(len(channels))], [str(c) for c in channels])
+    write_image(args.out / f"visualize_{layer}_0-{args.channels - 1}.png", sheet)
     summary: dict[str, Any] = {"section": "visualize", "channel": "all", "seconds": seconds, "channels": len(channels),
                "min_over_data": min(r["over_data"] for r in rows), "met": all(r["met"] for r in rows)}
     for row in [*rows, summary]:

@@ -240,7 +240,7 @@ def test_the_fingerprint_tells_modes_and_texture_settings_apart() -> None:
 @pytest.mark.parametrize(
     "data, key",
     [
-        ({"mode": "dream"}, "mode"),
+        ({"mode": "sleep"}, "mode"),
         ({"texture_count": 0}, "texture_count"),
         ({"texture_width": 64}, "texture_height"),
         ({"texture_height": 64}, "texture_width"),
@@ -249,6 +249,38 @@ def test_the_fingerprint_tells_modes_and_texture_settings_apart() -> None:
     ],
 )
 def test_texture_settings_are_checked(data: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(data)
+    assert caught.value.key == key
+    assert "\n" not in str(caught.value)
+
+
+def test_dream_settings_count_only_in_the_dream_and_tell_it_from_style_transfer() -> None:
+    dream = build_settings("dream", overrides={"mode": "dream"})
+    assert dream.dream.dream_layers == ("relu4_2",) and dream.engine.optimizer == "normalized"
+    # Style transfer's fingerprint ignores the dream settings; the dream's holds them all.
+    assert build_settings(overrides={"octave_scale": 2.0}).fingerprint() == build_settings().fingerprint()
+    others = [{"dream_layers": "relu3_1"}, {"dream_channels": "3"}, {"octave_scale": 1.6}, {"dream_jitter": 0}]
+    prints = {build_settings("dream", overrides={"mode": "dream", **o}).fingerprint() for o in others}
+    assert len(prints | {dream.fingerprint()}) == len(others) + 1
+    as_style = build_settings("dream", overrides={"mode": "style"})
+    assert as_style.fingerprint() != dream.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"dream_layers": "relu9_9"}, "dream_layers"),
+        ({"dream_layers": ""}, "dream_layers"),
+        ({"dream_layers": "relu2_1", "dream_channels": "128"}, "dream_channels"),
+        ({"dream_channels": "-1"}, "dream_channels"),
+        ({"octave_scale": 1.0}, "octave_scale"),
+        ({"octave_scale": float("inf")}, "octave_scale"),
+        ({"dream_jitter": -1}, "dream_jitter"),
+        ({"optimizer": "sgd"}, "optimizer"),
+    ],
+)
+def test_dream_settings_are_checked(data: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from_dict(data)
     assert caught.value.key == key
