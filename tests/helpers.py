@@ -41,8 +41,9 @@ class TinyEncoder:
     8 channels. ``calls`` records the shape of every input, so tests can count passes.
     """
 
-    def __init__(self, seed: int = 0, circular: bool = False) -> None:
+    def __init__(self, seed: int = 0, circular: bool = False, replicate: bool = False) -> None:
         self.circular = circular  # pad as a torus (see VGGFeatures.wrapped)
+        self.replicate = replicate  # pad by repeating the edge (see VGGFeatures.replicated)
         gen = torch.Generator().manual_seed(seed)
         self.w1 = torch.randn(6, 3, 3, 3, generator=gen) * 0.5
         self.b1 = torch.randn(6, generator=gen) * 0.1
@@ -56,13 +57,19 @@ class TinyEncoder:
         return {"relu1_1": h1, "relu2_1": h2}
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.circular:
-            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), weight, bias)
+        if self.circular or self.replicate:
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular" if self.circular else "replicate"), weight, bias)
         return F.conv2d(x, weight, bias, padding=1)
 
     def wrapped(self) -> TinyEncoder:
         """The same weights, padding circularly."""
-        other = TinyEncoder(circular=True)
+        return self._padded(TinyEncoder(circular=True))
+
+    def replicated(self) -> TinyEncoder:
+        """The same weights, padding by repeating the edge."""
+        return self._padded(TinyEncoder(replicate=True))
+
+    def _padded(self, other: TinyEncoder) -> TinyEncoder:
         other.w1, other.b1, other.w2 = self.w1, self.b1, self.w2
         return other
 

@@ -19,11 +19,13 @@ class Texturer:
     """The encoder and the paintings; the blended Gram targets are computed once per size.
 
     ``tileable``: the pictures wrap around: the encoder's wrapped copy (``encoder.wrapped()``,
-    circular padding) reads both the pictures and the paintings. Zero padding gives a
-    painting's Grams edge features that a picture without edges cannot have: at 64 px
-    (starry_night, 60 iterations) a tileable texture matched to the zero-padded Grams ended
-    at a style distance of 1.69, its 2x2 tiling at 3.16 (``nstpipe metrics``' distance, zero
-    padded), against 1.03 and 1.50 with the paintings seen through the wrapped copy.
+    circular padding) reads them, and its replicated copy (``encoder.replicated()``, the edge
+    repeated) reads the paintings. A painting does not wrap: seen as a torus, the jump from
+    each edge to the opposite one enters its Grams as straight seams, which the texture then
+    paints in straight lines across itself (starry_night at 256 px: style distance 0.25 of
+    the tileable texture against 0.018 of a plain one, scripts/bench_modes.py). Zero padding
+    gives the paintings' Grams black-border features that a picture without edges cannot
+    have. Replicated, the edges continue as the painting ends.
     """
 
     def __init__(
@@ -37,8 +39,9 @@ class Texturer:
         self.config = config
         self.device = torch.device(device)
         self.mode = texture(config, tileable)
-        self.features = FeaturePass(wrapped(encoder) if tileable else encoder, self.device, config)
-        self.targets = StyleTargets(styles, self.features, config, self.mode.min_side, self.device)
+        self.features = FeaturePass(padded(encoder, "wrapped") if tileable else encoder, self.device, config)
+        readers = FeaturePass(padded(encoder, "replicated"), self.device, config) if tileable else self.features
+        self.targets = StyleTargets(styles, readers, config, self.mode.min_side, self.device)
 
     @property
     def precision(self) -> str:
@@ -52,10 +55,11 @@ class Texturer:
         return painter.run(size=size, count=count, callback=callback)
 
 
-def wrapped(encoder: Encoder) -> Encoder:
-    """The encoder's copy that pads circularly (see :meth:`pipeline.engine.vgg.VGGFeatures.wrapped`)."""
-    make = getattr(encoder, "wrapped", None)
+def padded(encoder: Encoder, kind: str) -> Encoder:
+    """The encoder's copy that pads circularly (``wrapped``) or by repeating the edge (``replicated``);
+    see :meth:`pipeline.engine.vgg.VGGFeatures.wrapped`."""
+    make = getattr(encoder, kind, None)
     if make is None:
-        raise ValueError("a tileable texture needs an encoder with a wrapped() copy that pads circularly")
+        raise ValueError(f"a tileable texture needs an encoder with a {kind}() copy (circular and edge padding)")
     copy: Encoder = make()
     return copy

@@ -175,12 +175,23 @@ class VGGFeatures(nn.Module):
     def wrapped(self) -> VGGFeatures:
         """A copy whose convolutions pad circularly: the picture seen as a torus, its left edge
         continuing its right one (a tileable texture). This network is left as it is."""
+        return self.padded("circular")
+
+    def replicated(self) -> VGGFeatures:
+        """A copy whose convolutions pad by repeating the edge: the picture continues past its
+        edges as it ends, so its features there hold neither a black border (zero padding)
+        nor a jump to the opposite edge (circular padding). (Reflection would do as well, but
+        cannot pad a feature map of one pixel, which a small size reaches at relu5_1.) This
+        network is left as it is."""
+        return self.padded("replicate")
+
+    def padded(self, mode: str) -> VGGFeatures:
         other = copy.deepcopy(self)
         for layer in other.net:
             if isinstance(layer, nn.Conv2d):
                 # The padding amounts were fixed at construction for either mode; only the
                 # mode changes what F.pad fills them with.
-                layer.padding_mode = "circular"
+                layer.padding_mode = mode
         return other
 
     def normalize(self, rgb: torch.Tensor) -> torch.Tensor:

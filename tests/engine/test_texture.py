@@ -96,6 +96,18 @@ def test_a_tileable_texture_needs_an_encoder_that_wraps() -> None:
         Texturer(lambda x: {"relu1_1": x}, [PAINTING], config, CPU, True)
 
 
+def test_a_tileable_texture_reads_the_paintings_edge_padded_and_not_wrapped() -> None:
+    # A painting does not wrap: its Grams come through edge padding, so the jump from
+    # one edge to the opposite one is not a feature the texture must paint.
+    encoder, config = TinyEncoder(), tiny_engine()
+    tileable = make(config, tileable=True, encoder=encoder).targets.grams(32)
+    replicated = make(config, encoder=encoder.replicated()).targets.grams(32)
+    wrapped = make(config, encoder=encoder.wrapped()).targets.grams(32)
+    for layer in config.style_layers:
+        assert torch.allclose(tileable[layer], replicated[layer], atol=1e-6)
+        assert not torch.allclose(tileable[layer], wrapped[layer], atol=1e-4)
+
+
 def test_circular_padding_changes_only_the_edge_features() -> None:
     encoder = TinyEncoder()
     picture = smooth_image(16, 16)

@@ -138,6 +138,23 @@ def test_a_batch_that_keeps_killing_its_worker_costs_only_the_culprit(
     assert len(outputs(tmp_path / "out")) == 5
 
 
+def test_a_dream_folder_on_two_workers_gives_the_files_of_one(local_ray: None, archive: Path, tmp_path: Path) -> None:
+    dream = build_settings(
+        "dream", None, {"mode": "dream", "size": 32, "scales": 2, "iterations": 2, "coarse_iterations": 2, "device": "cpu"}
+    )
+    one = stylize_folder(archive, [], tmp_path / "one", dream, lambda e: None, executor=LocalExecutor())
+    executor = RayExecutor(workers=2, threads=1)
+    try:
+        two = stylize_folder(archive, [], tmp_path / "two", dream, lambda e: None, executor=executor)
+    finally:
+        executor.close()
+    assert one.done == two.done == 6 and not two.failed
+    a, b = outputs(tmp_path / "one"), outputs(tmp_path / "two")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+
+
 VIDEO = {"size": 32, "scales": 1, "iterations": 4, "later_iterations": 2, "tolerance": 0.0, "device": "cpu"}
 
 
