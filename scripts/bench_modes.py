@@ -104,7 +104,7 @@ def texture_rows(args: argparse.Namespace, encoder: VGGFeatures) -> list[dict[st
         halves = [painting[..., : width // 2], painting[..., width // 2 :]] if width >= painting.shape[-2] else \
             [painting[..., : painting.shape[-2] // 2, :], painting[..., painting.shape[-2] // 2 :, :]]
         half_d = [style_distance(encoder(h), grams) for h in halves]
-        for tileable in (False, True):
+        for tileable in args.texture_kinds:
             settings = settings_for("texture", "texture", args.device, size=args.size, tileable=tileable)
             start = time.perf_counter()
             texturer = build_texturer(settings, (painting_path,))
@@ -294,10 +294,12 @@ def main() -> int:
     parser.add_argument("--video-size", type=int, default=128)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--vis-size", type=int, default=128)
+    parser.add_argument("--textures", default="plain,tileable", help="plain, tileable or both (comma-separated)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    args.texture_kinds = [kind.strip() == "tileable" for kind in args.textures.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     print(machine(), flush=True)
     metrics = VGGFeatures(load_weights("embedded"), STYLE_LAYERS + ("relu4_2",), "max")
