@@ -265,7 +265,7 @@ def test_dream_settings_count_only_in_the_dream_and_tell_it_from_style_transfer(
     assert dream.dream.dream_layers == ("relu4_2",) and dream.engine.optimizer == "normalized"
     # Style transfer's fingerprint ignores the dream settings; the dream's holds them all.
     assert build_settings(overrides={"octave_scale": 2.0}).fingerprint() == build_settings().fingerprint()
-    others = [{"dream_layers": "relu3_1"}, {"dream_channels": "3"}, {"octave_scale": 1.6}, {"dream_jitter": 0}]
+    others: list[dict[str, Any]] = [{"dream_layers": "relu3_1"}, {"dream_channels": "3"}, {"octave_scale": 1.6}, {"dream_jitter": 0}]
     prints = {build_settings("dream", overrides={"mode": "dream", **o}).fingerprint() for o in others}
     assert len(prints | {dream.fingerprint()}) == len(others) + 1
     as_style = build_settings("dream", overrides={"mode": "style"})

@@ -21,7 +21,7 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -185,7 +185,7 @@ class VGGFeatures(nn.Module):
         network is left as it is."""
         return self.padded("replicate")
 
-    def padded(self, mode: str) -> VGGFeatures:
+    def padded(self, mode: Literal["zeros", "reflect", "replicate", "circular"]) -> VGGFeatures:
         other = copy.deepcopy(self)
         for layer in other.net:
             if isinstance(layer, nn.Conv2d):
