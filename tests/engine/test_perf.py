@@ -251,16 +251,19 @@ def test_auto_batch_on_cuda_fills_the_free_memory(monkeypatch: pytest.MonkeyPatc
     assert resolve_batch(0, torch.device("cuda"), 512, engine) == 3
     free["bytes"] = 70 * GIB
     assert resolve_batch(0, torch.device("cuda"), 512, engine) == 8
-    assert resolve_batch(0, torch.device("cuda"), 2048, engine) == 1  # 16 times the pixels
+    assert resolve_batch(0, torch.device("cuda"), 2048, engine) == 2  # 16 times the pixels: 25 GiB each
     assert resolve_batch(2, torch.device("cuda"), 512, engine) == 2
 
 
 def test_image_memory_counts_activations_and_optimizer_state() -> None:
-    default = build_settings("default").engine  # relu1_1 ... relu5_1, L-BFGS, 150 iterations
+    default = build_settings("default").engine  # relu1_1 ... relu5_1, L-BFGS, 60 iterations
     # Up to relu5_1, VGG19 makes as many floats as 610 maps of 512x512 (256 + 16 in block 1,
     # 128 + 8 in block 2, 128 + 4, 64 + 2, and 4): 610 MiB in fp32, twice with the backward
-    # pass; then 100 L-BFGS pairs of two 3x512x512 fp32 vectors, 6 MiB a pair.
-    assert image_memory(512, default) == 2 * 610 * MIB + 100 * 6 * MIB
+    # pass; then 60 L-BFGS pairs (no more than the iterations) of two 3x512x512 fp32
+    # vectors, 6 MiB a pair.
+    assert image_memory(512, default) == 2 * 610 * MIB + 60 * 6 * MIB
+    longer = dataclasses.replace(default, iterations=220)
+    assert image_memory(512, longer) == 2 * 610 * MIB + 100 * 6 * MIB  # at most LBFGS_HISTORY pairs
     shallow = EngineConfig(content_layer="relu1_1", style_layers=("relu1_1",), style_layer_weights=(1.0,), iterations=10)
     assert image_memory(8, shallow) == 2 * (64 + 64) * 64 * 4 + 10 * 2 * 3 * 64 * 4  # history <= iterations
     adam = dataclasses.replace(shallow, optimizer="adam")
