@@ -336,7 +336,7 @@ def test_help_shows_a_default_for_every_option() -> None:
             if param.param_type_name == "option" and not param.required and "--help" not in param.opts:
                 assert param.show_default, f"{name} {param.opts[0]} shows no default"
     shown = CliRunner().invoke(app, ["image", "-h"], env={"COLUMNS": "400"}).stdout
-    assert "[default: (220 in the default preset; coarse_iterations 100)]" in shown
+    assert "[default: (60 in the default preset; coarse_iterations 40)]" in shown
     assert "[default: (PHOTO.STYLE.SUFFIX beside the photo)]" in shown and "[default: (off)]" in shown
 
 
