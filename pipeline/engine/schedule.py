@@ -99,12 +99,13 @@ class Schedule:
         mixed in when the run started from the photo; or, with ``detail``, the level's own
         start plus the coarser level's change to its start."""
         if self.detail and (init is not None or content is not None):
-            base = init if init is not None else content
-            assert base is not None
-            change = image - resize(base.to(image.device, image.dtype), (image.shape[-2], image.shape[-1]))
+            start = init if init is not None else content
+            assert start is not None
+            base = start.to(image.device, image.dtype)
+            change = image - resize(base, (image.shape[-2], image.shape[-1]))
             # Bilinear and unclamped: the change is signed, and resize() clamps to [0, 1].
             change = F.interpolate(change, size=size, mode="bilinear", align_corners=False)
-            return (resize(base.to(image.device, image.dtype), size) + change).clamp(0, 1)
+            return (resize(base, size) + change).clamp(0, 1)
         image = resize_wrapped(image, size) if self.wrap else resize(image, size)
         mix = self.content_mix
         if mix > 0 and init is None and self.init == "content" and content is not None:
