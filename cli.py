@@ -151,7 +151,7 @@ STYLE = (
 )
 ITERATIONS = Opt(
     "iterations", ("--iterations", "-n"), Optional[int],
-    "Optimizer iterations at full size: of each picture, and of a video's first frame. The coarser pyramid "
+    "Optimizer iterations at full size: of each picture, and of a video's first frame (times --first-budget). The coarser pyramid "
     "levels run coarse_iterations each (a config file setting), a video's later frames --later-iterations; "
     "early stopping may end any of them sooner.",
     "iterations", None, f"{_DEFAULTS['iterations']} in the default preset; coarse_iterations {_DEFAULTS['coarse_iterations']}",
@@ -224,6 +224,11 @@ VIDEO = (
         "unwarped, or not at all.",
     ),
     _setting("later_iterations", "--later-iterations", int, "Iteration budget of every frame after the first (flow, prev), at full size."),
+    _setting(
+        "first_budget", "--first-budget", float,
+        "A chain's first frame runs this many times the iterations of a picture (flow, prev): every later frame inherits it.",
+        min=1.0,
+    ),
     _setting("temporal_weight", "--temporal-weight", float, "Weight of the temporal loss (flow); 0 or more."),
     _setting("crf", "--crf", int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless."),
     Opt("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", None, None, "OUTPUT.nstpipe-work"),

@@ -203,19 +203,26 @@ class EngineConfig:
 class VideoConfig:
     """How a video's frames are chained; the engine settings apply to every frame.
 
-    The first frame (and, with ``temporal = "none"``, every frame) gets the engine's full
-    budget: the pyramid, ``coarse_iterations`` and ``iterations``. A later frame starts
+    The first frame of a chain gets the engine's full budget, the pyramid,
+    ``coarse_iterations`` and ``iterations``, times ``first_budget``. A later frame starts
     from its stylized predecessor, which is already most of the way there, so it runs
-    ``later_iterations`` at full size only, with the same early stopping.
+    ``later_iterations`` at full size only, with the same early stopping. With
+    ``temporal = "none"`` every frame is painted alone, with the engine's budget.
     """
 
     temporal: str = "flow"
     later_iterations: int = 40
+    # Every later frame of a chain inherits its first frame: one left short of settled
+    # keeps moving toward the settled picture over the frames after it, and that motion
+    # is flicker (see configs/default.toml). A multiple, so that -n still scales it.
+    first_budget: float = 1.0
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
 
     def __post_init__(self) -> None:
         _check(self.temporal in TEMPORAL_MODES, "temporal", f"must be one of {', '.join(TEMPORAL_MODES)}")
         _check(self.later_iterations >= 0, "later_iterations", "must not be negative")
+        budget = self.first_budget
+        _check(math.isfinite(budget) and budget >= 1, "first_budget", f"must be a finite number, 1 or more (got {budget})")
         _check(0 <= self.crf <= 51, "crf", "must be between 0 and 51")
 
 

@@ -138,6 +138,8 @@ def test_style_blend_from_a_flag_string() -> None:
         ({"content_mix": float("nan")}, "content_mix"),
         ({"min_scale_size": 0}, "min_scale_size"),
         ({"later_iterations": -1}, "later_iterations"),
+        ({"first_budget": 0.5}, "first_budget"),
+        ({"first_budget": float("inf")}, "first_budget"),
         ({"crf": 52}, "crf"),
     ],
 )

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pipeline.config import Settings
+from pipeline.config import EngineConfig, Settings, VideoConfig
 from pipeline.engine.device import run_or_split
 from pipeline.engine.dream import Dreamer
 from pipeline.engine.flow import consistency_mask, optical_flow, warp
@@ -107,7 +107,8 @@ class FrameStylizer:
 
     def __init__(self, stylizer: Stylizer | Dreamer, settings: Settings) -> None:
         self.mode = settings.video.temporal
-        self.first = stylizer
+        first = first_budget(stylizer.config, settings.video)
+        self.first = stylizer if self.mode == "none" or first == stylizer.config else stylizer.with_config(first)
         # Later frames start close to their answer: no pyramid (it would blur that start
         # down and up again), a small budget, the same early stopping.
         later = dataclasses.replace(stylizer.config, scales=1, iterations=settings.video.later_iterations)
@@ -159,6 +160,16 @@ class FrameStylizer:
             StylizedFrame(to_rgb8(result.image[i : i + 1]), result.item_iterations[i], result.item_losses[i])
             for i in range(len(frames))
         ]
+
+
+def first_budget(config: EngineConfig, video: VideoConfig) -> EngineConfig:
+    """The engine settings of a chain's first frame: the iterations times ``first_budget``."""
+    scale = video.first_budget
+    if scale == 1.0:
+        return config
+    return dataclasses.replace(
+        config, coarse_iterations=round(config.coarse_iterations * scale), iterations=round(config.iterations * scale)
+    )
 
 
 def _stacked(targets: Sequence[TemporalTarget | None]) -> TemporalTarget | None:

@@ -83,6 +83,18 @@ def test_first_frame_gets_the_full_budget_later_frames_their_own(mode: str, late
     assert second.iterations == later
 
 
+@pytest.mark.parametrize("mode, first, later", [("flow", 6 + 8, 2), ("prev", 6 + 8, 2), ("none", 3 + 4, 3 + 4)])
+def test_a_chains_first_frame_runs_first_budget_times_the_iterations(mode: str, first: int, later: int) -> None:
+    """Chained modes give the first frame more; "none" paints every frame alike, as a photo."""
+    settings = budget_settings(mode)
+    settings = dataclasses.replace(settings, video=dataclasses.replace(settings.video, first_budget=2.0))
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    before, after = frames()
+    head = stylizer.stylize(before)
+    assert head.iterations == first
+    assert stylizer.stylize(after, before, head.rgb).iterations == later
+
+
 @pytest.mark.parametrize("mode", ["flow", "prev"])
 def test_a_later_frame_starts_from_its_predecessor(mode: str) -> None:
     """With no iterations to run, a later frame is exactly where it started."""
