@@ -364,6 +364,8 @@ class Settings:
                 for key in fields:
                     data.pop(key)
         data["engine_revision"] = ENGINE_REVISION
+        if self.mode == "texture" and self.texture.tileable:
+            data["tileable_revision"] = TILEABLE_REVISION
         data["extra"] = dict(extra or {})
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
@@ -391,6 +393,11 @@ def texture_size(settings: Settings) -> tuple[int, int]:
 # [0, 1] (see pipeline.engine.objective.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
 # level ends with its best picture; L-BFGS takes back an overshooting step (pipeline.engine.lbfgs).
 ENGINE_REVISION = 3
+# The same, for tileable textures alone, so that plain textures and style transfer keep
+# their finished outputs. 1: the paintings are read with edge padding, not wrapped; a finer
+# level starts from the coarser one upsampled in the Fourier domain (see
+# pipeline.engine.schedule.resize_wrapped).
+TILEABLE_REVISION = 1
 
 
 def _check(ok: bool, key: str, reason: str) -> None:

@@ -213,6 +213,17 @@ def test_an_engine_revision_redoes_earlier_outputs(monkeypatch: pytest.MonkeyPat
     assert build_settings("fast").fingerprint() != now
 
 
+def test_a_tileable_revision_redoes_tileable_textures_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.config
+
+    kinds = [build_settings("texture", overrides={"mode": "texture", "tileable": t}) for t in (True, False)]
+    kinds.append(build_settings())
+    before = [s.fingerprint() for s in kinds]
+    monkeypatch.setattr(pipeline.config, "TILEABLE_REVISION", pipeline.config.TILEABLE_REVISION + 1)
+    after = [s.fingerprint() for s in kinds]
+    assert [b != a for b, a in zip(before, after)] == [True, False, False]
+
+
 @pytest.mark.parametrize("mix", [-0.1, 1.5])
 def test_content_mix_is_a_share(mix: float) -> None:
     with pytest.raises(ConfigError, match="content_mix"):

@@ -114,20 +114,28 @@ class Schedule:
         return image
 
 
-# Pixels of the opposite edge put beside each edge before a wrapped resize: more than the
-# reach of the bicubic kernel (2 pixels) at any upsampling.
-WRAP_MARGIN = 4
-
-
 def resize_wrapped(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``image`` resized as a torus: near an edge, the kernel reads the opposite edge rather
-    than a repeated border. Exact for whole upsampling factors (the pyramid's 2, on the
-    sizes a tileable texture is rounded to); any other size is resized plainly."""
+    """``image`` upsampled as a torus, in the Fourier domain: its spectrum padded with zeros.
+
+    Not bilinear or bicubic: those give every second pixel of the finer level a mix of two
+    coarse pixels and the others a mix leaning on one, so the finer start steps more from
+    an odd pixel to the next even one than inside a pair. The finer level's iterations do
+    not undo that rhythm, and a tiling's wrap edge (from the last pixel, odd, to the first)
+    is one of those larger steps: with bicubic, the 256 px shipwreck texture's lines across
+    pairs stepped 1.2 times the mean and its wrap edge 1.39 times (scripts/bench_modes.py).
+    A band-limited upsampling has no such rhythm and wraps by construction. Whole factors
+    only (the pyramid's 2, on the sizes a tileable texture is rounded to); any other size
+    is resized plainly.
+    """
     height, width = image.shape[-2:]
-    if size[0] % height or size[1] % width:
+    if (height, width) == tuple(size) or size[0] % height or size[1] % width:
         return resize(image, size)
-    fy, fx = size[0] // height, size[1] // width
-    m = WRAP_MARGIN
-    padded = F.pad(image, (m, m, m, m), mode="circular")
-    big = resize(padded, (size[0] + 2 * m * fy, size[1] + 2 * m * fx))
-    return big[..., m * fy : m * fy + size[0], m * fx : m * fx + size[1]]
+    dims = (-2, -1)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(image.float()), dim=dims)
+    padded = spectrum.new_zeros((*image.shape[:-2], size[0], size[1]))
+    top, left = size[0] // 2 - height // 2, size[1] // 2 - width // 2  # where frequency 0 goes
+    padded[..., top : top + height, left : left + width] = spectrum
+    # .real: an even side's Nyquist frequency lands on one side only; its real part is the
+    # cosine it stood for, so the coarse pixels are kept exactly.
+    picture = torch.fft.ifft2(torch.fft.ifftshift(padded, dim=dims)).real * (size[0] * size[1] / (height * width))
+    return picture.to(image.dtype).clamp(0, 1)

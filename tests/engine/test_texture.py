@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import EngineConfig
@@ -133,6 +134,21 @@ def test_wrapped_upsampling_is_periodic() -> None:
     up = resize_wrapped(picture, (16, 16))
     shifted = resize_wrapped(picture.roll(2, dims=-1), (16, 16))
     assert torch.allclose(shifted, up.roll(4, dims=-1), atol=1e-5)
+
+
+def test_wrapped_upsampling_keeps_the_coarse_pixels_and_has_no_pair_rhythm() -> None:
+    """Bicubic steps more across pairs of fine pixels than inside them; the wrapped upsampling must not."""
+    noise = 0.25 + 0.5 * torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    up = resize_wrapped(noise, (64, 64))
+    assert torch.allclose(up[..., ::2, ::2], noise, atol=1e-5)
+
+    def across_over_inside(picture: torch.Tensor) -> float:
+        steps = (picture[..., 1:] - picture[..., :-1]).abs().mean(dim=(0, 1, 2))
+        return float(steps[1::2].mean() / steps[0::2].mean())
+
+    bicubic = F.interpolate(noise, size=(64, 64), mode="bicubic", align_corners=False)
+    assert across_over_inside(bicubic) > 1.3
+    assert 0.9 < across_over_inside(up) < 1.1
 
 
 def test_a_tileable_texture_shows_no_seam_with_the_stand_in() -> None:
