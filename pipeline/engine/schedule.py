@@ -53,7 +53,7 @@ class Schedule:
     # texture); else one draw that every picture shares (a batch of photos).
     spread_seeds: bool = False
     # The pictures wrap around (a tileable texture): a finer level's start is upsampled
-    # across the edges too, so the seam starts as smooth as the inside.
+    # as a torus (see resize_wrapped), so the seam starts as smooth as the inside.
     wrap: bool = False
     # The long side of a level over the next coarser one's (DeepDream's octave scale, 1.4).
     ratio: float = 2.0
