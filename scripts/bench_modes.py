@@ -299,7 +299,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    args.texture_kinds = [kind.strip() == "tileable" for kind in args.textures.split(",")]
+    kinds = [kind.strip() for kind in args.textures.split(",")]
+    if not set(kinds) <= {"plain", "tileable"}:
+        parser.error(f"--textures takes plain and tileable, not {args.textures!r}")
+    args.texture_kinds = [kind == "tileable" for kind in kinds]
     args.out.mkdir(parents=True, exist_ok=True)
     print(machine(), flush=True)
     metrics = VGGFeatures(load_weights("embedded"), STYLE_LAYERS + ("relu4_2",), "max")

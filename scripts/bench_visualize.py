@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import EngineConfig, settings_from_dict  # noqa: E402
 from pipeline.engine.losses import tv_loss  # noqa: E402
-from pipeline.engine.transforms import Jitter  # noqa: E402
+from pipeline.engine.transforms import scaled_and_turned  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.engine.visualize import Visualizer  # noqa: E402
 from pipeline.media.imaging import read_image  # noqa: E402
@@ -79,7 +79,7 @@ def main() -> None:
                     activation = float(encoder(picture)[args.layer][0, args.channel].mean())
                     rolled = torch.cat([torch.roll(picture, shift, (-2, -1)) for shift in SHIFTS])
                     moved = float(encoder(rolled)[args.layer][:, args.channel].mean())
-                    turned = torch.cat([Jitter._affine(picture, s, d) for s, d in TURNS])
+                    turned = torch.cat([scaled_and_turned(picture, s, d) for s, d in TURNS])
                     kept = float(encoder(turned)[args.layer][:, args.channel].mean())
                 print(f"{name:>12} {int(pixels)}/{scale:g}/{degrees:g} n={budget:<4} activation {activation:9.1f}  "
                       f"rolled {moved:9.1f}  turned {kept:9.1f}  tv {float(tv_loss(picture)[0]):.4f}  {seconds:5.1f} s")

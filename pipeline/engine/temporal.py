@@ -107,8 +107,8 @@ class FrameStylizer:
 
     def __init__(self, stylizer: Stylizer | Dreamer, settings: Settings) -> None:
         self.mode = settings.video.temporal
-        first = first_budget(stylizer.config, settings.video)
-        self.first = stylizer if self.mode == "none" or first == stylizer.config else stylizer.with_config(first)
+        chained = self.mode != "none" and settings.video.first_budget != 1
+        self.first = stylizer.with_config(first_budget(stylizer.config, settings.video)) if chained else stylizer
         # Later frames start close to their answer: no pyramid (it would blur that start
         # down and up again), a small budget, the same early stopping.
         later = dataclasses.replace(stylizer.config, scales=1, iterations=settings.video.later_iterations)
@@ -165,8 +165,6 @@ class FrameStylizer:
 def first_budget(config: EngineConfig, video: VideoConfig) -> EngineConfig:
     """The engine settings of a chain's first frame: the iterations times ``first_budget``."""
     scale = video.first_budget
-    if scale == 1.0:
-        return config
     return dataclasses.replace(
         config, coarse_iterations=round(config.coarse_iterations * scale), iterations=round(config.iterations * scale)
     )

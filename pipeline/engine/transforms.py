@@ -32,15 +32,16 @@ class Jitter:
             dy, dx = (int(v) for v in torch.randint(-self.pixels, self.pixels + 1, (2,), generator=self.generator))
             x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
         if self.scale > 0 or self.degrees > 0:
-            x = self._affine(x, self._uniform(1 - self.scale, 1 + self.scale), self._uniform(-self.degrees, self.degrees))
+            x = scaled_and_turned(x, self._uniform(1 - self.scale, 1 + self.scale), self._uniform(-self.degrees, self.degrees))
         return x
 
-    @staticmethod
-    def _affine(x: torch.Tensor, scale: float, degrees: float) -> torch.Tensor:
-        angle = math.radians(degrees)
-        cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-        theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
-        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
-        # Reflection: a turned corner shows the picture's own pixels, not a black wedge that
-        # the channel would learn to work around.
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+def scaled_and_turned(x: torch.Tensor, scale: float, degrees: float) -> torch.Tensor:
+    """``x`` scaled by ``scale`` and turned by ``degrees`` about its centre, at its own size."""
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    # Reflection: a turned corner shows the picture's own pixels, not a black wedge that
+    # the channel would learn to work around.
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
