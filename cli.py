@@ -22,9 +22,11 @@ from typing_extensions import Annotated
 
 from pipeline.config import (
     COLOR_MODES,
+    COLOR_STARTS,
     OPTIMIZERS,
     POOLINGS,
     PRESET_DEFAULT,
+    STYLE_TERMS,
     TEMPORAL_MODES,
     Settings,
     build_settings,
@@ -171,8 +173,13 @@ SETTINGS = (
     ),
     _setting("style_scale", "--style-scale", float, "Style image long side as a multiple of the output's; above 0."),
     _setting("preserve_color", "--preserve-color", str, f"Keep the photo's colours: {', '.join(COLOR_MODES)}."),
+    _setting("color_start", "--color-start", str, f"Start from the photo recoloured to the painting's palette: {', '.join(COLOR_STARTS)}."),
     _setting("content_weight", "--content-weight", float, "Weight of the content loss; 0 or more."),
     _setting("style_weight", "--style-weight", float, "Weight of the style loss; 0 or more."),
+    _setting(
+        "style_loss", "--style-loss", str,
+        f"Style terms and their shares of --style-weight, e.g. gram:1,sliced:1 (of {', '.join(STYLE_TERMS)}).",
+    ),
     _setting("tv_weight", "--tv-weight", float, "Weight of the total-variation loss; 0 or more."),
     _setting("optimizer", "--optimizer", str, f"{' or '.join(OPTIMIZERS)}."),
     _setting("learning_rate", "--learning-rate", float, "Adam step size (pixels in [0, 1]); above 0."),
@@ -251,8 +258,8 @@ _TEXTURE_DEFAULTS = build_settings(TEXTURE_PRESET).to_dict()
 _IN_TEXTURE_PRESET = set(read_preset(TEXTURE_PRESET))
 # The engine settings a texture reads: no photo, so no content, colour or init options.
 _TEXTURE_READS = (
-    "size", "iterations", "preset", "config", "device", "seed", "style_weights", "style_scale", "style_weight", "tv_weight",
-    "optimizer", "learning_rate", "pooling", "weights", "scales", "style_layers", "max_pixels",
+    "size", "iterations", "preset", "config", "device", "seed", "style_weights", "style_scale", "style_weight", "style_loss",
+    "tv_weight", "optimizer", "learning_rate", "pooling", "weights", "scales", "style_layers", "max_pixels",
 )
 
 
@@ -318,7 +325,9 @@ DREAM_PRESET = "dream"
 _DREAM_DEFAULTS = build_settings(DREAM_PRESET).to_dict()
 _IN_DREAM_PRESET = set(read_preset(DREAM_PRESET))
 # The engine settings a dream reads: a photo but no painting, so no style or content options.
-_DREAM_READS = ("preset", "config", "device", "seed", "optimizer", "learning_rate", "pooling", "weights", "max_pixels")
+_DREAM_READS = (
+    "preset", "config", "device", "seed", "optimizer", "learning_rate", "pooling", "weights", "max_pixels", "style_loss", "style_weight",
+)
 
 
 def _for_dream(opt: Opt) -> Opt:
@@ -332,6 +341,13 @@ def _for_dream(opt: Opt) -> Opt:
         )
     if opt.name == "seed":
         return dataclasses.replace(opt, help="Seed of the random jitter.")
+    if opt.name == "style_loss":
+        return dataclasses.replace(
+            opt, help="With --guide: gram (the notebook's guide term) and the distribution terms towards the guide's features, "
+            "with their shares, e.g. gram:1,sliced:1.", shown="gram",
+        )
+    if opt.name == "style_weight":
+        return dataclasses.replace(opt, help="With --guide: the weight of the distribution terms of --style-loss.", shown="1.0")
     if opt.setting in _IN_DREAM_PRESET:
         return dataclasses.replace(opt, shown=f"{_DREAM_DEFAULTS[opt.setting]} in the dream preset")
     return opt

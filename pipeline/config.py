@@ -87,6 +87,8 @@ POOLINGS = ("max", "avg")
 COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
+STYLE_TERMS = ("gram", "meancov", "sliced")
+COLOR_STARTS = ("none", "meancov")
 # What a run paints: "style" (a photo in a painting's style), "texture" (a painting's texture
 # from noise, no photo), "visualize" (what drives a VGG19 channel up, from noise), "dream"
 # (DeepDream: a photo climbed along VGG19's activations). Outputs of
@@ -108,6 +110,16 @@ class EngineConfig:
     style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
     style_weight: float = 1.0
+    # The style terms and their shares of style_weight, "kind:share" separated by commas
+    # (share 1 where left out): "gram" (Gatys et al.'s Gram matrices), "meancov" (W2 between
+    # Gaussians fitted to the features), "sliced" (sliced Wasserstein over random directions).
+    style_loss: str = "gram"
+    # Random directions per step of a sliced term; 0: as many as the layer has channels.
+    sliced_directions: int = 0
+    # Where a run from the photo starts: the photo as it is ("none"), or recoloured to the
+    # paintings' colour mean and covariance ("meancov"), so the first step is already in the
+    # painting's palette. Off with preserve_color, which keeps the photo's colours.
+    color_start: str = "none"
     tv_weight: float = 0.0
     # Weight of the temporal term; used only when a video passes a warped previous frame.
     # The temporal loss is a mean over pixels, so 100 makes a 0.1 colour step at every
@@ -153,6 +165,9 @@ class EngineConfig:
         _check(self.pooling in POOLINGS, "pooling", f"must be one of {', '.join(POOLINGS)}")
         _check(self.preserve_color in COLOR_MODES, "preserve_color", f"must be one of {', '.join(COLOR_MODES)}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        _check(self.color_start in COLOR_STARTS, "color_start", f"must be one of {', '.join(COLOR_STARTS)}")
+        _check(self.sliced_directions >= 0, "sliced_directions", f"must not be negative (got {self.sliced_directions})")
+        style_terms(self.style_loss)
 
     def _check_layers(self) -> None:
         _check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
@@ -392,12 +407,34 @@ def texture_size(settings: Settings) -> tuple[int, int]:
 # redone rather than mixed with new ones. 2: the loss is that of the picture clamped to
 # [0, 1] (see pipeline.engine.objective.Objective.picture). 3: the Grams of the bf16 pass in bf16; a
 # level ends with its best picture; L-BFGS takes back an overshooting step (pipeline.engine.lbfgs).
-ENGINE_REVISION = 3
+# 4: precision "auto" runs bf16 on CPUs with AVX-512 bf16 too, so a record that says "auto"
+# no longer tells which arithmetic painted an output made before; and the paintings' style
+# statistics are taken by one path for every term, drawn per step for a sliced term.
+ENGINE_REVISION = 4
 # The same, for tileable textures alone, so that plain textures and style transfer keep
 # their finished outputs. 1: the paintings are read with edge padding, not wrapped; a finer
 # level starts from the coarser one upsampled in the Fourier domain (see
 # pipeline.engine.schedule.resize_wrapped).
 TILEABLE_REVISION = 1
+
+
+def style_terms(text: str) -> tuple[tuple[str, float], ...]:
+    """``"gram:0.5,sliced"`` -> (("gram", 0.5), ("sliced", 1.0)): the style terms and their shares."""
+    terms: list[tuple[str, float]] = []
+    for part in text.split(","):
+        name, _, share = part.strip().partition(":")
+        known = ", ".join(STYLE_TERMS)
+        _check(name in STYLE_TERMS, "style_loss", f"unknown style term {name!r} (known: {known}; e.g. gram:1,sliced:1)")
+        _check(name not in dict(terms), "style_loss", f"{name!r} given twice")
+        try:
+            value = float(share) if share else 1.0
+        except ValueError:
+            value = math.nan
+        reason = f"the share of {name!r} must be a finite number, 0 or more (got {share!r})"
+        _check(math.isfinite(value) and value >= 0, "style_loss", reason)
+        terms.append((name, value))
+    _check(sum(v for _, v in terms) > 0, "style_loss", "the shares must not all be 0")
+    return tuple(terms)
 
 
 def _check(ok: bool, key: str, reason: str) -> None:

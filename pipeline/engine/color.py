@@ -88,12 +88,35 @@ def match_color_histogram(style: torch.Tensor, content: torch.Tensor, eps: float
     x' = A (x - mu_s) + mu_c with A = Cov_c^(1/2) Cov_s^(-1/2) (the symmetric square
     roots, Gatys et al. 2016, eq. 2). Done in float64 for a stable eigen-decomposition.
     """
-    s = style.double().reshape(style.shape[0], 3, -1)
-    c = content.double().reshape(content.shape[0], 3, -1)
-    mu_s, mu_c = s.mean(-1, keepdim=True), c.mean(-1, keepdim=True)
-    a = _sqrtm(_cov(c, mu_c), eps) @ torch.linalg.inv(_sqrtm(_cov(s, mu_s), eps))
-    out = a @ (s - mu_s) + mu_c
-    return out.reshape(style.shape).to(style.dtype).clamp(0, 1)
+    mean, cov = colour_moments(content)
+    return match_moments(style, mean, cov, eps)
+
+
+def colour_moments(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The RGB mean (N, 3, 1) and covariance (N, 3, 3) of each picture, in float64."""
+    pixels = image.double().reshape(image.shape[0], 3, -1)
+    mean = pixels.mean(-1, keepdim=True)
+    return mean, _cov(pixels, mean)
+
+
+def match_moments(image: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``image`` with the colour ``mean`` (N or 1, 3, 1) and covariance (N or 1, 3, 3), by
+    the symmetric linear map of :func:`match_color_histogram`; clamped to [0, 1]."""
+    pixels = image.double().reshape(image.shape[0], 3, -1)
+    own_mean = pixels.mean(-1, keepdim=True)
+    a = _sqrtm(cov.to(pixels), eps) @ torch.linalg.inv(_sqrtm(_cov(pixels, own_mean), eps))
+    out = a @ (pixels - own_mean) + mean.to(pixels)
+    return out.reshape(image.shape).to(image.dtype).clamp(0, 1)
+
+
+def mixture_moments(images: list[torch.Tensor], weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour mean (1, 3, 1) and covariance (1, 3, 3) of the paintings' pixels pooled, each
+    painting a share ``weights`` of them."""
+    stats = [colour_moments(image) for image in images]
+    mean = sum(w * m for w, (m, _) in zip(weights, stats))
+    raw = sum(w * (c + m @ m.transpose(1, 2)) for w, (m, c) in zip(weights, stats))
+    assert isinstance(mean, torch.Tensor) and isinstance(raw, torch.Tensor)
+    return mean, raw - mean @ mean.transpose(1, 2)
 
 
 def _cov(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:

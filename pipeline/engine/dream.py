@@ -18,6 +18,7 @@ from pipeline.config import EngineConfig
 from pipeline.engine.features import Encoder, FeaturePass
 from pipeline.engine.modes import Mode, dream
 from pipeline.engine.stylize import Painter, Result
+from pipeline.engine.targets import StyleTargets
 from pipeline.engine.terms import TemporalTarget
 from pipeline.engine.transforms import Jitter
 from pipeline.events import EventSink
@@ -81,5 +82,13 @@ class Dreamer:
         predecessor); ``temporal``: the temporal term's target. No input is
         modified.
         """
-        painter = Painter(self.features, self.mode(), self.config, self.device)
+        painter = Painter(self.features, self.mode(), self.config, self.device, self.guide_targets())
         return painter.run(content, init, callback, temporal)
+
+    def guide_targets(self) -> StyleTargets | None:
+        """The guide's statistics at the dream's layers, for the distribution terms that
+        ``style_loss`` adds to a guided dream; None without a guide."""
+        if self.guide is None:
+            return None
+        layers = replace(self.config, style_layers=self.layers, style_layer_weights=(1.0,) * len(self.layers), preserve_color="none")
+        return StyleTargets([self.guide], self.features, layers, 1, self.device)

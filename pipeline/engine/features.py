@@ -15,22 +15,23 @@ Encoder = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the hardware has bf16 matrix units, else ``fp32``."""
+    """``auto`` -> ``bf16`` where the hardware multiplies bf16 natively, else ``fp32``."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
         # Tensor cores with bf16 start at compute capability 8 (Ampere). Older GPUs emulate
         # bf16 (torch.cuda.is_bf16_supported() can still say yes), which is slower than fp32.
         return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp32"
-    if device.type == "cpu" and _cpu_has_amx():
-        # AMX tiles make an iteration 2.9 to 4.4 times faster than fp32 (scripts/bench.py); CPUs
-        # without them emulate bf16, which is slower than fp32.
+    if device.type == "cpu" and (_cpu_has("_is_amx_tile_supported") or _cpu_has("_is_avx512_bf16_supported")):
+        # AMX tiles, and AVX-512's bf16 dot products (VDPBF16PS), run oneDNN's bf16
+        # convolutions natively: faster than fp32 (scripts/bench.py). A CPU without either
+        # emulates bf16, which is slower than fp32.
         return "bf16"
     return "fp32"
 
 
-def _cpu_has_amx() -> bool:
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+def _cpu_has(probe_name: str) -> bool:
+    probe = getattr(torch.cpu, probe_name, None)
     try:
         return bool(probe()) if probe is not None else False
     except RuntimeError:

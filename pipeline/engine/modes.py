@@ -7,7 +7,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from pipeline.config import EngineConfig, smallest_side
+from pipeline.config import EngineConfig, smallest_side, style_terms
+from pipeline.engine.distribution import MeanCovTerm, SlicedTerm
 from pipeline.engine.schedule import Schedule
 from pipeline.engine.terms import (
     ActivationTerm,
@@ -47,10 +48,23 @@ class Mode:
 
 
 def gram_terms(config: EngineConfig) -> list[Term[Any]]:
-    """style_weight * w_l * L_style_l for each style layer l; the layer weights w_l sum to one."""
+    """style_weight * share_k * w_l * L_k_l for each style term k of ``style_loss`` and each
+    style layer l; the layer weights w_l sum to one."""
     total = sum(config.style_layer_weights)
     layer_weights = [w / total for w in config.style_layer_weights] if total > 0 else list(config.style_layer_weights)
-    return [GramTerm(layer, config.style_weight * w) for layer, w in zip(config.style_layers, layer_weights)]
+    terms: list[Term[Any]] = []
+    for kind, share in style_terms(config.style_loss):
+        if share == 0:
+            continue
+        for layer, w in zip(config.style_layers, layer_weights):
+            weight = config.style_weight * share * w
+            if kind == "gram":
+                terms.append(GramTerm(layer, weight))
+            elif kind == "meancov":
+                terms.append(MeanCovTerm(layer, weight))
+            else:
+                terms.append(SlicedTerm(layer, weight, config.sliced_directions, config.seed))
+    return terms
 
 
 def style_transfer(config: EngineConfig) -> Mode:
@@ -92,6 +106,24 @@ def visualize(config: EngineConfig, layer: str, channels: Sequence[int], jitter:
     return Mode(tuple(terms), schedule, jitter)
 
 
+def guided(config: EngineConfig, layers: Sequence[str], guide: torch.Tensor) -> list[Term[Any]]:
+    """A guided dream's terms: the notebook's guide term, weighted by the "gram" share of
+    ``style_loss`` (1 where it is left out), plus a distribution term towards the guide's
+    features at each dream layer for each other kind named, style_weight * share over the
+    layers: the dream then takes on the guide's whole feature distribution, not only its
+    best-matching features."""
+    shares = dict(style_terms(config.style_loss))
+    terms: list[Term[Any]] = [GuideTerm(layers, guide, shares.get("gram", 0.0))] if shares.get("gram", 0.0) > 0 else []
+    for kind, share in shares.items():
+        if kind == "gram" or share == 0:
+            continue
+        weight = config.style_weight * share / len(layers)
+        for layer in layers:
+            sliced = kind == "sliced"
+            terms.append(SlicedTerm(layer, weight, config.sliced_directions, config.seed) if sliced else MeanCovTerm(layer, weight))
+    return terms
+
+
 def dream(
     config: EngineConfig,
     layers: Sequence[str],
@@ -111,7 +143,10 @@ def dream(
     as the original takes them); the pixels are clamped to [0, 1] after each, so no range
     pull is needed.
     """
-    climb: Term[Any] = ActivationTerm(layers, channels) if guide is None else GuideTerm(layers, guide)
-    terms: list[Term[Any]] = [climb, TemporalTerm(config.temporal_weight)]
+    if guide is None:
+        climb: list[Term[Any]] = [ActivationTerm(layers, channels)]
+    else:
+        climb = guided(config, layers, guide)
+    terms: list[Term[Any]] = [*climb, TemporalTerm(config.temporal_weight)]
     schedule = replace(Schedule.of(config), init="content", content_mix=0.0, ratio=octave_scale, detail=True)
     return Mode(tuple(terms), schedule, jitter)

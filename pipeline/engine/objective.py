@@ -31,6 +31,11 @@ class Objective:
         """The terms that apply at ``level``, their targets prepared there."""
         return cls(level.features, [(term, term.prepare(level)) for term in terms if term.applies(level)], view)
 
+    def refresh(self, step: int) -> None:
+        """Before optimizer step ``step``: each term redraws what it draws (see :meth:`Term.refresh`)."""
+        for term, target in self.parts:
+            term.refresh(target, step)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.losses(x).sum()
 

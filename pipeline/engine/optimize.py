@@ -156,6 +156,8 @@ def optimize_level(
     steps = 0
     while active and steps < budget:
         steps += 1
+        if steps > 1:
+            objective.refresh(steps)  # the first step reads the targets as prepared
         step(items, active, evaluate)
         if report is not None:
             report(steps, sum(item.history[-1] for item in items if item.history))

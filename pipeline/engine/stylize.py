@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from pipeline.config import EngineConfig
-from pipeline.engine.color import ColourPreservation
+from pipeline.engine.color import ColourPreservation, match_moments
 from pipeline.engine.features import Encoder, FeaturePass, resolve_precision
 from pipeline.engine.memory import image_memory
 from pipeline.engine.modes import Mode, style_transfer
@@ -73,22 +73,25 @@ class Painter:
         temporal: TemporalTarget | None = None,
         size: tuple[int, int] | None = None,
         count: int = 1,
+        start: torch.Tensor | None = None,
     ) -> Result:
         """Pictures of ``content``'s size (N, 3, H, W), or of ``size`` (height, width) without one.
 
         ``init`` overrides the schedule's start; ``temporal`` is the warped predecessor frame
-        for a temporal term; ``count``: how many pictures a run from a size alone makes. No
-        input is modified.
+        for a temporal term; ``count``: how many pictures a run from a size alone makes;
+        ``start``: the photo as the schedule starts from it and mixes it into finer levels
+        (recoloured, say), where the terms still read ``content``. No input is modified.
         """
         content = None if content is None else content.to(self.device, torch.float32)
         height, width = self._size(content, size)
         count = content.shape[0] if content is not None else init.shape[0] if init is not None else count
         levels = self.mode.schedule.levels(height, width, self.mode.min_side)
-        image = self.mode.schedule.start(levels[0].size, count, content, init, self.device)
+        photo = content if start is None else start.to(self.device, torch.float32)
+        image = self.mode.schedule.start(levels[0].size, count, photo, init, self.device)
         total, per_item = 0, [0] * count
         for plan in levels:
             if plan.index > 0:
-                image = self.mode.schedule.carry(image, plan.size, content, init)
+                image = self.mode.schedule.carry(image, plan.size, photo, init)
             outcome = self._optimize(plan, image, content, temporal, callback)
             image, total = outcome.image, total + outcome.steps
             if outcome.steps:
@@ -207,9 +210,19 @@ class Stylizer:
         frame here); ``temporal`` adds the temporal loss toward that frame. No input is
         modified.
         """
-        result = self.painter().run(content, init, callback, temporal)
+        result = self.painter().run(content, init, callback, temporal, start=self.start(content, init))
         image = ColourPreservation(self.config.preserve_color).result(result.image, content.to(self.device, torch.float32))
         return replace(result, image=image.detach())
+
+
+    def start(self, content: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The photo recoloured to the paintings' palette where ``color_start`` asks for it
+        and the run starts from the photo; None: the photo as it is."""
+        config = self.config
+        if config.color_start == "none" or config.preserve_color != "none" or init is not None or config.init != "content":
+            return None
+        mean, cov = self.targets.palette()
+        return match_moments(content.to(self.device, torch.float32), mean, cov)
 
 
 def encoder_layers(config: EngineConfig) -> tuple[str, ...]:

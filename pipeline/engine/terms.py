@@ -55,9 +55,14 @@ class TemporalTarget:
 
 
 class GramSource(Protocol):
-    """Gram targets by layer for an output whose long side is ``long_side``."""
+    """The paintings' statistics by layer for an output whose long side is ``long_side``:
+    Gram targets, the features' mean and covariance, and the features themselves (C, M)."""
 
     def grams(self, long_side: int, content: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]: ...
+
+    def moments(self, long_side: int, content: torch.Tensor | None = None) -> Mapping[str, tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def samples(self, long_side: int, content: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]: ...
 
 
 class Level:
@@ -93,11 +98,22 @@ class Level:
         return self._content_features
 
     def grams(self) -> Mapping[str, torch.Tensor]:
+        if self._grams is None:
+            self._grams = self._styles().grams(max(self.size), self.content)
+        return self._grams
+
+    def style_moments(self) -> Mapping[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The paintings' feature mean (C,) and covariance (C, C) by layer (per photo: (N, ...))."""
+        return self._styles().moments(max(self.size), self.content)
+
+    def style_samples(self) -> Mapping[str, torch.Tensor]:
+        """The paintings' features by layer, (C, M) (per photo: (N, C, M))."""
+        return self._styles().samples(max(self.size), self.content)
+
+    def _styles(self) -> GramSource:
         if self.styles is None:
             raise ValueError("a term reads the style targets, and this run has none")
-        if self._grams is None:
-            self._grams = self.styles.grams(max(self.size), self.content)
-        return self._grams
+        return self.styles
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,10 @@ class Term(ABC, Generic[T]):
     @abstractmethod
     def value(self, pictures: Pictures, target: T) -> torch.Tensor:
         """One loss per picture, (N,) in fp32."""
+
+    def refresh(self, target: T, step: int) -> None:
+        """Before optimizer step ``step`` (from 1): a stochastic term redraws what it draws
+        (in place, so a recorded CUDA graph reads it); the others keep their target."""
 
 
 @dataclass(frozen=True)

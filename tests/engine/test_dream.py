@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from pipeline.config import EngineConfig
+from pipeline.engine.distances import feature_distance
+from pipeline.engine.distribution import MeanCovTerm, SlicedTerm
 from pipeline.engine.dream import Dreamer
 from pipeline.engine.modes import dream
 from pipeline.engine.resize import resize
@@ -170,3 +172,20 @@ def test_with_config_keeps_the_layers_and_guide_under_another_budget() -> None:
     assert later.config.iterations == 2 and dreamer.config.iterations == 6
     assert later.layers == dreamer.layers and later.channels == (1,) and later.guide is dreamer.guide
     assert later.run(smooth_image(16, 16)).iterations == 2
+
+
+def test_style_loss_adds_distribution_terms_towards_the_guide() -> None:
+    guide = stripes_image(16, 16)
+    mode = dream(dream_config(style_loss="gram:1,sliced:2,meancov:1"), ("relu1_1", "relu2_1"), guide=guide)
+    kinds = [type(t) for t in mode.terms]
+    assert kinds.count(GuideTerm) == 1 and kinds.count(SlicedTerm) == 2 and kinds.count(MeanCovTerm) == 2
+    assert GuideTerm not in [type(t) for t in dream(dream_config(style_loss="sliced"), ("relu2_1",), guide=guide).terms]
+    # The dream under the sliced term alone comes closer to the guide's feature distribution
+    # than the notebook's guide term does.
+    encoder, photo = TinyEncoder(), smooth_image(16, 16)
+    config = dream_config(iterations=10)
+    by_guide = Dreamer(encoder, ("relu2_1",), config, CPU, guide=guide, jitter=0).run(photo).image
+    by_distribution = Dreamer(encoder, ("relu2_1",), replace(config, style_loss="sliced", style_weight=10.0), CPU, guide=guide,
+                              jitter=0).run(photo).image
+    distance = [feature_distance(encoder, p, guide, ("relu2_1",)) for p in (photo, by_guide, by_distribution)]
+    assert distance[2] < distance[0] and distance[2] < distance[1]

@@ -101,10 +101,10 @@ def test_bf16_run_lowers_the_loss_like_fp32(vgg_objective_inputs: Any) -> None:
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    for amx, avx512_bf16, expected in ((True, False, "bf16"), (False, True, "bf16"), (True, True, "bf16"), (False, False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        assert resolve_precision("auto", torch.device("cpu")) == expected, (amx, avx512_bf16)
     assert resolve_precision("auto", torch.device("mps")) == "fp32"
     # An Ampere or later GPU has bf16 tensor cores; a Turing one (7.5) only emulates bf16,
     # even where torch.cuda.is_bf16_supported() says yes.
