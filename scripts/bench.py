@@ -79,7 +79,7 @@ from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.events import FrameDone, Progress  # noqa: E402
 from pipeline.media.writer import atomic_write_json, record_path  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 # The target floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43
 # TFLOP per iteration at about 790 TFLOP/s of dense bf16).
 H100_FLOOR_S = {(512, 512): 0.5e-3, (720, 1280): 1.8e-3}

@@ -3,7 +3,7 @@
 The engine takes its loss on the picture clamped to [0, 1] (``Objective.picture``), which
 is what is saved. The other arm takes it on the raw pixels, as an optimizer without bounds
 would, and clamps only at the end. Both run the same single-scale fp32 L-BFGS on
-tubingen.jpg with one painting (../shared/data), in this process, without early stopping;
+tubingen.jpg with one painting (data), in this process, without early stopping;
 each is measured at every budget in ``--iterations`` (one run each, up to the largest
 budget, read off along the way). Columns: the loss of the clamped picture (what the
 output has, in the preset's weights), the loss the optimizer saw (for the bounded arm
@@ -38,7 +38,7 @@ from pipeline.engine.optimize import step as one_step  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.media.imaging import read_image  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 
 
 class Unbounded(stylize.Objective):

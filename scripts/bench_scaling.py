@@ -7,8 +7,8 @@ stylizes into a fresh folder, so nothing is skipped. Prints a table and writes J
     .venv/bin/python scripts/bench_scaling.py                  # 1 vs 2 CPU workers
     .venv/bin/python scripts/bench_scaling.py --workers 8      # 1 vs 8 (a GPU machine)
 
-Images: --images copies of crops of ../shared/data/content/tubingen.jpg at --size px.
-Video: the first --frames frames of ../shared/data/video/asl_book.mkv at --size px (with
+Images: --images copies of crops of data/content/tubingen.jpg at --size px.
+Video: the first --frames frames of data/video/asl_book.mkv at --size px (with
 N workers the video runs as N chains joined by cross-faded seams).
 Target on GPUs: throughput with N workers at least 0.9 x N x that of one.
 """
@@ -33,7 +33,7 @@ from pipeline.config import build_settings  # noqa: E402
 from pipeline.engine.device import visible_gpus  # noqa: E402
 from pipeline.run.ray_executor import RayExecutor, ray_session  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 
 
 def make_archive(folder: Path, count: int) -> None:

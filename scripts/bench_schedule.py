@@ -45,7 +45,7 @@ from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
 from pipeline.media.imaging import read_image  # noqa: E402
 from pipeline.media.writer import atomic_write_json  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 VARIANTS = ["default:", "full300:iterations=300", "mix0.5:content_mix=0.5", "mix0.9:content_mix=0.9",
             "c200f190:coarse_iterations=200;iterations=190", "3scales:scales=3;coarse_iterations=150;iterations=210",
             "fp32:precision=fp32", "full800:iterations=800;tolerance=0.0"]
