@@ -197,7 +197,7 @@ RUN = (
         "Let an output replace an input, a style image or a file that nstpipe did not make (as ffmpeg's -y). "
         "Without it, only nstpipe's own outputs are replaced.",
     ),
-    _switch("debug", ("--debug",), "Show tracebacks."),
+    _switch("debug", ("--debug", "--verbose"), "Show tracebacks, and Ray's own log lines."),
     _switch("quiet", ("--quiet", "-q"), "No progress display, and no line saying what was chosen (errors and the result stay)."),
 )
 WORKERS = Opt(
@@ -472,7 +472,7 @@ def images(
         from pipeline.app import default_folder_output, open_executor, stylize_folder
 
         target = output or default_folder_output(folder, options["style"])
-        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"], options["debug"]) as executor:
             outcome = stylize_folder(
                 folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"]
             )
@@ -513,7 +513,7 @@ def video(
         size_from_device = options["size"] is None and not config_sets(options["config"], "size")
         run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], size_from_device)
         failed = 0
-        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"], options["debug"]) as executor:
             for outcome in stylize_videos(sources, options["style"], output, settings, report, run, executor):
                 failed += _print_video(outcome)
         if failed:
@@ -666,7 +666,7 @@ def _dream_folder(source: Path, guides: list[Path], output: Path | None, setting
     from pipeline.app import default_folder_output, open_executor, stylize_folder
 
     target = output or default_folder_output(source, guides, "dream")
-    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"], options["debug"]) as executor:
         outcome = stylize_folder(source, guides, target, settings, report, executor, options["retry_failed"], options["overwrite"])
     _print_folder(outcome, target)
 
@@ -676,7 +676,7 @@ def _dream_video(source: Path, guides: list[Path], output: Path | None, settings
 
     size_from_device = options["size"] is None and not config_sets(options["config"], "size")
     run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], size_from_device)
-    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"], options["debug"]) as executor:
         failed = sum(_print_video(outcome) for outcome in stylize_videos([source], guides, output, settings, report, run, executor))
     if failed:
         raise typer.Exit(EXIT_FAILED_INPUTS)
