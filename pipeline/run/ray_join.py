@@ -162,16 +162,26 @@ def _amount(value: float, key: str) -> str:
 
 @contextlib.contextmanager
 def quiet(verbose: bool) -> Iterator[None]:
-    """Ray's Python log lines (its logger prints to stderr from import on) kept off the
-    terminal unless ``verbose``: what fails is said in nstpipe's own line."""
-    logger = logging.getLogger("ray")
+    """Ray's own lines kept off the terminal unless ``verbose``: its Python log lines (its
+    logger prints to stderr from import on) and the cluster's error messages, which the
+    driver prints to stdout as '(raylet) ...' (a worker lost, a node marked dead). What
+    fails is said in nstpipe's own line."""
+    import ray._private.worker as driver
+
+    logger, printer = logging.getLogger("ray"), driver.print_to_stdstream
     level = logger.level
     if not verbose:
         logger.setLevel(logging.CRITICAL + 1)
+        driver.print_to_stdstream = _drop
     try:
         yield
     finally:
         logger.setLevel(level)
+        driver.print_to_stdstream = printer
+
+
+def _drop(data: Any, ignore_prefix: bool) -> None:
+    """What nstpipe prints instead of a message from the cluster: nothing."""
 
 
 @contextlib.contextmanager
