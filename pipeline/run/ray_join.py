@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from pipeline.errors import ClusterError
 
@@ -138,7 +138,7 @@ def _check_accepted(address: str) -> None:
         raise ClusterError(f"{address} answers, but not as a Ray cluster ({reason})")
 
 
-def check_fits(count: int, options: Mapping[str, Any], cluster: Mapping[str, float], nodes: list[Mapping[str, float]]) -> None:
+def check_fits(count: int, options: Mapping[str, Any], cluster: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> None:
     """``count`` workers, each asking for the resources of actor ``options``, fit the
     ``cluster``'s totals and each fits one of its ``nodes``; else a worker would wait for
     ever for resources that never come."""
