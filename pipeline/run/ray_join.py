@@ -98,7 +98,9 @@ def _find_local_cluster() -> str:
 
     try:
         return str(canonicalize_bootstrap_address_or_die("auto"))
-    except ConnectionError:
+    except ConnectionError as exc:
+        if "multiple" in str(exc):  # Ray found several and would not guess
+            raise ClusterError("--address auto: several Ray clusters run on this machine; name one with --address HOST:PORT") from None
         raise ClusterError("--address auto: no Ray cluster runs on this machine (start one with 'ray start --head')") from None
 
 
