@@ -342,6 +342,7 @@ def open_executor(workers: int | None = None, address: str | None = None, verbos
 
     with ray_session(address, max(os.cpu_count() or 1, workers or 1), verbose):
         executor = RayExecutor(workers)
+        executor.check_fits()  # before any line about the job: the cluster may not hold the workers
         try:
             yield executor
         finally:

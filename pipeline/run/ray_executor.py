@@ -58,7 +58,7 @@ def ray_session(address: str | None = None, cpus: int | None = None, verbose: bo
 
 
 def _join(address: str, verbose: bool) -> None:
-    target = join_address(address)
+    target = join_address(address, verbose)
     with stderr_hidden(verbose):
         try:
             ray.init(address=target, log_to_driver=False, configure_logging=False)
@@ -108,26 +108,35 @@ class RayExecutor:
         self._start_actors(VideoActor, job)
         return VideoScheduler(self.actors, job, store, chunks, on_event, self.max_attempts).run(batch)
 
-    def _start_actors(self, actor: type, job: Any, *args: Any) -> None:
-        """``parallelism()`` actors of class ``actor``, each made with ``(job, threads, *args)``,
-        spread over the cluster's nodes; a :class:`~pipeline.errors.ClusterError` when the
-        cluster cannot hold them all, where they would wait for resources for ever."""
-        self.close()  # those of an earlier job, so that their GPUs and CPUs are free
+    def check_fits(self) -> None:
+        """A :class:`~pipeline.errors.ClusterError` when the cluster cannot hold the workers,
+        which would wait for resources for ever."""
+        self._placement()
+
+    def _placement(self) -> tuple[int, int | None, dict[str, Any]]:
+        """The number of workers, their torch threads and the resources each asks for
+        (checked against the cluster's): a GPU each when there are enough, else a share of
+        the CPUs that one node can give."""
         resources = ray.cluster_resources()
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         gpus, count = int(resources.get("GPU", 0)), self.parallelism()
-        # A dead worker is restarted (it reloads the model) and its call re-run, by Ray;
-        # spread, so that a lost node costs as few workers as can be.
-        options: dict[str, Any] = {"max_restarts": -1, "max_task_retries": self.max_attempts - 1, "scheduling_strategy": "SPREAD"}
-        threads = self.threads
-        if gpus >= count:
-            options["num_gpus"] = 1
-        else:
+        threads, options = self.threads, {"num_gpus": 1}
+        if gpus < count:
             largest = max((int(node.get("CPU", 0)) for node in nodes), default=1)
             share = max(1, min(int(resources.get("CPU", 1)) // count, largest))
             threads = threads or share
-            options["num_cpus"] = min(threads, share)
+            options = {"num_cpus": min(threads, share)}
         check_fits(count, options, resources, nodes)
+        return count, threads, options
+
+    def _start_actors(self, actor: type, job: Any, *args: Any) -> None:
+        """``parallelism()`` actors of class ``actor``, each made with ``(job, threads, *args)``,
+        spread over the cluster's nodes."""
+        self.close()  # those of an earlier job, so that their GPUs and CPUs are free
+        count, threads, resources = self._placement()
+        # A dead worker is restarted (it reloads the model) and its call re-run, by Ray;
+        # spread, so that a lost node costs as few workers as can be.
+        options = {"max_restarts": -1, "max_task_retries": self.max_attempts - 1, "scheduling_strategy": "SPREAD", **resources}
         actor_class: Any = ray.remote(actor).options(**options)
         self.actors = [actor_class.remote(job, threads, *args) for _ in range(count)]
 

@@ -71,9 +71,10 @@ def check_token_path() -> None:
         raise ClusterError(f"RAY_AUTH_TOKEN_PATH={path}: the file is empty, where Ray's token should be")
 
 
-def join_address(address: str) -> str:
+def join_address(address: str, verbose: bool = False) -> str:
     """The address to give ``ray.init`` to join ``address`` (``auto``, or HOST:PORT of the
-    head), once the cluster there has been seen to answer and to accept this token."""
+    head), once the cluster there has been seen to answer and to accept this token; the
+    check's own Ray log lines are printed when ``verbose``."""
     if address.startswith("ray://"):
         return address  # Ray Client: another protocol, with checks of its own
     check_token_path()
@@ -89,7 +90,7 @@ def join_address(address: str) -> str:
             "or name its file with RAY_AUTH_TOKEN_PATH"
         )
     _check_answers(address)
-    _check_accepted(address)
+    _check_accepted(address, verbose)
     return address
 
 
@@ -118,13 +119,15 @@ def _check_answers(address: str) -> None:
         raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc})") from None
 
 
-def _check_accepted(address: str) -> None:
+def _check_accepted(address: str, verbose: bool) -> None:
     try:
         probe = subprocess.run(
             [sys.executable, "-c", _PROBE, address], capture_output=True, text=True, timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired:
         raise ClusterError(f"{address} answers, but not as a Ray cluster (no reply in {PROBE_TIMEOUT:.0f} s)") from None
+    if verbose:
+        sys.stderr.write(probe.stderr)
     if probe.returncode == EXIT_REFUSED_TOKEN and not token_on():
         raise ClusterError(
             f"the Ray cluster at {address} wants token authentication: export RAY_AUTH_MODE=token, "

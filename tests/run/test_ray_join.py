@@ -25,7 +25,7 @@ pytest.importorskip("ray")
 from pipeline.run.ray_join import check_fits  # noqa: E402
 
 pytestmark = pytest.mark.slow
-FAST = ("--preset", "fast", "--size", "32", "-n", "2", "--scales", "1", "--device", "cpu", "-q")
+FAST = ("--preset", "fast", "--size", "32", "-n", "2", "--scales", "1", "--device", "cpu")
 # The instance ray_session makes beside the cluster: its CPUs and its GCS port.
 SESSION = (
     "import ray, sys; from pipeline.run.ray_executor import ray_session\n"
@@ -69,9 +69,9 @@ def test_a_session_without_address_starts_its_own_instance_beside_a_cluster(user
 def test_workers_beside_a_cluster_finish_as_on_an_idle_machine(
     users_cluster: str, scratch: Scratch, photos: Path, tmp_path: Path, painting_path: Path
 ) -> None:
-    alone, _ = nstpipe(scratch.env, "images", photos, "--style", painting_path, "-o", tmp_path / "alone", *FAST)
+    alone, _ = nstpipe(scratch.env, "images", photos, "--style", painting_path, "-o", tmp_path / "alone", *FAST, "-q")
     assert alone.returncode == 0, alone.stderr
-    beside, _ = nstpipe(scratch.env, "images", photos, "--style", painting_path, "-o", tmp_path / "beside", *FAST, "--workers", "2")
+    beside, _ = nstpipe(scratch.env, "images", photos, "--style", painting_path, "-o", tmp_path / "beside", *FAST, "-q", "--workers", "2")
     assert beside.returncode == 0 and not beside.stderr, beside.stderr
     assert beside.stdout.splitlines() == [f"3 stylized, 0 already done, 0 failed; outputs in {tmp_path / 'beside'}"]
     for name in ("p0.png", "p1.png", "p2.png"):
