@@ -83,11 +83,17 @@ def _wrong_token(scratch: Scratch) -> dict[str, str]:
     return {**scratch.env, "RAY_AUTH_TOKEN_PATH": str(other)}
 
 
+def _found_token(scratch: Scratch) -> dict[str, str]:
+    return {**scratch.plain, "RAY_AUTH_TOKEN_PATH": scratch.env["RAY_AUTH_TOKEN_PATH"]}
+
+
 FAILURES = {
     "no token mode": (lambda s: s.plain, None, "2", "the Ray cluster at {address} wants token authentication: export RAY_AUTH_MODE=token"),
     "wrong token": (_wrong_token, None, "2", "the Ray cluster at {address} refused the token of RAY_AUTH_TOKEN_PATH="),
     "closed port": (lambda s: s.env, "closed", "2", "no Ray cluster answers at {address} (connection refused)"),
     "too few CPUs": (lambda s: s.env, None, "2", "asked for 2 workers of 1 CPU each, the cluster has 1 CPU"),
+    # Found through the address 'ray start' left, its token sent as Ray sends it to a found cluster.
+    "auto, too few CPUs": (_found_token, "auto", "2", "asked for 2 workers of 1 CPU each, the cluster has 1 CPU"),
     "unreadable token": (
         lambda s: {**s.env, "RAY_AUTH_TOKEN_PATH": str(s.root / "no-such-token")}, "", "2",
         "RAY_AUTH_TOKEN_PATH={root}/no-such-token: cannot read the Ray token",
@@ -108,6 +114,16 @@ def test_a_cluster_that_cannot_be_joined_is_one_line_within_30_s(
     assert result.returncode == 2 and len(lines) == 1 and not result.stdout, result.stdout + result.stderr
     assert lines[0].startswith("nstpipe: error: " + expected.format(address=address, root=scratch.root)), lines[0]
     assert seconds < 30
+
+
+def test_verbose_shows_rays_own_lines_above_the_one_line(
+    users_cluster: str, scratch: Scratch, photos: Path, tmp_path: Path, painting_path: Path
+) -> None:
+    args = ("images", photos, "--style", painting_path, "-o", tmp_path / "out", *FAST, "--workers", "2", "--address", users_cluster)
+    result, _ = nstpipe(scratch.plain, *args, "--verbose", timeout=60)
+    *ray_lines, last = result.stderr.splitlines()
+    assert result.returncode == 2 and last.startswith(f"nstpipe: error: the Ray cluster at {users_cluster} wants token authentication")
+    assert any("InvalidAuthToken" in line for line in ray_lines), result.stderr
 
 
 @pytest.mark.parametrize(
