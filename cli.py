@@ -204,7 +204,7 @@ RUN = (
         "Let an output replace an input, a style image or a file that nstpipe did not make (as ffmpeg's -y). "
         "Without it, only nstpipe's own outputs are replaced.",
     ),
-    _switch("debug", ("--debug",), "Show tracebacks."),
+    _switch("debug", ("--debug",), "Show tracebacks (and Ray's own log lines)."),
     _switch("quiet", ("--quiet", "-q"), "No progress display, and no line saying what was chosen (errors and the result stay)."),
 )
 WORKERS = Opt(
@@ -214,9 +214,11 @@ ADDRESS = Opt(
     "address", ("--address",), Optional[str], "Join this Ray cluster (or 'auto').", None, None,
     "$RAY_ADDRESS, else a private local instance",
 )
+VERBOSE = _switch("verbose", ("--verbose",), "Show Ray's own log lines (joining a cluster, workers and nodes lost); errors stay one line.")
 FOLDER = (
     WORKERS,
     ADDRESS,
+    VERBOSE,
     Opt(
         "batch", ("--batch",), Optional[int],
         "Images of one size optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS.",
@@ -249,6 +251,7 @@ VIDEO = (
         "batch", None, "0", {"min": 0},
     ),
     ADDRESS,
+    VERBOSE,
 )
 VIDEO_SETTINGS = tuple(VIDEO_SIZE if opt.name == "size" else opt for opt in SETTINGS)
 METRICS = (DEVICE, WEIGHTS, *RUN)
@@ -485,10 +488,10 @@ def images(
     """Stylize every image under FOLDER; rerun to resume (finished outputs are skipped)."""
     with _user_errors(options["debug"]):
         settings = _settings(options)
-        from pipeline.app import default_folder_output, open_executor, stylize_folder
+        from pipeline.app import default_folder_output, stylize_folder
 
         target = output or default_folder_output(folder, options["style"])
-        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+        with _reporter(options["quiet"]) as report, _executor(options) as executor:
             outcome = stylize_folder(
                 folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"]
             )
@@ -524,12 +527,12 @@ def video(
     """Stylize videos frame by frame, stable over time; rerun to resume after an interruption."""
     with _user_errors(options["debug"]):
         settings = _settings(options)
-        from pipeline.app import VideoOptions, open_executor, stylize_videos
+        from pipeline.app import VideoOptions, stylize_videos
 
         size_from_device = options["size"] is None and not config_sets(options["config"], "size")
         run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], size_from_device)
         failed = 0
-        with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+        with _reporter(options["quiet"]) as report, _executor(options) as executor:
             for outcome in stylize_videos(sources, options["style"], output, settings, report, run, executor):
                 failed += _print_video(outcome)
         if failed:
@@ -679,20 +682,20 @@ def _dream_image(source: Path, guides: list[Path], output: Path | None, settings
 
 
 def _dream_folder(source: Path, guides: list[Path], output: Path | None, settings: Settings, options: Mapping[str, Any]) -> None:
-    from pipeline.app import default_folder_output, open_executor, stylize_folder
+    from pipeline.app import default_folder_output, stylize_folder
 
     target = output or default_folder_output(source, guides, "dream")
-    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+    with _reporter(options["quiet"]) as report, _executor(options) as executor:
         outcome = stylize_folder(source, guides, target, settings, report, executor, options["retry_failed"], options["overwrite"])
     _print_folder(outcome, target)
 
 
 def _dream_video(source: Path, guides: list[Path], output: Path | None, settings: Settings, options: Mapping[str, Any]) -> None:
-    from pipeline.app import VideoOptions, open_executor, stylize_videos
+    from pipeline.app import VideoOptions, stylize_videos
 
     size_from_device = options["size"] is None and not config_sets(options["config"], "size")
     run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], size_from_device)
-    with _reporter(options["quiet"]) as report, open_executor(options["workers"], options["address"]) as executor:
+    with _reporter(options["quiet"]) as report, _executor(options) as executor:
         failed = sum(_print_video(outcome) for outcome in stylize_videos([source], guides, output, settings, report, run, executor))
     if failed:
         raise typer.Exit(EXIT_FAILED_INPUTS)
@@ -854,6 +857,14 @@ def _announcing(sink: EventSink) -> EventSink:
         sink(event)
 
     return report
+
+
+def _executor(options: Mapping[str, Any]) -> Any:
+    """The executor of --workers and --address (a context manager); Ray's own log lines
+    with --verbose or --debug."""
+    from pipeline.app import open_executor
+
+    return open_executor(options["workers"], options["address"], options["verbose"] or options["debug"])
 
 
 @contextlib.contextmanager

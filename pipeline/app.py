@@ -325,12 +325,14 @@ def make_visualization(output: Path, settings: Settings, report: EventSink, over
 
 
 @contextlib.contextmanager
-def open_executor(workers: int | None = None, address: str | None = None) -> Iterator[Executor]:
+def open_executor(workers: int | None = None, address: str | None = None, verbose: bool = False) -> Iterator[Executor]:
     """Ray actors when there is more than one worker or a cluster; else this process.
 
     One worker on one machine gains nothing from Ray but its start-up time (seconds), so
     that case runs in-process; everything else (``--workers N``, several GPUs,
-    ``--address`` or ``RAY_ADDRESS``) goes through Ray.
+    ``--address`` or ``RAY_ADDRESS``) goes through Ray. A private instance counts at least
+    one CPU a worker, so that ``--workers`` above the machine's cores shares them rather
+    than leaving workers waiting; ``verbose`` lets Ray's own log lines through.
     """
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is None and (workers or max(1, visible_gpus())) == 1:
@@ -338,8 +340,9 @@ def open_executor(workers: int | None = None, address: str | None = None) -> Ite
         return
     from pipeline.run.ray_executor import RayExecutor, ray_session
 
-    with ray_session(address):
+    with ray_session(address, max(os.cpu_count() or 1, workers or 1), verbose):
         executor = RayExecutor(workers)
+        executor.check_fits()  # before any line about the job: the cluster may not hold the workers
         try:
             yield executor
         finally:

@@ -55,3 +55,8 @@ def output_error(path: object, exc: OSError) -> OutputError:
 
 class WeightsError(NstpipeError):
     """Model weights that are missing, tampered with or cannot be fetched."""
+
+
+class ClusterError(NstpipeError):
+    """A Ray cluster that cannot be joined or cannot run the workers asked for: the message
+    names the address and the reason (no answer, a token refused, too few resources)."""

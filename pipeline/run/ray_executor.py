@@ -14,7 +14,9 @@ import os
 from typing import Any, Iterable, Iterator, Sequence
 
 import ray
+from ray.exceptions import RayError
 
+from pipeline.errors import ClusterError
 from pipeline.events import EventSink
 from pipeline.jobs.plan import Chunk, ImageTask
 from pipeline.jobs.video_job import FramesSummary, VideoJob
@@ -22,30 +24,48 @@ from pipeline.jobs.worker import ImageJob, ImageWorker, WorkerFactory
 from pipeline.media.framestore import FrameStore
 from pipeline.run.executor import Summary
 from pipeline.run.ray_images import ImageActor, ImageScheduler
+from pipeline.run.ray_join import check_fits, check_token_path, join_address, quiet, stderr_hidden
 from pipeline.run.ray_video import VideoActor, VideoScheduler
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[None]:
+def ray_session(address: str | None = None, cpus: int | None = None, verbose: bool = False) -> Iterator[None]:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a private local one.
 
-    The private instance runs no dashboard and keeps Ray's token authentication (on by
-    default) as it is; it is shut down on exit. It cannot be held to loopback: this Ray
-    turns a loopback node address into the machine's reachable one, and its servers
-    listen on every interface. A joined cluster is left running.
+    A cluster that cannot be joined is a :class:`~pipeline.errors.ClusterError` within
+    seconds (see :mod:`pipeline.run.ray_join`). The private instance is nstpipe's own even
+    when a cluster runs on this machine: ``ray start`` leaves that cluster's address where
+    a plain ``ray.init`` would find and join it. It runs no dashboard and keeps Ray's token
+    authentication (on by default) as it is; it is shut down on exit. It cannot be held to
+    loopback: this Ray turns a loopback node address into the machine's reachable one, and
+    its servers listen on every interface. A joined cluster is left running. Ray's own log
+    lines stay off the terminal unless ``verbose``.
     """
     if ray.is_initialized():
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    with quiet(verbose):
+        if address:
+            _join(address, verbose)
+        else:
+            check_token_path()
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+def _join(address: str, verbose: bool) -> None:
+    target = join_address(address, verbose)
+    with stderr_hidden(verbose):
+        try:
+            ray.init(address=target, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, RayError) as exc:
+            ray.shutdown()
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ClusterError(f"cannot join the Ray cluster at {address}: {reason}") from None
 
 
 class RayExecutor:
@@ -88,20 +108,35 @@ class RayExecutor:
         self._start_actors(VideoActor, job)
         return VideoScheduler(self.actors, job, store, chunks, on_event, self.max_attempts).run(batch)
 
-    def _start_actors(self, actor: type, job: Any, *args: Any) -> None:
-        """``parallelism()`` actors of class ``actor``, each made with ``(job, threads, *args)``."""
-        self.close()  # those of an earlier job, so that their GPUs and CPUs are free
+    def check_fits(self) -> None:
+        """A :class:`~pipeline.errors.ClusterError` when the cluster cannot hold the workers,
+        which would wait for resources for ever."""
+        self._placement()
+
+    def _placement(self) -> tuple[int, int | None, dict[str, Any]]:
+        """The number of workers, their torch threads and the resources each asks for
+        (checked against the cluster's): a GPU each when there are enough, else a share of
+        the CPUs that one node can give."""
         resources = ray.cluster_resources()
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         gpus, count = int(resources.get("GPU", 0)), self.parallelism()
-        # A dead worker is restarted (it reloads the model) and its call re-run, by Ray.
-        options: dict[str, Any] = {"max_restarts": -1, "max_task_retries": self.max_attempts - 1}
-        threads = self.threads
-        if gpus >= count:
-            options["num_gpus"] = 1
-        else:
-            cpus = int(resources.get("CPU", 1))
-            threads = threads or max(1, cpus // count)
-            options["num_cpus"] = min(threads, max(1, cpus // count))
+        threads, options = self.threads, {"num_gpus": 1}
+        if gpus < count:
+            largest = max((int(node.get("CPU", 0)) for node in nodes), default=1)
+            share = max(1, min(int(resources.get("CPU", 1)) // count, largest))
+            threads = threads or share
+            options = {"num_cpus": min(threads, share)}
+        check_fits(count, options, resources, nodes)
+        return count, threads, options
+
+    def _start_actors(self, actor: type, job: Any, *args: Any) -> None:
+        """``parallelism()`` actors of class ``actor``, each made with ``(job, threads, *args)``,
+        spread over the cluster's nodes."""
+        self.close()  # those of an earlier job, so that their GPUs and CPUs are free
+        count, threads, resources = self._placement()
+        # A dead worker is restarted (it reloads the model) and its call re-run, by Ray;
+        # spread, so that a lost node costs as few workers as can be.
+        options = {"max_restarts": -1, "max_task_retries": self.max_attempts - 1, "scheduling_strategy": "SPREAD", **resources}
         actor_class: Any = ray.remote(actor).options(**options)
         self.actors = [actor_class.remote(job, threads, *args) for _ in range(count)]
 

@@ -30,7 +30,7 @@ from pipeline.events import EventSink, WorkerLost
 from pipeline.jobs.plan import ImageTask
 from pipeline.jobs.worker import ImageJob, TaskResult, WorkerFactory
 from pipeline.run.executor import Summary, take_batch
-from pipeline.run.ray_calls import WORKER_LOST, answer
+from pipeline.run.ray_calls import DIED, GONE, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
 
 
 class ImageActor:
@@ -61,8 +61,11 @@ class ImageScheduler:
         self.batches = [_batch(actor) for actor in self.actors]
         self.load = [0] * len(self.actors)
         self.inflight: dict[Any, tuple[int, list[ImageTask]]] = {}  # ref -> (actor index, tasks)
-        # The tasks of a batch whose worker died on every try, to run again one per call.
+        # The tasks of a batch whose worker died on every try, or could not be reached, to
+        # run again one per call.
         self.alone: deque[ImageTask] = deque()
+        self.gone: set[int] = set()  # the workers out of reach for good, given no more calls
+        self.nodes = alive_nodes()
 
     def run(self, tasks: Iterable[ImageTask]) -> Summary:
         summary = Summary()
@@ -78,7 +81,7 @@ class ImageScheduler:
 
     def _fill(self, pending: Iterator[ImageTask]) -> None:
         for index, actor in enumerate(self.actors):
-            while self.load[index] < self.queue_per_worker:
+            while index not in self.gone and self.load[index] < self.queue_per_worker:
                 # A task sent again was reported as started with its batch.
                 batch = [self.alone.popleft()] if self.alone else take_batch(pending, self.batches[index], self.on_event)
                 if not batch:
@@ -91,6 +94,16 @@ class ImageScheduler:
         self.load[index] -= 1
         try:
             return answer(ref)
+        except UNREACHABLE:
+            fate = after_unreachable(self.actors[index], self.nodes)
+            if fate == DIED:
+                return self._lost(batch)
+            if fate == GONE:
+                self.gone.add(index)
+                if len(self.gone) == len(self.actors):
+                    raise none_left(len(self.actors)) from None
+            self.alone.extend(batch)  # a node lost, not the inputs' doing: no try counted
+            return []
         except WORKER_LOST:
             # Ray restarted the worker and re-ran the call max_attempts - 1 times.
             return self._lost(batch)

@@ -21,7 +21,7 @@ from pipeline.events import EventSink, FrameDone, FrameStarted
 from pipeline.jobs.plan import Chunk
 from pipeline.jobs.video_job import FramesSummary, VideoJob, blend_seam, build_frame_stylizer, chain_groups, stylize_chains
 from pipeline.media.framestore import CHAIN, SEAM, FrameStore
-from pipeline.run.ray_calls import WORKER_LOST, answer
+from pipeline.run.ray_calls import DIED, MOVED, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
 
 QUEUE_SIZE = 10_000  # frame events not yet drained; a worker waits when it is full
 
@@ -84,6 +84,7 @@ class VideoScheduler:
         self.free = list(range(len(self.actors)))
         self.inflight: dict[Any, tuple[int, str, tuple[Chunk, ...]]] = {}  # ref -> (actor index, stage, chunks)
         self.summary = FramesSummary()
+        self.nodes = alive_nodes()
 
     def run(self, batch: int = 1) -> FramesSummary:
         """``batch`` chains per call (painted in step), then the seams as they are ready."""
@@ -107,8 +108,22 @@ class VideoScheduler:
 
     def _finished(self, ref: Any) -> None:
         index, stage, group = self.inflight.pop(ref)
+        try:
+            summary = self._answer(ref, group)
+        except UNREACHABLE:
+            fate = after_unreachable(self.actors[index], self.nodes)
+            if fate == DIED:
+                raise self._died(group) from None
+            # A node lost, not the frames' doing: the call goes out again, to this worker
+            # now that it is back, or to the others (it then gets no more calls).
+            self.todo.appendleft((stage, group))
+            if fate == MOVED:
+                self.free.append(index)
+            elif not self.free and not self.inflight:
+                raise none_left(len(self.actors)) from None
+            return
         self.free.append(index)
-        self.summary.add(self._answer(ref, group))
+        self.summary.add(summary)
         if stage == CHAIN:
             self.chained.update(chunk.start for chunk in group)
             seams = dict.fromkeys(seam for chunk in group for seam in seams_ready(self.chunks, self.chained, chunk))
@@ -117,9 +132,14 @@ class VideoScheduler:
     def _answer(self, ref: Any, group: tuple[Chunk, ...]) -> FramesSummary:
         try:
             return answer(ref)
+        except UNREACHABLE:
+            raise
         except WORKER_LOST:
-            frames = ", ".join(f"{chunk.start}-{chunk.stop - 1}" for chunk in group)
-            raise NstpipeError(f"{self.job.source}: a worker died {self.max_attempts} times on frames {frames}") from None
+            raise self._died(group) from None
+
+    def _died(self, group: tuple[Chunk, ...]) -> NstpipeError:
+        frames = ", ".join(f"{chunk.start}-{chunk.stop - 1}" for chunk in group)
+        return NstpipeError(f"{self.job.source}: a worker died {self.max_attempts} times on frames {frames}")
 
 
 def _drain(events: Any, on_event: EventSink) -> None:

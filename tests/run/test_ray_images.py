@@ -8,12 +8,15 @@ from typing import Any, Iterator
 
 import pytest
 
+from pipeline.errors import ClusterError
 from pipeline.events import TaskStarted, WorkerLost
 from pipeline.jobs.plan import ImageTask
 from pipeline.jobs.worker import TaskResult
 
 ray = pytest.importorskip("ray")
 
+from pipeline.run import ray_images  # noqa: E402
+from pipeline.run.ray_calls import GONE, MOVED  # noqa: E402
 from pipeline.run.ray_executor import ray_session  # noqa: E402
 from pipeline.run.ray_images import ImageScheduler  # noqa: E402
 
@@ -83,3 +86,52 @@ def test_a_batch_that_keeps_killing_its_worker_is_split_and_only_the_culprit_fai
     assert [(e.task.source.name, e.attempts) for e in events if isinstance(e, WorkerLost)] == [("t1", 2)]
     # A task sent again alone is not reported as started twice.
     assert sorted(e.task.source.name for e in events if isinstance(e, TaskStarted)) == ["t0", "t1", "t2", "t3"]
+
+
+def cut_off(log: Path) -> Any:
+    """A Ray actor class with :class:`ImageActor`'s methods, made with a name and how many
+    of its first calls fail as they do when its node is lost (unreachable); each call
+    writes a line ``NAME: INPUTS`` to ``log``."""
+
+    class StandIn:
+        def __init__(self, name: str, lost_calls: int) -> None:
+            self.name, self.lost_calls = name, lost_calls
+
+        def process_batch(self, tasks: list[ImageTask]) -> list[TaskResult]:
+            with open(log, "a") as lines:
+                lines.write(f"{self.name}: " + " ".join(task.source.name for task in tasks) + "\n")
+            if self.lost_calls:
+                self.lost_calls -= 1
+                raise ray.exceptions.ActorUnavailableError("its node was lost", None)
+            return [TaskResult(task, True, iterations=1) for task in tasks]
+
+        def batch(self) -> int:
+            return 1
+
+    return ray.remote(StandIn)
+
+
+@pytest.mark.parametrize("fate", [MOVED, GONE])
+def test_a_call_lost_with_its_node_is_sent_again_uncounted(
+    fate: str, local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MOVED: the worker is back (on another node) and takes calls again; GONE: it stays
+    out of reach, and the other worker takes its call and every later one."""
+    monkeypatch.setattr(ray_images, "after_unreachable", lambda actor, nodes: fate)
+    actor = cut_off(tmp_path / "calls.txt")
+    summary = ImageScheduler([actor.remote("a", 1), actor.remote("b", 0)], lambda e: None, max_attempts=1).run(tasks(6))
+    # One try each: a try counted for the lost call would have failed its input.
+    assert (summary.done, summary.failed) == (6, [])
+    calls = [call.split(": ") for call in (tmp_path / "calls.txt").read_text().splitlines()]
+    on_a = [inputs for name, inputs in calls if name == "a"]
+    assert sorted(inputs for _, inputs in calls) == sorted([*(f"t{i}" for i in range(6)), on_a[0]])  # the lost one twice
+    assert len(on_a) == 1 if fate == GONE else len(on_a) > 1
+
+
+def test_a_job_whose_every_worker_stays_out_of_reach_stops_in_one_line(
+    local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ray_images, "after_unreachable", lambda actor, nodes: GONE)
+    actor = cut_off(tmp_path / "calls.txt")
+    with pytest.raises(ClusterError, match=r"^the cluster lost every worker \(2\)"):
+        ImageScheduler([actor.remote("a", 9), actor.remote("b", 9)], lambda e: None, max_attempts=1).run(tasks(6))

@@ -8,13 +8,15 @@ from typing import Any, Iterator
 
 import pytest
 
-from pipeline.errors import NstpipeError
+from pipeline.errors import ClusterError, NstpipeError
 from pipeline.events import FrameDone, FrameStarted
 from pipeline.jobs.plan import Chunk, plan_chunks
 from pipeline.jobs.video_job import FramesSummary
 
 ray = pytest.importorskip("ray")
 
+from pipeline.run import ray_video  # noqa: E402
+from pipeline.run.ray_calls import GONE, MOVED  # noqa: E402
 from pipeline.run.ray_executor import ray_session  # noqa: E402
 from pipeline.run.ray_video import VideoScheduler, seams_ready  # noqa: E402
 
@@ -30,7 +32,8 @@ def local_ray() -> Iterator[None]:
 def stand_in(log: Path, attempts: int = 1, poison: int = -1) -> Any:
     """A Ray actor class with :class:`VideoActor`'s methods: each call writes a line to
     ``log`` as it starts and as it ends, and reports its frames as painted; a chain that
-    holds frame ``poison`` kills its worker.
+    holds frame ``poison`` kills its worker. Made with ``lost_calls``, an actor's first
+    chains fail as unreachable.
 
     Made inside a function so that Ray ships it by value: workers cannot import tests/.
     """
@@ -40,9 +43,15 @@ def stand_in(log: Path, attempts: int = 1, poison: int = -1) -> Any:
             lines.write(line + "\n")
 
     class StandIn:
+        def __init__(self, lost_calls: int = 0) -> None:
+            self.lost_calls = lost_calls  # its first calls fail as when its node is lost
+
         def chain(self, store: object, chunks: tuple[Chunk, ...], events: Any) -> FramesSummary:
             name = "chain " + " ".join(str(c.start) for c in chunks)
             note(f"start {name}")
+            if self.lost_calls:
+                self.lost_calls -= 1
+                raise ray.exceptions.ActorUnavailableError("its node was lost", None)
             if any(c.start <= poison < c.stop for c in chunks):
                 os._exit(1)
             for chunk in chunks:
@@ -97,4 +106,33 @@ def test_a_worker_that_keeps_dying_stops_the_video_naming_its_frames(local_ray: 
     job = type("Job", (), {"source": Path("clip.mp4")})()
     scheduler = VideoScheduler([actor.remote()], job, None, CHUNKS, lambda e: None, max_attempts=2)  # type: ignore[arg-type]
     with pytest.raises(NstpipeError, match=r"clip.mp4: a worker died 2 times on frames 10-19"):
+        scheduler.run(batch=1)
+
+
+@pytest.mark.parametrize("fate", [MOVED, GONE])
+def test_a_chain_lost_with_its_node_is_painted_again_uncounted(
+    fate: str, local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MOVED: the worker is back (on another node) and paints again; GONE: it stays out of
+    reach, and the other worker paints its chain and everything after."""
+    monkeypatch.setattr(ray_video, "after_unreachable", lambda actor, nodes: fate)
+    log = tmp_path / "calls.txt"
+    actor = stand_in(log)
+    lost, kept = actor.remote(1), actor.remote()
+    scheduler = VideoScheduler([kept, lost], None, None, CHUNKS, lambda e: None, max_attempts=1)  # type: ignore[arg-type]
+    summary = scheduler.run(batch=1)
+    assert (summary.frames, summary.stylized, summary.blended) == (30, 30, 6)
+    calls = log.read_text().splitlines()
+    # The lost chain starts twice and ends once, as every other chain.
+    assert sorted(call for call in calls if call.startswith("end chain")) == ["end chain 0", "end chain 10", "end chain 20"]
+    assert sum(call.startswith("start chain") for call in calls) == 4
+
+
+def test_a_video_whose_every_worker_stays_out_of_reach_stops_in_one_line(
+    local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ray_video, "after_unreachable", lambda actor, nodes: GONE)
+    actor = stand_in(tmp_path / "calls.txt")
+    scheduler = VideoScheduler([actor.remote(9), actor.remote(9)], None, None, CHUNKS, lambda e: None, max_attempts=1)  # type: ignore[arg-type]
+    with pytest.raises(ClusterError, match=r"^the cluster lost every worker \(2\)"):
         scheduler.run(batch=1)
