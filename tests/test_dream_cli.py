@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from clips import make_clip
-from helpers import invoke, pixels, snapshot, write_rgb
+from helpers import CPU_AUTO, invoke, pixels, snapshot, write_rgb
 from pipeline.app import stylize_video
 from pipeline.config import build_settings
 from pipeline.events import FrameDone, FrameStarted, VideoPlanned
@@ -35,7 +35,7 @@ def test_a_photo_is_dreamed_beside_itself_and_a_rerun_keeps_it(photo: Path) -> N
     result = invoke("dream", photo, *TINY)
     assert result.exit_code == 0, result.output
     out = photo.with_name("photo.dream.jpg")
-    assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu (fp32) -> {out}"
+    assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu ({CPU_AUTO}) -> {out}"
     assert f"wrote {out}" in result.stdout
     dreamed = pixels(out)
     assert dreamed.shape == (24, 32, 3)

@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result
 import cli
 from cli import _LogProgress, app
 from clips import make_clip
-from helpers import invoke, snapshot
+from helpers import CPU_AUTO, invoke, snapshot
 from pipeline.app import video_settings
 from pipeline.config import build_settings
 from pipeline.events import Encoding, FrameDone, JobPlanned, Progress, Skipped, VideoPlanned
@@ -182,7 +182,7 @@ def test_the_design_cards_command_writes_beside_the_input_and_says_so(here: Path
     result = invoke("video", "input.mp4", "--style", "monet.jpg", *VIDEO_TINY[:-1])
     assert result.exit_code == 0, result.output
     # No --size on a CPU: the preset's 256, but never above the video's own 64 px.
-    assert "nstpipe: 64x36 on cpu (fp32), 3 frames -> input.monet.mp4" in result.stderr
+    assert f"nstpipe: 64x36 on cpu ({CPU_AUTO}), 3 frames -> input.monet.mp4" in result.stderr
     assert "wrote input.monet.mp4: 3 frames" in result.stdout
     assert probe(here / "input.monet.mp4").frame_count == 3
     assert sorted(p.name for p in here.iterdir()) == [
@@ -206,7 +206,7 @@ def test_image_without_o_is_named_after_the_photo_and_the_style(here: Path, monk
     monkeypatch.chdir(here)
     result = invoke("image", "photo.jpg", "--style", "monet.jpg", "--preset", "fast", "--size", "32", "-n", "2", "--scales", "1")
     assert result.exit_code == 0, result.output
-    assert "nstpipe: 32x24 on cpu (fp32) -> photo.monet.jpg" in result.stderr
+    assert f"nstpipe: 32x24 on cpu ({CPU_AUTO}) -> photo.monet.jpg" in result.stderr
     with Image.open(here / "photo.monet.jpg") as img:
         assert img.format == "JPEG"
 
@@ -217,7 +217,7 @@ def test_images_without_o_writes_a_folder_beside_the_folder(here: Path) -> None:
     result = invoke("images", here / "photos", "--style", here / "monet.jpg", *TINY[:-1])
     assert result.exit_code == 0, result.output
     out = here / "photos.monet"
-    assert result.stderr.splitlines()[0] == f"nstpipe: long side 32 on cpu (fp32), 1 picture -> {out}"
+    assert result.stderr.splitlines()[0] == f"nstpipe: long side 32 on cpu ({CPU_AUTO}), 1 picture -> {out}"
     assert (out / "a.png").is_file() and f"outputs in {out}" in result.stdout
 
 
@@ -231,7 +231,7 @@ def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(pipeline.app, "ImageWorker", no_work)
     result = invoke("image", here / "photo.jpg", "-s", here / "monet.jpg", "-o", here / "o.png", *TINY[:-1])
     assert result.exit_code == 130
-    assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu (fp32) -> {here / 'o.png'}"
+    assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu ({CPU_AUTO}) -> {here / 'o.png'}"
 
 
 @pytest.mark.parametrize(
@@ -307,7 +307,7 @@ def test_a_run_into_a_log_prints_progress_lines(here: Path, monkeypatch: pytest.
     result = invoke("video", clip, "-s", here / "monet.jpg", *VIDEO_TINY[:-1])  # without -q; CliRunner's stderr is no terminal
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("nstpipe: 48x32 on cpu (fp32), 3 frames -> ")
+    assert lines[0].startswith(f"nstpipe: 48x32 on cpu ({CPU_AUTO}), 3 frames -> ")
     progress = r"nstpipe: [0-2]/3 frames, [0-9.]+ frames/s, ETA (\d+m)?\d+s( \(.*\))?|nstpipe: 0/3 frames, 0.00 frames/s, ETA unknown.*"
     assert any(re.fullmatch(progress, line) for line in lines)
     assert re.fullmatch(r"nstpipe: 3/3 frames in \d+s \([0-9.]+ frames/s\)", lines[-2]) and lines[-1] == "nstpipe: encoding 3 frames"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import invoke, pixels, snapshot
+from helpers import CPU_AUTO, invoke, pixels, snapshot
 
 TINY = ("--size", "32", "-n", "3")
 
@@ -29,7 +29,7 @@ def test_a_texture_goes_beside_the_painting_and_a_rerun_keeps_it(here: Path) -> 
     result = invoke("texture", here / "starry.jpg", *TINY)
     assert result.exit_code == 0, result.output
     out = here / "starry.texture.png"
-    assert result.stderr.splitlines()[0] == f"nstpipe: 32x32 on cpu (fp32), 1 picture -> {out}"
+    assert result.stderr.splitlines()[0] == f"nstpipe: 32x32 on cpu ({CPU_AUTO}), 1 picture -> {out}"
     assert f"wrote {out}" in result.stdout
     assert pixels(out).shape == (32, 32, 3)
     record = json.loads((here / "starry.texture.png.settings.json").read_text())

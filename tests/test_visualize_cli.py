@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import invoke, pixels, snapshot
+from helpers import CPU_AUTO, invoke, pixels, snapshot
 from pipeline.config import Settings, VisualizeConfig, build_settings
 from pipeline.errors import ConfigError
 from pipeline.media.sheet import GAP, LABEL_HEIGHT, contact_sheet
@@ -34,7 +34,7 @@ def test_one_channel_goes_to_the_current_folder_and_a_rerun_keeps_it(here: Path)
     result = invoke("visualize", *TINY, "--channel", "5")
     assert result.exit_code == 0, result.output
     out = Path("relu2_1-5.png")
-    assert result.stderr.splitlines()[0] == f"nstpipe: 32x32 on cpu (fp32), 1 picture -> {out}"
+    assert result.stderr.splitlines()[0] == f"nstpipe: 32x32 on cpu ({CPU_AUTO}), 1 picture -> {out}"
     assert f"wrote {out}" in result.stdout
     assert pixels(here / out).shape == (32, 32, 3)
     record = json.loads((here / "relu2_1-5.png.settings.json").read_text())
