@@ -230,6 +230,11 @@ VIDEO = (
         min=1.0,
     ),
     _setting("temporal_weight", "--temporal-weight", float, "Weight of the temporal loss (flow); 0 or more."),
+    _setting(
+        "temporal_gaps", "--temporal-gaps", str,
+        "Frame distances the temporal loss holds a frame to (flow), e.g. 1,2,4,8: beyond its predecessor, each pixel to the most "
+        "recent of those earlier frames where it was visible (Ruder et al.'s long-term loss).",
+    ),
     _setting("crf", "--crf", int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless."),
     Opt("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", None, None, "OUTPUT.nstpipe-work"),
     Opt("frames", ("--frames",), Optional[int], "Stylize only the first N frames (a preview).", None, None, "all", {"min": 1}),

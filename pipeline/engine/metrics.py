@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.engine.features import Encoder
-from pipeline.engine.flow import consistency_mask, optical_flow, warp
+from pipeline.engine.flow import source_motion, warp
 from pipeline.engine.losses import content_loss, gram, style_loss
 from pipeline.engine.resize import fit_long_side, resize, resize_long_side
 from pipeline.engine.tensors import prepare, to_rgb8
@@ -73,13 +73,6 @@ def frame_warping_error(
     well it follows the motion that is really there. 0 when nothing is trusted.
     """
     return masked_warping_error(source_motion(source_prev, source_cur), out_prev, out_cur)
-
-
-def source_motion(earlier: np.ndarray, later: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """The flow from ``later`` back to ``earlier`` and the mask of where it can be trusted,
-    computed directly between the two source frames however far apart they are."""
-    backward = optical_flow(later, earlier)
-    return backward, consistency_mask(optical_flow(earlier, later), backward)
 
 
 def masked_warping_error(motion: tuple[torch.Tensor, torch.Tensor], earlier: np.ndarray, later: np.ndarray) -> float:
