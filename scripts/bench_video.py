@@ -76,7 +76,8 @@ def run_mode(clip: Path, mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "clip": clip.name, "mode": mode, "output": str(output), "frames": frames,
         "iterations": summary.iterations, "iterations_per_frame": round(summary.iterations / frames, 2),
         "seconds": round(seconds, 1), "seconds_per_frame": round(seconds / frames, 3),
-        "content": metrics.mean("content"), "style": metrics.mean("style"), "settling": metrics.settling(), "gaps": gaps,
+        "content": metrics.mean("content"), "style": metrics.mean("style"), "settling": metrics.settling(),
+        "source_settling": metrics.settling("source"), "gaps": gaps,
     }
 
 
@@ -100,10 +101,11 @@ def number(value: float | None, spec: str) -> str:
 def print_clip(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\n{rows[0]['clip']} at {args.size} px, {rows[0]['frames']} frames, preset {args.preset}"
           f"{', ' + ', '.join(f'{k}={v}' for k, v in args.set.items()) if args.set else ''}")
-    print(f"{'mode':<6} {'iterations':>10} {'it/frame':>8} {'wall s':>7} {'s/frame':>7} {'content':>8} {'style':>7} {'settling':>8}")
+    print(f"{'mode':<6} {'iterations':>10} {'it/frame':>8} {'wall s':>7} {'s/frame':>7} {'content':>8} {'style':>7} "
+          f"{'settling':>8} {'footage':>8}")
     for r in rows:
         print(f"{r['mode']:<6} {r['iterations']:>10} {r['iterations_per_frame']:>8} {r['seconds']:>7} {r['seconds_per_frame']:>7} "
-              f"{r['content']:>8.3f} {r['style']:>7.3f} {number(r['settling'], '8.2f'):>8}")
+              f"{r['content']:>8.3f} {r['style']:>7.3f} {number(r['settling'], '8.2f'):>8} {number(r['source_settling'], '8.2f'):>8}")
     print(f"{'mode':<6} {'gap':>4} {'E_warp':>9} {'footage':>9} {'ratio':>7}")
     for r in rows:
         for gap, g in r["gaps"].items():

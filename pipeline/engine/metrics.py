@@ -142,11 +142,12 @@ class VideoMetrics:
         stylized, source = self.gap_means(gap)
         return stylized / source if stylized is not None and source else None
 
-    def settling(self) -> float | None:
+    def settling(self, of: str = "stylized") -> float | None:
         """Mean gap-1 E_warp of the first SETTLING_PAIRS pairs over the median of the later
-        ones: above 1, the painting still changes at the start where the footage does not.
-        None on a clip too short to have later pairs."""
-        errors = [p.stylized for p in self.pairs.get(1, [])]
+        ones: above 1, the painting still changes at the start. The same figure ``of`` the
+        ``source`` says how much of that is the footage's own motion. None on a clip too
+        short to have later pairs."""
+        errors = [getattr(p, of) for p in self.pairs.get(1, [])]
         if len(errors) <= SETTLING_PAIRS:
             return None
         later = float(np.median(errors[SETTLING_PAIRS:]))
@@ -161,6 +162,7 @@ class VideoMetrics:
             "style": self.mean("style"),
             "warping_error_ratio": self.ratio(1),
             "settling": self.settling(),
+            "source_settling": self.settling("source"),
         }
         for gap in sorted(self.pairs):
             if gap != 1:

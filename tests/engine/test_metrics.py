@@ -116,6 +116,7 @@ def test_ratio_and_settling_of_known_pairs() -> None:
     }
     result = VideoMetrics(frames, 8, 8, pairs)
     assert result.settling() == pytest.approx(0.021 / 0.002)  # the median of the later pairs, not their mean
+    assert result.settling("source") == pytest.approx(0.004 / 0.004)
     assert result.ratio(1) == pytest.approx(sum(early + later) / sum(sources))  # of the means, not a mean of ratios
     assert result.ratio(5) == pytest.approx(0.5)
     summary = result.summary()
