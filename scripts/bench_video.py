@@ -45,6 +45,7 @@ from bench_memory import console_script, run_measured  # noqa: E402
 from pipeline.app import measure_video, stylize_video  # noqa: E402
 from pipeline.config import build_settings  # noqa: E402
 from pipeline.engine.metrics import parse_gaps  # noqa: E402
+from pipeline.errors import ConfigError  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CLIPS = (ROOT / "assets" / "clip.mp4", ROOT / "assets" / "bottles.mp4")
@@ -171,6 +172,10 @@ def parse_args() -> argparse.Namespace:
     if any(len(pair) != 2 for pair in pairs):
         parser.error("--set wants KEY=VALUE")
     args.set = dict(pairs)
+    try:
+        build_settings(args.preset, None, args.set)
+    except ConfigError as exc:
+        parser.error(f"--set: {exc}")
     return args
 
 
