@@ -239,6 +239,11 @@ VIDEO = (
         min=1.0,
     ),
     _setting("temporal_weight", "--temporal-weight", float, "Weight of the temporal loss (flow); 0 or more."),
+    _setting(
+        "temporal_gaps", "--temporal-gaps", str,
+        "Frame distances the temporal loss holds a frame to (flow), e.g. 1,2,4,8: beyond its predecessor, each pixel to the most "
+        "recent of those earlier frames where it was visible (Ruder et al.'s long-term loss).",
+    ),
     _setting("crf", "--crf", int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless."),
     Opt("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", None, None, "OUTPUT.nstpipe-work"),
     Opt("frames", ("--frames",), Optional[int], "Stylize only the first N frames (a preview).", None, None, "all", {"min": 1}),
@@ -563,21 +568,38 @@ def metrics(
     plot: Annotated[
         Optional[Path],
         typer.Option(
-            "--plot", help="Draw E_warp over time into this chart; its suffix decides the format: .png, .svg, .pdf.", show_default="none"
+            "--plot", help="Draw E_warp over time into this chart, one panel per gap; its suffix decides the format: .png, .svg, .pdf.",
+            show_default="none",
         ),
     ] = None,
+    gaps: Annotated[
+        str,
+        typer.Option(
+            "--gaps",
+            help="Compare frames t and t+k for each k, e.g. 1,5,15: the flow is computed directly between source frames t and t+k, "
+            "and the footage's own E_warp at each gap is the yardstick (ratio). Gap 1 is always measured.",
+        ),
+    ] = "1",
     **options: Any,
 ) -> None:
-    """Temporal stability (warping error E_warp, Lai et al. 2018) and per-frame content and style distances."""
+    """Temporal stability (warping error E_warp, Lai et al. 2018, as a multiple of the footage's own at each gap),
+    the settling of the first frames, and per-frame content and style distances."""
     with _user_errors(options["debug"]):
         settings = _settings(options)
         from pipeline.app import measure_video
+        from pipeline.engine.metrics import parse_gaps
 
+        try:
+            measured = parse_gaps(gaps)
+        except ValueError as exc:
+            raise ConfigError(f"--gaps: {exc}") from None
         with _reporter(options["quiet"]) as report:
-            result = measure_video(source, stylized, style, settings, report, json_path, plot, options["overwrite"])
-        for key, value in result.summary().items():
+            result = measure_video(source, stylized, style, settings, report, json_path, plot, options["overwrite"], measured)
+        summary = result.summary()
+        width = max(22, *(len(key) + 2 for key in summary))
+        for key, value in summary.items():
             shown = "-" if value is None else (f"{value:.6f}" if isinstance(value, float) else str(value))
-            typer.echo(f"{key:<22}{shown:>12}")
+            typer.echo(f"{key:<{width}}{shown:>12}")
 
 
 @app.command()

@@ -665,17 +665,18 @@ def measure_video(
     json_path: Path | None = None,
     plot_path: Path | None = None,
     overwrite: bool = False,
+    gaps: Sequence[int] = (1,),
 ) -> VideoMetrics:
-    """``nstpipe metrics``: E_warp of ``stylized`` and of ``source``, and per-frame
-    distances; written to ``json_path`` and drawn into ``plot_path`` when given (both
-    checked, like every output, before the measuring)."""
+    """``nstpipe metrics``: E_warp of ``stylized`` and of ``source`` between frames
+    ``gaps`` apart, and per-frame distances; written to ``json_path`` and drawn into
+    ``plot_path`` when given (both checked, like every output, before the measuring)."""
     inputs = {"input": [source, stylized], "style image": [style] if style is not None else []}
     if plot_path is not None:
         plot_format(plot_path)
     for path in (json_path, plot_path):
         if path is not None:
             check_output(path, inputs, overwrite)
-    result = _measure(source, stylized, style, settings, report)
+    result = _measure(source, stylized, style, settings, report, gaps)
     if json_path is not None:
         atomic_write_json(json_path, metrics_record(source, stylized, style, result))
     if plot_path is not None:
@@ -688,10 +689,13 @@ def metrics_record(source: Path, stylized: Path, style: Path | None, result: Vid
         "source": str(source), "stylized": str(stylized), "style": str(style) if style else None,
         "width": result.width, "height": result.height, "summary": result.summary(),
         "frames": [dataclasses.asdict(frame) for frame in result.frames],
+        "gaps": {str(gap): [dataclasses.asdict(pair) for pair in pairs] for gap, pairs in result.pairs.items()},
     }
 
 
-def _measure(source: Path, stylized: Path, style: Path | None, settings: Settings, report: EventSink) -> VideoMetrics:
+def _measure(
+    source: Path, stylized: Path, style: Path | None, settings: Settings, report: EventSink, gaps: Sequence[int]
+) -> VideoMetrics:
     source_info, stylized_info = probe(source), probe(stylized)
     style_image = read_image(style) if style is not None else None
     if stylized_info.frame_count > source_info.frame_count:
@@ -709,6 +713,7 @@ def _measure(source: Path, stylized: Path, style: Path | None, settings: Setting
             (f.rgb for f in read_frames(stylized)),
             style_image.to(device) if style_image is not None else None,
             on_frame=lambda frame: report(FrameDone(frame.index, 0, 0.0)),
+            gaps=gaps,
         )
     except ValueError:
         # zip(strict=True): one stream ended early although both containers counted more.

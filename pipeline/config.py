@@ -231,6 +231,11 @@ class VideoConfig:
     # keeps moving toward the settled picture over the frames after it, and that motion
     # is flicker (see configs/default.toml). A multiple, so that -n still scales it.
     first_budget: float = 1.0
+    # Frame distances of the temporal loss (flow): (1,) holds a frame to its predecessor;
+    # (1, 2, 4, 8) also to frames further back, each pixel to the most recent where it was
+    # visible (Ruder et al. 2018's long-term loss), so a painting that slowly drifts, or an
+    # object that reappears, is held to what it was.
+    temporal_gaps: tuple[int, ...] = (1,)
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
 
     def __post_init__(self) -> None:
@@ -238,6 +243,11 @@ class VideoConfig:
         _check(self.later_iterations >= 0, "later_iterations", "must not be negative")
         budget = self.first_budget
         _check(math.isfinite(budget) and budget >= 1, "first_budget", f"must be a finite number, 1 or more (got {budget})")
+        gaps = self.temporal_gaps
+        _check(
+            bool(gaps) and gaps[0] == 1 and all(a < b for a, b in zip(gaps, gaps[1:])), "temporal_gaps",
+            f"must start at 1 and increase, e.g. 1 or 1,2,4,8 (got {','.join(map(str, gaps))})",
+        )
         _check(0 <= self.crf <= 51, "crf", "must be between 0 and 51")
 
 
@@ -548,7 +558,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     try:
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
-            kind = float if "weights" in key or "blend" in key else int if key in ("visualize_channels", "dream_channels") else str
+            whole = key in ("visualize_channels", "dream_channels", "temporal_gaps")
+            kind = float if "weights" in key or "blend" in key else int if whole else str
             return tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items if str(v).strip())
         if isinstance(default, bool):
             return _boolean(value)

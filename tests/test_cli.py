@@ -246,6 +246,27 @@ def test_video_and_metrics_commands(tmp_path: Path, painting_path: Path) -> None
         assert plot.format == "PNG" and plot.width > 200
 
 
+def test_metrics_at_several_gaps(tmp_path: Path) -> None:
+    """The clip measured against itself: as steady as the footage at every gap, pair by pair."""
+    from clips import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=13, width=48, height=32, fps=10)
+    result = invoke("metrics", clip, clip, "--gaps", "5,2", "--json", tmp_path / "m.json", "--plot", tmp_path / "m.png", "-q")
+    assert result.exit_code == 0, result.output
+    shown = dict(line.split() for line in result.stdout.splitlines())
+    assert list(shown)[:5] == ["frames", "warping_error", "source_warping_error", "content", "style"]
+    for key in ("warping_error_ratio", "warping_error_ratio_gap2", "warping_error_ratio_gap5"):
+        assert float(shown[key]) == pytest.approx(1.0)
+    assert "settling" in shown and "warping_error_gap5" in shown and "source_warping_error_gap2" in shown
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert sorted(record["gaps"]) == ["1", "2", "5"]
+    assert [pair["first"] for pair in record["gaps"]["5"]] == list(range(8))
+    assert all(pair["stylized"] == pair["source"] for pair in record["gaps"]["2"])
+    assert record["summary"]["warping_error_ratio_gap5"] == pytest.approx(1.0)
+    with Image.open(tmp_path / "m.png") as plot:
+        assert plot.height > 2.5 * 275  # a panel per gap
+
+
 def test_video_batch_option_reaches_the_executor(tmp_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.run.executor
     from clips import make_clip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,10 @@ def test_style_blend_from_a_flag_string() -> None:
         ({"first_budget": 0.5}, "first_budget"),
         ({"first_budget": float("inf")}, "first_budget"),
         ({"crf": 52}, "crf"),
+        ({"temporal_gaps": "2,4"}, "temporal_gaps"),
+        ({"temporal_gaps": [1, 4, 2]}, "temporal_gaps"),
+        ({"temporal_gaps": "1,1"}, "temporal_gaps"),
+        ({"temporal_gaps": "1,two"}, "temporal_gaps"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_setting(data: dict, key: str) -> None:
@@ -321,3 +326,16 @@ def test_texture_size_is_rounded_for_wrapping() -> None:
     assert texture_size(tiled) == (96, 96)  # a multiple of 32: 16 for relu5_1's pooling, 2 for one coarser level
     wide = {"mode": "texture", "texture_width": 70, "texture_height": 44, "tileable": True, "scales": 1}
     assert texture_size(build_settings("texture", overrides=wide)) == (48, 64)  # to the nearest multiple of 16
+
+
+def test_temporal_gaps_count_for_a_video_not_for_a_photo(tmp_path: Path) -> None:
+    from pipeline.jobs.video_job import make_video_job
+    from pipeline.media.video import VideoInfo
+
+    short, long = build_settings("fast"), build_settings("fast", None, {"temporal_gaps": "1,2,4,8"})
+    assert long.video.temporal_gaps == (1, 2, 4, 8) and short.video.temporal_gaps == (1,)
+    assert short.fingerprint() == long.fingerprint()  # a photo is painted the same
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"frames")
+    info = VideoInfo(width=32, height=24, frame_count=3, fps=Fraction(10), rotation=0, audio_streams=0, duration=0.3)
+    assert make_video_job(short, [], clip, info).fingerprint != make_video_job(long, [], clip, info).fingerprint

@@ -80,6 +80,8 @@ def assert_refused(result: Result, *named: str) -> str:
         (("video", "clip.mp4", "-s", "monet.jpg", "-o", "notes.png"), ("notes.png", ".mp4")),
         (("video", "photo.jpg", "-s", "monet.jpg"), ("photo.jpg", "is a still image, not a video", "nstpipe image")),
         (("metrics", "clip.mp4", "clip.mp4", "--plot", "chart.gif"), ("chart.gif", ".svg")),
+        (("metrics", "clip.mp4", "clip.mp4", "--gaps", "0,5"), ("--gaps", "1 or more", "'0,5'")),
+        (("metrics", "clip.mp4", "clip.mp4", "--gaps", "1,five"), ("--gaps", "whole numbers", "1,5,15")),
     ],
     ids=lambda value: "-".join(value) if isinstance(value, tuple) and len(value) > 3 else None,
 )

@@ -43,6 +43,13 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
+def source_motion(earlier: np.ndarray, later: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flow from ``later`` back to ``earlier`` and the :func:`consistency_mask` of where
+    it can be trusted, computed directly between the two frames however far apart they are."""
+    backward = optical_flow(later, earlier)
+    return backward, consistency_mask(optical_flow(earlier, later), backward)
+
+
 def consistency_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
     """(H, W) float mask: 1 where the warped previous frame can be trusted, 0 elsewhere.
 

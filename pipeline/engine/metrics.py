@@ -9,14 +9,15 @@ optimizes exactly what is reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from pipeline.engine.features import Encoder
-from pipeline.engine.flow import consistency_mask, optical_flow, warp
+from pipeline.engine.flow import source_motion, warp
 from pipeline.engine.losses import content_loss, gram, style_loss
 from pipeline.engine.resize import fit_long_side, resize, resize_long_side
 from pipeline.engine.tensors import prepare, to_rgb8
@@ -71,11 +72,40 @@ def frame_warping_error(
     occlusion mask M computed on the *source* frames, so a stylization is judged by how
     well it follows the motion that is really there. 0 when nothing is trusted.
     """
-    backward = optical_flow(source_cur, source_prev)
-    mask = consistency_mask(optical_flow(source_prev, source_cur), backward)
-    diff = (prepare(out_cur) - warp(prepare(out_prev), backward)).pow(2).sum(1)[0]
+    return masked_warping_error(source_motion(source_prev, source_cur), out_prev, out_cur)
+
+
+def masked_warping_error(motion: tuple[torch.Tensor, torch.Tensor], earlier: np.ndarray, later: np.ndarray) -> float:
+    """E_warp of ``later`` against ``earlier`` along a :func:`source_motion`; 0 when nothing is trusted."""
+    backward, mask = motion
+    diff = (prepare(later) - warp(prepare(earlier), backward)).pow(2).sum(1)[0]
     trusted = float(mask.sum())
     return float((mask * diff).sum()) / trusted if trusted > 0 else 0.0
+
+
+# The settling figure compares the first SETTLING_PAIRS gap-1 pairs with the rest.
+SETTLING_PAIRS = 10
+
+
+@dataclass(frozen=True)
+class PairError:
+    """E_warp between frames ``first`` and ``first + gap`` of the stylized clip and of its source."""
+
+    first: int
+    stylized: float
+    source: float
+
+
+def parse_gaps(text: str) -> tuple[int, ...]:
+    """``"1,5,15"`` as sorted distinct gaps, 1 always among them (the per-frame E_warp and the
+    settling figure are gap-1 figures); ValueError names what is wrong."""
+    try:
+        gaps = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise ValueError(f"gaps are whole numbers separated by commas, e.g. 1,5,15; got {text!r}") from None
+    if not gaps or min(gaps) < 1:
+        raise ValueError(f"gaps are frame distances of 1 or more, e.g. 1,5,15; got {text!r}")
+    return tuple(sorted(gaps | {1}))
 
 
 @dataclass(frozen=True)
@@ -92,19 +122,55 @@ class VideoMetrics:
     frames: list[FrameMetrics]
     width: int
     height: int
+    # Per gap k: every pair of frames (t - k, t), in order.
+    pairs: dict[int, list[PairError]] = field(default_factory=dict)
 
     def mean(self, name: str) -> float | None:
         values = [getattr(f, name) for f in self.frames if getattr(f, name) is not None]
         return sum(values) / len(values) if values else None
 
+    def gap_means(self, gap: int) -> tuple[float | None, float | None]:
+        """Mean E_warp at ``gap`` of the stylized clip and of the source; None without pairs."""
+        pairs = self.pairs.get(gap, [])
+        if not pairs:
+            return None, None
+        return sum(p.stylized for p in pairs) / len(pairs), sum(p.source for p in pairs) / len(pairs)
+
+    def ratio(self, gap: int) -> float | None:
+        """The stylized clip's mean E_warp at ``gap`` as a multiple of the footage's own:
+        1 is as steady as the source. None without pairs, or when the source has none."""
+        stylized, source = self.gap_means(gap)
+        return stylized / source if stylized is not None and source else None
+
+    def settling(self, of: str = "stylized") -> float | None:
+        """Mean gap-1 E_warp of the first SETTLING_PAIRS pairs over the median of the later
+        ones: above 1, the painting still changes at the start. The same figure ``of`` the
+        ``source`` says how much of that is the footage's own motion. None on a clip too
+        short to have later pairs."""
+        errors = [getattr(p, of) for p in self.pairs.get(1, [])]
+        if len(errors) <= SETTLING_PAIRS:
+            return None
+        later = float(np.median(errors[SETTLING_PAIRS:]))
+        return sum(errors[:SETTLING_PAIRS]) / SETTLING_PAIRS / later if later > 0 else None
+
     def summary(self) -> dict[str, float | int | None]:
-        return {
+        result: dict[str, float | int | None] = {
             "frames": len(self.frames),
             "warping_error": self.mean("warping_error"),
             "source_warping_error": self.mean("source_warping_error"),
             "content": self.mean("content"),
             "style": self.mean("style"),
+            "warping_error_ratio": self.ratio(1),
+            "settling": self.settling(),
+            "source_settling": self.settling("source"),
         }
+        for gap in sorted(self.pairs):
+            if gap != 1:
+                stylized, source = self.gap_means(gap)
+                result[f"warping_error_gap{gap}"] = stylized
+                result[f"source_warping_error_gap{gap}"] = source
+                result[f"warping_error_ratio_gap{gap}"] = self.ratio(gap)
+        return result
 
 
 def source_at(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -137,15 +203,21 @@ def video_metrics(
     on_frame: Callable[[FrameMetrics], None] | None = None,
     style_layers: Sequence[str] = STYLE_LAYERS,
     content_layer: str = CONTENT_LAYER,
+    gaps: Sequence[int] = (1,),
 ) -> VideoMetrics:
-    """E_warp of the stylized frames and of the source, and per-frame distances; streamed.
+    """E_warp of the stylized frames and of the source at every gap in ``gaps`` (1 always
+    among them), and per-frame distances; streamed, holding the last max(gaps) frames.
 
     Both streams must have the same number of frames (``zip(strict=True)`` raises
     ValueError otherwise); the source is brought to the stylized frames' size.
     """
+    measured = sorted(set(gaps) | {1})
+    if measured[0] < 1:
+        raise ValueError(f"gaps are frame distances of 1 or more, got {list(gaps)}")
     device = _device_of(encoder)
     frames: list[FrameMetrics] = []
-    previous: tuple[np.ndarray, np.ndarray] | None = None
+    pairs: dict[int, list[PairError]] = {gap: [] for gap in measured}
+    history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=measured[-1])  # (source, stylized), latest last
     height = width = 0
     grams: dict[str, torch.Tensor] | None = None  # of the style at the frames' size, once
     for index, (src_full, out) in enumerate(zip(source, stylized, strict=True)):
@@ -155,13 +227,22 @@ def video_metrics(
             grams = style_grams(encoder, resize_long_side(style, max(height, width)), style_layers)
         out_feats = encoder(prepare(out).to(device))
         content = content_distance(out_feats, encoder(prepare(src).to(device)), content_layer)
-        warp_err = src_err = None
-        if previous is not None:
-            warp_err = frame_warping_error(previous[0], src, previous[1], out)
-            src_err = frame_warping_error(previous[0], src, previous[0], src)
-        frame = FrameMetrics(index, warp_err, src_err, content, style_distance(out_feats, grams) if grams else None)
+        for gap in measured:
+            if gap <= len(history):
+                src_then, out_then = history[-gap]
+                motion = source_motion(src_then, src)
+                pair = PairError(index - gap, masked_warping_error(motion, out_then, out), masked_warping_error(motion, src_then, src))
+                pairs[gap].append(pair)
+        latest = pairs[1][-1] if history else None
+        frame = FrameMetrics(
+            index,
+            latest.stylized if latest else None,
+            latest.source if latest else None,
+            content,
+            style_distance(out_feats, grams) if grams else None,
+        )
         frames.append(frame)
         if on_frame is not None:
             on_frame(frame)
-        previous = (src, out)
-    return VideoMetrics(frames, width, height)
+        history.append((src, out))
+    return VideoMetrics(frames, width, height, pairs)

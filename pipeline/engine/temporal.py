@@ -8,7 +8,9 @@ resumes from the saved frames continues exactly as an uninterrupted run would.
 Modes (``VideoConfig.temporal``):
   flow  start from the previous stylized frame warped along the optical flow between the
         source frames, and add Ruder et al.'s temporal loss toward it (masked where the
-        flow is not trusted);
+        flow is not trusted); with frames further back (``VideoConfig.temporal_gaps``),
+        their long-term loss: each pixel held to the most recent of those frames where
+        it was visible (Ruder, Dosovitskiy and Brox 2018, section 4.2);
   prev  start from the previous stylized frame as it is, no temporal loss;
   none  every frame on its own, from the configured init (the baseline).
 """
@@ -25,7 +27,7 @@ import torch
 from pipeline.config import EngineConfig, Settings, VideoConfig
 from pipeline.engine.device import run_or_split
 from pipeline.engine.dream import Dreamer
-from pipeline.engine.flow import consistency_mask, optical_flow, warp
+from pipeline.engine.flow import source_motion, warp
 from pipeline.engine.stylize import Stylizer, TemporalTarget
 from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.events import EventSink
@@ -40,12 +42,23 @@ class FrameStart:
 
 
 @dataclass(frozen=True)
+class Earlier:
+    """A frame of the chain ``gap`` frames before the one to stylize: its source and output."""
+
+    gap: int
+    source: np.ndarray
+    output: np.ndarray
+
+
+@dataclass(frozen=True)
 class FrameInput:
-    """A frame to stylize: its source and, after a chain's first frame, its predecessor's."""
+    """A frame to stylize: its source and, after a chain's first frame, its predecessor's,
+    and those of frames further back for the long-term temporal loss, nearest first."""
 
     source: np.ndarray
     previous_source: np.ndarray | None = None
     previous_output: np.ndarray | None = None
+    earlier: tuple[Earlier, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,8 +73,13 @@ def frame_start(
     source: np.ndarray,
     previous_source: np.ndarray | None,
     previous_output: np.ndarray | None,
+    earlier: Sequence[Earlier] = (),
 ) -> FrameStart:
-    """The init and temporal target of a frame; the first frame has no predecessor."""
+    """The init and temporal target of a frame; the first frame has no predecessor.
+
+    With ``earlier`` frames (flow mode), the target holds each pixel to the most recent
+    frame where it was visible (see :func:`long_term_target`), and the frame starts there.
+    """
     if mode == "none" or previous_output is None:
         return FrameStart(None, None)
     previous = prepare(previous_output)
@@ -70,11 +88,50 @@ def frame_start(
     if previous_source is None:
         raise ValueError("flow mode needs the previous source frame")
     # Flow on the source frames (the stylized ones have painted texture that would
-    # mislead it), at the output size, where the warp is applied.
-    backward = optical_flow(source, previous_source)
-    forward = optical_flow(previous_source, source)
-    warped = warp(previous, backward)
-    return FrameStart(warped, TemporalTarget(warped=warped, mask=consistency_mask(forward, backward)))
+    # mislead it), at the output size, where the warp is applied; directly between this
+    # frame and each earlier one, never chained through the frames between.
+    nearest = _warped(source, previous_source, previous)
+    if not earlier:
+        return FrameStart(nearest.warped, nearest)
+    further = [_warped(source, e.source, prepare(e.output)) for e in sorted(earlier, key=lambda e: e.gap)]
+    target = long_term_target([nearest, *further])
+    return FrameStart(target.warped, target)
+
+
+def _warped(source: np.ndarray, earlier_source: np.ndarray, earlier_output: torch.Tensor) -> TemporalTarget:
+    """An earlier output warped onto ``source`` along the source frames' flow, with its mask."""
+    backward, mask = source_motion(earlier_source, source)
+    return TemporalTarget(warped=warp(earlier_output, backward), mask=mask)
+
+
+def long_term_masks(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Ruder et al.'s (2018) long-term weights, from the masks of frames nearest first.
+
+    c_long_j = max(0, c_j - sum of c_long_l over the nearer frames l): a pixel counts
+    once, with the most recent frame where it was visible, so that the temporal loss of
+    a pixel seen in every earlier frame is that of the nearest alone. (Their code's
+    ``closestFirst``.) Their sum is the largest of the masks, at most 1.
+    """
+    taken = torch.zeros_like(masks[0])
+    shares = []
+    for mask in masks:
+        share = (mask - taken).clamp(min=0)
+        shares.append(share)
+        taken = taken + share
+    return shares
+
+
+def long_term_target(targets: Sequence[TemporalTarget]) -> TemporalTarget:
+    """One temporal target for the warped earlier frames of ``targets``, nearest first, with
+    their :func:`long_term_masks`. Squared pulls m_j (x - a_j)^2 sum to one pull
+    M (x - sum m_j a_j / M)^2 plus a constant, M = sum m_j: the returned target; where no
+    earlier frame is trusted (M = 0), the nearest frame, which the mask leaves free.
+    """
+    shares = long_term_masks([t.mask for t in targets])
+    total = sum(shares, torch.zeros_like(shares[0]))
+    blended = sum((m * t.warped for m, t in zip(shares, targets)), torch.zeros_like(targets[0].warped))
+    warped = torch.where(total > 0, blended / total.clamp(min=1e-12), targets[0].warped)
+    return TemporalTarget(warped=warped, mask=total)
 
 
 def seam_start(
@@ -121,9 +178,10 @@ class FrameStylizer:
         previous_source: np.ndarray | None = None,
         previous_output: np.ndarray | None = None,
         callback: EventSink | None = None,
+        earlier: Sequence[Earlier] = (),
     ) -> StylizedFrame:
-        frame = FrameInput(source, previous_source, previous_output)
-        start = frame_start(self.mode, source, previous_source, previous_output)
+        frame = FrameInput(source, previous_source, previous_output, tuple(earlier))
+        start = frame_start(self.mode, source, previous_source, previous_output, earlier)
         return self._batch([frame], [start], callback)[0]
 
     def stylize_many(self, frames: Sequence[FrameInput], callback: EventSink | None = None) -> list[StylizedFrame]:
@@ -136,8 +194,8 @@ class FrameStylizer:
         """
         if len(frames) == 1:
             only = frames[0]
-            return [self.stylize(only.source, only.previous_source, only.previous_output, callback)]
-        starts = [frame_start(self.mode, f.source, f.previous_source, f.previous_output) for f in frames]
+            return [self.stylize(only.source, only.previous_source, only.previous_output, callback, only.earlier)]
+        starts = [frame_start(self.mode, f.source, f.previous_source, f.previous_output, f.earlier) for f in frames]
         results: dict[int, StylizedFrame] = {}
         for chained in (False, True):
             group = [i for i, start in enumerate(starts) if (start.init is not None) == chained]

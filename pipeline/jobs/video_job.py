@@ -1,7 +1,8 @@
 """A video job: stylize the frames in order into the frame store, then encode the video.
 
-Frames are streamed: one source frame, its predecessor and one stylized predecessor per
-chain are in memory at a time, whatever the length of the video. Frames already in the
+Frames are streamed: one source frame, and per chain its predecessor's source and
+stylized frame (and those of the frames the long-term temporal loss reaches back to) are
+in memory at a time, whatever the length of the video. Frames already in the
 store (a run that was interrupted) are skipped; the chain continues from the saved
 predecessor, so at most the frame that was in flight is redone. Events go to
 ``on_event``; nothing is printed.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -23,7 +25,7 @@ import torch
 from pipeline.config import Settings
 from pipeline.engine.device import resolve_batch, resolve_device
 from pipeline.engine.resize import fit_long_side
-from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame, seam_start
+from pipeline.engine.temporal import Earlier, FrameInput, FrameStylizer, StylizedFrame, seam_start
 from pipeline.engine.tensors import prepare, to_rgb8
 from pipeline.errors import InputError
 from pipeline.events import Encoding, EventSink, FrameDone, FrameStarted
@@ -148,14 +150,19 @@ def _next_frames(walks: Sequence[_ChainWalk]) -> list[tuple[_ChainWalk, Frame, n
 
 
 class _ChainWalk:
-    """One chunk's frames in order: skips those in the store, keeps the predecessor at hand."""
+    """One chunk's frames in order: skips those in the store, keeps the frames before the
+    next one at hand, as many as the temporal loss reaches back (``temporal_gaps``)."""
 
     def __init__(self, job: VideoJob, store: FrameStore, chunk: Chunk) -> None:
         self.job, self.store, self.chunk = job, store, chunk
         self.frames = source_frames(job, chunk.start, chunk.stop)
         self.summary = FramesSummary()
-        self.previous_source: np.ndarray | None = None
-        self.previous_output: np.ndarray | None = None  # None after a skipped frame: read it if needed
+        video = job.settings.video
+        # The gaps beyond 1 that the temporal loss reads (flow mode only).
+        self.gaps = video.temporal_gaps[1:] if video.temporal == "flow" else ()
+        # (source, output) of the frames before the next one, latest last, from this chunk
+        # only; an output is None until it is needed after a skipped frame, then read back.
+        self.recent: deque[tuple[np.ndarray, np.ndarray | None]] = deque(maxlen=max((1, *self.gaps)))
         self.finished = False
 
     def next_pending(self) -> tuple[Frame, np.ndarray] | None:
@@ -165,22 +172,31 @@ class _ChainWalk:
         for frame, source in self.frames:
             self.summary.frames += 1
             if not self.store.is_done(frame.index):
-                if self.previous_output is None and frame.index > self.chunk.start:
-                    self.previous_output = self.store.read(frame.index - 1)
+                self._read_back(frame.index)
                 return frame, source
-            self.previous_output = None
-            self.previous_source = source
+            self.recent.append((source, None))
         self.finished = True
         _check_complete(self.job, self.chunk, self.summary.frames)
         return None
 
+    def _read_back(self, index: int) -> None:
+        """The saved outputs of the frames the next one reads, where a resume skipped them:
+        the same uint8 pictures an unbroken run holds, so it continues the same."""
+        for gap in (1, *self.gaps):
+            if gap <= len(self.recent) and (held := self.recent[-gap])[1] is None:
+                self.recent[-gap] = (held[0], self.store.read(index - gap))
+
     def input(self, source: np.ndarray) -> FrameInput:
-        return FrameInput(source, self.previous_source, self.previous_output)
+        if not self.recent:
+            return FrameInput(source)
+        reach = [(gap, *self.recent[-gap]) for gap in self.gaps if gap <= len(self.recent)]
+        earlier = tuple(Earlier(gap, old_source, output) for gap, old_source, output in reach if output is not None)
+        return FrameInput(source, *self.recent[-1], earlier)
 
     def painted(self, source: np.ndarray, result: StylizedFrame) -> None:
         self.summary.stylized += 1
         self.summary.iterations += result.iterations
-        self.previous_source, self.previous_output = source, result.rgb
+        self.recent.append((source, result.rgb))
 
 
 def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSink) -> FramesSummary:

@@ -22,29 +22,35 @@ def plot_format(path: Path) -> str:
 
 
 def plot_warping_error(metrics: VideoMetrics, path: Path, title: str = "") -> None:
-    """Stylized and source E_warp per frame as lines; written atomically, in the format
-    the suffix names (see :func:`plot_format`)."""
+    """Stylized and source E_warp per frame pair as lines, one panel per gap, against the
+    later frame of each pair; written atomically, in the format the suffix names (see
+    :func:`plot_format`)."""
     fmt = plot_format(path)
     import matplotlib
 
     matplotlib.use("Agg")  # no display; must precede pyplot
     import matplotlib.pyplot as plt
 
-    frames = [f for f in metrics.frames if f.warping_error is not None]
-    # A missing value is a gap in the line, as matplotlib draws NaN.
-    nan = float("nan")
-    index = [f.index for f in frames]
-    stylized = [nan if f.warping_error is None else f.warping_error for f in frames]
-    source = [nan if f.source_warping_error is None else f.source_warping_error for f in frames]
-    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
+    gaps = sorted(metrics.pairs)
+    fig, axes = plt.subplots(len(gaps), 1, figsize=(8, 1 + 2.75 * len(gaps)), dpi=100, sharex=True, squeeze=False)
     try:
-        ax.plot(index, stylized, label="stylized")
-        ax.plot(index, source, label="source", linestyle="--")
-        ax.set_xlabel("frame")
-        ax.set_ylabel("E_warp")
-        ax.set_title(title or "warping error per frame (lower is steadier)")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        for gap, ax in zip(gaps, axes[:, 0]):
+            pairs = metrics.pairs[gap]
+            later = [p.first + gap for p in pairs]
+            stylized, source = [p.stylized for p in pairs], [p.source for p in pairs]
+            ax.plot(later, stylized, label="stylized")
+            ax.plot(later, source, label="source", linestyle="--")
+            # On a log scale a ratio is a fixed height, and a settling start stands out.
+            if stylized and min(stylized + source) > 0:
+                ax.set_yscale("log")
+            ratio = metrics.ratio(gap)
+            shown = f"{ratio:.2f} x the source's" if ratio is not None else "no pairs" if not pairs else "the source has none"
+            ax.set_title(f"gap {gap}: {shown}", fontsize=10)
+            ax.set_ylabel("E_warp")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        axes[-1, 0].set_xlabel("frame (the later of each pair)")
+        fig.suptitle(title or "warping error per frame pair (lower is steadier)")
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt)

@@ -13,11 +13,12 @@ from pipeline.engine.metrics import frame_warping_error
 H, W = 48, 64
 
 
-def scene(seed: int = 0) -> np.ndarray:
-    """Smooth random texture (bicubic upsampling of coarse noise): optical flow can track it."""
+def scene(seed: int = 0, height: int = H, width: int = W, grain: int = 4) -> np.ndarray:
+    """Smooth random texture (bicubic upsampling of coarse noise, one value per ``grain``
+    pixels): optical flow can track it."""
     rng = np.random.default_rng(seed)
-    coarse = torch.from_numpy(rng.random((3, H // 4, W // 4)).astype(np.float32))[None]
-    img = torch.nn.functional.interpolate(coarse, size=(H, W), mode="bicubic", align_corners=False)[0]
+    coarse = torch.from_numpy(rng.random((3, height // grain, width // grain)).astype(np.float32))[None]
+    img = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)[0]
     return (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
 
@@ -73,3 +74,72 @@ def test_video_metrics_of_the_source_itself(tiny_encoder) -> None:
     assert flickering is not None and steady is not None and flickering > 10 * steady + 1e-3
     with pytest.raises(ValueError):
         video_metrics(tiny_encoder, frames, frames[:3], **layers)
+
+
+LAYERS: dict[str, Any] = {"style_layers": ("relu1_1",), "content_layer": "relu2_1"}
+
+
+def test_gaps_on_a_clip_whose_shift_is_known(tiny_encoder) -> None:
+    """The scene slides 1 px a frame; a painting glued to it is as steady as the footage at
+    every gap, one that stays put is not, and one whose colour creeps drifts more the
+    longer the gap. Large and smooth enough for the flow to follow a 15 px shift."""
+    from pipeline.engine.metrics import video_metrics
+
+    n, gaps, size = 17, (1, 5, 15), {"height": 96, "width": 128, "grain": 8}
+    source = [pan(scene(4, **size), t) for t in range(n)]
+    glued = [pan(scene(5, **size), t) for t in range(n)]
+    still = [scene(5, **size)] * n
+    creeping = [np.clip(f.astype(int) + 2 * t, 0, 255).astype(np.uint8) for t, f in enumerate(glued)]
+    follows = video_metrics(tiny_encoder, source, glued, gaps=gaps, **LAYERS)
+    stays = video_metrics(tiny_encoder, source, still, gaps=gaps, **LAYERS)
+    drifts = video_metrics(tiny_encoder, source, creeping, gaps=gaps, **LAYERS)
+    for gap in gaps:
+        assert [p.first for p in follows.pairs[gap]] == list(range(n - gap))
+        moving, frozen = follows.gap_means(gap)[0], stays.gap_means(gap)[0]
+        assert moving is not None and frozen is not None and moving < 3e-3 and frozen > 5e-3
+        assert 0.5 < (follows.ratio(gap) or 0) < 2 and (stays.ratio(gap) or 0) > 20
+        # Colour creeping 2/255 a frame: gap * 2/255 off in each of 3 channels, wherever trusted.
+        assert drifts.gap_means(gap)[0] == pytest.approx(3 * (2 * gap / 255) ** 2, rel=0.2, abs=3e-3)
+    # The per-frame column is the gap-1 pair that ends at the frame.
+    assert [f.warping_error for f in follows.frames[1:]] == [p.stylized for p in follows.pairs[1]]
+
+
+def test_ratio_and_settling_of_known_pairs() -> None:
+    from pipeline.engine.metrics import FrameMetrics, PairError, VideoMetrics
+
+    early, later = [0.02] * 9 + [0.03], [0.001, 0.004, 0.002, 0.003, 0.001]
+    sources = [0.002, 0.006] * 7 + [0.004]
+    frames = [FrameMetrics(t, None, None, 0.0, None) for t in range(16)]
+    pairs = {
+        1: [PairError(t, e, s) for t, (e, s) in enumerate(zip(early + later, sources))],
+        5: [PairError(t, 0.01, 0.02) for t in range(11)],
+    }
+    result = VideoMetrics(frames, 8, 8, pairs)
+    assert result.settling() == pytest.approx(0.021 / 0.002)  # the median of the later pairs, not their mean
+    assert result.settling("source") == pytest.approx(0.004 / 0.004)
+    assert result.ratio(1) == pytest.approx(sum(early + later) / sum(sources))  # of the means, not a mean of ratios
+    assert result.ratio(5) == pytest.approx(0.5)
+    summary = result.summary()
+    assert summary["warping_error_ratio_gap5"] == pytest.approx(0.5) and summary["source_warping_error_gap5"] == pytest.approx(0.02)
+    # Ten pairs leave none to compare with; a still source has no E_warp to be a multiple of.
+    short = VideoMetrics(frames[:11], 8, 8, {1: pairs[1][:10]})
+    assert short.settling() is None
+    assert VideoMetrics(frames, 8, 8, {1: [PairError(0, 0.1, 0.0)]}).ratio(1) is None
+    assert VideoMetrics(frames, 8, 8, {1: [], 15: []}).ratio(15) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "gaps"), [("1", (1,)), ("15,5", (1, 5, 15)), ("1, 5,5,15", (1, 5, 15)), ("2", (1, 2))]
+)
+def test_parse_gaps(text: str, gaps: tuple[int, ...]) -> None:
+    from pipeline.engine.metrics import parse_gaps
+
+    assert parse_gaps(text) == gaps
+
+
+@pytest.mark.parametrize("text", ["", "0,5", "-1", "a,b", "1.5"])
+def test_parse_gaps_refuses(text: str) -> None:
+    from pipeline.engine.metrics import parse_gaps
+
+    with pytest.raises(ValueError, match="gaps"):
+        parse_gaps(text)

@@ -201,3 +201,61 @@ def test_frames_that_run_out_of_gpu_memory_together_are_painted_one_at_a_time(mo
     assert handling == [None, None, None]
     for batched, single in zip(expected, alone):
         assert np.abs(batched.rgb.astype(int) - single.rgb.astype(int)).max() <= 1
+
+
+# -- the long-term temporal loss (temporal_gaps beyond 1) ---------------------------------------
+
+
+def test_long_term_masks_count_each_pixel_once_with_the_nearest_frame_that_saw_it() -> None:
+    from pipeline.engine.temporal import long_term_masks
+
+    # Four pixels; frames nearest first. Pixel 0 seen by all, 1 from gap 2 on, 2 only by
+    # the furthest frame, 3 by none; soft masks keep their sum at the largest of them.
+    masks = [torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 1.0, 0.0])]
+    shares = long_term_masks(masks)
+    assert [m.tolist() for m in shares] == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]
+    soft = long_term_masks([torch.tensor([0.25, 0.5]), torch.tensor([1.0, 0.25])])
+    assert [m.tolist() for m in soft] == [[0.25, 0.5], [0.75, 0.0]]
+    assert torch.equal(soft[0] + soft[1], torch.tensor([1.0, 0.5]))
+
+
+def test_long_term_target_holds_a_pixel_to_the_most_recent_frame_where_it_was_visible() -> None:
+    from pipeline.engine.stylize import TemporalTarget
+    from pipeline.engine.temporal import long_term_target
+
+    colours = (0.2, 0.5, 0.8)  # the warped frames at gaps 1, 2, 4, flat
+    visible = ([1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0])
+    targets = [
+        TemporalTarget(warped=torch.full((1, 3, 1, 4), c), mask=torch.tensor([v], dtype=torch.float32))
+        for c, v in zip(colours, visible)
+    ]
+    target = long_term_target(targets)
+    assert target.warped[0, 0, 0].tolist() == pytest.approx([0.2, 0.5, 0.8, 0.2])  # the last: the nearest, left free
+    assert target.mask[0].tolist() == [1, 1, 1, 0]
+
+
+def there_and_back() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames t-2, t-1, t of a view that moves SHIFT px and comes back: t is t-2 again, and
+    the columns that entered on the left at t were out of the view at t-1, not at t-2."""
+    view, moved = frames()  # moved: the scene SHIFT px to the right of where view shows it
+    return moved, view, moved.copy()
+
+
+def test_flow_holds_pixels_hidden_from_the_previous_frame_to_an_earlier_one() -> None:
+    from pipeline.engine.temporal import Earlier
+
+    two_back, one_back, now = there_and_back()
+    out_two, out_one = painted(2), painted(1)
+    short = frame_start("flow", now, one_back, out_one)
+    long = frame_start("flow", now, one_back, out_one, [Earlier(2, two_back, out_two)])
+    assert short.temporal is not None and long.temporal is not None and long.init is long.temporal.warped
+    hidden = short.temporal.mask == 0  # from the previous frame: the columns that came back on the left
+    assert hidden[4:-4, :SHIFT].all() and short.temporal.mask[4:-4, SHIFT + 4 : -4].mean() > 0.9
+    # There, the frame two back saw them (the same view): held to it, where the short loss leaves them free.
+    assert long.temporal.mask[4:-4, :SHIFT].min() == 1
+    back = long.temporal.warped[0, :, 4:-4, :SHIFT] - prepare(out_two)[0, :, 4:-4, :SHIFT]
+    assert back.abs().median() < 0.03
+    # Where the previous frame saw a pixel, it alone holds it, as without the long-term loss.
+    seen = (short.temporal.mask == 1).expand(3, -1, -1)
+    assert torch.equal(long.temporal.warped[0][seen], short.temporal.warped[0][seen])
+    assert torch.equal(long.temporal.mask[short.temporal.mask == 1], short.temporal.mask[short.temporal.mask == 1])
