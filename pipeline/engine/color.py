@@ -11,6 +11,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from pipeline.engine.distribution import moments, sqrtm_psd
+
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 # YIQ (NTSC). The luminance row is the one Gatys et al. use for luminance-only transfer.
@@ -94,17 +96,16 @@ def match_color_histogram(style: torch.Tensor, content: torch.Tensor, eps: float
 
 def colour_moments(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The RGB mean (N, 3, 1) and covariance (N, 3, 3) of each picture, in float64."""
-    pixels = image.double().reshape(image.shape[0], 3, -1)
-    mean = pixels.mean(-1, keepdim=True)
-    return mean, _cov(pixels, mean)
+    mean, cov = moments(image.double().reshape(image.shape[0], 3, -1))
+    return mean.unsqueeze(-1), cov
 
 
 def match_moments(image: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """``image`` with the colour ``mean`` (N or 1, 3, 1) and covariance (N or 1, 3, 3), by
     the symmetric linear map of :func:`match_color_histogram`; clamped to [0, 1]."""
     pixels = image.double().reshape(image.shape[0], 3, -1)
-    own_mean = pixels.mean(-1, keepdim=True)
-    a = _sqrtm(cov.to(pixels), eps) @ torch.linalg.inv(_sqrtm(_cov(pixels, own_mean), eps))
+    own_mean, own_cov = colour_moments(image)
+    a = sqrtm_psd(cov.to(pixels), eps) @ torch.linalg.inv(sqrtm_psd(own_cov, eps))
     out = a @ (pixels - own_mean) + mean.to(pixels)
     return out.reshape(image.shape).to(image.dtype).clamp(0, 1)
 
@@ -117,13 +118,3 @@ def mixture_moments(images: list[torch.Tensor], weights: list[float]) -> tuple[t
     raw = sum(w * (c + m @ m.transpose(1, 2)) for w, (m, c) in zip(weights, stats))
     assert isinstance(mean, torch.Tensor) and isinstance(raw, torch.Tensor)
     return mean, raw - mean @ mean.transpose(1, 2)
-
-
-def _cov(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    centred = x - mu
-    return centred @ centred.transpose(1, 2) / x.shape[-1]
-
-
-def _sqrtm(m: torch.Tensor, eps: float) -> torch.Tensor:
-    values, vectors = torch.linalg.eigh(m)
-    return vectors @ torch.diag_embed(values.clamp_min(eps).sqrt()) @ vectors.transpose(1, 2)

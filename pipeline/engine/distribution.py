@@ -40,10 +40,11 @@ def moments(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, centred @ centred.transpose(1, 2) / flat.shape[2]
 
 
-def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
-    """The symmetric square root of a positive semi-definite matrix, (..., C, C)."""
+def sqrtm_psd(matrix: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
+    """The symmetric square root of a positive semi-definite matrix, (..., C, C), its
+    eigenvalues raised to ``floor`` first (above 0 where the root is to be inverted)."""
     values, vectors = torch.linalg.eigh(matrix)
-    return vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(-1, -2)
+    return vectors @ torch.diag_embed(values.clamp_min(floor).sqrt()) @ vectors.transpose(-1, -2)
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,7 @@ class SlicedTerm(Term[SlicedTarget]):
         """New directions for the next step, and the painting's sorted projections along them."""
         fresh = random_directions(target.directions.shape[0], target.directions.shape[1], target.generator)
         target.directions.copy_(fresh.to(target.directions.device))
-        with torch.no_grad():
-            projected = torch.einsum("...cm,ck->...km", target.points, target.directions)
-            ordered = quantiles(projected.sort(dim=-1)[0], target.count)
+        ordered = self._sorted_target(target, target.count)
         if target.sorted is None or target.sorted.shape != ordered.shape:
             target.sorted = ordered
         else:
@@ -194,10 +193,15 @@ class SlicedTerm(Term[SlicedTarget]):
         return self.weight * sliced_squared(points, sorted_target, target.directions) / pictures.pick(target.scale, 1)
 
     def refresh_count(self, target: SlicedTarget, count: int) -> None:
-        with torch.no_grad():
-            projected = torch.einsum("...cm,ck->...km", target.points, target.directions)
-            target.sorted = quantiles(projected.sort(dim=-1)[0], count)
+        target.sorted = self._sorted_target(target, count)
         target.count = count
+
+    @staticmethod
+    @torch.no_grad()
+    def _sorted_target(target: SlicedTarget, count: int) -> torch.Tensor:
+        """The painting's projections on this step's directions, sorted, at ``count`` quantiles."""
+        projected = torch.einsum("...cm,ck->...km", target.points, target.directions)
+        return quantiles(projected.sort(dim=-1)[0], count)
 
 
 def _pools_before(layer: str) -> int:
