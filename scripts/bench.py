@@ -69,15 +69,15 @@ import bench_image  # noqa: E402
 import bench_memory  # noqa: E402
 from bench_memory import console_script, run_measured  # noqa: E402
 
-from pipeline.app import measure_video, stylize_video  # noqa: E402
-from pipeline.config import EngineConfig, build_settings  # noqa: E402
-from pipeline.engine.device import resolve_device  # noqa: E402
-from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from pipeline.engine.stylize import Objective, Stylizer, encoder_layers  # noqa: E402
-from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
-from pipeline.events import FrameDone, Progress  # noqa: E402
-from pipeline.media.writer import atomic_write_json, record_path  # noqa: E402
+from nstpipe.app import measure_video, stylize_video  # noqa: E402
+from nstpipe.config import EngineConfig, build_settings  # noqa: E402
+from nstpipe.engine.device import resolve_device  # noqa: E402
+from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
+from nstpipe.engine.stylize import Objective, Stylizer, encoder_layers  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.errors import ConfigError  # noqa: E402
+from nstpipe.events import FrameDone, Progress  # noqa: E402
+from nstpipe.media.writer import atomic_write_json, record_path  # noqa: E402
 
 DATA = ROOT / "data"
 # The target floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43
@@ -138,7 +138,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
 
 def analytic_flop(engine: EngineConfig, height: int, width: int, grams: bool = True) -> float:
     """Convolutions forward and their input gradients, plus (``grams``) the Grams (forward + backward)."""
-    from pipeline.config import vgg_cut
+    from nstpipe.config import vgg_cut
 
     flop, h, w, channels = 0.0, height, width, 3
     out_channels = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
@@ -332,7 +332,7 @@ def label(row: dict[str, Any]) -> str:
 
 
 def bench_image_style(args: argparse.Namespace) -> torch.Tensor:
-    from pipeline.media.imaging import read_image
+    from nstpipe.media.imaging import read_image
 
     return read_image(args.data / "styles" / f"{args.styles[0]}.jpg")
 
@@ -359,7 +359,7 @@ def print_hardware_row(row: dict[str, Any]) -> None:
 def run_batching(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Seconds per picture and iteration when 1, 2, 4 or 8 pictures share each VGG pass, at the
     precision the default preset picks on this device; and what ``--batch 0`` (auto) picks."""
-    from pipeline.engine.device import resolve_batch
+    from nstpipe.engine.device import resolve_batch
 
     weights = load_weights("embedded")
     settings = build_settings("default", None, {"device": str(device)})
@@ -533,8 +533,8 @@ def paint_video(args: argparse.Namespace, out: Path, style: Path, mode: str, siz
 def run_video_batching(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """The whole clip with --temporal flow as one chain (--batch 1) and as the chains the
     automatic batch paints in step (--batch 0): wall time, and the quality each keeps."""
-    from pipeline.jobs.video_job import video_batch
-    from pipeline.media.video import probe
+    from nstpipe.jobs.video_job import video_batch
+    from nstpipe.media.video import probe
 
     out = args.out / "video_batch"
     out.mkdir(parents=True, exist_ok=True)

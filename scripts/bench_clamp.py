@@ -31,12 +31,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pipeline.engine.stylize as stylize  # noqa: E402
-from pipeline.config import build_settings  # noqa: E402
-from pipeline.engine.optimize import Item, eager  # noqa: E402
-from pipeline.engine.optimize import step as one_step  # noqa: E402
-from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.media.imaging import read_image  # noqa: E402
+import nstpipe.engine.stylize as stylize  # noqa: E402
+from nstpipe.config import build_settings  # noqa: E402
+from nstpipe.engine.optimize import Item, eager  # noqa: E402
+from nstpipe.engine.optimize import step as one_step  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.media.imaging import read_image  # noqa: E402
 
 DATA = ROOT / "data"
 

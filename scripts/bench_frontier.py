@@ -4,7 +4,7 @@
 For tubingen.jpg with each --styles painting (starry_night, the_scream, shipwreck in
 DATA/styles) at --size (256) px, every run is a subprocess, so start-up is in its wall time:
 
-* ours: ``nstpipe image`` (this checkout's cli.py) with each --presets preset (fast,
+* ours: ``nstpipe image`` (this checkout's package, by python -m nstpipe) with each --presets preset (fast,
   default, quality; all at --size) and each --points point. A point is
   ``name:key=value;key=value`` over the default preset (as scripts/bench_schedule.py's
   --variant), written into a temporary --config TOML. The default points sweep the budget
@@ -17,7 +17,7 @@ DATA/styles) at --size (256) px, every run is a subprocess, so start-up is in it
   paired as scripts/bench_image.py pairs them); distances only, no time.
 
 Each of ours runs once per --precisions entry (fp32, auto). ``auto`` is resolved on
---device first (pipeline.engine.stylize.resolve_precision); entries that resolve to the
+--device first (nstpipe.engine.stylize.resolve_precision); entries that resolve to the
 same arithmetic run once, labelled e.g. ``fp32 (= auto here)`` on a CPU without AMX.
 Per painting the runs of the two arms alternate, pastiche's spread evenly among ours, so
 drifting load hits both.
@@ -28,7 +28,7 @@ content = |F(out)-F(photo)|^2/|F(photo)|^2 at relu4_2 (both what the engine opti
 feature = the sliced Wasserstein distance over the VGG19 features of relu1_1..relu5_1, each
 layer's over the painting's mean feature variance, summed; patch = the sliced Wasserstein
 distance over 7x7 RGB patches at the full and at half the size, summed (both with fixed
-directions: pipeline.engine.distances). Lower is closer. Each row also has each distance
+directions: nstpipe.engine.distances). Lower is closer. Each row also has each distance
 over the reference's (st/ref, co/ref, fe/ref, pa/ref) and wall/p150 (over the wall time of
 pastiche's --pastiche-base-steps run, 150, of the same painting; the JSON key is
 wall_over_pastiche, and rows measured before that run get it filled in once it is). A
@@ -91,13 +91,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_image  # noqa: E402
 from bench_schedule import parse_variant  # noqa: E402
 
-from pipeline.config import EngineConfig, build_settings  # noqa: E402
-from pipeline.engine.device import resolve_device  # noqa: E402
-from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from pipeline.engine.stylize import resolve_precision  # noqa: E402
-from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
-from pipeline.media.writer import atomic_write_bytes, atomic_write_json, record_path  # noqa: E402
+from nstpipe.config import EngineConfig, build_settings  # noqa: E402
+from nstpipe.engine.device import resolve_device  # noqa: E402
+from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
+from nstpipe.engine.stylize import resolve_precision  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.errors import ConfigError  # noqa: E402
+from nstpipe.media.writer import atomic_write_bytes, atomic_write_json, record_path  # noqa: E402
 
 DATA = ROOT / "data"
 OUT = ROOT / "bench_out" / "frontier"
@@ -201,7 +201,7 @@ def interleave(first: Sequence[T], second: Sequence[T]) -> list[T]:
 def run_ours(run: Run, photo: Path, style: Path, out: Path, size: int, device: str, tmp: Path) -> dict[str, Any]:
     config = tmp / f"{out.stem}.toml"
     config.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in run.config.items()))
-    cmd = [sys.executable, str(ROOT / "cli.py"), "image", str(photo), "--style", str(style), "-o", str(out),
+    cmd = [sys.executable, "-m", "nstpipe", "image", str(photo), "--style", str(style), "-o", str(out),
            "--size", str(size), "--device", device, "--preset", run.preset, "--config", str(config), "-q"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()

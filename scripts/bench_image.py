@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from pipeline.engine.distances import feature_distance, halves, patch_distance  # noqa: E402
-from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
-from pipeline.engine.tensors import prepare  # noqa: E402
-from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.media.writer import record_path  # noqa: E402
+from nstpipe.engine.distances import feature_distance, halves, patch_distance  # noqa: E402
+from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
+from nstpipe.engine.tensors import prepare  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.media.writer import record_path  # noqa: E402
 
 PAIRS = (("starry_night", "tubingen_starry"), ("the_scream", "tubingen_scream"), ("shipwreck", "tubingen_shipwreck"))
 METRIC_SIDE = 256

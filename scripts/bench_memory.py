@@ -14,7 +14,7 @@ Each run is a fresh ``nstpipe`` process whose peak RSS is taken by a wrapper pro
 3. size: ``nstpipe image`` of tubingen.jpg at 128, 256 and 512 px (one scale, 3
    iterations): what one worker holds grows with --size; its peak above the smallest size's,
    next to the engine's own bound on one picture's memory at that size
-   (``pipeline.engine.stylize.image_memory``, which chooses batch sizes on a GPU).
+   (``nstpipe.engine.stylize.image_memory``, which chooses batch sizes on a GPU).
 
 Prints a table and writes JSON (--json, default bench_out/memory/bench_memory.json).
 ``scripts/bench.py`` runs the same as its ``memory`` section.
@@ -42,9 +42,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import build_settings  # noqa: E402
-from pipeline.engine.stylize import image_memory  # noqa: E402
-from pipeline.media.writer import atomic_write_json  # noqa: E402
+from nstpipe.config import build_settings  # noqa: E402
+from nstpipe.engine.stylize import image_memory  # noqa: E402
+from nstpipe.media.writer import atomic_write_json  # noqa: E402
 
 DATA = ROOT / "data"
 GROWTH_LIMIT = 1.10  # peak of the larger run over the smaller's

@@ -8,7 +8,7 @@ Everything runs in this process on --device (cpu), with each mode's preset:
   relu1_1..relu5_1 of |G(x)-G(painting)|^2/|G(painting)|^2, the painting's long side
   at 256) against that of the painting's left and right halves (cut from the painting
   at that scale, so that strokes keep their size); likewise the sliced Wasserstein
-  distances over VGG19 features and over 7x7 pixel patches (pipeline.engine.distances),
+  distances over VGG19 features and over 7x7 pixel patches (nstpipe.engine.distances),
   which the engine does not optimize, and the share of the energy above half the Nyquist
   frequency (speckle) over the painting's. Targets: style and feature distance at most
   0.5 x the closer half's, patch distance at most the closer half's, high frequencies at
@@ -60,18 +60,18 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.app import stylize_video  # noqa: E402
-from pipeline.config import Settings, build_settings  # noqa: E402
-from pipeline.engine.device import resolve_device  # noqa: E402
-from pipeline.engine.distances import feature_distance, halves, high_frequency_share, patch_distance  # noqa: E402
-from pipeline.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics  # noqa: E402
-from pipeline.engine.tensors import prepare, to_rgb8  # noqa: E402
-from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer  # noqa: E402
-from pipeline.media.imaging import read_image  # noqa: E402
-from pipeline.media.sheet import contact_sheet  # noqa: E402
-from pipeline.media.video import read_frames  # noqa: E402
-from pipeline.media.writer import atomic_write_json, write_image  # noqa: E402
+from nstpipe.app import stylize_video  # noqa: E402
+from nstpipe.config import Settings, build_settings  # noqa: E402
+from nstpipe.engine.device import resolve_device  # noqa: E402
+from nstpipe.engine.distances import feature_distance, halves, high_frequency_share, patch_distance  # noqa: E402
+from nstpipe.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics  # noqa: E402
+from nstpipe.engine.tensors import prepare, to_rgb8  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer  # noqa: E402
+from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.media.sheet import contact_sheet  # noqa: E402
+from nstpipe.media.video import read_frames  # noqa: E402
+from nstpipe.media.writer import atomic_write_json, write_image  # noqa: E402
 
 DATA = ROOT / "data"
 OUT = ROOT / "bench_out" / "modes"

@@ -28,10 +28,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.app import stylize_folder, stylize_video  # noqa: E402
-from pipeline.config import build_settings  # noqa: E402
-from pipeline.engine.device import visible_gpus  # noqa: E402
-from pipeline.run.ray_executor import RayExecutor, ray_session  # noqa: E402
+from nstpipe.app import stylize_folder, stylize_video  # noqa: E402
+from nstpipe.config import build_settings  # noqa: E402
+from nstpipe.engine.device import visible_gpus  # noqa: E402
+from nstpipe.run.ray_executor import RayExecutor, ray_session  # noqa: E402
 
 DATA = ROOT / "data"
 

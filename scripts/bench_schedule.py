@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_image  # noqa: E402
 
-from pipeline.config import EngineConfig, build_settings  # noqa: E402
-from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from pipeline.engine.stylize import Stylizer  # noqa: E402
-from pipeline.engine.tensors import to_rgb8  # noqa: E402
-from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.media.imaging import read_image  # noqa: E402
-from pipeline.media.writer import atomic_write_json  # noqa: E402
+from nstpipe.config import EngineConfig, build_settings  # noqa: E402
+from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
+from nstpipe.engine.stylize import Stylizer  # noqa: E402
+from nstpipe.engine.tensors import to_rgb8  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.media.writer import atomic_write_json  # noqa: E402
 
 DATA = ROOT / "data"
 VARIANTS = ["default:", "full300:iterations=300", "mix0.5:content_mix=0.5", "mix0.9:content_mix=0.9",

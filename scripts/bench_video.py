@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_memory import console_script, run_measured  # noqa: E402
 
-from pipeline.app import measure_video, stylize_video  # noqa: E402
-from pipeline.config import build_settings  # noqa: E402
-from pipeline.engine.metrics import parse_gaps  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
+from nstpipe.app import measure_video, stylize_video  # noqa: E402
+from nstpipe.config import build_settings  # noqa: E402
+from nstpipe.engine.metrics import parse_gaps  # noqa: E402
+from nstpipe.errors import ConfigError  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CLIPS = (ROOT / "assets" / "clip.mp4", ROOT / "assets" / "bottles.mp4")

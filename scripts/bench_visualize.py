@@ -31,12 +31,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import EngineConfig, settings_from_dict  # noqa: E402
-from pipeline.engine.losses import tv_loss  # noqa: E402
-from pipeline.engine.transforms import scaled_and_turned  # noqa: E402
-from pipeline.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from pipeline.engine.visualize import Visualizer  # noqa: E402
-from pipeline.media.imaging import read_image  # noqa: E402
+from nstpipe.config import EngineConfig, settings_from_dict  # noqa: E402
+from nstpipe.engine.losses import tv_loss  # noqa: E402
+from nstpipe.engine.transforms import scaled_and_turned  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.engine.visualize import Visualizer  # noqa: E402
+from nstpipe.media.imaging import read_image  # noqa: E402
 
 SHIFTS = [(dy, dx) for dy in (-4, 0, 4) for dx in (-4, 0, 4) if (dy, dx) != (0, 0)]
 TURNS = [(scale, degrees) for scale in (0.95, 1.05) for degrees in (-5.0, 5.0)]

@@ -32,9 +32,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.jobs.failures import FAILED_SUFFIX  # noqa: E402
-from pipeline.media.video import probe  # noqa: E402
-from pipeline.media.writer import TEMP_PREFIX, read_record  # noqa: E402
+from nstpipe.jobs.failures import FAILED_SUFFIX  # noqa: E402
+from nstpipe.media.video import probe  # noqa: E402
+from nstpipe.media.writer import TEMP_PREFIX, read_record  # noqa: E402
 
 NSTPIPE = Path(sys.executable).parent / "nstpipe"
 ACTOR_TITLES = ("ray::_ImageActor", "ray::_VideoActor")

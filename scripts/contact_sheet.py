@@ -16,8 +16,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.engine.metrics import source_at  # noqa: E402
-from pipeline.media.video import read_frames  # noqa: E402
+from nstpipe.engine.metrics import source_at  # noqa: E402
+from nstpipe.media.video import read_frames  # noqa: E402
 
 
 def pick(path: Path, indices: set[int]) -> dict[int, np.ndarray]:

@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 import av
 import numpy as np
 
-from pipeline.engine.metrics import frame_warping_error
-from pipeline.media.video import VideoInfo, VideoWriter, probe, read_frames
+from nstpipe.engine.metrics import frame_warping_error
+from nstpipe.media.video import VideoInfo, VideoWriter, probe, read_frames
 
 SAMPLE_RATE = 16000
 

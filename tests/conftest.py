@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import DATA, TinyEncoder, write_rgb
-from pipeline.engine.stylize import Stylizer
-from pipeline.engine.vgg import VGGWeights, load_weights
+from nstpipe.engine.stylize import Stylizer
+from nstpipe.engine.vgg import VGGWeights, load_weights
 
 # The tensors here are tiny: one thread is as fast, and several threads slow down by an
 # order of magnitude when another process is busy on the same cores.

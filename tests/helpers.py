@@ -11,16 +11,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pipeline.config import EngineConfig
-from pipeline.engine.features import resolve_precision
+from nstpipe.config import EngineConfig
+from nstpipe.engine.features import resolve_precision
 
 if TYPE_CHECKING:
     from typer.testing import Result
 
-    from pipeline.events import EventSink
-    from pipeline.jobs.plan import Chunk
-    from pipeline.jobs.video_job import FramesSummary, VideoJob
-    from pipeline.media.framestore import FrameStore
+    from nstpipe.events import EventSink
+    from nstpipe.jobs.plan import Chunk
+    from nstpipe.jobs.video_job import FramesSummary, VideoJob
+    from nstpipe.media.framestore import FrameStore
 
 DATA = Path(__file__).parent / "data"
 
@@ -130,7 +130,7 @@ def invoke(*args: object) -> Result:
     """The ``nstpipe`` command line in this process, every argument as a string."""
     from typer.testing import CliRunner
 
-    from cli import app
+    from nstpipe.cli import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
 

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from helpers import FolderExecutor
-from pipeline.app import SETTINGS_FILE, FolderOutcome, check_inputs, check_writable, stylize_folder
-from pipeline.config import build_settings
-from pipeline.errors import InputError
-from pipeline.events import JobPlanned, Skipped, TaskStarted
-from pipeline.jobs.plan import ImageTask, source_identity
-from pipeline.jobs.worker import ImageJob, TaskResult, is_done, make_job
-from pipeline.media.writer import TEMP_PREFIX, write_png
-from pipeline.run.executor import LocalExecutor, Summary
+from nstpipe.app import SETTINGS_FILE, FolderOutcome, check_inputs, check_writable, stylize_folder
+from nstpipe.config import build_settings
+from nstpipe.errors import InputError
+from nstpipe.events import JobPlanned, Skipped, TaskStarted
+from nstpipe.jobs.plan import ImageTask, source_identity
+from nstpipe.jobs.worker import ImageJob, TaskResult, is_done, make_job
+from nstpipe.media.writer import TEMP_PREFIX, write_png
+from nstpipe.run.executor import LocalExecutor, Summary
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from cli import app
-from pipeline.media.writer import read_record
+from nstpipe.cli import app
+from nstpipe.media.writer import read_record
 
 runner = CliRunner()
 FAST = ("--preset", "fast", "--size", "32", "-n", "3", "-q")
@@ -56,7 +56,7 @@ def test_help_does_not_import_torch() -> None:
     script = (
         "import sys\n"
         "sys.argv = ['nstpipe', '--help']\n"
-        "import cli\n"
+        "from nstpipe import cli\n"
         "try:\n"
         "    cli.main()\n"
         "except SystemExit as exc:\n"
@@ -179,7 +179,7 @@ def test_images_all_good_exits_zero(tmp_path: Path, make_rgb: Callable[..., Path
 def test_images_batch_option_reaches_the_worker(
     tmp_path: Path, make_rgb: Callable[..., Path], painting_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.jobs.worker import ImageWorker
+    from nstpipe.jobs.worker import ImageWorker
 
     calls: list[tuple[int, int]] = []  # (the worker's batch, the tasks of a call)
     real = ImageWorker.process_batch
@@ -268,17 +268,17 @@ def test_metrics_at_several_gaps(tmp_path: Path) -> None:
 
 
 def test_video_batch_option_reaches_the_executor(tmp_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.run.executor
+    import nstpipe.run.executor
     from clips import make_clip
 
     batches: list[int] = []
-    real: Callable[..., object] = pipeline.run.executor.run_chunks
+    real: Callable[..., object] = nstpipe.run.executor.run_chunks
 
     def run_chunks(*args: Any, batch: int = 1, **kwargs: Any) -> object:
         batches.append(batch)
         return real(*args, batch=batch, **kwargs)
 
-    monkeypatch.setattr(pipeline.run.executor, "run_chunks", run_chunks)
+    monkeypatch.setattr(nstpipe.run.executor, "run_chunks", run_chunks)
     clip = make_clip(tmp_path / "in.mp4", n_frames=3, width=48, height=32, fps=10)
     for flag in ("3", "0"):
         result = invoke("video", clip, "--style", painting_path, "-o", tmp_path / f"out{flag}.mp4", *FAST, "--batch", flag)
@@ -324,9 +324,9 @@ def test_progress_bar_counts_frames_and_images_from_events() -> None:
     from rich.console import Console
     from rich.progress import Progress as Bars
 
-    from cli import _ProgressBar
-    from pipeline.events import FrameDone, FrameStarted, JobPlanned, Progress, Skipped, VideoPlanned
-    from pipeline.jobs.plan import ImageTask
+    from nstpipe.cli import _ProgressBar
+    from nstpipe.events import FrameDone, FrameStarted, JobPlanned, Progress, Skipped, VideoPlanned
+    from nstpipe.jobs.plan import ImageTask
 
     bars = Bars(console=Console(file=io.StringIO()))
     bar = _ProgressBar(bars)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import (
+from nstpipe.config import (
     LAYERS,
     EngineConfig,
     Settings,
@@ -19,7 +19,7 @@ from pipeline.config import (
     settings_from_dict,
     texture_size,
 )
-from pipeline.errors import ConfigError
+from nstpipe.errors import ConfigError
 
 PRESETS = ("fast", "default", "quality", "texture")
 
@@ -211,20 +211,20 @@ def test_fingerprint_tracks_settings_but_not_device() -> None:
 
 
 def test_an_engine_revision_redoes_earlier_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.config
+    import nstpipe.config
 
     now = build_settings("fast").fingerprint()
-    monkeypatch.setattr(pipeline.config, "ENGINE_REVISION", pipeline.config.ENGINE_REVISION - 1)
+    monkeypatch.setattr(nstpipe.config, "ENGINE_REVISION", nstpipe.config.ENGINE_REVISION - 1)
     assert build_settings("fast").fingerprint() != now
 
 
 def test_a_tileable_revision_redoes_tileable_textures_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.config
+    import nstpipe.config
 
     kinds = [build_settings("texture", overrides={"mode": "texture", "tileable": t}) for t in (True, False)]
     kinds.append(build_settings())
     before = [s.fingerprint() for s in kinds]
-    monkeypatch.setattr(pipeline.config, "TILEABLE_REVISION", pipeline.config.TILEABLE_REVISION + 1)
+    monkeypatch.setattr(nstpipe.config, "TILEABLE_REVISION", nstpipe.config.TILEABLE_REVISION + 1)
     after = [s.fingerprint() for s in kinds]
     assert [b != a for b, a in zip(before, after)] == [True, False, False]
 
@@ -329,8 +329,8 @@ def test_texture_size_is_rounded_for_wrapping() -> None:
 
 
 def test_temporal_gaps_count_for_a_video_not_for_a_photo(tmp_path: Path) -> None:
-    from pipeline.jobs.video_job import make_video_job
-    from pipeline.media.video import VideoInfo
+    from nstpipe.jobs.video_job import make_video_job
+    from nstpipe.media.video import VideoInfo
 
     short, long = build_settings("fast"), build_settings("fast", None, {"temporal_gaps": "1,2,4,8"})
     assert long.video.temporal_gaps == (1, 2, 4, 8) and short.video.temporal_gaps == (1,)

@@ -17,7 +17,7 @@ from typing import Callable
 
 import pytest
 
-from pipeline.media.writer import TEMP_PREFIX, read_record
+from nstpipe.media.writer import TEMP_PREFIX, read_record
 
 NSTPIPE = Path(sys.executable).parent / "nstpipe"
 FAST = "--preset fast --size 32 -n 2 --scales 1 --device cpu -q"

@@ -13,11 +13,11 @@ import pytest
 
 from clips import make_clip
 from helpers import CPU_AUTO, invoke, pixels, snapshot, write_rgb
-from pipeline.app import stylize_video
-from pipeline.config import build_settings
-from pipeline.events import FrameDone, FrameStarted, VideoPlanned
-from pipeline.media.imaging import read_image
-from pipeline.media.video import probe
+from nstpipe.app import stylize_video
+from nstpipe.config import build_settings
+from nstpipe.events import FrameDone, FrameStarted, VideoPlanned
+from nstpipe.media.imaging import read_image
+from nstpipe.media.video import probe
 
 TINY = ("--size", "32", "-n", "2", "--octaves", "2", "--jitter", "4", "--device", "cpu")
 

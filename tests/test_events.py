@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import pipeline
-from pipeline import events
-from pipeline.jobs.plan import ImageTask
+import nstpipe
+from nstpipe import events
+from nstpipe.jobs.plan import ImageTask
 
 TASK = ImageTask(Path("in/a.jpg"), Path("a.jpg"), Path("out/a.png"))
 SAMPLES = [
@@ -54,14 +54,14 @@ def test_an_event_is_frozen_and_survives_pickling(event: object) -> None:
 
 
 def test_importing_the_events_loads_neither_torch_nor_ray() -> None:
-    code = "import sys, pipeline.events; print(sorted({'torch', 'ray'} & set(sys.modules)))"
+    code = "import sys, nstpipe.events; print(sorted({'torch', 'ray'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_no_other_module_defines_an_event_or_a_sink_type() -> None:
     names = {c.__name__ for c in event_classes()} | {"EventSink", "Callback", "Report"}
-    for module_info in pkgutil.walk_packages(pipeline.__path__, "pipeline."):
+    for module_info in pkgutil.walk_packages(nstpipe.__path__, "nstpipe."):
         if module_info.name == events.__name__:
             continue
         module = importlib.import_module(module_info.name)

@@ -19,14 +19,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-import cli
-from cli import _LogProgress, app
 from clips import make_clip
 from helpers import CPU_AUTO, invoke, snapshot
-from pipeline.app import video_settings
-from pipeline.config import build_settings
-from pipeline.events import Encoding, FrameDone, JobPlanned, Progress, Skipped, VideoPlanned
-from pipeline.media.video import VideoInfo, probe
+from nstpipe import cli
+from nstpipe.app import video_settings
+from nstpipe.cli import _LogProgress, app
+from nstpipe.config import build_settings
+from nstpipe.events import Encoding, FrameDone, JobPlanned, Progress, Skipped, VideoPlanned
+from nstpipe.media.video import VideoInfo, probe
 
 TINY = ("--preset", "fast", "--size", "32", "-n", "2", "--scales", "1", "-q")
 VIDEO_TINY = ("--preset", "fast", "-n", "1", "--scales", "1", "--later-iterations", "1", "-q")
@@ -225,12 +225,12 @@ def test_images_without_o_writes_a_folder_beside_the_folder(here: Path) -> None:
 
 def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The line is printed from the event that precedes the model's loading."""
-    import pipeline.app
+    import nstpipe.app
 
     def no_work(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.app, "ImageWorker", no_work)
+    monkeypatch.setattr(nstpipe.app, "ImageWorker", no_work)
     result = invoke("image", here / "photo.jpg", "-s", here / "monet.jpg", "-o", here / "o.png", *TINY[:-1])
     assert result.exit_code == 130
     assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu ({CPU_AUTO}) -> {here / 'o.png'}"
@@ -240,9 +240,9 @@ def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.Mon
     ("device", "width", "expected"), [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 1920)]
 )
 def test_a_video_without_size_follows_the_device(monkeypatch: pytest.MonkeyPatch, device: str, width: int, expected: int) -> None:
-    import pipeline.app
+    import nstpipe.app
 
-    monkeypatch.setattr(pipeline.app, "resolve_device", lambda name="auto": torch.device(device))
+    monkeypatch.setattr(nstpipe.app, "resolve_device", lambda name="auto": torch.device(device))
     info = VideoInfo(width, width * 9 // 16, 60, Fraction(30), 0, 0, 2.0)
     settings = build_settings("default")
     chosen = video_settings(settings, info, size_from_device=True)
@@ -321,7 +321,7 @@ def test_a_run_into_a_log_prints_progress_lines(here: Path, monkeypatch: pytest.
 
 
 def test_short_help_and_version() -> None:
-    from pipeline import __version__
+    from nstpipe import __version__
 
     assert invoke("-h").exit_code == 0 and "video" in invoke("-h").stdout
     assert invoke("video", "-h").exit_code == 0 and "--later-iterations" in invoke("video", "-h").stdout

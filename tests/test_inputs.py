@@ -19,14 +19,14 @@ from PIL import Image
 
 from clips import audio_packets, make_clip
 from helpers import DATA, invoke
-from pipeline.app import stylize_folder, stylize_video
-from pipeline.config import DEFAULT_MAX_PIXELS, build_settings
-from pipeline.errors import ConfigError, InputError
-from pipeline.events import TaskStarted
-from pipeline.jobs.plan import ImageTask, source_identity
-from pipeline.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged
-from pipeline.media.video import probe
-from pipeline.media.writer import read_record
+from nstpipe.app import stylize_folder, stylize_video
+from nstpipe.config import DEFAULT_MAX_PIXELS, build_settings
+from nstpipe.errors import ConfigError, InputError
+from nstpipe.events import TaskStarted
+from nstpipe.jobs.plan import ImageTask, source_identity
+from nstpipe.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged
+from nstpipe.media.video import probe
+from nstpipe.media.writer import read_record
 
 FAST = ("--preset", "fast", "--size", "32", "-n", "1", "--scales", "1", "-q")
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 1, "scales": 1, "device": "cpu"})
@@ -98,7 +98,7 @@ def test_odd_bytes_in_a_printed_path_do_not_crash_a_strict_stdout(tmp_path: Path
     script = (
         "import sys\n"
         f"sys.argv = ['nstpipe', 'images', {str(tmp_path / 'empty')!r}, '-s', {str(painting_path)!r}, '-o', {str(out)!r}, '-q']\n"
-        "import cli\n"
+        "from nstpipe import cli\n"
         "cli.main()\n"
     )
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
@@ -129,7 +129,7 @@ def rewrite(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (2
 
 def changing_reader(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> list[int]:
     """The worker's reader, rewriting ``path`` right after each of its first ``times`` reads."""
-    import pipeline.jobs.worker as worker_module
+    import nstpipe.jobs.worker as worker_module
 
     real, calls = worker_module.read_image, []
 
@@ -207,7 +207,7 @@ def test_too_thin_a_picture_is_reported_not_a_crash(tmp_path: Path, worker: Imag
 
 
 def test_pyramid_leaves_out_levels_too_thin_for_the_layers() -> None:
-    from pipeline.engine.stylize import pyramid
+    from nstpipe.engine.stylize import pyramid
 
     assert SETTINGS.engine.min_side == 16
     assert pyramid(20, 64, 2, 16, min_side=16) == [(20, 64)]  # the coarse 10x32 would fail

@@ -16,8 +16,8 @@ from typing import Callable
 import pytest
 from PIL import Image
 
-from pipeline.jobs.failures import FAILED_SUFFIX
-from pipeline.media.writer import TEMP_PREFIX, read_record
+from nstpipe.jobs.failures import FAILED_SUFFIX
+from nstpipe.media.writer import TEMP_PREFIX, read_record
 
 NSTPIPE = Path(sys.executable).parent / "nstpipe"
 KILLS = 10

@@ -1,6 +1,6 @@
-"""The package's layers: imports only run downward, from app to run, jobs, media and engine.
+"""The package's layers: imports only run downward, from cli to app, run, jobs, media and engine.
 
-``pipeline/config.py``, ``pipeline/errors.py`` and ``pipeline/events.py`` are pure Python and
+``nstpipe/config.py``, ``nstpipe/errors.py`` and ``nstpipe/events.py`` are pure Python and
 shared by every layer. Read from the source (every ``import``, lazy ones inside functions
 included), so a module that reaches up a layer fails here before it makes a cycle.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
+PACKAGE = Path(__file__).resolve().parent.parent / "nstpipe"
 # Each layer and what it may import besides itself and the shared modules.
 BELOW = {
     "engine": set(),
@@ -20,13 +20,16 @@ BELOW = {
     "jobs": {"engine", "media"},
     "run": {"engine", "media", "jobs"},
     "app": {"engine", "media", "jobs", "run"},
+    "cli": {"engine", "media", "jobs", "run", "app"},
+    "__main__": {"cli"},
+    "configs": set(),
 }
 SHARED = {"config", "errors", "events", "__init__"}
 
 
 def layer_of(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "pipeline" and parts[1] in BELOW else None
+    return parts[1] if len(parts) > 1 and parts[0] == "nstpipe" and parts[1] in BELOW else None
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -36,7 +39,7 @@ def imported_modules(path: Path) -> set[str]:
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
-    return {m for m in found if m.startswith("pipeline.")}
+    return {m for m in found if m.startswith("nstpipe.")}
 
 
 def modules() -> list[Path]:
@@ -53,13 +56,13 @@ def test_a_module_imports_only_its_own_layer_and_those_below(path: Path) -> None
         allowed = BELOW[own] | {own}
     upward = sorted(m for m in imported_modules(path) if (layer := layer_of(m)) and layer not in allowed)
     if own == "events":  # names ImageTask in annotations only (under TYPE_CHECKING)
-        upward = [m for m in upward if not m.startswith("pipeline.jobs.plan")]
+        upward = [m for m in upward if not m.startswith("nstpipe.jobs.plan")]
     assert not upward, f"{relative} reaches up to {upward}"
 
 
 def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from pipeline.jobs.worker import ImageWorker\n")
-    assert layer_of("pipeline.jobs.worker") == "jobs"
-    assert "pipeline.jobs.worker" in imported_modules(bad)
+    bad.write_text("def f():\n    from nstpipe.jobs.worker import ImageWorker\n")
+    assert layer_of("nstpipe.jobs.worker") == "jobs"
+    assert "nstpipe.jobs.worker" in imported_modules(bad)
     assert "jobs" not in BELOW["engine"]

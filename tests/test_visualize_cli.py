@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from helpers import CPU_AUTO, invoke, pixels, snapshot
-from pipeline.config import Settings, VisualizeConfig, build_settings
-from pipeline.errors import ConfigError
-from pipeline.media.sheet import GAP, LABEL_HEIGHT, contact_sheet
+from nstpipe.config import Settings, VisualizeConfig, build_settings
+from nstpipe.errors import ConfigError
+from nstpipe.media.sheet import GAP, LABEL_HEIGHT, contact_sheet
 
 TINY = ("--layer", "relu2_1", "--size", "32", "-n", "3", "--scales", "1")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import smooth_image
-from pipeline.engine.color import (
+from nstpipe.engine.color import (
     keep_luminance,
     match_color_histogram,
     match_luminance,

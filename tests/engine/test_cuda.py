@@ -19,17 +19,17 @@ import pytest
 import torch
 
 from helpers import grad_of
-from pipeline.config import Settings, build_settings
-from pipeline.engine.cudagraph import GraphedLosses
-from pipeline.engine.device import resolve_batch, resolve_device
-from pipeline.engine.stylize import GRAPH_MIN_STEPS, Stylizer, resolve_precision
-from pipeline.engine.temporal import FrameInput, FrameStylizer
-from pipeline.engine.vgg import VGGFeatures, VGGWeights
-from pipeline.events import Progress
-from pipeline.jobs.plan import ImageTask
-from pipeline.jobs.worker import ImageWorker, build_stylizer, make_job
-from pipeline.media.imaging import read_image, read_rgb
-from pipeline.media.video import probe
+from nstpipe.config import Settings, build_settings
+from nstpipe.engine.cudagraph import GraphedLosses
+from nstpipe.engine.device import resolve_batch, resolve_device
+from nstpipe.engine.stylize import GRAPH_MIN_STEPS, Stylizer, resolve_precision
+from nstpipe.engine.temporal import FrameInput, FrameStylizer
+from nstpipe.engine.vgg import VGGFeatures, VGGWeights
+from nstpipe.events import Progress
+from nstpipe.jobs.plan import ImageTask
+from nstpipe.jobs.worker import ImageWorker, build_stylizer, make_job
+from nstpipe.media.imaging import read_image, read_rgb
+from nstpipe.media.video import probe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -141,7 +141,7 @@ def test_a_gpu_batch_gives_each_picture_what_it_gets_alone(vgg_weights: VGGWeigh
 def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
     vgg_weights: VGGWeights, pictures: Any, no_tf32: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.engine.optimize
+    import nstpipe.engine.optimize
 
     recordings: list[tuple[int, ...]] = []
 
@@ -150,7 +150,7 @@ def test_a_level_replayed_from_a_cuda_graph_follows_the_eager_run(
             recordings.append(tuple(example.shape))
             super().__init__(losses, example)
 
-    monkeypatch.setattr(pipeline.engine.optimize, "GraphedLosses", Counted)
+    monkeypatch.setattr(nstpipe.engine.optimize, "GraphedLosses", Counted)
     photo, painting, _ = pictures
     runs = {}
     for graphs in (True, False):
@@ -273,7 +273,7 @@ def test_a_frame_batch_that_runs_out_of_gpu_memory_is_painted_one_frame_at_a_tim
 def test_the_image_command_paints_on_the_gpu_by_default(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from cli import app
+    from nstpipe.cli import app
 
     out = tmp_path / "painted.png"
     result = CliRunner().invoke(app, ["image", str(PHOTO), "--style", str(PAINTING), "-o", str(out), "--size", "256", "-q"])
@@ -287,7 +287,7 @@ def test_the_image_command_paints_on_the_gpu_by_default(tmp_path: Path) -> None:
 def test_the_video_command_paints_chains_in_step_on_the_gpu(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from cli import app
+    from nstpipe.cli import app
 
     out, work = tmp_path / "painted.mp4", tmp_path / "work"
     args = ["video", str(CLIP), "--style", str(PAINTING), "-o", str(out), "--size", "128", "-n", "40",
@@ -306,7 +306,7 @@ def test_the_video_command_paints_chains_in_step_on_the_gpu(tmp_path: Path) -> N
 def test_a_video_without_size_keeps_its_own_size_on_the_gpu(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from cli import app
+    from nstpipe.cli import app
 
     out = tmp_path / "painted.mp4"
     args = ["video", str(CLIP), "--style", str(PAINTING), "-o", str(out), "--frames", "3", "-n", "5", "--later-iterations", "2"]

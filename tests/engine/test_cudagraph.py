@@ -1,4 +1,4 @@
-"""pipeline.engine.cudagraph off the GPU: the setting's defaults and reach, and an out-of-memory while
+"""nstpipe.engine.cudagraph off the GPU: the setting's defaults and reach, and an out-of-memory while
 recording kept recognisable. The recording itself is checked on a GPU in tests/test_cuda.py."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from typing import Callable, Sequence
 import pytest
 import torch
 
-import pipeline.engine.optimize
+import nstpipe.engine.optimize
 from helpers import TinyEncoder, grad_of, smooth_image, stripes_image, tiny_engine
-from pipeline.config import build_settings
-from pipeline.engine.cudagraph import _as_oom
-from pipeline.engine.objective import Objective
-from pipeline.engine.optimize import GRAPH_MIN_STEPS, Graphed, Item, eager
-from pipeline.engine.stylize import Result, Stylizer
+from nstpipe.config import build_settings
+from nstpipe.engine.cudagraph import _as_oom
+from nstpipe.engine.objective import Objective
+from nstpipe.engine.optimize import GRAPH_MIN_STEPS, Graphed, Item, eager
+from nstpipe.engine.stylize import Result, Stylizer
 
 
 def test_cuda_graphs_are_opt_in_and_left_out_of_the_fingerprint() -> None:
@@ -121,7 +121,7 @@ def test_a_batch_fed_from_static_buffers_follows_the_eager_run(monkeypatch: pyte
     cfg = tiny_engine(iterations=40, tolerance=2e-2, patience=3)
     style = stripes_image(16, 16)
     photos = torch.cat([smooth_image(16, 16), style, torch.full((1, 3, 16, 16), 0.5)])
-    monkeypatch.setattr(pipeline.engine.optimize, "GraphedLosses", StaticBuffers)
+    monkeypatch.setattr(nstpipe.engine.optimize, "GraphedLosses", StaticBuffers)
     made: list[Graphed] = []
 
     def run(kind: type[Graphed]) -> Result:
@@ -129,7 +129,7 @@ def test_a_batch_fed_from_static_buffers_follows_the_eager_run(monkeypatch: pyte
             made.append(kind(objective, items))
             return made[-1]
 
-        monkeypatch.setattr(pipeline.engine.optimize, "choose_evaluator", evaluator)
+        monkeypatch.setattr(nstpipe.engine.optimize, "choose_evaluator", evaluator)
         return Stylizer(TinyEncoder(), [style], cfg).run(photos)
 
     checked = run(CheckedAgainstEager)

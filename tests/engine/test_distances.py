@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image
-from pipeline.engine.distances import feature_distance, feature_distances, halves, high_frequency_share, patch_distance, patches
+from nstpipe.engine.distances import feature_distance, feature_distances, halves, high_frequency_share, patch_distance, patches
 
 
 def test_a_picture_against_itself_is_at_zero() -> None:

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
-from pipeline.config import style_terms
-from pipeline.engine.color import colour_moments, match_moments
-from pipeline.engine.distribution import (
+from nstpipe.config import style_terms
+from nstpipe.engine.color import colour_moments, match_moments
+from nstpipe.engine.distribution import (
     Gaussian,
     MeanCovTerm,
     SlicedTerm,
@@ -21,11 +21,11 @@ from pipeline.engine.distribution import (
     sliced_squared,
     w2_squared,
 )
-from pipeline.engine.modes import style_transfer
-from pipeline.engine.stylize import Stylizer
-from pipeline.engine.targets import StyleTargets
-from pipeline.engine.terms import Level, Pictures
-from pipeline.errors import ConfigError
+from nstpipe.engine.modes import style_transfer
+from nstpipe.engine.stylize import Stylizer
+from nstpipe.engine.targets import StyleTargets
+from nstpipe.engine.terms import Level, Pictures
+from nstpipe.errors import ConfigError
 
 CPU = torch.device("cpu")
 

@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
-from pipeline.config import EngineConfig
-from pipeline.engine.distances import feature_distance
-from pipeline.engine.distribution import MeanCovTerm, SlicedTerm
-from pipeline.engine.dream import Dreamer
-from pipeline.engine.modes import dream
-from pipeline.engine.resize import resize
-from pipeline.engine.schedule import Schedule, pyramid
-from pipeline.engine.steps import NormalizedStep
-from pipeline.engine.terms import ActivationTerm, GuideTerm, Level, Pictures, TemporalTarget, TemporalTerm
+from nstpipe.config import EngineConfig
+from nstpipe.engine.distances import feature_distance
+from nstpipe.engine.distribution import MeanCovTerm, SlicedTerm
+from nstpipe.engine.dream import Dreamer
+from nstpipe.engine.modes import dream
+from nstpipe.engine.resize import resize
+from nstpipe.engine.schedule import Schedule, pyramid
+from nstpipe.engine.steps import NormalizedStep
+from nstpipe.engine.terms import ActivationTerm, GuideTerm, Level, Pictures, TemporalTarget, TemporalTerm
 
 CPU = torch.device("cpu")
 

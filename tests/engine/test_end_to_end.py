@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import EngineConfig
-from pipeline.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, Distances, distances
-from pipeline.engine.resize import resize_long_side
-from pipeline.engine.stylize import Stylizer
-from pipeline.engine.vgg import VGGFeatures, VGGWeights
-from pipeline.media.imaging import read_image
+from nstpipe.config import EngineConfig
+from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, Distances, distances
+from nstpipe.engine.resize import resize_long_side
+from nstpipe.engine.stylize import Stylizer
+from nstpipe.engine.vgg import VGGFeatures, VGGWeights
+from nstpipe.media.imaging import read_image
 
 SIZE = 48
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.engine.flow import consistency_mask, optical_flow, warp
+from nstpipe.engine.flow import consistency_mask, optical_flow, warp
 
 H, W = 64, 80
 

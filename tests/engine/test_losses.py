@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers import grad_of
-from pipeline.engine.losses import content_loss, gram, relative_error, style_loss, temporal_loss, tv_loss
+from nstpipe.engine.losses import content_loss, gram, relative_error, style_loss, temporal_loss, tv_loss
 
 
 def t(rows: list[list[float]]) -> torch.Tensor:
@@ -152,7 +152,7 @@ def test_temporal_loss_by_hand() -> None:
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_squared_error_and_its_gradients_are_autograds_in_the_inputs_layout(layout: torch.memory_format) -> None:
-    from pipeline.engine.losses import squared_error
+    from nstpipe.engine.losses import squared_error
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 4, 3, 5, generator=gen).to(memory_format=layout).requires_grad_(True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.engine.metrics import frame_warping_error
+from nstpipe.engine.metrics import frame_warping_error
 
 H, W = 48, 64
 
@@ -49,8 +49,8 @@ def test_output_that_follows_the_motion_beats_one_that_does_not() -> None:
 
 
 def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
-    from pipeline.engine.metrics import source_at
-    from pipeline.engine.tensors import prepare, to_rgb8
+    from nstpipe.engine.metrics import source_at
+    from nstpipe.engine.tensors import prepare, to_rgb8
 
     frame = scene(3)[:30]  # 30x64 at long side 32 is 15x32, which the writer crops to 14x32
     made = to_rgb8(prepare(frame, 32))[:14, :32]
@@ -59,7 +59,7 @@ def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
 
 
 def test_video_metrics_of_the_source_itself(tiny_encoder) -> None:
-    from pipeline.engine.metrics import video_metrics
+    from nstpipe.engine.metrics import video_metrics
 
     frames = [pan(scene(), 2 * t) for t in range(4)]
     layers: dict[str, Any] = {"style_layers": ("relu1_1",), "content_layer": "relu2_1"}
@@ -83,7 +83,7 @@ def test_gaps_on_a_clip_whose_shift_is_known(tiny_encoder) -> None:
     """The scene slides 1 px a frame; a painting glued to it is as steady as the footage at
     every gap, one that stays put is not, and one whose colour creeps drifts more the
     longer the gap. Large and smooth enough for the flow to follow a 15 px shift."""
-    from pipeline.engine.metrics import video_metrics
+    from nstpipe.engine.metrics import video_metrics
 
     n, gaps, size = 17, (1, 5, 15), {"height": 96, "width": 128, "grain": 8}
     source = [pan(scene(4, **size), t) for t in range(n)]
@@ -105,7 +105,7 @@ def test_gaps_on_a_clip_whose_shift_is_known(tiny_encoder) -> None:
 
 
 def test_ratio_and_settling_of_known_pairs() -> None:
-    from pipeline.engine.metrics import FrameMetrics, PairError, VideoMetrics
+    from nstpipe.engine.metrics import FrameMetrics, PairError, VideoMetrics
 
     early, later = [0.02] * 9 + [0.03], [0.001, 0.004, 0.002, 0.003, 0.001]
     sources = [0.002, 0.006] * 7 + [0.004]
@@ -132,14 +132,14 @@ def test_ratio_and_settling_of_known_pairs() -> None:
     ("text", "gaps"), [("1", (1,)), ("15,5", (1, 5, 15)), ("1, 5,5,15", (1, 5, 15)), ("2", (1, 2))]
 )
 def test_parse_gaps(text: str, gaps: tuple[int, ...]) -> None:
-    from pipeline.engine.metrics import parse_gaps
+    from nstpipe.engine.metrics import parse_gaps
 
     assert parse_gaps(text) == gaps
 
 
 @pytest.mark.parametrize("text", ["", "0,5", "-1", "a,b", "1.5"])
 def test_parse_gaps_refuses(text: str) -> None:
-    from pipeline.engine.metrics import parse_gaps
+    from nstpipe.engine.metrics import parse_gaps
 
     with pytest.raises(ValueError, match="gaps"):
         parse_gaps(text)

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
-from pipeline.config import EngineConfig, Settings, build_settings
-from pipeline.engine.device import batch_for_memory, resolve_batch
-from pipeline.engine.lbfgs import LBFGS
-from pipeline.engine.stylize import Objective, Stylizer, image_memory, resolve_precision
-from pipeline.engine.vgg import VGGFeatures, VGGWeights
-from pipeline.errors import ConfigError
-from pipeline.media.imaging import read_image
+from nstpipe.config import EngineConfig, Settings, build_settings
+from nstpipe.engine.device import batch_for_memory, resolve_batch
+from nstpipe.engine.lbfgs import LBFGS
+from nstpipe.engine.stylize import Objective, Stylizer, image_memory, resolve_precision
+from nstpipe.engine.vgg import VGGFeatures, VGGWeights
+from nstpipe.errors import ConfigError
+from nstpipe.media.imaging import read_image
 
 MIB = 2**20
 GIB = 2**30

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, grad_of, smooth_image, stripes_image, tiny_engine
-from pipeline.config import EngineConfig
-from pipeline.engine.color import rgb_to_yiq
-from pipeline.engine.optimize import Item
-from pipeline.engine.resize import resize
-from pipeline.engine.stylize import Stylizer, converged, pyramid
-from pipeline.errors import ConfigError
-from pipeline.events import Progress, ScaleDone
+from nstpipe.config import EngineConfig
+from nstpipe.engine.color import rgb_to_yiq
+from nstpipe.engine.optimize import Item
+from nstpipe.engine.resize import resize
+from nstpipe.engine.stylize import Stylizer, converged, pyramid
+from nstpipe.errors import ConfigError
+from nstpipe.events import Progress, ScaleDone
 
 
 def engine(**overrides: Any) -> EngineConfig:
@@ -229,7 +229,7 @@ def test_preserve_luminance_keeps_content_chroma(tiny_encoder: TinyEncoder, styl
 
 
 def test_tv_weight_smooths(tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor) -> None:
-    from pipeline.engine.losses import tv_loss
+    from nstpipe.engine.losses import tv_loss
 
     rough = Stylizer(tiny_encoder, [style], engine(optimizer="adam", iterations=8)).run(content).image
     smooth = Stylizer(tiny_encoder, [style], engine(optimizer="adam", iterations=8, tv_weight=50.0)).run(content).image
@@ -245,7 +245,7 @@ def test_lbfgs_accepts_a_channels_last_content(tiny_encoder: TinyEncoder, conten
 def test_temporal_term_pulls_toward_the_warped_frame_where_the_mask_trusts_it(
     tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor
 ) -> None:
-    from pipeline.engine.stylize import TemporalTarget
+    from nstpipe.engine.stylize import TemporalTarget
 
     # Only the temporal term: the optimum is the warped frame inside the mask, and the
     # start (the content) is left alone outside it, where the term has no gradient.
@@ -266,7 +266,7 @@ def test_temporal_term_pulls_toward_the_warped_frame_where_the_mask_trusts_it(
 def test_temporal_target_is_resized_for_each_pyramid_level(
     tiny_encoder: TinyEncoder, style: torch.Tensor
 ) -> None:
-    from pipeline.engine.stylize import TemporalTarget
+    from nstpipe.engine.stylize import TemporalTarget
 
     content = smooth_image(32, 48)
     cfg = engine(scales=2, min_scale_size=8, iterations=3, coarse_iterations=3, temporal_weight=10.0)
@@ -280,7 +280,7 @@ def test_the_loss_is_that_of_the_picture_clamped_as_saved(tiny_encoder: TinyEnco
     """Pixels out of [0, 1] count as clamped, plus a pull back into the range: the
     optimizer cannot win anything by leaving the range that the saved picture is clamped
     to, and a pixel outside is steered back in."""
-    from pipeline.engine.stylize import OUTSIDE_WEIGHT
+    from nstpipe.engine.stylize import OUTSIDE_WEIGHT
 
     objective = Stylizer(tiny_encoder, [style], engine()).objective(content)
     x = (content * 1.6 - 0.3).requires_grad_(True)  # a good share of it out of range
@@ -300,9 +300,9 @@ def test_the_objective_is_the_weighted_sum_of_the_loss_functions(tiny_encoder: T
     """The objective folds each target's norm and weight into one coefficient per level;
     per picture, and for a subset of a batch with a target for each picture, it is still
     content_weight * content_loss + style_weight * sum_l w_l * style_loss_l + tv_weight * tv."""
-    from pipeline.engine.losses import content_loss, style_loss, tv_loss
-    from pipeline.engine.objective import Objective
-    from pipeline.engine.terms import ContentTerm, GramTerm, Level, Term
+    from nstpipe.engine.losses import content_loss, style_loss, tv_loss
+    from nstpipe.engine.objective import Objective
+    from nstpipe.engine.terms import ContentTerm, GramTerm, Level, Term
 
     cfg = engine(content_weight=0.7, style_weight=3.0, style_layer_weights=(2.0, 1.0), tv_weight=0.5)
     photos = torch.cat([smooth_image(32, 32, phase) for phase in (0.0, 1.0, 2.0)])

@@ -1,4 +1,4 @@
-"""pipeline.engine.temporal: where each frame starts, and its budget, with a stand-in encoder."""
+"""nstpipe.engine.temporal: where each frame starts, and its budget, with a stand-in encoder."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image
-from pipeline.config import EngineConfig, Settings, VideoConfig
-from pipeline.engine.stylize import Stylizer
-from pipeline.engine.temporal import FrameInput, FrameStylizer, frame_start
-from pipeline.engine.tensors import prepare, to_rgb8
+from nstpipe.config import EngineConfig, Settings, VideoConfig
+from nstpipe.engine.stylize import Stylizer
+from nstpipe.engine.temporal import FrameInput, FrameStylizer, frame_start
+from nstpipe.engine.tensors import prepare, to_rgb8
 
 H, W, SHIFT = 32, 48, 3
 
@@ -137,7 +137,7 @@ def test_inputs_are_not_modified() -> None:
 
 
 def test_seam_start_eases_from_the_incoming_chain_to_the_chunks_own_frame() -> None:
-    from pipeline.engine.temporal import seam_start
+    from nstpipe.engine.temporal import seam_start
 
     before, after = frames()
     incoming, own = painted(1), painted(2)
@@ -207,7 +207,7 @@ def test_frames_that_run_out_of_gpu_memory_together_are_painted_one_at_a_time(mo
 
 
 def test_long_term_masks_count_each_pixel_once_with_the_nearest_frame_that_saw_it() -> None:
-    from pipeline.engine.temporal import long_term_masks
+    from nstpipe.engine.temporal import long_term_masks
 
     # Four pixels; frames nearest first. Pixel 0 seen by all, 1 from gap 2 on, 2 only by
     # the furthest frame, 3 by none; soft masks keep their sum at the largest of them.
@@ -220,8 +220,8 @@ def test_long_term_masks_count_each_pixel_once_with_the_nearest_frame_that_saw_i
 
 
 def test_long_term_target_holds_a_pixel_to_the_most_recent_frame_where_it_was_visible() -> None:
-    from pipeline.engine.stylize import TemporalTarget
-    from pipeline.engine.temporal import long_term_target
+    from nstpipe.engine.stylize import TemporalTarget
+    from nstpipe.engine.temporal import long_term_target
 
     colours = (0.2, 0.5, 0.8)  # the warped frames at gaps 1, 2, 4, flat
     visible = ([1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0])
@@ -242,7 +242,7 @@ def there_and_back() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_flow_holds_pixels_hidden_from_the_previous_frame_to_an_earlier_one() -> None:
-    from pipeline.engine.temporal import Earlier
+    from nstpipe.engine.temporal import Earlier
 
     two_back, one_back, now = there_and_back()
     out_two, out_one = painted(2), painted(1)

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
-from pipeline.config import EngineConfig, smallest_side, vgg_cut
-from pipeline.engine.modes import Mode, style_transfer
-from pipeline.engine.objective import Objective
-from pipeline.engine.schedule import Schedule
-from pipeline.engine.stylize import Painter, Progress, Stylizer, encoder_layers
-from pipeline.engine.targets import StyleTargets
-from pipeline.engine.terms import (
+from nstpipe.config import EngineConfig, smallest_side, vgg_cut
+from nstpipe.engine.modes import Mode, style_transfer
+from nstpipe.engine.objective import Objective
+from nstpipe.engine.schedule import Schedule
+from nstpipe.engine.stylize import Painter, Progress, Stylizer, encoder_layers
+from nstpipe.engine.targets import StyleTargets
+from nstpipe.engine.terms import (
     OUTSIDE_WEIGHT,
     ContentTerm,
     GramTerm,

@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
-from pipeline.config import EngineConfig
-from pipeline.engine.losses import gram, style_loss
-from pipeline.engine.modes import texture
-from pipeline.engine.schedule import resize_wrapped
-from pipeline.engine.terms import ContentTerm, GramTerm, Pictures, TotalVariation
-from pipeline.engine.texture import Texturer
-from pipeline.engine.vgg import VGGFeatures, VGGWeights
-from pipeline.media.imaging import read_image
+from nstpipe.config import EngineConfig
+from nstpipe.engine.losses import gram, style_loss
+from nstpipe.engine.modes import texture
+from nstpipe.engine.schedule import resize_wrapped
+from nstpipe.engine.terms import ContentTerm, GramTerm, Pictures, TotalVariation
+from nstpipe.engine.texture import Texturer
+from nstpipe.engine.vgg import VGGFeatures, VGGWeights
+from nstpipe.media.imaging import read_image
 
 CPU = torch.device("cpu")
 PAINTING = stripes_image(32, 32)

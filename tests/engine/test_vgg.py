@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.engine.vgg import (
+from nstpipe.engine.vgg import (
     CAFFE_MEAN_BGR,
     EMBEDDED_FILE,
     EMBEDDED_SHA256,
@@ -30,7 +30,7 @@ from pipeline.engine.vgg import (
     load_weights,
     sha256_file,
 )
-from pipeline.errors import WeightsError
+from nstpipe.errors import WeightsError
 
 REFERENCE = Path(__file__).parents[1] / "data" / "vgg_reference.json"
 REFERENCE_LAYERS = ("relu1_1", "relu3_1", "relu5_1")
@@ -111,7 +111,7 @@ def test_file_that_is_not_weights(tmp_path: Path) -> None:
 
 
 def test_torchvision_layout_file_is_recognized(tmp_path: Path) -> None:
-    from pipeline.engine.vgg import _TORCHVISION_CONV_INDEX
+    from nstpipe.engine.vgg import _TORCHVISION_CONV_INDEX
 
     state = {}
     for i in _TORCHVISION_CONV_INDEX:

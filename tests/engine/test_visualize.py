@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, tiny_engine
-from pipeline.config import EngineConfig
-from pipeline.engine.modes import visualize
-from pipeline.engine.objective import Objective
-from pipeline.engine.terms import ChannelTerm, Pictures, RangePull, TotalVariation
-from pipeline.engine.transforms import Jitter
-from pipeline.engine.vgg import VGGFeatures, load_weights
-from pipeline.engine.visualize import Visualizer
-from pipeline.media.imaging import read_image
+from nstpipe.config import EngineConfig
+from nstpipe.engine.modes import visualize
+from nstpipe.engine.objective import Objective
+from nstpipe.engine.terms import ChannelTerm, Pictures, RangePull, TotalVariation
+from nstpipe.engine.transforms import Jitter
+from nstpipe.engine.vgg import VGGFeatures, load_weights
+from nstpipe.engine.visualize import Visualizer
+from nstpipe.media.imaging import read_image
 
 CPU = torch.device("cpu")
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from helpers import FolderExecutor
-from pipeline.app import FolderOutcome, stylize_folder
-from pipeline.config import build_settings
-from pipeline.errors import OutputError
-from pipeline.events import Skipped
-from pipeline.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
-from pipeline.jobs.plan import ImageTask, source_identity
-from pipeline.jobs.worker import ImageJob, TaskResult, is_done
-from pipeline.media.writer import write_png
-from pipeline.run.executor import Summary
+from nstpipe.app import FolderOutcome, stylize_folder
+from nstpipe.config import build_settings
+from nstpipe.errors import OutputError
+from nstpipe.events import Skipped
+from nstpipe.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
+from nstpipe.jobs.plan import ImageTask, source_identity
+from nstpipe.jobs.worker import ImageJob, TaskResult, is_done
+from nstpipe.media.writer import write_png
+from nstpipe.run.executor import Summary
 
 SETTINGS = build_settings("fast", None, {"size": 32, "iterations": 2, "device": "cpu"})
 
@@ -118,9 +118,9 @@ def test_a_full_disk_stops_the_run_keeps_finished_outputs_and_blames_no_input(
     """Writes fail with ENOSPC once the first output is written: the real worker raises
     OutputError, nothing partial is left under a final name, and no failure is recorded;
     also when both inputs share a batch and the disk fills between their two writes."""
-    from pipeline.jobs.worker import ImageWorker
-    from pipeline.media import writer
-    from pipeline.run.executor import LocalExecutor
+    from nstpipe.jobs.worker import ImageWorker
+    from nstpipe.media import writer
+    from nstpipe.run.executor import LocalExecutor
 
     make_rgb(archive / "sub" / "bad.png", 16, 16, seed=1)  # a valid image despite its name
     real_fdopen, writes = os.fdopen, []
@@ -164,7 +164,7 @@ def test_a_new_pixel_limit_tries_a_failed_input_again(archive: Path, painting_pa
     assert executor.seen == ["bad.png"]
 
 
-@pytest.mark.parametrize("module", ["pipeline.jobs.failures", "pipeline.jobs.plan"])
+@pytest.mark.parametrize("module", ["nstpipe.jobs.failures", "nstpipe.jobs.plan"])
 def test_the_plan_and_the_failure_records_load_without_torch(module: str) -> None:
     # The driver reads them for every input of an archive; a model needs neither.
     code = f"import sys, {module}; print(sorted({{'torch', 'ray'}} & set(sys.modules)))"

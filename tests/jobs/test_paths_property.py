@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import InputError
-from pipeline.jobs.plan import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageTask, output_names, plan_images, plan_videos
+from nstpipe.errors import InputError
+from nstpipe.jobs.plan import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageTask, output_names, plan_images, plan_videos
 
 BOUNDED = settings(
     max_examples=50,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.jobs.plan import ImageTask, is_image_name, output_names, plan_images
+from nstpipe.errors import InputError
+from nstpipe.jobs.plan import ImageTask, is_image_name, output_names, plan_images
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -121,7 +121,7 @@ def test_output_folder_equal_to_the_input_is_refused(tree: Path) -> None:
 
 
 def test_plan_chunks_splits_evenly_and_never_too_short() -> None:
-    from pipeline.jobs.plan import Chunk, plan_chunks
+    from nstpipe.jobs.plan import Chunk, plan_chunks
 
     assert plan_chunks(0, 4) == []
     assert plan_chunks(100, 1) == [Chunk(0, 100, 0)]
@@ -137,7 +137,7 @@ def test_plan_chunks_splits_evenly_and_never_too_short() -> None:
 
 
 def test_plan_videos_expands_folders_and_refuses_clashing_names(tmp_path: Path) -> None:
-    from pipeline.jobs.plan import plan_videos
+    from nstpipe.jobs.plan import plan_videos
 
     (tmp_path / "in").mkdir()
     for name in ("b.mkv", "a.mp4", "a.mov", "readme.txt"):

@@ -22,18 +22,18 @@ from clips import (
     warping_errors,
     zero_frame_clip,
 )
-from pipeline.app import default_work_dir, stylize_video
-from pipeline.config import Settings, build_settings
-from pipeline.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
-from pipeline.engine.tensors import prepare, to_rgb8
-from pipeline.errors import InputError
-from pipeline.events import FrameDone, FrameStarted, VideoPlanned
-from pipeline.jobs.plan import Chunk, plan_chunks
-from pipeline.jobs.video_job import VideoJob, chain_groups, make_video_job, stylize_chains
-from pipeline.media.framestore import FrameStore
-from pipeline.media.imaging import read_rgb
-from pipeline.media.video import probe, read_frames
-from pipeline.run.executor import LocalExecutor
+from nstpipe.app import default_work_dir, stylize_video
+from nstpipe.config import Settings, build_settings
+from nstpipe.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
+from nstpipe.engine.tensors import prepare, to_rgb8
+from nstpipe.errors import InputError
+from nstpipe.events import FrameDone, FrameStarted, VideoPlanned
+from nstpipe.jobs.plan import Chunk, plan_chunks
+from nstpipe.jobs.video_job import VideoJob, chain_groups, make_video_job, stylize_chains
+from nstpipe.media.framestore import FrameStore
+from nstpipe.media.imaging import read_rgb
+from nstpipe.media.video import probe, read_frames
+from nstpipe.run.executor import LocalExecutor
 
 FAST = {"size": 32, "scales": 1, "iterations": 2, "later_iterations": 1, "tolerance": 0.0, "device": "cpu"}
 
@@ -145,8 +145,8 @@ def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Pat
 
 
 def test_a_killed_encodes_temp_file_goes_and_other_videos_in_the_making_stay(tmp_path: Path, clip: Path, style_path: Path) -> None:
-    from pipeline.media.video import temp_tag
-    from pipeline.media.writer import create_temp
+    from nstpipe.media.video import temp_tag
+    from nstpipe.media.writer import create_temp
 
     out = tmp_path / "videos" / "v.mp4"
     out.parent.mkdir()
@@ -231,7 +231,7 @@ def test_two_chunks_join_without_a_visible_seam(tmp_path: Path, photo_path: Path
     assert started(events) == [*range(42), *range(seam, seam + blend)]  # both chains, then the blend
     # The same two chains cut without the blend: the step into the seam frame then carries
     # the whole difference between them.
-    with mock.patch("pipeline.app.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
+    with mock.patch("nstpipe.app.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
         stylize_video(clip, [painting_path], tmp_path / "cut.mp4", s, lambda e: None, executor=TwoChains())
     joined, cut = frame_errors(clip, tmp_path / "two.mp4"), frame_errors(clip, tmp_path / "cut.mp4")
     steps = range(seam - 1, seam + blend)  # into the seam frame and through the blend
@@ -290,8 +290,8 @@ def test_a_long_term_chain_resumed_midway_paints_what_an_unbroken_one_paints(tmp
     back from the store, and the chain goes on as if never stopped. A view that slides
     there and back, so content hidden from the previous frame comes back."""
     from helpers import TinyEncoder, stripes_image, tiny_engine
-    from pipeline.config import VideoConfig
-    from pipeline.engine.stylize import Stylizer
+    from nstpipe.config import VideoConfig
+    from nstpipe.engine.stylize import Stylizer
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=12, width=60, height=32)  # 4 px of travel
     base = Settings(size=32, device="cpu", engine=tiny_engine(style_layers=("relu1_1",), style_layer_weights=(1.0,), iterations=3))

@@ -16,15 +16,15 @@ import pytest
 import torch
 
 from helpers import DATA
-from pipeline.app import FolderOutcome, stylize_folder
-from pipeline.config import build_settings
-from pipeline.engine.device import run_or_split
-from pipeline.engine.stylize import Stylizer
-from pipeline.jobs.plan import ImageTask
-from pipeline.jobs.worker import ImageWorker, make_job
-from pipeline.media.imaging import read_rgb
-from pipeline.media.writer import read_record
-from pipeline.run.executor import LocalExecutor
+from nstpipe.app import FolderOutcome, stylize_folder
+from nstpipe.config import build_settings
+from nstpipe.engine.device import run_or_split
+from nstpipe.engine.stylize import Stylizer
+from nstpipe.jobs.plan import ImageTask
+from nstpipe.jobs.worker import ImageWorker, make_job
+from nstpipe.media.imaging import read_rgb
+from nstpipe.media.writer import read_record
+from nstpipe.run.executor import LocalExecutor
 
 SETTINGS = build_settings(
     "fast", None, {"size": 32, "scales": 1, "iterations": 3, "tolerance": 0.0, "device": "cpu", "precision": "fp32"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.media.framestore import MANIFEST, FrameStore
-from pipeline.media.writer import TEMP_PREFIX
+from nstpipe.media.framestore import MANIFEST, FrameStore
+from nstpipe.media.writer import TEMP_PREFIX
 
 RGB = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
 

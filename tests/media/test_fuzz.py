@@ -4,7 +4,7 @@ hypothesis flips, overwrites, inserts and deletes bytes of small valid files mad
 (PNG 8- and 16-bit, JPEG RGB and CMYK, two-frame GIF, TIFF LZW and float, WebP; MP4,
 Matroska and AVI with sound) and truncates them. Each mutated file goes through
 ``read_rgb``/``read_image``, or through ``probe`` and ``read_frames``: it must either
-decode into a proper picture or raise an :class:`~pipeline.errors.NstpipeError`, within
+decode into a proper picture or raise an :class:`~nstpipe.errors.NstpipeError`, within
 the example's deadline, and without a warning escaping.
 
 CI runs a short version (30 examples per seed). A long run::
@@ -31,9 +31,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipeline.errors import NstpipeError
-from pipeline.media.imaging import read_image, read_rgb
-from pipeline.media.video import probe, read_frames
+from nstpipe.errors import NstpipeError
+from nstpipe.media.imaging import read_image, read_rgb
+from nstpipe.media.video import probe, read_frames
 
 # A warning leaking out of a reader would land on the user's terminal mid-run: an error here.
 pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")]

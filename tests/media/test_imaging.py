@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.engine.tensors import prepare, to_rgb8
-from pipeline.errors import InputError
-from pipeline.media.imaging import read_image, read_rgb
+from nstpipe.engine.tensors import prepare, to_rgb8
+from nstpipe.errors import InputError
+from nstpipe.media.imaging import read_image, read_rgb
 
 
 def test_read_image_layout_and_range(make_rgb: Callable[..., Path], tmp_path: Path) -> None:
@@ -325,7 +325,7 @@ def test_float_image_with_nan_and_infinity_stays_in_range(tmp_path: Path, span: 
 
 def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """The size of every picture that reaches the float conversion, recorded as it goes."""
-    import pipeline.media.imaging as imaging
+    import nstpipe.media.imaging as imaging
 
     sizes: list[tuple[int, int]] = []
     real = imaging._to_rgb_array

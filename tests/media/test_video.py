@@ -23,8 +23,8 @@ from clips import (
     video_times,
     zero_frame_clip,
 )
-from pipeline.errors import InputError
-from pipeline.media.video import VideoWriter, probe, read_frames
+from nstpipe.errors import InputError
+from nstpipe.media.video import VideoWriter, probe, read_frames
 
 
 def test_probe_reports_size_count_rate_rotation_audio(tmp_path: Path) -> None:

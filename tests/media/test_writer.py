@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.errors import InputError
-from pipeline.media.writer import (
+from nstpipe.errors import InputError
+from nstpipe.media.writer import (
     TEMP_PREFIX,
     atomic_write_bytes,
     atomic_write_json,

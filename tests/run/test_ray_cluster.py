@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from clips import make_clip
-from pipeline.media.imaging import read_rgb
-from pipeline.media.video import read_frames
+from nstpipe.media.imaging import read_rgb
+from nstpipe.media.video import read_frames
 from ray_nodes import NSTPIPE, RayNode, Scratch, head, nstpipe, worker_node
 
 pytest.importorskip("ray")

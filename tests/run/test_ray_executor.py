@@ -11,14 +11,14 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import pytest
 
-from pipeline.app import stylize_folder
-from pipeline.config import Settings, build_settings
-from pipeline.events import EventSink, FrameDone, FrameStarted, TaskStarted, WorkerLost
-from pipeline.jobs.plan import ImageTask
-from pipeline.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
-from pipeline.media.imaging import read_rgb
-from pipeline.run.executor import LocalExecutor
-from pipeline.run.ray_executor import RayExecutor, ray_session
+from nstpipe.app import stylize_folder
+from nstpipe.config import Settings, build_settings
+from nstpipe.events import EventSink, FrameDone, FrameStarted, TaskStarted, WorkerLost
+from nstpipe.jobs.plan import ImageTask
+from nstpipe.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
+from nstpipe.media.imaging import read_rgb
+from nstpipe.run.executor import LocalExecutor
+from nstpipe.run.ray_executor import RayExecutor, ray_session
 
 ray = pytest.importorskip("ray")
 
@@ -163,7 +163,7 @@ def painted_both_ways(
 ) -> tuple[list[object], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``clip`` painted by ``local`` and by ``workers`` Ray workers of one thread: the Ray
     run's events and both runs' frames."""
-    from pipeline.app import default_work_dir, stylize_video
+    from nstpipe.app import default_work_dir, stylize_video
 
     stylize_video(clip, [painting], tmp_path / "local.mp4", settings, lambda e: None, executor=local, keep_frames=True)
     events: list[object] = []
@@ -215,8 +215,8 @@ def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(
     local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path
 ) -> None:
     from clips import make_pan
-    from pipeline.app import stylize_video
-    from pipeline.media.video import probe
+    from nstpipe.app import stylize_video
+    from nstpipe.media.video import probe
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, VIDEO)
@@ -244,7 +244,7 @@ def test_a_worker_killed_mid_video_costs_only_its_frame_in_flight(
 
 def test_an_interrupted_driver_resumes_on_two_workers(local_ray: None, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
     from clips import make_pan
-    from pipeline.app import stylize_video
+    from nstpipe.app import stylize_video
 
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
     s = build_settings("fast", None, VIDEO)

@@ -8,17 +8,17 @@ from typing import Any, Iterator
 
 import pytest
 
-from pipeline.errors import ClusterError
-from pipeline.events import TaskStarted, WorkerLost
-from pipeline.jobs.plan import ImageTask
-from pipeline.jobs.worker import TaskResult
+from nstpipe.errors import ClusterError
+from nstpipe.events import TaskStarted, WorkerLost
+from nstpipe.jobs.plan import ImageTask
+from nstpipe.jobs.worker import TaskResult
 
 ray = pytest.importorskip("ray")
 
-from pipeline.run import ray_images  # noqa: E402
-from pipeline.run.ray_calls import GONE, MOVED  # noqa: E402
-from pipeline.run.ray_executor import ray_session  # noqa: E402
-from pipeline.run.ray_images import ImageScheduler  # noqa: E402
+from nstpipe.run import ray_images  # noqa: E402
+from nstpipe.run.ray_calls import GONE, MOVED  # noqa: E402
+from nstpipe.run.ray_executor import ray_session  # noqa: E402
+from nstpipe.run.ray_images import ImageScheduler  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,19 +16,19 @@ from typing import Callable, Iterator
 import numpy as np
 import pytest
 
-from pipeline.errors import ClusterError
-from pipeline.media.imaging import read_rgb
+from nstpipe.errors import ClusterError
+from nstpipe.media.imaging import read_rgb
 from ray_nodes import Scratch, free_port, head, make_token, nstpipe
 
 pytest.importorskip("ray")
 
-from pipeline.run.ray_join import check_fits  # noqa: E402
+from nstpipe.run.ray_join import check_fits  # noqa: E402
 
 pytestmark = pytest.mark.slow
 FAST = ("--preset", "fast", "--size", "32", "-n", "2", "--scales", "1", "--device", "cpu")
 # The instance ray_session makes beside the cluster: its CPUs and its GCS port.
 SESSION = (
-    "import ray, sys; from pipeline.run.ray_executor import ray_session\n"
+    "import ray, sys; from nstpipe.run.ray_executor import ray_session\n"
     "with ray_session(cpus=2):\n"
     "    print(int(ray.cluster_resources()['CPU']), ray.get_runtime_context().gcs_address.rsplit(':', 1)[1])"
 )

@@ -70,7 +70,7 @@ def connect(gcs: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net")
 def test_local_instance_sockets_are_reported_and_guarded_by_a_token(tmp_path: Path) -> None:
-    from pipeline.run.ray_executor import ray_session
+    from nstpipe.run.ray_executor import ray_session
 
     before = listening()
     with ray_session(cpus=1):

@@ -8,17 +8,17 @@ from typing import Any, Iterator
 
 import pytest
 
-from pipeline.errors import ClusterError, NstpipeError
-from pipeline.events import FrameDone, FrameStarted
-from pipeline.jobs.plan import Chunk, plan_chunks
-from pipeline.jobs.video_job import FramesSummary
+from nstpipe.errors import ClusterError, NstpipeError
+from nstpipe.events import FrameDone, FrameStarted
+from nstpipe.jobs.plan import Chunk, plan_chunks
+from nstpipe.jobs.video_job import FramesSummary
 
 ray = pytest.importorskip("ray")
 
-from pipeline.run import ray_video  # noqa: E402
-from pipeline.run.ray_calls import GONE, MOVED  # noqa: E402
-from pipeline.run.ray_executor import ray_session  # noqa: E402
-from pipeline.run.ray_video import VideoScheduler, seams_ready  # noqa: E402
+from nstpipe.run import ray_video  # noqa: E402
+from nstpipe.run.ray_calls import GONE, MOVED  # noqa: E402
+from nstpipe.run.ray_executor import ray_session  # noqa: E402
+from nstpipe.run.ray_video import VideoScheduler, seams_ready  # noqa: E402
 
 CHUNKS = [Chunk(0, 10), Chunk(10, 20, 3), Chunk(20, 30, 3)]
 

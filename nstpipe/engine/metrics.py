@@ -1,0 +1,248 @@
+"""Distances between pictures in VGG19 feature space, as the benchmarks define them.
+
+style   = sum over style layers of |G(out) - G(style)|^2 / |G(style)|^2, G = F F^T / (C H W)
+content = |F(out) - F(photo)|^2 / |F(photo)|^2 at the content layer
+
+These are the losses of :mod:`nstpipe.engine.losses` with unit weights, so the engine
+optimizes exactly what is reported.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from nstpipe.engine.features import Encoder
+from nstpipe.engine.flow import source_motion, warp
+from nstpipe.engine.losses import content_loss, gram, style_loss
+from nstpipe.engine.resize import fit_long_side, resize, resize_long_side
+from nstpipe.engine.tensors import prepare, to_rgb8
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = "relu4_2"
+
+
+@dataclass(frozen=True)
+class Distances:
+    style: float
+    content: float
+
+
+@torch.no_grad()
+def distances(
+    encoder: Encoder,
+    output: torch.Tensor,
+    photo: torch.Tensor,
+    style: torch.Tensor,
+    style_layers: Sequence[str] = STYLE_LAYERS,
+    content_layer: str = CONTENT_LAYER,
+) -> Distances:
+    """All three are (1, 3, H, W) RGB in [0, 1]; ``output`` and ``photo`` share a size."""
+    out_feats = encoder(output)
+    return Distances(
+        style=style_distance(out_feats, style_grams(encoder, style, style_layers)),
+        content=content_distance(out_feats, encoder(photo), content_layer),
+    )
+
+
+@torch.no_grad()
+def style_grams(encoder: Encoder, style: torch.Tensor, style_layers: Sequence[str] = STYLE_LAYERS) -> dict[str, torch.Tensor]:
+    feats = encoder(style)
+    return {layer: gram(feats[layer])[0] for layer in style_layers}
+
+
+def style_distance(out_feats: Mapping[str, torch.Tensor], grams: Mapping[str, torch.Tensor]) -> float:
+    return sum(float(style_loss(out_feats[layer], g)) for layer, g in grams.items())
+
+
+def content_distance(out_feats: Mapping[str, torch.Tensor], photo_feats: Mapping[str, torch.Tensor], layer: str = CONTENT_LAYER) -> float:
+    return float(content_loss(out_feats[layer], photo_feats[layer]))
+
+
+def frame_warping_error(
+    source_prev: np.ndarray, source_cur: np.ndarray, out_prev: np.ndarray, out_cur: np.ndarray
+) -> float:
+    """Lai et al. (2018) warping error of one frame pair, all HxWx3 uint8 RGB of one size.
+
+    sum(M * |O_t - warp(O_t-1)|^2) / sum(M), colours in [0, 1], with the flow and the
+    occlusion mask M computed on the *source* frames, so a stylization is judged by how
+    well it follows the motion that is really there. 0 when nothing is trusted.
+    """
+    return masked_warping_error(source_motion(source_prev, source_cur), out_prev, out_cur)
+
+
+def masked_warping_error(motion: tuple[torch.Tensor, torch.Tensor], earlier: np.ndarray, later: np.ndarray) -> float:
+    """E_warp of ``later`` against ``earlier`` along a :func:`source_motion`; 0 when nothing is trusted."""
+    backward, mask = motion
+    diff = (prepare(later) - warp(prepare(earlier), backward)).pow(2).sum(1)[0]
+    trusted = float(mask.sum())
+    return float((mask * diff).sum()) / trusted if trusted > 0 else 0.0
+
+
+# The settling figure compares the first SETTLING_PAIRS gap-1 pairs with the rest.
+SETTLING_PAIRS = 10
+
+
+@dataclass(frozen=True)
+class PairError:
+    """E_warp between frames ``first`` and ``first + gap`` of the stylized clip and of its source."""
+
+    first: int
+    stylized: float
+    source: float
+
+
+def parse_gaps(text: str) -> tuple[int, ...]:
+    """``"1,5,15"`` as sorted distinct gaps, 1 always among them (the per-frame E_warp and the
+    settling figure are gap-1 figures); ValueError names what is wrong."""
+    try:
+        gaps = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise ValueError(f"gaps are whole numbers separated by commas, e.g. 1,5,15; got {text!r}") from None
+    if not gaps or min(gaps) < 1:
+        raise ValueError(f"gaps are frame distances of 1 or more, e.g. 1,5,15; got {text!r}")
+    return tuple(sorted(gaps | {1}))
+
+
+@dataclass(frozen=True)
+class FrameMetrics:
+    index: int
+    warping_error: float | None  # None for the first frame (no predecessor)
+    source_warping_error: float | None
+    content: float
+    style: float | None  # None without a style image
+
+
+@dataclass(frozen=True)
+class VideoMetrics:
+    frames: list[FrameMetrics]
+    width: int
+    height: int
+    # Per gap k: every pair of frames (t - k, t), in order.
+    pairs: dict[int, list[PairError]] = field(default_factory=dict)
+
+    def mean(self, name: str) -> float | None:
+        values = [getattr(f, name) for f in self.frames if getattr(f, name) is not None]
+        return sum(values) / len(values) if values else None
+
+    def gap_means(self, gap: int) -> tuple[float | None, float | None]:
+        """Mean E_warp at ``gap`` of the stylized clip and of the source; None without pairs."""
+        pairs = self.pairs.get(gap, [])
+        if not pairs:
+            return None, None
+        return sum(p.stylized for p in pairs) / len(pairs), sum(p.source for p in pairs) / len(pairs)
+
+    def ratio(self, gap: int) -> float | None:
+        """The stylized clip's mean E_warp at ``gap`` as a multiple of the footage's own:
+        1 is as steady as the source. None without pairs, or when the source has none."""
+        stylized, source = self.gap_means(gap)
+        return stylized / source if stylized is not None and source else None
+
+    def settling(self, of: str = "stylized") -> float | None:
+        """Mean gap-1 E_warp of the first SETTLING_PAIRS pairs over the median of the later
+        ones: above 1, the painting still changes at the start. The same figure ``of`` the
+        ``source`` says how much of that is the footage's own motion. None on a clip too
+        short to have later pairs."""
+        errors = [getattr(p, of) for p in self.pairs.get(1, [])]
+        if len(errors) <= SETTLING_PAIRS:
+            return None
+        later = float(np.median(errors[SETTLING_PAIRS:]))
+        return sum(errors[:SETTLING_PAIRS]) / SETTLING_PAIRS / later if later > 0 else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        result: dict[str, float | int | None] = {
+            "frames": len(self.frames),
+            "warping_error": self.mean("warping_error"),
+            "source_warping_error": self.mean("source_warping_error"),
+            "content": self.mean("content"),
+            "style": self.mean("style"),
+            "warping_error_ratio": self.ratio(1),
+            "settling": self.settling(),
+            "source_settling": self.settling("source"),
+        }
+        for gap in sorted(self.pairs):
+            if gap != 1:
+                stylized, source = self.gap_means(gap)
+                result[f"warping_error_gap{gap}"] = stylized
+                result[f"source_warping_error_gap{gap}"] = source
+                result[f"warping_error_ratio_gap{gap}"] = self.ratio(gap)
+        return result
+
+
+def source_at(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A source frame at a stylized frame's size, as the pipeline made it.
+
+    The pipeline resizes a frame to its long side and the H.264 writer crops an odd row
+    or column; when the sizes fit that story the same is done here, so that a pixel is
+    compared with the pixel it was made from. Otherwise a plain resize.
+    """
+    h, w = rgb.shape[:2]
+    for long_side in (max(height, width), max(height, width) + 1):
+        fh, fw = fit_long_side(h, w, long_side)
+        if 0 <= fh - height <= 1 and 0 <= fw - width <= 1:
+            return to_rgb8(prepare(rgb, long_side))[:height, :width]
+    return to_rgb8(resize(prepare(rgb), (height, width)))
+
+
+def _device_of(encoder: Encoder) -> torch.device:
+    """Where an encoder's weights are (a stand-in without parameters runs on the CPU)."""
+    params = encoder.parameters() if isinstance(encoder, torch.nn.Module) else iter(())
+    return next((p.device for p in params), torch.device("cpu"))
+
+
+@torch.no_grad()
+def video_metrics(
+    encoder: Encoder,
+    source: Iterable[np.ndarray],
+    stylized: Iterable[np.ndarray],
+    style: torch.Tensor | None = None,
+    on_frame: Callable[[FrameMetrics], None] | None = None,
+    style_layers: Sequence[str] = STYLE_LAYERS,
+    content_layer: str = CONTENT_LAYER,
+    gaps: Sequence[int] = (1,),
+) -> VideoMetrics:
+    """E_warp of the stylized frames and of the source at every gap in ``gaps`` (1 always
+    among them), and per-frame distances; streamed, holding the last max(gaps) frames.
+
+    Both streams must have the same number of frames (``zip(strict=True)`` raises
+    ValueError otherwise); the source is brought to the stylized frames' size.
+    """
+    measured = sorted(set(gaps) | {1})
+    if measured[0] < 1:
+        raise ValueError(f"gaps are frame distances of 1 or more, got {list(gaps)}")
+    device = _device_of(encoder)
+    frames: list[FrameMetrics] = []
+    pairs: dict[int, list[PairError]] = {gap: [] for gap in measured}
+    history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=measured[-1])  # (source, stylized), latest last
+    height = width = 0
+    grams: dict[str, torch.Tensor] | None = None  # of the style at the frames' size, once
+    for index, (src_full, out) in enumerate(zip(source, stylized, strict=True)):
+        height, width = out.shape[:2]
+        src = source_at(src_full, height, width)
+        if style is not None and grams is None:
+            grams = style_grams(encoder, resize_long_side(style, max(height, width)), style_layers)
+        out_feats = encoder(prepare(out).to(device))
+        content = content_distance(out_feats, encoder(prepare(src).to(device)), content_layer)
+        for gap in measured:
+            if gap <= len(history):
+                src_then, out_then = history[-gap]
+                motion = source_motion(src_then, src)
+                pair = PairError(index - gap, masked_warping_error(motion, out_then, out), masked_warping_error(motion, src_then, src))
+                pairs[gap].append(pair)
+        latest = pairs[1][-1] if history else None
+        frame = FrameMetrics(
+            index,
+            latest.stylized if latest else None,
+            latest.source if latest else None,
+            content,
+            style_distance(out_feats, grams) if grams else None,
+        )
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+        history.append((src, out))
+    return VideoMetrics(frames, width, height, pairs)

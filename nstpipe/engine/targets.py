@@ -1,0 +1,171 @@
+"""Style targets: the paintings blended into one Gram matrix per layer, for each output size."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from nstpipe.config import EngineConfig
+from nstpipe.engine.color import ColourPreservation, mixture_moments
+from nstpipe.engine.distribution import flat_features, moments
+from nstpipe.engine.losses import gram, widen
+from nstpipe.engine.resize import resize_long_side
+from nstpipe.engine.terms import Encoder
+
+
+class StyleTargets:
+    """The style images and their blend weights; Gram targets computed once per long side.
+
+    One instance serves many content images (an archive, or the frames of a video): the
+    targets depend only on the output's long side, so they are cached, except where the
+    painting is recoloured after each photo (``preserve_color``).
+    """
+
+    def __init__(
+        self,
+        styles: Sequence[torch.Tensor],
+        features: Encoder,
+        config: EngineConfig,
+        min_side: int,
+        device: torch.device,
+    ) -> None:
+        self.blend = blend_weights(len(styles), config.style_blend)
+        self.styles = [s.to(device) for s in styles]
+        self.features = features
+        self.layers = config.style_layers
+        self.scale = config.style_scale
+        self.colour = ColourPreservation(config.preserve_color)
+        self.min_side = min_side
+        self._cache: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def with_features(self, features: Encoder) -> StyleTargets:
+        """The same paintings seen through another pass (another precision): a cache of its own."""
+        other = copy.copy(self)
+        other.features = features
+        other._cache = {}
+        return other
+
+    def palette(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The paintings' colour mean (1, 3, 1) and covariance (1, 3, 3), pooled by blend weight."""
+        return mixture_moments(self.styles, self.blend)
+
+    def grams(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Blended Gram targets for an output whose long side is ``long_side``.
+
+        Several styles are mixed by a weighted mean of their Gram matrices, one target
+        per layer, rather than by a weighted sum of separate losses: the optimum is the
+        same texture statistic and the loss stays one term per layer.
+        """
+        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
+            return {layer: sum_of([w * gram(feats[layer])[0] for w, feats in paintings]) for layer in self.layers}
+
+        return self._derived("grams", long_side, content, blend, torch.stack)
+
+    def moments(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The features' mean (C,) and covariance (C, C) by layer, of the paintings' mixture
+        (each painting a share of the points, as its blend weight says)."""
+        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+            out = {}
+            for layer in self.layers:
+                stats = [(w, *feature_moments(feats[layer])) for w, feats in paintings]
+                mean = sum_of([w * m for w, m, _ in stats])
+                raw = sum_of([w * (c + torch.outer(m, m)) for w, m, c in stats])
+                out[layer] = (mean, raw - torch.outer(mean, mean))
+            return out
+
+        def stack(each: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.stack([m for m, _ in each]), torch.stack([c for _, c in each])
+
+        return self._derived("moments", long_side, content, blend, stack)
+
+    def samples(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The paintings' features by layer, (C, M) in fp32: each painting's points, a share
+        of them as its blend weight says, at most ``MAX_SAMPLES`` in all."""
+        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
+            gen = torch.Generator().manual_seed(0)
+            return {layer: torch.cat([subsample(feats[layer], w, gen) for w, feats in paintings], dim=1) for layer in self.layers}
+
+        return self._derived("samples", long_side, content, blend, torch.stack)
+
+    def _derived(
+        self,
+        kind: str,
+        long_side: int,
+        content: torch.Tensor | None,
+        blend: Callable[[list[tuple[float, Mapping[str, torch.Tensor]]]], dict[str, Any]],
+        stack: Callable[[list[Any]], Any],
+    ) -> dict[str, Any]:
+        """One statistic of the paintings, cached by long side unless the painting is
+        recoloured after each photo; a batch of photos gets one per photo, stacked."""
+        depends_on_content = self.colour.reads_content
+        key = (kind, long_side)
+        if not depends_on_content and key in self._cache:
+            return self._cache[key]
+        if depends_on_content and content is not None and content.shape[0] > 1:
+            each = [self._derived(kind, long_side, content[i : i + 1], blend, stack) for i in range(content.shape[0])]
+            return {layer: stack([t[layer] for t in each]) for layer in self.layers}
+        with torch.no_grad():
+            targets = blend(self._paintings(long_side, content))
+        if not depends_on_content:
+            self._cache[key] = targets
+        return targets
+
+    def _paintings(self, long_side: int, content: torch.Tensor | None) -> list[tuple[float, Mapping[str, torch.Tensor]]]:
+        """Each painting's blend weight and features, at the scale that an output of
+        ``long_side`` is painted with."""
+        style_side = max(16, round(long_side * self.scale))
+        out = []
+        for weight, style in zip(self.blend, self.styles):
+            image = self.colour.painting(resize_long_side(style, wide_enough(style, style_side, self.min_side)), content)
+            out.append((weight, self.features(image)))
+        return out
+
+
+# The paintings' points kept for a sliced term at a layer: a 1024 px painting has a million
+# at relu1_1, and the quantiles of a quarter of them are the same within sampling noise.
+MAX_SAMPLES = 1 << 18
+
+
+def subsample(features: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """``share`` of the points of ``features`` (1, C, H, W), as (C, m) fp32, at most
+    ``share * MAX_SAMPLES``; all of them where that many fit."""
+    flat = widen(features[0]).flatten(1)
+    keep = min(flat.shape[1], max(1, round(share * min(flat.shape[1], MAX_SAMPLES))))
+    if keep == flat.shape[1]:
+        return flat
+    index = torch.randperm(flat.shape[1], generator=generator)[:keep].to(flat.device)
+    return flat[:, index]
+
+
+def feature_moments(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (C,) and covariance (C, C) of one picture's features (1, C, H, W), in fp32."""
+    mean, cov = moments(flat_features(features))
+    return mean[0], cov[0]
+
+
+def sum_of(values: list[torch.Tensor]) -> torch.Tensor:
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
+
+
+def blend_weights(count: int, blend: Sequence[float]) -> list[float]:
+    """The styles' shares of the blend, summing to one (equal where ``blend`` is empty)."""
+    if not count:
+        raise ValueError("at least one style image is needed")
+    weights = tuple(blend) or (1.0,) * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} style weights for {count} style images")
+    if sum(weights) <= 0:
+        raise ValueError("style weights must not all be zero")
+    return [w / sum(weights) for w in weights]
+
+
+def wide_enough(image: torch.Tensor, long_side: int, min_side: int) -> int:
+    """``long_side``, or more for a thin picture whose short side would end up below ``min_side``."""
+    height, width = image.shape[-2:]
+    return max(long_side, math.ceil(min_side * max(height, width) / max(1, min(height, width))))

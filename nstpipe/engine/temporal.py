@@ -1,0 +1,240 @@
+"""One video frame at a time: where it starts, what holds it to its predecessor, its budget.
+
+No I/O. Frames arrive as HxWx3 uint8 RGB at the output size: the source frame, and the
+source and *stylized* previous frames. The stylized predecessor is taken as the uint8
+picture that was saved, not the float tensor the optimizer ended with, so a run that
+resumes from the saved frames continues exactly as an uninterrupted run would.
+
+Modes (``VideoConfig.temporal``):
+  flow  start from the previous stylized frame warped along the optical flow between the
+        source frames, and add Ruder et al.'s temporal loss toward it (masked where the
+        flow is not trusted); with frames further back (``VideoConfig.temporal_gaps``),
+        their long-term loss: each pixel held to the most recent of those frames where
+        it was visible (Ruder, Dosovitskiy and Brox 2018, section 4.2);
+  prev  start from the previous stylized frame as it is, no temporal loss;
+  none  every frame on its own, from the configured init (the baseline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nstpipe.config import EngineConfig, Settings, VideoConfig
+from nstpipe.engine.device import run_or_split
+from nstpipe.engine.dream import Dreamer
+from nstpipe.engine.flow import source_motion, warp
+from nstpipe.engine.stylize import Stylizer, TemporalTarget
+from nstpipe.engine.tensors import prepare, to_rgb8
+from nstpipe.events import EventSink
+
+
+@dataclass(frozen=True)
+class FrameStart:
+    """How one frame's optimization begins; both None means "like a photo"."""
+
+    init: torch.Tensor | None
+    temporal: TemporalTarget | None
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A frame of the chain ``gap`` frames before the one to stylize: its source and output."""
+
+    gap: int
+    source: np.ndarray
+    output: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """A frame to stylize: its source and, after a chain's first frame, its predecessor's,
+    and those of frames further back for the long-term temporal loss, nearest first."""
+
+    source: np.ndarray
+    previous_source: np.ndarray | None = None
+    previous_output: np.ndarray | None = None
+    earlier: tuple[Earlier, ...] = ()
+
+
+@dataclass(frozen=True)
+class StylizedFrame:
+    rgb: np.ndarray  # HxWx3 uint8, the size of the source frame given
+    iterations: int
+    loss: float
+
+
+def frame_start(
+    mode: str,
+    source: np.ndarray,
+    previous_source: np.ndarray | None,
+    previous_output: np.ndarray | None,
+    earlier: Sequence[Earlier] = (),
+) -> FrameStart:
+    """The init and temporal target of a frame; the first frame has no predecessor.
+
+    With ``earlier`` frames (flow mode), the target holds each pixel to the most recent
+    frame where it was visible (see :func:`long_term_target`), and the frame starts there.
+    """
+    if mode == "none" or previous_output is None:
+        return FrameStart(None, None)
+    previous = prepare(previous_output)
+    if mode == "prev":
+        return FrameStart(previous, None)
+    if previous_source is None:
+        raise ValueError("flow mode needs the previous source frame")
+    # Flow on the source frames (the stylized ones have painted texture that would
+    # mislead it), at the output size, where the warp is applied; directly between this
+    # frame and each earlier one, never chained through the frames between.
+    nearest = _warped(source, previous_source, previous)
+    if not earlier:
+        return FrameStart(nearest.warped, nearest)
+    further = [_warped(source, e.source, prepare(e.output)) for e in sorted(earlier, key=lambda e: e.gap)]
+    target = long_term_target([nearest, *further])
+    return FrameStart(target.warped, target)
+
+
+def _warped(source: np.ndarray, earlier_source: np.ndarray, earlier_output: torch.Tensor) -> TemporalTarget:
+    """An earlier output warped onto ``source`` along the source frames' flow, with its mask."""
+    backward, mask = source_motion(earlier_source, source)
+    return TemporalTarget(warped=warp(earlier_output, backward), mask=mask)
+
+
+def long_term_masks(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Ruder et al.'s (2018) long-term weights, from the masks of frames nearest first.
+
+    c_long_j = max(0, c_j - sum of c_long_l over the nearer frames l): a pixel counts
+    once, with the most recent frame where it was visible, so that the temporal loss of
+    a pixel seen in every earlier frame is that of the nearest alone. (Their code's
+    ``closestFirst``.) Their sum is the largest of the masks, at most 1.
+    """
+    taken = torch.zeros_like(masks[0])
+    shares = []
+    for mask in masks:
+        share = (mask - taken).clamp(min=0)
+        shares.append(share)
+        taken = taken + share
+    return shares
+
+
+def long_term_target(targets: Sequence[TemporalTarget]) -> TemporalTarget:
+    """One temporal target for the warped earlier frames of ``targets``, nearest first, with
+    their :func:`long_term_masks`. Squared pulls m_j (x - a_j)^2 sum to one pull
+    M (x - sum m_j a_j / M)^2 plus a constant, M = sum m_j: the returned target; where no
+    earlier frame is trusted (M = 0), the nearest frame, which the mask leaves free.
+    """
+    shares = long_term_masks([t.mask for t in targets])
+    total = sum(shares, torch.zeros_like(shares[0]))
+    blended = sum((m * t.warped for m, t in zip(shares, targets)), torch.zeros_like(targets[0].warped))
+    warped = torch.where(total > 0, blended / total.clamp(min=1e-12), targets[0].warped)
+    return TemporalTarget(warped=warped, mask=total)
+
+
+def seam_start(
+    source: np.ndarray,
+    previous_source: np.ndarray,
+    previous_output: np.ndarray,
+    own_output: np.ndarray,
+    weight: float,
+) -> FrameStart:
+    """A frame near the start of a chunk, eased in from the chain that runs into it.
+
+    Two pulls, as one temporal target: toward the previous frame of the chain that runs
+    into this chunk, warped along the flow (trusted where its mask is 1), and toward this
+    frame as the chunk painted it on its own (trusted everywhere), with ``weight`` in
+    (0, 1) on the latter. Over the blend frames ``weight`` rises toward 1, so the chain
+    eases from its neighbour's last frame into the chunk's own frames. Two squared pulls
+    m1 (x - a)^2 + m2 (x - b)^2 are one pull (m1 + m2)(x - (m1 a + m2 b)/(m1 + m2))^2 plus
+    a constant, which is what is returned.
+    """
+    flow = frame_start("flow", source, previous_source, previous_output)
+    assert flow.temporal is not None  # "flow" with a predecessor always has one
+    incoming = (1.0 - weight) * flow.temporal.mask
+    total = incoming + weight
+    target = (incoming * flow.temporal.warped + weight * prepare(own_output)) / total
+    return FrameStart(target, TemporalTarget(warped=target, mask=total))
+
+
+class FrameStylizer:
+    """Stylizes a video frame by frame; the first frame gets the full budget."""
+
+    def __init__(self, stylizer: Stylizer | Dreamer, settings: Settings) -> None:
+        self.mode = settings.video.temporal
+        chained = self.mode != "none" and settings.video.first_budget != 1
+        self.first = stylizer.with_config(first_budget(stylizer.config, settings.video)) if chained else stylizer
+        # Later frames start close to their answer: no pyramid (it would blur that start
+        # down and up again), a small budget, the same early stopping.
+        later = dataclasses.replace(stylizer.config, scales=1, iterations=settings.video.later_iterations)
+        self.later = stylizer if self.mode == "none" else stylizer.with_config(later)
+        self.init_image: torch.Tensor | None = None  # an --init file, for frames without a predecessor
+
+    def stylize(
+        self,
+        source: np.ndarray,
+        previous_source: np.ndarray | None = None,
+        previous_output: np.ndarray | None = None,
+        callback: EventSink | None = None,
+        earlier: Sequence[Earlier] = (),
+    ) -> StylizedFrame:
+        frame = FrameInput(source, previous_source, previous_output, tuple(earlier))
+        start = frame_start(self.mode, source, previous_source, previous_output, earlier)
+        return self._batch([frame], [start], callback)[0]
+
+    def stylize_many(self, frames: Sequence[FrameInput], callback: EventSink | None = None) -> list[StylizedFrame]:
+        """Frames of one size from different chains, optimized together; results in order.
+
+        The chained frames (those with a predecessor) form one batch and the others one
+        more, since the two kinds run different schedules. Each frame of a batch follows
+        the path it would follow alone (see :meth:`Stylizer.run`). A batch that runs out
+        of GPU memory is done again one frame at a time.
+        """
+        if len(frames) == 1:
+            only = frames[0]
+            return [self.stylize(only.source, only.previous_source, only.previous_output, callback, only.earlier)]
+        starts = [frame_start(self.mode, f.source, f.previous_source, f.previous_output, f.earlier) for f in frames]
+        results: dict[int, StylizedFrame] = {}
+        for chained in (False, True):
+            group = [i for i, start in enumerate(starts) if (start.init is not None) == chained]
+            if not group:
+                continue
+            # One at a time after running out of GPU memory, from the starts (and flows) already computed.
+            done = run_or_split(group, lambda part: self._batch([frames[i] for i in part], [starts[i] for i in part], callback))
+            results.update(zip(group, done))
+        return [results[i] for i in range(len(frames))]
+
+    def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: EventSink | None) -> list[StylizedFrame]:
+        """Frames whose starts are all first frames or all chained ones, in one run."""
+        content = torch.cat([prepare(f.source) for f in frames])
+        if starts[0].init is None:
+            result = self.first.run(content, init=self.init_image, callback=callback)
+        else:
+            init = torch.cat([s.init for s in starts if s.init is not None])
+            result = self.later.run(content, init=init, callback=callback, temporal=_stacked([s.temporal for s in starts]))
+        return [
+            StylizedFrame(to_rgb8(result.image[i : i + 1]), result.item_iterations[i], result.item_losses[i])
+            for i in range(len(frames))
+        ]
+
+
+def first_budget(config: EngineConfig, video: VideoConfig) -> EngineConfig:
+    """The engine settings of a chain's first frame: the iterations times ``first_budget``."""
+    scale = video.first_budget
+    return dataclasses.replace(
+        config, coarse_iterations=round(config.coarse_iterations * scale), iterations=round(config.iterations * scale)
+    )
+
+
+def _stacked(targets: Sequence[TemporalTarget | None]) -> TemporalTarget | None:
+    """One temporal target for a batch: warped frames (N, 3, H, W), masks (N, 1, H, W)."""
+    present = [t for t in targets if t is not None]
+    if len(present) < len(targets):
+        return None  # "prev" mode: a frame starts from its predecessor without a temporal loss
+    height, width = present[0].warped.shape[-2:]
+    return TemporalTarget(
+        warped=torch.cat([t.warped for t in present]),
+        mask=torch.cat([t.mask.reshape(1, 1, height, width) for t in present]),
+    )

@@ -1,0 +1,140 @@
+"""What the pipeline reports while it works: small frozen event objects, and the callable that takes them.
+
+Every producer (the engine's optimizer, the workers, the video job, the executors, the
+driver in :mod:`nstpipe.app`) reports through one :data:`EventSink` and never prints;
+the caller decides what to show (the CLI's progress bar) or keep (tests, benchmarks).
+Besides these events, each input's :class:`~nstpipe.jobs.worker.TaskResult` goes through
+the same sink.
+
+Pure Python, no torch and no ray: the command line can tell events apart without loading
+a model, and Ray carries them back from workers as plain objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # only named in annotations, so the engine does not import the jobs layer
+    from nstpipe.jobs.plan import ImageTask
+
+EventSink = Callable[[object], None]
+
+
+# -- one optimization (nstpipe.engine.stylize) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent after every optimizer iteration."""
+
+    scale: int  # 0 = coarsest
+    scales: int
+    iteration: int  # 1-based, within this scale
+    iterations: int  # budget of this scale
+    loss: float
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class ScaleDone:
+    """Sent when one level of the pyramid is finished."""
+
+    scale: int
+    scales: int
+    iterations: int  # actually run
+    loss: float
+    stopped_early: bool
+
+
+# -- a folder of images (nstpipe.app, the executors) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class JobPlanned:
+    """The number of inputs a folder job found, before any is stylized."""
+
+    total: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input whose output is already complete for these settings, or (``failed`` set)
+    one that failed in an earlier run and is unchanged since."""
+
+    task: ImageTask
+    failed: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskStarted:
+    """An input handed to a worker; its :class:`~nstpipe.jobs.worker.TaskResult` follows."""
+
+    task: ImageTask
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """``task`` killed its worker on every one of ``attempts`` tries; it is skipped."""
+
+    task: ImageTask
+    attempts: int
+
+
+# -- a video (nstpipe.jobs.video_job, nstpipe.app) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoPlanned:
+    """A video's frames are planned, before any is painted (also before ``nstpipe metrics``)."""
+
+    frames: int  # frames this run will have when done
+    done: int  # already in the work folder
+
+
+@dataclass(frozen=True)
+class FrameStarted:
+    """A worker starts painting frame ``index`` (again, for a frame of a seam)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """Frame ``index`` is in the frame store (or measured, for ``nstpipe metrics``)."""
+
+    index: int
+    iterations: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """The stylized frames are being encoded into the output video."""
+
+    frames: int
+
+
+# -- what a command settled on (nstpipe.app) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What a command settled on, reported before the work starts: the size of the output
+    (``256x144``, or ``long side 256`` for a folder), the device and its precision."""
+
+    size: str
+    device: str
+    precision: str
+    output: Path | None = None
+    count: int | None = None
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A single output already made by nstpipe with these settings from this input: left as it is."""
+
+    output: Path

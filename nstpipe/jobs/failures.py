@@ -1,0 +1,61 @@
+"""Failure records of a folder job: an input that failed is not tried again on every rerun.
+
+An input that cannot be stylized (corrupt, or killing its worker on every try) gets a small
+JSON record beside where its output would be, ``<output>.failed.json``, written atomically
+by the driver as soon as the failure is known. A rerun skips it while the record matches
+the job's fingerprint and the input's size and mtime, so a poisonous file costs its
+retries once, not on every rerun; ``--retry-failed`` (or a changed input, or other
+settings) tries it again. The record goes when the input later succeeds. Together with
+the outputs' own records this gives every input of a finished run exactly one of: a
+valid output, or a recorded failure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from nstpipe.jobs.plan import ImageTask, source_identity
+from nstpipe.media.writer import atomic_write_json, remove_quietly
+
+FAILED_SUFFIX = ".failed.json"
+
+
+def failure_path(task: ImageTask) -> Path:
+    return task.output.with_name(task.output.name + FAILED_SUFFIX)
+
+
+def record_failure(task: ImageTask, fingerprint: str, reason: str, limits: Mapping[str, Any] | None = None) -> None:
+    """``limits``: settings that do not change an output but can make an input fail
+    (``--max-pixels``); another value tries the input again."""
+    record: dict[str, Any] = {"fingerprint": fingerprint, "input": str(task.relative), "reason": reason, "limits": dict(limits or {})}
+    try:
+        record["source"] = source_identity(task.source)
+    except OSError:
+        record["source"] = None  # the input vanished: a rerun finds it missing again
+    atomic_write_json(failure_path(task), record)
+
+
+def read_failure(task: ImageTask) -> dict[str, Any] | None:
+    try:
+        record = json.loads(failure_path(task).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def failed_before(task: ImageTask, fingerprint: str, limits: Mapping[str, Any] | None = None) -> str | None:
+    """The reason this input failed in an earlier run of this job, if it is unchanged since."""
+    record = read_failure(task)
+    if record is None or record.get("fingerprint") != fingerprint or record.get("limits") != dict(limits or {}):
+        return None
+    try:
+        identity: dict[str, int] | None = source_identity(task.source)
+    except OSError:
+        identity = None
+    return str(record.get("reason", "failed")) if record.get("source") == identity else None
+
+
+def clear_failure(task: ImageTask) -> None:
+    remove_quietly(failure_path(task))

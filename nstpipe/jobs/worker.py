@@ -1,0 +1,231 @@
+"""A worker: loads VGG19 and the style targets once, then stylizes a few inputs per call.
+
+The local executor runs one in-process; the Ray executor wraps the same class in actors.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from nstpipe.config import Settings
+from nstpipe.engine.device import resolve_batch, resolve_device, run_or_split
+from nstpipe.engine.dream import Dreamer
+from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
+from nstpipe.engine.modes import texture
+from nstpipe.engine.stylize import Result, Stylizer, encoder_layers
+from nstpipe.engine.tensors import to_rgb8
+from nstpipe.engine.texture import Texturer
+from nstpipe.engine.vgg import VGGFeatures, load_weights, sha256_file
+from nstpipe.engine.visualize import Visualizer
+from nstpipe.errors import InputError, NstpipeError, os_reason
+from nstpipe.events import EventSink
+from nstpipe.jobs.plan import ImageTask, source_identity
+from nstpipe.media.imaging import read_image
+from nstpipe.media.writer import read_record, write_image, write_png
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """Everything a worker needs, small enough to ship to another process."""
+
+    settings: Settings
+    styles: tuple[Path, ...]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task: ImageTask
+    ok: bool
+    error: str | None = None
+    iterations: int = 0
+    seconds: float = 0.0
+
+
+def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
+    """Fix the job's identity: settings plus the bytes of every file that shapes the output."""
+    extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
+    if settings.engine.init_is_file:
+        extra["init"] = sha256_file(Path(settings.engine.init))
+    return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
+
+
+def weights_identity(spec: str) -> str:
+    return spec if spec in ("embedded", "torchvision") else f"file:{sha256_file(Path(spec))}"
+
+
+def read_unchanged(path: Path, long_side: int, max_pixels: int, tries: int = 2) -> tuple[torch.Tensor, dict[str, int]]:
+    """Decode ``path`` together with the identity of the very bytes decoded.
+
+    The identity is taken before and after decoding; if they differ (an editor saving, a
+    copy still arriving), the read is tried again, and an input still changing is reported.
+    So a resume record never vouches for content other than what was stylized; a change
+    after the read makes the record stale and the next run redoes the file.
+    """
+    for _ in range(tries):
+        try:
+            before = source_identity(path)
+            image = read_image(path, long_side, max_pixels)
+            if source_identity(path) == before:
+                return image, before
+        except OSError as exc:  # vanished between two looks
+            raise InputError(path, os_reason(exc) or exc.strerror or str(exc)) from None
+    raise InputError(path, "changed while it was being read (is it still being written?)")
+
+
+def is_done(task: ImageTask, fingerprint: str) -> bool:
+    """An output is complete when it carries a record for these settings and this source."""
+    record = read_record(task.output)
+    if record is None or record.get("fingerprint") != fingerprint:
+        return False
+    try:
+        return record.get("source") == source_identity(task.source)
+    except OSError:
+        return False
+
+
+def build_encoder(settings: Settings, layers: Sequence[str], pooling: str, device: torch.device) -> VGGFeatures:
+    """VGG19 with the weights of ``settings``, answering ``layers``, on ``device``."""
+    return VGGFeatures(load_weights(settings.weights), layers, pooling).to(device)
+
+
+def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer | Dreamer:
+    """What paints a photo or a frame under ``settings``: the style transfer of ``styles``,
+    or in the dream mode a dream (guided by ``styles[0]`` where there is one)."""
+    if settings.mode == "dream":
+        return build_dreamer(settings, styles)
+    device = resolve_device(settings.device)
+    engine = settings.engine
+    encoder = build_encoder(settings, encoder_layers(engine), engine.pooling, device)
+    return Stylizer(encoder, read_paintings(settings, styles), engine, device)
+
+
+def build_dreamer(settings: Settings, guides: Sequence[Path] = ()) -> Dreamer:
+    """VGG19 cut after the deepest layer climbed, for ``nstpipe dream``; ``guides``: none or one."""
+    device = resolve_device(settings.device)
+    shown = settings.dream
+    encoder = build_encoder(settings, shown.dream_layers, settings.engine.pooling, device)
+    guide = read_image(guides[0], max_pixels=settings.max_pixels) if guides else None
+    return Dreamer(
+        encoder, shown.dream_layers, settings.engine, device, shown.dream_channels, guide, shown.octave_scale, shown.dream_jitter
+    )
+
+
+def read_paintings(settings: Settings, styles: Sequence[Path]) -> list[torch.Tensor]:
+    """The style images at full size: the engine resizes them for each output size."""
+    return [read_image(path, max_pixels=settings.max_pixels) for path in styles]
+
+
+def build_texturer(settings: Settings, styles: tuple[Path, ...]) -> Texturer:
+    """VGG19 cut after the deepest style layer, and the paintings, for ``nstpipe texture``."""
+    device = resolve_device(settings.device)
+    engine = settings.engine
+    encoder = build_encoder(settings, texture(engine).layers, engine.pooling, device)
+    return Texturer(encoder, read_paintings(settings, styles), engine, device, settings.texture.tileable)
+
+
+def build_visualizer(settings: Settings) -> Visualizer:
+    """VGG19 cut after the layer shown, for ``nstpipe visualize``."""
+    device = resolve_device(settings.device)
+    shown = settings.visualize
+    encoder = build_encoder(settings, (shown.visualize_layer,), settings.engine.pooling, device)
+    jitter = (shown.visualize_jitter, shown.visualize_scale, shown.visualize_degrees)
+    return Visualizer(encoder, shown.visualize_layer, shown.visualize_channels, settings.engine, device, jitter)
+
+
+def metrics_encoder(settings: Settings, device: torch.device) -> VGGFeatures:
+    """The VGG19 that ``nstpipe metrics`` measures with: the benchmarks' layers, max pooling."""
+    return build_encoder(settings, tuple(dict.fromkeys((CONTENT_LAYER, *STYLE_LAYERS))), "max", device)
+
+
+class ImageWorker:
+    def __init__(self, job: ImageJob) -> None:
+        self.job = job
+        self.stylizer = build_stylizer(job.settings, job.styles)
+        engine = job.settings.engine
+        self.init_image = read_image(Path(engine.init), max_pixels=job.settings.max_pixels) if engine.init_is_file else None
+
+    @functools.cached_property
+    def batch(self) -> int:
+        """How many tasks a call of :meth:`process_batch` should get (``auto`` resolved here,
+        on this worker's device, once the model takes its memory)."""
+        settings = self.job.settings
+        return resolve_batch(settings.batch, self.stylizer.device, settings.size, settings.engine)
+
+    def stylize_picture(self, content: torch.Tensor, output: Path, callback: EventSink | None = None) -> Result:
+        """Stylize ``content`` (a picture read at the job's size) into ``output``, in any format
+        :func:`~nstpipe.media.writer.write_image` knows."""
+        result = self.stylizer.run(content, init=self.init_image, callback=callback)
+        write_image(output, to_rgb8(result.image))
+        return result
+
+    def process_batch(self, tasks: Sequence[ImageTask], callback: EventSink | None = None) -> list[TaskResult]:
+        """Stylize several files and write each output atomically; results in task order.
+
+        The pictures of one size are optimized together, as one batch. A bad input becomes
+        its own failed result and the others go on; a failed write raises
+        :class:`~nstpipe.errors.OutputError`, which stops the run: a full disk is not the
+        input's fault, and every later write would fail the same way.
+        """
+        start = time.perf_counter()
+        results: dict[int, TaskResult] = {}
+        groups: dict[tuple[int, ...], list[_Loaded]] = {}
+        for index, task in enumerate(tasks):
+            try:
+                content, identity = read_unchanged(task.source, self.job.settings.size, self.job.settings.max_pixels)
+            except (NstpipeError, OSError) as exc:
+                results[index] = _failed(task, exc, start)
+                continue
+            groups.setdefault(tuple(content.shape), []).append(_Loaded(index, task, content, identity))
+        for group in groups.values():
+            results.update(self._stylize_group(group, callback, start))
+        return [results[index] for index in range(len(tasks))]
+
+    def _stylize_group(self, group: list[_Loaded], callback: EventSink | None, start: float) -> dict[int, TaskResult]:
+        """Pictures of one size, together, or one at a time when together they run out of GPU memory."""
+        results = run_or_split(group, lambda items: self._stylize_together(items, callback, start))
+        return {item.index: result for item, result in zip(group, results)}
+
+    def _stylize_together(self, items: Sequence[_Loaded], callback: EventSink | None, start: float) -> list[TaskResult]:
+        try:
+            result = self.stylizer.run(torch.cat([item.content for item in items]), init=self.init_image, callback=callback)
+        except (NstpipeError, OSError) as exc:
+            # Such as a picture too thin for the layers: the same for every picture of this size.
+            return [_failed(item.task, exc, start) for item in items]
+        done = []
+        for i, item in enumerate(items):
+            record = {"fingerprint": self.job.fingerprint, "source": item.identity}
+            write_png(item.task.output, to_rgb8(result.image[i]), record)
+            done.append(TaskResult(item.task, True, iterations=result.item_iterations[i], seconds=time.perf_counter() - start))
+        return done
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A task whose input was read: where it stands among the tasks, its pixels, its identity."""
+
+    index: int
+    task: ImageTask
+    content: torch.Tensor
+    identity: dict[str, int]
+
+
+def _failed(task: ImageTask, exc: Exception, start: float) -> TaskResult:
+    """The failed result for ``task``, with a one-line reason that names the file."""
+    if isinstance(exc, InputError):
+        reason = str(exc)
+    elif isinstance(exc, OSError):
+        reason = f"{exc.filename or task.source}: {os.strerror(exc.errno) if exc.errno else exc}"
+    else:
+        reason = f"{task.source}: {exc}"
+    return TaskResult(task, False, reason, seconds=time.perf_counter() - start)
+
+
+WorkerFactory = Callable[[ImageJob], ImageWorker]

@@ -1,0 +1,357 @@
+"""Video in and out: probe a file, stream its frames as RGB, write H.264 MP4 with the audio kept.
+
+The I/O layer of ``nstpipe video``; nothing here stylizes. Frames come from OpenCV, which
+applies the display rotation, so every frame is upright and the output carries no rotation
+metadata. Writing goes through PyAV: libx264 video timed by the caller's frame times (a
+variable frame rate survives), and every audio stream of the source copied packet by
+packet, never re-encoded. Like every other output, the file appears atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from nstpipe.engine.color import swap_red_blue
+from nstpipe.errors import InputError, os_reason, output_error
+
+# The same exclusive, umask-respecting temp files as every other output (see writer.py).
+from nstpipe.media.writer import create_temp, publish, remove_quietly
+
+# The containers written, by the output's suffix: .m4v is Apple's name for MP4.
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+# 1/90000 s, the MPEG clock: fine enough that any frame time rounds by < 6 microseconds.
+TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int  # as displayed, i.e. after rotation
+    height: int
+    frame_count: int
+    fps: Fraction  # average frame rate
+    rotation: int  # clockwise degrees to display upright: 0, 90, 180 or 270
+    audio_streams: int
+    duration: float  # seconds
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_streams > 0
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    time: float  # seconds from the start of the stream
+    rgb: np.ndarray  # HxWx3 uint8, upright
+
+
+def probe(path: Path) -> VideoInfo:
+    """Size, frame count, rate, rotation, audio and duration; decodes one frame to be sure."""
+    try:
+        with av.open(str(path)) as container:
+            return _probe_container(path, container)
+    except InputError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise _open_error(path, exc) from None
+
+
+def _probe_container(path: Path, container: av.container.InputContainer) -> VideoInfo:
+    if not container.streams.video:
+        raise InputError(path, "no video stream")
+    stream = container.streams.video[0]
+    first = _first_frame(path, container, stream)
+    # Counter-clockwise in FFmpeg's display matrix; clockwise as in the old `rotate` tag
+    # and OpenCV's CAP_PROP_ORIENTATION_META. Quarter turns only: all OpenCV applies.
+    rotation = (-round(first.rotation / 90) * 90) % 360
+    # Containers without a frame count (Matroska, MPEG-TS) say 0: count packets instead,
+    # streamed, without decoding them.
+    frame_count = stream.frames or _count_packets(container, stream)
+    duration = _duration(container, stream)
+    fps = stream.average_rate or stream.guessed_rate or _rate(frame_count, duration)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(width, height, frame_count, Fraction(fps), rotation, len(container.streams.audio), duration)
+
+
+def _first_frame(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame:
+    for frame in container.decode(stream):
+        return frame
+    raise InputError(path, "no video frames")
+
+
+def _count_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    container.seek(0, stream=stream)
+    # demux() ends each stream with an empty flush packet; it is not a frame.
+    return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else 0.0
+
+
+def _rate(frame_count: int, duration: float) -> Fraction:
+    return Fraction(frame_count / duration).limit_denominator(1001) if duration > 0 else Fraction(0)
+
+
+def _open_error(path: Path, exc: BaseException) -> InputError:
+    reason = os_reason(exc)
+    if reason is not None:
+        return InputError(path, reason)
+    if _is_empty(path):
+        return InputError(path, "empty file")
+    # FFmpeg's own words ("Invalid data found when processing input"), without the errno
+    # and the path that str() adds: the path leads the message already.
+    message = getattr(exc, "strerror", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return InputError(path, f"not a video file FFmpeg can read, or corrupt ({message})")
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV and the FFmpeg inside it from printing their own lines on stderr.
+
+    A file they cannot read is reported once, as one line naming it (an InputError); their
+    "moov atom not found" and "[ WARN:0@1.9] ... can't be used to capture by name" would
+    come on top, between the progress bar's lines. Set OPENCV_FFMPEG_LOGLEVEL or
+    OPENCV_LOG_LEVEL to see them. OpenCV reads the FFmpeg level once, when it first opens
+    a file with FFmpeg, so this runs before every open.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def read_frames(path: Path) -> Iterator[Frame]:
+    """Every frame of ``path``, upright, as RGB; one frame in memory at a time."""
+    if not path.is_file():
+        raise InputError(path, "file not found" if not path.exists() else "not a file")
+    _quiet_opencv()
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            raise InputError(path, "empty file" if _is_empty(path) else "not a video file OpenCV can read")
+        # On by default for the FFmpeg backend; set anyway so upright frames never depend
+        # on an OpenCV build's default.
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        index = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            # POS_MSEC after read() is the presentation time of the frame just read.
+            time = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            yield Frame(index, time, swap_red_blue(bgr, channel_axis=2))
+            index += 1
+        if index == 0:
+            raise InputError(path, "no video frames could be decoded")
+    finally:
+        capture.release()
+
+
+def temp_tag(out_path: Path) -> str:
+    """What the temp files of ``out_path`` are named after: a folder of videos may hold
+    other jobs' files in the making, which a cleanup must leave alone."""
+    return out_path.name + "-"
+
+
+class VideoWriter:
+    """H.264 (libx264, yuv420p) MP4 with the audio of ``source`` copied in; atomic.
+
+    ``write(rgb, time)`` takes HxWx3 uint8 frames of the size given here and their times in
+    seconds; the times become the timestamps, so a variable frame rate is kept. ``fps`` is
+    the nominal rate (stored as the stream's rate, and the last frame's duration). The
+    audio is copied whole unless ``audio_end`` (seconds) cuts it, for a partial video.
+
+    Odd sizes: yuv420p stores colour at half resolution, so libx264 refuses odd widths and
+    heights. The last column and/or row is cropped rather than a replicated one padded on:
+    the output then holds only real pixels and never exceeds the requested size; ``width``
+    and ``height`` say what is written.
+
+    The file is encoded into a temp file beside ``out_path`` and renamed onto it only when
+    the ``with`` block ends normally; an exception removes the temp file, leaving nothing.
+    """
+
+    def __init__(
+        self,
+        out_path: Path,
+        source: Path | None,
+        width: int,
+        height: int,
+        fps: Fraction | float,
+        crf: int = 18,
+        audio_end: float | None = None,
+    ) -> None:
+        if width < 2 or height < 2:
+            raise ValueError(f"frame size {width}x{height} is too small for H.264")
+        if fps <= 0:
+            raise ValueError(f"frame rate must be positive, got {fps}")
+        self.out_path = out_path
+        self.source = source
+        self.requested = (height, width)
+        self.width, self.height = width - width % 2, height - height % 2
+        self.fps = Fraction(fps).limit_denominator(1_000_000)
+        self.crf = crf
+        self.audio_end = audio_end  # seconds of audio to copy; None = all of it
+        self._tmp: str | None = None
+        self._output: av.container.OutputContainer | None = None
+        self._video: av.video.stream.VideoStream | None = None
+        self._audio: _AudioCopier | None = None
+        self._last_pts = -1
+        self.frames_written = 0
+
+    def __enter__(self) -> VideoWriter:
+        with self._writing():
+            self.out_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = create_temp(self.out_path.parent, temp_tag(self.out_path))
+            os.close(fd)
+        try:
+            with self._writing():
+                self._open()
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """OS errors while writing (a full disk) are the output's, not the input's."""
+        try:
+            yield
+        except OSError as exc:
+            raise output_error(self.out_path, exc) from None
+
+    def _open(self) -> None:
+        # The temp name has no suffix, so name the format: the one the output's suffix names.
+        container = VIDEO_CONTAINERS.get(self.out_path.suffix.lower(), "mp4")
+        self._output = av.open(self._tmp, "w", format=container)
+        stream = self._output.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = TIME_BASE
+        self._video = stream
+        if self.source is not None:
+            self._audio = _AudioCopier(self.source, self._output)
+
+    def write(self, rgb: np.ndarray, time: float) -> None:
+        if rgb.shape != (*self.requested, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"expected a {self.requested[0]}x{self.requested[1]}x3 uint8 frame, got {rgb.shape} {rgb.dtype}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self.height, : self.width]), format="rgb24")
+        # Equal times (duplicated timestamps in some files) would make the muxer fail;
+        # nudging by one tick (11 us) keeps every frame.
+        frame.pts = self._last_pts = max(round(time / TIME_BASE), self._last_pts + 1)
+        frame.time_base = TIME_BASE
+        frame.duration = round(1 / (self.fps * TIME_BASE))
+        with self._writing():
+            assert self._video is not None  # set by __enter__
+            self._mux(self._video.encode(frame))
+        self.frames_written += 1
+        if self._audio is not None:
+            # Audio up to this frame's time, so the file is interleaved as players expect.
+            self._audio.copy_until(time)
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        assert self._output is not None  # set by __enter__
+        for packet in packets:
+            self._output.mux(packet)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            with self._writing():
+                self._finish()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _finish(self) -> None:
+        if self.frames_written == 0:
+            raise ValueError(f"{self.out_path}: no frames were written")
+        assert self._video is not None and self._output is not None and self._tmp is not None  # set by __enter__
+        self._mux(self._video.encode(None))
+        if self._audio is not None:
+            self._audio.copy_until(self.audio_end)
+            self._audio.close()
+        self._output.close()
+        publish(self._tmp, self.out_path)
+
+    def _abort(self) -> None:
+        for closable in (self._audio, self._output):
+            try:
+                if closable is not None:
+                    closable.close()
+            except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
+                pass
+        if self._tmp is not None:
+            remove_quietly(self._tmp)
+
+
+class _AudioCopier:
+    """Copies the packets of every audio stream of ``source`` into ``output``, in time order.
+
+    Frame times (OpenCV's) count from the first video frame, so audio times are shifted by
+    the video stream's start time too: whatever the source's offset between sound and
+    picture (MPEG-TS starts at 1.4 s, edited MP4s anywhere), it stays the same.
+    """
+
+    def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
+        try:
+            self._input = av.open(str(source))
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise _open_error(source, exc) from None
+        video = self._input.streams.video
+        start = video[0].start_time if video else None
+        time_base = video[0].time_base if video else None
+        self._offset = Fraction(start * time_base) if start is not None and time_base is not None else Fraction(0)
+        streams = list(self._input.streams.audio)
+        # The template copies the codec parameters only: packets pass through as they are.
+        self._map = {s.index: output.add_stream_from_template(s) for s in streams}
+        self._output = output
+        # demux() with no stream would mean all of them.
+        self._packets = self._input.demux(*streams) if streams else iter(())
+        self._pending: av.Packet | None = None
+
+    def copy_until(self, time: float | None) -> None:
+        """Mux every packet that starts before ``time`` seconds (all of them for None)."""
+        while True:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            if not packet.size:  # the empty flush packet that ends each stream
+                continue
+            if time is not None and packet.dts is not None and packet.dts * packet.time_base - self._offset > time:
+                self._pending = packet
+                return
+            self._shift(packet)
+            packet.stream = self._map[packet.stream.index]
+            self._output.mux(packet)
+
+    def _shift(self, packet: av.Packet) -> None:
+        ticks = round(self._offset / packet.time_base)
+        if packet.pts is not None:
+            packet.pts -= ticks
+        if packet.dts is not None:
+            packet.dts -= ticks
+
+    def close(self) -> None:
+        self._input.close()

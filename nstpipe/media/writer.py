@@ -1,0 +1,167 @@
+"""Atomic writes of outputs and records: a temp file in the same folder, fsync, rename.
+
+A final name therefore never holds a partial file, and a rerun can trust whatever it finds.
+Each stylized PNG carries its own resume record in a text chunk, so the output and the
+proof that it is complete are written in one atomic step.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from PIL import Image, PngImagePlugin, features
+
+from nstpipe.errors import InputError, output_error
+
+RECORD_KEY = "nstpipe"
+TEMP_PREFIX = ".nstpipe-tmp-"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` in one step; any OS failure becomes an :class:`OutputError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = create_temp(path.parent)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        publish(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise output_error(path, exc) from None
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def publish(tmp: str, path: Path) -> None:
+    """Flush a finished temp file to disk, then rename it onto ``path`` in one step."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def create_temp(folder: Path, tag: str = "") -> tuple[int, str]:
+    """An exclusive new temp file in ``folder``; ``tag`` goes into its name, so that
+    :func:`clean_temp_files` can clear one output's leftovers and no one else's.
+
+    Not ``mkstemp``: it creates files readable by their owner only (0600), and the rename
+    would carry that onto the output. Mode 0666 lets the umask decide, as for any new file.
+    """
+    while True:
+        tmp = os.path.join(folder, TEMP_PREFIX + tag + secrets.token_hex(8))
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def encode_png(rgb8: np.ndarray, record: Mapping[str, Any] | None = None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if record is not None:
+        info.add_text(RECORD_KEY, json.dumps(record, sort_keys=True, default=str))
+    buffer = io.BytesIO()
+    Image.fromarray(rgb8, "RGB").save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png(path: Path, rgb8: np.ndarray, record: Mapping[str, Any] | None = None) -> None:
+    atomic_write_bytes(path, encode_png(rgb8, record))
+
+
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+if features.check("avif"):  # Pillow writes AVIF only where it was built with libavif
+    IMAGE_FORMATS[".avif"] = "AVIF"
+_QUALITY = {"JPEG": 95, "WEBP": 95, "AVIF": 90}
+RECORD_SUFFIX = ".settings.json"
+
+
+def image_format(path: Path) -> str:
+    """The format the suffix of ``path`` names; any other suffix, or none, is refused, so
+    that a file never holds another format than its name says."""
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        said = f"the suffix {path.suffix!r} names no image format nstpipe writes" if path.suffix else "no suffix to name the image format"
+        raise InputError(path, f"{said}; name it {', '.join(IMAGE_FORMATS)}")
+    return fmt
+
+
+def write_image(path: Path, rgb8: np.ndarray) -> None:
+    """In the format the suffix names (see :func:`image_format`), atomically."""
+    fmt = image_format(path)
+    if fmt == "PNG":
+        write_png(path, rgb8)
+        return
+    atomic_write_bytes(path, encode_image(rgb8, fmt))
+
+
+def encode_image(rgb8: np.ndarray, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    quality = {"quality": _QUALITY[fmt]} if fmt in _QUALITY else {}
+    Image.fromarray(rgb8, "RGB").save(buffer, format=fmt, **quality)
+    return buffer.getvalue()
+
+
+def record_path(output: Path) -> Path:
+    """Where the settings record of a single output lies: beside it, named after its whole
+    name, so that ``a.jpg`` and ``a.png`` never share one."""
+    return output.with_name(output.name + RECORD_SUFFIX)
+
+
+PNG_END = bytes.fromhex("0000000049454e44ae426082")  # the IEND chunk every whole PNG ends with
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The record stored in an output PNG, or None when missing, foreign, cut short or unreadable.
+
+    Only the header and the last 12 bytes are read, not the pixels: a resume checks every
+    finished output of an archive, and decoding them all would take longer than a
+    thumbnail's worth of work each. The record's text chunk precedes the image data, and a
+    PNG cut short lacks its end chunk.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-len(PNG_END), os.SEEK_END)
+            if fh.read() != PNG_END:
+                return None
+            fh.seek(0)
+            with Image.open(fh, formats=["PNG"]) as img:
+                text = img.info.get(RECORD_KEY)
+        record = json.loads(text) if isinstance(text, str) else None
+        return record if isinstance(record, dict) else None
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def clean_temp_files(folder: Path, tag: str = "") -> int:
+    """Remove temp files that a killed run left in ``folder`` (not recursive), only those
+    made with ``tag`` when one is given. Returns the count."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(TEMP_PREFIX + tag) and entry.is_file(follow_symlinks=False):
+            removed += remove_quietly(entry.path)
+    return removed
+
+
+def remove_quietly(path: str | os.PathLike[str]) -> int:
+    try:
+        os.unlink(path)
+        return 1
+    except OSError:
+        return 0
