@@ -20,7 +20,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 # The CLI as the user runs it, from this checkout (the installed script may be another's).
-NSTPIPE = [sys.executable, "-c", "import sys; sys.argv[0] = 'nstpipe'; from cli import main; main()"]
+NSTPIPE = [sys.executable, "-c", "import sys; sys.argv[0] = 'nstpipe'; from nstpipe.cli import main; main()"]
 START_TIMEOUT = 120.0
 
 
