@@ -11,7 +11,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from nstpipe.engine.distribution import moments, sqrtm_psd
+from nstpipe.engine.distribution import mixture, moments, sqrtm_psd
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
@@ -113,8 +113,6 @@ def match_moments(image: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, ep
 def mixture_moments(images: list[torch.Tensor], weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
     """Colour mean (1, 3, 1) and covariance (1, 3, 3) of the paintings' pixels pooled, each
     painting a share ``weights`` of them."""
-    stats = [colour_moments(image) for image in images]
-    mean = sum(w * m for w, (m, _) in zip(weights, stats))
-    raw = sum(w * (c + m @ m.transpose(1, 2)) for w, (m, c) in zip(weights, stats))
-    assert isinstance(mean, torch.Tensor) and isinstance(raw, torch.Tensor)
-    return mean, raw - mean @ mean.transpose(1, 2)
+    parts = [(w, *colour_moments(image)) for w, image in zip(weights, images)]
+    mean, cov = mixture([(w, m[..., 0], c) for w, m, c in parts])
+    return mean.unsqueeze(-1), cov

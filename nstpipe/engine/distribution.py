@@ -17,6 +17,7 @@ error, it reads the same at every layer and size and one weight serves them all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -38,6 +39,20 @@ def moments(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mean = flat.mean(2)
     centred = flat - mean.unsqueeze(2)
     return mean, centred @ centred.transpose(1, 2) / flat.shape[2]
+
+
+def mixture(parts: Sequence[tuple[float, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (..., C) and covariance (..., C, C) of a mixture: each part a weight (the weights
+    summing to one), its mean and its covariance. The mixture's second moment is the weighted
+    sum of the parts' (covariance plus the mean's outer product), less the mean's."""
+    def outer(m: torch.Tensor) -> torch.Tensor:
+        return m.unsqueeze(-1) * m.unsqueeze(-2)
+
+    (w0, m0, c0), rest = parts[0], parts[1:]
+    mean, raw = w0 * m0, w0 * (c0 + outer(m0))
+    for w, m, c in rest:
+        mean, raw = mean + w * m, raw + w * (c + outer(m))
+    return mean, raw - outer(mean)
 
 
 def sqrtm_psd(matrix: torch.Tensor, floor: float = 0.0) -> torch.Tensor:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import operator
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from nstpipe.config import EngineConfig
+from nstpipe.config import EngineConfig, style_terms
 from nstpipe.engine.color import ColourPreservation, mixture_moments
-from nstpipe.engine.distribution import flat_features, moments
+from nstpipe.engine.distribution import flat_features, mixture, moments
 from nstpipe.engine.losses import gram, widen
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.engine.terms import Encoder
@@ -39,6 +41,7 @@ class StyleTargets:
         self.scale = config.style_scale
         self.colour = ColourPreservation(config.preserve_color)
         self.min_side = min_side
+        self.kinds = {STATISTIC_OF_TERM[name] for name, _ in style_terms(config.style_loss)}
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
 
     def with_features(self, features: Encoder) -> StyleTargets:
@@ -59,59 +62,38 @@ class StyleTargets:
         per layer, rather than by a weighted sum of separate losses: the optimum is the
         same texture statistic and the loss stays one term per layer.
         """
-        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
-            return {layer: sum_of([w * gram(feats[layer])[0] for w, feats in paintings]) for layer in self.layers}
-
-        return self._derived("grams", long_side, content, blend, torch.stack)
+        return self._derived("grams", long_side, content)
 
     def moments(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The features' mean (C,) and covariance (C, C) by layer, of the paintings' mixture
         (each painting a share of the points, as its blend weight says)."""
-        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-            out = {}
-            for layer in self.layers:
-                stats = [(w, *feature_moments(feats[layer])) for w, feats in paintings]
-                mean = sum_of([w * m for w, m, _ in stats])
-                raw = sum_of([w * (c + torch.outer(m, m)) for w, m, c in stats])
-                out[layer] = (mean, raw - torch.outer(mean, mean))
-            return out
-
-        def stack(each: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-            return torch.stack([m for m, _ in each]), torch.stack([c for _, c in each])
-
-        return self._derived("moments", long_side, content, blend, stack)
+        return self._derived("moments", long_side, content)
 
     def samples(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The paintings' features by layer, (C, M) in fp32: each painting's points, a share
         of them as its blend weight says, at most ``MAX_SAMPLES`` in all."""
-        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
-            gen = torch.Generator().manual_seed(0)
-            return {layer: torch.cat([subsample(feats[layer], w, gen) for w, feats in paintings], dim=1) for layer in self.layers}
+        return self._derived("samples", long_side, content)
 
-        return self._derived("samples", long_side, content, blend, torch.stack)
-
-    def _derived(
-        self,
-        kind: str,
-        long_side: int,
-        content: torch.Tensor | None,
-        blend: Callable[[list[tuple[float, Mapping[str, torch.Tensor]]]], dict[str, Any]],
-        stack: Callable[[list[Any]], Any],
-    ) -> dict[str, Any]:
+    def _derived(self, kind: str, long_side: int, content: torch.Tensor | None) -> dict[str, Any]:
         """One statistic of the paintings, cached by long side unless the painting is
-        recoloured after each photo; a batch of photos gets one per photo, stacked."""
+        recoloured after each photo; a batch of photos gets one per photo, stacked. The
+        paintings are encoded once for every statistic that the style terms read, so a
+        second term at the same size costs no second pass."""
         depends_on_content = self.colour.reads_content
         key = (kind, long_side)
         if not depends_on_content and key in self._cache:
             return self._cache[key]
         if depends_on_content and content is not None and content.shape[0] > 1:
-            each = [self._derived(kind, long_side, content[i : i + 1], blend, stack) for i in range(content.shape[0])]
+            each = [self._derived(kind, long_side, content[i : i + 1]) for i in range(content.shape[0])]
+            stack = STACKS.get(kind, torch.stack)
             return {layer: stack([t[layer] for t in each]) for layer in self.layers}
+        kinds = {kind} if depends_on_content else {kind} | self.kinds
         with torch.no_grad():
-            targets = blend(self._paintings(long_side, content))
+            paintings = self._paintings(long_side, content)
+            computed = {k: BLENDS[k](paintings, self.layers) for k in kinds}
         if not depends_on_content:
-            self._cache[key] = targets
-        return targets
+            self._cache.update({(k, long_side): targets for k, targets in computed.items()})
+        return computed[kind]
 
     def _paintings(self, long_side: int, content: torch.Tensor | None) -> list[tuple[float, Mapping[str, torch.Tensor]]]:
         """Each painting's blend weight and features, at the scale that an output of
@@ -146,11 +128,37 @@ def feature_moments(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return mean[0], cov[0]
 
 
-def sum_of(values: list[torch.Tensor]) -> torch.Tensor:
-    total = values[0]
-    for value in values[1:]:
-        total = total + value
-    return total
+Paintings = list[tuple[float, Mapping[str, torch.Tensor]]]
+
+
+def blend_grams(paintings: Paintings, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The blend-weighted mean of the paintings' Gram matrices, by layer."""
+    return {layer: functools.reduce(operator.add, [w * gram(feats[layer])[0] for w, feats in paintings]) for layer in layers}
+
+
+def blend_moments(paintings: Paintings, layers: Sequence[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The mean and covariance of the paintings' features pooled as a mixture, by layer."""
+    return {layer: mixture([(w, *feature_moments(feats[layer])) for w, feats in paintings]) for layer in layers}
+
+
+def blend_samples(paintings: Paintings, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Each painting's share of the points, by layer (a fixed seed: the same points every run)."""
+    gen = torch.Generator().manual_seed(0)
+    return {layer: torch.cat([subsample(feats[layer], w, gen) for w, feats in paintings], dim=1) for layer in layers}
+
+
+def _stack_pairs(each: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([m for m, _ in each]), torch.stack([c for _, c in each])
+
+
+BLENDS: dict[str, Callable[[Paintings, Sequence[str]], dict[str, Any]]] = {
+    "grams": blend_grams,
+    "moments": blend_moments,
+    "samples": blend_samples,
+}
+STACKS: dict[str, Callable[[list[Any]], Any]] = {"moments": _stack_pairs}
+# The statistic that each style term reads.
+STATISTIC_OF_TERM = {"gram": "grams", "meancov": "moments", "sliced": "samples"}
 
 
 def blend_weights(count: int, blend: Sequence[float]) -> list[float]:
