@@ -333,7 +333,7 @@ def label(row: dict[str, Any]) -> str:
 
 
 def bench_image_style(args: argparse.Namespace) -> torch.Tensor:
-    from nstpipe.media.imaging import read_image
+    from nstpipe.jobs.pictures import read_image
 
     return read_image(args.data / "styles" / f"{args.styles[0]}.jpg")
 

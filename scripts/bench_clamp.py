@@ -36,7 +36,7 @@ from nstpipe.config import build_settings  # noqa: E402
 from nstpipe.engine.optimize import Item, eager  # noqa: E402
 from nstpipe.engine.optimize import step as one_step  # noqa: E402
 from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
 from nstpipe.media.weights import load_weights  # noqa: E402
 
 DATA = ROOT / "data"

@@ -67,8 +67,8 @@ from nstpipe.engine.distances import feature_distance, halves, high_frequency_sh
 from nstpipe.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics  # noqa: E402
 from nstpipe.engine.tensors import prepare, to_rgb8  # noqa: E402
 from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
 from nstpipe.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
 from nstpipe.media.sheet import contact_sheet  # noqa: E402
 from nstpipe.media.video import read_frames  # noqa: E402
 from nstpipe.media.weights import load_weights  # noqa: E402

@@ -29,7 +29,7 @@ from nstpipe.engine.modes import texture  # noqa: E402
 from nstpipe.engine.texture import Texturer  # noqa: E402
 from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
 from nstpipe.events import Progress, ScaleDone  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
 from nstpipe.media.weights import load_weights  # noqa: E402
 
 CHECKPOINTS = (10, 25, 50, 100, 150, 200, 300, 400)

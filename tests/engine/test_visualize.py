@@ -17,7 +17,7 @@ from nstpipe.engine.terms import ChannelTerm, Pictures, RangePull, TotalVariatio
 from nstpipe.engine.transforms import Jitter
 from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.engine.visualize import Visualizer
-from nstpipe.media.imaging import read_image
+from nstpipe.jobs.pictures import read_image
 from nstpipe.media.weights import load_weights
 
 CPU = torch.device("cpu")
