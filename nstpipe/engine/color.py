@@ -98,7 +98,7 @@ def match_moments(image: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, ep
     pixels = image.double().reshape(image.shape[0], 3, -1)
     own_mean, own_cov = colour_moments(image)
     a = sqrtm_psd(cov.to(pixels), eps) @ torch.linalg.inv(sqrtm_psd(own_cov, eps))
-    out = a @ (pixels - own_mean) + mean.to(pixels)
+    out: torch.Tensor = a @ (pixels - own_mean) + mean.to(pixels)
     return out.reshape(image.shape).to(image.dtype).clamp(0, 1)
 
 

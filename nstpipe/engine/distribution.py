@@ -44,7 +44,8 @@ def sqrtm_psd(matrix: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     """The symmetric square root of a positive semi-definite matrix, (..., C, C), its
     eigenvalues raised to ``floor`` first (above 0 where the root is to be inverted)."""
     values, vectors = torch.linalg.eigh(matrix)
-    return vectors @ torch.diag_embed(values.clamp_min(floor).sqrt()) @ vectors.transpose(-1, -2)
+    root: torch.Tensor = vectors @ torch.diag_embed(values.clamp_min(floor).sqrt()) @ vectors.transpose(-1, -2)
+    return root
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,20 @@ def w2_squared(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torch
     of the square roots of the eigenvalues of a symmetric matrix, whose gradient through
     ``eigvalsh`` needs no eigenvector derivatives (stable under repeated eigenvalues).
     """
-    product = target.root @ cov @ target.root
+    product: torch.Tensor = target.root @ cov @ target.root
     product = 0.5 * (product + product.transpose(-1, -2))
     cross = (torch.linalg.eigvalsh(product).clamp_min(0) + EIG_EPS).sqrt().sum(-1)
     trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1)
     target_trace = torch.diagonal(target.cov, dim1=-2, dim2=-1).sum(-1)
-    return (mean - target.mean).pow(2).sum(-1) + trace + target_trace - 2 * cross
+    distance: torch.Tensor = (mean - target.mean).pow(2).sum(-1) + trace + target_trace - 2 * cross
+    return distance
 
 
 def random_directions(channels: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` unit vectors in R^channels, (channels, count), uniformly on the sphere."""
     directions = torch.randn((channels, count), generator=generator)
-    return directions / directions.norm(dim=0, keepdim=True)
+    unit: torch.Tensor = directions / directions.norm(dim=0, keepdim=True)
+    return unit
 
 
 def quantiles(sorted_values: torch.Tensor, count: int) -> torch.Tensor:
