@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from nstpipe.engine.losses import widen
-from nstpipe.engine.terms import Level, Pictures, Term
+from nstpipe.engine.terms import LayerTerm, Level, Pictures
 
 # Added to the eigenvalues under the square root: the gradient of sqrt(x) is unbounded at
 # 0, and a flat region of the picture has covariances of rank below C.
@@ -116,14 +116,9 @@ def sliced_distance(points: torch.Tensor, target: torch.Tensor, directions: torc
     return sliced_squared(points, target_sorted, directions)
 
 
-class MeanCovTerm(Term[Gaussian]):
+class MeanCovTerm(LayerTerm[Gaussian]):
     """W2^2 between Gaussians fitted to the features at ``layer`` and to the paintings',
     over the paintings' second moment (|mean|^2 + tr(cov)): a relative error, as the Gram's."""
-
-    def __init__(self, layer: str, weight: float) -> None:
-        super().__init__(weight)
-        self.layer = layer
-        self.layers = (layer,)
 
     def prepare(self, level: Level) -> Gaussian:
         mean, cov = level.style_moments()[self.layer]
@@ -151,15 +146,13 @@ class SlicedTarget:
     count: int  # n, the picture's points per channel at this level
 
 
-class SlicedTerm(Term[SlicedTarget]):
+class SlicedTerm(LayerTerm[SlicedTarget]):
     """Sliced W2^2 of the features at ``layer`` against the paintings', over the paintings'
     mean variance along a direction; ``directions`` random directions, drawn anew at every
     step from ``seed`` (so a run is repeatable), as many as the layer has channels by default."""
 
     def __init__(self, layer: str, weight: float, directions: int = 0, seed: int = 0) -> None:
-        super().__init__(weight)
-        self.layer = layer
-        self.layers = (layer,)
+        super().__init__(layer, weight)
         self.directions = directions
         self.seed = seed
 
