@@ -27,6 +27,7 @@ from nstpipe.engine.tensors import to_rgb8
 from nstpipe.errors import ConfigError, InputError
 from nstpipe.events import Chosen, EventSink, FrameDone, JobPlanned, Kept, Skipped, VideoPlanned
 from nstpipe.jobs.failures import clear_failure, failed_before, record_failure
+from nstpipe.jobs.pictures import read_image
 from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
 from nstpipe.jobs.plan import Chunk, ImageTask, plan_chunks, plan_images, plan_videos, source_identity
 from nstpipe.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
@@ -42,7 +43,7 @@ from nstpipe.jobs.worker import (
     read_unchanged,
 )
 from nstpipe.media.framestore import FrameStore
-from nstpipe.media.imaging import is_still_image, read_image, read_rgb
+from nstpipe.media.imaging import is_still_image, read_rgb
 from nstpipe.media.plot import plot_format, plot_warping_error
 from nstpipe.media.sheet import contact_sheet
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe, read_frames, temp_tag

@@ -3,8 +3,8 @@
 Every producer (the engine's optimizer, the workers, the video job, the executors, the
 driver in :mod:`nstpipe.app`) reports through one :data:`EventSink` and never prints;
 the caller decides what to show (the CLI's progress bar) or keep (tests, benchmarks).
-Besides these events, each input's :class:`~nstpipe.jobs.worker.TaskResult` goes through
-the same sink.
+A folder job's inputs (:class:`ImageTask`) and what became of each (:class:`TaskResult`)
+live here too: they travel through the same sink, and whoever shows them needs no jobs layer.
 
 Pure Python, no torch and no ray: the command line can tell events apart without loading
 a model, and Ray carries them back from workers as plain objects.
@@ -13,11 +13,8 @@ a model, and Ray carries them back from workers as plain objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:  # only named in annotations, so the engine does not import the jobs layer
-    from nstpipe.jobs.plan import ImageTask
+from pathlib import Path, PurePath
+from typing import Callable
 
 EventSink = Callable[[object], None]
 
@@ -53,6 +50,26 @@ class ScaleDone:
 
 
 @dataclass(frozen=True)
+class ImageTask:
+    """One input of a folder job (planned by :mod:`nstpipe.jobs.plan`) and where its output goes."""
+
+    source: Path
+    relative: PurePath  # of the source, below the input root
+    output: Path
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What became of ``task``: painted (``ok``), or failed with a one-line ``error``."""
+
+    task: ImageTask
+    ok: bool
+    error: str | None = None
+    iterations: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class JobPlanned:
     """The number of inputs a folder job found, before any is stylized."""
 
@@ -70,7 +87,7 @@ class Skipped:
 
 @dataclass(frozen=True)
 class TaskStarted:
-    """An input handed to a worker; its :class:`~nstpipe.jobs.worker.TaskResult` follows."""
+    """An input handed to a worker; its :class:`TaskResult` follows."""
 
     task: ImageTask
 

@@ -74,9 +74,10 @@ from nstpipe.config import EngineConfig, build_settings  # noqa: E402
 from nstpipe.engine.device import resolve_device  # noqa: E402
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from nstpipe.engine.stylize import Objective, Stylizer, encoder_layers  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
 from nstpipe.errors import ConfigError  # noqa: E402
 from nstpipe.events import FrameDone, Progress  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 from nstpipe.media.writer import atomic_write_json, record_path  # noqa: E402
 
 DATA = ROOT / "data"
@@ -332,7 +333,7 @@ def label(row: dict[str, Any]) -> str:
 
 
 def bench_image_style(args: argparse.Namespace) -> torch.Tensor:
-    from nstpipe.media.imaging import read_image
+    from nstpipe.jobs.pictures import read_image
 
     return read_image(args.data / "styles" / f"{args.styles[0]}.jpg")
 

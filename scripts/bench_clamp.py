@@ -35,8 +35,9 @@ import nstpipe.engine.stylize as stylize  # noqa: E402
 from nstpipe.config import build_settings  # noqa: E402
 from nstpipe.engine.optimize import Item, eager  # noqa: E402
 from nstpipe.engine.optimize import step as one_step  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 
 DATA = ROOT / "data"
 

@@ -95,8 +95,9 @@ from nstpipe.config import EngineConfig, build_settings  # noqa: E402
 from nstpipe.engine.device import resolve_device  # noqa: E402
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from nstpipe.engine.stylize import resolve_precision  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
 from nstpipe.errors import ConfigError  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 from nstpipe.media.writer import atomic_write_bytes, atomic_write_json, record_path  # noqa: E402
 
 DATA = ROOT / "data"

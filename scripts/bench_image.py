@@ -39,7 +39,8 @@ import torch  # noqa: E402
 from nstpipe.engine.distances import feature_distance, halves, patch_distance  # noqa: E402
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances  # noqa: E402
 from nstpipe.engine.tensors import prepare  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 from nstpipe.media.writer import record_path  # noqa: E402
 
 PAIRS = (("starry_night", "tubingen_starry"), ("the_scream", "tubingen_scream"), ("shipwreck", "tubingen_shipwreck"))

@@ -66,11 +66,12 @@ from nstpipe.engine.device import resolve_device  # noqa: E402
 from nstpipe.engine.distances import feature_distance, halves, high_frequency_share, patch_distance  # noqa: E402
 from nstpipe.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics  # noqa: E402
 from nstpipe.engine.tensors import prepare, to_rgb8  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
 from nstpipe.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
 from nstpipe.media.sheet import contact_sheet  # noqa: E402
 from nstpipe.media.video import read_frames  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 from nstpipe.media.writer import atomic_write_json, write_image  # noqa: E402
 
 DATA = ROOT / "data"

@@ -41,8 +41,9 @@ from nstpipe.config import EngineConfig, build_settings  # noqa: E402
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
 from nstpipe.engine.stylize import Stylizer  # noqa: E402
 from nstpipe.engine.tensors import to_rgb8  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 from nstpipe.media.writer import atomic_write_json  # noqa: E402
 
 DATA = ROOT / "data"

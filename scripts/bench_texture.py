@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT))
 from nstpipe.config import build_settings, settings_from_dict  # noqa: E402
 from nstpipe.engine.modes import texture  # noqa: E402
 from nstpipe.engine.texture import Texturer  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
 from nstpipe.events import Progress, ScaleDone  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 
 CHECKPOINTS = (10, 25, 50, 100, 150, 200, 300, 400)
 VARIANTS = ("one:scales=1,iterations=400", "two:scales=2,coarse_iterations=100,iterations=400",

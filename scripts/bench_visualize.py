@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT))
 from nstpipe.config import EngineConfig, settings_from_dict  # noqa: E402
 from nstpipe.engine.losses import tv_loss  # noqa: E402
 from nstpipe.engine.transforms import scaled_and_turned  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
+from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
 from nstpipe.engine.visualize import Visualizer  # noqa: E402
-from nstpipe.media.imaging import read_image  # noqa: E402
+from nstpipe.jobs.pictures import read_image  # noqa: E402
+from nstpipe.media.weights import load_weights  # noqa: E402
 
 SHIFTS = [(dy, dx) for dy in (-4, 0, 4) for dx in (-4, 0, 4) if (dy, dx) != (0, 0)]
 TURNS = [(scale, degrees) for scale in (0.95, 1.05) for degrees in (-5.0, 5.0)]

@@ -10,7 +10,7 @@ import torch
 
 from helpers import DATA, TinyEncoder, write_rgb
 from nstpipe.engine.stylize import Stylizer
-from nstpipe.engine.vgg import VGGWeights, load_weights
+from nstpipe.media.weights import LoadedWeights, load_weights
 
 # The tensors here are tiny: one thread is as fast, and several threads slow down by an
 # order of magnitude when another process is busy on the same cores.
@@ -23,7 +23,7 @@ def tiny_encoder() -> TinyEncoder:
 
 
 @pytest.fixture(scope="session")
-def vgg_weights() -> VGGWeights:
+def vgg_weights() -> LoadedWeights:
     """About a second to load; cached by ``load_weights`` for the whole session anyway."""
     return load_weights("embedded")
 

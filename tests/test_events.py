@@ -15,10 +15,12 @@ import pytest
 
 import nstpipe
 from nstpipe import events
-from nstpipe.jobs.plan import ImageTask
 
-TASK = ImageTask(Path("in/a.jpg"), Path("a.jpg"), Path("out/a.png"))
+TASK = events.ImageTask(Path("in/a.jpg"), Path("a.jpg"), Path("out/a.png"))
 SAMPLES = [
+    TASK,
+    events.TaskResult(TASK, True, iterations=3, seconds=0.5),
+    events.TaskResult(TASK, False, "in/a.jpg: not an image"),
     events.Progress(0, 2, 1, 10, 0.5, 24, 32),
     events.ScaleDone(0, 2, 10, 0.5, False),
     events.JobPlanned(3),

@@ -1,4 +1,4 @@
-"""Colour handling: the one RGB<->BGR swap, and colour preservation (Gatys et al. 2016).
+"""Colour handling: the RGB<->BGR swap of the Caffe VGG input, and colour preservation (Gatys et al. 2016).
 
 All tensors here are float RGB in [0, 1], shaped (N, 3, H, W), and are never edited in place.
 """
@@ -6,14 +6,10 @@ All tensors here are float RGB in [0, 1], shaped (N, 3, H, W), and are never edi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
 
-import numpy as np
 import torch
 
 from nstpipe.engine.distribution import mixture, moments, sqrtm_psd
-
-ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 # YIQ (NTSC). The luminance row is the one Gatys et al. use for luminance-only transfer.
 _RGB_TO_YIQ = torch.tensor(
@@ -21,15 +17,11 @@ _RGB_TO_YIQ = torch.tensor(
 )
 
 
-def swap_red_blue(x: ArrayOrTensor, channel_axis: int) -> ArrayOrTensor:
-    """RGB -> BGR and BGR -> RGB (the same operation both ways).
-
-    The only place in the project that reorders colour channels: OpenCV frames (BGR,
-    HWC) and the Caffe VGG input (BGR, NCHW) both come through here. Returns a copy.
-    """
-    if isinstance(x, torch.Tensor):
-        return x.flip(channel_axis)
-    return np.ascontiguousarray(np.flip(x, axis=channel_axis))
+def swap_red_blue(x: torch.Tensor, channel_axis: int) -> torch.Tensor:
+    """RGB -> BGR and BGR -> RGB (the same operation both ways), as a copy: the Caffe VGG
+    input is BGR. (Video frames come from OpenCV as BGR and are turned by OpenCV itself,
+    in :func:`nstpipe.media.video.read_frames`.)"""
+    return x.flip(channel_axis)
 
 
 def rgb_to_yiq(rgb: torch.Tensor) -> torch.Tensor:
@@ -106,7 +98,7 @@ def match_moments(image: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, ep
     pixels = image.double().reshape(image.shape[0], 3, -1)
     own_mean, own_cov = colour_moments(image)
     a = sqrtm_psd(cov.to(pixels), eps) @ torch.linalg.inv(sqrtm_psd(own_cov, eps))
-    out = a @ (pixels - own_mean) + mean.to(pixels)
+    out: torch.Tensor = a @ (pixels - own_mean) + mean.to(pixels)
     return out.reshape(image.shape).to(image.dtype).clamp(0, 1)
 
 

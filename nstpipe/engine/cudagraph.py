@@ -37,12 +37,12 @@ class GraphedLosses:
         self.x = example.detach().clone().requires_grad_(True)
         # Warm-up on a side stream, as torch.cuda.graph asks: cuBLAS and cuDNN create their
         # handles and workspaces and choose algorithms there, outside the recording.
-        side = torch.cuda.Stream(device)
+        side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]  # torch leaves Stream() unannotated
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(warmup):
                 self.x.grad = None
-                losses(self.x).sum().backward()
+                torch.autograd.backward(losses(self.x).sum())
         torch.cuda.current_stream(device).wait_stream(side)
         self.x.grad = None
         self.graph = torch.cuda.CUDAGraph()
@@ -52,7 +52,7 @@ class GraphedLosses:
             # frame reader, a writer) may make CUDA-unsafe calls while this one records.
             with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 recorded = losses(self.x)
-                recorded.sum().backward()
+                torch.autograd.backward(recorded.sum())
         except RuntimeError as exc:
             raise _as_oom(exc) from exc
         self.losses = recorded.detach()

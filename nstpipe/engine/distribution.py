@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 
 from nstpipe.engine.losses import widen
-from nstpipe.engine.terms import Level, Pictures, Term
+from nstpipe.engine.terms import LayerTerm, Level, Pictures
 
 # Added to the eigenvalues under the square root: the gradient of sqrt(x) is unbounded at
 # 0, and a flat region of the picture has covariances of rank below C.
@@ -59,7 +59,8 @@ def sqrtm_psd(matrix: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     """The symmetric square root of a positive semi-definite matrix, (..., C, C), its
     eigenvalues raised to ``floor`` first (above 0 where the root is to be inverted)."""
     values, vectors = torch.linalg.eigh(matrix)
-    return vectors @ torch.diag_embed(values.clamp_min(floor).sqrt()) @ vectors.transpose(-1, -2)
+    root: torch.Tensor = vectors @ torch.diag_embed(values.clamp_min(floor).sqrt()) @ vectors.transpose(-1, -2)
+    return root
 
 
 @dataclass(frozen=True)
@@ -85,18 +86,20 @@ def w2_squared(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torch
     of the square roots of the eigenvalues of a symmetric matrix, whose gradient through
     ``eigvalsh`` needs no eigenvector derivatives (stable under repeated eigenvalues).
     """
-    product = target.root @ cov @ target.root
+    product: torch.Tensor = target.root @ cov @ target.root
     product = 0.5 * (product + product.transpose(-1, -2))
     cross = (torch.linalg.eigvalsh(product).clamp_min(0) + EIG_EPS).sqrt().sum(-1)
     trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1)
     target_trace = torch.diagonal(target.cov, dim1=-2, dim2=-1).sum(-1)
-    return (mean - target.mean).pow(2).sum(-1) + trace + target_trace - 2 * cross
+    distance: torch.Tensor = (mean - target.mean).pow(2).sum(-1) + trace + target_trace - 2 * cross
+    return distance
 
 
 def random_directions(channels: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` unit vectors in R^channels, (channels, count), uniformly on the sphere."""
     directions = torch.randn((channels, count), generator=generator)
-    return directions / directions.norm(dim=0, keepdim=True)
+    unit: torch.Tensor = directions / directions.norm(dim=0, keepdim=True)
+    return unit
 
 
 def quantiles(sorted_values: torch.Tensor, count: int) -> torch.Tensor:
@@ -128,14 +131,9 @@ def sliced_distance(points: torch.Tensor, target: torch.Tensor, directions: torc
     return sliced_squared(points, target_sorted, directions)
 
 
-class MeanCovTerm(Term[Gaussian]):
+class MeanCovTerm(LayerTerm[Gaussian]):
     """W2^2 between Gaussians fitted to the features at ``layer`` and to the paintings',
     over the paintings' second moment (|mean|^2 + tr(cov)): a relative error, as the Gram's."""
-
-    def __init__(self, layer: str, weight: float) -> None:
-        super().__init__(weight)
-        self.layer = layer
-        self.layers = (layer,)
 
     def prepare(self, level: Level) -> Gaussian:
         mean, cov = level.style_moments()[self.layer]
@@ -163,15 +161,13 @@ class SlicedTarget:
     count: int  # n, the picture's points per channel at this level
 
 
-class SlicedTerm(Term[SlicedTarget]):
+class SlicedTerm(LayerTerm[SlicedTarget]):
     """Sliced W2^2 of the features at ``layer`` against the paintings', over the paintings'
     mean variance along a direction; ``directions`` random directions, drawn anew at every
     step from ``seed`` (so a run is repeatable), as many as the layer has channels by default."""
 
     def __init__(self, layer: str, weight: float, directions: int = 0, seed: int = 0) -> None:
-        super().__init__(weight)
-        self.layer = layer
-        self.layers = (layer,)
+        super().__init__(layer, weight)
         self.directions = directions
         self.seed = seed
 

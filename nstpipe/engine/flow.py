@@ -59,11 +59,16 @@ def consistency_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Ten
       motion boundary: |grad u'|^2 + |grad v'|^2 > 0.01 |w'|^2 + 0.002
     """
     fwd_at_target = warp(forward.permute(2, 0, 1).unsqueeze(0), backward)[0].permute(1, 2, 0)
-    sq = lambda v: v.pow(2).sum(-1)  # noqa: E731 - squared length of (dx, dy) vectors
+    sq = _squared_length
     occluded = sq(fwd_at_target + backward) > 0.01 * (sq(fwd_at_target) + sq(backward)) + 0.5
     grad_sq = sum(g.pow(2) for c in (0, 1) for g in _gradients(backward[..., c]))
     boundary = grad_sq > 0.01 * sq(backward) + 0.002
     return (~(occluded | boundary | _leaves_frame(backward))).float()
+
+
+def _squared_length(vectors: torch.Tensor) -> torch.Tensor:
+    """Squared length of (dx, dy) vectors along the last axis."""
+    return vectors.pow(2).sum(-1)
 
 
 def _leaves_frame(flow: torch.Tensor) -> torch.Tensor:

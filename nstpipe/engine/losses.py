@@ -62,7 +62,8 @@ EPS = 1e-12  # keeps a relative error finite against an all-zero target
 
 def squared_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """||x - target||^2 per batch item, in fp32."""
-    return _SquaredError.apply(widen(x), widen(target))
+    error: torch.Tensor = _SquaredError.apply(widen(x), widen(target))  # apply() is typed Any
+    return error
 
 
 class _SquaredError(torch.autograd.Function):

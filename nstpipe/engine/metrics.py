@@ -194,6 +194,20 @@ def _device_of(encoder: Encoder) -> torch.device:
     return next((p.device for p in params), torch.device("cpu"))
 
 
+def _pairs_ending_at(
+    index: int, src: np.ndarray, out: np.ndarray, history: deque[tuple[np.ndarray, np.ndarray]], gaps: Sequence[int]
+) -> dict[int, PairError]:
+    """E_warp of frame ``index`` against the frame ``gap`` before it, for every gap that
+    ``history`` (the earlier (source, stylized) frames, latest last) reaches back to."""
+    found = {}
+    for gap in gaps:
+        if gap <= len(history):
+            src_then, out_then = history[-gap]
+            motion = source_motion(src_then, src)
+            found[gap] = PairError(index - gap, masked_warping_error(motion, out_then, out), masked_warping_error(motion, src_then, src))
+    return found
+
+
 @torch.no_grad()
 def video_metrics(
     encoder: Encoder,
@@ -227,13 +241,10 @@ def video_metrics(
             grams = style_grams(encoder, resize_long_side(style, max(height, width)), style_layers)
         out_feats = encoder(prepare(out).to(device))
         content = content_distance(out_feats, encoder(prepare(src).to(device)), content_layer)
-        for gap in measured:
-            if gap <= len(history):
-                src_then, out_then = history[-gap]
-                motion = source_motion(src_then, src)
-                pair = PairError(index - gap, masked_warping_error(motion, out_then, out), masked_warping_error(motion, src_then, src))
-                pairs[gap].append(pair)
-        latest = pairs[1][-1] if history else None
+        new = _pairs_ending_at(index, src, out, history, measured)
+        for gap, pair in new.items():
+            pairs[gap].append(pair)
+        latest = new.get(1)
         frame = FrameMetrics(
             index,
             latest.stylized if latest else None,

@@ -80,7 +80,7 @@ def eager(objective: Objective) -> Evaluate:
             x.grad = None
         batch = xs[0] if len(xs) == 1 else torch.cat(xs)
         losses = objective.losses(batch, active if len(active) < len(items) else None)
-        losses.sum().backward()
+        torch.autograd.backward(losses.sum())
         return losses.detach()
 
     return evaluate

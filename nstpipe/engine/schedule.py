@@ -137,5 +137,5 @@ def resize_wrapped(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     padded[..., top : top + height, left : left + width] = spectrum
     # .real: an even side's Nyquist frequency lands on one side only; its real part is the
     # cosine it stood for, so the coarse pixels are kept exactly.
-    picture = torch.fft.ifft2(torch.fft.ifftshift(padded, dim=dims)).real * (size[0] * size[1] / (height * width))
+    picture: torch.Tensor = torch.fft.ifft2(torch.fft.ifftshift(padded, dim=dims)).real * (size[0] * size[1] / (height * width))
     return picture.to(image.dtype).clamp(0, 1)

@@ -164,6 +164,15 @@ class Term(ABC, Generic[T]):
         (in place, so a recorded CUDA graph reads it); the others keep their target."""
 
 
+class LayerTerm(Term[T]):
+    """A term that reads the features of one encoder layer, ``layer``."""
+
+    def __init__(self, layer: str, weight: float) -> None:
+        super().__init__(weight)
+        self.layer = layer
+        self.layers = (layer,)
+
+
 @dataclass(frozen=True)
 class Folded:
     """A target and the term's weight over the target's squared norm: a relative error then
@@ -174,15 +183,10 @@ class Folded:
     coef: torch.Tensor  # () shared, or (N,) with a target per picture
 
 
-class ContentTerm(Term[Folded]):
+class ContentTerm(LayerTerm[Folded]):
     """Relative squared error of the features at ``layer`` against the photo's."""
 
     needs_content = True
-
-    def __init__(self, layer: str, weight: float) -> None:
-        super().__init__(weight)
-        self.layer = layer
-        self.layers = (layer,)
 
     def prepare(self, level: Level) -> Folded:
         return self.fold(level.content_features()[self.layer])
@@ -196,13 +200,8 @@ class ContentTerm(Term[Folded]):
         return error * pictures.pick(target.coef, batched_dims=1)
 
 
-class GramTerm(Term[Folded]):
+class GramTerm(LayerTerm[Folded]):
     """Relative squared error of the Gram matrix at ``layer`` against the paintings' blended one."""
-
-    def __init__(self, layer: str, weight: float) -> None:
-        super().__init__(weight)
-        self.layer = layer
-        self.layers = (layer,)
 
     def prepare(self, level: Level) -> Folded:
         return self.fold(level.grams()[self.layer])
@@ -262,15 +261,13 @@ class RangePull(Term[None]):
         return self.weight * (pictures.pixels - pictures.picture).pow(2).flatten(1).mean(1)
 
 
-class ChannelTerm(Term[torch.Tensor]):
+class ChannelTerm(LayerTerm[torch.Tensor]):
     """Minus the mean activation of one channel of ``layer``, per picture: minimized, the
     channel is driven up (feature visualization). ``channels``: one index shared by the
     batch, or one per picture (picture i shows channel ``channels[i]``)."""
 
     def __init__(self, layer: str, channels: Sequence[int], weight: float = 1.0) -> None:
-        super().__init__(weight)
-        self.layer = layer
-        self.layers = (layer,)
+        super().__init__(layer, weight)
         self.channels = tuple(channels)
 
     def prepare(self, level: Level) -> torch.Tensor:

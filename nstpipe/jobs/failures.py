@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from nstpipe.jobs.plan import ImageTask, source_identity
+from nstpipe.events import ImageTask
+from nstpipe.jobs.plan import source_identity
 from nstpipe.media.writer import atomic_write_json, remove_quietly
 
 FAILED_SUFFIX = ".failed.json"

@@ -14,18 +14,12 @@ from pathlib import Path, PurePath
 from typing import Iterable, Iterator
 
 from nstpipe.errors import InputError
+from nstpipe.events import ImageTask
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
 OUTPUT_SUFFIX = ".png"
-
-
-@dataclass(frozen=True)
-class ImageTask:
-    source: Path
-    relative: PurePath  # of the source, below the input root
-    output: Path
 
 
 def source_identity(path: Path) -> dict[str, int]:

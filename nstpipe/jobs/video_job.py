@@ -29,10 +29,10 @@ from nstpipe.engine.temporal import Earlier, FrameInput, FrameStylizer, Stylized
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
 from nstpipe.events import Encoding, EventSink, FrameDone, FrameStarted
+from nstpipe.jobs.pictures import read_image
 from nstpipe.jobs.plan import Chunk, source_identity
 from nstpipe.jobs.worker import build_stylizer, make_job
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
-from nstpipe.media.imaging import read_image
 from nstpipe.media.video import Frame, VideoInfo, VideoWriter, read_frames
 
 

@@ -22,12 +22,13 @@ from nstpipe.engine.modes import texture
 from nstpipe.engine.stylize import Result, Stylizer, encoder_layers
 from nstpipe.engine.tensors import to_rgb8
 from nstpipe.engine.texture import Texturer
-from nstpipe.engine.vgg import VGGFeatures, load_weights, sha256_file
+from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.engine.visualize import Visualizer
 from nstpipe.errors import InputError, NstpipeError, os_reason
-from nstpipe.events import EventSink
-from nstpipe.jobs.plan import ImageTask, source_identity
-from nstpipe.media.imaging import read_image
+from nstpipe.events import EventSink, ImageTask, TaskResult
+from nstpipe.jobs.pictures import read_image
+from nstpipe.jobs.plan import source_identity
+from nstpipe.media.weights import load_weights, sha256_file
 from nstpipe.media.writer import read_record, write_image, write_png
 
 
@@ -38,15 +39,6 @@ class ImageJob:
     settings: Settings
     styles: tuple[Path, ...]
     fingerprint: str
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    task: ImageTask
-    ok: bool
-    error: str | None = None
-    iterations: int = 0
-    seconds: float = 0.0
 
 
 def make_job(settings: Settings, styles: list[Path]) -> ImageJob:

@@ -1,8 +1,8 @@
-"""Reading pictures into the one tensor layout the engine uses: (1, 3, H, W) RGB in [0, 1].
+"""Reading pictures into HxWx3 RGB arrays: :func:`read_rgb` applies EXIF orientation and
+turns grey, RGBA, palette, CMYK and 16-bit inputs into RGB.
 
-Photos and video frames share :func:`prepare`; files come through :func:`read_image`, which
-applies EXIF orientation and turns grey, RGBA, palette, CMYK and 16-bit inputs into RGB.
-Every failure becomes an :class:`InputError` naming the file and the reason.
+Every failure becomes an :class:`InputError` naming the file and the reason. The engine's
+tensor layout is made from the array above this layer (:func:`nstpipe.jobs.pictures.read_image`).
 """
 
 from __future__ import annotations
@@ -16,17 +16,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nstpipe.config import DEFAULT_MAX_PIXELS
-from nstpipe.engine.tensors import prepare
 from nstpipe.errors import OS_INPUT_ERRORS, InputError, os_reason
-
-
-def read_image(path: Path, long_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Decode ``path`` to (1, 3, H, W) RGB in [0, 1], resized so its long side is ``long_side``."""
-    return prepare(read_rgb(path, long_side, max_pixels), long_side)
 
 
 def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -1,15 +1,42 @@
-"""The E_warp-over-time chart of ``nstpipe metrics --plot``, drawn with matplotlib."""
+"""The E_warp-over-time chart of ``nstpipe metrics --plot``, drawn with matplotlib.
+
+The chart takes the measurements by their shape (:class:`WarpingSeries`, which the engine's
+``VideoMetrics`` has), so drawing them needs no engine.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Mapping, Protocol, Sequence
 
-from nstpipe.engine.metrics import VideoMetrics
 from nstpipe.errors import InputError
 from nstpipe.media.writer import atomic_write_bytes
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+class PairPoint(Protocol):
+    """E_warp between frames ``first`` and ``first + gap`` of the stylized clip and of its source."""
+
+    @property
+    def first(self) -> int: ...
+
+    @property
+    def stylized(self) -> float: ...
+
+    @property
+    def source(self) -> float: ...
+
+
+class WarpingSeries(Protocol):
+    """Every frame pair measured, by gap, and the stylized clip's mean as a multiple of the
+    source's at a gap (None without pairs, or when the source has none)."""
+
+    @property
+    def pairs(self) -> Mapping[int, Sequence[PairPoint]]: ...
+
+    def ratio(self, gap: int) -> float | None: ...
 
 
 def plot_format(path: Path) -> str:
@@ -21,7 +48,7 @@ def plot_format(path: Path) -> str:
     return fmt
 
 
-def plot_warping_error(metrics: VideoMetrics, path: Path, title: str = "") -> None:
+def plot_warping_error(metrics: WarpingSeries, path: Path, title: str = "") -> None:
     """Stylized and source E_warp per frame pair as lines, one panel per gap, against the
     later frame of each pair; written atomically, in the format the suffix names (see
     :func:`plot_format`)."""

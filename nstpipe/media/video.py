@@ -21,7 +21,6 @@ import av
 import cv2
 import numpy as np
 
-from nstpipe.engine.color import swap_red_blue
 from nstpipe.errors import InputError, os_reason, output_error
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
@@ -159,7 +158,7 @@ def read_frames(path: Path) -> Iterator[Frame]:
                 break
             # POS_MSEC after read() is the presentation time of the frame just read.
             time = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            yield Frame(index, time, swap_red_blue(bgr, channel_axis=2))
+            yield Frame(index, time, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             index += 1
         if index == 0:
             raise InputError(path, "no video frames could be decoded")

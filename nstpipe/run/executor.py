@@ -12,10 +12,10 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol, Sequence
 
-from nstpipe.events import EventSink, TaskStarted
-from nstpipe.jobs.plan import Chunk, ImageTask
+from nstpipe.events import EventSink, ImageTask, TaskResult, TaskStarted
+from nstpipe.jobs.plan import Chunk
 from nstpipe.jobs.video_job import FramesSummary, VideoJob, run_chunks
-from nstpipe.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
+from nstpipe.jobs.worker import ImageJob, ImageWorker, WorkerFactory
 from nstpipe.media.framestore import FrameStore
 
 

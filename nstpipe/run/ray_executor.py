@@ -17,8 +17,8 @@ import ray
 from ray.exceptions import RayError
 
 from nstpipe.errors import ClusterError
-from nstpipe.events import EventSink
-from nstpipe.jobs.plan import Chunk, ImageTask
+from nstpipe.events import EventSink, ImageTask
+from nstpipe.jobs.plan import Chunk
 from nstpipe.jobs.video_job import FramesSummary, VideoJob
 from nstpipe.jobs.worker import ImageJob, ImageWorker, WorkerFactory
 from nstpipe.media.framestore import FrameStore

@@ -26,9 +26,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import ray
 
 from nstpipe.engine.device import pin_threads
-from nstpipe.events import EventSink, WorkerLost
-from nstpipe.jobs.plan import ImageTask
-from nstpipe.jobs.worker import ImageJob, TaskResult, WorkerFactory
+from nstpipe.events import EventSink, ImageTask, TaskResult, WorkerLost
+from nstpipe.jobs.worker import ImageJob, WorkerFactory
 from nstpipe.run.executor import Summary, take_batch
 from nstpipe.run.ray_calls import DIED, GONE, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
 

@@ -26,9 +26,10 @@ from nstpipe.engine.stylize import GRAPH_MIN_STEPS, Stylizer, resolve_precision
 from nstpipe.engine.temporal import FrameInput, FrameStylizer
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.events import Progress
+from nstpipe.jobs.pictures import read_image
 from nstpipe.jobs.plan import ImageTask
 from nstpipe.jobs.worker import ImageWorker, build_stylizer, make_job
-from nstpipe.media.imaging import read_image, read_rgb
+from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")

@@ -13,7 +13,7 @@ from nstpipe.config import EngineConfig, smallest_side, vgg_cut
 from nstpipe.engine.modes import Mode, style_transfer
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.schedule import Schedule
-from nstpipe.engine.stylize import Painter, Progress, Stylizer, encoder_layers
+from nstpipe.engine.stylize import Painter, Stylizer, encoder_layers
 from nstpipe.engine.targets import StyleTargets
 from nstpipe.engine.terms import (
     OUTSIDE_WEIGHT,
@@ -27,6 +27,7 @@ from nstpipe.engine.terms import (
     Term,
     TotalVariation,
 )
+from nstpipe.events import Progress
 
 CPU = torch.device("cpu")
 

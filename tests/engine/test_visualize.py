@@ -15,9 +15,10 @@ from nstpipe.engine.modes import visualize
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.terms import ChannelTerm, Pictures, RangePull, TotalVariation
 from nstpipe.engine.transforms import Jitter
-from nstpipe.engine.vgg import VGGFeatures, load_weights
+from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.engine.visualize import Visualizer
-from nstpipe.media.imaging import read_image
+from nstpipe.jobs.pictures import read_image
+from nstpipe.media.weights import load_weights
 
 CPU = torch.device("cpu")
 DATA = Path(__file__).resolve().parent.parent / "data"

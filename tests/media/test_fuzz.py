@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nstpipe.errors import NstpipeError
-from nstpipe.media.imaging import read_image, read_rgb
+from nstpipe.jobs.pictures import read_image
+from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe, read_frames
 
 # A warning leaking out of a reader would land on the user's terminal mid-run: an error here.
