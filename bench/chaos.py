@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Chaos: a folder job and a video job on Ray workers while workers and the driver are killed.
 
 Chaos run: a folder job and a video job on Ray workers, while workers and the driver are

@@ -199,6 +199,17 @@ def make_archive(root: Path, count: int, *, photo: Path | None = None, per_folde
     return paths
 
 
+def key_values(items: Sequence[str], command: str) -> dict[str, str]:
+    """--set's KEY=VALUE items as a dict; a malformed one is one line naming it."""
+    found = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"bench {command}: --set {item!r}: wants KEY=VALUE")
+        found[key.strip()] = value.strip()
+    return found
+
+
 def split_variant(text: str, separator: str = ";") -> tuple[str, dict[str, str]]:
     """``name:key=value;key=value`` -> (name, {key: value}); the values stay text."""
     name, _, body = text.partition(":")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Texture synthesis, DeepDream and feature visualization against their targets, in one run.
 
 Everything runs in this process on --device (cpu), with each mode's preset:
@@ -54,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.common import ASSETS, add_common, csv, describe, encoder, json_path, machine, photo_path, write_json
+from bench.common import ASSETS, add_common, csv, describe, encoder, json_path, key_values, machine, photo_path, write_json
 from nstpipe.app import stylize_video
 from nstpipe.config import Settings, build_settings
 from nstpipe.engine.device import resolve_device
@@ -74,8 +73,9 @@ TARGETS = {"texture_over_half": 0.5, "texture_feature_over_half": 0.5, "texture_
 SECTIONS = ("texture", "dream", "video", "palette", "visualize")
 
 
-def settings_for(preset: str, mode: str, device: str, **changes: Any) -> Settings:
-    return build_settings(preset, None, {"mode": mode, "device": device, **changes})
+def settings_for(preset: str, mode: str, args: argparse.Namespace, **changes: Any) -> Settings:
+    """The section's preset with its own changes, then --set's."""
+    return build_settings(preset, None, {"mode": mode, "device": args.device, **changes, **args.set})
 
 
 def save(picture: torch.Tensor, path: Path) -> None:
@@ -109,7 +109,7 @@ def texture_rows(args: argparse.Namespace, encoder: VGGFeatures) -> list[dict[st
         half_patch = min(patch_distance(h, painting) for h in parts)
         painting_hf = high_frequency_share(painting)
         for tileable in args.texture_kinds:
-            settings = settings_for("texture", "texture", args.device, size=args.size, tileable=tileable)
+            settings = settings_for("texture", "texture", args, size=args.size, tileable=tileable)
             start = time.perf_counter()
             texturer = build_texturer(settings, (painting_path,))
             picture = texturer.run((args.size, args.size)).image
@@ -175,7 +175,7 @@ def dream_gain(encoder: VGGFeatures, picture: torch.Tensor, photo: torch.Tensor,
 
 def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     layer = "relu4_2"
-    settings = settings_for("dream", "dream", args.device, size=args.size)
+    settings = settings_for("dream", "dream", args, size=args.size)
     device = resolve_device(args.device)
     photo = read_image(photo_path(args), args.size).to(device)
     plain = encoder((layer,)).to(device)
@@ -209,7 +209,7 @@ def video_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[str,
     rows: list[dict[str, Any]] = []
     errors: dict[str, float] = {}
     for temporal in ("flow", "none"):
-        settings = settings_for("dream", "dream", args.device, size=args.video_size, temporal=temporal)
+        settings = settings_for("dream", "dream", args, size=args.video_size, temporal=temporal)
         out = args.out / f"dream_clip_{temporal}.mp4"
         out.unlink(missing_ok=True)  # timed anew, not kept from an earlier run
         start = time.perf_counter()
@@ -233,7 +233,7 @@ def palette_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[st
     (assets/starry_night.jpg, --video-size), and every 10th of them painted as a still with the
     same settings: the frames' mean feature distance to the painting over the stills'."""
     clip, painting_path = ASSETS / "clip.mp4", ASSETS / "starry_night.jpg"
-    settings = settings_for("default", "style", args.device, size=args.video_size)
+    settings = settings_for("default", "style", args, size=args.video_size)
     out = args.out / "palette_clip.mp4"
     out.unlink(missing_ok=True)
     start = time.perf_counter()
@@ -268,7 +268,7 @@ def data_pictures(args: argparse.Namespace, side: int) -> list[torch.Tensor]:
 
 def visualize_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     layer, channels = "relu4_1", tuple(range(args.channels))
-    settings = settings_for("visualize", "visualize", args.device, visualize_layer=layer,
+    settings = settings_for("visualize", "visualize", args, visualize_layer=layer,
                             visualize_channels=f"0-{args.channels - 1}", size=args.vis_size)
     start = time.perf_counter()
     visualizer = build_visualizer(settings)
@@ -318,12 +318,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vis-size", type=int, default=128)
     parser.add_argument("--textures", type=csv, default=["plain", "tileable"], help="plain, tileable or both (comma-separated)")
     parser.add_argument("--only", type=csv, default=list(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting over every section's preset, e.g. temporal_weight=100; repeatable")
 
 
 def main(args: argparse.Namespace) -> int:
     if not set(args.textures) <= {"plain", "tileable"} or not set(args.only) <= set(SECTIONS):
         raise SystemExit(f"bench modes: --textures takes plain and tileable, --only {', '.join(SECTIONS)}")
     args.texture_kinds = [kind == "tileable" for kind in args.textures]
+    args.set = key_values(args.set, "modes")
     args.out.mkdir(parents=True, exist_ok=True)
     print(describe(machine(args.device)), flush=True)
     metrics = encoder(STYLE_LAYERS + ("relu4_2",))

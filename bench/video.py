@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ASSETS, add_common, csv, describe, ints, json_path, machine, verdict, write_json
+from bench.common import ASSETS, add_common, csv, describe, ints, json_path, key_values, machine, verdict, write_json
 from nstpipe.app import measure_video, stylize_video
 from nstpipe.config import build_settings
 from nstpipe.engine.metrics import parse_gaps
@@ -90,10 +90,7 @@ def settle(args: argparse.Namespace) -> None:
         args.gaps = parse_gaps(args.gaps)
     except ValueError as exc:
         raise SystemExit(f"bench video: --gaps: {exc}") from None
-    pairs = [item.split("=", 1) for item in args.set]
-    if any(len(pair) != 2 for pair in pairs):
-        raise SystemExit("bench video: --set wants KEY=VALUE")
-    args.set = dict(pairs)
+    args.set = key_values(args.set, "video")
     args.batch = args.batch or [None]
     try:
         build_settings(args.preset, None, args.set)
