@@ -1,7 +1,7 @@
 """Chaos: a folder job and a video job on Ray workers while workers and the driver are killed.
 
-Chaos run: a folder job and a video job on Ray workers, while workers and the driver are
-killed (SIGKILL) at random; the driver is rerun after each of its deaths until the job ends.
+The kills are SIGKILL at random points; the driver is rerun after each of its deaths until
+the job ends. The archive has one broken file, whose failure must be recorded.
 
 Prints, per job: kills of workers and of the driver, reruns, outputs expected / present /
 valid (for video: frames in the output / finished frame files), recorded failures, work

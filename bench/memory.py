@@ -124,6 +124,8 @@ def growth(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if not args.only or not set(args.only) <= set(SECTIONS):
+        raise SystemExit(f"bench memory: --only takes {', '.join(SECTIONS)}, not {','.join(args.only)}")
     args.out.mkdir(parents=True, exist_ok=True)
     print(describe(machine(args.device)), flush=True)
     style = style_path(args, args.style)
