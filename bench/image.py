@@ -127,7 +127,8 @@ def print_row(row: dict[str, Any]) -> None:
         def num(key: str, spec: str, r: dict[str, Any] = r) -> str:
             return format(r[key], spec) if key in r else "-"
 
-        print(f"{arm:<9} {r.get('precision_used') or ('-' if arm == 'reference' else 'fp32'):>5} {num('iterations', 'd'):>5} {num('wall_s', '.1f'):>7} "
+        precision = r.get("precision_used") or ("-" if arm == "reference" else "fp32")
+        print(f"{arm:<9} {precision:>5} {num('iterations', 'd'):>5} {num('wall_s', '.1f'):>7} "
               f"{num('engine_s', '.1f'):>8} {num('peak_rss_mib', '.0f'):>8} {r['style']:>8.3f} {r['content']:>9.3f} "
               f"{r['style'] + r['content']:>6.3f} {r['feature']:>7.4f} {r['patch']:>8.5f} {r['load_avg']:>5.2f}")
     for key, check in row["checks"].items():
