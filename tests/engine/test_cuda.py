@@ -3,7 +3,7 @@ compiled pass, batching, the fallbacks after running out of real GPU memory, and
 commands end to end.
 
 Skipped where no CUDA GPU is visible (CI has none). On a GPU machine:
-``python -m pytest tests/engine/test_cuda.py``. Speed is measured by scripts/bench.py, never here.
+``python -m pytest tests/engine/test_cuda.py``. Speed is measured by python -m bench hardware, never here.
 """
 
 from __future__ import annotations

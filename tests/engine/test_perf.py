@@ -1,6 +1,6 @@
 """The engine's fast paths: bf16 autocast, precision choice, batching, compilation, no wasted passes.
 
-Speed itself is measured by scripts/bench.py, never asserted here.
+Speed itself is measured by python -m bench hardware, never asserted here.
 """
 
 from __future__ import annotations

@@ -1,42 +1,35 @@
-#!/usr/bin/env python
-"""Chaos run: a folder job and a video job on Ray workers, while workers and the driver are
-killed (SIGKILL) at random; the driver is rerun after each of its deaths until the job ends.
+"""Chaos: a folder job and a video job on Ray workers while workers and the driver are killed.
+
+The kills are SIGKILL at random points; the driver is rerun after each of its deaths until
+the job ends. The archive has one broken file, whose failure must be recorded.
 
 Prints, per job: kills of workers and of the driver, reruns, outputs expected / present /
 valid (for video: frames in the output / finished frame files), recorded failures, work
 redone (a finished output or frame written again), temp files left, and the Ray processes
 still alive afterwards; writes the same as JSON.
 
-    .venv/bin/python scripts/chaos.py                 # 2 workers, 10 kills a job
-    .venv/bin/python scripts/chaos.py --kills 20 --seed 3 --json bench_out/chaos.json
+    python -m bench chaos                 # 2 workers, 10 kills a job
+    python -m bench chaos --kills 20 --seed 3
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-from PIL import Image
+from bench.common import ASSETS, NSTPIPE, add_common, json_path, make_archive, write_json
+from nstpipe.jobs.failures import FAILED_SUFFIX
+from nstpipe.media.video import probe
+from nstpipe.media.writer import TEMP_PREFIX, read_record
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from nstpipe.jobs.failures import FAILED_SUFFIX  # noqa: E402
-from nstpipe.media.video import probe  # noqa: E402
-from nstpipe.media.writer import TEMP_PREFIX, read_record  # noqa: E402
-
-NSTPIPE = Path(sys.executable).parent / "nstpipe"
 ACTOR_TITLES = ("ray::_ImageActor", "ray::_VideoActor")
 
 
@@ -160,24 +153,12 @@ def wait_for_files(driver: subprocess.Popen[str], files: Callable[[], list[Path]
         time.sleep(0.05)
 
 
-def make_archive(root: Path, count: int, rng: random.Random) -> int:
-    """``count`` photos-like pictures in two folders, plus one broken file. Returns the good ones."""
-    for i in range(count):
-        y, x = np.mgrid[0:48, 0:64] / 48.0
-        phase = rng.uniform(0, 6.28)
-        rgb = np.stack([np.sin(5 * x + phase), np.cos(4 * y + phase), np.sin(7 * x * y)], axis=2)
-        path = root / ("nested" if i % 3 == 0 else "") / f"photo{i:03d}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(((rgb + 1) * 127.5).astype(np.uint8)).save(path, quality=90)
-    (root / "nested" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    return count
-
-
 def images_job(work: Path, args: argparse.Namespace, rng: random.Random) -> Report:
     report = Report("images")
     archive, out = work / "archive", work / "styled"
-    report.expected = make_archive(archive, args.images, rng)
-    command = [str(NSTPIPE), "images", str(archive), "-o", str(out), *common(args)]
+    report.expected = len(make_archive(archive, args.images, per_folder=8))
+    (archive / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")  # one failure to record, never a crash
+    command = [*NSTPIPE, "images", str(archive), "-o", str(out), *common(args)]
     run_with_chaos(command, lambda: list(out.rglob("*.png")), args.kills, rng, report)
     outputs = [p for p in out.rglob("*.png") if not p.name.startswith(TEMP_PREFIX)]
     report.present = len(outputs)
@@ -191,7 +172,7 @@ def video_job(work: Path, args: argparse.Namespace, rng: random.Random) -> Repor
     report = Report("video")
     out, frames_dir = work / "painted.mp4", work / "frames"
     report.expected = args.frames
-    command = [str(NSTPIPE), "video", str(ROOT / "assets" / "clip.mp4"), "-o", str(out), "--frames", str(args.frames),
+    command = [*NSTPIPE, "video", str(ASSETS / "clip.mp4"), "-o", str(out), "--frames", str(args.frames),
                "--work-dir", str(frames_dir), "--keep-frames", "--later-iterations", "3", *common(args)]
     run_with_chaos(command, lambda: list(frames_dir.rglob("frame-*.png")), args.kills, rng, report)
     frames = [p for p in frames_dir.rglob("frame-*.png")]
@@ -202,21 +183,21 @@ def video_job(work: Path, args: argparse.Namespace, rng: random.Random) -> Repor
 
 
 def common(args: argparse.Namespace) -> list[str]:
-    return ["--style", str(ROOT / "assets" / "starry_night.jpg"), "--preset", "fast", "--size", str(args.size),
+    return ["--style", str(ASSETS / "starry_night.jpg"), "--preset", "fast", "--size", str(args.size),
             "-n", str(args.iterations), "--scales", "1", "--device", "cpu", "--workers", str(args.workers), "-q"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser, "chaos", size=48, device=None)
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--kills", type=int, default=10, help="kills per job (workers and driver together)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench_out" / "chaos.json")
-    args = parser.parse_args()
+
+
+def main(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     reports = []
     with tempfile.TemporaryDirectory(prefix="nstpipe-chaos-") as tmp:
@@ -233,10 +214,6 @@ def main() -> None:
     for r in reports:
         for note in r.notes:
             print(f"{r.job}: {note}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "jobs": [asdict(r) for r in reports]}, indent=2))
-    print(f"wrote {args.json}")
-
-
-if __name__ == "__main__":
-    main()
+    write_json(json_path(args, "chaos"), {"jobs": [asdict(r) for r in reports]}, args)
+    print(f"JSON: {json_path(args, 'chaos')}")
+    return 0

@@ -1,10 +1,9 @@
-#!/usr/bin/env python
 """Texture synthesis, DeepDream and feature visualization against their targets, in one run.
 
 Everything runs in this process on --device (cpu), with each mode's preset:
 
 * texture: for each painting in DATA/styles, a texture at --size (256) px, plain and
-  --tileable. Its style distance to the painting (scripts/bench_image.py's: the sum over
+  --tileable. Its style distance to the painting (bench/measure.py's: the sum over
   relu1_1..relu5_1 of |G(x)-G(painting)|^2/|G(painting)|^2, the painting's long side
   at 256) against that of the painting's left and right halves (cut from the painting
   at that scale, so that strokes keep their size); likewise the sliced Wasserstein
@@ -35,19 +34,16 @@ Everything runs in this process on --device (cpu), with each mode's preset:
   DATA's photo and every 10th frame of DATA's clips (at the same long side). Target: at
   least 3 x.
 
-Prints a table and writes JSON (--json, default bench_out/modes/bench_modes.json); the
+Prints a table and writes JSON (--json, default bench_out/modes/modes.json); the
 pictures stay in bench_out/modes/.
 
-    .venv/bin/python scripts/bench_modes.py
-    .venv/bin/python scripts/bench_modes.py --only dream --rounds 1
+    python -m bench modes
+    python -m bench modes --only dream --rounds 1
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -57,33 +53,29 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import ASSETS, add_common, csv, describe, encoder, json_path, key_values, machine, photo_path, write_json
+from nstpipe.app import stylize_video
+from nstpipe.config import Settings, build_settings
+from nstpipe.engine.device import resolve_device
+from nstpipe.engine.distances import feature_distance, halves, high_frequency_share, patch_distance
+from nstpipe.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics
+from nstpipe.engine.tensors import prepare, to_rgb8
+from nstpipe.engine.vgg import VGGFeatures
+from nstpipe.jobs.pictures import read_image
+from nstpipe.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer
+from nstpipe.media.sheet import contact_sheet
+from nstpipe.media.video import read_frames
+from nstpipe.media.writer import write_image
 
-from nstpipe.app import stylize_video  # noqa: E402
-from nstpipe.config import Settings, build_settings  # noqa: E402
-from nstpipe.engine.device import resolve_device  # noqa: E402
-from nstpipe.engine.distances import feature_distance, halves, high_frequency_share, patch_distance  # noqa: E402
-from nstpipe.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics  # noqa: E402
-from nstpipe.engine.tensors import prepare, to_rgb8  # noqa: E402
-from nstpipe.engine.vgg import VGGFeatures  # noqa: E402
-from nstpipe.jobs.pictures import read_image  # noqa: E402
-from nstpipe.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer  # noqa: E402
-from nstpipe.media.sheet import contact_sheet  # noqa: E402
-from nstpipe.media.video import read_frames  # noqa: E402
-from nstpipe.media.weights import load_weights  # noqa: E402
-from nstpipe.media.writer import atomic_write_json, write_image  # noqa: E402
-
-DATA = ROOT / "data"
-OUT = ROOT / "bench_out" / "modes"
 TARGETS = {"texture_over_half": 0.5, "texture_feature_over_half": 0.5, "texture_patch_over_half": 1.0,
            "texture_high_frequency": 1.2, "seam_ratio": 1.2, "dream_gain": 1.0, "dream_time": 1.0,
            "video_ewarp": 0.2, "visualize_over_data": 3.0, "palette_over_still": 0.1}
 SECTIONS = ("texture", "dream", "video", "palette", "visualize")
 
 
-def settings_for(preset: str, mode: str, device: str, **changes: Any) -> Settings:
-    return build_settings(preset, None, {"mode": mode, "device": device, **changes})
+def settings_for(preset: str, mode: str, args: argparse.Namespace, **changes: Any) -> Settings:
+    """The section's preset with its own changes, then --set's."""
+    return build_settings(preset, None, {"mode": mode, "device": args.device, **changes, **args.set})
 
 
 def save(picture: torch.Tensor, path: Path) -> None:
@@ -117,7 +109,7 @@ def texture_rows(args: argparse.Namespace, encoder: VGGFeatures) -> list[dict[st
         half_patch = min(patch_distance(h, painting) for h in parts)
         painting_hf = high_frequency_share(painting)
         for tileable in args.texture_kinds:
-            settings = settings_for("texture", "texture", args.device, size=args.size, tileable=tileable)
+            settings = settings_for("texture", "texture", args, size=args.size, tileable=tileable)
             start = time.perf_counter()
             texturer = build_texturer(settings, (painting_path,))
             picture = texturer.run((args.size, args.size)).image
@@ -183,10 +175,10 @@ def dream_gain(encoder: VGGFeatures, picture: torch.Tensor, photo: torch.Tensor,
 
 def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     layer = "relu4_2"
-    settings = settings_for("dream", "dream", args.device, size=args.size)
+    settings = settings_for("dream", "dream", args, size=args.size)
     device = resolve_device(args.device)
-    photo = read_image(args.data / "content" / "tubingen.jpg", args.size).to(device)
-    plain = VGGFeatures(load_weights("embedded"), (layer,), "max").to(device)
+    photo = read_image(photo_path(args), args.size).to(device)
+    plain = encoder((layer,)).to(device)
     dreamer = build_dreamer(settings)  # loaded once, as the notebook's model is
     times: dict[str, list[float]] = {"notebook": [], "ours": []}
     pictures: dict[str, torch.Tensor] = {}
@@ -213,11 +205,11 @@ def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def video_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[str, Any]]:
-    clip = ROOT / "assets" / "clip.mp4"
+    clip = ASSETS / "clip.mp4"
     rows: list[dict[str, Any]] = []
     errors: dict[str, float] = {}
     for temporal in ("flow", "none"):
-        settings = settings_for("dream", "dream", args.device, size=args.video_size, temporal=temporal)
+        settings = settings_for("dream", "dream", args, size=args.video_size, temporal=temporal)
         out = args.out / f"dream_clip_{temporal}.mp4"
         out.unlink(missing_ok=True)  # timed anew, not kept from an earlier run
         start = time.perf_counter()
@@ -240,8 +232,8 @@ def palette_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[st
     """The first --frames frames of assets/clip.mp4 painted as a video with the default preset
     (assets/starry_night.jpg, --video-size), and every 10th of them painted as a still with the
     same settings: the frames' mean feature distance to the painting over the stills'."""
-    clip, painting_path = ROOT / "assets" / "clip.mp4", ROOT / "assets" / "starry_night.jpg"
-    settings = settings_for("default", "style", args.device, size=args.video_size)
+    clip, painting_path = ASSETS / "clip.mp4", ASSETS / "starry_night.jpg"
+    settings = settings_for("default", "style", args, size=args.video_size)
     out = args.out / "palette_clip.mp4"
     out.unlink(missing_ok=True)
     start = time.perf_counter()
@@ -268,7 +260,7 @@ def palette_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[st
 
 def data_pictures(args: argparse.Namespace, side: int) -> list[torch.Tensor]:
     """DATA's photo and every 10th frame of DATA's clips, long side ``side``."""
-    pictures = [read_image(args.data / "content" / "tubingen.jpg", side)]
+    pictures = [read_image(photo_path(args), side)]
     for clip in sorted((args.data / "video").iterdir()):
         pictures += [prepare(f.rgb, side) for f in read_frames(clip) if f.index % 10 == 0]
     return pictures
@@ -276,16 +268,16 @@ def data_pictures(args: argparse.Namespace, side: int) -> list[torch.Tensor]:
 
 def visualize_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     layer, channels = "relu4_1", tuple(range(args.channels))
-    settings = settings_for("visualize", "visualize", args.device, visualize_layer=layer,
+    settings = settings_for("visualize", "visualize", args, visualize_layer=layer,
                             visualize_channels=f"0-{args.channels - 1}", size=args.vis_size)
     start = time.perf_counter()
     visualizer = build_visualizer(settings)
     pictures = visualizer.run((args.vis_size, args.vis_size)).image
     seconds = time.perf_counter() - start
-    encoder = VGGFeatures(load_weights("embedded"), (layer,), "max")
+    vgg = encoder((layer,))
     with torch.no_grad():
-        shown = encoder(pictures.cpu())[layer].mean(dim=(2, 3))  # (K, C)
-        seen = torch.stack([encoder(p)[layer][0].mean(dim=(1, 2)) for p in data_pictures(args, args.vis_size)])  # (P, C)
+        shown = vgg(pictures.cpu())[layer].mean(dim=(2, 3))  # (K, C)
+        seen = torch.stack([vgg(p)[layer][0].mean(dim=(1, 2)) for p in data_pictures(args, args.vis_size)])  # (P, C)
     rows: list[dict[str, Any]] = []
     for k, channel in enumerate(channels):
         best = float(seen[:, channel].max())
@@ -317,55 +309,40 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", type=int, default=256, help="texture and dream size")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser, "modes", size=256)
     parser.add_argument("--rounds", type=int, default=2, help="dream runs per arm, alternating")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--video-size", type=int, default=128)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--vis-size", type=int, default=128)
-    parser.add_argument("--textures", default="plain,tileable", help="plain, tileable or both (comma-separated)")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    kinds = [kind.strip() for kind in args.textures.split(",")]
-    if not set(kinds) <= {"plain", "tileable"}:
-        parser.error(f"--textures takes plain and tileable, not {args.textures!r}")
-    args.texture_kinds = [kind == "tileable" for kind in kinds]
+    parser.add_argument("--textures", type=csv, default=["plain", "tileable"], help="plain, tileable or both (comma-separated)")
+    parser.add_argument("--only", type=csv, default=list(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting over every section's preset, e.g. temporal_weight=100; repeatable")
+
+
+def main(args: argparse.Namespace) -> int:
+    if not set(args.textures) <= {"plain", "tileable"} or not set(args.only) <= set(SECTIONS):
+        raise SystemExit(f"bench modes: --textures takes plain and tileable, --only {', '.join(SECTIONS)}")
+    args.texture_kinds = [kind == "tileable" for kind in args.textures]
+    args.set = key_values(args.set, "modes")
     args.out.mkdir(parents=True, exist_ok=True)
-    print(machine(), flush=True)
-    metrics = VGGFeatures(load_weights("embedded"), STYLE_LAYERS + ("relu4_2",), "max")
+    print(describe(machine(args.device)), flush=True)
+    metrics = encoder(STYLE_LAYERS + ("relu4_2",))
     runs: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "texture": lambda: texture_rows(args, metrics), "dream": lambda: dream_rows(args),
         "video": lambda: video_rows(args, metrics), "palette": lambda: palette_rows(args, metrics),
         "visualize": lambda: visualize_rows(args),
     }
     rows: list[dict[str, Any]] = []
-    for section in args.only.split(","):
-        rows += runs[section.strip()]()
+    for section in args.only:
+        rows += runs[section]()
+        write_json(json_path(args, "modes"), {"targets": TARGETS, "rows": rows}, args)
     verdicts = [row["met"] for row in rows if "met" in row and row.get("channel") in (None, "all")]
-    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "targets": TARGETS, "rows": rows,
-              "all_met": all(verdicts)}
-    path = args.json or args.out / "bench_modes.json"
-    atomic_write_json(path, result)
+    write_json(json_path(args, "modes"), {"targets": TARGETS, "rows": rows, "all_met": all(verdicts)}, args)
     print_table(rows)
-    print(f"\nall targets met: {result['all_met']}   JSON: {path}")
+    print(f"\nall targets met: {all(verdicts)}   JSON: {json_path(args, 'modes')}")
     return 0
 
 
@@ -400,6 +377,3 @@ def table_line(row: dict[str, Any]) -> str | None:
         return f"| visualize | {row['channels']} channels | {seconds} | min {row['min_over_data']:.1f} x data's best | >= 3 x | {met} |"
     return None
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The benchmark tool's shape: one parser over the registered subcommands, each with its
+options declared once, and no script that edits sys.path (``python -m bench`` from the
+repository root finds both ``bench`` and ``nstpipe``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import COMMANDS, parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_subcommand_module_is_registered_with_its_help() -> None:
+    """A module of bench/ with add_arguments and main is a subcommand: one line in COMMANDS."""
+    found = {p.stem for p in (ROOT / "bench").glob("*.py")
+             if "def add_arguments(" in p.read_text() and "def main(" in p.read_text() and p.stem != "__main__"}
+    assert found == {module.__name__.rpartition(".")[2] for module in COMMANDS.values()}
+    for name, module in COMMANDS.items():
+        assert (module.__doc__ or "").strip(), f"bench {name} has no docstring for its help"
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n != "sheet"])
+def test_each_subcommand_parses_its_defaults(name: str) -> None:
+    args = parser().parse_args([name])
+    assert args.subcommand == name
+    assert args.data == ROOT / "data" and args.json is None  # the common options, from bench.common
+
+
+def test_no_script_edits_sys_path() -> None:
+    offenders = [str(p.relative_to(ROOT)) for folder in ("bench", "scripts") for p in sorted((ROOT / folder).iterdir())
+                 if p.is_file() and "sys.path" in p.read_text(errors="replace")]
+    assert offenders == []
