@@ -67,11 +67,11 @@ from nstpipe.engine.distances import feature_distance, halves, high_frequency_sh
 from nstpipe.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics  # noqa: E402
 from nstpipe.engine.tensors import prepare, to_rgb8  # noqa: E402
 from nstpipe.engine.vgg import VGGFeatures, load_weights  # noqa: E402
-from nstpipe.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer  # noqa: E402
 from nstpipe.media.imaging import read_image  # noqa: E402
 from nstpipe.media.sheet import contact_sheet  # noqa: E402
 from nstpipe.media.video import read_frames  # noqa: E402
 from nstpipe.media.writer import atomic_write_json, write_image  # noqa: E402
+from nstpipe.modes import dream, style, texture, visualize  # noqa: E402
 
 DATA = ROOT / "data"
 OUT = ROOT / "bench_out" / "modes"
@@ -118,7 +118,7 @@ def texture_rows(args: argparse.Namespace, encoder: VGGFeatures) -> list[dict[st
         for tileable in args.texture_kinds:
             settings = settings_for("texture", "texture", args.device, size=args.size, tileable=tileable)
             start = time.perf_counter()
-            texturer = build_texturer(settings, (painting_path,))
+            texturer = texture.painter(settings, (painting_path,))
             picture = texturer.run((args.size, args.size)).image
             seconds = time.perf_counter() - start
             name = f"texture_{painting_path.stem}{'_tileable' if tileable else ''}.png"
@@ -186,7 +186,7 @@ def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = resolve_device(args.device)
     photo = read_image(args.data / "content" / "tubingen.jpg", args.size).to(device)
     plain = VGGFeatures(load_weights("embedded"), (layer,), "max").to(device)
-    dreamer = build_dreamer(settings)  # loaded once, as the notebook's model is
+    dreamer = dream.painter(settings)  # loaded once, as the notebook's model is
     times: dict[str, list[float]] = {"notebook": [], "ours": []}
     pictures: dict[str, torch.Tensor] = {}
     for _ in range(args.rounds):
@@ -248,7 +248,7 @@ def palette_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[st
     seconds = time.perf_counter() - start
     frames = [prepare(f.rgb) for f in read_frames(out)]
     painting = read_image(painting_path, max(frames[0].shape[-2:]))
-    stylizer = build_stylizer(settings, (painting_path,))
+    stylizer = style.painter(settings, (painting_path,))
     picked = range(0, len(frames), 10)
     sources = {f.index: prepare(f.rgb, args.video_size) for f in read_frames(clip) if f.index in picked}
     stills = [stylizer.run(sources[i]).image.cpu() for i in picked]
@@ -278,7 +278,7 @@ def visualize_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     settings = settings_for("visualize", "visualize", args.device, visualize_layer=layer,
                             visualize_channels=f"0-{args.channels - 1}", size=args.vis_size)
     start = time.perf_counter()
-    visualizer = build_visualizer(settings)
+    visualizer = visualize.painter(settings, ())
     pictures = visualizer.run((args.vis_size, args.vis_size)).image
     seconds = time.perf_counter() - start
     encoder = VGGFeatures(load_weights("embedded"), (layer,), "max")
