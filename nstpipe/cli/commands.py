@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 from typing_extensions import Annotated
 
-from nstpipe.cli.options import Defaults, command_flags, flag_names, parameter, refuse_unused, resolve, settings_of, with_flag
+from nstpipe.cli.options import SHARED, Defaults, command_flags, flag_names, parameter, refuse_unused, resolve, settings_of, with_flag
 from nstpipe.cli.progress import reporter
 from nstpipe.errors import ConfigError, NstpipeError
 from nstpipe.modes import MODES
@@ -120,7 +120,8 @@ def mode_command(spec: ModeSpec, command: Command) -> Callable[..., None]:
     flags = command_flags(spec, command)
     names = flag_names(flags)
 
-    def run(**options: Any) -> None:
+    def run(**given: Any) -> None:
+        options = {**UNSET, **given}  # a flag the mode does not list reads as unset
         with user_errors(options["debug"], names):
             source = options[command.source.name] if command.source is not None else None
             kind = _kind(command, source)
@@ -130,6 +131,9 @@ def mode_command(spec: ModeSpec, command: Command) -> Callable[..., None]:
             DRIVERS[kind](source, styles, settings, options)
 
     return _declare(command.name, command.summary, flags, Defaults(spec.preset), run)
+
+
+UNSET = {flag.name: None if flag.default is inspect.Parameter.empty else flag.default for flag in SHARED}
 
 
 def _kind(command: Command, source: Any) -> str:

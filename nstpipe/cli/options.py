@@ -32,9 +32,9 @@ _WORK = frozenset({FOLDER, VIDEO})  # the jobs that run on workers, resumably
 _VIDEO = frozenset({VIDEO})
 
 
-def _set(name: str, flag: str, kind: Any, help: str, **more: Any) -> Flag:
+def _set(name: str, decls: tuple[str, ...], kind: Any, help: str, **more: Any) -> Flag:
     """An option that sets the setting of its own name; unset (None), the preset decides."""
-    return Flag(name, (flag,), Optional[kind], help, name, **more)
+    return Flag(name, decls, Optional[kind], help, name, **more)
 
 
 def _switch(name: str, decls: tuple[str, ...], help: str, **more: Any) -> Flag:
@@ -44,7 +44,7 @@ def _switch(name: str, decls: tuple[str, ...], help: str, **more: Any) -> Flag:
 SHARED: tuple[Flag, ...] = (
     Flag("output", ("--output", "-o"), Optional[Path], "Output file."),
     Flag("style", ("--style", "-s"), List[Path], "Style image (a painting); repeat to blend several.", default=inspect.Parameter.empty),
-    _set("size", "--size", int, "Long side of the output in pixels."),
+    _set("size", ("--size",), int, "Long side of the output in pixels."),
     Flag(
         "iterations", ("--iterations", "-n"), Optional[int],
         "Optimizer iterations at full size: of each picture, and of a video's first frame (times --first-budget). The coarser pyramid "
@@ -54,56 +54,56 @@ SHARED: tuple[Flag, ...] = (
     ),
     Flag("preset", ("--preset",), str, "Preset from configs/: fast, default, quality.", shown=True),
     Flag("config", ("--config",), Optional[Path], "TOML file of settings; flags override it.", shown="none"),
-    _set("device", "--device", str, "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps.", shown="auto"),
-    _set("seed", "--seed", int, "Seed for noise init."),
+    _set("device", ("--device",), str, "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps.", shown="auto"),
+    _set("seed", ("--seed",), int, "Seed for noise init."),
     Flag("style_weights", ("--style-weights",), Optional[str], "Blend weights for several --style images, e.g. 0.7,0.3.",
          "style_blend", "equal"),
-    _set("style_scale", "--style-scale", float, "Style image long side as a multiple of the output's; above 0."),
-    _set("preserve_color", "--preserve-color", str, f"Keep the photo's colours: {', '.join(COLOR_MODES)}."),
-    _set("color_start", "--color-start", str, f"Start from the photo recoloured to the painting's palette: {', '.join(COLOR_STARTS)}."),
-    _set("content_weight", "--content-weight", float, "Weight of the content loss; 0 or more."),
-    _set("style_weight", "--style-weight", float, "Weight of the style loss; 0 or more."),
-    _set("style_loss", "--style-loss", str,
+    _set("style_scale", ("--style-scale",), float, "Style image long side as a multiple of the output's; above 0."),
+    _set("preserve_color", ("--preserve-color",), str, f"Keep the photo's colours: {', '.join(COLOR_MODES)}."),
+    _set("color_start", ("--color-start",), str, f"Start from the photo recoloured to the painting's palette: {', '.join(COLOR_STARTS)}."),
+    _set("content_weight", ("--content-weight",), float, "Weight of the content loss; 0 or more."),
+    _set("style_weight", ("--style-weight",), float, "Weight of the style loss; 0 or more."),
+    _set("style_loss", ("--style-loss",), str,
          f"Style terms and their shares of --style-weight, e.g. gram:1,sliced:1 (of {', '.join(STYLE_TERMS)})."),
-    _set("tv_weight", "--tv-weight", float, "Weight of the total-variation loss; 0 or more."),
-    _set("optimizer", "--optimizer", str, f"{' or '.join(OPTIMIZERS)}."),
-    _set("learning_rate", "--learning-rate", float, "Adam step size (pixels in [0, 1]); above 0."),
-    _set("init", "--init", str, "content, noise, or an image file."),
-    _set("pooling", "--pooling", str, f"{' or '.join(POOLINGS)}."),
-    _set("weights", "--weights", str, "VGG19 weights: embedded, torchvision, or a file.", shown="embedded"),
-    _set("scales", "--scales", int, "Levels of the coarse-to-fine pyramid."),
-    _set("content_layer", "--content-layer", str, "VGG19 layer of the content loss."),
-    _set("style_layers", "--style-layers", str, "Comma-separated VGG19 layers of the style loss."),
-    _set("max_pixels", "--max-pixels", int, "Refuse images with more pixels, unread (decompression bombs); 0: no limit.",
+    _set("tv_weight", ("--tv-weight",), float, "Weight of the total-variation loss; 0 or more."),
+    _set("optimizer", ("--optimizer",), str, f"{' or '.join(OPTIMIZERS)}."),
+    _set("learning_rate", ("--learning-rate",), float, "Adam step size (pixels in [0, 1]); above 0."),
+    _set("init", ("--init",), str, "content, noise, or an image file."),
+    _set("pooling", ("--pooling",), str, f"{' or '.join(POOLINGS)}."),
+    _set("weights", ("--weights",), str, "VGG19 weights: embedded, torchvision, or a file.", shown="embedded"),
+    _set("scales", ("--scales",), int, "Levels of the coarse-to-fine pyramid."),
+    _set("content_layer", ("--content-layer",), str, "VGG19 layer of the content loss."),
+    _set("style_layers", ("--style-layers",), str, "Comma-separated VGG19 layers of the style loss."),
+    _set("max_pixels", ("--max-pixels",), int, "Refuse images with more pixels, unread (decompression bombs); 0: no limit.",
          shown="{max_pixels}", limits={"min": 0}),
     Flag("layer", ("--layer",), Optional[List[str]], "VGG19 layer.", "dream_layers"),
     Flag("channel", ("--channel",), Optional[List[int]], "A channel of the layer.", "dream_channels"),
-    _set("jitter", "--jitter", int, "Pixels of random roll at each step; 0 or more.", limits={"min": 0}),
+    _set("jitter", ("--jitter",), int, "Pixels of random roll at each step; 0 or more.", limits={"min": 0}),
     Flag("workers", ("--workers",), Optional[int], "Parallel workers; more than one runs on Ray.", shown="one per GPU, else 1",
          limits={"min": 1}, inputs=_WORK),
     Flag("address", ("--address",), Optional[str], "Join this Ray cluster (or 'auto').",
          shown="$RAY_ADDRESS, else a private local instance", inputs=_WORK),
     _switch("verbose", ("--verbose",), "Show Ray's own log lines (joining a cluster, workers and nodes lost); errors stay one line.",
             inputs=_WORK),
-    _set("batch", "--batch", int,
+    _set("batch", ("--batch",), int,
          "Pictures of one size (a folder), or chains of frames each worker paints in step (a video: a long one is cut into that many "
          "more chains), optimized together on a GPU; 0: as many as its memory holds, 1 on CPU and MPS.",
          shown="0", limits={"min": 0}, inputs=_WORK),
     _switch("retry_failed", ("--retry-failed",), "Try again the inputs that failed in an earlier run (they are skipped otherwise).",
             inputs=frozenset({FOLDER})),
-    _set("temporal", "--temporal", str,
+    _set("temporal", ("--temporal",), str,
          f"{', '.join(TEMPORAL_MODES)}: start each frame from the previous one warped along the optical flow (with a temporal loss), "
          "unwarped, or not at all.", inputs=_VIDEO),
-    _set("later_iterations", "--later-iterations", int, "Iteration budget of every frame after the first (flow, prev), at full size.",
+    _set("later_iterations", ("--later-iterations",), int, "Iteration budget of every frame after the first (flow, prev), at full size.",
          inputs=_VIDEO),
-    _set("first_budget", "--first-budget", float,
+    _set("first_budget", ("--first-budget",), float,
          "A chain's first frame runs this many times the iterations of a picture (flow, prev): every later frame inherits it.",
          limits={"min": 1.0}, inputs=_VIDEO),
-    _set("temporal_weight", "--temporal-weight", float, "Weight of the temporal loss (flow); 0 or more.", inputs=_VIDEO),
-    _set("temporal_gaps", "--temporal-gaps", str,
+    _set("temporal_weight", ("--temporal-weight",), float, "Weight of the temporal loss (flow); 0 or more.", inputs=_VIDEO),
+    _set("temporal_gaps", ("--temporal-gaps",), str,
          "Frame distances the temporal loss holds a frame to (flow), e.g. 1,2,4,8: beyond its predecessor, each pixel to the most "
          "recent of those earlier frames where it was visible (Ruder et al.'s long-term loss).", inputs=_VIDEO),
-    _set("crf", "--crf", int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless.", inputs=_VIDEO),
+    _set("crf", ("--crf",), int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless.", inputs=_VIDEO),
     Flag("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", shown="OUTPUT.nstpipe-work",
          inputs=_VIDEO),
     Flag("frames", ("--frames",), Optional[int], "Stylize only the first N frames (a preview).", shown="all", limits={"min": 1},
@@ -212,7 +212,7 @@ def settings_of(spec: ModeSpec, options: Mapping[str, Any]) -> Settings:
             value = options[flag.name]
             overrides[flag.setting] = value if value != [] else None
     derived = spec.derive(options)
-    return build_settings(options.get("preset", spec.preset), options.get("config"), {**overrides, **derived, "mode": spec.name})
+    return build_settings(options.get("preset") or spec.preset, options.get("config"), {**overrides, **derived, "mode": spec.name})
 
 
 def flag_names(flags: Iterable[Flag]) -> dict[str, str]:
