@@ -45,8 +45,7 @@ def stylize_folder(
     retry_failed: bool = False,
     overwrite: bool = False,
 ) -> FolderOutcome:
-    """Paint every image under ``folder`` into ``output`` (by default beside it), skipping
-    finished ones.
+    """Paint every image under ``folder`` into ``output`` (by default beside it), skipping finished ones.
 
     Inputs that failed in an earlier run are skipped too (see :mod:`nstpipe.jobs.failures`)
     unless ``retry_failed``; each new failure is recorded the moment it is reported.
@@ -76,11 +75,10 @@ def stylize_folder(
                 yield task
 
     def record(event: object) -> None:
-        if isinstance(event, TaskResult):
-            if event.ok:
-                clear_failure(event.task)
-            else:
-                record_failure(event.task, job.fingerprint, event.error or "failed", limits)
+        if isinstance(event, TaskResult) and event.ok:
+            clear_failure(event.task)
+        elif isinstance(event, TaskResult):
+            record_failure(event.task, job.fingerprint, event.error or "failed", limits)
         report(event)
 
     summary: Summary = (executor or LocalExecutor()).run_images(job, todo(), record)

@@ -30,11 +30,8 @@ class PhotoPainter(Painter, Protocol):
     config: EngineConfig
 
     def run(
-        self,
-        content: torch.Tensor,
-        init: torch.Tensor | None = None,
-        callback: EventSink | None = None,
-        temporal: TemporalTarget | None = None,
+        self, content: torch.Tensor, init: torch.Tensor | None = None,
+        callback: EventSink | None = None, temporal: TemporalTarget | None = None,
     ) -> Result:
         """Pictures of ``content``'s size (N, 3, H, W), RGB in [0, 1]; no input is modified."""
         ...
