@@ -3,6 +3,7 @@ an output as its own and as made with the same settings (the fingerprint)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -13,7 +14,8 @@ from nstpipe.engine.device import resolve_device
 from nstpipe.engine.features import resolve_precision
 from nstpipe.events import Chosen
 from nstpipe.jobs.plan import source_identity
-from nstpipe.jobs.worker import ImageJob
+from nstpipe.jobs.video_job import VideoJob
+from nstpipe.jobs.worker import ImageJob, make_job
 from nstpipe.media.writer import atomic_write_json, read_record, record_path
 
 if TYPE_CHECKING:
@@ -76,3 +78,11 @@ def chosen(settings: Settings, size: str, output: Path | None, count: int | None
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.engine.precision, device)
     return Chosen(size, str(device), precision, output, count, unit)
+
+
+def video_manifest(job: VideoJob, device: str, batch: int) -> dict[str, object]:
+    record = settings_record(make_job(job.settings, list(job.styles)), device)
+    record["settings"]["batch"] = batch  # type: ignore[index]  # what "auto" chose, like the device
+    record.pop("fingerprint")  # the image fingerprint; the store writes the video job's
+    record["input"] = {"path": str(job.source.resolve()), **dataclasses.asdict(job.info), "fps": str(job.info.fps)}
+    return record

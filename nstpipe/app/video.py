@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from nstpipe.app.checks import check_inputs, check_output, check_video_source, check_video_suffix, check_writable, protected
 from nstpipe.app.naming import default_video_output, default_work_dir
-from nstpipe.app.records import chosen, finished, made_by_nstpipe, settings_record
+from nstpipe.app.records import chosen, finished, made_by_nstpipe, video_manifest
 from nstpipe.config import MIN_SIZE, Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.errors import InputError
@@ -21,7 +21,6 @@ from nstpipe.events import EventSink, Kept, VideoPlanned
 from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
 from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos, source_identity
 from nstpipe.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
-from nstpipe.jobs.worker import make_job
 from nstpipe.media.framestore import FrameStore
 from nstpipe.media.video import VideoInfo, temp_tag
 from nstpipe.media.writer import atomic_write_json, clean_temp_files, record_path
@@ -222,14 +221,6 @@ def saved_chunks(store: FrameStore, frames: int) -> list[Chunk] | None:
         return [Chunk(*map(int, c)) for c in manifest["chunks"]]
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def video_manifest(job: VideoJob, device: str, batch: int) -> dict[str, object]:
-    record = settings_record(make_job(job.settings, list(job.styles)), device)
-    record["settings"]["batch"] = batch  # type: ignore[index]  # what "auto" chose, like the device
-    record.pop("fingerprint")  # the image fingerprint; the store writes the video job's
-    record["input"] = {"path": str(job.source.resolve()), **dataclasses.asdict(job.info), "fps": str(job.info.fps)}
-    return record
 
 
 def list_videos(sources: Sequence[Path]) -> list[Path]:
