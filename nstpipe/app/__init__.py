@@ -13,7 +13,7 @@ from nstpipe.app.checks import check_inputs, check_output, check_writable, input
 from nstpipe.app.folder import FolderOutcome, open_executor, stylize_folder
 from nstpipe.app.metrics import measure_video, parse_gaps
 from nstpipe.app.naming import default_folder_output, default_image_output, default_video_output, default_work_dir
-from nstpipe.app.picture import paint_canvas, paint_picture, stylize_one
+from nstpipe.app.picture import paint_canvas, paint_picture
 from nstpipe.app.records import SETTINGS_FILE, made_by_nstpipe
 from nstpipe.app.video import VideoOptions, VideoOutcome, stylize_video, stylize_videos, video_settings
 from nstpipe.events import FrameDone, Skipped
@@ -27,5 +27,5 @@ __all__ = [
     "ITEM_DONE", "SETTINGS_FILE", "FolderOutcome", "VideoOptions", "VideoOutcome", "check_inputs", "check_output",
     "check_writable", "default_folder_output", "default_image_output", "default_video_output", "default_work_dir",
     "input_kind", "made_by_nstpipe", "measure_video", "open_executor", "parse_gaps", "paint_canvas", "paint_picture", "protected",
-    "stylize_folder", "stylize_one", "stylize_video", "stylize_videos", "video_settings",
+    "stylize_folder", "stylize_video", "stylize_videos", "video_settings",
 ]

@@ -42,13 +42,6 @@ def paint_picture(
     return target, True
 
 
-def stylize_one(
-    content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool = False
-) -> bool:
-    """Paint ``content`` into ``output``; False when it was kept (see :func:`paint_picture`)."""
-    return paint_picture(content, styles, output, settings, report, overwrite)[1]
-
-
 def paint_canvas(
     styles: Sequence[Path], output: Path | None, settings: Settings, report: EventSink, overwrite: bool = False
 ) -> tuple[list[Path], bool]:
