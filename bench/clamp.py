@@ -27,7 +27,7 @@ from bench.common import add_common, encoder, ints, json_path, photo_path, print
 from nstpipe.config import build_settings
 from nstpipe.engine.optimize import Item, eager
 from nstpipe.engine.optimize import step as one_step
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 
 class Unbounded(stylize.Objective):

@@ -35,7 +35,7 @@ from nstpipe.engine.stylize import Objective, Stylizer, encoder_layers
 from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.errors import ConfigError
 from nstpipe.events import Progress
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 # The target floor on an H100: seconds per iteration at these sizes (about 0.41 and 1.43
 # TFLOP per iteration at about 790 TFLOP/s of dense bf16).

@@ -61,11 +61,11 @@ from nstpipe.engine.distances import feature_distance, halves, high_frequency_sh
 from nstpipe.engine.metrics import STYLE_LAYERS, style_distance, style_grams, video_metrics
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.engine.vgg import VGGFeatures
-from nstpipe.jobs.pictures import read_image
-from nstpipe.jobs.worker import build_dreamer, build_stylizer, build_texturer, build_visualizer
 from nstpipe.media.sheet import contact_sheet
 from nstpipe.media.video import read_frames
 from nstpipe.media.writer import write_image
+from nstpipe.modes import dream, style, texture, visualize
+from nstpipe.modes.model import read_image
 
 TARGETS = {"texture_over_half": 0.5, "texture_feature_over_half": 0.5, "texture_patch_over_half": 1.0,
            "texture_high_frequency": 1.2, "seam_ratio": 1.2, "dream_gain": 1.0, "dream_time": 1.0,
@@ -111,7 +111,7 @@ def texture_rows(args: argparse.Namespace, encoder: VGGFeatures) -> list[dict[st
         for tileable in args.texture_kinds:
             settings = settings_for("texture", "texture", args, size=args.size, tileable=tileable)
             start = time.perf_counter()
-            texturer = build_texturer(settings, (painting_path,))
+            texturer = texture.painter(settings, (painting_path,))
             picture = texturer.run((args.size, args.size)).image
             seconds = time.perf_counter() - start
             name = f"texture_{painting_path.stem}{'_tileable' if tileable else ''}.png"
@@ -179,7 +179,7 @@ def dream_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = resolve_device(args.device)
     photo = read_image(photo_path(args), args.size).to(device)
     plain = encoder((layer,)).to(device)
-    dreamer = build_dreamer(settings)  # loaded once, as the notebook's model is
+    dreamer = dream.painter(settings)  # loaded once, as the notebook's model is
     times: dict[str, list[float]] = {"notebook": [], "ours": []}
     pictures: dict[str, torch.Tensor] = {}
     for _ in range(args.rounds):
@@ -241,7 +241,7 @@ def palette_rows(args: argparse.Namespace, metrics: VGGFeatures) -> list[dict[st
     seconds = time.perf_counter() - start
     frames = [prepare(f.rgb) for f in read_frames(out)]
     painting = read_image(painting_path, max(frames[0].shape[-2:]))
-    stylizer = build_stylizer(settings, (painting_path,))
+    stylizer = style.painter(settings, (painting_path,))
     picked = range(0, len(frames), 10)
     sources = {f.index: prepare(f.rgb, args.video_size) for f in read_frames(clip) if f.index in picked}
     stills = [stylizer.run(sources[i]).image.cpu() for i in picked]
@@ -271,7 +271,7 @@ def visualize_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     settings = settings_for("visualize", "visualize", args, visualize_layer=layer,
                             visualize_channels=f"0-{args.channels - 1}", size=args.vis_size)
     start = time.perf_counter()
-    visualizer = build_visualizer(settings)
+    visualizer = visualize.painter(settings, ())
     pictures = visualizer.run((args.vis_size, args.vis_size)).image
     seconds = time.perf_counter() - start
     vgg = encoder((layer,))

@@ -32,7 +32,7 @@ from bench.measure import lanczos, measure, meter
 from nstpipe.config import build_settings
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.engine.tensors import to_rgb8
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 VARIANTS = ["default:", "full300:iterations=300", "mix0.5:content_mix=0.5", "mix0.9:content_mix=0.9",
             "c200f190:coarse_iterations=200;iterations=190", "3scales:scales=3;coarse_iterations=150;iterations=210",

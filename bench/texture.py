@@ -25,7 +25,7 @@ from nstpipe.config import build_settings, settings_from_dict
 from nstpipe.engine.modes import texture
 from nstpipe.engine.texture import Texturer
 from nstpipe.events import Progress, ScaleDone
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 CHECKPOINTS = (10, 25, 50, 100, 150, 200, 300, 400)
 VARIANTS = ("one:scales=1,iterations=400", "two:scales=2,coarse_iterations=100,iterations=400",

@@ -32,7 +32,7 @@ from nstpipe.config import EngineConfig, settings_from_dict
 from nstpipe.engine.losses import tv_loss
 from nstpipe.engine.transforms import scaled_and_turned
 from nstpipe.engine.visualize import Visualizer
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 SHIFTS = [(dy, dx) for dy in (-4, 0, 4) for dx in (-4, 0, 4) if (dy, dx) != (0, 0)]
 TURNS = [(scale, degrees) for scale in (0.95, 1.05) for degrees in (-5.0, 5.0)]

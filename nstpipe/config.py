@@ -89,12 +89,6 @@ TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
 STYLE_TERMS = ("gram", "meancov", "sliced")
 COLOR_STARTS = ("none", "meancov")
-# What a run paints: "style" (a photo in a painting's style), "texture" (a painting's texture
-# from noise, no photo), "visualize" (what drives a VGG19 channel up, from noise), "dream"
-# (DeepDream: a photo climbed along VGG19's activations). Outputs of
-# one mode are never taken for another's: the mode is part of the fingerprint of every mode
-# but "style", whose fingerprint predates it.
-MODES = ("style", "texture", "visualize", "dream")
 PRESET_DEFAULT = "default"
 MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
 # PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
@@ -292,8 +286,9 @@ class VisualizeConfig:
         channels = self.visualize_channels
         _check(bool(channels), "visualize_channels", "name at least one channel")
         count = layer_channels(layer)
-        for channel in channels:
-            _check(0 <= channel < count, "visualize_channels", f"{layer} has channels 0 to {count - 1} (got {channel})")
+        asked = f"{channels[0]}-{channels[-1]}" if len(channels) > 1 else f"{channels[0]}"
+        inside = all(0 <= channel < count for channel in channels)
+        _check(inside, "visualize_channels", f"{layer} has {count} channels, 0 to {count - 1} (got {asked})")
         _check(list(channels) == sorted(set(channels)), "visualize_channels", "channels must increase (a range A-B with A <= B)")
         _check(self.visualize_jitter >= 0, "visualize_jitter", f"must not be negative (got {self.visualize_jitter})")
         _check(0 <= self.visualize_scale < 1, "visualize_scale", f"must be at least 0 and below 1 (got {self.visualize_scale})")
@@ -337,13 +332,16 @@ class Settings:
     batch: int = 0
     engine: EngineConfig = field(default_factory=EngineConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
-    mode: str = "style"  # see MODES
+    # What a run paints: a mode of nstpipe.modes (style, texture, visualize, dream, ...).
+    # Outputs of one mode are never taken for another's: the mode is part of the
+    # fingerprint of every mode but "style", whose fingerprint predates it.
+    mode: str = "style"
     texture: TextureConfig = field(default_factory=TextureConfig)
     visualize: VisualizeConfig = field(default_factory=VisualizeConfig)
     dream: DreamConfig = field(default_factory=DreamConfig)
 
     def __post_init__(self) -> None:
-        _check(self.mode in MODES, "mode", f"must be one of {', '.join(MODES)}")
+        _check(self.mode.isidentifier(), "mode", f"must name a mode (got {self.mode!r})")
         _check(self.size >= MIN_SIZE, "size", f"must be at least {MIN_SIZE} pixels")
         _check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
         _check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")

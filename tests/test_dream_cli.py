@@ -16,8 +16,8 @@ from helpers import CPU_AUTO, invoke, pixels, snapshot, write_rgb
 from nstpipe.app import stylize_video
 from nstpipe.config import build_settings
 from nstpipe.events import FrameDone, FrameStarted, VideoPlanned
-from nstpipe.jobs.pictures import read_image
 from nstpipe.media.video import probe
+from nstpipe.modes.model import read_image
 
 TINY = ("--size", "32", "-n", "2", "--octaves", "2", "--jitter", "4", "--device", "cpu")
 

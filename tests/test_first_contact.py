@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner, Result
 
+import nstpipe.cli.progress
 from clips import make_clip
 from helpers import CPU_AUTO, invoke, snapshot
-from nstpipe import cli
 from nstpipe.app import video_settings
 from nstpipe.cli import _LogProgress, app
 from nstpipe.config import build_settings
@@ -225,12 +225,12 @@ def test_images_without_o_writes_a_folder_beside_the_folder(here: Path) -> None:
 
 def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The line is printed from the event that precedes the model's loading."""
-    import nstpipe.app
+    import nstpipe.app.picture
 
     def no_work(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nstpipe.app, "ImageWorker", no_work)
+    monkeypatch.setattr(nstpipe.app.picture, "ImageWorker", no_work)
     result = invoke("image", here / "photo.jpg", "-s", here / "monet.jpg", "-o", here / "o.png", *TINY[:-1])
     assert result.exit_code == 130
     assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu ({CPU_AUTO}) -> {here / 'o.png'}"
@@ -240,9 +240,9 @@ def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.Mon
     ("device", "width", "expected"), [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 1920)]
 )
 def test_a_video_without_size_follows_the_device(monkeypatch: pytest.MonkeyPatch, device: str, width: int, expected: int) -> None:
-    import nstpipe.app
+    import nstpipe.app.video
 
-    monkeypatch.setattr(nstpipe.app, "resolve_device", lambda name="auto": torch.device(device))
+    monkeypatch.setattr(nstpipe.app.video, "resolve_device", lambda name="auto": torch.device(device))
     info = VideoInfo(width, width * 9 // 16, 60, Fraction(30), 0, 0, 2.0)
     settings = build_settings("default")
     chosen = video_settings(settings, info, size_from_device=True)
@@ -298,13 +298,33 @@ def test_log_progress_of_a_folder_counts_skipped_outputs_as_done_but_not_in_the_
     log(Skipped(None))  # type: ignore[arg-type]
     clock.now += 20
     log(Progress(1, 2, 5, 50, 0.3, 32, 32))
-    assert lines == ["nstpipe: 2/4 pictures, 0.00 pictures/s, ETA unknown (level 2/2, iteration 5/50)"]
+    # Nothing whole done by this run yet: the time left follows from the current picture's
+    # share done, 0.28 (level 2 of 2 weighs four times level 1; 5 of its 50 iterations).
+    assert lines == ["nstpipe: 2/4 pictures, 0.00 pictures/s, ETA 2m03s (level 2/2, iteration 5/50)"]
     log.finish()
     assert lines[-1] == "nstpipe: 4/4 pictures in 20s (0.10 pictures/s)"
 
 
+def test_log_progress_of_a_single_picture_has_an_eta_from_its_levels_and_iterations() -> None:
+    clock = FakeClock()
+    lines: list[str] = []
+    log = _LogProgress(lines.append, clock=clock, interval=10.0)
+    log(JobPlanned(1))
+    clock.now += 10
+    log(JobPlanned(1))  # no step of the optimizer reported yet: nothing to go by
+    assert lines == []
+    clock.now += 10
+    log(Progress(0, 1, 10, 40, 0.5, 24, 32))  # a quarter of the picture in 10 s (since the second plan)
+    clock.now += 10
+    log(Progress(1, 2, 0, 40, 0.5, 24, 32))  # level 1 of 2 done: a fifth of the work in 20 s
+    assert lines == [
+        "nstpipe: 0/1 pictures, 0.00 pictures/s, ETA 30s (level 1/1, iteration 10/40)",
+        "nstpipe: 0/1 pictures, 0.00 pictures/s, ETA 1m20s (level 2/2, iteration 0/40)",
+    ]
+
+
 def test_a_run_into_a_log_prints_progress_lines(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "LOG_INTERVAL", 0.0)  # a line at every event, for a run of seconds
+    monkeypatch.setattr(nstpipe.cli.progress, "LOG_INTERVAL", 0.0)  # a line at every event, for a run of seconds
     clip = make_clip(here / "clip.mp4", n_frames=3, width=48, height=32)
     result = invoke("video", clip, "-s", here / "monet.jpg", *VIDEO_TINY[:-1])  # without -q; CliRunner's stderr is no terminal
     assert result.exit_code == 0, result.output

@@ -170,13 +170,13 @@ def test_file_changed_after_the_read_is_redone_next_time(tmp_path: Path, worker:
     optimization leaves a stale record, and the next run redoes the file."""
     source = tmp_path / "photo.png"
     rewrite(source, (255, 0, 0))
-    real_run = worker.stylizer.run
+    real_run = worker.painter.run
 
     def run_then_change(*args: Any, **kwargs: Any):
         rewrite(source, (0, 0, 255))
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(worker.stylizer, "run", run_then_change)
+    monkeypatch.setattr(worker.painter, "run", run_then_change)
     result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert result.ok and task.output.is_file()
     assert not is_done(task, worker.job.fingerprint)

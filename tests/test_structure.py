@@ -18,9 +18,9 @@ MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 50
 MAX_CLASS_LINES = 150
 
-# Files being rewritten by the CLI/app/modes split of issue 29, checked once it lands: the
-# lead empties this set when merging that work. Nothing else may be added here.
-NOT_YET_SPLIT = {"nstpipe/cli.py", "nstpipe/app.py", "nstpipe/config.py"}
+# Files still to be split, each a named debt: the settings module waits for the tiling
+# settings to land. Nothing else may be added here; the test below fails on a stale entry.
+NOT_YET_SPLIT = {"nstpipe/config.py"}
 
 
 def oversize(source: str) -> list[str]:

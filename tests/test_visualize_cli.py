@@ -71,7 +71,8 @@ def test_the_sheet_labels_differ_by_channel() -> None:
     ("args", "says"),
     [
         (("--layer", "relu9_1", "--channel", "0"), "unknown VGG19 layer 'relu9_1'"),
-        (("--layer", "relu2_1", "--channel", "128"), "relu2_1 has channels 0 to 127 (got 128)"),
+        (("--layer", "relu2_1", "--channel", "128"), "relu2_1 has 128 channels, 0 to 127 (got 128)"),
+        (("--layer", "relu4_1", "--channels", "0-600"), "relu4_1 has 512 channels, 0 to 511 (got 0-600)"),
         (("--layer", "relu2_1", "--channels", "9-4"), "the range 9-4 ends before it starts"),
         (("--layer", "relu2_1", "--channels", "x"), "is not a channel K or a range A-B"),
         (("--layer", "relu2_1",), "give one channel (--channel K) or a range"),
@@ -120,7 +121,7 @@ def test_the_fingerprint_tells_channels_layers_and_modes_apart() -> None:
 def test_the_settings_refuse_a_channel_past_the_layer_and_a_falling_list() -> None:
     for layer, count in (("relu1_2", 64), ("conv2_1", 128), ("pool3", 256), ("relu4_1", 512), ("relu5_4", 512)):
         VisualizeConfig(layer, (count - 1,))
-        with pytest.raises(ConfigError, match=f"channels 0 to {count - 1}"):
+        with pytest.raises(ConfigError, match=f"has {count} channels, 0 to {count - 1}"):
             VisualizeConfig(layer, (count,))
     with pytest.raises(ConfigError, match="increase"):
         VisualizeConfig("relu4_1", (3, 2))

@@ -26,9 +26,9 @@ import torch
 
 from nstpipe.config import EngineConfig, Settings, VideoConfig
 from nstpipe.engine.device import run_or_split
-from nstpipe.engine.dream import Dreamer
 from nstpipe.engine.flow import source_motion, warp
-from nstpipe.engine.stylize import Stylizer, TemporalTarget
+from nstpipe.engine.painters import PhotoPainter
+from nstpipe.engine.stylize import TemporalTarget
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.events import EventSink
 
@@ -162,7 +162,7 @@ def seam_start(
 class FrameStylizer:
     """Stylizes a video frame by frame; the first frame gets the full budget."""
 
-    def __init__(self, stylizer: Stylizer | Dreamer, settings: Settings) -> None:
+    def __init__(self, stylizer: PhotoPainter, settings: Settings) -> None:
         self.mode = settings.video.temporal
         chained = self.mode != "none" and settings.video.first_budget != 1
         self.first = stylizer.with_config(first_budget(stylizer.config, settings.video)) if chained else stylizer
@@ -189,7 +189,7 @@ class FrameStylizer:
 
         The chained frames (those with a predecessor) form one batch and the others one
         more, since the two kinds run different schedules. Each frame of a batch follows
-        the path it would follow alone (see :meth:`Stylizer.run`). A batch that runs out
+        the path it would follow alone (see :meth:`~nstpipe.engine.stylize.Stylizer.run`). A batch that runs out
         of GPU memory is done again one frame at a time.
         """
         if len(frames) == 1:

@@ -50,7 +50,10 @@ class Visualizer:
         jitter = Jitter(pixels, scale, degrees, self.config.seed) if any(self.jitter) else None
         return visualize(self.config, self.layer, self.channels, jitter)
 
-    def run(self, size: tuple[int, int], callback: EventSink | None = None) -> Result:
-        """One picture per channel, (len(channels), 3, H, W) RGB in [0, 1], of ``size`` (height, width)."""
+    def run(self, size: tuple[int, int], count: int = 0, callback: EventSink | None = None) -> Result:
+        """One picture per channel, (len(channels), 3, H, W) RGB in [0, 1], of ``size`` (height,
+        width); ``count``, where given, must be that number (the canvas painters' call)."""
+        if count not in (0, len(self.channels)):
+            raise ValueError(f"{len(self.channels)} channels make {len(self.channels)} pictures, not {count}")
         painter = Painter(self.features, self.mode(), self.config, self.device)
         return painter.run(size=size, count=len(self.channels), callback=callback)

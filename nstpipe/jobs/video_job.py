@@ -29,11 +29,11 @@ from nstpipe.engine.temporal import Earlier, FrameInput, FrameStylizer, Stylized
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
 from nstpipe.events import Encoding, EventSink, FrameDone, FrameStarted
-from nstpipe.jobs.pictures import read_image
 from nstpipe.jobs.plan import Chunk, source_identity
-from nstpipe.jobs.worker import build_stylizer, make_job
+from nstpipe.jobs.worker import build_painter, make_job
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
 from nstpipe.media.video import Frame, VideoInfo, VideoWriter, read_frames
+from nstpipe.modes.model import read_image
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def make_video_job(settings: Settings, styles: list[Path], source: Path, info: V
 
 
 def build_frame_stylizer(job: VideoJob) -> FrameStylizer:
-    stylizer = FrameStylizer(build_stylizer(job.settings, job.styles), job.settings)
+    stylizer = FrameStylizer(build_painter(job.settings, job.styles), job.settings)
     if job.settings.engine.init_is_file:
         stylizer.init_image = read_image(Path(job.settings.engine.init), max_pixels=job.settings.max_pixels)
     return stylizer

@@ -1,4 +1,4 @@
-"""A worker: loads VGG19 and the style targets once, then stylizes a few inputs per call.
+"""A worker: loads its mode's painter (VGG19, the style targets) once, then paints a few inputs per call.
 
 The local executor runs one in-process; the Ray executor wraps the same class in actors.
 """
@@ -15,21 +15,19 @@ from typing import Any, Callable, Sequence
 import torch
 
 from nstpipe.config import Settings
-from nstpipe.engine.device import resolve_batch, resolve_device, run_or_split
-from nstpipe.engine.dream import Dreamer
+from nstpipe.engine.device import resolve_batch, run_or_split
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS
-from nstpipe.engine.modes import texture
-from nstpipe.engine.stylize import Result, Stylizer, encoder_layers
+from nstpipe.engine.painters import PhotoPainter
+from nstpipe.engine.stylize import Result
 from nstpipe.engine.tensors import to_rgb8
-from nstpipe.engine.texture import Texturer
 from nstpipe.engine.vgg import VGGFeatures
-from nstpipe.engine.visualize import Visualizer
 from nstpipe.errors import InputError, NstpipeError, os_reason
 from nstpipe.events import EventSink, ImageTask, TaskResult
-from nstpipe.jobs.pictures import read_image
 from nstpipe.jobs.plan import source_identity
-from nstpipe.media.weights import load_weights, sha256_file
+from nstpipe.media.weights import sha256_file
 from nstpipe.media.writer import read_record, write_image, write_png
+from nstpipe.modes import spec_of
+from nstpipe.modes.model import encoder, read_image
 
 
 @dataclass(frozen=True)
@@ -83,64 +81,20 @@ def is_done(task: ImageTask, fingerprint: str) -> bool:
         return False
 
 
-def build_encoder(settings: Settings, layers: Sequence[str], pooling: str, device: torch.device) -> VGGFeatures:
-    """VGG19 with the weights of ``settings``, answering ``layers``, on ``device``."""
-    return VGGFeatures(load_weights(settings.weights), layers, pooling).to(device)
-
-
-def build_stylizer(settings: Settings, styles: tuple[Path, ...]) -> Stylizer | Dreamer:
-    """What paints a photo or a frame under ``settings``: the style transfer of ``styles``,
-    or in the dream mode a dream (guided by ``styles[0]`` where there is one)."""
-    if settings.mode == "dream":
-        return build_dreamer(settings, styles)
-    device = resolve_device(settings.device)
-    engine = settings.engine
-    encoder = build_encoder(settings, encoder_layers(engine), engine.pooling, device)
-    return Stylizer(encoder, read_paintings(settings, styles), engine, device)
-
-
-def build_dreamer(settings: Settings, guides: Sequence[Path] = ()) -> Dreamer:
-    """VGG19 cut after the deepest layer climbed, for ``nstpipe dream``; ``guides``: none or one."""
-    device = resolve_device(settings.device)
-    shown = settings.dream
-    encoder = build_encoder(settings, shown.dream_layers, settings.engine.pooling, device)
-    guide = read_image(guides[0], max_pixels=settings.max_pixels) if guides else None
-    return Dreamer(
-        encoder, shown.dream_layers, settings.engine, device, shown.dream_channels, guide, shown.octave_scale, shown.dream_jitter
-    )
-
-
-def read_paintings(settings: Settings, styles: Sequence[Path]) -> list[torch.Tensor]:
-    """The style images at full size: the engine resizes them for each output size."""
-    return [read_image(path, max_pixels=settings.max_pixels) for path in styles]
-
-
-def build_texturer(settings: Settings, styles: tuple[Path, ...]) -> Texturer:
-    """VGG19 cut after the deepest style layer, and the paintings, for ``nstpipe texture``."""
-    device = resolve_device(settings.device)
-    engine = settings.engine
-    encoder = build_encoder(settings, texture(engine).layers, engine.pooling, device)
-    return Texturer(encoder, read_paintings(settings, styles), engine, device, settings.texture.tileable)
-
-
-def build_visualizer(settings: Settings) -> Visualizer:
-    """VGG19 cut after the layer shown, for ``nstpipe visualize``."""
-    device = resolve_device(settings.device)
-    shown = settings.visualize
-    encoder = build_encoder(settings, (shown.visualize_layer,), settings.engine.pooling, device)
-    jitter = (shown.visualize_jitter, shown.visualize_scale, shown.visualize_degrees)
-    return Visualizer(encoder, shown.visualize_layer, shown.visualize_channels, settings.engine, device, jitter)
+def build_painter(settings: Settings, styles: Sequence[Path]) -> PhotoPainter:
+    """What paints a photo or a frame under ``settings``: the painter of its mode."""
+    return spec_of(settings.mode).photo_painter(settings, styles)
 
 
 def metrics_encoder(settings: Settings, device: torch.device) -> VGGFeatures:
     """The VGG19 that ``nstpipe metrics`` measures with: the benchmarks' layers, max pooling."""
-    return build_encoder(settings, tuple(dict.fromkeys((CONTENT_LAYER, *STYLE_LAYERS))), "max", device)
+    return encoder(settings, tuple(dict.fromkeys((CONTENT_LAYER, *STYLE_LAYERS))), "max", device)
 
 
 class ImageWorker:
     def __init__(self, job: ImageJob) -> None:
         self.job = job
-        self.stylizer = build_stylizer(job.settings, job.styles)
+        self.painter = build_painter(job.settings, job.styles)
         engine = job.settings.engine
         self.init_image = read_image(Path(engine.init), max_pixels=job.settings.max_pixels) if engine.init_is_file else None
 
@@ -149,12 +103,12 @@ class ImageWorker:
         """How many tasks a call of :meth:`process_batch` should get (``auto`` resolved here,
         on this worker's device, once the model takes its memory)."""
         settings = self.job.settings
-        return resolve_batch(settings.batch, self.stylizer.device, settings.size, settings.engine)
+        return resolve_batch(settings.batch, self.painter.device, settings.size, settings.engine)
 
     def stylize_picture(self, content: torch.Tensor, output: Path, callback: EventSink | None = None) -> Result:
         """Stylize ``content`` (a picture read at the job's size) into ``output``, in any format
         :func:`~nstpipe.media.writer.write_image` knows."""
-        result = self.stylizer.run(content, init=self.init_image, callback=callback)
+        result = self.painter.run(content, init=self.init_image, callback=callback)
         write_image(output, to_rgb8(result.image))
         return result
 
@@ -187,7 +141,7 @@ class ImageWorker:
 
     def _stylize_together(self, items: Sequence[_Loaded], callback: EventSink | None, start: float) -> list[TaskResult]:
         try:
-            result = self.stylizer.run(torch.cat([item.content for item in items]), init=self.init_image, callback=callback)
+            result = self.painter.run(torch.cat([item.content for item in items]), init=self.init_image, callback=callback)
         except (NstpipeError, OSError) as exc:
             # Such as a picture too thin for the layers: the same for every picture of this size.
             return [_failed(item.task, exc, start) for item in items]

@@ -1,3 +1,3 @@
 """Files on disk: pictures and videos decoded to arrays and encoded from them, atomic writes,
 the frame store, plots, the VGG19 weights. Imports no engine: pictures become the engine's
-tensors above it (:mod:`nstpipe.jobs.pictures`)."""
+tensors above it (:func:`nstpipe.modes.model.read_image`)."""

@@ -2,7 +2,7 @@
 turns grey, RGBA, palette, CMYK and 16-bit inputs into RGB.
 
 Every failure becomes an :class:`InputError` naming the file and the reason. The engine's
-tensor layout is made from the array above this layer (:func:`nstpipe.jobs.pictures.read_image`).
+tensor layout is made from the array above this layer (:func:`nstpipe.modes.model.read_image`).
 """
 
 from __future__ import annotations

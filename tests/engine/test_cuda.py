@@ -26,11 +26,11 @@ from nstpipe.engine.stylize import GRAPH_MIN_STEPS, Stylizer, resolve_precision
 from nstpipe.engine.temporal import FrameInput, FrameStylizer
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.events import Progress
-from nstpipe.jobs.pictures import read_image
 from nstpipe.jobs.plan import ImageTask
-from nstpipe.jobs.worker import ImageWorker, build_stylizer, make_job
+from nstpipe.jobs.worker import ImageWorker, build_painter, make_job
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe
+from nstpipe.modes.model import read_image
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -261,7 +261,7 @@ def test_a_frame_batch_that_runs_out_of_gpu_memory_is_painted_one_frame_at_a_tim
     engine_batches: list[tuple[int, ...]], graphs: bool
 ) -> None:
     settings = gpu_settings(512, graphs)
-    frames = FrameStylizer(build_stylizer(settings, (PAINTING,)), settings)
+    frames = FrameStylizer(build_painter(settings, (PAINTING,)), settings)
     gen = np.random.default_rng(0)
     inputs = [FrameInput(gen.integers(0, 256, (512, 512, 3), dtype=np.uint8)) for _ in range(4)]
     painted = run_out_of_memory(lambda: frames.stylize_many(inputs[:1]), lambda: frames.stylize_many(inputs), engine_batches)

@@ -12,7 +12,7 @@ from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, Distances, dista
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 SIZE = 48
 

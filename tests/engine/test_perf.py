@@ -18,7 +18,7 @@ from nstpipe.engine.lbfgs import LBFGS
 from nstpipe.engine.stylize import Objective, Stylizer, image_memory, resolve_precision
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.errors import ConfigError
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 MIB = 2**20
 GIB = 2**30

@@ -18,7 +18,7 @@ from nstpipe.engine.schedule import resize_wrapped
 from nstpipe.engine.terms import ContentTerm, GramTerm, Pictures, TotalVariation
 from nstpipe.engine.texture import Texturer
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
-from nstpipe.jobs.pictures import read_image
+from nstpipe.modes.model import read_image
 
 CPU = torch.device("cpu")
 PAINTING = stripes_image(32, 32)

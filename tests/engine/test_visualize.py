@@ -17,8 +17,8 @@ from nstpipe.engine.terms import ChannelTerm, Pictures, RangePull, TotalVariatio
 from nstpipe.engine.transforms import Jitter
 from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.engine.visualize import Visualizer
-from nstpipe.jobs.pictures import read_image
 from nstpipe.media.weights import load_weights
+from nstpipe.modes.model import read_image
 
 CPU = torch.device("cpu")
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -231,7 +231,7 @@ def test_two_chunks_join_without_a_visible_seam(tmp_path: Path, photo_path: Path
     assert started(events) == [*range(42), *range(seam, seam + blend)]  # both chains, then the blend
     # The same two chains cut without the blend: the step into the seam frame then carries
     # the whole difference between them.
-    with mock.patch("nstpipe.app.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
+    with mock.patch("nstpipe.app.video.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
         stylize_video(clip, [painting_path], tmp_path / "cut.mp4", s, lambda e: None, executor=TwoChains())
     joined, cut = frame_errors(clip, tmp_path / "two.mp4"), frame_errors(clip, tmp_path / "cut.mp4")
     steps = range(seam - 1, seam + blend)  # into the seam frame and through the blend

@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nstpipe.errors import NstpipeError
-from nstpipe.jobs.pictures import read_image
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe, read_frames
+from nstpipe.modes.model import read_image
 
 # A warning leaking out of a reader would land on the user's terminal mid-run: an error here.
 pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")]

@@ -13,8 +13,8 @@ from PIL import Image
 
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
-from nstpipe.jobs.pictures import read_image
 from nstpipe.media.imaging import read_rgb
+from nstpipe.modes.model import read_image
 
 
 def test_read_image_layout_and_range(make_rgb: Callable[..., Path], tmp_path: Path) -> None:

@@ -1,0 +1,114 @@
+"""Checks made before any work: the inputs, the styles, the outputs and ``-y``.
+
+Bad styles, an unwritable output, an output that would replace a file nstpipe did not
+make, and unknown settings fail here, each as one line naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from nstpipe.app.records import made_by_nstpipe
+from nstpipe.config import Settings
+from nstpipe.errors import ConfigError, InputError
+from nstpipe.media.imaging import is_still_image, read_rgb
+from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
+from nstpipe.media.writer import IMAGE_FORMATS
+from nstpipe.modes import spec_of
+from nstpipe.modes.base import FOLDER, PICTURE, VIDEO
+
+VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
+# Still pictures by their suffix, beyond those nstpipe writes: a file so named is taken for a
+# picture, and one that cannot be read is refused as a picture, not as "not a video". (GIF
+# and WebP may be animated, which the video reader takes: their content decides.)
+PICTURE_SUFFIXES = frozenset({*IMAGE_FORMATS, ".jpeg", ".tiff", ".heic", ".heif", ".jxl", ".jp2"}) - {".webp"}
+
+
+def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
+    """Fail before any work on a missing or unreadable style or init image, or on blend
+    weights that do not match the style images."""
+    role = spec_of(settings.mode).styles
+    if role == "guide" and len(styles) > 1:
+        raise InputError("--guide", "a dream takes one guide image at most")
+    if role == "paintings" and not styles:
+        raise InputError("--style", "at least one style image is needed")
+    blend = settings.engine.style_blend
+    if blend and len(blend) != len(styles):
+        raise ConfigError(f"setting 'style_blend': {len(blend)} weights for {len(styles)} style image(s)", "style_blend")
+    for path in styles:
+        read_rgb(path, draft_side=64, max_pixels=settings.max_pixels)
+    if settings.engine.init_is_file:
+        read_rgb(Path(settings.engine.init), draft_side=64, max_pixels=settings.max_pixels)
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nstpipe-tmp-"):
+            pass
+    except OSError as exc:
+        raise InputError(folder, f"output folder is not writable ({exc.strerror or exc})") from None
+
+
+def protected(styles: Sequence[Path], settings: Settings, *inputs: Path) -> dict[str, list[Path]]:
+    """The files a command reads, by what they are to it: an output must not replace them."""
+    files = {"input": list(inputs), "guide image" if spec_of(settings.mode).styles == "guide" else "style image": list(styles)}
+    if settings.engine.init_is_file:
+        files["init image"] = [Path(settings.engine.init)]
+    return files
+
+
+def check_output(output: Path, inputs: Mapping[str, Sequence[Path]], overwrite: bool) -> None:
+    """Refuse, before any work, an output that would replace one of ``inputs`` or a file
+    nstpipe did not make; ``overwrite`` (``-y``, as in ffmpeg) lifts both."""
+    if output.is_dir():
+        raise InputError(output, "is a folder; name the output file")
+    if overwrite or not os.path.lexists(output):
+        return
+    advice = "give another -o, or -y to replace it"
+    for what, paths in inputs.items():
+        if any(_same_file(output, path) for path in paths):
+            raise InputError(output, f"is the {what}; the output would replace it ({advice})")
+    if not made_by_nstpipe(output):
+        raise InputError(output, f"exists and was not made by nstpipe ({advice})")
+
+
+def check_folder_output(output: Path) -> None:
+    """A folder job's output is a folder: a name with a picture's or a video's suffix is
+    surely meant as a file, and would make a folder so named."""
+    if output.suffix.lower() in PICTURE_SUFFIXES | set(VIDEO_SUFFIXES) and not output.is_dir():
+        raise InputError(output, "the output of a folder is a folder: name it without a file suffix")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def input_kind(source: Path) -> str:
+    """``folder``, ``picture`` or ``video``: what a command of several inputs was given (a
+    missing file is named as such). A file named as a picture is one, readable or not, so
+    that a broken one is refused for what it is."""
+    if source.is_dir():
+        return FOLDER
+    if not source.exists():
+        raise InputError(source, "no such file or folder")
+    return PICTURE if source.suffix.lower() in PICTURE_SUFFIXES or is_still_image(source) else VIDEO
+
+
+def check_video_suffix(output: Path) -> None:
+    if output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(output, f"the output is H.264 video: name it {', '.join(VIDEO_SUFFIXES)}")
+
+
+def check_video_source(source: Path) -> VideoInfo:
+    """The video's properties; a still image is named as such (FFmpeg would take it for a
+    video of one frame, which then fails deep inside the job)."""
+    if is_still_image(source):
+        raise InputError(source, "is a still image, not a video; use `nstpipe image`")
+    return probe(source)  # a missing, empty or corrupt file fails here, before any work

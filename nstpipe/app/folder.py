@@ -1,0 +1,139 @@
+"""A folder of photos, painted by any mode that reads one: resumable, failures recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+from nstpipe.app.checks import check_folder_output, check_inputs, check_output, check_writable, protected
+from nstpipe.app.naming import default_folder_output
+from nstpipe.app.records import SETTINGS_FILE, chosen, settings_record
+from nstpipe.config import Settings
+from nstpipe.engine.device import resolve_device, visible_gpus
+from nstpipe.errors import InputError
+from nstpipe.events import EventSink, JobPlanned, Skipped
+from nstpipe.jobs.failures import clear_failure, failed_before, record_failure
+from nstpipe.jobs.plan import ImageTask, plan_images
+from nstpipe.jobs.worker import ImageJob, TaskResult, is_done, make_job
+from nstpipe.media.writer import atomic_write_json, clean_temp_files
+from nstpipe.run.executor import Executor, LocalExecutor, Summary
+
+
+@dataclass
+class FolderOutcome:
+    done: int = 0
+    skipped: int = 0
+    failed: list[TaskResult] = field(default_factory=list)
+    failed_before: list[Skipped] = field(default_factory=list)
+    output: Path = Path()
+
+    def failures(self) -> list[str]:
+        """Each failure's line (with the file and the reason), this run's after the earlier ones'."""
+        return [f"failed in an earlier run: {s.failed}" for s in self.failed_before] + [f"failed: {f.error}" for f in self.failed]
+
+
+def stylize_folder(
+    folder: Path,
+    styles: Sequence[Path],
+    output: Path | None,
+    settings: Settings,
+    report: EventSink,
+    executor: Executor | None = None,
+    retry_failed: bool = False,
+    overwrite: bool = False,
+) -> FolderOutcome:
+    """Paint every image under ``folder`` into ``output`` (by default beside it), skipping finished ones.
+
+    Inputs that failed in an earlier run are skipped too (see :mod:`nstpipe.jobs.failures`)
+    unless ``retry_failed``; each new failure is recorded the moment it is reported.
+    """
+    target = output or default_folder_output(folder, styles, settings.mode)
+    job = start_folder(folder, styles, target, settings, report, overwrite)
+    outcome = FolderOutcome(output=target)
+    limits = {"max_pixels": settings.max_pixels}
+
+    def todo() -> Iterator[ImageTask]:
+        cleaned: set[Path] = set()
+        for task in plan_images(folder, target):
+            if task.output.parent not in cleaned:
+                clean_temp_files(task.output.parent)
+                cleaned.add(task.output.parent)
+            if is_done(task, job.fingerprint):
+                outcome.skipped += 1
+                report(Skipped(task))
+                continue
+            # Looked up only for inputs without an output: a resume of a big archive
+            # should not probe a failure record beside every finished output.
+            reason = None if retry_failed else failed_before(task, job.fingerprint, limits)
+            if reason is not None:
+                outcome.failed_before.append(Skipped(task, reason))
+                report(outcome.failed_before[-1])
+            else:
+                yield task
+
+    def record(event: object) -> None:
+        if isinstance(event, TaskResult) and event.ok:
+            clear_failure(event.task)
+        elif isinstance(event, TaskResult):
+            record_failure(event.task, job.fingerprint, event.error or "failed", limits)
+        report(event)
+
+    summary: Summary = (executor or LocalExecutor()).run_images(job, todo(), record)
+    outcome.done = summary.done
+    outcome.failed = summary.failed
+    return outcome
+
+
+def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool) -> ImageJob:
+    """Everything a folder job checks and reports before the first picture: the job."""
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder")
+    check_folder_output(output)
+    check_inputs(styles, settings)
+    device = resolve_device(settings.device)  # an unknown device fails here, before any output
+    check_writable(output)
+    job = make_job(settings, list(styles))
+    total = count_planned(folder, output, protected(styles, settings), overwrite)  # also refuses output == input
+    report(chosen(settings, f"long side {settings.size}", output, total, "pictures"))
+    report(JobPlanned(total))
+    atomic_write_json(output / SETTINGS_FILE, settings_record(job, str(device)))
+    return job
+
+
+def count_planned(folder: Path, output: Path, inputs: Mapping[str, Sequence[Path]], overwrite: bool) -> int:
+    """The images a folder job will go through, each planned output checked first as
+    :func:`~nstpipe.app.checks.check_output` checks a single one (the inputs themselves
+    cannot be outputs: the plan keeps the output folder out of the walk)."""
+    total = 0
+    for task in plan_images(folder, output):
+        check_output(task.output, inputs, overwrite)
+        total += 1
+    return total
+
+
+@contextlib.contextmanager
+def open_executor(workers: int | None = None, address: str | None = None, verbose: bool = False) -> Iterator[Executor]:
+    """Ray actors when there is more than one worker or a cluster; else this process.
+
+    One worker on one machine gains nothing from Ray but its start-up time (seconds), so
+    that case runs in-process; everything else (``--workers N``, several GPUs,
+    ``--address`` or ``RAY_ADDRESS``) goes through Ray. A private instance counts at least
+    one CPU a worker, so that ``--workers`` above the machine's cores shares them rather
+    than leaving workers waiting; ``verbose`` lets Ray's own log lines through.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None and (workers or max(1, visible_gpus())) == 1:
+        yield LocalExecutor()
+        return
+    from nstpipe.run.ray_executor import RayExecutor, ray_session
+
+    with ray_session(address, max(os.cpu_count() or 1, workers or 1), verbose):
+        executor = RayExecutor(workers)
+        executor.check_fits()  # before any line about the job: the cluster may not hold the workers
+        try:
+            yield executor
+        finally:
+            executor.close()

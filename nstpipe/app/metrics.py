@@ -1,0 +1,86 @@
+"""``nstpipe metrics``: how steady a painted video is, and how close to its photo and painting."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Sequence
+
+from nstpipe.app.checks import check_output
+from nstpipe.config import Settings
+from nstpipe.engine.device import resolve_device
+from nstpipe.engine.metrics import VideoMetrics, parse_gaps, video_metrics
+from nstpipe.errors import InputError
+from nstpipe.events import Chosen, EventSink, FrameDone, VideoPlanned
+from nstpipe.jobs.worker import metrics_encoder
+from nstpipe.media.plot import plot_format, plot_warping_error
+from nstpipe.media.video import probe, read_frames
+from nstpipe.media.writer import atomic_write_json
+from nstpipe.modes.model import read_image
+
+__all__ = ["measure_video", "metrics_record", "parse_gaps"]
+
+
+def measure_video(
+    source: Path,
+    stylized: Path,
+    style: Path | None,
+    settings: Settings,
+    report: EventSink,
+    json_path: Path | None = None,
+    plot_path: Path | None = None,
+    overwrite: bool = False,
+    gaps: Sequence[int] = (1,),
+) -> VideoMetrics:
+    """``nstpipe metrics``: E_warp of ``stylized`` and of ``source`` between frames
+    ``gaps`` apart, and per-frame distances; written to ``json_path`` and drawn into
+    ``plot_path`` when given (both checked, like every output, before the measuring)."""
+    inputs = {"input": [source, stylized], "style image": [style] if style is not None else []}
+    if plot_path is not None:
+        plot_format(plot_path)
+    for path in (json_path, plot_path):
+        if path is not None:
+            check_output(path, inputs, overwrite)
+    result = _measure(source, stylized, style, settings, report, gaps)
+    if json_path is not None:
+        atomic_write_json(json_path, metrics_record(source, stylized, style, result))
+    if plot_path is not None:
+        plot_warping_error(result, plot_path, title=f"E_warp: {stylized.name}")
+    return result
+
+
+def metrics_record(source: Path, stylized: Path, style: Path | None, result: VideoMetrics) -> dict[str, object]:
+    return {
+        "source": str(source), "stylized": str(stylized), "style": str(style) if style else None,
+        "width": result.width, "height": result.height, "summary": result.summary(),
+        "frames": [dataclasses.asdict(frame) for frame in result.frames],
+        "gaps": {str(gap): [dataclasses.asdict(pair) for pair in pairs] for gap, pairs in result.pairs.items()},
+    }
+
+
+def _measure(
+    source: Path, stylized: Path, style: Path | None, settings: Settings, report: EventSink, gaps: Sequence[int]
+) -> VideoMetrics:
+    source_info, stylized_info = probe(source), probe(stylized)
+    style_image = read_image(style) if style is not None else None
+    if stylized_info.frame_count > source_info.frame_count:
+        raise InputError(stylized, f"has {stylized_info.frame_count} frames, the source only {source_info.frame_count}")
+    device = resolve_device(settings.device)
+    # A preview (nstpipe video --frames N) is compared with the first N source frames.
+    frames = stylized_info.frame_count
+    report(Chosen(f"{stylized_info.width}x{stylized_info.height}", str(device), "fp32", None, frames, "frames"))
+    encoder = metrics_encoder(settings, device)
+    report(VideoPlanned(frames, 0))
+    try:
+        return video_metrics(
+            encoder,
+            (f.rgb for f in itertools.islice(read_frames(source), frames)),
+            (f.rgb for f in read_frames(stylized)),
+            style_image.to(device) if style_image is not None else None,
+            on_frame=lambda frame: report(FrameDone(frame.index, 0, 0.0)),
+            gaps=gaps,
+        )
+    except ValueError:
+        # zip(strict=True): one stream ended early although both containers counted more.
+        raise InputError(stylized, "the frames of the two videos could not all be decoded (corrupt?)") from None

@@ -1,0 +1,78 @@
+"""One picture: a photo painted by any mode that reads one, or pictures from a size alone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+from nstpipe.app.checks import check_inputs, check_output, check_writable, protected
+from nstpipe.app.naming import default_image_output
+from nstpipe.app.records import chosen, finished, write_output_record
+from nstpipe.config import Settings
+from nstpipe.events import EventSink, JobPlanned, Kept
+from nstpipe.jobs.worker import ImageWorker, make_job, read_unchanged
+from nstpipe.media.writer import image_format, write_image
+from nstpipe.modes import spec_of
+
+
+def paint_picture(
+    content: Path, styles: Sequence[Path], output: Path | None, settings: Settings, report: EventSink, overwrite: bool = False
+) -> tuple[Path, bool]:
+    """Paint ``content`` into ``output`` (by default beside it, named after the styles);
+    False when ``output`` was already made with these settings from this photo, and is kept."""
+    target = output or default_image_output(content, styles, settings.mode)
+    image_format(target)  # the suffix names a format nstpipe writes, before any work
+    check_inputs(styles, settings)
+    check_output(target, protected(styles, settings, content), overwrite)
+    picture, source = read_unchanged(content, settings.size, settings.max_pixels)
+    job = make_job(settings, list(styles))
+    if finished(target, {"fingerprint": job.fingerprint, "source": source}):
+        report(Kept(target))
+        return target, False
+    check_writable(target.parent)
+    report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", target))
+    report(JobPlanned(1))
+    worker = ImageWorker(job)
+    start = time.perf_counter()
+    result = worker.stylize_picture(picture, target, callback=report)
+    seconds = time.perf_counter() - start
+    outcome = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
+    write_output_record(target, job, worker.painter.device, worker.painter.precision, outcome, source=source)
+    return target, True
+
+
+def paint_canvas(
+    styles: Sequence[Path], output: Path | None, settings: Settings, report: EventSink, overwrite: bool = False
+) -> tuple[list[Path], bool]:
+    """The pictures of a mode without an input (a texture, a visualization), optimized
+    together, into the files its canvas names; all kept (False) when each was made
+    earlier with these settings."""
+    spec = spec_of(settings.mode)
+    canvas = spec.canvas
+    assert canvas is not None, f"{spec.name} paints from an input"
+    target = output or canvas.default_output(styles, settings)
+    image_format(target)  # the suffix names a format nstpipe writes, before any work
+    check_inputs(styles, settings)
+    outputs = canvas.outputs(target, settings)
+    for path, _ in outputs:
+        check_output(path, protected(styles, settings), overwrite)
+    job = make_job(settings, list(styles))
+    paths = [path for path, _ in outputs]
+    if all(finished(path, {"fingerprint": job.fingerprint, **identity}) for path, identity in outputs):
+        for path in paths:
+            report(Kept(path))
+        return paths, False
+    check_writable(target.parent)
+    height, width, count = canvas.size(settings)
+    shown = target if len(outputs) == 1 else target.with_name(f"{target.stem}-{{0..{len(outputs) - 1}}}{target.suffix}")
+    report(chosen(settings, f"{width}x{height}", shown, count, "pictures"))
+    report(JobPlanned(count))
+    painter = spec.canvas_painter(settings, job.styles)
+    start = time.perf_counter()
+    result = painter.run((height, width), count, callback=report)
+    made = canvas.finish(result, settings, time.perf_counter() - start)
+    for (path, identity), (picture, fields) in zip(outputs, made):
+        write_image(path, picture)
+        write_output_record(path, job, painter.device, painter.precision, fields.pop("result"), **identity, **fields)
+    return paths, True

@@ -1,0 +1,236 @@
+"""A video, painted frame by frame by any mode that reads a photo, and resumable.
+
+The frames are painted into a work folder (see :class:`~nstpipe.media.framestore.FrameStore`),
+then encoded; an output finished with the same settings, frames and quality is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from nstpipe.app.checks import check_inputs, check_output, check_video_source, check_video_suffix, check_writable, protected
+from nstpipe.app.naming import default_video_output, default_work_dir
+from nstpipe.app.records import chosen, finished, made_by_nstpipe, video_manifest
+from nstpipe.config import MIN_SIZE, Settings
+from nstpipe.engine.device import resolve_device
+from nstpipe.errors import InputError
+from nstpipe.events import EventSink, Kept, VideoPlanned
+from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
+from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos, source_identity
+from nstpipe.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
+from nstpipe.media.framestore import FrameStore
+from nstpipe.media.video import VideoInfo, temp_tag
+from nstpipe.media.writer import atomic_write_json, clean_temp_files, record_path
+from nstpipe.run.executor import Executor, LocalExecutor
+
+# Without --size, a video on a CUDA GPU keeps its own size up to this long side (full HD):
+# a 4K frame holds four times the pixels, so its optimization takes about four times the
+# memory and the time of a full HD one.
+MAX_SOURCE_SIDE = 1920
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video job runs, beside its settings."""
+
+    work_dir: Path | None = None  # default: beside the output (see default_work_dir)
+    limit: int | None = None  # paint only the first frames (a preview)
+    keep_frames: bool = False
+    overwrite: bool = False  # -y: an output may replace an input or a file nstpipe did not make
+    # No --size was asked for: the size follows this machine's device (see video_settings).
+    size_from_device: bool = False
+
+
+@dataclass(frozen=True)
+class VideoOutcome:
+    source: Path
+    output: Path
+    summary: FramesSummary | None = None  # None when it failed
+    error: str | None = None
+    kept: bool = False  # finished earlier with these settings, left as it was
+
+
+def stylize_video(
+    source: Path,
+    styles: Sequence[Path],
+    output: Path,
+    settings: Settings,
+    report: EventSink,
+    work_dir: Path | None = None,
+    limit: int | None = None,
+    keep_frames: bool = False,
+    executor: Executor | None = None,
+    overwrite: bool = False,
+) -> FramesSummary:
+    """Stylize ``source`` into ``output`` (H.264 MP4), resuming from the work folder; see
+    :func:`paint_video`."""
+    check_inputs(styles, settings)
+    options = VideoOptions(work_dir, limit, keep_frames, overwrite)
+    summary = paint_video(source, styles, output, settings, report, options, executor).summary
+    assert summary is not None
+    return summary
+
+
+def stylize_videos(
+    sources: Sequence[Path],
+    styles: Sequence[Path],
+    output: Path | None,
+    settings: Settings,
+    report: EventSink,
+    options: VideoOptions,
+    executor: Executor | None = None,
+) -> Iterator[VideoOutcome]:
+    """Every video of ``sources`` (a folder stands for the videos in it), in turn.
+
+    ``output`` is the output file for one video, the output folder for several, or None:
+    beside each video, named after it and the styles (``clip.monet.mp4``). The styles and
+    every output are checked before any video is painted. A video that cannot be read
+    stops a job of one video (InputError); among several it is one failed outcome.
+    """
+    check_inputs(styles, settings)
+    targets = video_targets(sources, styles, output, settings.mode)
+    for source, target in targets:
+        check_video_suffix(target)
+        check_output(target, protected(styles, settings, source), options.overwrite)
+    single = len(sources) == 1 and not sources[0].is_dir()
+    for source, target in targets:
+        try:
+            yield paint_video(source, styles, target, settings, report, options, executor)
+        except InputError as exc:
+            if single:
+                raise
+            yield VideoOutcome(source, target, error=str(exc))
+
+
+def video_targets(
+    sources: Sequence[Path], styles: Sequence[Path], output: Path | None, mode: str = "style"
+) -> list[tuple[Path, Path]]:
+    """(source, output) of every video to paint."""
+    if output is None:
+        return [(source, default_video_output(source, styles, mode)) for source in list_videos(sources)]
+    if len(sources) == 1 and not sources[0].is_dir():
+        return [(sources[0], output)]
+    return plan_videos(sources, output)
+
+
+def paint_video(
+    source: Path,
+    styles: Sequence[Path],
+    output: Path,
+    settings: Settings,
+    report: EventSink,
+    options: VideoOptions,
+    executor: Executor | None = None,
+) -> VideoOutcome:
+    """Paint ``source`` into ``output`` (the styles are checked already).
+
+    The frames are split into ``batch`` chains per worker of ``executor`` (see
+    :func:`~nstpipe.jobs.plan.plan_chunks`), each worker painting its chains in step; the
+    split is saved in the manifest and kept on a rerun, whatever the number of workers or
+    the batch then. The frames stay in the work folder until the video is published; then
+    they are removed unless ``keep_frames``. An output finished with the same settings,
+    frames and quality is kept.
+    """
+    check_video_suffix(output)
+    info = check_video_source(source)
+    settings = video_settings(settings, info, options.size_from_device)
+    check_frame_size(source, info.height, info.width, settings)
+    check_output(output, protected(styles, settings, source), options.overwrite)
+    job = make_video_job(settings, list(styles), source, info)
+    frames = info.frame_count if options.limit is None else min(options.limit, info.frame_count)
+    # crf is not in the fingerprint (a new one only re-encodes), so the record names it.
+    identity = {"fingerprint": job.fingerprint, "frames": frames, "crf": settings.video.crf}
+    if finished(output, identity):
+        report(Kept(output))
+        return VideoOutcome(source, output, FramesSummary(frames=frames), kept=True)
+    check_writable(output.parent)
+    height, width = output_frame_size(info.height, info.width, settings)
+    report(chosen(settings, f"{width}x{height}", output, frames, "frames"))
+    summary = run_video_job(job, output, frames, identity, report, options, executor or LocalExecutor())
+    return VideoOutcome(source, output, summary)
+
+
+def run_video_job(
+    job: VideoJob,
+    output: Path,
+    frames: int,
+    identity: Mapping[str, Any],
+    report: EventSink,
+    options: VideoOptions,
+    executor: Executor,
+) -> FramesSummary:
+    """Paint the frames into the work folder, encode them, record the output."""
+    clean_temp_files(output.parent, temp_tag(output))  # a video a killed run was encoding
+    store = FrameStore(options.work_dir or default_work_dir(output), job.fingerprint)
+    check_writable(store.root.parent)
+    batch = video_batch(job.settings, job.info)
+    chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism() * batch)
+    manifest = video_manifest(job, str(resolve_device(job.settings.device)), batch)
+    store.open({**manifest, "frames": frames, "chunks": [dataclasses.astuple(c) for c in chunks]})
+    report(VideoPlanned(frames, count_done(store, frames)))
+    try:
+        summary = executor.run_video(job, store, chunks, report, batch)
+    except InputError:
+        if count_done(store, frames) == 0:
+            store.remove()  # nothing painted: no empty work folder left behind
+        raise
+    encode(job, store, frames, output, report, full=frames == job.info.frame_count)
+    # After the video, so that the record vouches for the file published: a run killed
+    # in between leaves a video without a record, which the next run (with -y) encodes again
+    # from the frames still in the work folder.
+    atomic_write_json(record_path(output), {**manifest, **identity, "output": source_identity(output)})
+    if not options.keep_frames:
+        store.remove()
+    return summary
+
+
+def video_settings(settings: Settings, info: VideoInfo, size_from_device: bool) -> Settings:
+    """The settings a video is painted with. Without --size (``size_from_device``), the size
+    follows the device of the machine running nstpipe: on a CUDA GPU the video's own long
+    side, at most MAX_SOURCE_SIDE; elsewhere the preset's, never above the video's own. It
+    is decided here, once, so that the fingerprint, the manifest and the record hold the
+    size painted (another machine may decide otherwise, and then paints anew)."""
+    if not size_from_device:
+        return settings
+    own = max(info.width, info.height)
+    most = MAX_SOURCE_SIDE if resolve_device(settings.device).type == "cuda" else settings.size
+    return dataclasses.replace(settings, size=max(MIN_SIZE, min(own, most)))
+
+
+def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:
+    """A frame too thin for the VGG19 layers fails before any work, naming the video."""
+    h, w = output_frame_size(height, width, settings)
+    need = settings.engine.min_side
+    if min(h, w) < need:
+        raise InputError(
+            source,
+            f"frames of {w}x{h} at --size {settings.size} are too thin: "
+            f"the VGG19 layers used need at least {need} pixels on each side (raise --size)",
+        )
+
+
+def saved_chunks(store: FrameStore, frames: int) -> list[Chunk] | None:
+    """The split of an earlier run over the same frames, so that a resume continues it."""
+    manifest = store.manifest() or {}
+    if manifest.get("frames") != frames:
+        return None
+    try:
+        return [Chunk(*map(int, c)) for c in manifest["chunks"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def list_videos(sources: Sequence[Path]) -> list[Path]:
+    """The videos given, a folder standing for the videos in it, less nstpipe's own outputs
+    (which sit beside their inputs when no -o is given)."""
+    found: list[Path] = []
+    for path in sources:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        videos = (p for p in path.iterdir() if p.suffix.lower() in VIDEO_INPUT_SUFFIXES and p.is_file())
+        found += sorted(p for p in videos if not made_by_nstpipe(p))
+    return found

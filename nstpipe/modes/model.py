@@ -1,0 +1,41 @@
+"""What every painter loads: VGG19 with the settings' weights, and the pictures it reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from nstpipe.config import DEFAULT_MAX_PIXELS, Settings
+
+if TYPE_CHECKING:
+    import torch
+
+    from nstpipe.engine.vgg import VGGFeatures
+
+
+def encoder(settings: Settings, layers: Sequence[str], pooling: str | None = None, device: torch.device | None = None) -> VGGFeatures:
+    """VGG19 with the weights of ``settings``, answering ``layers``, on ``device`` (the settings' by default)."""
+    from nstpipe.engine.device import resolve_device
+    from nstpipe.engine.vgg import VGGFeatures
+    from nstpipe.media.weights import load_weights
+
+    where = device if device is not None else resolve_device(settings.device)
+    return VGGFeatures(load_weights(settings.weights), layers, pooling or settings.engine.pooling).to(where)
+
+
+def pictures(settings: Settings, paths: Sequence[Path]) -> list[torch.Tensor]:
+    """The paintings (or a guide) at full size: the engine resizes them for each output size."""
+    return [read_image(path, max_pixels=settings.max_pixels) for path in paths]
+
+
+def read_image(path: Path, long_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode ``path`` to (1, 3, H, W) RGB in [0, 1], resized so its long side is ``long_side``;
+    an :class:`~nstpipe.errors.InputError` names the file and the reason it cannot be read.
+
+    The media layer decodes the file to an array and the engine turns arrays into tensors (as
+    it does for video frames); they meet here, above both, so that neither imports the other.
+    """
+    from nstpipe.engine.tensors import prepare
+    from nstpipe.media.imaging import read_rgb
+
+    return prepare(read_rgb(path, long_side, max_pixels), long_side)
