@@ -214,7 +214,7 @@ def test_an_engine_revision_redoes_earlier_outputs(monkeypatch: pytest.MonkeyPat
     import nstpipe.config
 
     now = build_settings("fast").fingerprint()
-    monkeypatch.setattr(nstpipe.config, "ENGINE_REVISION", nstpipe.config.ENGINE_REVISION - 1)
+    monkeypatch.setattr(nstpipe.config.settings, "ENGINE_REVISION", nstpipe.config.ENGINE_REVISION - 1)
     assert build_settings("fast").fingerprint() != now
 
 
@@ -224,7 +224,7 @@ def test_a_tileable_revision_redoes_tileable_textures_alone(monkeypatch: pytest.
     kinds = [build_settings("texture", overrides={"mode": "texture", "tileable": t}) for t in (True, False)]
     kinds.append(build_settings())
     before = [s.fingerprint() for s in kinds]
-    monkeypatch.setattr(nstpipe.config, "TILEABLE_REVISION", nstpipe.config.TILEABLE_REVISION + 1)
+    monkeypatch.setattr(nstpipe.config.settings, "TILEABLE_REVISION", nstpipe.config.TILEABLE_REVISION + 1)
     after = [s.fingerprint() for s in kinds]
     assert [b != a for b, a in zip(before, after)] == [True, False, False]
 

@@ -1,6 +1,6 @@
 """The package's layers: imports only run downward, and the engine touches no file and no network.
 
-``nstpipe/config.py``, ``nstpipe/errors.py`` and ``nstpipe/events.py`` are pure Python and
+``nstpipe/config/``, ``nstpipe/errors.py`` and ``nstpipe/events.py`` are pure Python and
 shared by every layer: they import no layer at all. Read from the source (every ``import``,
 lazy ones inside functions and ``TYPE_CHECKING`` ones included, relative ones resolved), so
 a module that reaches up a layer fails here before it makes a cycle.

@@ -1,0 +1,131 @@
+"""Settings built from a preset, a config file and overrides: TOML read, keys checked, values coerced."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+from nstpipe.config.layers import channel_range
+from nstpipe.config.rules import PRESET_DEFAULT
+from nstpipe.config.settings import (
+    DREAM_FIELDS,
+    ENGINE_FIELDS,
+    SETTINGS_FIELDS,
+    TEXTURE_FIELDS,
+    VIDEO_FIELDS,
+    VISUALIZE_FIELDS,
+    DreamConfig,
+    EngineConfig,
+    Settings,
+    TextureConfig,
+    VideoConfig,
+    VisualizeConfig,
+)
+from nstpipe.errors import ConfigError
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("nstpipe.configs").iterdir() if p.name.endswith(".toml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
+    text = resources.files("nstpipe.configs").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return _parse_toml(text, f"preset {name}")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    return _parse_toml(text, str(path))
+
+
+def config_sets(config_file: Path | None, key: str) -> bool:
+    """Whether the config file gives ``key`` itself (rather than leaving it to the preset)."""
+    return config_file is not None and key in read_config_file(config_file)
+
+
+def _parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML ({exc})") from None
+
+
+def build_settings(
+    preset: str = PRESET_DEFAULT,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Layer preset < config file < overrides (CLI flags; ``None`` values are ignored)."""
+    merged: dict[str, Any] = dict(read_preset(preset))
+    if config_file is not None:
+        merged.update(read_config_file(config_file))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return settings_from_dict(merged)
+
+
+def settings_from_dict(data: Mapping[str, Any]) -> Settings:
+    groups: list[tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]] = [
+        (ENGINE_FIELDS, {}), (VIDEO_FIELDS, {}), (TEXTURE_FIELDS, {}), (VISUALIZE_FIELDS, {}), (DREAM_FIELDS, {}),
+        (SETTINGS_FIELDS, {}),
+    ]
+    for key, value in data.items():
+        fields, kwargs = next(((f, kw) for f, kw in groups if key in f), (None, None))
+        if fields is None or kwargs is None:
+            raise ConfigError(f"unknown setting {key!r}", key)
+        kwargs[key] = _coerce(key, value, fields[key].default)
+    (_, engine_kwargs), (_, video_kwargs), (_, texture_kwargs), (_, visualize_kwargs), (_, dream_kwargs), (_, settings_kwargs) = groups
+    if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
+        engine_kwargs["style_layer_weights"] = (1.0,) * len(engine_kwargs["style_layers"])
+    return Settings(
+        engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), texture=TextureConfig(**texture_kwargs),
+        visualize=VisualizeConfig(**visualize_kwargs), dream=DreamConfig(**dream_kwargs), **settings_kwargs,
+    )
+
+
+def _boolean(value: Any) -> bool:
+    # bool("false") is True: a string from the command line or a quoted TOML value must
+    # say which it means.
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Turn TOML/CLI values into the field's type, with an error that names the key."""
+    if key == "visualize_channels" and isinstance(value, str):
+        return channel_range(value)  # "K" or "A-B", as --channel and --channels give them
+    try:
+        if isinstance(default, tuple):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            whole = key in ("visualize_channels", "dream_channels", "temporal_gaps")
+            kind = float if "weights" in key or "blend" in key else int if whole else str
+            return tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items if str(v).strip())
+        if isinstance(default, bool):
+            return _boolean(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {key!r}: cannot use {value!r}", key) from None

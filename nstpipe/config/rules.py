@@ -1,0 +1,60 @@
+"""The values a setting may take, and the checks that raise one :class:`ConfigError` line."""
+
+from __future__ import annotations
+
+import math
+
+from nstpipe.errors import ConfigError
+
+# "normalized": steps of a fixed mean size (learning_rate) along the gradient, DeepDream's.
+OPTIMIZERS = ("lbfgs", "adam", "normalized")
+POOLINGS = ("max", "avg")
+COLOR_MODES = ("none", "luminance", "histogram")
+TEMPORAL_MODES = ("flow", "prev", "none")
+PRECISIONS = ("auto", "fp32", "bf16")
+STYLE_TERMS = ("gram", "meancov", "sliced")
+COLOR_STARTS = ("none", "meancov")
+PRESET_DEFAULT = "default"
+MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
+# PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+def style_terms(text: str) -> tuple[tuple[str, float], ...]:
+    """``"gram:0.5,sliced"`` -> (("gram", 0.5), ("sliced", 1.0)): the style terms and their shares."""
+    terms: list[tuple[str, float]] = []
+    for part in text.split(","):
+        name, _, share = part.strip().partition(":")
+        known = ", ".join(STYLE_TERMS)
+        check(name in STYLE_TERMS, "style_loss", f"unknown style term {name!r} (known: {known}; e.g. gram:1,sliced:1)")
+        check(name not in dict(terms), "style_loss", f"{name!r} given twice")
+        try:
+            value = float(share) if share else 1.0
+        except ValueError:
+            value = math.nan
+        reason = f"the share of {name!r} must be a finite number, 0 or more (got {share!r})"
+        check(math.isfinite(value) and value >= 0, "style_loss", reason)
+        terms.append((name, value))
+    check(sum(v for _, v in terms) > 0, "style_loss", "the shares must not all be 0")
+    return tuple(terms)
+
+
+def check(ok: bool, key: str, reason: str) -> None:
+    if not ok:
+        raise ConfigError(f"setting {key!r}: {reason}", key)
+
+
+def check_weight(key: str, value: float) -> None:
+    check(math.isfinite(value) and value >= 0, key, f"must be a finite number, 0 or more (got {value})")
+
+
+def check_positive(key: str, value: float) -> None:
+    check(math.isfinite(value) and value > 0, key, f"must be a finite number above 0 (got {value})")
+
+
+def check_weights(key: str, values: tuple[float, ...]) -> None:
+    for value in values:
+        check_weight(key, value)
+    check(sum(values) > 0, key, "the weights must not all be 0")
+
+

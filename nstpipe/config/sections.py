@@ -1,0 +1,244 @@
+"""The settings' sections: the engine's, a video's and each mode's, frozen dataclasses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nstpipe.config.layers import LAYERS, layer_channels, smallest_side
+from nstpipe.config.rules import (
+    COLOR_MODES,
+    COLOR_STARTS,
+    MIN_SIZE,
+    OPTIMIZERS,
+    POOLINGS,
+    PRECISIONS,
+    TEMPORAL_MODES,
+    check,
+    check_positive,
+    check_weight,
+    check_weights,
+    style_terms,
+)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the optimization needs; no paths except an optional init image."""
+
+    content_layer: str = "relu4_2"
+    content_weight: float = 1.0
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    style_weight: float = 1.0
+    # The style terms and their shares of style_weight, "kind:share" separated by commas
+    # (share 1 where left out): "gram" (Gatys et al.'s Gram matrices), "meancov" (W2 between
+    # Gaussians fitted to the features), "sliced" (sliced Wasserstein over random directions).
+    style_loss: str = "gram"
+    # Random directions per step of a sliced term; 0: as many as the layer has channels.
+    sliced_directions: int = 0
+    # Where a run from the photo starts: the photo as it is ("none"), or recoloured to the
+    # paintings' colour mean and covariance ("meancov"), so the first step is already in the
+    # painting's palette. Off with preserve_color, which keeps the photo's colours.
+    color_start: str = "none"
+    tv_weight: float = 0.0
+    # Weight of the temporal term; used only when a video passes a warped previous frame.
+    # The temporal loss is a mean over pixels, so 100 makes a 0.1 colour step at every
+    # trusted pixel cost as much as the whole content loss at its usual size (~0.4-1):
+    # scripts/bench_video.py shows E_warp falling ~100x with no loss of content fidelity.
+    temporal_weight: float = 100.0
+    style_scale: float = 1.0
+    style_blend: tuple[float, ...] = ()
+    preserve_color: str = "none"
+    pooling: str = "max"
+    init: str = "content"
+    optimizer: str = "lbfgs"
+    learning_rate: float = 0.02
+    iterations: int = 300
+    coarse_iterations: int = 200
+    scales: int = 1
+    min_scale_size: int = 64
+    # Each finer level of the pyramid starts from this share of the photo plus the rest of
+    # the coarser level's result, upsampled (only with init = "content"): half size cannot
+    # hold the photo's fine detail, and the finer level regains it faster from the photo
+    # than from a blurred upsample.
+    content_mix: float = 0.0
+    tolerance: float = 0.0
+    patience: int = 20
+    seed: int = 0
+    # Arithmetic of the VGG19 pass: "fp32"; "bf16" (autocast: the image, the losses and the
+    # optimizer stay fp32); "auto": bf16 where the hardware has bf16 matrix units (CUDA
+    # GPUs that support it, CPUs with AMX), else fp32. bf16 changes the output slightly.
+    precision: str = "fp32"
+    # torch.compile the VGG19 pass: one compilation per image size, then faster steps on a
+    # GPU. Same pictures, so it is left out of the fingerprint.
+    compile: bool = False
+    # On CUDA, record each pyramid level's VGG19 pass (forward and backward) as a CUDA graph
+    # and replay it (nstpipe.engine.cudagraph): the same arithmetic, launched once instead of
+    # kernel by kernel. Not with compile. Off by default until scripts/bench.py has timed it
+    # on a GPU beside the eager pass. Left out of the fingerprint.
+    cuda_graphs: bool = False
+
+    def __post_init__(self) -> None:
+        self._check_layers()
+        self._check_numbers()
+        check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        check(self.pooling in POOLINGS, "pooling", f"must be one of {', '.join(POOLINGS)}")
+        check(self.preserve_color in COLOR_MODES, "preserve_color", f"must be one of {', '.join(COLOR_MODES)}")
+        check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        check(self.color_start in COLOR_STARTS, "color_start", f"must be one of {', '.join(COLOR_STARTS)}")
+        check(self.sliced_directions >= 0, "sliced_directions", f"must not be negative (got {self.sliced_directions})")
+        style_terms(self.style_loss)
+
+    def _check_layers(self) -> None:
+        check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
+        for layer in self.style_layers:
+            check(layer in LAYERS, "style_layers", f"unknown layer {layer!r}")
+        check(len(self.style_layers) > 0, "style_layers", "at least one layer is needed")
+        check(
+            len(self.style_layer_weights) == len(self.style_layers),
+            "style_layer_weights",
+            f"{len(self.style_layer_weights)} weights for {len(self.style_layers)} style layers",
+        )
+        check_weights("style_layer_weights", self.style_layer_weights)
+
+    def _check_numbers(self) -> None:
+        # NaN and inf are floats to Python: unchecked, they reached the optimizer, which ran
+        # to a NaN loss and saved a picture close to the photo. A negative weight rewards
+        # moving away from its target.
+        for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "tolerance"):
+            check_weight(key, getattr(self, key))
+        check_positive("style_scale", self.style_scale)
+        check_positive("learning_rate", self.learning_rate)
+        if self.style_blend:
+            check_weights("style_blend", self.style_blend)
+        check(self.iterations >= 0, "iterations", f"must not be negative (got {self.iterations})")
+        check(self.coarse_iterations >= 0, "coarse_iterations", f"must not be negative (got {self.coarse_iterations})")
+        check(self.scales >= 1, "scales", "must be at least 1")
+        check(self.min_scale_size >= 1, "min_scale_size", "must be at least 1")
+        check(0.0 <= self.content_mix <= 1.0, "content_mix", "must be between 0 and 1")
+        check(self.patience >= 1, "patience", "must be at least 1")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the losses read, content first."""
+        return tuple(dict.fromkeys((self.content_layer, *self.style_layers)))
+
+    @property
+    def min_side(self) -> int:
+        """The smallest width or height the layers read can take (see :func:`smallest_side`)."""
+        return smallest_side(self.layers)
+
+    @property
+    def init_is_file(self) -> bool:
+        """Whether ``init`` names a picture to start from, rather than ``content`` or ``noise``."""
+        return self.init not in ("content", "noise")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How a video's frames are chained; the engine settings apply to every frame.
+
+    The first frame of a chain gets the engine's full budget, the pyramid,
+    ``coarse_iterations`` and ``iterations``, times ``first_budget``. A later frame starts
+    from its stylized predecessor, which is already most of the way there, so it runs
+    ``later_iterations`` at full size only, with the same early stopping. With
+    ``temporal = "none"`` every frame is painted alone, with the engine's budget.
+    """
+
+    temporal: str = "flow"
+    later_iterations: int = 40
+    # Every later frame of a chain inherits its first frame: one left short of settled
+    # keeps moving toward the settled picture over the frames after it, and that motion
+    # is flicker (see configs/default.toml). A multiple, so that -n still scales it.
+    first_budget: float = 1.0
+    # Frame distances of the temporal loss (flow): (1,) holds a frame to its predecessor;
+    # (1, 2, 4, 8) also to frames further back, each pixel to the most recent where it was
+    # visible (Ruder et al. 2018's long-term loss), so a painting that slowly drifts, or an
+    # object that reappears, is held to what it was.
+    temporal_gaps: tuple[int, ...] = (1,)
+    crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
+
+    def __post_init__(self) -> None:
+        check(self.temporal in TEMPORAL_MODES, "temporal", f"must be one of {', '.join(TEMPORAL_MODES)}")
+        check(self.later_iterations >= 0, "later_iterations", "must not be negative")
+        budget = self.first_budget
+        check(math.isfinite(budget) and budget >= 1, "first_budget", f"must be a finite number, 1 or more (got {budget})")
+        gaps = self.temporal_gaps
+        check(
+            bool(gaps) and gaps[0] == 1 and all(a < b for a, b in zip(gaps, gaps[1:])), "temporal_gaps",
+            f"must start at 1 and increase, e.g. 1 or 1,2,4,8 (got {','.join(map(str, gaps))})",
+        )
+        check(0 <= self.crf <= 51, "crf", "must be between 0 and 51")
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """What ``nstpipe texture`` paints besides the engine's settings. The keys carry a prefix
+    where a bare name (count, width) would say nothing in a flat TOML file of all settings."""
+
+    texture_count: int = 1  # variations, one seed each (seed, seed + 1, ...), optimized together
+    # The texture's size; 0 and 0: a square of ``size``. Both or neither.
+    texture_width: int = 0
+    texture_height: int = 0
+    # Wraps around: VGG19's convolutions pad circularly, so the left edge continues the right.
+    tileable: bool = False
+
+    def __post_init__(self) -> None:
+        check(self.texture_count >= 1, "texture_count", f"must be at least 1 (got {self.texture_count})")
+        for key in ("texture_width", "texture_height"):
+            value = getattr(self, key)
+            check(value == 0 or value >= MIN_SIZE, key, f"must be at least {MIN_SIZE} pixels, or 0 for --size (got {value})")
+        check(
+            (self.texture_width == 0) == (self.texture_height == 0),
+            "texture_width" if self.texture_height else "texture_height",
+            "--width and --height go together (or --size alone for a square)",
+        )
+
+
+@dataclass(frozen=True)
+class VisualizeConfig:
+    """What ``nstpipe visualize`` shows: channels of one VGG19 layer, one picture each."""
+
+    visualize_layer: str = "relu4_1"
+    visualize_channels: tuple[int, ...] = (0,)  # picture i shows channel i, optimized together
+    # The random transformation the encoder sees each step through (see nstpipe.engine.transforms).
+    visualize_jitter: int = 4  # pixels of roll, in x and y
+    visualize_scale: float = 0.0  # scaled by 1 +- this
+    visualize_degrees: float = 0.0  # turned by +- this many degrees
+
+    def __post_init__(self) -> None:
+        layer = self.visualize_layer
+        check(layer in LAYERS, "visualize_layer", f"unknown VGG19 layer {layer!r} (e.g. relu3_1, relu4_1, conv5_2)")
+        channels = self.visualize_channels
+        check(bool(channels), "visualize_channels", "name at least one channel")
+        count = layer_channels(layer)
+        asked = f"{channels[0]}-{channels[-1]}" if len(channels) > 1 else f"{channels[0]}"
+        inside = all(0 <= channel < count for channel in channels)
+        check(inside, "visualize_channels", f"{layer} has {count} channels, 0 to {count - 1} (got {asked})")
+        check(list(channels) == sorted(set(channels)), "visualize_channels", "channels must increase (a range A-B with A <= B)")
+        check(self.visualize_jitter >= 0, "visualize_jitter", f"must not be negative (got {self.visualize_jitter})")
+        check(0 <= self.visualize_scale < 1, "visualize_scale", f"must be at least 0 and below 1 (got {self.visualize_scale})")
+        check(0 <= self.visualize_degrees <= 180, "visualize_degrees", f"must be between 0 and 180 (got {self.visualize_degrees})")
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    """What ``nstpipe dream`` climbs; the octaves are the engine's ``scales`` and each runs
+    ``iterations`` steps (``coarse_iterations`` below the finest)."""
+
+    dream_layers: tuple[str, ...] = ("relu4_2",)
+    dream_channels: tuple[int, ...] = ()  # of every layer named; none: all of its channels
+    octave_scale: float = 1.4  # the long side of an octave over the next coarser one's
+    dream_jitter: int = 32  # pixels of random roll at each step, in x and y
+
+    def __post_init__(self) -> None:
+        check(bool(self.dream_layers), "dream_layers", "name at least one layer")
+        for layer in self.dream_layers:
+            check(layer in LAYERS, "dream_layers", f"unknown VGG19 layer {layer!r} (e.g. relu3_1, relu4_2, conv5_2)")
+            count = layer_channels(layer)
+            for channel in self.dream_channels:
+                check(0 <= channel < count, "dream_channels", f"{layer} has channels 0 to {count - 1} (got {channel})")
+        check(math.isfinite(self.octave_scale) and self.octave_scale > 1, "octave_scale",
+               f"must be a finite number above 1 (got {self.octave_scale})")
+        check(self.dream_jitter >= 0, "dream_jitter", f"must not be negative (got {self.dream_jitter})")
