@@ -44,8 +44,7 @@ class EngineConfig:
     tv_weight: float = 0.0
     # Weight of the temporal term; used only when a video passes a warped previous frame.
     # The temporal loss is a mean over pixels, so 100 makes a 0.1 colour step at every
-    # trusted pixel cost as much as the whole content loss at its usual size (~0.4-1):
-    # scripts/bench_video.py shows E_warp falling ~100x with no loss of content fidelity.
+    # trusted pixel cost as much as the whole content loss at its usual size (~0.4-1).
     temporal_weight: float = 100.0
     style_scale: float = 1.0
     style_blend: tuple[float, ...] = ()
@@ -75,8 +74,8 @@ class EngineConfig:
     compile: bool = False
     # On CUDA, record each pyramid level's VGG19 pass (forward and backward) as a CUDA graph
     # and replay it (nstpipe.engine.cudagraph): the same arithmetic, launched once instead of
-    # kernel by kernel. Not with compile. Off by default until scripts/bench.py has timed it
-    # on a GPU beside the eager pass. Left out of the fingerprint.
+    # kernel by kernel. Not with compile. Opt-in: `python -m bench hardware --device cuda`
+    # times it beside the eager pass, which stays the default. Left out of the fingerprint.
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:

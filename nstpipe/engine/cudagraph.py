@@ -1,18 +1,17 @@
 """The objective's forward and backward pass, recorded once as a CUDA graph and replayed.
 
-Why: on a GPU the engine's iteration is bound by the host, not by the device. An H100 does
-the arithmetic of a 512x512 iteration (about 0.4 TFLOP) in about half a millisecond, but
-the VGG19 pass, its Gram matrices and losses, and the backward pass are some hundreds of
-small kernels, each launched from Python through the dispatcher and autograd. Eager, an
-iteration took 6 to 9 ms at every size from 128 to 512 px (scripts/bench.py on an H100):
-the device waited on the host. A graph records those kernels once per pyramid
-level (one shape of the batch) and replays them with one launch.
+Why: on a GPU the engine's iteration is bound by the host, not by the device. The
+arithmetic of a 512x512 iteration takes a fast GPU well under a millisecond, but the VGG19
+pass, its Gram matrices and losses, and the backward pass are some hundreds of small
+kernels, each launched from Python through the dispatcher and autograd, so the device waits
+on the host. A graph records those kernels once per pyramid level (one shape of the batch)
+and replays them with one launch.
 
 Only the pass is recorded. The optimizer's step stays eager: L-BFGS branches on values
 (whether a curvature pair is kept, whether a step is taken back) that a graph cannot.
 
-Opt-in (``cuda_graphs = true`` in a config file) until scripts/bench.py --device cuda, which
-times both side by side, shows it faster. tests/test_cuda.py checks it against the eager
+Opt-in (``cuda_graphs = true`` in a config file): ``python -m bench hardware --device cuda``
+times both side by side. tests/test_cuda.py checks it against the eager
 pass on a GPU.
 """
 

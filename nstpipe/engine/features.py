@@ -24,7 +24,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp32"
     if device.type == "cpu" and (_cpu_has("_is_amx_tile_supported") or _cpu_has("_is_avx512_bf16_supported")):
         # AMX tiles, and AVX-512's bf16 dot products (VDPBF16PS), run oneDNN's bf16
-        # convolutions natively: faster than fp32 (scripts/bench.py). A CPU without either
+        # convolutions natively: faster than fp32 (``python -m bench hardware`` times both). A CPU without either
         # emulates bf16, which is slower than fp32.
         return "bf16"
     return "fp32"
@@ -48,7 +48,7 @@ class FeaturePass:
     iteration on the CPU), and the losses widen their results to fp32
     (:mod:`nstpipe.engine.losses`), so the image, the loss and the optimizer stay fp32.
     Channels-last is what the convolutions of cuDNN and oneDNN run fastest on, in fp32 as
-    in bf16 (scripts/bench.py times the iterations); MPS keeps the plain layout. The
+    in bf16 (``python -m bench hardware`` times the iterations); MPS keeps the plain layout. The
     caller's encoder is never modified: a changed layout or dtype applies to a copy.
     """
 

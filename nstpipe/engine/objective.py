@@ -45,7 +45,7 @@ class Objective:
 
         L-BFGS knows no bounds: left to itself it pushes a few percent of the pixels out of
         range within some hundred steps, and the clamp at the end then undoes part of what
-        it won (``scripts/bench_clamp.py`` measures both). Taking the loss of
+        it won (``python -m bench clamp`` measures both). Taking the loss of
         the clamped picture makes the optimizer win only what is saved. The loss alone is
         flat outside the range, though, and L-BFGS reads flat as no curvature: its steps
         there grow until most pixels are out and stuck. So a pixel outside is also pulled

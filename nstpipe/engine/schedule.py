@@ -121,8 +121,7 @@ def resize_wrapped(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     coarse pixels and the others a mix leaning on one, so the finer start steps more from
     an odd pixel to the next even one than inside a pair. The finer level's iterations do
     not undo that rhythm, and a tiling's wrap edge (from the last pixel, odd, to the first)
-    is one of those larger steps: with bicubic, the 256 px shipwreck texture's lines across
-    pairs stepped 1.2 times the mean and its wrap edge 1.39 times (scripts/bench_modes.py).
+    is one of those larger steps, which shows as a seam.
     A band-limited upsampling has no such rhythm and wraps by construction. Whole factors
     only (the pyramid's 2, on the sizes a tileable texture is rounded to); any other size
     is resized plainly.

@@ -22,8 +22,7 @@ class Texturer:
     circular padding) reads them, and its replicated copy (``encoder.replicated()``, the edge
     repeated) reads the paintings. A painting does not wrap: seen as a torus, the jump from
     each edge to the opposite one enters its Grams as straight seams, which the texture then
-    paints in straight lines across itself (starry_night at 256 px: style distance 0.25 of
-    the tileable texture against 0.018 of a plain one, scripts/bench_modes.py). Zero padding
+    paints in straight lines across itself. Zero padding
     gives the paintings' Grams black-border features that a picture without edges cannot
     have. Replicated, the edges continue as the painting ends.
     """
