@@ -69,13 +69,8 @@ class Dreamer:
         jitter = Jitter(self.jitter, seed=self.config.seed) if self.jitter else None
         return dream(self.config, self.layers, self.channels, self.guide, jitter, self.octave_scale)
 
-    def run(
-        self,
-        content: torch.Tensor,
-        init: torch.Tensor | None = None,
-        callback: EventSink | None = None,
-        temporal: TemporalTarget | None = None,
-    ) -> Result:
+    def run(self, content: torch.Tensor, init: torch.Tensor | None = None, callback: EventSink | None = None,
+            temporal: TemporalTarget | None = None) -> Result:
         """Dream on ``content`` (N, 3, H, W) RGB in [0, 1]; the output has its size.
 
         ``init``: what the octaves start from instead of the photo (a video frame's warped

@@ -151,13 +151,7 @@ class Stylizer:
     the style targets depend only on the output's long side, so they are cached.
     """
 
-    def __init__(
-        self,
-        encoder: Encoder,
-        styles: Sequence[torch.Tensor],
-        config: EngineConfig,
-        device: torch.device | str = "cpu",
-    ) -> None:
+    def __init__(self, encoder: Encoder, styles: Sequence[torch.Tensor], config: EngineConfig, device: torch.device | str = "cpu") -> None:
         self.encoder = encoder
         self.config = config
         self.device = torch.device(device)
@@ -197,13 +191,8 @@ class Stylizer:
         level = self.painter().level((content.shape[-2], content.shape[-1]), content, temporal)
         return Objective.at(level, self.mode.terms)
 
-    def run(
-        self,
-        content: torch.Tensor,
-        init: torch.Tensor | None = None,
-        callback: EventSink | None = None,
-        temporal: TemporalTarget | None = None,
-    ) -> Result:
+    def run(self, content: torch.Tensor, init: torch.Tensor | None = None, callback: EventSink | None = None,
+            temporal: TemporalTarget | None = None) -> Result:
         """Stylize ``content`` (N, 3, H, W) RGB in [0, 1]; the output has the same size.
 
         ``init`` overrides the configured init (the video path passes the warped previous

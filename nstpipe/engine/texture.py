@@ -27,14 +27,8 @@ class Texturer:
     have. Replicated, the edges continue as the painting ends.
     """
 
-    def __init__(
-        self,
-        encoder: Encoder,
-        styles: Sequence[torch.Tensor],
-        config: EngineConfig,
-        device: torch.device | str = "cpu",
-        tileable: bool = False,
-    ) -> None:
+    def __init__(self, encoder: Encoder, styles: Sequence[torch.Tensor], config: EngineConfig,
+                 device: torch.device | str = "cpu", tileable: bool = False) -> None:
         self.config = config
         self.device = torch.device(device)
         self.mode = texture(config, tileable)
