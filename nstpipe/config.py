@@ -157,6 +157,11 @@ class EngineConfig:
     # kernel by kernel. Not with compile. Off by default until scripts/bench.py has timed it
     # on a GPU beside the eager pass. Left out of the fingerprint.
     cuda_graphs: bool = False
+    # The memory a run may take, e.g. "6G" or "512M"; "auto": a share of the device's free
+    # memory (of the available RAM on a CPU). A level that does not fit runs its encoder
+    # tile by tile, with the gradient of the whole (nstpipe.engine.tiled): the same pictures
+    # up to float rounding, so it is left out of the fingerprint.
+    max_memory: str = "auto"
 
     def __post_init__(self) -> None:
         self._check_layers()
@@ -168,6 +173,7 @@ class EngineConfig:
         _check(self.color_start in COLOR_STARTS, "color_start", f"must be one of {', '.join(COLOR_STARTS)}")
         _check(self.sliced_directions >= 0, "sliced_directions", f"must not be negative (got {self.sliced_directions})")
         style_terms(self.style_loss)
+        parse_memory(self.max_memory)
 
     def _check_layers(self) -> None:
         _check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
@@ -380,6 +386,7 @@ class Settings:
         data.pop("batch")  # how many at once, not what: each picture is optimized as alone
         data.pop("compile")  # how fast, not what: the same pictures either way
         data.pop("cuda_graphs")
+        data.pop("max_memory")  # how much at once, not what: tiles give the untiled gradient
         for key in _VIDEO_FIELDS:
             data.pop(key)
         if self.mode == "style":
@@ -426,6 +433,23 @@ ENGINE_REVISION = 4
 # level starts from the coarser one upsampled in the Fourier domain (see
 # nstpipe.engine.schedule.resize_wrapped).
 TILEABLE_REVISION = 1
+
+
+_MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_memory(text: str) -> int | None:
+    """Bytes from "6G", "512M", "1.5G" or a plain number of bytes; None for "auto"."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    if value == "AUTO":
+        return None
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _MEMORY_UNITS else (value, "")
+    try:
+        amount = float(number) * _MEMORY_UNITS[unit]
+    except ValueError:
+        amount = math.nan
+    _check(math.isfinite(amount) and amount > 0, "max_memory", f"must be 'auto' or an amount such as 6G or 512M (got {text!r})")
+    return int(amount)
 
 
 def style_terms(text: str) -> tuple[tuple[str, float], ...]:

@@ -17,7 +17,7 @@ import torch
 from nstpipe.config import EngineConfig
 from nstpipe.engine.color import ColourPreservation, match_moments
 from nstpipe.engine.features import Encoder, FeaturePass, resolve_precision
-from nstpipe.engine.memory import image_memory
+from nstpipe.engine.memory import budget_bytes, image_memory, plan_layout
 from nstpipe.engine.modes import Mode, style_transfer
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.optimize import GRAPH_MIN_STEPS, LBFGS_HISTORY, LevelOutcome, converged, optimize_level
@@ -138,7 +138,9 @@ class Painter:
             if callback is not None:
                 callback(Progress(plan.index, plan.count, step, plan.budget, loss, h, w))
 
-        outcome = optimize_level(objective, start, plan.budget, self.config, self.device, report)
+        budget = budget_bytes(self.config.max_memory, self.device)
+        layout = plan_layout(plan.size, start.shape[0], self.config, self.mode.layers, budget, plan.budget)
+        outcome = optimize_level(objective, start, plan.budget, self.config, self.device, report, layout)
         if callback is not None:
             callback(ScaleDone(plan.index, plan.count, outcome.steps, outcome.loss, 0 < outcome.steps < plan.budget))
         return outcome
