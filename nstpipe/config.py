@@ -443,7 +443,7 @@ def parse_memory(text: str) -> int | None:
     value = text.strip().upper().removesuffix("B").removesuffix("I")
     if value == "AUTO":
         return None
-    number, unit = (value[:-1], value[-1]) if value[-1:] in _MEMORY_UNITS else (value, "")
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in _MEMORY_UNITS else (value, "")
     try:
         amount = float(number) * _MEMORY_UNITS[unit]
     except ValueError:

@@ -17,7 +17,7 @@ import torch
 from nstpipe.config import EngineConfig
 from nstpipe.engine.color import ColourPreservation, match_moments
 from nstpipe.engine.features import Encoder, FeaturePass, resolve_precision
-from nstpipe.engine.memory import budget_bytes, image_memory, plan_layout
+from nstpipe.engine.memory import budget_bytes, fmt_bytes, image_memory, plan_layout
 from nstpipe.engine.modes import Mode, style_transfer
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.optimize import GRAPH_MIN_STEPS, LBFGS_HISTORY, LevelOutcome, converged, optimize_level
@@ -25,6 +25,7 @@ from nstpipe.engine.resize import resize
 from nstpipe.engine.schedule import LevelPlan, pyramid
 from nstpipe.engine.targets import StyleTargets
 from nstpipe.engine.terms import OUTSIDE_WEIGHT, GramSource, Level, TemporalTarget
+from nstpipe.engine.tiles import Layout
 from nstpipe.errors import NstpipeError
 from nstpipe.events import EventSink, Progress, ScaleDone
 
@@ -138,12 +139,21 @@ class Painter:
             if callback is not None:
                 callback(Progress(plan.index, plan.count, step, plan.budget, loss, h, w))
 
-        budget = budget_bytes(self.config.max_memory, self.device)
-        layout = plan_layout(plan.size, start.shape[0], self.config, self.mode.layers, budget, plan.budget)
-        outcome = optimize_level(objective, start, plan.budget, self.config, self.device, report, layout)
+        outcome = optimize_level(objective, start, plan.budget, self.config, self.device, report, self.layout(plan, start.shape[0]))
         if callback is not None:
             callback(ScaleDone(plan.index, plan.count, outcome.steps, outcome.loss, 0 < outcome.steps < plan.budget))
         return outcome
+
+
+    def layout(self, plan: LevelPlan, count: int) -> Layout:
+        """How a level of ``count`` pictures fits the memory budget: whole, or in tiles."""
+        budget = budget_bytes(self.config.max_memory, self.device)
+        layout = plan_layout(plan.size, count, self.config, self.mode.layers, budget, plan.budget)
+        if layout.tile is not None and self.mode.schedule.wrap:
+            # Tiles read the picture with zero padding at its border; a wrapped one has none.
+            h, w = plan.size
+            raise NstpipeError(f"a tileable texture of {w}x{h} does not fit --max-memory {fmt_bytes(budget)}: raise it or lower the size")
+        return layout
 
 
 class Stylizer:
