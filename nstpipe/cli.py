@@ -193,6 +193,12 @@ SETTINGS = (
         "max_pixels", "--max-pixels", int, "Refuse images with more pixels, unread (decompression bombs); 0: no limit.",
         str(_DEFAULTS["max_pixels"]), min=0,
     ),
+    _setting(
+        "max_memory", "--max-memory", str,
+        "Memory a run may take, e.g. 6G or 512M: a picture too large for it is painted in tiles, with the gradient of the "
+        "whole picture (no seams).",
+        "auto: 60% of the free GPU memory, or of the available RAM on a CPU",
+    ),
 )
 VIDEO_SIZE = _setting(
     "size", "--size", int, "Long side of the painted frames in pixels.",
