@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -25,6 +25,7 @@ from nstpipe.engine.resize import resize
 from nstpipe.engine.schedule import LevelPlan, pyramid
 from nstpipe.engine.targets import StyleTargets
 from nstpipe.engine.terms import OUTSIDE_WEIGHT, GramSource, Level, TemporalTarget
+from nstpipe.engine.tiledread import assemble, read_tile
 from nstpipe.engine.tiles import Layout
 from nstpipe.errors import NstpipeError
 from nstpipe.events import EventSink, Progress, ScaleDone
@@ -126,7 +127,17 @@ class Painter:
             content=None if content is None else resize(content, size),
             styles=self.styles,
             temporal=None if temporal is None else temporal.at(size, self.device),
+            read=self._reader(size),
         )
+
+    def _reader(self, size: tuple[int, int]) -> Callable[[torch.Tensor, str], torch.Tensor] | None:
+        """How a level of ``size`` reads the photo's features: tile by tile where one pass
+        over it does not fit the memory budget (None: in one pass)."""
+        layers = self.mode.layers
+        tile = read_tile(size, layers, budget_bytes(self.config.max_memory, self.device)) if layers else None
+        if tile is None:
+            return None
+        return lambda picture, layer: assemble(self.features, picture, layer, tile, layers)
 
     def _optimize(
         self, plan: LevelPlan, start: torch.Tensor, content: torch.Tensor | None, temporal: TemporalTarget | None,

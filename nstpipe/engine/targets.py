@@ -12,8 +12,10 @@ from nstpipe.config import EngineConfig
 from nstpipe.engine.color import ColourPreservation, mixture_moments
 from nstpipe.engine.distribution import flat_features, moments
 from nstpipe.engine.losses import gram, widen
+from nstpipe.engine.memory import budget_bytes
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.engine.terms import Encoder
+from nstpipe.engine.tiledread import Sums, read_tile, samples, sums
 
 
 class StyleTargets:
@@ -39,6 +41,7 @@ class StyleTargets:
         self.scale = config.style_scale
         self.colour = ColourPreservation(config.preserve_color)
         self.min_side = min_side
+        self.budget = budget_bytes(config.max_memory, device)
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
 
     def with_features(self, features: Encoder) -> StyleTargets:
@@ -59,18 +62,18 @@ class StyleTargets:
         per layer, rather than by a weighted sum of separate losses: the optimum is the
         same texture statistic and the loss stays one term per layer.
         """
-        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
-            return {layer: sum_of([w * gram(feats[layer])[0] for w, feats in paintings]) for layer in self.layers}
+        def blend(paintings: list[tuple[float, Painting]]) -> dict[str, torch.Tensor]:
+            return {layer: sum_of([w * feats.gram(layer) for w, feats in paintings]) for layer in self.layers}
 
         return self._derived("grams", long_side, content, blend, torch.stack)
 
     def moments(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The features' mean (C,) and covariance (C, C) by layer, of the paintings' mixture
         (each painting a share of the points, as its blend weight says)."""
-        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        def blend(paintings: list[tuple[float, Painting]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
             out = {}
             for layer in self.layers:
-                stats = [(w, *feature_moments(feats[layer])) for w, feats in paintings]
+                stats = [(w, *feats.moments(layer)) for w, feats in paintings]
                 mean = sum_of([w * m for w, m, _ in stats])
                 raw = sum_of([w * (c + torch.outer(m, m)) for w, m, c in stats])
                 out[layer] = (mean, raw - torch.outer(mean, mean))
@@ -84,9 +87,9 @@ class StyleTargets:
     def samples(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The paintings' features by layer, (C, M) in fp32: each painting's points, a share
         of them as its blend weight says, at most ``MAX_SAMPLES`` in all."""
-        def blend(paintings: list[tuple[float, Mapping[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
+        def blend(paintings: list[tuple[float, Painting]]) -> dict[str, torch.Tensor]:
             gen = torch.Generator().manual_seed(0)
-            return {layer: torch.cat([subsample(feats[layer], w, gen) for w, feats in paintings], dim=1) for layer in self.layers}
+            return {layer: torch.cat([feats.samples(layer, w, gen) for w, feats in paintings], dim=1) for layer in self.layers}
 
         return self._derived("samples", long_side, content, blend, torch.stack)
 
@@ -95,7 +98,7 @@ class StyleTargets:
         kind: str,
         long_side: int,
         content: torch.Tensor | None,
-        blend: Callable[[list[tuple[float, Mapping[str, torch.Tensor]]]], dict[str, Any]],
+        blend: Callable[[list[tuple[float, Painting]]], dict[str, Any]],
         stack: Callable[[list[Any]], Any],
     ) -> dict[str, Any]:
         """One statistic of the paintings, cached by long side unless the painting is
@@ -113,20 +116,54 @@ class StyleTargets:
             self._cache[key] = targets
         return targets
 
-    def _paintings(self, long_side: int, content: torch.Tensor | None) -> list[tuple[float, Mapping[str, torch.Tensor]]]:
+    def _paintings(self, long_side: int, content: torch.Tensor | None) -> list[tuple[float, Painting]]:
         """Each painting's blend weight and features, at the scale that an output of
-        ``long_side`` is painted with."""
+        ``long_side`` is painted with; read tile by tile where one pass over the painting
+        does not fit the memory budget."""
         style_side = max(16, round(long_side * self.scale))
         out = []
         for weight, style in zip(self.blend, self.styles):
             image = self.colour.painting(resize_long_side(style, wide_enough(style, style_side, self.min_side)), content)
-            out.append((weight, self.features(image)))
+            tile = read_tile((image.shape[-2], image.shape[-1]), self.layers, self.budget)
+            out.append((weight, Painting(self.features(image) if tile is None else None, self.features, image, self.layers, tile)))
         return out
 
 
 # The paintings' points kept for a sliced term at a layer: a 1024 px painting has a million
 # at relu1_1, and the quantiles of a quarter of them are the same within sampling noise.
 MAX_SAMPLES = 1 << 18
+
+
+class Painting:
+    """One painting's features at one scale: whole (``features``), or read tile by tile
+    from ``image`` through ``encoder`` when ``tile`` is given (see :mod:`nstpipe.engine.tiledread`)."""
+
+    def __init__(
+        self, features: Mapping[str, torch.Tensor] | None, encoder: Encoder, image: torch.Tensor, layers: Sequence[str],
+        tile: tuple[int, int] | None,
+    ) -> None:
+        self.features, self.encoder, self.image, self.layers, self.tile = features, encoder, image, tuple(layers), tile
+        self._sums: dict[str, Sums] | None = None
+
+    def gram(self, layer: str) -> torch.Tensor:
+        return gram(self.features[layer])[0] if self.features is not None else self.sums()[layer].gram()
+
+    def moments(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return feature_moments(self.features[layer]) if self.features is not None else self.sums()[layer].moments()
+
+    def samples(self, layer: str, share: float, generator: torch.Generator) -> torch.Tensor:
+        if self.features is not None:
+            return subsample(self.features[layer], share, generator)
+        assert self.tile is not None
+        count = self.sums()[layer].count
+        keep = min(count, max(1, round(share * min(count, MAX_SAMPLES))))
+        return samples(self.encoder, self.image, [layer], self.tile, {layer: keep / count}, generator)[layer]
+
+    def sums(self) -> dict[str, Sums]:
+        if self._sums is None:
+            assert self.tile is not None
+            self._sums = sums(self.encoder, self.image, self.layers, self.tile)
+        return self._sums
 
 
 def subsample(features: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:

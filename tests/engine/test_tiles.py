@@ -13,10 +13,13 @@ from helpers import DATA
 from nstpipe.config import EngineConfig, parse_memory
 from nstpipe.engine import memory
 from nstpipe.engine.distribution import Gaussian, MeanCovTerm, moments
+from nstpipe.engine.losses import gram
 from nstpipe.engine.memory import plan_layout
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.stylize import Stylizer
+from nstpipe.engine.targets import StyleTargets, feature_moments
 from nstpipe.engine.tiled import TiledObjective
+from nstpipe.engine.tiledread import assemble, read_tile, sums
 from nstpipe.engine.tiles import halo, margin, tiles
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.errors import ConfigError, NstpipeError
@@ -163,3 +166,30 @@ def test_max_memory_amounts() -> None:
     for bad in ("", "lots", "-1G", "0"):
         with pytest.raises(ConfigError, match="max_memory"):
             EngineConfig(max_memory=bad)
+
+
+def test_features_read_tile_by_tile_are_the_whole_ones(vgg_weights: VGGWeights) -> None:
+    # The photo's content features and a painting's statistics at a size whose one pass
+    # does not fit the budget: put together from tiles, as a pass over the whole gives them.
+    encoder = VGGFeatures(vgg_weights, DEFAULT_LAYERS)
+    photo, _ = photo_pair(192)
+    whole = encoder(photo)
+    for layer in ("relu4_2", "relu1_1"):
+        assert relative(assemble(encoder, photo, layer, (32, 32), DEFAULT_LAYERS), whole[layer]) < 1e-5
+    read = sums(encoder, photo, ("relu1_1", "relu5_1"), (32, 32))
+    for layer in ("relu1_1", "relu5_1"):
+        assert relative(read[layer].gram(), gram(whole[layer])[0]) < 1e-5
+        mean, cov = read[layer].moments()
+        whole_mean, whole_cov = feature_moments(whole[layer])
+        assert relative(mean, whole_mean) < 1e-5 and relative(cov, whole_cov) < 1e-4
+
+
+def test_a_painting_too_large_for_one_pass_is_read_in_tiles(vgg_weights: VGGWeights, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = EngineConfig()
+    _, painting = photo_pair(128)
+    encoder = VGGFeatures(vgg_weights, config.layers)
+    whole = StyleTargets([painting], encoder, config, 16, torch.device("cpu")).grams(192)
+    assert read_tile((144, 192), config.style_layers, 40 << 20) is not None
+    tiled = StyleTargets([painting], encoder, replace(config, max_memory="40M"), 16, torch.device("cpu")).grams(192)
+    for layer in config.style_layers:
+        assert relative(tiled[layer], whole[layer]) < 1e-5
