@@ -1,0 +1,1 @@
+"""Benchmarks, one subcommand each: python -m bench <subcommand> (see bench/__main__.py)."""
