@@ -162,6 +162,11 @@ class EngineConfig:
     # tile by tile, with the gradient of the whole (nstpipe.engine.tiled): the same pictures
     # up to float rounding, so it is left out of the fingerprint.
     max_memory: str = "auto"
+    # A picture whose long side is above this (0: never) is painted up a pyramid to its full
+    # size: the preset's levels up to this long side, then levels each twice the one before,
+    # each with half the iterations of the one below it, since the finest levels only
+    # refine detail that the coarser ones placed.
+    fine_side: int = 0
 
     def __post_init__(self) -> None:
         self._check_layers()
@@ -203,6 +208,7 @@ class EngineConfig:
         _check(self.min_scale_size >= 1, "min_scale_size", "must be at least 1")
         _check(0.0 <= self.content_mix <= 1.0, "content_mix", "must be between 0 and 1")
         _check(self.patience >= 1, "patience", "must be at least 1")
+        _check(self.fine_side >= 0, "fine_side", f"must not be negative (got {self.fine_side})")
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -387,6 +393,8 @@ class Settings:
         data.pop("compile")  # how fast, not what: the same pictures either way
         data.pop("cuda_graphs")
         data.pop("max_memory")  # how much at once, not what: tiles give the untiled gradient
+        if not self.engine.fine_side:
+            data.pop("fine_side")  # off, as before there was such a setting: finished outputs stay
         for key in _VIDEO_FIELDS:
             data.pop(key)
         if self.mode == "style":

@@ -16,6 +16,7 @@ from nstpipe.engine.distribution import Gaussian, MeanCovTerm, moments
 from nstpipe.engine.losses import gram
 from nstpipe.engine.memory import plan_layout
 from nstpipe.engine.objective import Objective
+from nstpipe.engine.schedule import Schedule
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.engine.targets import StyleTargets, feature_moments
 from nstpipe.engine.tiled import TiledObjective
@@ -193,3 +194,15 @@ def test_a_painting_too_large_for_one_pass_is_read_in_tiles(vgg_weights: VGGWeig
     tiled = StyleTargets([painting], encoder, replace(config, max_memory="40M"), 16, torch.device("cpu")).grams(192)
     for layer in config.style_layers:
         assert relative(tiled[layer], whole[layer]) < 1e-5
+
+
+def test_a_pyramid_up_to_the_full_size() -> None:
+    # Above fine_side, levels double up to the full size, each with half the steps of the one
+    # below; the preset's own levels (scales) run up to fine_side as before.
+    schedule = Schedule(scales=2, iterations=300, coarse_iterations=200, fine_side=500)
+    levels = schedule.levels(3000, 4000, 16)
+    assert [max(level.size) for level in levels] == [250, 500, 1000, 2000, 4000]
+    assert [level.budget for level in levels] == [200, 300, 150, 75, 37]
+    assert all(b.size[1] <= 2 * a.size[1] for a, b in zip(levels, levels[1:]))
+    same = [(level.size, level.budget) for level in replace(schedule, fine_side=0).levels(300, 400, 16)]
+    assert [(level.size, level.budget) for level in schedule.levels(300, 400, 16)] == same == [((150, 200), 200), ((300, 400), 300)]
