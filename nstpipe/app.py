@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from PIL import Image
+
 from nstpipe import __version__
 from nstpipe.config import MIN_SIZE, Settings, texture_size
 from nstpipe.engine.device import resolve_device, visible_gpus
@@ -46,7 +48,16 @@ from nstpipe.media.imaging import is_still_image, read_image, read_rgb
 from nstpipe.media.plot import plot_format, plot_warping_error
 from nstpipe.media.sheet import contact_sheet
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe, read_frames, temp_tag
-from nstpipe.media.writer import IMAGE_FORMATS, atomic_write_json, clean_temp_files, image_format, read_record, record_path, write_image
+from nstpipe.media.writer import (
+    IMAGE_FORMATS,
+    atomic_write_json,
+    check_encodable,
+    clean_temp_files,
+    image_format,
+    read_record,
+    record_path,
+    write_image,
+)
 from nstpipe.run.executor import Executor, LocalExecutor, Summary
 
 if TYPE_CHECKING:
@@ -207,18 +218,56 @@ def write_output_record(
     atomic_write_json(record_path(output), record)
 
 
-def chosen(settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "") -> Chosen:
+def chosen(
+    settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "", own: tuple[int, int] | None = None
+) -> Chosen:
+    """What the opening line says; ``own``: the input's own (width, height), named beside the
+    size painted, with, on a CPU, about how long that size would take."""
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.engine.precision, device)
-    return Chosen(size, str(device), precision, output, count, unit)
+    source = f"{own[0]}x{own[1]}" if own is not None else ""
+    estimate = cpu_estimate(own, settings) if own is not None and device.type == "cpu" and max(own) > settings.size else ""
+    return Chosen(size, str(device), precision, output, count, unit, source, estimate)
+
+
+# Seconds per megapixel per optimizer step on a CPU of two cores (bench tiles, s_per_mp_it,
+# tiled): a rough guide for the opening line, which says "about".
+CPU_SECONDS_PER_MEGAPIXEL_STEP = 60.0
+
+
+def cpu_estimate(own: tuple[int, int], settings: Settings) -> str:
+    """About how long painting the input at its own size (``--size`` its long side) would take here."""
+    steps = settings.engine.iterations + settings.engine.coarse_iterations * (settings.engine.scales - 1) / 4
+    seconds = CPU_SECONDS_PER_MEGAPIXEL_STEP * own[0] * own[1] / 1e6 * steps
+    hours = seconds / 3600
+    took = f"{hours:.0f} h" if hours >= 1 else f"{max(1.0, seconds / 60):.0f} min"
+    return f"--size {max(own)} would take about {took}"
+
+
+def photo_settings(settings: Settings, source: Path, size_from_device: bool) -> tuple[Settings, tuple[int, int] | None]:
+    """The settings a photo is painted with, and its own (width, height) where its header says.
+    Without --size (``size_from_device``), a GPU (CUDA, MPS) paints it at its own size, at
+    most ``max_size``; a CPU at the preset's, which is quicker by far."""
+    try:
+        with Image.open(source) as img:
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation: shown a quarter turn round
+            own: tuple[int, int] | None = (img.height, img.width) if turned else img.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        own = None  # the read proper names the file and the reason
+    if size_from_device and own is not None and resolve_device(settings.device).type in ("cuda", "mps"):
+        settings = dataclasses.replace(settings, size=max(MIN_SIZE, min(max(own), settings.max_size)))
+    return settings, own
 
 
 def stylize_one(
-    content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool = False
+    content: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool = False,
+    size_from_device: bool = False,
 ) -> bool:
     """Paint ``content`` into ``output``; False when ``output`` was already made with these
-    settings from this photo, and is kept."""
+    settings from this photo, and is kept. ``size_from_device``: no --size was given (see
+    :func:`photo_settings`)."""
     image_format(output)  # the suffix names a format nstpipe writes, before any work
+    settings, own = photo_settings(settings, content, size_from_device)
     check_inputs(styles, settings)
     check_output(output, protected(styles, settings, content), overwrite)
     picture, source = read_unchanged(content, settings.size, settings.max_pixels)
@@ -227,7 +276,8 @@ def stylize_one(
         report(Kept(output))
         return False
     check_writable(output.parent)
-    report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", output))
+    check_encodable(output, picture.shape[-1], picture.shape[-2])
+    report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", output, own=own))
     report(JobPlanned(1))
     worker = ImageWorker(job)
     start = time.perf_counter()

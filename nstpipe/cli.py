@@ -194,6 +194,11 @@ SETTINGS = (
         str(_DEFAULTS["max_pixels"]), min=0,
     ),
     _setting(
+        "max_size", "--max-size", int,
+        "The longest side painted: without --size, a GPU paints a photo at its own size up to this (a CPU at the preset's).",
+        str(_DEFAULTS["max_size"]), min=16,
+    ),
+    _setting(
         "max_memory", "--max-memory", str,
         "Memory a run may take, e.g. 6G or 512M: a picture too large for it is painted in tiles, with the gradient of the "
         "whole picture (no seams).",
@@ -479,8 +484,9 @@ def image(
         from nstpipe.app import default_image_output, stylize_one
 
         target = output or default_image_output(content, options["style"])
+        size_from_device = options["size"] is None and not config_sets(options["config"], "size")
         with _reporter(options["quiet"]) as report:
-            written = stylize_one(content, options["style"], target, settings, report, options["overwrite"])
+            written = stylize_one(content, options["style"], target, settings, report, options["overwrite"], size_from_device)
         typer.echo(f"wrote {target}" if written else f"kept {target}: made earlier with these settings")
 
 
@@ -881,7 +887,8 @@ def _announcing(sink: EventSink) -> EventSink:
             unit = event.unit[:-1] if event.count == 1 else event.unit  # "1 frame", "2 frames"
             count = f", {event.count} {unit}" if event.count is not None else ""
             where = f" -> {event.output}" if event.output is not None else ""
-            typer.echo(f"nstpipe: {event.size} on {event.device} ({event.precision}){count}{where}", err=True)
+            own = f" (the input is {event.source}{'; at that size ' + event.estimate if event.estimate else ''})" if event.source else ""
+            typer.echo(f"nstpipe: {event.size}{own} on {event.device} ({event.precision}){count}{where}", err=True)
         sink(event)
 
     return report
