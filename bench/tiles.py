@@ -132,13 +132,14 @@ def paint(args: argparse.Namespace) -> int:
     size = (photo.shape[-2], photo.shape[-1])
     layers = model.mode.layers
     budget = parse_memory(args.max_memory) or 0
-    layout = plan_layout(size, 1, config, layers, budget, args.iterations)
-    untiled = plan_layout(size, 1, config, layers, 1 << 62, args.iterations).estimate
+    layout = plan_layout(size, 1, config, layers, budget, args.iterations, model.precision)
+    untiled = plan_layout(size, 1, config, layers, 1 << 62, args.iterations, model.precision).estimate
     begin = time.perf_counter()
     result = model.run(photo)
     seconds = time.perf_counter() - begin
     assert tuple(result.image.shape[-2:]) == size
-    record = {"size": f"{size[1]}x{size[0]}", "tile": layout.tile, "history": layout.history, "estimate": layout.estimate,
+    record = {"size": f"{size[1]}x{size[0]}", "precision": model.precision,
+              "tile": layout.tile, "history": layout.history, "estimate": layout.estimate,
               "untiled_estimate": untiled, "seconds": seconds, "iterations": result.iterations}
     assert args.result is not None
     args.result.write_text(json.dumps(record))
@@ -212,7 +213,8 @@ def seams(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 COLUMNS = {
     "exactness": ("term", "size", "tile", "relative_error"),
-    "memory": ("side", "size", "tile", "history", "peak_rss", "limit", "within", "model_over_peak", "untiled_estimate", "s_per_mp_it"),
+    "memory": ("side", "size", "precision",
+               "tile", "history", "peak_rss", "limit", "within", "model_over_peak", "untiled_estimate", "s_per_mp_it"),
     "speed": ("size", "tiles", "untiled_s_per_mp_it", "tiled_s_per_mp_it", "ratio"),
     "seams": ("size", "tile", "borders", "border_over_inside", "within"),
 }

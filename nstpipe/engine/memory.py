@@ -14,7 +14,10 @@ from nstpipe.engine.optimize import LBFGS_HISTORY
 from nstpipe.engine.tiles import Layout, halo, layer_stride, tile_stride
 from nstpipe.errors import NstpipeError
 
-FLOAT = 4  # bytes: the activations are counted as fp32 (bf16 ones take half)
+FLOAT = 4  # bytes of an fp32 number: the pixels, the optimizer, and the activations in fp32
+# Bytes of an activation by the encoder's precision: bf16 activations and their gradients
+# take half of fp32's.
+ACTIVATION_BYTES = {"fp32": 4, "bf16": 2}
 # What the process takes before any picture: the interpreter, torch, two copies of VGG19's
 # weights (the encoder and the pass's prepared copy).
 BASE_BYTES = 600 << 20
@@ -37,10 +40,10 @@ def pass_floats(layers: Sequence[str]) -> float:
     return floats
 
 
-def pass_bytes(pixels: int, layers: Sequence[str]) -> int:
+def pass_bytes(pixels: int, layers: Sequence[str], width: int = FLOAT) -> int:
     """Bytes of a forward and backward pass over ``pixels``: the outputs kept, and as much
-    again for the gradients made from them."""
-    return int(2 * pass_floats(layers) * pixels * FLOAT)
+    again for the gradients made from them; ``width``: bytes of an activation."""
+    return int(2 * pass_floats(layers) * pixels * width)
 
 
 def image_memory(side: int, config: EngineConfig) -> int:
@@ -101,21 +104,23 @@ def fmt_bytes(count: float) -> str:
 
 
 def plan_layout(
-    size: tuple[int, int], count: int, config: EngineConfig, layers: Sequence[str], budget: int, steps: int
+    size: tuple[int, int], count: int, config: EngineConfig, layers: Sequence[str], budget: int, steps: int, precision: str = "fp32"
 ) -> Layout:
     """The whole level in one pass where it fits ``budget`` bytes; else tiles as large as
     fit, with as many L-BFGS pairs as leave room for them (at most half of what the
-    picture's own copies leave). ``count`` pictures at once, ``steps`` at most."""
+    picture's own copies leave). ``count`` pictures at once, ``steps`` at most; the
+    encoder runs in ``precision`` (fp32 or bf16)."""
+    width = ACTIVATION_BYTES.get(precision, FLOAT)
     pixels = size[0] * size[1]
     history = max(1, min(LBFGS_HISTORY, steps)) if config.optimizer == "lbfgs" else 1
     content = config.content_layer if config.content_layer in layers else None
     fixed = BASE_BYTES + count * picture_bytes(pixels, layers, content)
     pairs = count * _pair_bytes(pixels)
-    whole = fixed + history * pairs + count * pass_bytes(pixels, layers)
+    whole = fixed + history * pairs + count * pass_bytes(pixels, layers, width)
     if whole <= budget or not layers:
         return Layout(None, history, whole)
     stride, reach = tile_stride(layers), halo(layers)
-    smallest = fixed + pairs + count * pass_bytes(_crop_pixels(stride, size, reach), layers)
+    smallest = fixed + pairs + count * pass_bytes(_crop_pixels(stride, size, reach), layers, width)
     if smallest > budget:
         height, width = size
         raise NstpipeError(
@@ -124,8 +129,8 @@ def plan_layout(
         )
     history = max(1, min(history, (budget - smallest) // 2 // pairs))
     room = budget - fixed - history * pairs
-    side = _largest_tile(room, count, size, layers, stride, reach)
-    return Layout((side, side), history, fixed + history * pairs + count * pass_bytes(_crop_pixels(side, size, reach), layers))
+    side = _largest_tile(room, count * width, size, layers, stride, reach)
+    return Layout((side, side), history, fixed + history * pairs + count * pass_bytes(_crop_pixels(side, size, reach), layers, width))
 
 
 def _crop_pixels(side: int, size: tuple[int, int], reach: int) -> int:
@@ -133,11 +138,12 @@ def _crop_pixels(side: int, size: tuple[int, int], reach: int) -> int:
     return min(size[0], side + 2 * reach) * min(size[1], side + 2 * reach)
 
 
-def _largest_tile(room: int, count: int, size: tuple[int, int], layers: Sequence[str], stride: int, reach: int) -> int:
-    """The largest square interior, a multiple of ``stride``, whose pass fits ``room`` bytes."""
-    per_pixel = count * pass_bytes(1 << 20, layers) / (1 << 20)
+def _largest_tile(room: int, scale: int, size: tuple[int, int], layers: Sequence[str], stride: int, reach: int) -> int:
+    """The largest square interior, a multiple of ``stride``, whose pass fits ``room`` bytes
+    (``scale``: the pictures at once times the bytes of an activation)."""
+    per_pixel = pass_bytes(1 << 20, layers, scale) / (1 << 20)
     crop = math.isqrt(max(1, int(room / per_pixel)))
     side = max(stride, (crop - 2 * reach) // stride * stride)
-    while side > stride and count * pass_bytes(_crop_pixels(side, size, reach), layers) > room:
+    while side > stride and pass_bytes(_crop_pixels(side, size, reach), layers, scale) > room:
         side -= stride
     return min(side, math.ceil(max(size) / stride) * stride)

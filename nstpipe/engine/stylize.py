@@ -159,7 +159,8 @@ class Painter:
     def layout(self, plan: LevelPlan, count: int) -> Layout:
         """How a level of ``count`` pictures fits the memory budget: whole, or in tiles."""
         budget = budget_bytes(self.config.max_memory, self.device)
-        layout = plan_layout(plan.size, count, self.config, self.mode.layers, budget, plan.budget)
+        precision = getattr(self.features, "precision", "fp32")  # a FeaturePass says; a bare encoder runs fp32
+        layout = plan_layout(plan.size, count, self.config, self.mode.layers, budget, plan.budget, precision)
         if layout.tile is not None and self.mode.schedule.wrap:
             # Tiles read the picture with zero padding at its border; a wrapped one has none.
             h, w = plan.size

@@ -151,6 +151,9 @@ def test_the_tile_follows_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     assert small.tile[0] < big.tile[0] and big.tile[0] % 16 == 0 and small.tile[0] % 16 == 0
     assert big.estimate <= 4096 << 20 and small.estimate <= 2048 << 20
     assert plan_layout((192, 256), 1, config, DEFAULT_LAYERS, 4096 << 20, 300).tile is None
+    # bf16 activations take half the bytes: larger tiles under the same budget.
+    half = plan_layout((1536, 2048), 1, config, DEFAULT_LAYERS, 2048 << 20, 300, "bf16")
+    assert half.tile is not None and half.tile[0] > small.tile[0] and half.estimate <= 2048 << 20
 
 
 def test_a_budget_too_small_for_one_tile_is_one_line() -> None:
