@@ -65,10 +65,6 @@ if TYPE_CHECKING:
 
 SETTINGS_FILE = "nstpipe-settings.json"
 VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
-# Without --size, a video on a CUDA GPU keeps its own size up to this long side (full HD):
-# a 4K frame holds four times the pixels, so its optimization takes about four times the
-# memory and the time of a full HD one.
-MAX_SOURCE_SIDE = 1920
 
 
 @dataclass
@@ -244,6 +240,16 @@ def cpu_estimate(own: tuple[int, int], settings: Settings) -> str:
     return f"--size {max(own)} would take about {took}"
 
 
+def capped(settings: Settings, size_from_device: bool) -> Settings:
+    """A --size above ``max_size`` is refused in one line; a preset's is brought down to it."""
+    if settings.size <= settings.max_size:
+        return settings
+    if not size_from_device:
+        above = f"{settings.size} is above max_size {settings.max_size} (raise --max-size to paint larger)"
+        raise ConfigError(f"setting 'size': {above}", "size")
+    return dataclasses.replace(settings, size=settings.max_size)
+
+
 def photo_settings(settings: Settings, source: Path, size_from_device: bool) -> tuple[Settings, tuple[int, int] | None]:
     """The settings a photo is painted with, and its own (width, height) where its header says.
     Without --size (``size_from_device``), a GPU (CUDA, MPS) paints it at its own size, at
@@ -254,6 +260,7 @@ def photo_settings(settings: Settings, source: Path, size_from_device: bool) -> 
             own: tuple[int, int] | None = (img.height, img.width) if turned else img.size
     except (OSError, ValueError, Image.DecompressionBombError):
         own = None  # the read proper names the file and the reason
+    settings = capped(settings, size_from_device)
     if size_from_device and own is not None and resolve_device(settings.device).type in ("cuda", "mps"):
         settings = dataclasses.replace(settings, size=max(MIN_SIZE, min(max(own), settings.max_size)))
     return settings, own
@@ -408,12 +415,18 @@ def stylize_folder(
     executor: Executor | None = None,
     retry_failed: bool = False,
     overwrite: bool = False,
+    size_from_device: bool = False,
 ) -> FolderOutcome:
     """Stylize every image under ``folder`` into ``output``, skipping finished ones.
 
     Inputs that failed in an earlier run are skipped too (see :mod:`nstpipe.jobs.failures`)
     unless ``retry_failed``; each new failure is recorded the moment it is reported.
+    ``size_from_device``: no --size was given, and a GPU (CUDA, MPS) paints each picture at
+    its own size, at most ``max_size``.
     """
+    settings = capped(settings, size_from_device)
+    if size_from_device and resolve_device(settings.device).type in ("cuda", "mps"):
+        settings = dataclasses.replace(settings, own_size=True)
     job = start_folder(folder, styles, output, settings, report, overwrite)
     outcome = FolderOutcome()
     limits = {"max_pixels": settings.max_pixels}
@@ -460,7 +473,8 @@ def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: S
     check_writable(output)
     job = make_job(settings, list(styles))
     total = count_planned(folder, output, protected(styles, settings), overwrite)  # also refuses output == input
-    report(chosen(settings, f"long side {settings.size}", output, total, "pictures"))
+    size = f"each its own size, long side at most {settings.max_size}" if settings.own_size else f"long side {settings.size}"
+    report(chosen(settings, size, output, total, "pictures"))
     report(JobPlanned(total))
     atomic_write_json(output / SETTINGS_FILE, settings_record(job, str(device)))
     return job
@@ -664,14 +678,16 @@ def run_video_job(
 
 def video_settings(settings: Settings, info: VideoInfo, size_from_device: bool) -> Settings:
     """The settings a video is painted with. Without --size (``size_from_device``), the size
-    follows the device of the machine running nstpipe: on a CUDA GPU the video's own long
-    side, at most MAX_SOURCE_SIDE; elsewhere the preset's, never above the video's own. It
+    follows the device of the machine running nstpipe: on a GPU (CUDA, MPS) the video's own long
+    side, at most ``max_size`` (the tiles keep its memory in the budget); elsewhere the
+    preset's, never above the video's own. It
     is decided here, once, so that the fingerprint, the manifest and the record hold the
     size painted (another machine may decide otherwise, and then paints anew)."""
+    settings = capped(settings, size_from_device)
     if not size_from_device:
         return settings
     own = max(info.width, info.height)
-    most = MAX_SOURCE_SIDE if resolve_device(settings.device).type == "cuda" else settings.size
+    most = settings.max_size if resolve_device(settings.device).type in ("cuda", "mps") else settings.size
     return dataclasses.replace(settings, size=max(MIN_SIZE, min(own, most)))
 
 

@@ -207,7 +207,7 @@ SETTINGS = (
 )
 VIDEO_SIZE = _setting(
     "size", "--size", int, "Long side of the painted frames in pixels.",
-    "on a CUDA GPU the video's own, at most 1920; else the preset's (256 in the default), never above the video's",
+    "on a GPU (CUDA, MPS) the video's own, at most --max-size; else the preset's (256 in the default), never above the video's",
 )
 RUN = (
     _switch(
@@ -508,9 +508,11 @@ def images(
         from nstpipe.app import default_folder_output, stylize_folder
 
         target = output or default_folder_output(folder, options["style"])
+        size_from_device = options["size"] is None and not config_sets(options["config"], "size")
         with _reporter(options["quiet"]) as report, _executor(options) as executor:
             outcome = stylize_folder(
-                folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"]
+                folder, options["style"], target, settings, report, executor, options["retry_failed"], options["overwrite"],
+                size_from_device,
             )
         _print_folder(outcome, target)
 

@@ -346,6 +346,9 @@ class Settings:
     # The longest side a picture is painted at: without --size, a GPU paints a photo at its own
     # size up to this; --size above it is refused (a typo's 40000 would run for days).
     max_size: int = 4096
+    # Each picture of a folder at its own size, at most max_size, rather than at ``size``: what a
+    # GPU does without --size (see nstpipe.app.start_folder).
+    own_size: bool = False
     # Pictures of one size optimized together, one VGG19 pass for all (a GPU's throughput);
     # for a video, the chains of frames a worker paints in step. 0: as many as the device's
     # memory holds (see nstpipe.engine.device.resolve_batch).
@@ -362,7 +365,6 @@ class Settings:
         _check(self.size >= MIN_SIZE, "size", f"must be at least {MIN_SIZE} pixels")
         _check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
         _check(self.max_size >= MIN_SIZE, "max_size", f"must be at least {MIN_SIZE} pixels")
-        _check(self.size <= self.max_size, "size", f"{self.size} is above max_size {self.max_size} (raise --max-size to paint larger)")
         _check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")
 
     def to_dict(self) -> dict[str, Any]:
@@ -394,7 +396,9 @@ class Settings:
         data = self.to_dict()
         data.pop("device")
         data.pop("max_pixels")
-        data.pop("max_size")  # a cap on the size, which counts itself
+        if not self.own_size:
+            data.pop("own_size")  # off, as before there was such a setting: finished outputs stay
+            data.pop("max_size")  # a cap on the size, which counts itself
         data.pop("batch")  # how many at once, not what: each picture is optimized as alone
         data.pop("compile")  # how fast, not what: the same pictures either way
         data.pop("cuda_graphs")

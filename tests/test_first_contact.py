@@ -240,7 +240,8 @@ def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize(
-    ("device", "width", "expected"), [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 1920)]
+    ("device", "width", "expected"),
+    [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 3840), ("mps", 1280, 1280), ("cuda", 7680, 4096)],
 )
 def test_a_video_without_size_follows_the_device(monkeypatch: pytest.MonkeyPatch, device: str, width: int, expected: int) -> None:
     import nstpipe.app

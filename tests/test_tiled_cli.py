@@ -90,3 +90,19 @@ def test_sizes_nothing_can_paint_or_hold_are_one_line(tmp_path: Path, photo_path
     with pytest.raises(InputError, match=r"o.webp: WEBP holds at most 16383 pixels a side, and the picture is 20000x15000"):
         check_encodable(tmp_path / "o.webp", 20000, 15000)
     check_encodable(tmp_path / "o.png", 20000, 15000)
+
+
+def test_a_gpu_paints_each_picture_of_a_folder_at_its_own_size(
+    tmp_path: Path, make_rgb: Any, painting_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver decides (here told it has an MPS GPU); the worker paints on this CPU.
+    make_rgb(tmp_path / "in" / "a.jpg", 24, 32)
+    make_rgb(tmp_path / "in" / "b.png", 40, 20)
+    monkeypatch.setattr("nstpipe.app.resolve_device", lambda name="auto": torch.device("mps"))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["images", str(tmp_path / "in"), "-s", str(painting_path), "-o", str(out), "--preset", "fast",
+                                 "--scales", "1", "-n", "1", "--max-size", "36"])
+    assert result.exit_code == 0, result.output
+    assert "each its own size, long side at most 36" in result.output
+    with Image.open(out / "a.png") as a, Image.open(out / "b.png") as b:
+        assert (a.size, b.size) == ((32, 24), (18, 36))

@@ -29,6 +29,12 @@ def read_image(path: Path, long_side: int | None = None, max_pixels: int = DEFAU
     return prepare(read_rgb(path, long_side, max_pixels), long_side)
 
 
+def read_image_capped(path: Path, most: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode ``path`` at its own size, or with its long side brought down to ``most``."""
+    rgb = read_rgb(path, most, max_pixels)
+    return prepare(rgb, min(most, max(rgb.shape[:2])))
+
+
 def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """HxWx3 RGB array (uint8, or float32 for 16-bit and float inputs), EXIF-upright.
 
