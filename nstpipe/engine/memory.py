@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from nstpipe.config import EngineConfig, layer_channels, parse_memory, vgg_cut
+from nstpipe.config import EngineConfig, layer_channels, parse_memory, style_terms, vgg_cut
 from nstpipe.engine.modes import style_transfer
 from nstpipe.engine.optimize import LBFGS_HISTORY
 from nstpipe.engine.tiles import Layout, halo, layer_stride, tile_stride
@@ -64,6 +64,15 @@ def _pair_bytes(pixels: int) -> int:
     return 2 * 3 * pixels * FLOAT
 
 
+def sliced_bytes(pixels: int, config: EngineConfig) -> int:
+    """What a tiled sliced term holds whole: every feature's projections at each style layer,
+    their sort and its gradient (K per feature, K the layer's channels by default)."""
+    if not any(kind == "sliced" and share for kind, share in style_terms(config.style_loss)):
+        return 0
+    floats = sum((config.sliced_directions or layer_channels(layer)) / layer_stride(layer) ** 2 for layer in config.style_layers)
+    return int(3 * floats * pixels * FLOAT)
+
+
 def picture_bytes(pixels: int, layers: Sequence[str], content_layer: str | None) -> int:
     """What stays whole however the level is tiled: the picture's own copies and the
     photo's features that the content term reads."""
@@ -114,7 +123,7 @@ def plan_layout(
     pixels = size[0] * size[1]
     history = max(1, min(LBFGS_HISTORY, steps)) if config.optimizer == "lbfgs" else 1
     content = config.content_layer if config.content_layer in layers else None
-    fixed = BASE_BYTES + count * picture_bytes(pixels, layers, content)
+    fixed = BASE_BYTES + count * (picture_bytes(pixels, layers, content) + sliced_bytes(pixels, config))
     pairs = count * _pair_bytes(pixels)
     whole = fixed + history * pairs + count * pass_bytes(pixels, layers, width)
     if whole <= budget or not layers:

@@ -151,6 +151,9 @@ def test_the_tile_follows_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     assert small.tile[0] < big.tile[0] and big.tile[0] % 16 == 0 and small.tile[0] % 16 == 0
     assert big.estimate <= 4096 << 20 and small.estimate <= 2048 << 20
     assert plan_layout((192, 256), 1, config, DEFAULT_LAYERS, 4096 << 20, 300).tile is None
+    # A sliced term holds every feature's projections whole: less room for the tiles.
+    sliced = plan_layout((1536, 2048), 1, replace(config, style_loss="sliced", sliced_directions=8), DEFAULT_LAYERS, 4096 << 20, 300)
+    assert sliced.tile is not None and sliced.tile[0] < big.tile[0]
     # bf16 activations take half the bytes: larger tiles under the same budget.
     half = plan_layout((1536, 2048), 1, config, DEFAULT_LAYERS, 2048 << 20, 300, "bf16")
     assert half.tile is not None and half.tile[0] > small.tile[0] and half.estimate <= 2048 << 20
