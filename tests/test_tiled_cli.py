@@ -37,7 +37,7 @@ def test_a_run_that_must_tile_ends_at_its_size(
     monkeypatch.setattr("nstpipe.engine.stylize.plan_layout", spy)
     out = tmp_path / "out.png"
     args = ["image", str(photo_path), "-s", str(painting_path), "-o", str(out), "--size", "96", *SHALLOW, "-q"]
-    result = runner.invoke(app, [*args, "--max-memory", "606M"])
+    result = runner.invoke(app, [*args, "--max-memory", "706M"])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert any(layout.tile is not None for layout in layouts)
