@@ -19,6 +19,7 @@ from nstpipe.engine.objective import Objective
 from nstpipe.engine.schedule import Schedule
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.engine.targets import StyleTargets, feature_moments
+from nstpipe.engine.terms import TemporalTarget
 from nstpipe.engine.tiled import TiledObjective
 from nstpipe.engine.tiledread import assemble, read_tile, sums
 from nstpipe.engine.tiles import halo, margin, tiles
@@ -98,8 +99,14 @@ def test_a_halo_one_stride_short_breaks_the_gradient(vgg_weights: VGGWeights) ->
 
 
 def test_content_and_pixel_terms_tile(vgg_weights: VGGWeights) -> None:
+    # A video frame's terms: the content, the total variation, the range pull and the
+    # temporal term towards the warped predecessor, masked.
     config = EngineConfig(style_weight=0.0, tv_weight=1.0, **SHALLOW)  # type: ignore[arg-type]
-    objective, x = objective_for(vgg_weights, config, 128)
+    photo, painting = photo_pair(128)
+    mask = (torch.arange(128) < 80).float().expand(96, 128)
+    temporal = TemporalTarget(warped=photo.flip(-1), mask=mask)
+    objective = Stylizer(VGGFeatures(vgg_weights, config.layers), [painting], config).objective(photo, temporal)
+    x = photo
     _, grad = untiled(objective, x * 1.2 - 0.1)  # some pixels outside [0, 1]: the range pull counts
     _, tiled_grad = TiledObjective(objective, (48, 48)).losses_and_grad(x * 1.2 - 0.1)
     assert relative(tiled_grad, grad) < 1e-4
