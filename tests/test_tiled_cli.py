@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from nstpipe.app import photo_settings
 from nstpipe.cli import app
 from nstpipe.config import build_settings
-from nstpipe.engine import memory
 from nstpipe.errors import InputError
 from nstpipe.media.writer import check_encodable
 
@@ -24,17 +23,7 @@ runner = CliRunner()
 SHALLOW = ("--style-layers", "relu1_1,relu2_1,relu3_1", "--content-layer", "relu3_1", "--preset", "fast", "-n", "2")
 
 
-def test_a_run_that_must_tile_ends_at_its_size(
-    tmp_path: Path, photo_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    layouts: list[Any] = []
-    real = memory.plan_layout
-
-    def spy(*args: Any) -> Any:
-        layouts.append(real(*args))
-        return layouts[-1]
-
-    monkeypatch.setattr("nstpipe.engine.stylize.plan_layout", spy)
+def test_a_run_that_must_tile_ends_at_its_size(tmp_path: Path, photo_path: Path, painting_path: Path, layouts: list[Any]) -> None:
     out = tmp_path / "out.png"
     args = ["image", str(photo_path), "-s", str(painting_path), "-o", str(out), "--size", "96", *SHALLOW, "-q"]
     result = runner.invoke(app, [*args, "--max-memory", "706M"])

@@ -87,7 +87,8 @@ class Schedule:
         base = fine[0] if fine else (height, width)
         sizes = pyramid(base[0], base[1], self.scales, self.min_scale_size, min_side, self.ratio) + fine[1:]
         top = len(sizes) - len(fine[1:]) - 1  # the preset's finest level: its full budget
-        budgets = [self.coarse_iterations] * top + [max(1, self.iterations >> k) for k in range(len(sizes) - top)]
+        # Halved per level above, but never to nothing where the run has steps at all.
+        budgets = [self.coarse_iterations] * top + [max(min(1, self.iterations), self.iterations >> k) for k in range(len(sizes) - top)]
         return [LevelPlan(i, len(sizes), size, budget) for i, (size, budget) in enumerate(zip(sizes, budgets))]
 
     def start(

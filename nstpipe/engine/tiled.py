@@ -23,7 +23,7 @@ import torch
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.terms import Pictures
 from nstpipe.engine.tiles import Tile, layer_stride, tiles
-from nstpipe.engine.tilestats import Pick, Statistic, statistic
+from nstpipe.engine.tilestats import Statistic, statistic
 from nstpipe.errors import NstpipeError
 
 
@@ -142,5 +142,3 @@ def _share(cotangent: torch.Tensor, sizes: list[int], index: int) -> torch.Tenso
 def _keep(target: torch.Tensor, batched_dims: int = 4) -> torch.Tensor:
     return target
 
-
-__all__ = ["Pick", "TiledObjective"]
