@@ -211,3 +211,16 @@ def test_a_pyramid_up_to_the_full_size() -> None:
     assert all(b.size[1] <= 2 * a.size[1] for a, b in zip(levels, levels[1:]))
     same = [(level.size, level.budget) for level in replace(schedule, fine_side=0).levels(300, 400, 16)]
     assert [(level.size, level.budget) for level in schedule.levels(300, 400, 16)] == same == [((150, 200), 200), ((300, 400), 300)]
+
+
+def test_one_item_of_a_batch_with_targets_of_its_own(vgg_weights: VGGWeights) -> None:
+    # preserve_color histogram: a Gram target per photo; the optimizer passes the items
+    # still active, here the second alone.
+    config = EngineConfig(preserve_color="histogram", **SHALLOW)  # type: ignore[arg-type]
+    photo, painting = photo_pair(128)
+    objective = Stylizer(VGGFeatures(vgg_weights, config.layers), [painting], config).objective(torch.cat([photo, photo.flip(-1)]))
+    x = photo.flip(-1).clone().requires_grad_(True)
+    objective.losses(x, [1]).sum().backward()
+    assert x.grad is not None
+    _, tiled = TiledObjective(objective, (32, 32)).losses_and_grad(x.detach(), [1])
+    assert relative(tiled, x.grad) < 1e-4
