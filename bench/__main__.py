@@ -8,7 +8,7 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from bench import chaos, clamp, frontier, hardware, image, memory, modes, scaling, schedule, sheet, texture, video, visualize
+from bench import chaos, clamp, frontier, hardware, image, memory, modes, scaling, schedule, sheet, texture, tiles, video, visualize
 
 COMMANDS: dict[str, ModuleType] = {
     "hardware": hardware,
@@ -24,6 +24,7 @@ COMMANDS: dict[str, ModuleType] = {
     "visualize": visualize,
     "chaos": chaos,
     "sheet": sheet,
+    "tiles": tiles,
 }
 
 

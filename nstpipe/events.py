@@ -148,6 +148,8 @@ class Chosen:
     output: Path | None = None
     count: int | None = None
     unit: str = ""
+    source: str = ""  # the input's own size (``4000x3000``), where it has one
+    estimate: str = ""  # on a CPU, about how long the input's own size would take
 
 
 @dataclass(frozen=True)

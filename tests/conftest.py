@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import DATA, TinyEncoder, write_rgb
+from nstpipe.engine.memory import plan_layout
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.media.weights import LoadedWeights, load_weights
 
@@ -56,4 +57,17 @@ def engine_batches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
         return real(self, content, *args, **kwargs)
 
     monkeypatch.setattr(Stylizer, "run", run)
+    return seen
+
+
+@pytest.fixture
+def layouts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every memory layout the painter plans for a level (whole, or tiles), as it plans it."""
+    seen: list[Any] = []
+
+    def spy(*args: Any) -> Any:
+        seen.append(plan_layout(*args))
+        return seen[-1]
+
+    monkeypatch.setattr("nstpipe.engine.stylize.plan_layout", spy)
     return seen

@@ -208,7 +208,9 @@ def test_image_without_o_is_named_after_the_photo_and_the_style(here: Path, monk
     monkeypatch.chdir(here)
     result = invoke("image", "photo.jpg", "--style", "monet.jpg", "--preset", "fast", "--size", "32", "-n", "2", "--scales", "1")
     assert result.exit_code == 0, result.output
-    assert f"nstpipe: 32x24 on cpu ({CPU_AUTO}) -> photo.monet.jpg" in result.stderr
+    # The size painted, the photo's own (64x48) and about how long that would take on this CPU.
+    said = r"nstpipe: 32x24 \(the input is 64x48; at that size --size 64 would take about \d+ min\) "
+    assert re.search(said + rf"on cpu \({CPU_AUTO}\) -> photo.monet.jpg", result.stderr)
     with Image.open(here / "photo.monet.jpg") as img:
         assert img.format == "JPEG"
 
@@ -233,16 +235,18 @@ def test_the_size_line_comes_before_the_work(here: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(nstpipe.app.picture, "ImageWorker", no_work)
     result = invoke("image", here / "photo.jpg", "-s", here / "monet.jpg", "-o", here / "o.png", *TINY[:-1])
     assert result.exit_code == 130
-    assert result.stderr.splitlines()[0] == f"nstpipe: 32x24 on cpu ({CPU_AUTO}) -> {here / 'o.png'}"
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("nstpipe: 32x24 (the input is 64x48; ") and first.endswith(f" on cpu ({CPU_AUTO}) -> {here / 'o.png'}")
 
 
 @pytest.mark.parametrize(
-    ("device", "width", "expected"), [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 1920)]
+    ("device", "width", "expected"),
+    [("cpu", 1280, 256), ("cpu", 200, 200), ("cuda", 1280, 1280), ("cuda", 3840, 3840), ("mps", 1280, 1280), ("cuda", 7680, 4096)],
 )
 def test_a_video_without_size_follows_the_device(monkeypatch: pytest.MonkeyPatch, device: str, width: int, expected: int) -> None:
-    import nstpipe.app.video
+    import nstpipe.app.sizes
 
-    monkeypatch.setattr(nstpipe.app.video, "resolve_device", lambda name="auto": torch.device(device))
+    monkeypatch.setattr(nstpipe.app.sizes, "resolve_device", lambda name="auto": torch.device(device))
     info = VideoInfo(width, width * 9 // 16, 60, Fraction(30), 0, 0, 2.0)
     settings = build_settings("default")
     chosen = video_settings(settings, info, size_from_device=True)

@@ -11,6 +11,7 @@ from typing import Iterator, Mapping, Sequence
 from nstpipe.app.checks import check_folder_output, check_inputs, check_output, check_writable, protected
 from nstpipe.app.naming import default_folder_output
 from nstpipe.app.records import SETTINGS_FILE, chosen, settings_record
+from nstpipe.app.sizes import folder_settings
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device, visible_gpus
 from nstpipe.errors import InputError
@@ -36,20 +37,16 @@ class FolderOutcome:
 
 
 def stylize_folder(
-    folder: Path,
-    styles: Sequence[Path],
-    output: Path | None,
-    settings: Settings,
-    report: EventSink,
-    executor: Executor | None = None,
-    retry_failed: bool = False,
-    overwrite: bool = False,
+    folder: Path, styles: Sequence[Path], output: Path | None, settings: Settings, report: EventSink,
+    executor: Executor | None = None, retry_failed: bool = False, overwrite: bool = False, size_from_device: bool = False,
 ) -> FolderOutcome:
     """Paint every image under ``folder`` into ``output`` (by default beside it), skipping finished ones.
 
     Inputs that failed in an earlier run are skipped too (see :mod:`nstpipe.jobs.failures`)
     unless ``retry_failed``; each new failure is recorded the moment it is reported.
+    ``size_from_device``: no --size was given (see :func:`~nstpipe.app.sizes.folder_settings`).
     """
+    settings = folder_settings(settings, size_from_device)
     target = output or default_folder_output(folder, styles, settings.mode)
     job = start_folder(folder, styles, target, settings, report, overwrite)
     outcome = FolderOutcome(output=target)
@@ -97,7 +94,8 @@ def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: S
     check_writable(output)
     job = make_job(settings, list(styles))
     total = count_planned(folder, output, protected(styles, settings), overwrite)  # also refuses output == input
-    report(chosen(settings, f"long side {settings.size}", output, total, "pictures"))
+    size = f"each its own size, long side at most {settings.max_size}" if settings.own_size else f"long side {settings.size}"
+    report(chosen(settings, size, output, total, "pictures"))
     report(JobPlanned(total))
     atomic_write_json(output / SETTINGS_FILE, settings_record(job, str(device)))
     return job

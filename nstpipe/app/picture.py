@@ -9,20 +9,24 @@ from typing import Sequence
 from nstpipe.app.checks import check_inputs, check_output, check_writable, protected
 from nstpipe.app.naming import default_image_output
 from nstpipe.app.records import chosen, finished, write_output_record
+from nstpipe.app.sizes import photo_settings
 from nstpipe.config import Settings
 from nstpipe.events import EventSink, JobPlanned, Kept
 from nstpipe.jobs.worker import ImageWorker, make_job, read_unchanged
-from nstpipe.media.writer import image_format, write_image
+from nstpipe.media.writer import check_encodable, image_format, write_image
 from nstpipe.modes import spec_of
 
 
 def paint_picture(
-    content: Path, styles: Sequence[Path], output: Path | None, settings: Settings, report: EventSink, overwrite: bool = False
+    content: Path, styles: Sequence[Path], output: Path | None, settings: Settings, report: EventSink, overwrite: bool = False,
+    size_from_device: bool = False,
 ) -> tuple[Path, bool]:
     """Paint ``content`` into ``output`` (by default beside it, named after the styles);
-    False when ``output`` was already made with these settings from this photo, and is kept."""
+    False when ``output`` was already made with these settings from this photo, and is kept.
+    ``size_from_device``: no --size was given (see :func:`~nstpipe.app.sizes.photo_settings`)."""
     target = output or default_image_output(content, styles, settings.mode)
     image_format(target)  # the suffix names a format nstpipe writes, before any work
+    settings, own = photo_settings(settings, content, size_from_device)
     check_inputs(styles, settings)
     check_output(target, protected(styles, settings, content), overwrite)
     picture, source = read_unchanged(content, settings.size, settings.max_pixels)
@@ -31,7 +35,8 @@ def paint_picture(
         report(Kept(target))
         return target, False
     check_writable(target.parent)
-    report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", target))
+    check_encodable(target, picture.shape[-1], picture.shape[-2])
+    report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", target, own=own))
     report(JobPlanned(1))
     worker = ImageWorker(job)
     start = time.perf_counter()

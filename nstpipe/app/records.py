@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from nstpipe import __version__
+from nstpipe.app.sizes import cpu_estimate
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.engine.features import resolve_precision
@@ -73,11 +74,17 @@ def write_output_record(
     atomic_write_json(record_path(output), record)
 
 
-def chosen(settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "") -> Chosen:
-    """The line of what a command chose: the size, the device and the arithmetic ``auto`` gave."""
+def chosen(
+    settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "", own: tuple[int, int] | None = None
+) -> Chosen:
+    """The line of what a command chose: the size, the device and the arithmetic ``auto`` gave;
+    ``own``: the input's own (width, height), named beside the size painted, with, on a CPU,
+    about how long that size would take."""
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.engine.precision, device)
-    return Chosen(size, str(device), precision, output, count, unit)
+    source = f"{own[0]}x{own[1]}" if own is not None else ""
+    estimate = cpu_estimate(own, settings) if own is not None and device.type == "cpu" and max(own) > settings.size else ""
+    return Chosen(size, str(device), precision, output, count, unit, source, estimate)
 
 
 def video_manifest(job: VideoJob, device: str, batch: int) -> dict[str, object]:

@@ -14,7 +14,8 @@ from typing import Any, Iterator, Mapping, Sequence
 from nstpipe.app.checks import check_inputs, check_output, check_video_source, check_video_suffix, check_writable, protected
 from nstpipe.app.naming import default_video_output, default_work_dir
 from nstpipe.app.records import chosen, finished, made_by_nstpipe, video_manifest
-from nstpipe.config import MIN_SIZE, Settings
+from nstpipe.app.sizes import video_size
+from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.errors import InputError
 from nstpipe.events import EventSink, Kept, VideoPlanned
@@ -25,11 +26,6 @@ from nstpipe.media.framestore import FrameStore
 from nstpipe.media.video import VideoInfo, temp_tag
 from nstpipe.media.writer import atomic_write_json, clean_temp_files, record_path
 from nstpipe.run.executor import Executor, LocalExecutor
-
-# Without --size, a video on a CUDA GPU keeps its own size up to this long side (full HD):
-# a 4K frame holds four times the pixels, so its optimization takes about four times the
-# memory and the time of a full HD one.
-MAX_SOURCE_SIDE = 1920
 
 
 @dataclass(frozen=True)
@@ -188,16 +184,10 @@ def run_video_job(
 
 
 def video_settings(settings: Settings, info: VideoInfo, size_from_device: bool) -> Settings:
-    """The settings a video is painted with. Without --size (``size_from_device``), the size
-    follows the device of the machine running nstpipe: on a CUDA GPU the video's own long
-    side, at most MAX_SOURCE_SIDE; elsewhere the preset's, never above the video's own. It
-    is decided here, once, so that the fingerprint, the manifest and the record hold the
-    size painted (another machine may decide otherwise, and then paints anew)."""
-    if not size_from_device:
-        return settings
-    own = max(info.width, info.height)
-    most = MAX_SOURCE_SIDE if resolve_device(settings.device).type == "cuda" else settings.size
-    return dataclasses.replace(settings, size=max(MIN_SIZE, min(own, most)))
+    """The settings a video is painted with (see :func:`~nstpipe.app.sizes.video_size`), decided
+    here, once, so that the fingerprint, the manifest and the record hold the size painted
+    (another machine may decide otherwise, and then paints anew)."""
+    return video_size(settings, info.width, info.height, size_from_device)
 
 
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:

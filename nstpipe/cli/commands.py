@@ -144,6 +144,13 @@ def _kind(command: Command, source: Any) -> str:
     return input_kind(source)
 
 
+def _size_from_device(options: Mapping[str, Any]) -> bool:
+    """No size was asked for, by --size or the config file: the device decides (see nstpipe.app.sizes)."""
+    from nstpipe.config import config_sets
+
+    return options.get("size") is None and not config_sets(options["config"], "size")
+
+
 def _paths(value: Any) -> list[Path]:
     return list(value) if isinstance(value, (list, tuple)) else [value] if value is not None else []
 
@@ -152,7 +159,9 @@ def _picture(source: Path, styles: list[Path], settings: Any, options: Mapping[s
     from nstpipe.app import paint_picture
 
     with reporter(options["quiet"]) as report:
-        target, written = paint_picture(source, styles, options["output"], settings, report, options["overwrite"])
+        target, written = paint_picture(
+            source, styles, options["output"], settings, report, options["overwrite"], _size_from_device(options)
+        )
     typer.echo(f"wrote {target}" if written else f"kept {target}: made earlier with these settings")
 
 
@@ -171,7 +180,8 @@ def _folder(source: Path, styles: list[Path], settings: Any, options: Mapping[st
 
     with reporter(options["quiet"]) as report, _executor(options) as executor:
         outcome = stylize_folder(
-            source, styles, options["output"], settings, report, executor, options["retry_failed"], options["overwrite"]
+            source, styles, options["output"], settings, report, executor, options["retry_failed"], options["overwrite"],
+            _size_from_device(options),
         )
     for line in outcome.failures():
         typer.echo(f"nstpipe: {line}", err=True)
@@ -185,10 +195,8 @@ def _folder(source: Path, styles: list[Path], settings: Any, options: Mapping[st
 
 def _video(source: Path | list[Path], styles: list[Path], settings: Any, options: Mapping[str, Any]) -> None:
     from nstpipe.app import VideoOptions, stylize_videos
-    from nstpipe.config import config_sets
 
-    size_from_device = options["size"] is None and not config_sets(options["config"], "size")
-    run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], size_from_device)
+    run = VideoOptions(options["work_dir"], options["frames"], options["keep_frames"], options["overwrite"], _size_from_device(options))
     failed = 0
     with reporter(options["quiet"]) as report, _executor(options) as executor:
         for outcome in stylize_videos(_paths(source), styles, options["output"], settings, report, run, executor):

@@ -76,6 +76,12 @@ SHARED: tuple[Flag, ...] = (
     _set("style_layers", ("--style-layers",), str, "Comma-separated VGG19 layers of the style loss."),
     _set("max_pixels", ("--max-pixels",), int, "Refuse images with more pixels, unread (decompression bombs); 0: no limit.",
          shown="{max_pixels}", limits={"min": 0}),
+    _set("max_size", ("--max-size",), int,
+         "The longest side painted: without --size, a GPU paints a photo at its own size up to this (a CPU at the preset's).",
+         shown="{max_size}", limits={"min": 16}),
+    _set("max_memory", ("--max-memory",), str,
+         "Memory a run may take, e.g. 6G or 512M: a picture too large for it is painted in tiles, with the gradient of the "
+         "whole picture (no seams).", shown="auto: 60% of the free GPU memory, or of the available RAM on a CPU"),
     Flag("layer", ("--layer",), Optional[List[str]], "VGG19 layer.", "dream_layers"),
     Flag("channel", ("--channel",), Optional[List[int]], "A channel of the layer.", "dream_channels"),
     _set("jitter", ("--jitter",), int, "Pixels of random roll at each step; 0 or more.", limits={"min": 0}),

@@ -164,7 +164,8 @@ def _announcing(sink: EventSink) -> EventSink:
             unit = event.unit[:-1] if event.count == 1 else event.unit  # "1 frame", "2 frames"
             count = f", {event.count} {unit}" if event.count is not None else ""
             where = f" -> {event.output}" if event.output is not None else ""
-            typer.echo(f"nstpipe: {event.size} on {event.device} ({event.precision}){count}{where}", err=True)
+            own = f" (the input is {event.source}{'; at that size ' + event.estimate if event.estimate else ''})" if event.source else ""
+            typer.echo(f"nstpipe: {event.size}{own} on {event.device} ({event.precision}){count}{where}", err=True)
         sink(event)
 
     return report

@@ -58,3 +58,18 @@ def check_weights(key: str, values: tuple[float, ...]) -> None:
     check(sum(values) > 0, key, "the weights must not all be 0")
 
 
+_MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_memory(text: str) -> int | None:
+    """Bytes from "6G", "512M", "1.5G" or a plain number of bytes; None for "auto"."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    if value == "AUTO":
+        return None
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in _MEMORY_UNITS else (value, "")
+    try:
+        amount = float(number) * _MEMORY_UNITS[unit]
+    except ValueError:
+        amount = math.nan
+    check(math.isfinite(amount) and amount > 0, "max_memory", f"must be 'auto' or an amount such as 6G or 512M (got {text!r})")
+    return int(amount)

@@ -18,6 +18,7 @@ from nstpipe.config.rules import (
     check_positive,
     check_weight,
     check_weights,
+    parse_memory,
     style_terms,
 )
 
@@ -77,6 +78,16 @@ class EngineConfig:
     # kernel by kernel. Not with compile. Opt-in: `python -m bench hardware --device cuda`
     # times it beside the eager pass, which stays the default. Left out of the fingerprint.
     cuda_graphs: bool = False
+    # The memory a run may take, e.g. "6G" or "512M"; "auto": a share of the device's free
+    # memory (of the available RAM on a CPU). A level that does not fit runs its encoder
+    # tile by tile, with the gradient of the whole (nstpipe.engine.tiled): the same pictures
+    # up to float rounding, so it is left out of the fingerprint.
+    max_memory: str = "auto"
+    # A picture whose long side is above this (0: never) is painted up a pyramid to its full
+    # size: the preset's levels up to this long side, then levels each twice the one before,
+    # each with half the iterations of the one below it, since the finest levels only
+    # refine detail that the coarser ones placed.
+    fine_side: int = 0
 
     def __post_init__(self) -> None:
         self._check_layers()
@@ -88,6 +99,7 @@ class EngineConfig:
         check(self.color_start in COLOR_STARTS, "color_start", f"must be one of {', '.join(COLOR_STARTS)}")
         check(self.sliced_directions >= 0, "sliced_directions", f"must not be negative (got {self.sliced_directions})")
         style_terms(self.style_loss)
+        parse_memory(self.max_memory)
 
     def _check_layers(self) -> None:
         check(self.content_layer in LAYERS, "content_layer", f"unknown layer {self.content_layer!r}")
@@ -117,6 +129,7 @@ class EngineConfig:
         check(self.min_scale_size >= 1, "min_scale_size", "must be at least 1")
         check(0.0 <= self.content_mix <= 1.0, "content_mix", "must be between 0 and 1")
         check(self.patience >= 1, "patience", "must be at least 1")
+        check(self.fine_side >= 0, "fine_side", f"must not be negative (got {self.fine_side})")
 
     @property
     def layers(self) -> tuple[str, ...]:

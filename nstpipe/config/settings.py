@@ -22,6 +22,12 @@ class Settings:
     weights: str = "embedded"
     # Images with more pixels are refused before decoding (decompression bombs); 0: no limit.
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # The longest side a picture is painted at: without --size, a GPU paints a photo at its own
+    # size up to this; --size above it is refused (a typo's 40000 would run for days).
+    max_size: int = 4096
+    # Each picture of a folder at its own size, at most max_size, rather than at ``size``: what a
+    # GPU does without --size (see nstpipe.app.folder).
+    own_size: bool = False
     # Pictures of one size optimized together, one VGG19 pass for all (a GPU's throughput);
     # for a video, the chains of frames a worker paints in step. 0: as many as the device's
     # memory holds (see nstpipe.engine.device.resolve_batch).
@@ -40,6 +46,7 @@ class Settings:
         check(self.mode.isidentifier(), "mode", f"must name a mode (got {self.mode!r})")
         check(self.size >= MIN_SIZE, "size", f"must be at least {MIN_SIZE} pixels")
         check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
+        check(self.max_size >= MIN_SIZE, "max_size", f"must be at least {MIN_SIZE} pixels")
         check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,9 +78,15 @@ class Settings:
         data = self.to_dict()
         data.pop("device")
         data.pop("max_pixels")
+        if not self.own_size:
+            data.pop("own_size")  # off, as before there was such a setting: finished outputs stay
+            data.pop("max_size")  # a cap on the size, which counts itself
         data.pop("batch")  # how many at once, not what: each picture is optimized as alone
         data.pop("compile")  # how fast, not what: the same pictures either way
         data.pop("cuda_graphs")
+        data.pop("max_memory")  # how much at once, not what: tiles give the untiled gradient
+        if not self.engine.fine_side:
+            data.pop("fine_side")  # off, as before there was such a setting: finished outputs stay
         for key in VIDEO_FIELDS:
             data.pop(key)
         if self.mode == "style":

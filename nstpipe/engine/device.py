@@ -7,7 +7,7 @@ from typing import Callable, Sequence, TypeVar
 
 import torch
 
-from nstpipe.config import EngineConfig
+from nstpipe.config import EngineConfig, parse_memory
 from nstpipe.engine.memory import image_memory
 from nstpipe.errors import ConfigError
 
@@ -67,7 +67,8 @@ def resolve_batch(batch: int, device: torch.device, side: int, config: EngineCon
     if device.type != "cuda":
         return 1
     free, _ = torch.cuda.mem_get_info(device)
-    return batch_for_memory(free, image_memory(side, config))
+    given = parse_memory(config.max_memory)  # the run's budget, where one is given, bounds the batch too
+    return batch_for_memory(free if given is None else min(free, int(given / BATCH_MEMORY_SHARE)), image_memory(side, config))
 
 
 def batch_for_memory(free_bytes: int, per_image: int, most: int = MAX_AUTO_BATCH) -> int:

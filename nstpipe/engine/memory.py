@@ -1,10 +1,51 @@
-"""How much device memory one more picture in a batch takes."""
+"""How much memory a picture takes, and how a level is laid out to fit a memory budget."""
 
 from __future__ import annotations
 
-from nstpipe.config import EngineConfig, vgg_cut
+import math
+from typing import Sequence
+
+import torch
+
+from nstpipe.config import EngineConfig, layer_channels, parse_memory, style_terms, vgg_cut
 from nstpipe.engine.modes import style_transfer
 from nstpipe.engine.optimize import LBFGS_HISTORY
+from nstpipe.engine.tiles import Layout, halo, layer_stride, tile_stride
+from nstpipe.errors import NstpipeError
+
+FLOAT = 4  # bytes of an fp32 number: the pixels, the optimizer, and the activations in fp32
+# Bytes of an activation by the encoder's precision: bf16 activations and their gradients
+# take half of fp32's.
+ACTIVATION_BYTES = {"fp32": 4, "bf16": 2}
+# What the process takes before any picture: the interpreter, torch and its libraries, two
+# copies of VGG19's weights (the encoder's and the pass's channels-last or bf16 one), and
+# the allocator's slack; bench tiles checks it against peak RSS.
+BASE_BYTES = 700 << 20
+# Whole-picture tensors of 3 floats per pixel alive at once: the pixels, their gradient, the
+# best so far, L-BFGS's last gradient, step and move and its product's operands, the tiled
+# gradient and its pixel terms' share, the content photo and its level copy.
+PICTURE_COPIES = 16
+# The share of the free GPU memory, or of the available RAM, that "auto" plans to fill.
+AUTO_SHARE = 0.6
+# A budget that every layout fits.
+UNLIMITED = 1 << 62
+
+
+def pass_floats(layers: Sequence[str]) -> float:
+    """Floats per input pixel that one forward pass keeps for the backward (every VGG19 output
+    up to the deepest layer read)."""
+    floats, area = 0.0, 1.0
+    for name in vgg_cut(layers):
+        if name.startswith("pool"):
+            area /= 4
+        floats += layer_channels(name) * area
+    return floats
+
+
+def pass_bytes(pixels: int, layers: Sequence[str], width: int = FLOAT) -> int:
+    """Bytes of a forward and backward pass over ``pixels``: the outputs kept, and as much
+    again for the gradients made from them; ``width``: bytes of an activation."""
+    return int(2 * pass_floats(layers) * pixels * width)
 
 
 def image_memory(side: int, config: EngineConfig) -> int:
@@ -17,12 +58,93 @@ def image_memory(side: int, config: EngineConfig) -> int:
     LBFGS_HISTORY curvature pairs (s, y) of the picture's size, Adam two moments.
     """
     pixels = side * side
-    floats, area = 0, pixels
-    for name in vgg_cut(style_transfer(config).layers):
-        if name.startswith("pool"):
-            area //= 4
-        block = int(name[4])  # conv3_1, relu3_1 and pool3 are all of block 3
-        floats += min(64 << (block - 1), 512) * area
-    activations = 2 * floats * 4
     pairs = max(1, min(LBFGS_HISTORY, config.iterations)) if config.optimizer == "lbfgs" else 1
-    return activations + pairs * 2 * 3 * pixels * 4
+    return pass_bytes(pixels, style_transfer(config).layers) + pairs * _pair_bytes(pixels)
+
+
+def _pair_bytes(pixels: int) -> int:
+    return 2 * 3 * pixels * FLOAT
+
+
+def sliced_bytes(pixels: int, config: EngineConfig) -> int:
+    """What a tiled sliced term holds whole: every feature's projections at each style layer,
+    their sort and its gradient (K per feature, K the layer's channels by default)."""
+    if not any(kind == "sliced" and share for kind, share in style_terms(config.style_loss)):
+        return 0
+    floats = sum((config.sliced_directions or layer_channels(layer)) / layer_stride(layer) ** 2 for layer in config.style_layers)
+    return int(3 * floats * pixels * FLOAT)
+
+
+def picture_bytes(pixels: int, layers: Sequence[str], content_layer: str | None) -> int:
+    """What stays whole however the level is tiled: the picture's own copies and the
+    photo's features that the content term reads."""
+    content = layer_channels(content_layer) / layer_stride(content_layer) ** 2 if content_layer else 0.0
+    return int(pixels * FLOAT * (3 * PICTURE_COPIES + content))
+
+
+def budget_bytes(max_memory: str, device: torch.device) -> int:
+    """``max_memory`` in bytes; for ``auto`` on a CUDA GPU, a share of its free memory. The
+    engine reads no system files, so on other devices the drivers resolve ``auto`` to a share
+    of the available RAM before it gets here (:func:`nstpipe.modes.model.engine_config`); a
+    bare ``auto`` here plans no tiles."""
+    given = parse_memory(max_memory)
+    if given is not None:
+        return given
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * AUTO_SHARE)
+    return UNLIMITED
+
+
+def fmt_bytes(count: float) -> str:
+    """1.5G, 640M: as --max-memory takes them."""
+    for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if count >= 1 << shift:
+            return f"{count / (1 << shift):.3g}{unit}"
+    return f"{int(count)}"
+
+
+def plan_layout(
+    size: tuple[int, int], count: int, config: EngineConfig, layers: Sequence[str], budget: int, steps: int, precision: str = "fp32"
+) -> Layout:
+    """The whole level in one pass where it fits ``budget`` bytes; else tiles as large as
+    fit, with as many L-BFGS pairs as leave room for them (at most half of what the
+    picture's own copies leave). ``count`` pictures at once, ``steps`` at most; the
+    encoder runs in ``precision`` (fp32 or bf16)."""
+    width = ACTIVATION_BYTES.get(precision, FLOAT)
+    pixels = size[0] * size[1]
+    history = max(1, min(LBFGS_HISTORY, steps)) if config.optimizer == "lbfgs" else 1
+    content = config.content_layer if config.content_layer in layers else None
+    fixed = BASE_BYTES + count * (picture_bytes(pixels, layers, content) + sliced_bytes(pixels, config))
+    pairs = count * _pair_bytes(pixels)
+    whole = fixed + history * pairs + count * pass_bytes(pixels, layers, width)
+    if whole <= budget or not layers:
+        return Layout(None, history, whole)
+    stride, reach = tile_stride(layers), halo(layers)
+    smallest = fixed + pairs + count * pass_bytes(_crop_pixels(stride, size, reach), layers, width)
+    if smallest > budget:
+        height, width = size
+        raise NstpipeError(
+            f"--max-memory {fmt_bytes(budget)} is too small for a {width}x{height} picture: even one tile of "
+            f"{stride}x{stride} pixels needs about {fmt_bytes(smallest)} (raise --max-memory or lower --size)"
+        )
+    history = max(1, min(history, (budget - smallest) // 2 // pairs))
+    room = budget - fixed - history * pairs
+    side = _largest_tile(room, count * width, size, layers, stride, reach)
+    return Layout((side, side), history, fixed + history * pairs + count * pass_bytes(_crop_pixels(side, size, reach), layers, width))
+
+
+def _crop_pixels(side: int, size: tuple[int, int], reach: int) -> int:
+    """The pixels a square tile of ``side`` reads with its halo (no more than the picture has)."""
+    return min(size[0], side + 2 * reach) * min(size[1], side + 2 * reach)
+
+
+def _largest_tile(room: int, scale: int, size: tuple[int, int], layers: Sequence[str], stride: int, reach: int) -> int:
+    """The largest square interior, a multiple of ``stride``, whose pass fits ``room`` bytes
+    (``scale``: the pictures at once times the bytes of an activation)."""
+    per_pixel = pass_bytes(1 << 20, layers, scale) / (1 << 20)
+    crop = math.isqrt(max(1, int(room / per_pixel)))
+    side = max(stride, (crop - 2 * reach) // stride * stride)
+    while side > stride and pass_bytes(_crop_pixels(side, size, reach), layers, scale) > room:
+        side -= stride
+    return min(side, math.ceil(max(size) / stride) * stride)

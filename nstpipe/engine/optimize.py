@@ -13,6 +13,8 @@ from nstpipe.engine.cudagraph import GraphedLosses
 from nstpipe.engine.lbfgs import LBFGS
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.steps import NormalizedStep
+from nstpipe.engine.tiled import TiledObjective
+from nstpipe.engine.tiles import Layout
 
 LBFGS_HISTORY = 100  # curvature pairs kept, as in jcjohnson/neural-style
 # A recording costs about three eager passes (two warm-ups and the capture): below this
@@ -23,7 +25,7 @@ GRAPH_MIN_STEPS = 8
 class Item:
     """One picture of a batch: its pixels (our own leaf), its optimizer, its loss history."""
 
-    def __init__(self, config: EngineConfig, start: torch.Tensor, budget: int) -> None:
+    def __init__(self, config: EngineConfig, start: torch.Tensor, budget: int, history: int = LBFGS_HISTORY) -> None:
         # A contiguous copy (L-BFGS flattens the pixels), and the caller's tensor is not touched.
         self.x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         self.clamp = config.optimizer != "lbfgs"  # L-BFGS unclamped keeps its curvature pairs valid
@@ -38,7 +40,7 @@ class Item:
             # One iteration per step, no line search: every evaluation is reported and can
             # stop early, and a step costs exactly one encoder pass (the batched one in step()).
             # A level never holds more pairs than it has steps, so no more memory is taken.
-            self.opt = LBFGS(self.x, history=max(1, min(LBFGS_HISTORY, budget)))
+            self.opt = LBFGS(self.x, history=max(1, min(history, budget)))
         else:
             self.opt = torch.optim.Adam([self.x], lr=config.learning_rate)
         # The lowest loss met so far, by step (what the stall rule and the reports see), and
@@ -82,6 +84,19 @@ def eager(objective: Objective) -> Evaluate:
         losses = objective.losses(batch, active if len(active) < len(items) else None)
         torch.autograd.backward(losses.sum())
         return losses.detach()
+
+    return evaluate
+
+
+def tiled(objective: TiledObjective) -> Evaluate:
+    def evaluate(items: Sequence[Item], active: Sequence[int]) -> torch.Tensor:
+        """One pass over the active items, tile by tile, with the untiled gradient."""
+        xs = [items[i].x.detach() for i in active]
+        batch = xs[0] if len(xs) == 1 else torch.cat(xs)
+        losses, grad = objective.losses_and_grad(batch, active if len(active) < len(items) else None)
+        for k, i in enumerate(active):
+            items[i].x.grad = grad[k : k + 1]
+        return losses
 
     return evaluate
 
@@ -144,20 +159,28 @@ def optimize_level(
     config: EngineConfig,
     device: torch.device,
     report: Callable[[int, float], None] | None = None,
+    layout: Layout | None = None,
 ) -> LevelOutcome:
     """At most ``budget`` steps from ``start``; ``report(step, loss)`` after each.
 
     One optimizer per batch item, all fed by one batched pass: each picture follows the
-    path it would follow alone, and stops on its own.
+    path it would follow alone, and stops on its own. ``layout``: tiles and L-BFGS pairs
+    that fit the memory budget (see :func:`nstpipe.engine.memory.plan_layout`).
     """
-    items = [Item(config, start[i : i + 1], budget) for i in range(start.shape[0])]
+    history = LBFGS_HISTORY if layout is None else layout.history
+    items = [Item(config, start[i : i + 1], budget, history) for i in range(start.shape[0])]
     active = list(range(len(items)))
-    evaluate = choose_evaluator(objective, items, budget, device, config)
+    whole: Objective | TiledObjective = objective
+    if layout is not None and layout.tile is not None:
+        whole = TiledObjective(objective, layout.tile)
+        evaluate = tiled(whole)
+    else:
+        evaluate = choose_evaluator(objective, items, budget, device, config)
     steps = 0
     while active and steps < budget:
         steps += 1
         if steps > 1:
-            objective.refresh(steps)  # the first step reads the targets as prepared
+            whole.refresh(steps)  # the first step reads the targets as prepared
         step(items, active, evaluate)
         if report is not None:
             report(steps, sum(item.history[-1] for item in items if item.history))
@@ -165,7 +188,7 @@ def optimize_level(
     final = torch.cat([item.picture() for item in items]).clamp(0, 1)
     if steps == 0:
         with torch.no_grad():
-            losses = objective.losses(final).tolist()
+            losses = whole.losses(final).tolist()
         for item, value in zip(items, losses):
             item.history.append(value)
     return LevelOutcome(final, steps, sum(item.history[-1] for item in items), items)

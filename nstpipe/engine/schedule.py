@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,16 @@ def pyramid(
             break
         sizes.insert(0, size)
     return sizes
+
+
+def fine_levels(height: int, width: int, fine_side: int, ratio: float = 2.0) -> list[tuple[int, int]]:
+    """The sizes from the largest at most ``fine_side`` up to the full size, each ``ratio``
+    times the one before (the last the full size); none where the picture is not larger."""
+    long_side = max(height, width)
+    if not fine_side or long_side <= fine_side:
+        return []
+    steps = math.ceil(math.log(long_side / fine_side, ratio))
+    return [fit_long_side(height, width, round(long_side / ratio**k)) for k in range(steps, 0, -1)] + [(height, width)]
 
 
 @dataclass(frozen=True)
@@ -62,16 +73,23 @@ class Schedule:
     # photo's fine detail sharp and add the dream's coarse detail to it.
     detail: bool = False
 
+    # See EngineConfig.fine_side: above this long side (0: never), levels double up to the
+    # full size, each with half the steps of the one below.
+    fine_side: int = 0
+
     @classmethod
     def of(cls, config: EngineConfig) -> Schedule:
         return cls(config.scales, config.min_scale_size, config.iterations, config.coarse_iterations,
-                   config.init, config.seed, config.content_mix)
+                   config.init, config.seed, config.content_mix, fine_side=config.fine_side)
 
     def levels(self, height: int, width: int, min_side: int) -> list[LevelPlan]:
-        sizes = pyramid(height, width, self.scales, self.min_scale_size, min_side, self.ratio)
-        last = len(sizes) - 1
-        return [LevelPlan(i, len(sizes), size, self.iterations if i == last else self.coarse_iterations)
-                for i, size in enumerate(sizes)]
+        fine = fine_levels(height, width, self.fine_side, self.ratio)
+        base = fine[0] if fine else (height, width)
+        sizes = pyramid(base[0], base[1], self.scales, self.min_scale_size, min_side, self.ratio) + fine[1:]
+        top = len(sizes) - len(fine[1:]) - 1  # the preset's finest level: its full budget
+        # Halved per level above, but never to nothing where the run has steps at all.
+        budgets = [self.coarse_iterations] * top + [max(min(1, self.iterations), self.iterations >> k) for k in range(len(sizes) - top)]
+        return [LevelPlan(i, len(sizes), size, budget) for i, (size, budget) in enumerate(zip(sizes, budgets))]
 
     def start(
         self, size: tuple[int, int], count: int, content: torch.Tensor | None, init: torch.Tensor | None, device: torch.device

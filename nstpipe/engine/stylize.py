@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from nstpipe.config import EngineConfig
 from nstpipe.engine.color import ColourPreservation, match_moments
 from nstpipe.engine.features import Encoder, FeaturePass, resolve_precision
-from nstpipe.engine.memory import image_memory
+from nstpipe.engine.memory import budget_bytes, fmt_bytes, image_memory, plan_layout
 from nstpipe.engine.modes import Mode, style_transfer
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.optimize import GRAPH_MIN_STEPS, LBFGS_HISTORY, LevelOutcome, converged, optimize_level
@@ -25,6 +25,8 @@ from nstpipe.engine.resize import resize
 from nstpipe.engine.schedule import LevelPlan, pyramid
 from nstpipe.engine.targets import StyleTargets
 from nstpipe.engine.terms import OUTSIDE_WEIGHT, GramSource, Level, TemporalTarget
+from nstpipe.engine.tiledread import assemble, read_tile
+from nstpipe.engine.tiles import Layout
 from nstpipe.errors import NstpipeError
 from nstpipe.events import EventSink, Progress, ScaleDone
 
@@ -125,7 +127,17 @@ class Painter:
             content=None if content is None else resize(content, size),
             styles=self.styles,
             temporal=None if temporal is None else temporal.at(size, self.device),
+            read=self._reader(size),
         )
+
+    def _reader(self, size: tuple[int, int]) -> Callable[[torch.Tensor, str], torch.Tensor] | None:
+        """How a level of ``size`` reads the photo's features: tile by tile where one pass
+        over it does not fit the memory budget (None: in one pass)."""
+        layers = self.mode.layers
+        tile = read_tile(size, layers, budget_bytes(self.config.max_memory, self.device)) if layers else None
+        if tile is None:
+            return None
+        return lambda picture, layer: assemble(self.features, picture, layer, tile, layers)
 
     def _optimize(
         self, plan: LevelPlan, start: torch.Tensor, content: torch.Tensor | None, temporal: TemporalTarget | None,
@@ -138,10 +150,22 @@ class Painter:
             if callback is not None:
                 callback(Progress(plan.index, plan.count, step, plan.budget, loss, h, w))
 
-        outcome = optimize_level(objective, start, plan.budget, self.config, self.device, report)
+        outcome = optimize_level(objective, start, plan.budget, self.config, self.device, report, self.layout(plan, start.shape[0]))
         if callback is not None:
             callback(ScaleDone(plan.index, plan.count, outcome.steps, outcome.loss, 0 < outcome.steps < plan.budget))
         return outcome
+
+
+    def layout(self, plan: LevelPlan, count: int) -> Layout:
+        """How a level of ``count`` pictures fits the memory budget: whole, or in tiles."""
+        budget = budget_bytes(self.config.max_memory, self.device)
+        precision = getattr(self.features, "precision", "fp32")  # a FeaturePass says; a bare encoder runs fp32
+        layout = plan_layout(plan.size, count, self.config, self.mode.layers, budget, plan.budget, precision)
+        if layout.tile is not None and self.mode.schedule.wrap:
+            # Tiles read the picture with zero padding at its border; a wrapped one has none.
+            h, w = plan.size
+            raise NstpipeError(f"a tileable texture of {w}x{h} does not fit --max-memory {fmt_bytes(budget)}: raise it or lower the size")
+        return layout
 
 
 class Stylizer:

@@ -14,8 +14,10 @@ from nstpipe.config import EngineConfig, style_terms
 from nstpipe.engine.color import ColourPreservation, mixture_moments
 from nstpipe.engine.distribution import flat_features, mixture, moments
 from nstpipe.engine.losses import gram, widen
+from nstpipe.engine.memory import budget_bytes
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.engine.terms import Encoder
+from nstpipe.engine.tiledread import Sums, read_tile, samples, sums
 
 
 class StyleTargets:
@@ -42,6 +44,7 @@ class StyleTargets:
         self.colour = ColourPreservation(config.preserve_color)
         self.min_side = min_side
         self.kinds = {STATISTIC_OF_TERM[name] for name, _ in style_terms(config.style_loss)}
+        self.budget = budget_bytes(config.max_memory, device)
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
 
     def with_features(self, features: Encoder) -> StyleTargets:
@@ -95,20 +98,54 @@ class StyleTargets:
             self._cache.update({(k, long_side): targets for k, targets in computed.items()})
         return computed[kind]
 
-    def _paintings(self, long_side: int, content: torch.Tensor | None) -> list[tuple[float, Mapping[str, torch.Tensor]]]:
+    def _paintings(self, long_side: int, content: torch.Tensor | None) -> list[tuple[float, Painting]]:
         """Each painting's blend weight and features, at the scale that an output of
-        ``long_side`` is painted with."""
+        ``long_side`` is painted with; read tile by tile where one pass over the painting
+        does not fit the memory budget."""
         style_side = max(16, round(long_side * self.scale))
         out = []
         for weight, style in zip(self.blend, self.styles):
             image = self.colour.painting(resize_long_side(style, wide_enough(style, style_side, self.min_side)), content)
-            out.append((weight, self.features(image)))
+            tile = read_tile((image.shape[-2], image.shape[-1]), self.layers, self.budget)
+            out.append((weight, Painting(self.features(image) if tile is None else None, self.features, image, self.layers, tile)))
         return out
 
 
 # The paintings' points kept for a sliced term at a layer: a 1024 px painting has a million
 # at relu1_1, and the quantiles of a quarter of them are the same within sampling noise.
 MAX_SAMPLES = 1 << 18
+
+
+class Painting:
+    """One painting's features at one scale: whole (``features``), or read tile by tile
+    from ``image`` through ``encoder`` when ``tile`` is given (see :mod:`nstpipe.engine.tiledread`)."""
+
+    def __init__(
+        self, features: Mapping[str, torch.Tensor] | None, encoder: Encoder, image: torch.Tensor, layers: Sequence[str],
+        tile: tuple[int, int] | None,
+    ) -> None:
+        self.features, self.encoder, self.image, self.layers, self.tile = features, encoder, image, tuple(layers), tile
+        self._sums: dict[str, Sums] | None = None
+
+    def gram(self, layer: str) -> torch.Tensor:
+        return gram(self.features[layer])[0] if self.features is not None else self.sums()[layer].gram()
+
+    def moments(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return feature_moments(self.features[layer]) if self.features is not None else self.sums()[layer].moments()
+
+    def samples(self, layer: str, share: float, generator: torch.Generator) -> torch.Tensor:
+        if self.features is not None:
+            return subsample(self.features[layer], share, generator)
+        assert self.tile is not None
+        count = self.sums()[layer].count
+        keep = min(count, max(1, round(share * min(count, MAX_SAMPLES))))
+        return samples(self.encoder, self.image, [layer], self.tile, {layer: keep / count}, generator)[layer]
+
+    def sums(self) -> dict[str, Sums]:
+        if self._sums is None:
+            assert self.tile is not None
+            self._sums = sums(self.encoder, self.image, self.layers, self.tile)
+        return self._sums
 
 
 def subsample(features: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
@@ -128,23 +165,23 @@ def feature_moments(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return mean[0], cov[0]
 
 
-Paintings = list[tuple[float, Mapping[str, torch.Tensor]]]
+Paintings = list[tuple[float, Painting]]
 
 
 def blend_grams(paintings: Paintings, layers: Sequence[str]) -> dict[str, torch.Tensor]:
     """The blend-weighted mean of the paintings' Gram matrices, by layer."""
-    return {layer: functools.reduce(operator.add, [w * gram(feats[layer])[0] for w, feats in paintings]) for layer in layers}
+    return {layer: functools.reduce(operator.add, [w * feats.gram(layer) for w, feats in paintings]) for layer in layers}
 
 
 def blend_moments(paintings: Paintings, layers: Sequence[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The mean and covariance of the paintings' features pooled as a mixture, by layer."""
-    return {layer: mixture([(w, *feature_moments(feats[layer])) for w, feats in paintings]) for layer in layers}
+    return {layer: mixture([(w, *feats.moments(layer)) for w, feats in paintings]) for layer in layers}
 
 
 def blend_samples(paintings: Paintings, layers: Sequence[str]) -> dict[str, torch.Tensor]:
     """Each painting's share of the points, by layer (a fixed seed: the same points every run)."""
     gen = torch.Generator().manual_seed(0)
-    return {layer: torch.cat([subsample(feats[layer], w, gen) for w, feats in paintings], dim=1) for layer in layers}
+    return {layer: torch.cat([feats.samples(layer, w, gen) for w, feats in paintings], dim=1) for layer in layers}
 
 
 def _stack_pairs(each: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

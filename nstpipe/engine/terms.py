@@ -80,12 +80,16 @@ class Level:
         content: torch.Tensor | None = None,
         styles: GramSource | None = None,
         temporal: TemporalTarget | None = None,
+        read: Callable[[torch.Tensor, str], torch.Tensor] | None = None,
     ) -> None:
+        """``read(picture, layer)``: a layer's features of a picture too large for one pass
+        (read tile by tile); None: the whole picture in one pass."""
         self.size = size
         self.features = features
         self.content = content
         self.styles = styles
         self.temporal = temporal
+        self.read = read
         self._content_features: Mapping[str, torch.Tensor] | None = None
         self._grams: Mapping[str, torch.Tensor] | None = None
 
@@ -96,6 +100,12 @@ class Level:
             with torch.no_grad():
                 self._content_features = self.features(self.content)
         return self._content_features
+
+    def content_feature(self, layer: str) -> torch.Tensor:
+        """The photo's features at ``layer`` (tile by tile where the level reads so)."""
+        if self.read is None or self.content is None:
+            return self.content_features()[layer]
+        return self.read(self.content, layer)
 
     def grams(self) -> Mapping[str, torch.Tensor]:
         if self._grams is None:
@@ -189,7 +199,7 @@ class ContentTerm(LayerTerm[Folded]):
     needs_content = True
 
     def prepare(self, level: Level) -> Folded:
-        return self.fold(level.content_features()[self.layer])
+        return self.fold(level.content_feature(self.layer))
 
     def fold(self, features: torch.Tensor) -> Folded:
         target = widen(features)

@@ -27,7 +27,7 @@ from nstpipe.jobs.plan import source_identity
 from nstpipe.media.weights import sha256_file
 from nstpipe.media.writer import read_record, write_image, write_png
 from nstpipe.modes import spec_of
-from nstpipe.modes.model import encoder, read_image
+from nstpipe.modes.model import encoder, read_image, read_image_capped
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,11 @@ def weights_identity(spec: str) -> str:
     return spec if spec in ("embedded", "torchvision") else f"file:{sha256_file(Path(spec))}"
 
 
-def read_unchanged(path: Path, long_side: int, max_pixels: int, tries: int = 2) -> tuple[torch.Tensor, dict[str, int]]:
-    """Decode ``path`` together with the identity of the very bytes decoded.
+def read_unchanged(
+    path: Path, long_side: int, max_pixels: int, tries: int = 2, own_size: bool = False
+) -> tuple[torch.Tensor, dict[str, int]]:
+    """Decode ``path`` together with the identity of the very bytes decoded; at ``long_side``,
+    or with ``own_size`` at its own size, at most ``long_side``.
 
     The identity is taken before and after decoding; if they differ (an editor saving, a
     copy still arriving), the read is tried again, and an input still changing is reported.
@@ -62,7 +65,7 @@ def read_unchanged(path: Path, long_side: int, max_pixels: int, tries: int = 2) 
     for _ in range(tries):
         try:
             before = source_identity(path)
-            image = read_image(path, long_side, max_pixels)
+            image = read_image_capped(path, long_side, max_pixels) if own_size else read_image(path, long_side, max_pixels)
             if source_identity(path) == before:
                 return image, before
         except OSError as exc:  # vanished between two looks
@@ -103,7 +106,8 @@ class ImageWorker:
         """How many tasks a call of :meth:`process_batch` should get (``auto`` resolved here,
         on this worker's device, once the model takes its memory)."""
         settings = self.job.settings
-        return resolve_batch(settings.batch, self.painter.device, settings.size, settings.engine)
+        side = settings.max_size if settings.own_size else settings.size
+        return resolve_batch(settings.batch, self.painter.device, side, settings.engine)
 
     def stylize_picture(self, content: torch.Tensor, output: Path, callback: EventSink | None = None) -> Result:
         """Stylize ``content`` (a picture read at the job's size) into ``output``, in any format
@@ -125,7 +129,9 @@ class ImageWorker:
         groups: dict[tuple[int, ...], list[_Loaded]] = {}
         for index, task in enumerate(tasks):
             try:
-                content, identity = read_unchanged(task.source, self.job.settings.size, self.job.settings.max_pixels)
+                settings = self.job.settings
+                side = settings.max_size if settings.own_size else settings.size
+                content, identity = read_unchanged(task.source, side, settings.max_pixels, own_size=settings.own_size)
             except (NstpipeError, OSError) as exc:
                 results[index] = _failed(task, exc, start)
                 continue

@@ -98,6 +98,19 @@ def image_format(path: Path) -> str:
     return fmt
 
 
+# The longest side each format can hold (PNG and TIFF hold more than a picture has).
+FORMAT_MAX_SIDE = {"JPEG": 65535, "WEBP": 16383, "BMP": 32767}
+
+
+def check_encodable(path: Path, width: int, height: int) -> None:
+    """Refuse, before any work, a picture larger than the format that ``path`` names can hold."""
+    fmt = image_format(path)
+    most = FORMAT_MAX_SIDE.get(fmt)
+    if most is not None and max(width, height) > most:
+        raise InputError(path, f"{fmt} holds at most {most} pixels a side, and the picture is {width}x{height}: "
+                               "lower --size or name another format (.png)")
+
+
 def write_image(path: Path, rgb8: np.ndarray) -> None:
     """In the format the suffix names (see :func:`image_format`), atomically."""
     fmt = image_format(path)

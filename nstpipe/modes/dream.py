@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from nstpipe.config import DreamConfig, Settings
 from nstpipe.modes.base import FOLDER, PICTURE, VIDEO, Command, Flag, ModeSpec, retell
-from nstpipe.modes.model import encoder, pictures
+from nstpipe.modes.model import encoder, engine_config, pictures
 
 if TYPE_CHECKING:
     from nstpipe.engine.dream import Dreamer
@@ -22,7 +22,8 @@ def painter(settings: Settings, guides: Sequence[Path] = ()) -> Dreamer:
     shown = settings.dream
     model = encoder(settings, shown.dream_layers, device=device)
     guide = pictures(settings, guides[:1])[0] if guides else None
-    return Dreamer(model, shown.dream_layers, settings.engine, device, shown.dream_channels, guide, shown.octave_scale, shown.dream_jitter)
+    engine = engine_config(settings, device)
+    return Dreamer(model, shown.dream_layers, engine, device, shown.dream_channels, guide, shown.octave_scale, shown.dream_jitter)
 
 
 def tag(guides: Sequence[Path]) -> str:
@@ -60,7 +61,7 @@ SPEC = ModeSpec(
         "optimizer",
         retell("learning_rate", help="Step size: the mean change of a pixel per step, in [0, 1] units (the notebook's 1.5 of 255 "
                "is 0.00588)."),
-        "pooling", "weights", "max_pixels",
+        "pooling", "weights", "max_pixels", "max_size", "max_memory",
         retell("style_loss", help="With --guide: gram (the notebook's guide term) and the distribution terms towards the guide's "
                "features, with their shares, e.g. gram:1,sliced:1.", shown="gram"),
         retell("style_weight", help="With --guide: the weight of the distribution terms of --style-loss.", shown="1.0"),

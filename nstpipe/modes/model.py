@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from nstpipe.config import DEFAULT_MAX_PIXELS, Settings
+from nstpipe.config import DEFAULT_MAX_PIXELS, EngineConfig, Settings
 
 if TYPE_CHECKING:
     import torch
@@ -39,3 +40,24 @@ def read_image(path: Path, long_side: int | None = None, max_pixels: int = DEFAU
     from nstpipe.media.imaging import read_rgb
 
     return prepare(read_rgb(path, long_side, max_pixels), long_side)
+
+
+def read_image_capped(path: Path, most: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode ``path`` at its own size, or with its long side brought down to ``most``."""
+    from nstpipe.engine.tensors import prepare
+    from nstpipe.media.imaging import read_rgb
+
+    rgb = read_rgb(path, most, max_pixels)
+    return prepare(rgb, min(most, max(rgb.shape[:2])))
+
+
+def engine_config(settings: Settings, device: torch.device) -> EngineConfig:
+    """The engine's settings with ``max_memory = auto`` made a number off a CUDA GPU: a share of
+    the RAM available now, which only this layer (above media) may read."""
+    engine = settings.engine
+    if engine.max_memory.strip().lower() != "auto" or device.type == "cuda":
+        return engine
+    from nstpipe.engine.memory import AUTO_SHARE
+    from nstpipe.media.system import available_ram
+
+    return dataclasses.replace(engine, max_memory=str(int(available_ram() * AUTO_SHARE)))

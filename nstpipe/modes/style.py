@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, List, Sequence
 
 from nstpipe.config import Settings
 from nstpipe.modes.base import FOLDER, PICTURE, VIDEO, Command, Flag, ModeSpec, retell
-from nstpipe.modes.model import encoder, pictures
+from nstpipe.modes.model import encoder, engine_config, pictures
 
 if TYPE_CHECKING:
     from nstpipe.engine.stylize import Stylizer
@@ -18,7 +18,7 @@ def painter(settings: Settings, styles: Sequence[Path]) -> Stylizer:
     from nstpipe.engine.stylize import Stylizer, encoder_layers
 
     device = resolve_device(settings.device)
-    engine = settings.engine
+    engine = engine_config(settings, device)
     return Stylizer(encoder(settings, encoder_layers(engine), device=device), pictures(settings, styles), engine, device)
 
 
@@ -48,8 +48,8 @@ VIDEOS = Command(
         "output", help="Output video (.mp4, .m4v or .mov; H.264); a folder for several inputs.",
         shown="VIDEO.STYLE.mp4 beside each video",
     ),
-    (retell("size", help="Long side of the painted frames in pixels.", shown="on a CUDA GPU the video's own, at most 1920; "
-            "else the preset's (256 in the default), never above the video's"),),
+    (retell("size", help="Long side of the painted frames in pixels.", shown="on a GPU (CUDA, MPS) the video's own, at most "
+            "--max-size; else the preset's (256 in the default), never above the video's"),),
 )
 
 SPEC = ModeSpec(
@@ -59,7 +59,7 @@ SPEC = ModeSpec(
     flags=(
         "style", "size", "iterations", "preset", "config", "device", "seed", "style_weights", "style_scale", "preserve_color",
         "color_start", "content_weight", "style_weight", "style_loss", "tv_weight", "optimizer", "learning_rate", "init",
-        "pooling", "weights", "scales", "content_layer", "style_layers", "max_pixels",
+        "pooling", "weights", "scales", "content_layer", "style_layers", "max_pixels", "max_size", "max_memory",
         "workers", "address", "verbose", "batch", "retry_failed",
         "temporal", "later_iterations", "first_budget", "temporal_weight", "temporal_gaps", "crf", "work_dir", "frames",
         "keep_frames",

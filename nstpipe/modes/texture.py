@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence
 from nstpipe.config import Settings, TextureConfig, texture_size
 from nstpipe.errors import ConfigError, InputError
 from nstpipe.modes.base import ITERATIONS_OF_A_PICTURE, NONE, Canvas, Command, Flag, ModeSpec, retell
-from nstpipe.modes.model import encoder, pictures
+from nstpipe.modes.model import encoder, engine_config, pictures
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +24,7 @@ def painter(settings: Settings, styles: Sequence[Path]) -> Texturer:
     from nstpipe.engine.texture import Texturer
 
     device = resolve_device(settings.device)
-    engine = settings.engine
+    engine = engine_config(settings, device)
     model = encoder(settings, texture(engine).layers, device=device)
     return Texturer(model, pictures(settings, styles), engine, device, settings.texture.tileable)
 

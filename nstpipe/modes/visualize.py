@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 from nstpipe.config import Settings, VisualizeConfig
 from nstpipe.errors import ConfigError
 from nstpipe.modes.base import ITERATIONS_OF_A_PICTURE, NONE, Canvas, Command, Flag, ModeSpec, retell
-from nstpipe.modes.model import encoder
+from nstpipe.modes.model import encoder, engine_config
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +26,7 @@ def painter(settings: Settings, styles: Sequence[Path]) -> Visualizer:
     shown = settings.visualize
     model = encoder(settings, (shown.visualize_layer,), device=device)
     jitter = (shown.visualize_jitter, shown.visualize_scale, shown.visualize_degrees)
-    return Visualizer(model, shown.visualize_layer, shown.visualize_channels, settings.engine, device, jitter)
+    return Visualizer(model, shown.visualize_layer, shown.visualize_channels, engine_config(settings, device), device, jitter)
 
 
 def default_output(styles: Sequence[Path], settings: Settings) -> Path:

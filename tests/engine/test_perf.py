@@ -253,6 +253,8 @@ def test_auto_batch_on_cuda_fills_the_free_memory(monkeypatch: pytest.MonkeyPatc
     assert resolve_batch(0, torch.device("cuda"), 512, engine) == 8
     assert resolve_batch(0, torch.device("cuda"), 2048, engine) == 2  # 16 times the pixels: 25 GiB each
     assert resolve_batch(2, torch.device("cuda"), 512, engine) == 2
+    # A memory budget bounds the batch as it bounds the tiles: 6G holds what 8 GiB free did.
+    assert resolve_batch(0, torch.device("cuda"), 512, dataclasses.replace(engine, max_memory="6G")) == 3
 
 
 def test_image_memory_counts_activations_and_optimizer_state() -> None:

@@ -1,0 +1,202 @@
+"""Tiles: a picture painted in tiles under a memory budget, with the whole picture's gradient.
+
+Four parts (``--parts``), each a table, all in one JSON file:
+
+* exactness: the tiled gradient against the untiled one at 128 px, 48 px tiles, per style term;
+* memory: a fresh process paints tubingen at each long side of ``--sizes`` for
+  ``--iterations`` steps (one level) under ``--max-memory``; its peak RSS (taken by a wrapper
+  process, ``RUSAGE_CHILDREN``) beside the budget plus 10%, the engine's estimate for the
+  layout it chose, and its estimate for an untiled pass; seconds per megapixel per iteration;
+* speed: at ``--speed-size``, where both fit, seconds per megapixel per iteration untiled and
+  in four tiles (target: at most 1.6x);
+* seams: a picture painted in tiles at ``--seam-size``: the mean gradient magnitude across the
+  tile borders over that across every other line of pixels (target: at most 1.1).
+
+    python -m bench tiles --sizes 1024,2048 --iterations 3
+    python -m bench tiles --parts exactness,speed --speed-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.common import DATA, Column, add_common, encoder, json_path, print_table, run_measured, write_json
+from nstpipe.config import EngineConfig, parse_memory
+from nstpipe.engine.memory import fmt_bytes, plan_layout
+from nstpipe.engine.optimize import optimize_level
+from nstpipe.engine.resize import resize_long_side
+from nstpipe.engine.stylize import Stylizer
+from nstpipe.engine.tiled import TiledObjective
+from nstpipe.engine.tiles import Layout, cuts, tile_stride
+from nstpipe.modes.model import read_image
+
+PARTS = ("exactness", "memory", "speed", "seams")
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser, "tiles", precision=True)
+    parser.add_argument("--parts", type=lambda s: [p for p in s.split(",") if p], default=list(PARTS), help=",".join(PARTS))
+    parser.add_argument("--sizes", type=_ints, default=[1024, 2048, 4000], help="long sides of the memory part")
+    parser.add_argument("--iterations", type=int, default=3, help="steps of each memory run")
+    parser.add_argument("--max-memory", default="4G", help="the budget of the memory runs")
+    parser.add_argument("--speed-size", type=int, default=512)
+    parser.add_argument("--seam-size", type=int, default=256)
+    parser.add_argument("--seam-iterations", type=int, default=30)
+    parser.add_argument("--paint", type=int, default=None, help=argparse.SUPPRESS)  # the measured child's long side
+    parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def pair(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """tubingen at a long side of ``side`` and starry_night as it is."""
+    photo = resize_long_side(read_image(DATA / "content" / "tubingen.jpg", min(side, 1024)), side)
+    return photo, read_image(DATA / "styles" / "starry_night.jpg", 512)
+
+
+def stylizer(config: EngineConfig, painting: torch.Tensor, device: str) -> Stylizer:
+    return Stylizer(encoder(config.layers), [painting], config, device)
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def exactness(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    photo, painting = pair(128)
+    start = (photo + 0.05 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    for loss in ("gram", "meancov", "sliced"):
+        objective = stylizer(EngineConfig(style_loss=loss, tv_weight=0.5), painting, args.device).objective(photo)
+        pixels = start.clone().requires_grad_(True)
+        objective.losses(pixels).sum().backward()
+        assert pixels.grad is not None
+        _, tiled = TiledObjective(objective, (48, 48)).losses_and_grad(start)
+        rows.append({"term": loss, "size": "128x96", "tile": 48, "relative_error": relative(tiled, pixels.grad)})
+    return rows
+
+
+def paint(args: argparse.Namespace) -> int:
+    """The measured child: one level at ``--paint`` px under ``--max-memory``."""
+    photo, painting = pair(args.paint)
+    config = EngineConfig(scales=1, iterations=args.iterations, max_memory=args.max_memory, precision=args.precision or "fp32")
+    model = stylizer(config, painting, args.device)
+    size = (photo.shape[-2], photo.shape[-1])
+    layers = model.mode.layers
+    budget = parse_memory(args.max_memory) or 0
+    layout = plan_layout(size, 1, config, layers, budget, args.iterations, model.precision)
+    untiled = plan_layout(size, 1, config, layers, 1 << 62, args.iterations, model.precision).estimate
+    begin = time.perf_counter()
+    result = model.run(photo)
+    seconds = time.perf_counter() - begin
+    assert tuple(result.image.shape[-2:]) == size
+    record = {"size": f"{size[1]}x{size[0]}", "precision": model.precision,
+              "tile": layout.tile, "history": layout.history, "estimate": layout.estimate,
+              "untiled_estimate": untiled, "seconds": seconds, "iterations": result.iterations}
+    assert args.result is not None
+    args.result.write_text(json.dumps(record))
+    return 0
+
+
+def memory(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    budget = parse_memory(args.max_memory) or 0
+    for side in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = Path(tmp) / "result.json"
+            child = ["-m", "bench", "tiles", "--paint", str(side), "--iterations", str(args.iterations), "--max-memory",
+                     args.max_memory, "--result", str(result), "--device", args.device, "--precision", args.precision or "fp32"]
+            try:
+                _, peak_mib, _ = run_measured([sys.executable, *child])
+            except RuntimeError as exc:
+                rows.append({"side": side, "error": str(exc).strip().splitlines()[-1:]})
+                continue
+            peak = int(peak_mib * (1 << 20))
+            record = json.loads(result.read_text())
+        megapixels = side * side * 3 / 4 / 1e6
+        rows.append({**record, "side": side, "peak_rss": fmt_bytes(peak), "limit": fmt_bytes(budget * 1.1), "within": peak <= budget * 1.1,
+                     "model_over_peak": record["estimate"] / peak, "untiled_estimate": fmt_bytes(record["untiled_estimate"]),
+                     "s_per_mp_it": record["seconds"] / max(1, record["iterations"]) / megapixels})
+    return rows
+
+
+def speed(args: argparse.Namespace, repeats: int = 3) -> list[dict[str, Any]]:
+    photo, painting = pair(args.speed_size)
+    objective = stylizer(EngineConfig(), painting, args.device).objective(photo)
+    megapixels = photo.shape[-2] * photo.shape[-1] / 1e6
+    half = (max(photo.shape[-2:]) // 2 + 15) // 16 * 16
+    tiled = TiledObjective(objective, (half, half))
+
+    def untiled() -> None:
+        pixels = photo.clone().requires_grad_(True)
+        objective.losses(pixels).sum().backward()
+
+    times = {}
+    for name, run in (("untiled", untiled), ("tiled", lambda: tiled.losses_and_grad(photo))):
+        run()  # warm-up
+        begin = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        times[name] = (time.perf_counter() - begin) / repeats / megapixels
+    return [{"size": args.speed_size, "tiles": len(tiled.grid(photo)), "untiled_s_per_mp_it": times["untiled"],
+             "tiled_s_per_mp_it": times["tiled"], "ratio": times["tiled"] / times["untiled"]}]
+
+
+def seams(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Painted in tiles of a quarter of the long side: the steps across tile borders against
+    the steps across every other line."""
+    photo, painting = pair(args.seam_size)
+    config = EngineConfig(iterations=args.seam_iterations)
+    model = stylizer(config, painting, args.device)
+    objective = model.objective(photo)
+    side = max(16, args.seam_size // 4 // 16 * 16)
+    outcome = optimize_level(objective, photo, args.seam_iterations, config, torch.device(args.device), layout=Layout((side, side), 100, 0))
+    image = outcome.image[0]
+    stride = tile_stride(objective.layers)
+    rows_cut = set(cuts(image.shape[-2], side, stride)[1:-1])
+    cols_cut = set(cuts(image.shape[-1], side, stride)[1:-1])
+    across_cols = (image[:, :, 1:] - image[:, :, :-1]).abs().mean(dim=(0, 1))  # step from column j to j + 1
+    across_rows = (image[:, 1:, :] - image[:, :-1, :]).abs().mean(dim=(0, 2))
+    border = [float(across_cols[c - 1]) for c in cols_cut] + [float(across_rows[r - 1]) for r in rows_cut]
+    inside = [float(v) for j, v in enumerate(across_cols) if j + 1 not in cols_cut] + [
+        float(v) for i, v in enumerate(across_rows) if i + 1 not in rows_cut]
+    ratio = (sum(border) / len(border)) / (sum(inside) / len(inside)) if border else float("nan")
+    return [{"size": args.seam_size, "tile": side, "borders": len(border), "border_over_inside": ratio, "within": ratio <= 1.1}]
+
+
+def _columns(*keys: str) -> tuple[Column, ...]:
+    numbers = {"relative_error": ".2e", "model_over_peak": ".2f", "s_per_mp_it": ".3g", "untiled_s_per_mp_it": ".3g",
+               "tiled_s_per_mp_it": ".3g", "ratio": ".2f", "border_over_inside": ".3f"}
+    return tuple((key, key, numbers.get(key, "")) for key in keys)
+
+
+COLUMNS = {
+    "exactness": _columns("term", "size", "tile", "relative_error"),
+    "memory": _columns("side", "size", "precision", "tile", "history", "peak_rss", "limit", "within", "model_over_peak",
+                       "untiled_estimate", "s_per_mp_it"),
+    "speed": _columns("size", "tiles", "untiled_s_per_mp_it", "tiled_s_per_mp_it", "ratio"),
+    "seams": _columns("size", "tile", "borders", "border_over_inside", "within"),
+}
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    if args.paint is not None:
+        return paint(args)
+    runs = {"exactness": exactness, "memory": memory, "speed": speed, "seams": seams}
+    payload: dict[str, Any] = {"max_memory": args.max_memory, "iterations": args.iterations}
+    for part in args.parts:
+        payload[part] = runs[part](args)
+        print(f"\n{part}")
+        print_table(payload[part], COLUMNS[part])
+    write_json(json_path(args, "tiles"), payload, args)
+    return 0

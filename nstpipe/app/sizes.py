@@ -1,0 +1,77 @@
+"""The size a picture or a video is painted at: the device's default, the cap, and the opening
+line's estimate of what the input's own size would cost on a CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from PIL import Image
+
+from nstpipe.config import MIN_SIZE, Settings
+from nstpipe.engine.device import resolve_device
+from nstpipe.errors import ConfigError
+
+# Seconds per megapixel per optimizer step on a CPU of two cores (python -m bench tiles, its
+# s_per_mp_it column): a rough guide for the opening line, which says "about".
+CPU_SECONDS_PER_MEGAPIXEL_STEP = 60.0
+
+
+def cpu_estimate(own: tuple[int, int], settings: Settings) -> str:
+    """About how long painting the input at its own size (``--size`` its long side) would take here."""
+    steps = settings.engine.iterations + settings.engine.coarse_iterations * (settings.engine.scales - 1) / 4
+    seconds = CPU_SECONDS_PER_MEGAPIXEL_STEP * own[0] * own[1] / 1e6 * steps
+    hours = seconds / 3600
+    took = f"{hours:.0f} h" if hours >= 1 else f"{max(1.0, seconds / 60):.0f} min"
+    return f"--size {max(own)} would take about {took}"
+
+
+def capped(settings: Settings, size_from_device: bool) -> Settings:
+    """A --size above ``max_size`` is refused in one line; a preset's is brought down to it."""
+    if settings.size <= settings.max_size:
+        return settings
+    if not size_from_device:
+        above = f"{settings.size} is above max_size {settings.max_size} (raise --max-size to paint larger)"
+        raise ConfigError(f"setting 'size': {above}", "size")
+    return dataclasses.replace(settings, size=settings.max_size)
+
+
+def on_gpu(settings: Settings) -> bool:
+    return resolve_device(settings.device).type in ("cuda", "mps")
+
+
+def photo_settings(settings: Settings, source: Path, size_from_device: bool) -> tuple[Settings, tuple[int, int] | None]:
+    """The settings a photo is painted with, and its own (width, height) where its header says.
+    Without --size (``size_from_device``), a GPU (CUDA, MPS) paints it at its own size, at
+    most ``max_size``; a CPU at the preset's, which is quicker by far."""
+    try:
+        with Image.open(source) as img:
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation: shown a quarter turn round
+            own: tuple[int, int] | None = (img.height, img.width) if turned else img.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        own = None  # the read proper names the file and the reason
+    settings = capped(settings, size_from_device)
+    if size_from_device and own is not None and on_gpu(settings):
+        settings = dataclasses.replace(settings, size=max(MIN_SIZE, min(max(own), settings.max_size)))
+    return settings, own
+
+
+def folder_settings(settings: Settings, size_from_device: bool) -> Settings:
+    """Without --size, a GPU (CUDA, MPS) paints each picture of a folder at its own size, at
+    most ``max_size``."""
+    settings = capped(settings, size_from_device)
+    if size_from_device and on_gpu(settings):
+        settings = dataclasses.replace(settings, own_size=True)
+    return settings
+
+
+def video_size(settings: Settings, width: int, height: int, size_from_device: bool) -> Settings:
+    """The settings a video is painted with. Without --size (``size_from_device``), the size
+    follows the device of the machine running nstpipe: on a GPU (CUDA, MPS) the video's own
+    long side, at most ``max_size`` (tiles keep its memory in the budget); elsewhere the
+    preset's, never above the video's own."""
+    settings = capped(settings, size_from_device)
+    if not size_from_device:
+        return settings
+    most = settings.max_size if on_gpu(settings) else settings.size
+    return dataclasses.replace(settings, size=max(MIN_SIZE, min(max(width, height), most)))
