@@ -236,6 +236,16 @@ class VideoConfig:
     # visible (Ruder et al. 2018's long-term loss), so a painting that slowly drifts, or an
     # object that reappears, is held to what it was.
     temporal_gaps: tuple[int, ...] = (1,)
+    # Passes over each chain, alternating in direction (Ruder et al. 2018's multi-pass): 1
+    # paints forward only; 2 then walks back from the chain's last frame to its first, each
+    # frame starting from its painting blended with its successor warped back along the
+    # flow (``pass_blend`` of the successor where the flow is trusted) and held to it by the
+    # temporal loss for ``pass_iterations``; 3 walks forward again, and so on. The forward
+    # pass leaves the start of a chain the least settled; the pass back carries the settled
+    # end to it. Chained modes only (flow, prev).
+    video_passes: int = 1
+    pass_iterations: int = 20
+    pass_blend: float = 0.5
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
 
     def __post_init__(self) -> None:
@@ -248,6 +258,10 @@ class VideoConfig:
             bool(gaps) and gaps[0] == 1 and all(a < b for a, b in zip(gaps, gaps[1:])), "temporal_gaps",
             f"must start at 1 and increase, e.g. 1 or 1,2,4,8 (got {','.join(map(str, gaps))})",
         )
+        _check(self.video_passes >= 1, "video_passes", f"must be 1 or more (got {self.video_passes})")
+        _check(self.pass_iterations >= 0, "pass_iterations", "must not be negative")
+        blend = self.pass_blend
+        _check(0 <= blend <= 1, "pass_blend", f"must be between 0 and 1 (got {blend})")
         _check(0 <= self.crf <= 51, "crf", "must be between 0 and 51")
 
 

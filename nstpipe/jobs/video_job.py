@@ -4,13 +4,16 @@ Frames are streamed: one source frame, and per chain its predecessor's source an
 stylized frame (and those of the frames the long-term temporal loss reaches back to) are
 in memory at a time, whatever the length of the video. Frames already in the
 store (a run that was interrupted) are skipped; the chain continues from the saved
-predecessor, so at most the frame that was in flight is redone. Events go to
-``on_event``; nothing is printed.
+predecessor, so at most the frame that was in flight is redone. Passes after the first
+(``video_passes``) walk each chain again, back and forth, and the frames they repaint
+record their pass, so a resumed run goes on from the frame and pass where it stopped.
+Events go to ``on_event``; nothing is printed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -51,12 +54,14 @@ class FramesSummary:
     stylized: int = 0  # by this run; the rest were in the store
     iterations: int = 0  # of the frames stylized by this run
     blended: int = 0  # seam frames cross-faded by this run
+    repainted: int = 0  # frames painted again by this run's passes after the first
 
     def add(self, other: FramesSummary) -> None:
         self.frames += other.frames
         self.stylized += other.stylized
         self.iterations += other.iterations
         self.blended += other.blended
+        self.repainted += other.repainted
 
 
 def make_video_job(settings: Settings, styles: list[Path], source: Path, info: VideoInfo) -> VideoJob:
@@ -91,6 +96,36 @@ def source_frames(job: VideoJob, start: int = 0, stop: int | None = None) -> Ite
             yield frame, to_rgb8(prepare(frame.rgb, job.settings.size))
 
 
+def source_frames_backward(job: VideoJob, start: int, stop: int, block: int = 32) -> Iterator[tuple[Frame, np.ndarray]]:
+    """Frames ``stop - 1`` down to ``start``, as :func:`source_frames` gives them.
+
+    Decoded forward ``block`` frames at a time, last block first: at most ``block`` frames
+    in memory, each block decoded from the start of the video again (see :func:`source_frames`).
+    """
+    end = stop
+    while end > start:
+        begin = max(start, end - block)
+        yield from reversed(list(source_frames(job, begin, end)))
+        end = begin
+
+
+def pass_stage(sweep: int) -> str:
+    """The stage a frame's record names once pass ``sweep`` (1, 2, ...) painted it."""
+    return CHAIN if sweep == 1 else f"pass{sweep}"
+
+
+def painted_pass(store: FrameStore, index: int) -> int:
+    """The last pass that painted a saved frame: 1 for its chain, a seam's frame counting as
+    after every pass (it is blended once the passes are done); 0 when not saved."""
+    record = store.record(index)
+    if record is None:
+        return 0
+    stage = str(record.get("stage", CHAIN))
+    if stage == SEAM:
+        return sys.maxsize
+    return int(stage.removeprefix("pass")) if stage.startswith("pass") else 1
+
+
 def count_done(store: FrameStore, frames: int) -> int:
     return sum(1 for index in range(frames) if store.is_done(index))
 
@@ -123,15 +158,33 @@ def stylize_chains(
     from the frame before them, read back from the store after a resume. A GPU that one
     frame leaves partly idle paints as many chains in about the time of one. After a
     resume the chains stand at different frames, and a chain that is done drops out of
-    the batch.
+    the batch. Then each further pass (``video_passes``, chained modes) over every chain,
+    in step the same way.
     """
-    walks = [_ChainWalk(job, store, chunk) for chunk in chunks]
-    stylizer: FrameStylizer | None = None  # the model loads only when a frame needs it
+    stylizers: list[FrameStylizer] = []  # the model loads only when a frame needs it
+
+    def stylizer() -> FrameStylizer:
+        if not stylizers:
+            stylizers.append(make_stylizer(job))
+        return stylizers[0]
+
+    video = job.settings.video
+    summary = FramesSummary()
+    for sweep in range(1, (video.video_passes if video.temporal != "none" else 1) + 1):
+        summary.add(_sweep(job, store, chunks, sweep, on_event, stylizer))
+    return summary
+
+
+def _sweep(
+    job: VideoJob, store: FrameStore, chunks: Sequence[Chunk], sweep: int, on_event: EventSink, stylizer: Callable[[], FrameStylizer]
+) -> FramesSummary:
+    """Pass ``sweep`` over the chains of ``chunks``, in step."""
+    walks = [_ChainWalk(job, store, chunk, sweep) for chunk in chunks]
     while pending := _next_frames(walks):
-        stylizer = stylizer or make_stylizer(job)
-        inputs = [walk.input(source) for walk, _, source in pending]
+        inputs = [walk.input(frame.index, source) for walk, frame, source in pending]
         slots = [(frame.index, frame.time) for _, frame, _ in pending]
-        results = _paint_many(slots, store, on_event, partial(stylizer.stylize_many, inputs, on_event))
+        paint = partial(stylizer().stylize_many, inputs, on_event)
+        results = _paint_many(slots, store, on_event, paint, pass_stage(sweep))
         for (walk, _, source), result in zip(pending, results):
             walk.painted(source, result)
     summary = FramesSummary()
@@ -150,12 +203,19 @@ def _next_frames(walks: Sequence[_ChainWalk]) -> list[tuple[_ChainWalk, Frame, n
 
 
 class _ChainWalk:
-    """One chunk's frames in order: skips those in the store, keeps the frames before the
-    next one at hand, as many as the temporal loss reaches back (``temporal_gaps``)."""
+    """One chunk's frames in the order of pass ``sweep`` (forward in odd passes, backward
+    in even ones): skips those done, keeps the frames before the next one (in this order)
+    at hand, as many as the temporal loss reaches back (``temporal_gaps``).
 
-    def __init__(self, job: VideoJob, store: FrameStore, chunk: Chunk) -> None:
-        self.job, self.store, self.chunk = job, store, chunk
-        self.frames = source_frames(job, chunk.start, chunk.stop)
+    A pass after the first leaves its first frame as the pass before painted it, and
+    repaints each of the others from that frame's painting and its neighbour's new one.
+    """
+
+    def __init__(self, job: VideoJob, store: FrameStore, chunk: Chunk, sweep: int = 1) -> None:
+        self.job, self.store, self.chunk, self.sweep = job, store, chunk, sweep
+        backward = sweep % 2 == 0
+        self.step = -1 if backward else 1  # from a frame to the next in this pass
+        self.frames = source_frames_backward(job, chunk.start, chunk.stop) if backward else source_frames(job, chunk.start, chunk.stop)
         self.summary = FramesSummary()
         video = job.settings.video
         # The gaps beyond 1 that the temporal loss reads (flow mode only).
@@ -169,32 +229,45 @@ class _ChainWalk:
         """The next frame not in the store with its source at the output size; None at the end."""
         if self.finished:
             return None
+        first = self.sweep == 1
         for frame, source in self.frames:
-            self.summary.frames += 1
-            if not self.store.is_done(frame.index):
+            self.summary.frames += first
+            if not self._done(frame.index):
                 self._read_back(frame.index)
                 return frame, source
             self.recent.append((source, None))
         self.finished = True
-        _check_complete(self.job, self.chunk, self.summary.frames)
+        if first:  # later passes read the frames that the first found
+            _check_complete(self.job, self.chunk, self.summary.frames)
         return None
+
+    def _done(self, index: int) -> bool:
+        if self.sweep == 1:
+            return self.store.is_done(index)
+        # A later pass starts from its first frame as it stands: it has no neighbour yet.
+        return not self.recent or painted_pass(self.store, index) >= self.sweep
 
     def _read_back(self, index: int) -> None:
         """The saved outputs of the frames the next one reads, where a resume skipped them:
         the same uint8 pictures an unbroken run holds, so it continues the same."""
         for gap in (1, *self.gaps):
             if gap <= len(self.recent) and (held := self.recent[-gap])[1] is None:
-                self.recent[-gap] = (held[0], self.store.read(index - gap))
+                self.recent[-gap] = (held[0], self.store.read(index - gap * self.step))
 
-    def input(self, source: np.ndarray) -> FrameInput:
+    def input(self, index: int, source: np.ndarray) -> FrameInput:
         if not self.recent:
             return FrameInput(source)
         reach = [(gap, *self.recent[-gap]) for gap in self.gaps if gap <= len(self.recent)]
         earlier = tuple(Earlier(gap, old_source, output) for gap, old_source, output in reach if output is not None)
-        return FrameInput(source, *self.recent[-1], earlier)
+        # In a later pass, the painting of the pass before: saved, as after a resume.
+        current = self.store.read(index) if self.sweep > 1 else None
+        return FrameInput(source, *self.recent[-1], earlier, current)
 
     def painted(self, source: np.ndarray, result: StylizedFrame) -> None:
-        self.summary.stylized += 1
+        if self.sweep == 1:
+            self.summary.stylized += 1
+        else:
+            self.summary.repainted += 1
         self.summary.iterations += result.iterations
         self.recent.append((source, result.rgb))
 
