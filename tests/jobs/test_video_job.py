@@ -415,3 +415,32 @@ def test_a_pass_back_steadies_the_chain_and_resumes_where_it_stopped(tmp_path: P
     resumed = tiny_frames(tmp_path, clip, photo_path, two, [Chunk(0, 14)], stop=14 + 5)  # 5 frames into the pass back
     for index, (a, b) in enumerate(zip(back, resumed)):
         assert np.array_equal(a, b), index
+
+
+def test_a_dream_video_gets_the_long_term_loss_and_the_pass_back(tmp_path: Path, photo_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nstpipe dream`` on a clip goes through the same video job as style transfer: the
+    frames further back reach its frames, and a pass back repaints them. (The stand-in
+    encoder in place of VGG19, on the path the command takes.)"""
+    from helpers import TinyEncoder
+
+    monkeypatch.setattr("nstpipe.jobs.worker.build_encoder", lambda *args: TinyEncoder())
+    given: list[FrameInput] = []
+    real = FrameStylizer.stylize_many
+
+    def spy(self: FrameStylizer, frames: Sequence[FrameInput], callback: object = None) -> list[StylizedFrame]:
+        from nstpipe.engine.dream import Dreamer
+
+        assert isinstance(self.again, Dreamer)
+        given.extend(frames)
+        return real(self, frames, None)
+
+    monkeypatch.setattr(FrameStylizer, "stylize_many", spy)
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=10)
+    dream = {"mode": "dream", "size": 32, "device": "cpu", "dream_layers": "relu2_1", "scales": 1, "iterations": 2}
+    video = {"later_iterations": 1, "temporal_gaps": "1,2,4", "video_passes": 2, "pass_iterations": 1}
+    s = build_settings("dream", None, {**dream, **video})
+    events: list[object] = []
+    stylize_video(clip, [], tmp_path / "dream.mp4", s, events.append)
+    assert started(events) == [*range(10), *range(8, -1, -1)]  # forward, then back from the last frame
+    assert [len(f.earlier) for f in given[:10]] == [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]  # gaps 2 and 4 as they come in reach
+    assert all(f.current is not None for f in given[10:]) and len(given) == 19
