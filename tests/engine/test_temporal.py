@@ -295,3 +295,20 @@ def test_a_later_pass_runs_its_own_budget_from_its_own_start() -> None:
     assert (again.iterations, later.iterations) == (0, 2)
     init = stylizer.start(frame).init
     assert init is not None and np.array_equal(again.rgb, to_rgb8(init))
+
+
+def test_a_chains_first_frame_runs_until_it_settles_with_first_budget_as_the_cap() -> None:
+    """The first frame every later one inherits stops once its loss changes by less than
+    ``tolerance`` over ``patience`` iterations (the engine's early stopping), however far
+    the cap ``first_budget`` lies; without a tolerance it runs to the cap."""
+    settings = budget_settings("flow")
+    before, _ = frames()
+    iterations = {}
+    for tolerance in (0.0, 2e-2):
+        engine = dataclasses.replace(settings.engine, scales=1, iterations=4, tolerance=tolerance, patience=5)
+        video = dataclasses.replace(settings.video, first_budget=50.0)
+        s = dataclasses.replace(settings, engine=engine, video=video)
+        stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], engine), s)
+        iterations[tolerance] = stylizer.stylize(before).iterations
+    assert iterations[0.0] == 4 * 50
+    assert 5 < iterations[2e-2] < 4 * 50, iterations
