@@ -31,19 +31,27 @@ from nstpipe.jobs.video_job import (
     blend_seam,
     build_frame_stylizer,
     check_complete,
+    output_frame_size,
     paint_frames,
     source_frames,
 )
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
 from nstpipe.media.video import Frame
 
+# The source frames at the output size that a pass back holds at a time.
+BACKWARD_BYTES = 256 * 2**20
 
-def source_frames_backward(job: VideoJob, start: int, stop: int, block: int = 32) -> Iterator[tuple[Frame, np.ndarray]]:
+
+def source_frames_backward(job: VideoJob, start: int, stop: int, block: int = 0) -> Iterator[tuple[Frame, np.ndarray]]:
     """Frames ``stop - 1`` down to ``start``, as :func:`source_frames` gives them.
 
-    Decoded forward ``block`` frames at a time, last block first: at most ``block`` frames
-    in memory, each block decoded from the start of the video again (see :func:`source_frames`).
+    Decoded forward ``block`` frames at a time, last block first, each block decoded from
+    the start of the video again (see :func:`source_frames`); 0: as many frames as
+    BACKWARD_BYTES hold at the output size, so that a small output decodes a chunk once.
     """
+    if block <= 0:
+        height, width = output_frame_size(job.info.height, job.info.width, job.settings)
+        block = max(8, BACKWARD_BYTES // (height * width * 3))
     end = stop
     while end > start:
         begin = max(start, end - block)

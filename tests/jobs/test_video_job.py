@@ -444,3 +444,16 @@ def test_a_dream_video_gets_the_long_term_loss_and_the_pass_back(tmp_path: Path,
     assert started(events) == [*range(10), *range(8, -1, -1)]  # forward, then back from the last frame
     assert [len(f.earlier) for f in given[:10]] == [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]  # gaps 2 and 4 as they come in reach
     assert all(f.current is not None for f in given[10:]) and len(given) == 19
+
+
+def test_frames_backward_in_blocks_are_the_frames_forward_reversed(tmp_path: Path, photo_path: Path) -> None:
+    from nstpipe.jobs.chains import source_frames_backward
+    from nstpipe.jobs.video_job import source_frames
+
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=12)
+    job = make_video_job(settings(), [photo_path], clip, probe(clip))
+    forward = [(f.index, rgb) for f, rgb in source_frames(job, 2, 11)]
+    for block in (0, 1, 4, 9):
+        backward = [(f.index, rgb) for f, rgb in source_frames_backward(job, 2, 11, block)]
+        assert [i for i, _ in backward] == list(range(10, 1, -1)), block
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(backward, forward[::-1])), block
