@@ -242,10 +242,12 @@ class VideoConfig:
     # flow (``pass_blend`` of the successor where the flow is trusted) and held to it by the
     # temporal loss for ``pass_iterations``; 3 walks forward again, and so on. The forward
     # pass leaves the start of a chain the least settled; the pass back carries the settled
-    # end to it. Chained modes only (flow, prev).
+    # end to it. Ruder et al. blend half and half over many passes; with one or two, a
+    # frame starts wholly from its successor where the flow is trusted, and keeps its own
+    # painting only where the successor did not see it. Chained modes only (flow, prev).
     video_passes: int = 1
-    pass_iterations: int = 20
-    pass_blend: float = 0.5
+    pass_iterations: int = 10
+    pass_blend: float = 1.0
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
 
     def __post_init__(self) -> None:
