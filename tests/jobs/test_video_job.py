@@ -457,3 +457,15 @@ def test_frames_backward_in_blocks_are_the_frames_forward_reversed(tmp_path: Pat
         backward = [(f.index, rgb) for f, rgb in source_frames_backward(job, 2, 11, block)]
         assert [i for i, _ in backward] == list(range(10, 1, -1)), block
         assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(backward, forward[::-1])), block
+
+
+@pytest.mark.parametrize("mode, painted", [("none", 12), ("prev", 12 + 11), ("flow", 12 + 11)])
+def test_passes_after_the_first_only_in_the_chained_modes(tmp_path: Path, photo_path: Path, mode: str, painted: int) -> None:
+    """Frames painted alone (none) have nothing to carry back: one pass whatever video_passes says."""
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=12)
+    job = make_video_job(settings(temporal=mode, video_passes=2), [photo_path], clip, probe(clip))
+    store = FrameStore(tmp_path / "work", job.fingerprint)
+    store.open({})
+    counting = CountingStylizer()
+    summary = stylize_chains(job, store, [Chunk(0, 12)], lambda e: None, lambda job: cast(FrameStylizer, counting))
+    assert sum(counting.calls) == painted and summary.stylized + summary.repainted == painted and summary.stylized == 12
