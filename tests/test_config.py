@@ -146,6 +146,10 @@ def test_style_blend_from_a_flag_string() -> None:
         ({"temporal_gaps": [1, 4, 2]}, "temporal_gaps"),
         ({"temporal_gaps": "1,1"}, "temporal_gaps"),
         ({"temporal_gaps": "1,two"}, "temporal_gaps"),
+        ({"video_passes": 0}, "video_passes"),
+        ({"pass_iterations": -1}, "pass_iterations"),
+        ({"pass_blend": 1.5}, "pass_blend"),
+        ({"pass_blend": float("nan")}, "pass_blend"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_setting(data: dict, key: str) -> None:
@@ -332,10 +336,15 @@ def test_temporal_gaps_count_for_a_video_not_for_a_photo(tmp_path: Path) -> None
     from nstpipe.jobs.video_job import make_video_job
     from nstpipe.media.video import VideoInfo
 
-    short, long = build_settings("fast"), build_settings("fast", None, {"temporal_gaps": "1,2,4,8"})
-    assert long.video.temporal_gaps == (1, 2, 4, 8) and short.video.temporal_gaps == (1,)
+    short, long = build_settings("fast", None, {"temporal_gaps": "1"}), build_settings("fast")
+    assert long.video.temporal_gaps == (1, 2, 4, 8) and short.video.temporal_gaps == (1,)  # the default holds frames further back
     assert short.fingerprint() == long.fingerprint()  # a photo is painted the same
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"frames")
     info = VideoInfo(width=32, height=24, frame_count=3, fps=Fraction(10), rotation=0, audio_streams=0, duration=0.3)
     assert make_video_job(short, [], clip, info).fingerprint != make_video_job(long, [], clip, info).fingerprint
+    # So do the passes over a chain: another value paints the video anew.
+    for change in ({"video_passes": 2}, {"pass_iterations": 5}, {"pass_blend": 0.9}):
+        other = build_settings("fast", None, change)
+        assert other.fingerprint() == short.fingerprint(), change
+        assert make_video_job(other, [], clip, info).fingerprint != make_video_job(short, [], clip, info).fingerprint, change

@@ -109,6 +109,14 @@ SHARED: tuple[Flag, ...] = (
     _set("temporal_gaps", ("--temporal-gaps",), str,
          "Frame distances the temporal loss holds a frame to (flow), e.g. 1,2,4,8: beyond its predecessor, each pixel to the most "
          "recent of those earlier frames where it was visible (Ruder et al.'s long-term loss).", inputs=_VIDEO),
+    Flag("passes", ("--passes",), Optional[int],
+         "Passes over each chain, back and forth (Ruder et al.'s multi-pass; flow, prev): 2 adds a pass back from the last "
+         "frame to the first.", "video_passes", limits={"min": 1}, inputs=_VIDEO),
+    _set("pass_iterations", ("--pass-iterations",), int, "Iterations of each frame in a pass after the first.", limits={"min": 0},
+         inputs=_VIDEO),
+    _set("pass_blend", ("--pass-blend",), float,
+         "How far a frame of a later pass starts toward its neighbour's new painting where the flow is trusted (1: wholly).",
+         inputs=_VIDEO),
     _set("crf", ("--crf",), int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless.", inputs=_VIDEO),
     Flag("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", shown="OUTPUT.nstpipe-work",
          inputs=_VIDEO),

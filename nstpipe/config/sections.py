@@ -167,8 +167,22 @@ class VideoConfig:
     # Frame distances of the temporal loss (flow): (1,) holds a frame to its predecessor;
     # (1, 2, 4, 8) also to frames further back, each pixel to the most recent where it was
     # visible (Ruder et al. 2018's long-term loss), so a painting that slowly drifts, or an
-    # object that reappears, is held to what it was.
-    temporal_gaps: tuple[int, ...] = (1,)
+    # object that reappears, is held to what it was. On by default: a painting held only to
+    # its predecessor drifts over the seconds where the footage stands still, and the frames
+    # further back cost warps, not VGG19 passes.
+    temporal_gaps: tuple[int, ...] = (1, 2, 4, 8)
+    # Passes over each chain, alternating in direction (Ruder et al. 2018's multi-pass): 1
+    # paints forward only; 2 then walks back from the chain's last frame to its first, each
+    # frame starting from its painting blended with its successor warped back along the
+    # flow (``pass_blend`` of the successor where the flow is trusted) and held to it by the
+    # temporal loss for ``pass_iterations``; 3 walks forward again, and so on. The forward
+    # pass leaves the start of a chain the least settled; the pass back carries the settled
+    # end to it. Ruder et al. blend half and half over many passes; with one or two, a
+    # frame starts wholly from its successor where the flow is trusted, and keeps its own
+    # painting only where the successor did not see it. Chained modes only (flow, prev).
+    video_passes: int = 1
+    pass_iterations: int = 10
+    pass_blend: float = 1.0
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
 
     def __post_init__(self) -> None:
@@ -181,6 +195,9 @@ class VideoConfig:
             bool(gaps) and gaps[0] == 1 and all(a < b for a, b in zip(gaps, gaps[1:])), "temporal_gaps",
             f"must start at 1 and increase, e.g. 1 or 1,2,4,8 (got {','.join(map(str, gaps))})",
         )
+        check(self.video_passes >= 1, "video_passes", f"must be 1 or more (got {self.video_passes})")
+        check(self.pass_iterations >= 0, "pass_iterations", "must not be negative")
+        check(0 <= self.pass_blend <= 1, "pass_blend", f"must be between 0 and 1 (got {self.pass_blend})")
         check(0 <= self.crf <= 51, "crf", "must be between 0 and 51")
 
 

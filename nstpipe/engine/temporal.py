@@ -13,12 +13,18 @@ Modes (``VideoConfig.temporal``):
         it was visible (Ruder, Dosovitskiy and Brox 2018, section 4.2);
   prev  start from the previous stylized frame as it is, no temporal loss;
   none  every frame on its own, from the configured init (the baseline).
+
+A pass after the first (``VideoConfig.video_passes``) walks a chain again, the other way:
+the "previous" frames are then its neighbours in the direction of that pass, and each
+frame starts from its painting of the pass before, blended with the neighbour's (see
+:func:`again_start`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -53,12 +59,17 @@ class Earlier:
 @dataclass(frozen=True)
 class FrameInput:
     """A frame to stylize: its source and, after a chain's first frame, its predecessor's,
-    and those of frames further back for the long-term temporal loss, nearest first."""
+    and those of frames further back for the long-term temporal loss, nearest first.
+
+    In a pass after the first, ``current`` is the frame's painting of the pass before and
+    "predecessor" means the neighbour in this pass's direction, already painted by it.
+    """
 
     source: np.ndarray
     previous_source: np.ndarray | None = None
     previous_output: np.ndarray | None = None
     earlier: tuple[Earlier, ...] = ()
+    current: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,21 @@ def long_term_target(targets: Sequence[TemporalTarget]) -> TemporalTarget:
     return TemporalTarget(warped=warped, mask=total)
 
 
+def again_start(start: FrameStart, current: np.ndarray, blend: float) -> FrameStart:
+    """A frame's start in a pass after the first (Ruder et al. 2018, section 4.3): its
+    painting of the pass before, moved ``blend`` of the way toward the neighbour's new
+    painting where the flow trusts it, x = p + blend * c * (w - p). The temporal target
+    stays the neighbour's (``start``, see :func:`frame_start`), so the few iterations
+    of the pass pull the frame further toward it where it is trusted, and elsewhere the
+    frame keeps what it had.
+    """
+    painted = prepare(current)
+    if start.init is None:
+        return FrameStart(painted, None)
+    trusted = start.temporal.mask if start.temporal is not None else torch.ones(())
+    return FrameStart(painted + blend * trusted * (start.init - painted), start.temporal)
+
+
 def seam_start(
     source: np.ndarray,
     previous_source: np.ndarray,
@@ -163,14 +189,23 @@ class FrameStylizer:
     """Stylizes a video frame by frame; the first frame gets the full budget."""
 
     def __init__(self, stylizer: PhotoPainter, settings: Settings) -> None:
-        self.mode = settings.video.temporal
-        chained = self.mode != "none" and settings.video.first_budget != 1
-        self.first = stylizer.with_config(first_budget(stylizer.config, settings.video)) if chained else stylizer
+        video = settings.video
+        self.mode = video.temporal
+        chained = self.mode != "none" and video.first_budget != 1
+        self.first = stylizer.with_config(first_budget(stylizer.config, video)) if chained else stylizer
         # Later frames start close to their answer: no pyramid (it would blur that start
         # down and up again), a small budget, the same early stopping.
-        later = dataclasses.replace(stylizer.config, scales=1, iterations=settings.video.later_iterations)
+        later = dataclasses.replace(stylizer.config, scales=1, iterations=video.later_iterations)
         self.later = stylizer if self.mode == "none" else stylizer.with_config(later)
+        # Frames of a pass after the first: closer still, with their own budget.
+        self.again = stylizer.with_config(dataclasses.replace(later, iterations=video.pass_iterations))
+        self.blend = video.pass_blend
         self.init_image: torch.Tensor | None = None  # an --init file, for frames without a predecessor
+
+    def start(self, frame: FrameInput) -> FrameStart:
+        """Where ``frame`` starts and what holds it (see :func:`frame_start`, :func:`again_start`)."""
+        start = frame_start(self.mode, frame.source, frame.previous_source, frame.previous_output, frame.earlier)
+        return start if frame.current is None else again_start(start, frame.current, self.blend)
 
     def stylize(
         self,
@@ -180,40 +215,51 @@ class FrameStylizer:
         callback: EventSink | None = None,
         earlier: Sequence[Earlier] = (),
     ) -> StylizedFrame:
-        frame = FrameInput(source, previous_source, previous_output, tuple(earlier))
-        start = frame_start(self.mode, source, previous_source, previous_output, earlier)
-        return self._batch([frame], [start], callback)[0]
+        return self.stylize_many([FrameInput(source, previous_source, previous_output, tuple(earlier))], callback)[0]
 
     def stylize_many(self, frames: Sequence[FrameInput], callback: EventSink | None = None) -> list[StylizedFrame]:
         """Frames of one size from different chains, optimized together; results in order.
 
-        The chained frames (those with a predecessor) form one batch and the others one
-        more, since the two kinds run different schedules. Each frame of a batch follows
-        the path it would follow alone (see :meth:`~nstpipe.engine.stylize.Stylizer.run`). A batch that runs out
-        of GPU memory is done again one frame at a time.
+        The frames form one batch per kind, since the kinds run different schedules: the
+        first frames of chains, the chained ones (those with a predecessor), and those of a
+        pass after the first. Each frame of a batch follows the path it would follow alone
+        (see :meth:`~nstpipe.engine.stylize.Stylizer.run`). A batch that runs out of GPU memory is done again one
+        frame at a time.
         """
+        starts = [self.start(f) for f in frames]
+        kinds = [self._painter(f, s) for f, s in zip(frames, starts)]
         if len(frames) == 1:
-            only = frames[0]
-            return [self.stylize(only.source, only.previous_source, only.previous_output, callback, only.earlier)]
-        starts = [frame_start(self.mode, f.source, f.previous_source, f.previous_output, f.earlier) for f in frames]
+            return self._batch(kinds[0], frames, starts, callback)
         results: dict[int, StylizedFrame] = {}
-        for chained in (False, True):
-            group = [i for i, start in enumerate(starts) if (start.init is not None) == chained]
-            if not group:
-                continue
+        for painter in dict.fromkeys(kinds):
+            group = [i for i, kind in enumerate(kinds) if kind is painter]
             # One at a time after running out of GPU memory, from the starts (and flows) already computed.
-            done = run_or_split(group, lambda part: self._batch([frames[i] for i in part], [starts[i] for i in part], callback))
+            done = run_or_split(group, partial(self._part, painter, frames, starts, callback))
             results.update(zip(group, done))
         return [results[i] for i in range(len(frames))]
 
-    def _batch(self, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: EventSink | None) -> list[StylizedFrame]:
-        """Frames whose starts are all first frames or all chained ones, in one run."""
+    def _part(
+        self, painter: PhotoPainter, frames: Sequence[FrameInput], starts: Sequence[FrameStart],
+        callback: EventSink | None, part: Sequence[int],
+    ) -> list[StylizedFrame]:
+        return self._batch(painter, [frames[i] for i in part], [starts[i] for i in part], callback)
+
+    def _painter(self, frame: FrameInput, start: FrameStart) -> PhotoPainter:
+        """What paints a frame: its kind's schedule."""
+        if start.init is None:
+            return self.first
+        return self.later if frame.current is None else self.again
+
+    def _batch(
+        self, painter: PhotoPainter, frames: Sequence[FrameInput], starts: Sequence[FrameStart], callback: EventSink | None
+    ) -> list[StylizedFrame]:
+        """Frames of one kind (see :meth:`_painter`), in one run."""
         content = torch.cat([prepare(f.source) for f in frames])
-        if starts[0].init is None:
+        if painter is self.first:
             result = self.first.run(content, init=self.init_image, callback=callback)
         else:
             init = torch.cat([s.init for s in starts if s.init is not None])
-            result = self.later.run(content, init=init, callback=callback, temporal=_stacked([s.temporal for s in starts]))
+            result = painter.run(content, init=init, callback=callback, temporal=_stacked([s.temporal for s in starts]))
         return [
             StylizedFrame(to_rgb8(result.image[i : i + 1]), result.item_iterations[i], result.item_losses[i])
             for i in range(len(frames))

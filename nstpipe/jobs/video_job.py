@@ -4,15 +4,14 @@ Frames are streamed: one source frame, and per chain its predecessor's source an
 stylized frame (and those of the frames the long-term temporal loss reaches back to) are
 in memory at a time, whatever the length of the video. Frames already in the
 store (a run that was interrupted) are skipped; the chain continues from the saved
-predecessor, so at most the frame that was in flight is redone. Events go to
-``on_event``; nothing is printed.
+predecessor, so at most the frame that was in flight is redone (the chains and their
+passes: :mod:`nstpipe.jobs.chains`). Events go to ``on_event``; nothing is printed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -25,7 +24,7 @@ import torch
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_batch, resolve_device
 from nstpipe.engine.resize import fit_long_side
-from nstpipe.engine.temporal import Earlier, FrameInput, FrameStylizer, StylizedFrame, seam_start
+from nstpipe.engine.temporal import FrameStylizer, StylizedFrame, seam_start
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
 from nstpipe.events import Encoding, EventSink, FrameDone, FrameStarted
@@ -51,12 +50,14 @@ class FramesSummary:
     stylized: int = 0  # by this run; the rest were in the store
     iterations: int = 0  # of the frames stylized by this run
     blended: int = 0  # seam frames cross-faded by this run
+    repainted: int = 0  # frames painted again by this run's passes after the first
 
     def add(self, other: FramesSummary) -> None:
         self.frames += other.frames
         self.stylized += other.stylized
         self.iterations += other.iterations
         self.blended += other.blended
+        self.repainted += other.repainted
 
 
 def make_video_job(settings: Settings, styles: list[Path], source: Path, info: VideoInfo) -> VideoJob:
@@ -109,96 +110,6 @@ def output_frame_size(height: int, width: int, settings: Settings) -> tuple[int,
     return fit_long_side(height, width, settings.size) if settings.size else (height, width)
 
 
-def stylize_chains(
-    job: VideoJob,
-    store: FrameStore,
-    chunks: Sequence[Chunk],
-    on_event: EventSink,
-    make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
-) -> FramesSummary:
-    """The frames of each chunk not yet in ``store``, in order, each from its saved
-    predecessor; the chains in step, the next frame of each stylized in one batch.
-
-    A chunk's first frame has no predecessor (it is painted like a photo); the rest start
-    from the frame before them, read back from the store after a resume. A GPU that one
-    frame leaves partly idle paints as many chains in about the time of one. After a
-    resume the chains stand at different frames, and a chain that is done drops out of
-    the batch.
-    """
-    walks = [_ChainWalk(job, store, chunk) for chunk in chunks]
-    stylizer: FrameStylizer | None = None  # the model loads only when a frame needs it
-    while pending := _next_frames(walks):
-        stylizer = stylizer or make_stylizer(job)
-        inputs = [walk.input(source) for walk, _, source in pending]
-        slots = [(frame.index, frame.time) for _, frame, _ in pending]
-        results = _paint_many(slots, store, on_event, partial(stylizer.stylize_many, inputs, on_event))
-        for (walk, _, source), result in zip(pending, results):
-            walk.painted(source, result)
-    summary = FramesSummary()
-    for walk in walks:
-        summary.add(walk.summary)
-    return summary
-
-
-def _next_frames(walks: Sequence[_ChainWalk]) -> list[tuple[_ChainWalk, Frame, np.ndarray]]:
-    """The next frame to paint of every chain that has one."""
-    pending = []
-    for walk in walks:
-        if (found := walk.next_pending()) is not None:
-            pending.append((walk, *found))
-    return pending
-
-
-class _ChainWalk:
-    """One chunk's frames in order: skips those in the store, keeps the frames before the
-    next one at hand, as many as the temporal loss reaches back (``temporal_gaps``)."""
-
-    def __init__(self, job: VideoJob, store: FrameStore, chunk: Chunk) -> None:
-        self.job, self.store, self.chunk = job, store, chunk
-        self.frames = source_frames(job, chunk.start, chunk.stop)
-        self.summary = FramesSummary()
-        video = job.settings.video
-        # The gaps beyond 1 that the temporal loss reads (flow mode only).
-        self.gaps = video.temporal_gaps[1:] if video.temporal == "flow" else ()
-        # (source, output) of the frames before the next one, latest last, from this chunk
-        # only; an output is None until it is needed after a skipped frame, then read back.
-        self.recent: deque[tuple[np.ndarray, np.ndarray | None]] = deque(maxlen=max((1, *self.gaps)))
-        self.finished = False
-
-    def next_pending(self) -> tuple[Frame, np.ndarray] | None:
-        """The next frame not in the store with its source at the output size; None at the end."""
-        if self.finished:
-            return None
-        for frame, source in self.frames:
-            self.summary.frames += 1
-            if not self.store.is_done(frame.index):
-                self._read_back(frame.index)
-                return frame, source
-            self.recent.append((source, None))
-        self.finished = True
-        _check_complete(self.job, self.chunk, self.summary.frames)
-        return None
-
-    def _read_back(self, index: int) -> None:
-        """The saved outputs of the frames the next one reads, where a resume skipped them:
-        the same uint8 pictures an unbroken run holds, so it continues the same."""
-        for gap in (1, *self.gaps):
-            if gap <= len(self.recent) and (held := self.recent[-gap])[1] is None:
-                self.recent[-gap] = (held[0], self.store.read(index - gap))
-
-    def input(self, source: np.ndarray) -> FrameInput:
-        if not self.recent:
-            return FrameInput(source)
-        reach = [(gap, *self.recent[-gap]) for gap in self.gaps if gap <= len(self.recent)]
-        earlier = tuple(Earlier(gap, old_source, output) for gap, old_source, output in reach if output is not None)
-        return FrameInput(source, *self.recent[-1], earlier)
-
-    def painted(self, source: np.ndarray, result: StylizedFrame) -> None:
-        self.summary.stylized += 1
-        self.summary.iterations += result.iterations
-        self.recent.append((source, result.rgb))
-
-
 def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSink) -> FramesSummary:
     """Cross-fade the first ``chunk.blend`` frames of ``chunk`` in from the frame before it.
 
@@ -218,7 +129,7 @@ def blend_seam(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSi
             # Each blend frame starts from the one before it, so the incoming chain's share
             # compounds: 1 / (blend + 1 - j) on the chunk's own frame j makes that share
             # fall in equal steps, 1 - (j + 1) / (blend + 1), not fastest midway.
-            weight = 1.0 / (chunk.blend + chunk.start - index)
+            weight = 1.0 / (chunk.blend + 1 + chunk.start - index)
             init = seam_start(source, previous[0], previous[1], output, weight).init
             assert init is not None  # a seam always starts from the blend
             output = _paint(index, store, frame.time, on_event, partial(_seam_frame, init), SEAM).rgb
@@ -235,10 +146,10 @@ def _seam_frame(init: torch.Tensor) -> StylizedFrame:
 def _paint(
     index: int, store: FrameStore, time_s: float, on_event: EventSink, paint: Callable[[], StylizedFrame], stage: str = CHAIN
 ) -> StylizedFrame:
-    return _paint_many([(index, time_s)], store, on_event, lambda: [paint()], stage)[0]
+    return paint_frames([(index, time_s)], store, on_event, lambda: [paint()], stage)[0]
 
 
-def _paint_many(
+def paint_frames(
     slots: Sequence[tuple[int, float]],
     store: FrameStore,
     on_event: EventSink,
@@ -258,44 +169,12 @@ def _paint_many(
     return results
 
 
-def _check_complete(job: VideoJob, chunk: Chunk, frames: int) -> None:
+def check_complete(job: VideoJob, chunk: Chunk, frames: int) -> None:
     """OpenCV ends a broken stream as if it were the end; the container's count tells."""
     if frames == 0 and chunk.start == 0:
         raise InputError(job.source, "no video frames could be decoded")
     if frames < len(chunk):
         raise InputError(job.source, f"decoding stopped after {chunk.start + frames} of {chunk.stop} frames (corrupt or truncated video)")
-
-
-def run_chunks(
-    job: VideoJob,
-    store: FrameStore,
-    chunks: Sequence[Chunk],
-    on_event: EventSink,
-    make_stylizer: Callable[[VideoJob], FrameStylizer] = build_frame_stylizer,
-    batch: int = 1,
-) -> FramesSummary:
-    """Every chain, ``batch`` at a time in step, then every seam, in this process (one
-    model for all of them)."""
-    stylizers: list[FrameStylizer] = []
-
-    def shared(job: VideoJob) -> FrameStylizer:
-        if not stylizers:
-            stylizers.append(make_stylizer(job))
-        return stylizers[0]
-
-    summary = FramesSummary()
-    for group in chain_groups(chunks, batch):
-        summary.add(stylize_chains(job, store, group, on_event, shared))
-    for chunk in chunks:
-        if chunk.blend:
-            summary.add(blend_seam(job, store, chunk, on_event))
-    return summary
-
-
-def chain_groups(chunks: Sequence[Chunk], batch: int) -> list[tuple[Chunk, ...]]:
-    """The chunks in runs of ``batch`` consecutive ones, each run painted in step."""
-    size = max(1, batch)
-    return [tuple(chunks[i : i + size]) for i in range(0, len(chunks), size)]
 
 
 def encode(job: VideoJob, store: FrameStore, frames: int, output: Path, on_event: EventSink, full: bool) -> None:

@@ -18,8 +18,9 @@ from ray.util.queue import Queue
 from nstpipe.engine.device import pin_threads
 from nstpipe.errors import NstpipeError
 from nstpipe.events import EventSink, FrameDone, FrameStarted
+from nstpipe.jobs.chains import chain_groups, stylize_chains
 from nstpipe.jobs.plan import Chunk
-from nstpipe.jobs.video_job import FramesSummary, VideoJob, blend_seam, build_frame_stylizer, chain_groups, stylize_chains
+from nstpipe.jobs.video_job import FramesSummary, VideoJob, blend_seam, build_frame_stylizer
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
 from nstpipe.run.ray_calls import DIED, MOVED, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
 

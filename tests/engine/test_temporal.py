@@ -259,3 +259,56 @@ def test_flow_holds_pixels_hidden_from_the_previous_frame_to_an_earlier_one() ->
     seen = (short.temporal.mask == 1).expand(3, -1, -1)
     assert torch.equal(long.temporal.warped[0][seen], short.temporal.warped[0][seen])
     assert torch.equal(long.temporal.mask[short.temporal.mask == 1], short.temporal.mask[short.temporal.mask == 1])
+
+
+# -- passes after the first (video_passes) ------------------------------------------------------
+
+
+def test_a_later_pass_starts_between_its_painting_and_the_neighbours_where_the_flow_is_trusted() -> None:
+    from nstpipe.engine.temporal import again_start
+
+    before, after = frames()
+    neighbour, current = painted(1), painted(2)
+    start = frame_start("flow", after, before, neighbour)
+    assert start.init is not None and start.temporal is not None
+    again = again_start(start, current, 0.25)
+    assert again.temporal is start.temporal and again.init is not None  # held to the neighbour, as in the first pass
+    trusted = start.temporal.mask == 1
+    expected = 0.75 * prepare(current) + 0.25 * start.init
+    assert torch.allclose(again.init[..., trusted], expected[..., trusted], atol=1e-6)
+    untrusted = start.temporal.mask == 0
+    assert untrusted.any() and torch.equal(again.init[..., untrusted], prepare(current)[..., untrusted])
+    whole = again_start(start, current, 1.0).init
+    assert whole is not None and torch.allclose(whole[..., trusted], start.init[..., trusted])
+
+
+def test_a_later_pass_runs_its_own_budget_from_its_own_start() -> None:
+    """A frame of a later pass runs ``pass_iterations``; with none, it is its start."""
+    settings = budget_settings("flow")
+    video = dataclasses.replace(settings.video, pass_iterations=0, pass_blend=0.5)
+    settings = dataclasses.replace(settings, video=video)
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    before, after = frames()
+    frame = FrameInput(after, before, painted(1), current=painted(2))
+    chained = FrameInput(before, after, painted(3))
+    again, later = stylizer.stylize_many([frame, chained])
+    assert (again.iterations, later.iterations) == (0, 2)
+    init = stylizer.start(frame).init
+    assert init is not None and np.array_equal(again.rgb, to_rgb8(init))
+
+
+def test_a_chains_first_frame_runs_until_it_settles_with_first_budget_as_the_cap() -> None:
+    """The first frame every later one inherits stops once its loss changes by less than
+    ``tolerance`` over ``patience`` iterations (the engine's early stopping), however far
+    the cap ``first_budget`` lies; without a tolerance it runs to the cap."""
+    settings = budget_settings("flow")
+    before, _ = frames()
+    iterations = {}
+    for tolerance in (0.0, 2e-2):
+        engine = dataclasses.replace(settings.engine, scales=1, iterations=4, tolerance=tolerance, patience=5)
+        video = dataclasses.replace(settings.video, first_budget=50.0)
+        s = dataclasses.replace(settings, engine=engine, video=video)
+        stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], engine), s)
+        iterations[tolerance] = stylizer.stylize(before).iterations
+    assert iterations[0.0] == 4 * 50
+    assert 5 < iterations[2e-2] < 4 * 50, iterations

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import cast
+from typing import Sequence, cast
 from unittest import mock
 
 import numpy as np
@@ -19,17 +19,18 @@ from clips import (
     make_clip,
     make_pan,
     video_times,
-    warping_errors,
     zero_frame_clip,
 )
 from nstpipe.app import default_work_dir, stylize_video
-from nstpipe.config import Settings, build_settings
+from nstpipe.config import Settings, VideoConfig, build_settings
+from nstpipe.engine.metrics import frame_warping_error
 from nstpipe.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
 from nstpipe.events import FrameDone, FrameStarted, VideoPlanned
+from nstpipe.jobs.chains import chain_groups, run_chunks, stylize_chains
 from nstpipe.jobs.plan import Chunk, plan_chunks
-from nstpipe.jobs.video_job import VideoJob, chain_groups, make_video_job, stylize_chains
+from nstpipe.jobs.video_job import VideoJob, make_video_job
 from nstpipe.media.framestore import FrameStore
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe, read_frames
@@ -215,36 +216,52 @@ class TwoChains(LocalExecutor):
         return 2
 
 
-def frame_errors(source: Path, stylized: Path) -> list[float]:
-    """E_warp of each frame against the one before it: element i is frame i + 1's."""
-    return list(warping_errors((f.rgb for f in read_frames(source)), (f.rgb for f in read_frames(stylized))))
+def frame_errors(source: Path, stylized: Path, gap: int = 1) -> list[float]:
+    """E_warp of each frame against the one ``gap`` before it: element i is frame i + gap's,
+    along the flow computed directly between those two source frames."""
+    sources, painted = [f.rgb for f in read_frames(source)], [f.rgb for f in read_frames(stylized)]
+    return [frame_warping_error(sources[t], sources[t + gap], painted[t], painted[t + gap]) for t in range(len(painted) - gap)]
 
 
-def test_two_chunks_join_without_a_visible_seam(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+@pytest.mark.parametrize("gaps, passes", [((1,), 1), ((1, 2, 4, 8), 1), ((1, 2, 4, 8), 2)], ids=["gap1", "gaps1-8", "gaps1-8-back"])
+def test_two_chunks_join_without_a_visible_seam(
+    tmp_path: Path, photo_path: Path, painting_path: Path, gaps: tuple[int, ...], passes: int
+) -> None:
+    """Two workers' chains join without a step at the seam, at every distance in time,
+    with the long-term loss and with a pass back over each chain."""
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=42)
-    s = settings(size=40, iterations=20, later_iterations=6, tolerance=0.0)
+    s = settings(size=40, iterations=20, later_iterations=6, tolerance=0.0, temporal_gaps=gaps, video_passes=passes, pass_iterations=6)
     seam, blend = 21, 10
     events: list[object] = []
     stylize_video(clip, [painting_path], tmp_path / "two.mp4", s, events.append, executor=TwoChains(), keep_frames=True)
     manifest = json.loads(next((default_work_dir(tmp_path / "two.mp4")).glob("*/manifest.json")).read_text())
     assert manifest["chunks"] == [[0, 21, 0], [seam, 42, blend]]
-    assert started(events) == [*range(42), *range(seam, seam + blend)]  # both chains, then the blend
+    # Each chain, forward then (with a pass back) back from its last frame; then the blend.
+    first, second = [*range(seam)], [*range(seam, 42)]
+    if passes == 2:  # a pass back leaves its first frame, the chain's last, as it is
+        first, second = first + first[-2::-1], second + second[-2::-1]
+    assert started(events) == [*first, *second, *range(seam, seam + blend)]
     # The same two chains cut without the blend: the step into the seam frame then carries
     # the whole difference between them.
     with mock.patch("nstpipe.app.video.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
         stylize_video(clip, [painting_path], tmp_path / "cut.mp4", s, lambda e: None, executor=TwoChains())
-    joined, cut = frame_errors(clip, tmp_path / "two.mp4"), frame_errors(clip, tmp_path / "cut.mp4")
-    steps = range(seam - 1, seam + blend)  # into the seam frame and through the blend
-    usual = max(e for i, e in enumerate(joined) if i not in steps)  # frame to frame inside a chain
-    jump = cut[seam - 1]
-    # The blend spreads that difference over blend + 1 equal steps: each carries 1/(blend + 1)
-    # of it, so 1/(blend + 1)^2 of the jump's E_warp (a squared error), on top of a usual
-    # change between frames; (a + b)^2 <= 2a^2 + 2b^2 bounds each step by twice the sum of
-    # the two. Both are measured here, in this run, so the bound follows the precision and
-    # the versions that painted the frames instead of the numbers one of them gave.
-    bound = 2 * usual + 2 * jump / (blend + 1) ** 2
-    assert max(joined[i] for i in steps) <= bound, ([round(joined[i] / usual, 2) for i in steps], round(bound / usual, 2))
-    assert jump > bound  # without the blend the cut shows: the check above can fail
+    for gap in (1, 5):
+        joined, cut = frame_errors(clip, tmp_path / "two.mp4", gap), frame_errors(clip, tmp_path / "cut.mp4", gap)
+        # The pairs that reach into the seam frame or the blend, and the others, past the
+        # first chain's own settling (which the settling figure measures).
+        across = range(seam - gap, seam + blend)
+        usual = max(e for i, e in enumerate(joined) if i not in across and i >= blend)
+        jump = max(cut[i] for i in range(seam - gap, seam))
+        # The blend spreads the difference between the chains over blend + 1 equal steps,
+        # so a pair k frames apart inside it carries k/(blend + 1) of it: (k/(blend + 1))^2
+        # of the cut's E_warp (a squared error), on top of a usual change between frames k
+        # apart; (a + b)^2 <= 2a^2 + 2b^2 bounds it by twice the sum of the two. Both are
+        # measured here, in this run, so the bound follows the precision and the versions
+        # that painted the frames instead of the numbers one of them gave.
+        bound = 2 * usual + 2 * jump * (gap / (blend + 1)) ** 2
+        worst = max(joined[i] for i in across)
+        assert worst <= bound, (gap, [round(joined[i] / usual, 2) for i in across], round(bound / usual, 2))
+        assert jump > bound  # without the blend the cut shows: the check above can fail
 
 
 class CountingStylizer:
@@ -344,3 +361,111 @@ def test_batched_chains_paint_what_separate_chains_paint(tmp_path: Path, photo_p
     assert len(frames["batched"]) == 42
     worst = max(np.abs(a - b).max() for a, b in zip(frames["batched"], frames["apart"]))
     assert worst <= 2
+
+
+# -- passes after the first (video_passes), with the stand-in encoder --------------------------
+
+
+def tiny_frames(
+    tmp_path: Path, clip: Path, photo_path: Path, video: VideoConfig, chunks: Sequence[Chunk], stop: int | None = None
+) -> list[np.ndarray]:
+    """The frames of ``clip`` painted as ``chunks`` with the stand-in encoder at 32 px, in a
+    work folder of their own; with ``stop``, interrupted after that many frames (of every
+    pass) and resumed."""
+    from helpers import TinyEncoder, stripes_image, tiny_engine
+    from nstpipe.engine.stylize import Stylizer
+
+    engine = tiny_engine(style_layers=("relu1_1",), style_layer_weights=(1.0,), iterations=3)
+    s = Settings(size=32, device="cpu", engine=engine, video=video)
+    job = make_video_job(s, [photo_path], clip, probe(clip))
+    split = "-".join(f"{c.start}.{c.blend}" for c in chunks)
+    store = FrameStore(tmp_path / f"work-{job.fingerprint[:8]}-{split}-{stop}", job.fingerprint)
+    store.open({"chunks": [dataclasses.astuple(chunk) for chunk in chunks]})  # as the app plans them
+
+    def make(job: VideoJob) -> FrameStylizer:
+        return FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], job.settings.engine), job.settings)
+
+    if stop is not None:
+        with pytest.raises(Stop):
+            run_chunks(job, store, chunks, stop_after(stop, []), make)
+    run_chunks(job, store, chunks, lambda e: None, make)
+    return [store.read(i) for i in range(chunks[-1].stop)]
+
+
+def gap_errors(clip: Path, painted: Sequence[np.ndarray], gap: int) -> list[float]:
+    """E_warp between painted frames t and t + gap, along the flow between those source frames."""
+    sources = [to_rgb8(prepare(f.rgb, 32)) for f in read_frames(clip)]
+    return [frame_warping_error(sources[t], sources[t + gap], painted[t], painted[t + gap]) for t in range(len(painted) - gap)]
+
+
+def test_a_pass_back_steadies_the_chain_and_resumes_where_it_stopped(tmp_path: Path, photo_path: Path) -> None:
+    """The second pass walks back from the chain's settled last frame: the frame-to-frame
+    and the 5-apart warping error fall. Stopped in the pass back, the run resumes there
+    and paints the frames an unbroken run paints."""
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=14, width=60, height=32)
+    one = VideoConfig(later_iterations=3)
+    two = dataclasses.replace(one, video_passes=2, pass_iterations=3, pass_blend=1.0)
+    forward = tiny_frames(tmp_path, clip, photo_path, one, [Chunk(0, 14)])
+    back = tiny_frames(tmp_path, clip, photo_path, two, [Chunk(0, 14)])
+    # It takes about a fifth off at gap 1 and two thirds at gap 5; the bounds leave room for float noise.
+    for gap, most in ((1, 0.9), (5, 0.5)):
+        before, after = np.mean(gap_errors(clip, forward, gap)), np.mean(gap_errors(clip, back, gap))
+        assert after < most * before, (gap, before, after)
+    assert np.array_equal(back[13], forward[13])  # the pass back starts from the last frame as it stood
+    resumed = tiny_frames(tmp_path, clip, photo_path, two, [Chunk(0, 14)], stop=14 + 5)  # 5 frames into the pass back
+    for index, (a, b) in enumerate(zip(back, resumed)):
+        assert np.array_equal(a, b), index
+
+
+def test_a_dream_video_gets_the_long_term_loss_and_the_pass_back(tmp_path: Path, photo_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nstpipe dream`` on a clip goes through the same video job as style transfer: the
+    frames further back reach its frames, and a pass back repaints them. (The stand-in
+    encoder in place of VGG19, on the path the command takes.)"""
+    from helpers import TinyEncoder
+
+    monkeypatch.setattr("nstpipe.modes.dream.encoder", lambda *args, **kwargs: TinyEncoder())
+    given: list[FrameInput] = []
+    real = FrameStylizer.stylize_many
+
+    def spy(self: FrameStylizer, frames: Sequence[FrameInput], callback: object = None) -> list[StylizedFrame]:
+        from nstpipe.engine.dream import Dreamer
+
+        assert isinstance(self.again, Dreamer)
+        given.extend(frames)
+        return real(self, frames, None)
+
+    monkeypatch.setattr(FrameStylizer, "stylize_many", spy)
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=10)
+    dream = {"mode": "dream", "size": 32, "device": "cpu", "dream_layers": "relu2_1", "scales": 1, "iterations": 2}
+    video = {"later_iterations": 1, "temporal_gaps": "1,2,4", "video_passes": 2, "pass_iterations": 1}
+    s = build_settings("dream", None, {**dream, **video})
+    events: list[object] = []
+    stylize_video(clip, [], tmp_path / "dream.mp4", s, events.append)
+    assert started(events) == [*range(10), *range(8, -1, -1)]  # forward, then back from the last frame
+    assert [len(f.earlier) for f in given[:10]] == [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]  # gaps 2 and 4 as they come in reach
+    assert all(f.current is not None for f in given[10:]) and len(given) == 19
+
+
+def test_frames_backward_in_blocks_are_the_frames_forward_reversed(tmp_path: Path, photo_path: Path) -> None:
+    from nstpipe.jobs.chains import source_frames_backward
+    from nstpipe.jobs.video_job import source_frames
+
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=12)
+    job = make_video_job(settings(), [photo_path], clip, probe(clip))
+    forward = [(f.index, rgb) for f, rgb in source_frames(job, 2, 11)]
+    for block in (0, 1, 4, 9):
+        backward = [(f.index, rgb) for f, rgb in source_frames_backward(job, 2, 11, block)]
+        assert [i for i, _ in backward] == list(range(10, 1, -1)), block
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(backward, forward[::-1])), block
+
+
+@pytest.mark.parametrize("mode, painted", [("none", 12), ("prev", 12 + 11), ("flow", 12 + 11)])
+def test_passes_after_the_first_only_in_the_chained_modes(tmp_path: Path, photo_path: Path, mode: str, painted: int) -> None:
+    """Frames painted alone (none) have nothing to carry back: one pass whatever video_passes says."""
+    clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=12)
+    job = make_video_job(settings(temporal=mode, video_passes=2), [photo_path], clip, probe(clip))
+    store = FrameStore(tmp_path / "work", job.fingerprint)
+    store.open({})
+    counting = CountingStylizer()
+    summary = stylize_chains(job, store, [Chunk(0, 12)], lambda e: None, lambda job: cast(FrameStylizer, counting))
+    assert sum(counting.calls) == painted and summary.stylized + summary.repainted == painted and summary.stylized == 12
