@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
     from nstpipe.events import EventSink
     from nstpipe.jobs.plan import Chunk
-    from nstpipe.jobs.video_job import FramesSummary, VideoJob
+    from nstpipe.jobs.records import VideoJob
+    from nstpipe.jobs.video_job import FramesSummary
     from nstpipe.media.framestore import FrameStore
 
 DATA = Path(__file__).parent / "data"

@@ -17,7 +17,8 @@ from nstpipe.config import build_settings
 from nstpipe.errors import InputError
 from nstpipe.events import JobPlanned, Skipped, TaskStarted
 from nstpipe.jobs.plan import ImageTask, source_identity
-from nstpipe.jobs.worker import ImageJob, TaskResult, is_done, make_job
+from nstpipe.jobs.records import ImageJob, make_job
+from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.writer import TEMP_PREFIX, write_png
 from nstpipe.run.executor import LocalExecutor, Summary
 

@@ -333,7 +333,7 @@ def test_texture_size_is_rounded_for_wrapping() -> None:
 
 
 def test_temporal_gaps_count_for_a_video_not_for_a_photo(tmp_path: Path) -> None:
-    from nstpipe.jobs.video_job import make_video_job
+    from nstpipe.jobs.records import make_video_job
     from nstpipe.media.video import VideoInfo
 
     short, long = build_settings("fast", None, {"temporal_gaps": "1"}), build_settings("fast")

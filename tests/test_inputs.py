@@ -24,7 +24,8 @@ from nstpipe.config import DEFAULT_MAX_PIXELS, build_settings
 from nstpipe.errors import ConfigError, InputError
 from nstpipe.events import TaskStarted
 from nstpipe.jobs.plan import ImageTask, source_identity
-from nstpipe.jobs.worker import ImageWorker, TaskResult, is_done, make_job, read_unchanged
+from nstpipe.jobs.records import make_job
+from nstpipe.jobs.worker import ImageWorker, TaskResult, is_done, read_unchanged
 from nstpipe.media.video import probe
 from nstpipe.media.writer import read_record
 

@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from nstpipe.app.records import made_by_nstpipe
 from nstpipe.config import Settings
 from nstpipe.errors import ConfigError, InputError
+from nstpipe.jobs.records import made_by_nstpipe
 from nstpipe.media.imaging import is_still_image, read_rgb
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
 from nstpipe.media.writer import IMAGE_FORMATS

@@ -10,15 +10,15 @@ from typing import Iterator, Mapping, Sequence
 
 from nstpipe.app.checks import check_folder_output, check_inputs, check_output, check_writable, protected
 from nstpipe.app.naming import default_folder_output
-from nstpipe.app.records import SETTINGS_FILE, chosen, settings_record
-from nstpipe.app.sizes import folder_settings
+from nstpipe.app.sizes import chosen, folder_settings
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device, visible_gpus
 from nstpipe.errors import InputError
 from nstpipe.events import EventSink, JobPlanned, Skipped
 from nstpipe.jobs.failures import clear_failure, failed_before, record_failure
 from nstpipe.jobs.plan import ImageTask, plan_images
-from nstpipe.jobs.worker import ImageJob, TaskResult, is_done, make_job
+from nstpipe.jobs.records import SETTINGS_FILE, ImageJob, make_job, settings_record
+from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.writer import atomic_write_json, clean_temp_files
 from nstpipe.run.executor import Executor, LocalExecutor, Summary
 

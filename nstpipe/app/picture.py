@@ -8,11 +8,11 @@ from typing import Sequence
 
 from nstpipe.app.checks import check_inputs, check_output, check_writable, protected
 from nstpipe.app.naming import default_image_output
-from nstpipe.app.records import chosen, finished, write_output_record
-from nstpipe.app.sizes import photo_settings
+from nstpipe.app.sizes import chosen, photo_settings
 from nstpipe.config import Settings
 from nstpipe.events import EventSink, JobPlanned, Kept
-from nstpipe.jobs.worker import ImageWorker, make_job, read_unchanged
+from nstpipe.jobs.records import finished, make_job, write_output_record
+from nstpipe.jobs.worker import ImageWorker, read_unchanged
 from nstpipe.media.writer import check_encodable, image_format, write_image
 from nstpipe.modes import spec_of
 

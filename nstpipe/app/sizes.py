@@ -10,7 +10,9 @@ from PIL import Image
 
 from nstpipe.config import MIN_SIZE, Settings
 from nstpipe.engine.device import resolve_device
+from nstpipe.engine.features import resolve_precision
 from nstpipe.errors import ConfigError
+from nstpipe.events import Chosen
 
 # Seconds per megapixel per optimizer step on a CPU of two cores (python -m bench tiles, its
 # s_per_mp_it column): a rough guide for the opening line, which says "about".
@@ -75,3 +77,16 @@ def video_size(settings: Settings, width: int, height: int, size_from_device: bo
         return settings
     most = settings.max_size if on_gpu(settings) else settings.size
     return dataclasses.replace(settings, size=max(MIN_SIZE, min(max(width, height), most)))
+
+
+def chosen(
+    settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "", own: tuple[int, int] | None = None
+) -> Chosen:
+    """The line of what a command chose: the size, the device and the arithmetic ``auto`` gave;
+    ``own``: the input's own (width, height), named beside the size painted, with, on a CPU,
+    about how long that size would take."""
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.engine.precision, device)
+    source = f"{own[0]}x{own[1]}" if own is not None else ""
+    estimate = cpu_estimate(own, settings) if own is not None and device.type == "cpu" and max(own) > settings.size else ""
+    return Chosen(size, str(device), precision, output, count, unit, source, estimate)

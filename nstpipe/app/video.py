@@ -13,15 +13,15 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from nstpipe.app.checks import check_inputs, check_output, check_video_source, check_video_suffix, check_writable, protected
 from nstpipe.app.naming import default_video_output, default_work_dir
-from nstpipe.app.records import chosen, finished, made_by_nstpipe, video_manifest
-from nstpipe.app.sizes import video_size
+from nstpipe.app.sizes import chosen, video_size
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.errors import InputError
 from nstpipe.events import EventSink, Kept, VideoPlanned
 from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
 from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos, source_identity
-from nstpipe.jobs.video_job import FramesSummary, VideoJob, count_done, encode, make_video_job, output_frame_size, video_batch
+from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, video_manifest
+from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.framestore import FrameStore
 from nstpipe.media.video import VideoInfo, temp_tag
 from nstpipe.media.writer import atomic_write_json, clean_temp_files, record_path

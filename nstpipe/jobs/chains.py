@@ -25,9 +25,9 @@ import numpy as np
 from nstpipe.engine.temporal import Earlier, FrameInput, FrameStylizer, StylizedFrame
 from nstpipe.events import EventSink
 from nstpipe.jobs.plan import Chunk
+from nstpipe.jobs.records import VideoJob
 from nstpipe.jobs.video_job import (
     FramesSummary,
-    VideoJob,
     blend_seam,
     build_frame_stylizer,
     check_complete,

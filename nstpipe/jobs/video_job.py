@@ -10,7 +10,6 @@ passes: :mod:`nstpipe.jobs.chains`). Events go to ``on_event``; nothing is print
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,20 +27,12 @@ from nstpipe.engine.temporal import FrameStylizer, StylizedFrame, seam_start
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
 from nstpipe.events import Encoding, EventSink, FrameDone, FrameStarted
-from nstpipe.jobs.plan import Chunk, source_identity
-from nstpipe.jobs.worker import build_painter, make_job
+from nstpipe.jobs.plan import Chunk
+from nstpipe.jobs.records import VideoJob
+from nstpipe.jobs.worker import build_painter
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
 from nstpipe.media.video import Frame, VideoInfo, VideoWriter, read_frames
 from nstpipe.modes.model import read_image
-
-
-@dataclass(frozen=True)
-class VideoJob:
-    settings: Settings
-    styles: tuple[Path, ...]
-    source: Path
-    info: VideoInfo
-    fingerprint: str
 
 
 @dataclass
@@ -58,18 +49,6 @@ class FramesSummary:
         self.iterations += other.iterations
         self.blended += other.blended
         self.repainted += other.repainted
-
-
-def make_video_job(settings: Settings, styles: list[Path], source: Path, info: VideoInfo) -> VideoJob:
-    """The job's identity: the image fingerprint, the frame-chaining settings and the input.
-
-    The encoder's quality (crf) is left out: changing it re-encodes the saved frames.
-    """
-    video = dataclasses.asdict(settings.video)
-    video.pop("crf")
-    identity = {**source_identity(source), "frames": info.frame_count, "width": info.width, "height": info.height}
-    extra = {"image": make_job(settings, styles).fingerprint, "video": video, "input": identity}
-    return VideoJob(settings, tuple(styles), source, info, settings.fingerprint(extra))
 
 
 def build_frame_stylizer(job: VideoJob) -> FrameStylizer:

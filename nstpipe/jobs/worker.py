@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -24,31 +24,10 @@ from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.errors import InputError, NstpipeError, os_reason
 from nstpipe.events import EventSink, ImageTask, TaskResult
 from nstpipe.jobs.plan import source_identity
-from nstpipe.media.weights import sha256_file
+from nstpipe.jobs.records import ImageJob
 from nstpipe.media.writer import read_record, write_image, write_png
 from nstpipe.modes import spec_of
 from nstpipe.modes.model import encoder, read_image, read_image_capped
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    """Everything a worker needs, small enough to ship to another process."""
-
-    settings: Settings
-    styles: tuple[Path, ...]
-    fingerprint: str
-
-
-def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
-    """Fix the job's identity: settings plus the bytes of every file that shapes the output."""
-    extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
-    if settings.engine.init_is_file:
-        extra["init"] = sha256_file(Path(settings.engine.init))
-    return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
-
-
-def weights_identity(spec: str) -> str:
-    return spec if spec in ("embedded", "torchvision") else f"file:{sha256_file(Path(spec))}"
 
 
 def read_unchanged(

@@ -15,8 +15,9 @@ from typing import Iterable, Iterator, Protocol, Sequence
 from nstpipe.events import EventSink, ImageTask, TaskResult, TaskStarted
 from nstpipe.jobs.chains import run_chunks
 from nstpipe.jobs.plan import Chunk
-from nstpipe.jobs.video_job import FramesSummary, VideoJob
-from nstpipe.jobs.worker import ImageJob, ImageWorker, WorkerFactory
+from nstpipe.jobs.records import ImageJob, VideoJob
+from nstpipe.jobs.video_job import FramesSummary
+from nstpipe.jobs.worker import ImageWorker, WorkerFactory
 from nstpipe.media.framestore import FrameStore
 
 

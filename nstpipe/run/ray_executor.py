@@ -19,8 +19,9 @@ from ray.exceptions import RayError
 from nstpipe.errors import ClusterError
 from nstpipe.events import EventSink, ImageTask
 from nstpipe.jobs.plan import Chunk
-from nstpipe.jobs.video_job import FramesSummary, VideoJob
-from nstpipe.jobs.worker import ImageJob, ImageWorker, WorkerFactory
+from nstpipe.jobs.records import ImageJob, VideoJob
+from nstpipe.jobs.video_job import FramesSummary
+from nstpipe.jobs.worker import ImageWorker, WorkerFactory
 from nstpipe.media.framestore import FrameStore
 from nstpipe.run.executor import Summary
 from nstpipe.run.ray_images import ImageActor, ImageScheduler

@@ -27,7 +27,8 @@ import ray
 
 from nstpipe.engine.device import pin_threads
 from nstpipe.events import EventSink, ImageTask, TaskResult, WorkerLost
-from nstpipe.jobs.worker import ImageJob, WorkerFactory
+from nstpipe.jobs.records import ImageJob
+from nstpipe.jobs.worker import WorkerFactory
 from nstpipe.run.executor import Summary, take_batch
 from nstpipe.run.ray_calls import DIED, GONE, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
 

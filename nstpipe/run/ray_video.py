@@ -20,7 +20,8 @@ from nstpipe.errors import NstpipeError
 from nstpipe.events import EventSink, FrameDone, FrameStarted
 from nstpipe.jobs.chains import chain_groups, stylize_chains
 from nstpipe.jobs.plan import Chunk
-from nstpipe.jobs.video_job import FramesSummary, VideoJob, blend_seam, build_frame_stylizer
+from nstpipe.jobs.records import VideoJob
+from nstpipe.jobs.video_job import FramesSummary, blend_seam, build_frame_stylizer
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
 from nstpipe.run.ray_calls import DIED, MOVED, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
 

@@ -27,7 +27,8 @@ from nstpipe.engine.temporal import FrameInput, FrameStylizer
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.events import Progress
 from nstpipe.jobs.plan import ImageTask
-from nstpipe.jobs.worker import ImageWorker, build_painter, make_job
+from nstpipe.jobs.records import make_job
+from nstpipe.jobs.worker import ImageWorker, build_painter
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe
 from nstpipe.modes.model import read_image

@@ -21,7 +21,8 @@ from nstpipe.errors import OutputError
 from nstpipe.events import Skipped
 from nstpipe.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
 from nstpipe.jobs.plan import ImageTask, source_identity
-from nstpipe.jobs.worker import ImageJob, TaskResult, is_done
+from nstpipe.jobs.records import ImageJob
+from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.writer import write_png
 from nstpipe.run.executor import Summary
 

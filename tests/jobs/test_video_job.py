@@ -30,7 +30,7 @@ from nstpipe.errors import InputError
 from nstpipe.events import FrameDone, FrameStarted, VideoPlanned
 from nstpipe.jobs.chains import chain_groups, run_chunks, stylize_chains
 from nstpipe.jobs.plan import Chunk, plan_chunks
-from nstpipe.jobs.video_job import VideoJob, make_video_job
+from nstpipe.jobs.records import VideoJob, make_video_job
 from nstpipe.media.framestore import FrameStore
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe, read_frames

@@ -21,7 +21,8 @@ from nstpipe.config import build_settings
 from nstpipe.engine.device import run_or_split
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.jobs.plan import ImageTask
-from nstpipe.jobs.worker import ImageWorker, make_job
+from nstpipe.jobs.records import make_job
+from nstpipe.jobs.worker import ImageWorker
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.writer import read_record
 from nstpipe.run.executor import LocalExecutor

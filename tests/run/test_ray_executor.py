@@ -15,7 +15,8 @@ from nstpipe.app import stylize_folder
 from nstpipe.config import Settings, build_settings
 from nstpipe.events import EventSink, FrameDone, FrameStarted, TaskStarted, WorkerLost
 from nstpipe.jobs.plan import ImageTask
-from nstpipe.jobs.worker import ImageJob, ImageWorker, TaskResult, WorkerFactory
+from nstpipe.jobs.records import ImageJob
+from nstpipe.jobs.worker import ImageWorker, TaskResult, WorkerFactory
 from nstpipe.media.imaging import read_rgb
 from nstpipe.run.executor import LocalExecutor
 from nstpipe.run.ray_executor import RayExecutor, ray_session

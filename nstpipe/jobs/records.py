@@ -1,26 +1,66 @@
-"""Records and job identity: what nstpipe writes beside an output, and how a rerun knows
-an output as its own and as made with the same settings (the fingerprint)."""
+"""Records and job identity: a job's fingerprint (the settings and the bytes of every file
+that shapes its output), what nstpipe writes beside an output, and how a rerun knows an
+output as its own and as made with the same settings."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from nstpipe import __version__
-from nstpipe.app.sizes import cpu_estimate
 from nstpipe.config import Settings
-from nstpipe.engine.device import resolve_device
-from nstpipe.engine.features import resolve_precision
-from nstpipe.events import Chosen
 from nstpipe.jobs.plan import source_identity
-from nstpipe.jobs.video_job import VideoJob
-from nstpipe.jobs.worker import ImageJob, make_job
+from nstpipe.media.video import VideoInfo
+from nstpipe.media.weights import sha256_file
 from nstpipe.media.writer import atomic_write_json, read_record, record_path
 
 if TYPE_CHECKING:
     import torch
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """Everything a worker needs, small enough to ship to another process."""
+
+    settings: Settings
+    styles: tuple[Path, ...]
+    fingerprint: str
+
+def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
+    """Fix the job's identity: settings plus the bytes of every file that shapes the output."""
+    extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
+    if settings.engine.init_is_file:
+        extra["init"] = sha256_file(Path(settings.engine.init))
+    return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
+
+
+def weights_identity(spec: str) -> str:
+    return spec if spec in ("embedded", "torchvision") else f"file:{sha256_file(Path(spec))}"
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    settings: Settings
+    styles: tuple[Path, ...]
+    source: Path
+    info: VideoInfo
+    fingerprint: str
+
+
+def make_video_job(settings: Settings, styles: list[Path], source: Path, info: VideoInfo) -> VideoJob:
+    """The job's identity: the image fingerprint, the frame-chaining settings and the input.
+
+    The encoder's quality (crf) is left out: changing it re-encodes the saved frames.
+    """
+    video = dataclasses.asdict(settings.video)
+    video.pop("crf")
+    identity = {**source_identity(source), "frames": info.frame_count, "width": info.width, "height": info.height}
+    extra = {"image": make_job(settings, styles).fingerprint, "video": video, "input": identity}
+    return VideoJob(settings, tuple(styles), source, info, settings.fingerprint(extra))
+
 
 SETTINGS_FILE = "nstpipe-settings.json"  # a folder job's settings, in its output folder
 
@@ -72,19 +112,6 @@ def write_output_record(
     record["result"] = dict(result)
     record.update(fields, output=source_identity(output))
     atomic_write_json(record_path(output), record)
-
-
-def chosen(
-    settings: Settings, size: str, output: Path | None, count: int | None = None, unit: str = "", own: tuple[int, int] | None = None
-) -> Chosen:
-    """The line of what a command chose: the size, the device and the arithmetic ``auto`` gave;
-    ``own``: the input's own (width, height), named beside the size painted, with, on a CPU,
-    about how long that size would take."""
-    device = resolve_device(settings.device)
-    precision = resolve_precision(settings.engine.precision, device)
-    source = f"{own[0]}x{own[1]}" if own is not None else ""
-    estimate = cpu_estimate(own, settings) if own is not None and device.type == "cpu" and max(own) > settings.size else ""
-    return Chosen(size, str(device), precision, output, count, unit, source, estimate)
 
 
 def video_manifest(job: VideoJob, device: str, batch: int) -> dict[str, object]:
