@@ -14,9 +14,10 @@ from nstpipe.engine.features import resolve_precision
 from nstpipe.errors import ConfigError
 from nstpipe.events import Chosen
 
-# Seconds per megapixel per optimizer step on a CPU of two cores (python -m bench tiles, its
-# s_per_mp_it column): a rough guide for the opening line, which says "about".
-CPU_SECONDS_PER_MEGAPIXEL_STEP = 60.0
+# Seconds per megapixel per optimizer step on a CPU of two cores, fp32, one pass over the
+# whole picture (`python -m bench tiles --parts speed`, untiled_s_per_mp_it): a rough guide
+# for the opening line, which says "about"; tiles at large sizes cost more.
+CPU_SECONDS_PER_MEGAPIXEL_STEP = 8.4
 
 
 def cpu_estimate(own: tuple[int, int], settings: Settings) -> str:
