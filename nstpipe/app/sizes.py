@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from PIL import Image
-
 from nstpipe.config import MIN_SIZE, Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.engine.features import resolve_precision
 from nstpipe.errors import ConfigError
 from nstpipe.events import Chosen
+from nstpipe.media.imaging import shown_size
 
 # Seconds per megapixel per optimizer step on a CPU of two cores, fp32, one pass over the
 # whole picture (`python -m bench tiles --parts speed`, untiled_s_per_mp_it): a rough guide
@@ -47,12 +46,7 @@ def photo_settings(settings: Settings, source: Path, size_from_device: bool) -> 
     """The settings a photo is painted with, and its own (width, height) where its header says.
     Without --size (``size_from_device``), a GPU (CUDA, MPS) paints it at its own size, at
     most ``max_size``; a CPU at the preset's, which is quicker by far."""
-    try:
-        with Image.open(source) as img:
-            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation: shown a quarter turn round
-            own: tuple[int, int] | None = (img.height, img.width) if turned else img.size
-    except (OSError, ValueError, Image.DecompressionBombError):
-        own = None  # the read proper names the file and the reason
+    own = shown_size(source)
     settings = capped(settings, size_from_device)
     if size_from_device and own is not None and on_gpu(settings):
         settings = dataclasses.replace(settings, size=max(MIN_SIZE, min(max(own), settings.max_size)))

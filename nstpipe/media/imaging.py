@@ -125,6 +125,17 @@ def is_still_image(path: Path) -> bool:
         return False
 
 
+def shown_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of the picture at ``path`` as it is shown, EXIF orientation applied, from
+    its header alone; None where the header cannot be read (the read proper names the reason)."""
+    try:
+        with _pil_pixel_limit(0), Image.open(path) as img:
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # shown a quarter turn round
+            return (img.height, img.width) if turned else img.size
+    except DECODER_ERRORS + (UnidentifiedImageError,):
+        return None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

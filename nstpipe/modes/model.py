@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from nstpipe.config import DEFAULT_MAX_PIXELS, EngineConfig, Settings
+from nstpipe.config import DEFAULT_MAX_PIXELS, EngineConfig, Settings, parse_memory
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +55,7 @@ def engine_config(settings: Settings, device: torch.device) -> EngineConfig:
     """The engine's settings with ``max_memory = auto`` made a number off a CUDA GPU: a share of
     the RAM available now, which only this layer (above media) may read."""
     engine = settings.engine
-    if engine.max_memory.strip().lower() != "auto" or device.type == "cuda":
+    if parse_memory(engine.max_memory) is not None or device.type == "cuda":
         return engine
     from nstpipe.engine.memory import AUTO_SHARE
     from nstpipe.media.system import available_ram

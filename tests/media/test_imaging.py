@@ -13,7 +13,7 @@ from PIL import Image
 
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
-from nstpipe.media.imaging import read_rgb
+from nstpipe.media.imaging import read_rgb, shown_size
 from nstpipe.modes.model import read_image
 
 
@@ -54,6 +54,10 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert top[0] > 0.8 and top[2] < 0.2  # the left edge became the top edge
     assert bottom[2] > 0.8 and bottom[0] < 0.2
     assert read_image(path, long_side=20).shape == (1, 3, 20, 10)
+    # The header alone gives the size as shown, turned as the pixels are.
+    assert shown_size(path) == (20, 40)
+    (tmp_path / "not.jpg").write_text("text, not a picture")
+    assert shown_size(tmp_path / "not.jpg") is None
 
 
 def test_grey_image(tmp_path: Path) -> None:
