@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from bench.common import DATA, Column, add_common, encoder, json_path, print_table, run_measured, write_json
+from bench.common import Column, add_common, encoder, json_path, photo_path, print_table, run_measured, style_path, write_json
 from nstpipe.config import EngineConfig, parse_memory
 from nstpipe.engine.memory import fmt_bytes, plan_layout
 from nstpipe.engine.optimize import optimize_level
@@ -57,10 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
 
 
-def pair(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pair(args: argparse.Namespace, side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """tubingen at a long side of ``side`` and starry_night as it is."""
-    photo = resize_long_side(read_image(DATA / "content" / "tubingen.jpg", min(side, 1024)), side)
-    return photo, read_image(DATA / "styles" / "starry_night.jpg", 512)
+    photo = resize_long_side(read_image(photo_path(args), min(side, 1024)), side)
+    return photo, read_image(style_path(args, "starry_night"), 512)
 
 
 def stylizer(config: EngineConfig, painting: torch.Tensor, device: str) -> Stylizer:
@@ -73,7 +73,7 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def exactness(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
-    photo, painting = pair(128)
+    photo, painting = pair(args, 128)
     start = (photo + 0.05 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
     for loss in ("gram", "meancov", "sliced"):
         objective = stylizer(EngineConfig(style_loss=loss, tv_weight=0.5), painting, args.device).objective(photo)
@@ -87,7 +87,7 @@ def exactness(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def paint(args: argparse.Namespace) -> int:
     """The measured child: one level at ``--paint`` px under ``--max-memory``."""
-    photo, painting = pair(args.paint)
+    photo, painting = pair(args, args.paint)
     config = EngineConfig(scales=1, iterations=args.iterations, max_memory=args.max_memory, precision=args.precision or "fp32")
     model = stylizer(config, painting, args.device)
     size = (photo.shape[-2], photo.shape[-1])
@@ -113,7 +113,8 @@ def memory(args: argparse.Namespace) -> list[dict[str, Any]]:
     for side in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             result = Path(tmp) / "result.json"
-            child = ["-m", "bench", "tiles", "--paint", str(side), "--iterations", str(args.iterations), "--max-memory",
+            child = ["-m", "bench", "tiles", "--data", str(args.data), "--paint", str(side), "--iterations", str(args.iterations),
+                     "--max-memory",
                      args.max_memory, "--result", str(result), "--device", args.device, "--precision", args.precision or "fp32"]
             try:
                 _, peak_mib, _ = run_measured([sys.executable, *child])
@@ -130,7 +131,7 @@ def memory(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def speed(args: argparse.Namespace, repeats: int = 3) -> list[dict[str, Any]]:
-    photo, painting = pair(args.speed_size)
+    photo, painting = pair(args, args.speed_size)
     objective = stylizer(EngineConfig(), painting, args.device).objective(photo)
     megapixels = photo.shape[-2] * photo.shape[-1] / 1e6
     half = (max(photo.shape[-2:]) // 2 + 15) // 16 * 16
@@ -154,7 +155,7 @@ def speed(args: argparse.Namespace, repeats: int = 3) -> list[dict[str, Any]]:
 def seams(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Painted in tiles of a quarter of the long side: the steps across tile borders against
     the steps across every other line."""
-    photo, painting = pair(args.seam_size)
+    photo, painting = pair(args, args.seam_size)
     config = EngineConfig(iterations=args.seam_iterations)
     model = stylizer(config, painting, args.device)
     objective = model.objective(photo)
