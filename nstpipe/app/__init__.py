@@ -14,7 +14,8 @@ from nstpipe.app.folder import FolderOutcome, open_executor, stylize_folder
 from nstpipe.app.metrics import measure_video, parse_gaps
 from nstpipe.app.naming import default_folder_output, default_image_output, default_video_output, default_work_dir
 from nstpipe.app.picture import paint_canvas, paint_picture
-from nstpipe.app.video import VideoOptions, VideoOutcome, stylize_video, stylize_videos, video_settings
+from nstpipe.app.sizes import video_settings
+from nstpipe.app.video import VideoOptions, VideoOutcome, stylize_video, stylize_videos
 from nstpipe.events import FrameDone, Skipped
 from nstpipe.jobs.records import SETTINGS_FILE, made_by_nstpipe
 from nstpipe.jobs.worker import TaskResult

@@ -12,6 +12,7 @@ from nstpipe.engine.features import resolve_precision
 from nstpipe.errors import ConfigError
 from nstpipe.events import Chosen
 from nstpipe.media.imaging import shown_size
+from nstpipe.media.video import VideoInfo
 
 # Seconds per megapixel per optimizer step on a CPU of two cores, fp32, one pass over the
 # whole picture (`python -m bench tiles --parts speed`, untiled_s_per_mp_it): a rough guide
@@ -62,16 +63,18 @@ def folder_settings(settings: Settings, size_from_device: bool) -> Settings:
     return settings
 
 
-def video_size(settings: Settings, width: int, height: int, size_from_device: bool) -> Settings:
+def video_settings(settings: Settings, info: VideoInfo, size_from_device: bool) -> Settings:
     """The settings a video is painted with. Without --size (``size_from_device``), the size
     follows the device of the machine running nstpipe: on a GPU (CUDA, MPS) the video's own
     long side, at most ``max_size`` (tiles keep its memory in the budget); elsewhere the
-    preset's, never above the video's own."""
+    preset's, never above the video's own. Decided once, by the driver, so that the
+    fingerprint, the manifest and the record hold the size painted (another machine may
+    decide otherwise, and then paints anew)."""
     settings = capped(settings, size_from_device)
     if not size_from_device:
         return settings
     most = settings.max_size if on_gpu(settings) else settings.size
-    return dataclasses.replace(settings, size=max(MIN_SIZE, min(max(width, height), most)))
+    return dataclasses.replace(settings, size=max(MIN_SIZE, min(max(info.width, info.height), most)))
 
 
 def chosen(

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from nstpipe.app.checks import check_inputs, check_output, check_video_source, check_video_suffix, check_writable, protected
 from nstpipe.app.naming import default_video_output, default_work_dir
-from nstpipe.app.sizes import chosen, video_size
+from nstpipe.app.sizes import chosen, video_settings
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.errors import InputError
@@ -23,7 +23,7 @@ from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos, source_identity
 from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, video_manifest
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.framestore import FrameStore
-from nstpipe.media.video import VideoInfo, temp_tag
+from nstpipe.media.video import temp_tag
 from nstpipe.media.writer import atomic_write_json, clean_temp_files, record_path
 from nstpipe.run.executor import Executor, LocalExecutor
 
@@ -181,13 +181,6 @@ def run_video_job(
     if not options.keep_frames:
         store.remove()
     return summary
-
-
-def video_settings(settings: Settings, info: VideoInfo, size_from_device: bool) -> Settings:
-    """The settings a video is painted with (see :func:`~nstpipe.app.sizes.video_size`), decided
-    here, once, so that the fingerprint, the manifest and the record hold the size painted
-    (another machine may decide otherwise, and then paints anew)."""
-    return video_size(settings, info.width, info.height, size_from_device)
 
 
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:
