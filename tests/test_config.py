@@ -233,6 +233,17 @@ def test_a_tileable_revision_redoes_tileable_textures_alone(monkeypatch: pytest.
     assert [b != a for b, a in zip(before, after)] == [True, False, False]
 
 
+def test_a_meancov_revision_redoes_w2_outputs_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nstpipe.config.settings
+
+    kinds = [build_settings(overrides={"style_loss": loss}) for loss in ("gram:1,meancov:1", "meancov", "gram:1,sliced:1")]
+    kinds.append(build_settings())
+    before = [s.fingerprint() for s in kinds]
+    monkeypatch.setattr(nstpipe.config.settings, "MEANCOV_REVISION", nstpipe.config.settings.MEANCOV_REVISION + 1)
+    after = [s.fingerprint() for s in kinds]
+    assert [b != a for b, a in zip(before, after)] == [True, True, False, False]
+
+
 @pytest.mark.parametrize("mix", [-0.1, 1.5])
 def test_content_mix_is_a_share(mix: float) -> None:
     with pytest.raises(ConfigError, match="content_mix"):

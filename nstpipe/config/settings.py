@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nstpipe.config.layers import smallest_side
-from nstpipe.config.rules import DEFAULT_MAX_PIXELS, MIN_SIZE, check
+from nstpipe.config.rules import DEFAULT_MAX_PIXELS, MIN_SIZE, check, style_terms
 from nstpipe.config.sections import DreamConfig, EngineConfig, TextureConfig, VideoConfig, VisualizeConfig
 
 
@@ -98,6 +98,8 @@ class Settings:
         data["engine_revision"] = ENGINE_REVISION
         if self.mode == "texture" and self.texture.tileable:
             data["tileable_revision"] = TILEABLE_REVISION
+        if "meancov" in dict(style_terms(self.engine.style_loss)):
+            data["meancov_revision"] = MEANCOV_REVISION
         data["extra"] = dict(extra or {})
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
@@ -133,6 +135,9 @@ ENGINE_REVISION = 4
 # level starts from the coarser one upsampled in the Fourier domain (see
 # nstpipe.engine.schedule.resize_wrapped).
 TILEABLE_REVISION = 1
+# The same, for settings whose style loss has the W2 term ("meancov"). 1: the distance and
+# its matrix square roots in float64 (see nstpipe.engine.distribution.w2_squared).
+MEANCOV_REVISION = 1
 
 
 # Each section's fields by name: the keys a preset or config file may set, flat in TOML.

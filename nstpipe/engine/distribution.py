@@ -17,7 +17,7 @@ error, it reads the same at every layer and size and one weight serves them all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -78,6 +78,10 @@ class Gaussian:
         scale = mean.pow(2).sum(-1) + torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1)
         return cls(mean.float(), cov.float(), sqrtm_psd(cov).float(), scale.float())
 
+    def picked(self, pick: Callable[[torch.Tensor, int], torch.Tensor]) -> Gaussian:
+        """Each field for the pictures of a batch, through ``pick`` (see Pictures.pick)."""
+        return Gaussian(pick(self.mean, 2), pick(self.cov, 3), pick(self.root, 3), pick(self.scale, 1))
+
 
 def w2_squared(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torch.Tensor:
     """W2^2 between N(mean, cov) (batched, (N, C) and (N, C, C)) and the target Gaussian, per picture.
@@ -86,13 +90,20 @@ def w2_squared(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torch
     of the square roots of the eigenvalues of a symmetric matrix, whose gradient through
     ``eigvalsh`` needs no eigenvector derivatives (stable under repeated eigenvalues).
     """
-    product: torch.Tensor = target.root @ cov @ target.root
+    # In float64: the distance is a difference of traces several times its size, and in
+    # float32 the square roots of the small eigenvalues move its gradient by percents, so no
+    # two summation orders (tiles, batches) agree; a C x C eigensolve costs little beside
+    # the features that fed it.
+    dtype = mean.dtype
+    mean, cov = mean.double(), cov.double()
+    root = target.root.double()
+    product = root @ cov @ root
     product = 0.5 * (product + product.transpose(-1, -2))
     cross = (torch.linalg.eigvalsh(product).clamp_min(0) + EIG_EPS).sqrt().sum(-1)
     trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1)
-    target_trace = torch.diagonal(target.cov, dim1=-2, dim2=-1).sum(-1)
-    distance: torch.Tensor = (mean - target.mean).pow(2).sum(-1) + trace + target_trace - 2 * cross
-    return distance
+    target_trace = torch.diagonal(target.cov.double(), dim1=-2, dim2=-1).sum(-1)
+    distance: torch.Tensor = (mean - target.mean.double()).pow(2).sum(-1) + trace + target_trace - 2 * cross
+    return distance.to(dtype)
 
 
 def random_directions(channels: int, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -141,9 +152,7 @@ class MeanCovTerm(LayerTerm[Gaussian]):
 
     def value(self, pictures: Pictures, target: Gaussian) -> torch.Tensor:
         mean, cov = moments(flat_features(pictures.features[self.layer]))
-        pick = Gaussian(
-            pictures.pick(target.mean, 2), pictures.pick(target.cov, 3), pictures.pick(target.root, 3), pictures.pick(target.scale, 1)
-        )
+        pick = target.picked(pictures.pick)
         return self.weight * w2_squared(mean, cov, pick) / pick.scale
 
 

@@ -95,8 +95,7 @@ class MeanCovStatistic(Statistic):
         mean = total[..., -1] / count
         cov = total[..., :-1] / count - mean.unsqueeze(2) * mean.unsqueeze(1)
         mean, cov = mean.to(self.target.cov.dtype), cov.to(self.target.cov.dtype)
-        t, pick = self.target, self.pick
-        target = Gaussian(pick(t.mean, 2), pick(t.cov, 3), pick(t.root, 3), pick(t.scale, 1))
+        target = self.target.picked(self.pick)
         return self.weight * w2_squared(mean, cov, target) / target.scale
 
 
