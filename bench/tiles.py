@@ -10,10 +10,17 @@ Four parts (``--parts``), each a table, all in one JSON file:
 * speed: at ``--speed-size``, where both fit, seconds per megapixel per iteration untiled and
   in four tiles (target: at most 1.6x);
 * seams: a picture painted in tiles at ``--seam-size``: the mean gradient magnitude across the
-  tile borders over that across every other line of pixels (target: at most 1.1).
+  tile borders over that across every other line of pixels (target: at most 1.1);
+* whole (not among the default parts: most of an hour on two CPU cores): tubingen enlarged to
+  ``--whole-side`` (4000x3000) and painted whole by ``nstpipe image --size 4000`` under
+  ``--max-memory``, its finest levels above ``--fine-side`` each twice the one before
+  (``fine_side``); the wall time and peak RSS, then the style and content distances of the
+  result brought down to 256 px beside those of a 256 px paint of the same pair, and a
+  downscaled view and a 1:1 crop of the result in ``--out``.
 
     python -m bench tiles --sizes 1024,2048 --iterations 3
     python -m bench tiles --parts exactness,speed --speed-size 256
+    python -m bench tiles --parts whole --whole-side 4000 --max-memory 4G
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from bench.common import Column, add_common, encoder, json_path, photo_path, print_table, run_measured, style_path, write_json
 from nstpipe.config import EngineConfig, parse_memory
 from nstpipe.engine.memory import fmt_bytes, plan_layout
+from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances
 from nstpipe.engine.optimize import optimize_level
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.engine.stylize import Stylizer
@@ -40,19 +49,25 @@ from nstpipe.engine.tiles import Layout, cuts, tile_stride
 from nstpipe.modes.model import read_image
 
 PARTS = ("exactness", "memory", "speed", "seams")
+
+
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser, "tiles", precision=True)
-    parser.add_argument("--parts", type=lambda s: [p for p in s.split(",") if p], default=list(PARTS), help=",".join(PARTS))
+    parser.add_argument("--parts", type=lambda s: [p for p in s.split(",") if p], default=list(PARTS), help=",".join((*PARTS, "whole")))
     parser.add_argument("--sizes", type=_ints, default=[1024, 2048, 4000], help="long sides of the memory part")
     parser.add_argument("--iterations", type=int, default=3, help="steps of each memory run")
     parser.add_argument("--max-memory", default="4G", help="the budget of the memory runs")
     parser.add_argument("--speed-size", type=int, default=512)
     parser.add_argument("--seam-size", type=int, default=256)
     parser.add_argument("--seam-iterations", type=int, default=30)
+    parser.add_argument("--whole-side", type=int, default=4000, help="long side of the whole part's photo")
+    parser.add_argument("--fine-side", type=int, default=512, help="the whole part's fine_side setting")
+    parser.add_argument("--whole-output", type=Path, default=None,
+                        help="measure this earlier result of the whole part's command instead of painting again (no wall time then)")
     parser.add_argument("--paint", type=int, default=None, help=argparse.SUPPRESS)  # the measured child's long side
     parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -174,9 +189,53 @@ def seams(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [{"size": args.seam_size, "tile": side, "borders": len(border), "border_over_inside": ratio, "within": ratio <= 1.1}]
 
 
+def whole(args: argparse.Namespace) -> list[dict[str, Any]]:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    photo = out / f"tubingen_{args.whole_side}.jpg"
+    source = Image.open(photo_path(args)).convert("RGB")
+    scale = args.whole_side / max(source.size)
+    source.resize((round(source.width * scale), round(source.height * scale)), Image.Resampling.LANCZOS).save(photo, quality=95)
+    config = out / "fine_side.toml"
+    config.write_text(f"fine_side = {args.fine_side}\n")
+    style = style_path(args, "starry_night")
+    paint = [sys.executable, "-m", "nstpipe", "image", str(photo), "--style", str(style), "-y", "-q"]
+    big = args.whole_output or out / f"whole_{args.whole_side}.png"
+    row: dict[str, Any] = {"side": args.whole_side, "max_memory": args.max_memory, "fine_side": args.fine_side}
+    if args.whole_output is None:
+        budget = parse_memory(args.max_memory) or 0
+        wall, peak_mib, _ = run_measured([*paint, "--size", str(args.whole_side), "--max-memory", args.max_memory,
+                                          "--config", str(config), "-o", str(big)])
+        peak = int(peak_mib * (1 << 20))
+        row.update(wall_s=wall, peak_rss=fmt_bytes(peak), within=peak <= budget * 1.1)
+    small = out / "whole_256.png"
+    run_measured([*paint, "--size", "256", "-o", str(small)])
+    row.update(_at_256(photo, style, big, small))
+    view = Image.open(big).convert("RGB")
+    view.resize((1000, round(1000 * view.height / view.width)), Image.Resampling.LANCZOS).save(out / "whole_view.jpg", quality=90)
+    left, top = view.width * 3 // 8, view.height * 3 // 8
+    view.crop((left, top, left + 600, top + 400)).save(out / "whole_crop.png")
+    return [row]
+
+
+def _at_256(photo: Path, style: Path, big: Path, small: Path) -> dict[str, float]:
+    """Style and content distances at 256 px of the whole result and of the 256 px paint."""
+    features = encoder((*STYLE_LAYERS, CONTENT_LAYER))
+    photo_256, painting_256 = read_image(photo, 256), read_image(style, 256)
+    found = {}
+    with torch.no_grad():
+        for name, path in (("whole", big), ("paint_256", small)):
+            measured = distances(features, read_image(path, 256), photo_256, painting_256)
+            found[f"style_{name}"], found[f"content_{name}"] = measured.style, measured.content
+    found["style_ratio"] = found["style_whole"] / found["style_paint_256"]
+    found["content_ratio"] = found["content_whole"] / found["content_paint_256"]
+    return found
+
+
 def _columns(*keys: str) -> tuple[Column, ...]:
     numbers = {"relative_error": ".2e", "model_over_peak": ".2f", "s_per_mp_it": ".3g", "untiled_s_per_mp_it": ".3g",
-               "tiled_s_per_mp_it": ".3g", "ratio": ".2f", "border_over_inside": ".3f"}
+               "tiled_s_per_mp_it": ".3g", "ratio": ".2f", "border_over_inside": ".3f", "wall_s": ".0f", "style_whole": ".4f",
+               "content_whole": ".4f", "style_paint_256": ".4f", "content_paint_256": ".4f", "style_ratio": ".2f", "content_ratio": ".2f"}
     return tuple((key, key, numbers.get(key, "")) for key in keys)
 
 
@@ -186,6 +245,8 @@ COLUMNS = {
                        "untiled_estimate", "s_per_mp_it"),
     "speed": _columns("size", "tiles", "untiled_s_per_mp_it", "tiled_s_per_mp_it", "ratio"),
     "seams": _columns("size", "tile", "borders", "border_over_inside", "within"),
+    "whole": _columns("side", "max_memory", "fine_side", "wall_s", "peak_rss", "within", "style_whole", "style_paint_256",
+                      "style_ratio", "content_whole", "content_paint_256", "content_ratio"),
 }
 
 
@@ -193,7 +254,7 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     if args.paint is not None:
         return paint(args)
-    runs = {"exactness": exactness, "memory": memory, "speed": speed, "seams": seams}
+    runs = {"exactness": exactness, "memory": memory, "speed": speed, "seams": seams, "whole": whole}
     payload: dict[str, Any] = {"max_memory": args.max_memory, "iterations": args.iterations}
     for part in args.parts:
         payload[part] = runs[part](args)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import torch
 
+from nstpipe.engine.heap import trim_heap
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.terms import Pictures
 from nstpipe.engine.tiles import Tile, layer_stride, tiles
@@ -95,6 +96,8 @@ class TiledObjective:
                     owned, region = tile.interior(features[stat.layer], layer_stride(stat.layer))
                     parts[k].append(stat.part(owned, region))
                     counts[k] += owned.shape[-2] * owned.shape[-1]
+                del features
+                trim_heap()
         sizes = [[part.shape[-1] for part in each] for each in parts]
         return [stat.total(each) for stat, each in zip(stats, parts)], sizes, counts
 
@@ -117,6 +120,8 @@ class TiledObjective:
             torch.autograd.backward(surrogate)
         assert crop.grad is not None
         grad[..., tile.rows.low : tile.rows.high, tile.cols.low : tile.cols.high] += crop.grad
+        del features, surrogate
+        trim_heap()
 
     def _pixel_losses(self, x: torch.Tensor, items: Sequence[int] | None, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The terms that read the pixels alone, on the whole picture, and their gradient."""
