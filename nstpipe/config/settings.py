@@ -87,6 +87,8 @@ class Settings:
         data.pop("max_memory")  # how much at once, not what: tiles give the untiled gradient
         if not self.engine.fine_side:
             data.pop("fine_side")  # off, as before there was such a setting: finished outputs stay
+        else:
+            data["fine_revision"] = FINE_REVISION
         for key in VIDEO_FIELDS:
             data.pop(key)
         if self.mode == "style":
@@ -138,6 +140,9 @@ TILEABLE_REVISION = 1
 # The same, for settings whose style loss has the W2 term ("meancov"). 1: the distance and
 # its matrix square roots in float64 (see nstpipe.engine.distribution.w2_squared).
 MEANCOV_REVISION = 1
+# The same, for settings with fine levels (fine_side). 1: a fine level starts from the coarser
+# result plus the photo's detail, not a share of the photo (see Schedule.carry).
+FINE_REVISION = 1
 
 
 # Each section's fields by name: the keys a preset or config file may set, flat in TOML.

@@ -45,6 +45,7 @@ class LevelPlan:
     count: int  # levels in the run
     size: tuple[int, int]
     budget: int  # iterations at most
+    fine: bool = False  # above the preset's finest level (fine_side): it refines, see Schedule.carry
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class Schedule:
         top = len(sizes) - len(fine[1:]) - 1  # the preset's finest level: its full budget
         # Halved per level above, but never to nothing where the run has steps at all.
         budgets = [self.coarse_iterations] * top + [max(min(1, self.iterations), self.iterations >> k) for k in range(len(sizes) - top)]
-        return [LevelPlan(i, len(sizes), size, budget) for i, (size, budget) in enumerate(zip(sizes, budgets))]
+        return [LevelPlan(i, len(sizes), size, budget, i > top) for i, (size, budget) in enumerate(zip(sizes, budgets))]
 
     def start(
         self, size: tuple[int, int], count: int, content: torch.Tensor | None, init: torch.Tensor | None, device: torch.device
@@ -112,11 +113,18 @@ class Schedule:
         # "content", and a file path that the caller has already turned into ``init``.
         return resize(content, size)
 
-    def carry(self, image: torch.Tensor, size: tuple[int, int], content: torch.Tensor | None, init: torch.Tensor | None) -> torch.Tensor:
+    def carry(
+        self, image: torch.Tensor, size: tuple[int, int], content: torch.Tensor | None, init: torch.Tensor | None, fine: bool = False
+    ) -> torch.Tensor:
         """A finer level's start: the coarser result upsampled, with a share of the photo
-        mixed in when the run started from the photo; or, with ``detail``, the level's own
-        start plus the coarser level's change to its start."""
-        if self.detail and (init is not None or content is not None):
+        mixed in when the run started from the photo; or, with ``detail`` or on a ``fine``
+        level, the level's own start plus the coarser level's change to its start.
+
+        A fine level (above fine_side) has few steps: a share of the photo mixed in at each
+        of several such levels would wash out what the preset's levels painted, which they
+        cannot repaint; the photo's detail alone, added to the upsampled painting, keeps it.
+        """
+        if (self.detail or fine) and (init is not None or content is not None):
             start = init if init is not None else content
             assert start is not None
             base = start.to(image.device, image.dtype)

@@ -93,7 +93,7 @@ class Painter:
         total, per_item = 0, [0] * count
         for plan in levels:
             if plan.index > 0:
-                image = self.mode.schedule.carry(image, plan.size, photo, init)
+                image = self.mode.schedule.carry(image, plan.size, photo, init, plan.fine)
             outcome = self._optimize(plan, image, content, temporal, callback)
             image, total = outcome.image, total + outcome.steps
             if outcome.steps:

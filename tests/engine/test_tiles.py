@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers import DATA
 from nstpipe.config import EngineConfig, parse_memory
@@ -16,6 +17,7 @@ from nstpipe.engine.distribution import Gaussian, MeanCovTerm, moments
 from nstpipe.engine.losses import gram
 from nstpipe.engine.memory import plan_layout
 from nstpipe.engine.objective import Objective
+from nstpipe.engine.resize import resize
 from nstpipe.engine.schedule import Schedule
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.engine.targets import StyleTargets, feature_moments
@@ -212,6 +214,29 @@ def test_a_pyramid_up_to_the_full_size() -> None:
     assert all(b.size[1] <= 2 * a.size[1] for a, b in zip(levels, levels[1:]))
     same = [(level.size, level.budget) for level in replace(schedule, fine_side=0).levels(300, 400, 16)]
     assert [(level.size, level.budget) for level in schedule.levels(300, 400, 16)] == same == [((150, 200), 200), ((300, 400), 300)]
+    assert [level.fine for level in levels] == [False, False, True, True, True]
+
+
+def test_a_fine_level_keeps_the_coarse_painting_and_takes_the_photos_detail() -> None:
+    # The photo mixed in (content_mix) at each of several fine levels would wash out what the
+    # coarse levels painted; a fine level's start is the painting upsampled plus the photo's
+    # detail: a flat photo leaves the painting upsampled, and a detailed one adds its detail.
+    schedule = Schedule(scales=2, content_mix=0.7, fine_side=16)
+    painted = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def upsampled(change: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(change, size=(32, 32), mode="bilinear", align_corners=False)
+
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    up = (0.5 + upsampled(painted - 0.5)).clamp(0, 1)
+    assert torch.allclose(schedule.carry(painted, (32, 32), flat, None, fine=True), up, atol=1e-5)
+    mixed = schedule.carry(painted, (32, 32), flat, None)  # a preset's level: 70% of the photo
+    assert (mixed - 0.5).abs().max() < 0.31 < (up - 0.5).abs().max()
+    checks = (torch.arange(32)[None, :] + torch.arange(32)[:, None]) % 2 * 0.2 + 0.4  # detail lost at 16 px
+    detailed = checks.expand(1, 3, 32, 32)
+    want = (detailed + upsampled(painted - resize(detailed, (16, 16)))).clamp(0, 1)
+    assert torch.allclose(schedule.carry(painted, (32, 32), detailed, None, fine=True), want, atol=1e-5)
+    assert (want - up).abs().mean() > 0.05  # the checks are there
 
 
 def test_one_item_of_a_batch_with_targets_of_its_own(vgg_weights: VGGWeights) -> None:
