@@ -27,4 +27,3 @@ def _malloc_trim() -> Callable[[int], int] | None:
     except (OSError, AttributeError):  # not glibc: macOS, Windows, musl
         return None
     return function
-

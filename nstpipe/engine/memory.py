@@ -148,4 +148,3 @@ def _largest_tile(room: int, scale: int, size: tuple[int, int], layers: Sequence
     while side > stride and pass_bytes(_crop_pixels(side, size, reach), layers, scale) > room:
         side -= stride
     return min(side, math.ceil(max(size) / stride) * stride)
-

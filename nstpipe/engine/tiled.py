@@ -97,7 +97,7 @@ class TiledObjective:
                     parts[k].append(stat.part(owned, region))
                     counts[k] += owned.shape[-2] * owned.shape[-1]
                 del features
-                trim_heap()
+                _release(x)
         sizes = [[part.shape[-1] for part in each] for each in parts]
         return [stat.total(each) for stat, each in zip(stats, parts)], sizes, counts
 
@@ -121,7 +121,7 @@ class TiledObjective:
         assert crop.grad is not None
         grad[..., tile.rows.low : tile.rows.high, tile.cols.low : tile.cols.high] += crop.grad
         del features, surrogate
-        trim_heap()
+        _release(x)
 
     def _pixel_losses(self, x: torch.Tensor, items: Sequence[int] | None, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The terms that read the pixels alone, on the whole picture, and their gradient."""
@@ -142,6 +142,13 @@ def _share(cotangent: torch.Tensor, sizes: list[int], index: int) -> torch.Tenso
     """Tile ``index``'s slice of a concatenated statistic's gradient."""
     start = sum(sizes[:index])
     return cotangent[..., start : start + sizes[index]]
+
+
+def _release(x: torch.Tensor) -> None:
+    """A tile's activations, just freed, back to the system: on a CPU they came from the C
+    heap (see :func:`trim_heap`); a GPU's come from its own allocator."""
+    if x.device.type == "cpu":
+        trim_heap()
 
 
 def _keep(target: torch.Tensor, batched_dims: int = 4) -> torch.Tensor:

@@ -94,9 +94,9 @@ class MeanCovStatistic(Statistic):
     def loss(self, total: torch.Tensor, count: int) -> torch.Tensor:
         mean = total[..., -1] / count
         cov = total[..., :-1] / count - mean.unsqueeze(2) * mean.unsqueeze(1)
-        mean, cov = mean.to(self.target.cov.dtype), cov.to(self.target.cov.dtype)
+        # Kept in float64 into w2_squared, which takes the distance in float64 anyway.
         target = self.target.picked(self.pick)
-        return self.weight * w2_squared(mean, cov, target) / target.scale
+        return (self.weight * w2_squared(mean, cov, target) / target.scale).to(target.cov.dtype)
 
 
 class SlicedStatistic(Statistic):
