@@ -33,7 +33,14 @@ RISE = 0.1  # relative rise of the loss that counts as an overshoot; healthy run
 
 
 class LBFGS:
-    """One parameter tensor, stepped from the gradient already in ``x.grad``."""
+    """One parameter tensor, stepped from the gradient already in ``x.grad``.
+
+    Every whole-picture vector a step needs lives in two blocks made once, the history and
+    a (3, D) work block, and each step writes into them in place: at 4000x3000 a picture's
+    vector is 144M, and the temporaries of a step written plainly (the gradient change, the
+    stacked operands, the scaled and negated direction, the taken step, the copies kept for
+    the next step) came to about eight more of them.
+    """
 
     def __init__(self, x: torch.Tensor, history: int = 100) -> None:
         self.x = x
@@ -42,14 +49,16 @@ class LBFGS:
         # ``order`` lists the slots in use, oldest first.
         self.pairs = x.new_zeros(2 * self.m, x.numel())
         self.order: list[int] = []
+        # Row 0: the gradient at the accepted point; row 1: the newest gradient change y;
+        # row 2: t d of the last step, taken or not (s). One block, so that the step's one
+        # read of the history multiplies it as it is.
+        self.work = x.new_zeros(3, x.numel())
         # s_i . y_j and y_i . y_j by slot, in float64: the triangular solves with them are
         # the one ill-conditioned part of a step.
         self.sy = torch.zeros(self.m, self.m, dtype=torch.float64, device=x.device)
         self.yy = torch.zeros_like(self.sy)
         self.gamma = torch.ones((), dtype=torch.float64, device=x.device)  # H0 = gamma I
-        self.prev_grad: torch.Tensor | None = None
-        self.prev_step: torch.Tensor | None = None  # t d of the last step, taken or not
-        self.prev_moved: torch.Tensor | None = None  # what the last step added to x
+        self.kept: torch.Tensor | None = None  # 1 where the last step moved x, 0 where it did not
         self.prev_loss: float | None = None  # the loss at the last accepted point
         self.misses = 0  # overshoots in a row
 
@@ -59,46 +68,51 @@ class LBFGS:
         taken back); ``closure`` is accepted for the optimizer interface and ignored."""
         assert self.x.grad is not None, "backward() first"
         grad = self.x.grad.reshape(-1)
-        if self.prev_grad is None or self.prev_step is None:
-            direction = -grad
-            size = torch.clamp(1.0 / grad.abs().sum(), max=1.0)
+        accepted, change = self.work[0], self.work[1]
+        if self.kept is None:
+            accepted.copy_(grad)
+            direction = grad.neg()
+            size = torch.clamp(1.0 / grad.abs().sum(), max=1.0)  # as torch sums it
         elif loss is not None and self.prev_loss is not None and not loss <= self.prev_loss + RISE * abs(self.prev_loss):
             self._take_back(grad)
             return
         else:
-            direction = -self._times_inverse_hessian(grad, grad - self.prev_grad, self.prev_step)
+            torch.sub(grad, accepted, out=change)
+            accepted.copy_(grad)
+            direction = self._descent()
             size = torch.ones((), dtype=grad.dtype, device=grad.device)
         self.misses, self.prev_loss = 0, loss
-        self._move(grad, direction, size)
+        self._move(direction, size)
 
-    def _move(self, grad: torch.Tensor, direction: torch.Tensor, size: torch.Tensor) -> None:
+    def _move(self, direction: torch.Tensor, size: torch.Tensor) -> None:
         # torch stops when g.d > -tolerance_change (here: > 1, not a descent direction) but
         # keeps d and t all the same; a zero factor does that without asking the device.
-        keep = (grad.dot(direction) <= 1.0).to(grad.dtype)
-        step = direction * size
-        moved = step * keep
-        self.x.add_(moved.view_as(self.x))
-        self.prev_grad, self.prev_step, self.prev_moved = grad.clone(), step, moved
+        self.kept = (self.work[0].dot(direction) <= 1.0).to(direction.dtype)
+        step = self.work[2]
+        torch.mul(direction, size, out=step)
+        del direction
+        self.x.view(-1).addcmul_(step, self.kept)
 
     def _take_back(self, grad: torch.Tensor) -> None:
         """Back to the accepted point, keeping the overshot step as a curvature pair (a
         non-finite or non-positive one is dropped by the curvature test), and a shorter
         step from there."""
-        assert self.prev_grad is not None and self.prev_step is not None and self.prev_moved is not None
-        accepted = self.prev_grad
-        self.x.sub_(self.prev_moved.view_as(self.x))
+        assert self.kept is not None
+        self.x.view(-1).addcmul_(self.work[2], self.kept, value=-1)
         self.misses += 1
-        direction = -self._times_inverse_hessian(accepted, grad - accepted, self.prev_step)
-        size = torch.full((), 0.5**self.misses, dtype=grad.dtype, device=grad.device)
-        self._move(accepted, direction, size)
+        torch.sub(grad, self.work[0], out=self.work[1])
+        direction = self._descent()
+        self._move(direction, torch.full((), 0.5**self.misses, dtype=grad.dtype, device=grad.device))
 
-    def _times_inverse_hessian(self, g: torch.Tensor, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """Take in the pair (s, y), then H g = gamma g + S p - gamma Y w, where
-        w = R^-1 S^T g and p = R^-T ((D + gamma Y^T Y) w - gamma Y^T g), R = triu(S^T Y)."""
+    def _descent(self) -> torch.Tensor:
+        """Take in the pair (s, y) of the work block, then -H g for its g:
+        H g = gamma g + S p - gamma Y w, where w = R^-1 S^T g and
+        p = R^-T ((D + gamma Y^T Y) w - gamma Y^T g), R = triu(S^T Y)."""
         m = self.m
+        g, y, s = self.work[0], self.work[1], self.work[2]
         # One read of the history for everything this step needs from it.
         # (3, D) @ (D, 2m) streams the history once; (2m, D) @ (D, 3) is several times slower on CPU.
-        dots = (torch.stack([g, y, s]) @ self.pairs.T).T.double()  # (2m, 3)
+        dots = (self.work @ self.pairs.T).T.double()  # (2m, 3)
         s_g, s_y, y_g, y_y, y_s = dots[:m, 0], dots[:m, 1], dots[m:, 0], dots[m:, 1], dots[m:, 2]
         ys = y.dot(s)
         if float(ys) > 1e-10:  # the one value read per step: no curvature, no pair
@@ -110,8 +124,9 @@ class LBFGS:
             self.sy[slot, :], self.sy[:, slot] = y_s, s_y  # s_slot . y_j, s_i . y_slot
             self.yy[slot, :], self.yy[:, slot] = y_y, y_y
             self.gamma = new[0] / new[3]
+        gamma = self.gamma.to(g.dtype)
         if not self.order:
-            return self.gamma.to(g.dtype) * g
+            return (gamma * g).neg_()
         idx = torch.tensor(self.order, device=g.device)
         sy = self.sy[idx][:, idx]
         r = torch.triu(sy)
@@ -121,4 +136,8 @@ class LBFGS:
         coef = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
         coef[idx] = p[:, 0]
         coef[m + idx] = -self.gamma * w[:, 0]
-        return self.gamma.to(g.dtype) * g + coef.to(g.dtype) @ self.pairs
+        # Rounded as gamma g + (coef @ pairs) and negated, not fused into one multiply-add:
+        # the same floats as the plain expression, so that finished outputs stay as painted.
+        direction = gamma * g
+        direction.add_(coef.to(g.dtype) @ self.pairs)
+        return direction.neg_()

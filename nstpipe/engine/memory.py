@@ -21,9 +21,10 @@ ACTIVATION_BYTES = {"fp32": 4, "bf16": 2}
 # copies of VGG19's weights (the encoder's and the pass's channels-last or bf16 one), and
 # the allocator's slack; bench tiles checks it against peak RSS.
 BASE_BYTES = 700 << 20
-# Whole-picture tensors of 3 floats per pixel alive at once: the pixels, their gradient, the
-# best so far, L-BFGS's last gradient, step and move and its product's operands, the tiled
-# gradient and its pixel terms' share, the content photo and its level copy.
+# Whole-picture tensors of 3 floats per pixel alive at once: the pixels, the best so far,
+# L-BFGS's work block (three rows) and the direction it makes, the gradient, the pixel terms'
+# graph while it is alive (about four), the level's start, the content photo and its level
+# copy, and two to spare. L-BFGS's curvature pairs are counted apart (``_pair_bytes``).
 PICTURE_COPIES = 16
 # The share of the free GPU memory, or of the available RAM, that "auto" plans to fill.
 AUTO_SHARE = 0.6

@@ -51,8 +51,11 @@ class Item:
 
     def advance(self, loss: float) -> None:
         """One optimizer step from the gradient (and ``loss``) already computed at ``x``."""
-        if self.best is None or loss < self.history[-1]:
+        if self.best is None:
             self.best = self.x.detach().clone()
+            self.history.append(loss)
+        elif loss < self.history[-1]:
+            self.best.copy_(self.x.detach())  # in place: a new copy would hold two at once
             self.history.append(loss)
         else:
             self.history.append(self.history[-1])
@@ -91,6 +94,8 @@ def eager(objective: Objective) -> Evaluate:
 def tiled(objective: TiledObjective) -> Evaluate:
     def evaluate(items: Sequence[Item], active: Sequence[int]) -> torch.Tensor:
         """One pass over the active items, tile by tile, with the untiled gradient."""
+        for i in active:
+            items[i].x.grad = None  # the last step's gradient is not held beside the new one
         xs = [items[i].x.detach() for i in active]
         batch = xs[0] if len(xs) == 1 else torch.cat(xs)
         losses, grad = objective.losses_and_grad(batch, active if len(active) < len(items) else None)
@@ -149,7 +154,10 @@ class LevelOutcome:
     image: torch.Tensor  # (N, 3, h, w): each picture's best, clamped to [0, 1]
     steps: int  # batched steps run
     loss: float  # summed over the batch
-    items: Sequence[Item]
+    # Each picture's lowest loss by step. Only these outlive the level: its pictures' pixels,
+    # best copies and L-BFGS pairs are freed before the next level makes its own (at
+    # 2000x1500, fifteen pairs are 1.1G).
+    histories: tuple[list[float], ...]
 
 
 def optimize_level(
@@ -191,4 +199,4 @@ def optimize_level(
             losses = whole.losses(final).tolist()
         for item, value in zip(items, losses):
             item.history.append(value)
-    return LevelOutcome(final, steps, sum(item.history[-1] for item in items), items)
+    return LevelOutcome(final, steps, sum(item.history[-1] for item in items), tuple(item.history for item in items))

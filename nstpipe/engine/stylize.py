@@ -97,8 +97,8 @@ class Painter:
             outcome = self._optimize(plan, image, content, temporal, callback)
             image, total = outcome.image, total + outcome.steps
             if outcome.steps:
-                per_item = [done + len(item.history) for done, item in zip(per_item, outcome.items)]
-        losses = tuple(item.history[-1] for item in outcome.items)
+                per_item = [done + len(history) for done, history in zip(per_item, outcome.histories)]
+        losses = tuple(history[-1] for history in outcome.histories)
         return Result(image=image.detach(), iterations=total, loss=outcome.loss, item_iterations=tuple(per_item), item_losses=losses)
 
     def _size(self, content: torch.Tensor | None, size: tuple[int, int] | None) -> tuple[int, int]:

@@ -268,7 +268,11 @@ class RangePull(Term[None]):
         return None
 
     def value(self, pictures: Pictures, target: None) -> torch.Tensor:
-        return self.weight * (pictures.pixels - pictures.picture).pow(2).flatten(1).mean(1)
+        # The clamped picture is constant here: where it moves with the pixels (inside the
+        # range) the excess is 0, so the gradient is 2 * excess either way, and the graph
+        # keeps one whole-picture tensor where autograd's subtraction and square kept four.
+        pixels = pictures.pixels
+        return self.weight * squared_error(pixels, pictures.picture.detach()) / pixels[0].numel()
 
 
 class ChannelTerm(LayerTerm[torch.Tensor]):

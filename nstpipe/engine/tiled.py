@@ -61,6 +61,9 @@ class TiledObjective:
         """One loss per picture of ``x`` and the gradient of their sum with respect to ``x``
         (which is not modified); ``items``: which batch items ``x`` holds."""
         x = x.detach()
+        # The pixel terms first, while no tile is alive: their gradient is the buffer that
+        # the tiles' shares are added into (one whole-picture gradient, not two and a sum).
+        pixel, grad = self._pixel_losses(x, items, grad=True)
         stats = self._statistics(x, items)
         grid = self.grid(x)
         totals, sizes, counts = self._gather(x, grid, stats)
@@ -68,12 +71,10 @@ class TiledObjective:
         with torch.enable_grad():
             feature = self._feature_losses(stats, leaves, counts, x)
             cotangents = torch.autograd.grad(feature.sum(), leaves) if leaves else ()
-        grad = torch.zeros_like(x)
         for index, tile in enumerate(grid):
             shares = [_share(cot, sizes[k], index) if stat.joined else cot for k, (stat, cot) in enumerate(zip(stats, cotangents))]
             self._backward(x, tile, stats, shares, grad)
-        pixel, pixel_grad = self._pixel_losses(x, items, grad=True)
-        return feature.detach() + pixel, grad + pixel_grad
+        return feature.detach() + pixel, grad
 
     def _statistics(self, x: torch.Tensor, items: Sequence[int] | None) -> list[Statistic]:
         pick = Pictures(pixels=x, picture=x, features={}, items=items).pick
@@ -124,15 +125,16 @@ class TiledObjective:
         _release(x)
 
     def _pixel_losses(self, x: torch.Tensor, items: Sequence[int] | None, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """The terms that read the pixels alone, on the whole picture, and their gradient."""
+        """The terms that read the pixels alone, on the whole picture, and their gradient
+        (zeros without such terms; an empty tensor when ``grad`` is false)."""
         if not self.pixel_terms:
-            return x.new_zeros(x.shape[0]), torch.zeros_like(x)
+            return x.new_zeros(x.shape[0]), torch.zeros_like(x) if grad else x.new_zeros(0)
         pixels = x.detach().requires_grad_(grad)
         with torch.set_grad_enabled(grad):
             pictures = Pictures(pixels=pixels, picture=Objective.picture(pixels), features={}, items=items)
             losses = torch.stack([term.value(pictures, target) for term, target in self.pixel_terms]).sum(0)
             if not grad:
-                return losses, torch.zeros_like(x)
+                return losses, x.new_zeros(0)
             torch.autograd.backward(losses.sum())
         assert pixels.grad is not None
         return losses.detach(), pixels.grad

@@ -323,6 +323,12 @@ def two_loop(g: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]) ->
     return r
 
 
+def times_inverse_hessian(opt: LBFGS, g: torch.Tensor, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """H g after taking in the pair (s, y), read through the optimizer's work block."""
+    opt.work[0], opt.work[1], opt.work[2] = g, y, s
+    return -opt._descent()
+
+
 def test_lbfgs_compact_form_is_the_two_loop_recursion() -> None:
     gen = torch.Generator().manual_seed(0)
     n, history = 40, 3
@@ -334,15 +340,57 @@ def test_lbfgs_compact_form_is_the_two_loop_recursion() -> None:
         s = torch.randn(n, generator=gen, dtype=torch.float64)
         g = torch.randn(n, generator=gen, dtype=torch.float64)
         pairs = (pairs + [(s, hessian @ s)])[-history:]
-        assert torch.allclose(opt._times_inverse_hessian(g, hessian @ s, s), two_loop(g, pairs), atol=1e-12)
+        assert torch.allclose(times_inverse_hessian(opt, g, hessian @ s, s), two_loop(g, pairs), atol=1e-12)
 
 
 def test_lbfgs_drops_a_pair_without_curvature() -> None:
     opt = LBFGS(torch.zeros(3, dtype=torch.float64), 5)
     g = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     s = torch.tensor([0.1, 0.2, -0.3], dtype=torch.float64)
-    assert torch.equal(opt._times_inverse_hessian(g, -s, s), g)  # y.s < 0: H stays the identity
+    assert torch.equal(times_inverse_hessian(opt, g, -s, s), g)  # y.s < 0: H stays the identity
     assert opt.order == []
+
+
+def test_lbfgs_steps_in_its_two_blocks() -> None:
+    """Every whole-picture vector L-BFGS keeps is in its history and its work block, made
+    once: a step writes into them rather than keeping fresh copies (at 4000x3000 each copy
+    is 144M)."""
+    objective, start = tiny_objective()
+    x = start.clone().requires_grad_(True)
+    opt = LBFGS(x, 2)
+    blocks = (opt.pairs.data_ptr(), opt.work.data_ptr())
+    before = x.detach().clone()
+    for _ in range(5):  # past the history: pairs are replaced in their slots
+        x.grad = None
+        objective(x).backward()
+        opt.step()
+    assert (opt.pairs.data_ptr(), opt.work.data_ptr()) == blocks
+    whole = [name for name, value in vars(opt).items() if isinstance(value, torch.Tensor) and value.numel() >= x.numel()]
+    assert sorted(whole) == ["pairs", "work", "x"]
+    assert not torch.equal(x.detach(), before)
+
+
+def test_a_level_keeps_no_optimizer_state_once_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A level's pixels, best copies and L-BFGS pairs are freed when it returns, before the
+    next level makes its own: only the loss histories outlive it."""
+    import gc
+    import weakref
+
+    from nstpipe.engine.optimize import optimize_level
+
+    made: list[weakref.ref[LBFGS]] = []
+    real = LBFGS.__init__
+
+    def init(self: LBFGS, x: torch.Tensor, history: int = 100) -> None:
+        real(self, x, history)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(LBFGS, "__init__", init)
+    objective, start = tiny_objective()
+    outcome = optimize_level(objective, start, 3, engine(), torch.device("cpu"))
+    gc.collect()
+    assert len(made) == 1 and made[0]() is None
+    assert [len(history) for history in outcome.histories] == [3]
 
 
 def pseudo_huber_run(guarded: bool, steps: int = 60) -> list[float]:
