@@ -267,6 +267,43 @@ def test_metrics_at_several_gaps(tmp_path: Path) -> None:
         assert plot.height > 2.5 * 275  # a panel per gap
 
 
+def test_metrics_of_a_folder_of_painted_frames(tmp_path: Path, painting_path: Path) -> None:
+    """The frames before encoding (what --keep-frames leaves) are measured as a video is:
+    the clip's own frames as PNGs are exactly as steady as the clip."""
+    from clips import make_clip
+    from nstpipe.media.video import read_frames
+    from nstpipe.media.writer import write_png
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=7, width=48, height=32, fps=10)
+    job = tmp_path / "work" / "0123456789abcdef"
+    job.mkdir(parents=True)
+    for frame in read_frames(clip):
+        write_png(job / f"frame-{frame.index:06d}.png", frame.rgb, {})
+    result = invoke("metrics", clip, tmp_path / "work", "--gaps", "1,3", "-q")
+    assert result.exit_code == 0, result.output
+    shown = dict(line.split() for line in result.stdout.splitlines())
+    assert shown["frames"] == "7"
+    assert float(shown["warping_error_ratio"]) == pytest.approx(1.0) and float(shown["warping_error_ratio_gap3"]) == pytest.approx(1.0)
+    # A painted clip's kept frames: the video and its frames measured alike.
+    out = tmp_path / "out.mp4"
+    kept = tmp_path / "kept"
+    result = invoke("video", clip, "--style", painting_path, "-o", out, *FAST, "--frames", "4", "--keep-frames", "--work-dir", kept)
+    assert result.exit_code == 0, result.output
+    result = invoke("metrics", clip, kept, "-q")
+    assert result.exit_code == 0, result.output
+    assert dict(line.split() for line in result.stdout.splitlines())["frames"] == "4"
+    # Bad folders: one line each, naming the folder and the reason.
+    (job / "frame-000003.png").unlink()
+    second = tmp_path / "work" / "fedcba9876543210"
+    second.mkdir()
+    (job / "frame-000000.png").rename(second / "frame-000000.png")
+    (empty := tmp_path / "empty").mkdir()
+    for folder, reason in ((job, "frame 0 is missing"), (tmp_path / "work", "frames of 2 jobs"), (empty, "holds no frame")):
+        result = invoke("metrics", clip, folder)
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1 and reason in result.output and "Traceback" not in result.output
+
+
 def test_video_batch_option_reaches_the_executor(tmp_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nstpipe.run.executor
     from clips import make_clip

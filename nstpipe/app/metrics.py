@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
+
+import numpy as np
 
 from nstpipe.app.checks import check_output
 from nstpipe.config import Settings
@@ -14,6 +16,8 @@ from nstpipe.engine.metrics import VideoMetrics, parse_gaps, video_metrics
 from nstpipe.errors import InputError
 from nstpipe.events import Chosen, EventSink, FrameDone, VideoPlanned
 from nstpipe.jobs.worker import metrics_encoder
+from nstpipe.media.framestore import frame_files
+from nstpipe.media.imaging import read_rgb
 from nstpipe.media.plot import plot_format, plot_warping_error
 from nstpipe.media.video import probe, read_frames
 from nstpipe.media.writer import atomic_write_json
@@ -62,21 +66,21 @@ def metrics_record(source: Path, stylized: Path, style: Path | None, result: Vid
 def _measure(
     source: Path, stylized: Path, style: Path | None, settings: Settings, report: EventSink, gaps: Sequence[int]
 ) -> VideoMetrics:
-    source_info, stylized_info = probe(source), probe(stylized)
+    source_info = probe(source)
+    frames, (width, height), painted = _stylized(stylized)
     style_image = read_image(style) if style is not None else None
-    if stylized_info.frame_count > source_info.frame_count:
-        raise InputError(stylized, f"has {stylized_info.frame_count} frames, the source only {source_info.frame_count}")
+    if frames > source_info.frame_count:
+        raise InputError(stylized, f"has {frames} frames, the source only {source_info.frame_count}")
     device = resolve_device(settings.device)
     # A preview (nstpipe video --frames N) is compared with the first N source frames.
-    frames = stylized_info.frame_count
-    report(Chosen(f"{stylized_info.width}x{stylized_info.height}", str(device), "fp32", None, frames, "frames"))
+    report(Chosen(f"{width}x{height}", str(device), "fp32", None, frames, "frames"))
     encoder = metrics_encoder(settings, device)
     report(VideoPlanned(frames, 0))
     try:
         return video_metrics(
             encoder,
             (f.rgb for f in itertools.islice(read_frames(source), frames)),
-            (f.rgb for f in read_frames(stylized)),
+            painted,
             style_image.to(device) if style_image is not None else None,
             on_frame=lambda frame: report(FrameDone(frame.index, 0, 0.0)),
             gaps=gaps,
@@ -84,3 +88,15 @@ def _measure(
     except ValueError:
         # zip(strict=True): one stream ended early although both containers counted more.
         raise InputError(stylized, "the frames of the two videos could not all be decoded (corrupt?)") from None
+
+
+def _stylized(stylized: Path) -> tuple[int, tuple[int, int], Iterator[np.ndarray]]:
+    """The painted frames' count, (width, height) and pixels: a video, or a folder of the
+    frames before encoding (what ``--keep-frames`` leaves), which tells the painting's
+    own steadiness from what the encoder adds."""
+    if stylized.is_dir():
+        files = frame_files(stylized)
+        first = read_rgb(files[0])
+        return len(files), (first.shape[1], first.shape[0]), (read_rgb(f) for f in files)
+    info = probe(stylized)
+    return info.frame_count, (info.width, info.height), (f.rgb for f in read_frames(stylized))

@@ -234,7 +234,7 @@ def _executor(options: Mapping[str, Any]) -> Any:
 
 METRICS = (
     Flag("source", (), Path, "The original video."),
-    Flag("stylized", (), Path, "Its stylized version."),
+    Flag("stylized", (), Path, "Its stylized version: a video, or the folder of painted frames that --keep-frames leaves."),
     *resolve([retell("style", kind=Optional[Path], help="The painting, for style distances.", default=None, shown="none"),
               "json_path", "plot", "gaps", "device", "weights", "overwrite", "debug", "quiet"]),
 )

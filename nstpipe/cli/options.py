@@ -117,6 +117,9 @@ SHARED: tuple[Flag, ...] = (
     _set("pass_blend", ("--pass-blend",), float,
          "How far a frame of a later pass starts toward its neighbour's new painting where the flow is trusted (1: wholly).",
          inputs=_VIDEO),
+    _set("temporal_blend", ("--temporal-blend",), float,
+         "After a later frame's iterations, move its pixels this share of the way back toward the earlier frames warped onto it, "
+         "where the flow is trusted (flow; 0: off, below 1).", inputs=_VIDEO),
     _set("crf", ("--crf",), int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless.", inputs=_VIDEO),
     Flag("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", shown="OUTPUT.nstpipe-work",
          inputs=_VIDEO),

@@ -183,6 +183,12 @@ class VideoConfig:
     video_passes: int = 1
     pass_iterations: int = 10
     pass_blend: float = 1.0
+    # After a later frame's iterations, its pixels move this share of the way back toward
+    # the earlier frames warped onto it (the temporal loss's target), where the flow trusts
+    # them: a pixel-space step of Bonneel et al.'s (2015) blind temporal consistency. The
+    # iterations leave strokes in still parts of the footage moving a little each frame;
+    # this takes back that share of the motion, and the next frame starts from the result.
+    temporal_blend: float = 0.0
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
 
     def __post_init__(self) -> None:
@@ -198,6 +204,7 @@ class VideoConfig:
         check(self.video_passes >= 1, "video_passes", f"must be 1 or more (got {self.video_passes})")
         check(self.pass_iterations >= 0, "pass_iterations", "must not be negative")
         check(0 <= self.pass_blend <= 1, "pass_blend", f"must be between 0 and 1 (got {self.pass_blend})")
+        check(0 <= self.temporal_blend < 1, "temporal_blend", f"must be at least 0 and below 1 (got {self.temporal_blend})")
         check(0 <= self.crf <= 51, "crf", "must be between 0 and 51")
 
 

@@ -200,6 +200,7 @@ class FrameStylizer:
         # Frames of a pass after the first: closer still, with their own budget.
         self.again = stylizer.with_config(dataclasses.replace(later, iterations=video.pass_iterations))
         self.blend = video.pass_blend
+        self.settle = video.temporal_blend
         self.init_image: torch.Tensor | None = None  # an --init file, for frames without a predecessor
 
     def start(self, frame: FrameInput) -> FrameStart:
@@ -255,15 +256,30 @@ class FrameStylizer:
     ) -> list[StylizedFrame]:
         """Frames of one kind (see :meth:`_painter`), in one run."""
         content = torch.cat([prepare(f.source) for f in frames])
+        image: torch.Tensor
         if painter is self.first:
             result = self.first.run(content, init=self.init_image, callback=callback)
+            image = result.image
         else:
             init = torch.cat([s.init for s in starts if s.init is not None])
-            result = painter.run(content, init=init, callback=callback, temporal=_stacked([s.temporal for s in starts]))
+            temporal = _stacked([s.temporal for s in starts])
+            result = painter.run(content, init=init, callback=callback, temporal=temporal)
+            image = settled(result.image, temporal, self.settle)
         return [
-            StylizedFrame(to_rgb8(result.image[i : i + 1]), result.item_iterations[i], result.item_losses[i])
+            StylizedFrame(to_rgb8(image[i : i + 1]), result.item_iterations[i], result.item_losses[i])
             for i in range(len(frames))
         ]
+
+
+def settled(image: torch.Tensor, temporal: TemporalTarget | None, blend: float) -> torch.Tensor:
+    """``image`` moved ``blend`` of the way toward the temporal target where its mask
+    trusts it, x + blend * c * (w - x) (see :attr:`VideoConfig.temporal_blend`); a new
+    tensor, the caller's untouched."""
+    if temporal is None or blend == 0:
+        return image
+    warped = temporal.warped.to(image.device, image.dtype)
+    mask = temporal.mask.to(image.device, image.dtype).clamp(0, 1)
+    return image + blend * mask * (warped - image)
 
 
 def first_budget(config: EngineConfig, video: VideoConfig) -> EngineConfig:

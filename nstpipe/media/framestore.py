@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from nstpipe.errors import InputError
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.writer import atomic_write_json, clean_temp_files, read_record, write_png
 
@@ -78,3 +79,22 @@ class FrameStore:
             self.root.parent.rmdir()
         except OSError:
             pass  # other jobs' frames, or files of the user's
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The frames of a job's folder in order: ``folder`` itself or the one job folder in it
+    (a work dir that ``--keep-frames`` left); they must run from frame 0 without a gap."""
+    if not folder.is_dir():
+        raise InputError(folder, "folder not found" if not folder.exists() else "not a folder")
+    holders = [folder] if any(folder.glob("frame-*.png")) else sorted(
+        d for d in folder.iterdir() if d.is_dir() and any(d.glob("frame-*.png"))
+    )
+    if not holders:
+        raise InputError(folder, "holds no frame-NNNNNN.png files (a work folder that --keep-frames left)")
+    if len(holders) > 1:
+        raise InputError(folder, f"holds the frames of {len(holders)} jobs; name one of its folders ({holders[0].name}, ...)")
+    files = sorted(holders[0].glob("frame-*.png"))
+    missing = next((i for i, f in enumerate(files) if f.name != f"frame-{i:06d}.png"), None)
+    if missing is not None:
+        raise InputError(holders[0], f"frame {missing} is missing: the frames must run from frame 0 without a gap")
+    return files

@@ -312,3 +312,49 @@ def test_a_chains_first_frame_runs_until_it_settles_with_first_budget_as_the_cap
         iterations[tolerance] = stylizer.stylize(before).iterations
     assert iterations[0.0] == 4 * 50
     assert 5 < iterations[2e-2] < 4 * 50, iterations
+
+
+def test_temporal_blend_moves_trusted_pixels_back_toward_the_warped_frame() -> None:
+    """x + blend * c * (w - x): a share of the way where the flow is trusted, nothing where
+    it is not, and the painted tensor itself untouched."""
+    from nstpipe.engine.stylize import TemporalTarget
+    from nstpipe.engine.temporal import settled
+
+    image = torch.zeros(1, 3, 2, 2)
+    warped = torch.ones(1, 3, 2, 2)
+    mask = torch.tensor([[[[1.0, 0.0], [0.5, 1.0]]]])
+    out = settled(image, TemporalTarget(warped=warped, mask=mask), 0.8)
+    assert torch.allclose(out[0, :, 0, 0], torch.full((3,), 0.8))
+    assert torch.equal(out[0, :, 0, 1], torch.zeros(3))  # untrusted: as painted
+    assert torch.allclose(out[0, :, 1, 0], torch.full((3,), 0.4))
+    assert torch.equal(image, torch.zeros(1, 3, 2, 2))
+    assert settled(image, TemporalTarget(warped=warped, mask=mask), 0.0) is image
+    assert settled(image, None, 0.8) is image
+
+
+@pytest.mark.parametrize("blend", [0.0, 0.5])
+def test_a_later_frame_ends_blend_of_the_way_back_toward_its_start(blend: float) -> None:
+    """With the iterations run, the saved frame is the painted one moved ``blend`` of the way
+    toward the warped predecessor where trusted: the later frame's painting is steadier by
+    that share, and a blend of 0 leaves the frame as painted."""
+    before, after = frames()
+    previous = painted()
+    start = frame_start("flow", after, before, previous)
+    assert start.init is not None and start.temporal is not None
+    base = budget_settings("flow")
+    settings = dataclasses.replace(
+        base, engine=dataclasses.replace(base.engine, temporal_weight=1.0),  # a light hold: the iterations move the frame
+        video=VideoConfig(temporal="flow", later_iterations=5, temporal_gaps=(1,), temporal_blend=blend),
+    )
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    result = stylizer.stylize(after, before, previous)
+    free = Stylizer(TinyEncoder(), [stripes_image(16, 16)], stylizer.later.config).run(
+        prepare(after), init=start.init, temporal=start.temporal
+    )
+    expected = free.image + blend * start.temporal.mask * (start.init - free.image)
+    assert np.abs(result.rgb.astype(int) - to_rgb8(expected).astype(int)).max() <= 1
+    trusted = start.temporal.mask[0, 0] if start.temporal.mask.dim() == 4 else start.temporal.mask
+    moved = np.abs(result.rgb.astype(float) / 255 - to_rgb8(start.init).astype(float) / 255).mean(axis=2)[trusted.numpy() > 0.99].mean()
+    painted_moved = (free.image - start.init).abs()[0].mean(0)[trusted > 0.99].mean().item()
+    assert painted_moved > 0.03  # the iterations did move the frame
+    assert moved == pytest.approx((1 - blend) * painted_moved, rel=0.15)
