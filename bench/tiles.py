@@ -226,11 +226,12 @@ def _at_256(photo: Path, style: Path, big: Path, small: Path) -> dict[str, float
     found = {}
     with torch.no_grad():
         for name, path in (("whole", big), ("paint_256", small)):
-            measured = distances(features, read_image(path, 256), photo_256, painting_256)
+            picture = read_image(path, 256)
+            measured = distances(features, picture, photo_256, painting_256)
             found[f"style_{name}"], found[f"content_{name}"] = measured.style, measured.content
             # The two distances the engine does not optimize (docs/benchmarks.md, the frontier).
-            found[f"feature_{name}"] = feature_distance(features, read_image(path, 256), painting_256)
-            found[f"patch_{name}"] = patch_distance(read_image(path, 256), painting_256)
+            found[f"feature_{name}"] = feature_distance(features, picture, painting_256)
+            found[f"patch_{name}"] = patch_distance(picture, painting_256)
     for kind in ("style", "content", "feature", "patch"):
         found[f"{kind}_ratio"] = found[f"{kind}_whole"] / found[f"{kind}_paint_256"]
     return found

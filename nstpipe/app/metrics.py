@@ -97,6 +97,6 @@ def _stylized(stylized: Path) -> tuple[int, tuple[int, int], Iterator[np.ndarray
     if stylized.is_dir():
         files = frame_files(stylized)
         first = read_rgb(files[0])
-        return len(files), (first.shape[1], first.shape[0]), (read_rgb(f) for f in files)
+        return len(files), (first.shape[1], first.shape[0]), itertools.chain([first], (read_rgb(f) for f in files[1:]))
     info = probe(stylized)
     return info.frame_count, (info.width, info.height), (f.rgb for f in read_frames(stylized))

@@ -25,6 +25,7 @@ MANIFEST = "manifest.json"
 CHAIN = "chain"  # painted in its chunk's chain
 SEAM = "seam"  # painted again to blend a chunk into the one before it
 KEY_LENGTH = 16
+FRAME_NAME = "frame-{:06d}.png"  # frame ``index``'s file in a job's folder
 
 
 class FrameStore:
@@ -45,7 +46,7 @@ class FrameStore:
             return None
 
     def path(self, index: int) -> Path:
-        return self.root / f"frame-{index:06d}.png"
+        return self.root / FRAME_NAME.format(index)
 
     def record(self, index: int) -> dict[str, Any] | None:
         """The frame's record if the frame is complete and this job's, else None."""
@@ -94,7 +95,7 @@ def frame_files(folder: Path) -> list[Path]:
     if len(holders) > 1:
         raise InputError(folder, f"holds the frames of {len(holders)} jobs; name one of its folders ({holders[0].name}, ...)")
     files = sorted(holders[0].glob("frame-*.png"))
-    missing = next((i for i, f in enumerate(files) if f.name != f"frame-{i:06d}.png"), None)
+    missing = next((i for i, f in enumerate(files) if f.name != FRAME_NAME.format(i)), None)
     if missing is not None:
         raise InputError(holders[0], f"frame {missing} is missing: the frames must run from frame 0 without a gap")
     return files
