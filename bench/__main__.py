@@ -8,7 +8,7 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from bench import chaos, clamp, frontier, hardware, image, memory, modes, scaling, schedule, sheet, texture, tiles, video, visualize
+from bench import chaos, clamp, colour, frontier, hardware, image, memory, modes, scaling, schedule, sheet, texture, tiles, video, visualize
 
 COMMANDS: dict[str, ModuleType] = {
     "hardware": hardware,
@@ -16,6 +16,7 @@ COMMANDS: dict[str, ModuleType] = {
     "frontier": frontier,
     "schedule": schedule,
     "clamp": clamp,
+    "colour": colour,
     "video": video,
     "memory": memory,
     "scaling": scaling,

@@ -71,13 +71,13 @@ from nstpipe.errors import ConfigError
 
 PRESETS = ["fast", "default", "quality"]
 POINTS = [
-    # Over the default preset (a start in the painting's colours): the style weight either
-    # side of the preset's, a sliced term beside the Gram term, a shorter budget, and the
-    # default before the distribution issue (no colour start, style weight 5).
-    "w5:style_weight=5.0",
+    # Over the default preset (a start in the painting's whole colour distribution, style
+    # weight 15): the style weight either side of the preset's, the start by colour mean
+    # and covariance alone, and the default before the distribution issue (no colour start,
+    # style weight 5).
+    "w10:style_weight=10.0",
     "w20:style_weight=20.0",
-    "sliced:style_loss=gram:1,sliced:1;sliced_directions=32",
-    "c30f50:coarse_iterations=30;iterations=50",
+    "meancov:color_start=meancov;style_weight=10.0",
     "earlier:color_start=none;style_weight=5.0",
 ]
 PASTICHE_STEPS = [150]

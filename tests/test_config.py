@@ -266,6 +266,8 @@ def test_style_transfer_fingerprints_are_pinned() -> None:
         # The default before the distribution terms: 100 and 220 iterations, no colour start.
         build_settings(overrides={"coarse_iterations": 100, "iterations": 220, "color_start": "none", "style_weight": 5.0}).fingerprint():
             "8b4727a1d22522e887c9d7e45514e5bd",
+        # The default before the transported start: mean and covariance, style weight 10.
+        build_settings(overrides={"color_start": "meancov", "style_weight": 10.0}).fingerprint(): "87f8d891d0389e1f8994fd8bb6a4e925",
         build_settings().fingerprint(): DEFAULT_FINGERPRINT,
     }
     for got, want in pinned.items():
@@ -276,7 +278,7 @@ def test_style_transfer_fingerprints_are_pinned() -> None:
     assert tiled.fingerprint() == Settings().fingerprint()
 
 
-DEFAULT_FINGERPRINT = "87f8d891d0389e1f8994fd8bb6a4e925"
+DEFAULT_FINGERPRINT = "f945a9d3fb69cf4372c6d8715c685cce"
 
 
 def test_the_fingerprint_tells_modes_and_texture_settings_apart() -> None:

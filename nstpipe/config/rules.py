@@ -13,7 +13,7 @@ COLOR_MODES = ("none", "luminance", "histogram")
 TEMPORAL_MODES = ("flow", "prev", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
 STYLE_TERMS = ("gram", "meancov", "sliced")
-COLOR_STARTS = ("none", "meancov")
+COLOR_STARTS = ("none", "meancov", "transport")
 PRESET_DEFAULT = "default"
 MIN_SIZE = 16  # the smallest --size: VGG19 pools a side of 16 down to 1 before relu5_1
 # PIL's own default (Image.MAX_IMAGE_PIXELS): about 9500 x 9500, 256 MiB as 8-bit RGB.

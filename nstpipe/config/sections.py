@@ -39,7 +39,8 @@ class EngineConfig:
     # Random directions per step of a sliced term; 0: as many as the layer has channels.
     sliced_directions: int = 0
     # Where a run from the photo starts: the photo as it is ("none"), or recoloured to the
-    # paintings' colour mean and covariance ("meancov"), so the first step is already in the
+    # paintings' colour mean and covariance ("meancov") or to their whole colour distribution
+    # by sliced optimal transport ("transport"), so the first step is already in the
     # painting's palette. Off with preserve_color, which keeps the photo's colours.
     color_start: str = "none"
     tv_weight: float = 0.0

@@ -9,6 +9,8 @@ every picture is measured along the same ones:
 * :func:`patch_distance`: the sliced Wasserstein distance over raw 7x7 RGB patches, at the
   full and at half the size, summed: no network at all, what the colours and strokes look
   like locally;
+* :func:`colour_distance`: the same over single pixels, the palette alone (what a colour
+  start is judged by before any step);
 * :func:`high_frequency_share`: the share of a picture's energy above half the Nyquist
   frequency, to tell per-pixel speckle from the painting's own grain.
 
@@ -32,6 +34,7 @@ PATCH = 7
 # patches: enough that two measurements of one pair agree to a few percent.
 FEATURE_DIRECTIONS = 256
 PATCH_DIRECTIONS = 256
+COLOUR_DIRECTIONS = 64
 # Points kept of a set larger than this (a big picture's relu1_1): the quantiles of a
 # random quarter million are those of the whole within the directions' own noise.
 MAX_POINTS = 1 << 18
@@ -91,6 +94,13 @@ def patch_distance(picture: torch.Tensor, painting: torch.Tensor, seed: int = 0)
         a, b = _scaled(picture, scale), _scaled(painting, scale)
         total += _sliced(patches(a), patches(b), PATCH_DIRECTIONS, seed + k)
     return total
+
+
+@torch.no_grad()
+def colour_distance(picture: torch.Tensor, painting: torch.Tensor, seed: int = 0) -> float:
+    """Sliced W2^2 over the pixels' RGB colours (in [0, 1]), at the size given: the palette
+    without the strokes."""
+    return _sliced(patches(picture, 1), patches(painting, 1), COLOUR_DIRECTIONS, seed)
 
 
 def _scaled(picture: torch.Tensor, scale: float) -> torch.Tensor:

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from nstpipe.config import EngineConfig
-from nstpipe.engine.color import ColourPreservation, match_moments
+from nstpipe.engine.color import ColourPreservation, match_moments, transport_colours
 from nstpipe.engine.features import Encoder, FeaturePass, resolve_precision
 from nstpipe.engine.memory import budget_bytes, fmt_bytes, image_memory, plan_layout
 from nstpipe.engine.modes import Mode, style_transfer
@@ -229,13 +229,17 @@ class Stylizer:
 
 
     def start(self, content: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor | None:
-        """The photo recoloured to the paintings' palette where ``color_start`` asks for it
+        """The photo recoloured to the paintings' palette (its mean and covariance, or its whole
+        distribution) where ``color_start`` asks for it
         and the run starts from the photo; None: the photo as it is."""
         config = self.config
         if config.color_start == "none" or config.preserve_color != "none" or init is not None or config.init != "content":
             return None
+        photo = content.to(self.device, torch.float32)
+        if config.color_start == "transport":
+            return transport_colours(photo, self.targets.pixels(max(photo.shape[-2:])))
         mean, cov = self.targets.palette()
-        return match_moments(content.to(self.device, torch.float32), mean, cov)
+        return match_moments(photo, mean, cov)
 
 
 def encoder_layers(config: EngineConfig) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from nstpipe.config import EngineConfig, style_terms
-from nstpipe.engine.color import ColourPreservation, mixture_moments
+from nstpipe.engine.color import ColourPreservation, mixture_moments, painting_pixels
 from nstpipe.engine.distribution import flat_features, mixture, moments
 from nstpipe.engine.losses import gram, widen
 from nstpipe.engine.memory import budget_bytes
@@ -46,6 +46,7 @@ class StyleTargets:
         self.kinds = {STATISTIC_OF_TERM[name] for name, _ in style_terms(config.style_loss)}
         self.budget = budget_bytes(config.max_memory, device)
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
+        self._pixels: dict[int, torch.Tensor] = {}
 
     def with_features(self, features: Encoder) -> StyleTargets:
         """The same paintings seen through another pass (another precision): a cache of its own."""
@@ -57,6 +58,15 @@ class StyleTargets:
     def palette(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The paintings' colour mean (1, 3, 1) and covariance (1, 3, 3), pooled by blend weight."""
         return mixture_moments(self.styles, self.blend)
+
+    def pixels(self, long_side: int) -> torch.Tensor:
+        """A fixed sample (3, M) of the paintings' pixels, pooled by blend weight, each
+        painting at the scale an output of ``long_side`` is painted with (its colours as
+        they are mixed at that scale): the colour distribution a transported start takes."""
+        if long_side not in self._pixels:
+            side = max(16, round(long_side * self.scale))
+            self._pixels[long_side] = painting_pixels([resize_long_side(s, side) for s in self.styles], self.blend)
+        return self._pixels[long_side]
 
     def grams(self, long_side: int, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Blended Gram targets for an output whose long side is ``long_side``.

@@ -7,13 +7,21 @@ import torch
 
 from helpers import smooth_image
 from nstpipe.engine.color import (
+    TRANSPORT_LATTICE,
+    TRANSPORT_SAMPLE,
+    _look_up,
+    colour_moments,
     keep_luminance,
     match_color_histogram,
     match_luminance,
+    match_moments,
+    painting_pixels,
     rgb_to_yiq,
     swap_red_blue,
+    transport_colours,
     yiq_to_rgb,
 )
+from nstpipe.engine.distances import colour_distance
 
 
 def channel_stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,3 +109,66 @@ def test_match_luminance_is_grey_with_the_content_luma_statistics() -> None:
     assert out.min() > 0 and out.max() < 1
     assert y_out.mean().item() == pytest.approx(y_content.mean().item(), abs=1e-4)
     assert y_out.std().item() == pytest.approx(y_content.std().item(), rel=1e-3)
+
+
+def two_colour_painting(size: int = 40) -> torch.Tensor:
+    """A painting of two colour clusters, blue and ochre, half each: a palette no linear map
+    of a smooth photo reaches."""
+    gen = torch.Generator().manual_seed(3)
+    pixels = torch.randn(3, size * size, generator=gen) * 0.03
+    pixels[:, : size * size // 2] += torch.tensor([0.2, 0.3, 0.8])[:, None]
+    pixels[:, size * size // 2 :] += torch.tensor([0.9, 0.7, 0.1])[:, None]
+    return pixels.clamp(0, 1).reshape(1, 3, size, size)
+
+
+def near_either_cluster(picture: torch.Tensor) -> float:
+    flat = picture.reshape(3, -1).T
+    centres = torch.tensor([[0.2, 0.3, 0.8], [0.9, 0.7, 0.1]])
+    return (torch.cdist(flat, centres).min(dim=1).values < 0.12).float().mean().item()
+
+
+def test_transport_gives_the_photo_the_paintings_whole_palette() -> None:
+    photo = smooth_image(48, 64)
+    painting = two_colour_painting()
+    target = painting_pixels([painting[0]], [1.0])
+    moved = transport_colours(photo, target)
+    linear = match_moments(photo, *colour_moments(painting))
+    # The linear map gives the mean and covariance but fills the space between the clusters.
+    assert near_either_cluster(moved) > 0.9 > 0.5 > near_either_cluster(linear)
+    assert colour_distance(moved, painting) < 0.1 * colour_distance(linear, painting)
+    assert torch.equal(photo, smooth_image(48, 64))  # the caller's photo is untouched
+    assert torch.equal(moved, transport_colours(photo, target))  # the same every run
+
+
+@pytest.mark.parametrize("side", [64, 320])  # all its pixels moved, and (above the sample) a lookup table
+def test_transport_onto_the_photos_own_colours_leaves_it_nearly_as_it_is(side: int) -> None:
+    photo = smooth_image(side * 3 // 4, side)
+    assert (photo.shape[-1] * photo.shape[-2] > TRANSPORT_SAMPLE) == (side > 300)
+    moved = transport_colours(photo, painting_pixels([photo[0]], [1.0]))
+    assert (moved - photo).abs().mean().item() < 1 / 255
+    assert (moved - photo).abs().max().item() < 8 / 255
+
+
+def test_transport_moves_each_picture_of_a_batch_on_its_own() -> None:
+    painting = two_colour_painting()
+    target = painting_pixels([painting[0]], [1.0])
+    a, b = smooth_image(24, 32), smooth_image(24, 32, phase=1.3).flip(1)
+    both = transport_colours(torch.cat([a, b]), target)
+    assert torch.allclose(both[:1], transport_colours(a, target)) and torch.allclose(both[1:], transport_colours(b, target))
+
+
+def test_the_colour_table_is_read_red_green_blue() -> None:
+    # The identity table: trilinear interpolation of a linear map is exact, and a table read
+    # along the wrong axes would swap the channels.
+    axis = torch.linspace(0, 1, TRANSPORT_LATTICE)
+    table = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"))
+    picture = smooth_image(9, 13)
+    assert torch.allclose(_look_up(table, picture[0]), picture[0], atol=1e-5)
+
+
+def test_painting_pixels_pool_the_paintings_by_blend_weight() -> None:
+    red, blue = torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)
+    red[0], blue[2] = 1.0, 1.0
+    pooled = painting_pixels([red, blue], [1.0, 3.0], count=400)
+    assert pooled.shape == (3, 400)
+    assert pooled[0].sum().item() == 100 and pooled[2].sum().item() == 300

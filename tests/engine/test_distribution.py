@@ -10,7 +10,7 @@ import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
 from nstpipe.config import style_terms
-from nstpipe.engine.color import colour_moments, match_moments
+from nstpipe.engine.color import colour_moments, match_moments, painting_pixels, transport_colours
 from nstpipe.engine.distribution import (
     Gaussian,
     MeanCovTerm,
@@ -22,6 +22,7 @@ from nstpipe.engine.distribution import (
     w2_squared,
 )
 from nstpipe.engine.modes import style_transfer
+from nstpipe.engine.resize import resize_long_side
 from nstpipe.engine.stylize import Stylizer
 from nstpipe.engine.targets import StyleTargets
 from nstpipe.engine.terms import Level, Pictures
@@ -203,3 +204,17 @@ def test_colour_start_carries_the_paintings_palette(painting: torch.Tensor) -> N
     kept = Stylizer(encoder, [painting], tiny_engine(color_start="meancov", preserve_color="histogram", iterations=0), CPU)
     assert kept.start(photo) is None
     assert torch.equal(photo, smooth_image(12, 16))  # the caller's photo is untouched
+
+
+def test_a_transported_start_takes_the_paintings_colours_at_the_outputs_scale() -> None:
+    photo = smooth_image(12, 16)
+    painting = stripes_image(40, 40)
+    encoder = TinyEncoder()
+    on = Stylizer(encoder, [painting], tiny_engine(color_start="transport", iterations=0), CPU)
+    # The painting's pixels as they are at the output's long side (16), not at its own size.
+    want = transport_colours(photo, painting_pixels([resize_long_side(painting, 16)[0]], [1.0]))
+    assert torch.allclose(on.run(photo).image, want, atol=1e-5)  # no steps: the start is the result
+    assert not torch.allclose(want, transport_colours(photo, painting_pixels([painting[0]], [1.0])), atol=1e-2)
+    assert not torch.allclose(want, match_moments(photo, *colour_moments(painting)), atol=1e-2)
+    kept = Stylizer(encoder, [painting], tiny_engine(color_start="transport", preserve_color="luminance", iterations=0), CPU)
+    assert kept.start(photo) is None
