@@ -10,19 +10,31 @@ here is optimized by the engine's steps; the frontier judges what the steps make
 
     python -m bench colour
     python -m bench colour --iterations 5,10,30,60 --styles starry_night
+    python -m bench colour --sheet docs/images/palette.png
+
+--sheet also paints the README's palette picture with ``nstpipe image`` at --size: a dark
+painting on a bright photo (shipwreck on tubingen.jpg) and a bright painting on a dark
+photo (starry_night on tubingen.jpg at 0.35 of its brightness), each row the photo, the
+painting, the default before (the start by mean and covariance, style weight 10) and
+today's default.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
+from PIL import Image
 
 import nstpipe.engine.color as color
 from bench.common import STYLES, add_common, csv, ints, json_path, machine, photo_path, print_table, style_path, write_json
+from bench.measure import run_nstpipe
 from nstpipe.engine.distances import colour_distance, patch_distance
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.modes.model import read_image
@@ -33,6 +45,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--styles", type=csv, default=STYLES, help=f"paintings in DATA/styles (default {','.join(STYLES)})")
     parser.add_argument("--iterations", type=ints, default=[10, 30, 60], help="transport budgets (comma-separated)")
     parser.add_argument("--big", type=ints, default=[3000, 4000], help="height,width of the timed large picture")
+    parser.add_argument("--sheet", type=Path, default=None, help="also paint the palette picture to this PNG")
+    parser.add_argument("--no-table", action="store_true", help="with --sheet: the picture alone")
+
+# The sheet's rows: painting, and the photo's brightness (a dark photo: a bright painting).
+SHEET_ROWS = (("shipwreck", 1.0), ("starry_night", 0.35))
+BEFORE = ("--color-start", "meancov", "--style-weight", "10")
+SHEET_HEIGHT = 192
+
+
+def sheet(args: argparse.Namespace, out: Path) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for painting, brightness in SHEET_ROWS:
+            photo = Path(tmp) / f"photo_{painting}.png"
+            rgb = np.asarray(Image.open(photo_path(args)).convert("RGB"), dtype=np.float32) * brightness
+            Image.fromarray(rgb.round().clip(0, 255).astype(np.uint8)).save(photo)
+            cells = [photo, style_path(args, painting)]
+            for name, extra in (("before", BEFORE), ("today", ())):
+                cells.append(Path(tmp) / f"{painting}_{name}.png")
+                run_nstpipe(photo, style_path(args, painting), cells[-1], args.size, "cpu", extra)
+            pictures = [Image.open(c).convert("RGB") for c in cells]
+            rows.append([p.resize((round(p.width * SHEET_HEIGHT / p.height), SHEET_HEIGHT), Image.Resampling.LANCZOS)
+                         for p in pictures])
+    width = max(sum(p.width for p in row) for row in rows)
+    canvas = Image.new("RGB", (width, SHEET_HEIGHT * len(rows) + 4 * (len(rows) - 1)), "white")
+    for r, row in enumerate(rows):
+        x = 0
+        for p in row:
+            canvas.paste(p, (x, r * (SHEET_HEIGHT + 4)))
+            x += p.width
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    print(f"wrote {out}")
 
 
 def timed(make: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
@@ -51,6 +96,10 @@ def starts(photo: torch.Tensor, painting: torch.Tensor, budgets: list[int]) -> d
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.sheet is not None:
+        sheet(args, args.sheet)
+        if args.no_table:
+            return 0
     info = machine()
     print(f"{info['cpu']}, torch {torch.__version__}, {torch.get_num_threads()} threads; the photo at {args.size} px")
     photo = read_image(photo_path(args), args.size)
