@@ -369,7 +369,7 @@ def test_help_shows_a_default_for_every_option() -> None:
 def test_the_help_of_n_says_what_it_bounds() -> None:
     shown = " ".join(CliRunner().invoke(app, ["video", "-h"], env={"COLUMNS": "400"}).stdout.split())
     assert "Optimizer iterations at full size: of each picture, and of a video's first frame (times --first-budget)." in shown
-    assert "every later frame inherits it. [default: (2.5 in the default preset)]" in shown
+    assert "every later frame inherits it. [default: (4.0 in the default preset)]" in shown
     assert (
         "The coarser pyramid levels run coarse_iterations each (a config file setting), a video's later frames --later-iterations"
         in shown
