@@ -98,9 +98,18 @@ def match_moments(image: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, ep
     the symmetric linear map of :func:`match_color_histogram`; clamped to [0, 1]."""
     pixels = image.double().reshape(image.shape[0], 3, -1)
     own_mean, own_cov = colour_moments(image)
-    a = sqrtm_psd(cov.to(pixels), eps) @ torch.linalg.inv(sqrtm_psd(own_cov, eps))
-    out: torch.Tensor = a @ (pixels - own_mean) + mean.to(pixels)
+    out = moment_map(pixels, own_mean, own_cov, mean, cov, eps)
     return out.reshape(image.shape).to(image.dtype).clamp(0, 1)
+
+
+def moment_map(points: torch.Tensor, own_mean: torch.Tensor, own_cov: torch.Tensor, mean: torch.Tensor,
+               cov: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Colour ``points`` (N, 3, M) of mean ``own_mean`` (N, 3, 1) and covariance ``own_cov``
+    (N, 3, 3) moved by the symmetric linear map to ``mean`` and ``cov``, unclamped:
+    A (x - mu_own) + mu with A = Cov^(1/2) Cov_own^(-1/2)."""
+    a = sqrtm_psd(cov.to(points), eps) @ torch.linalg.inv(sqrtm_psd(own_cov, eps))
+    out: torch.Tensor = a @ (points - own_mean) + mean.to(points)
+    return out
 
 
 def mixture_moments(images: list[torch.Tensor], weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,9 +171,10 @@ def transport_colours(image: torch.Tensor, target: torch.Tensor, iterations: int
         if not whole:
             pixels = pixels[:, torch.randint(pixels.shape[1], (TRANSPORT_SAMPLE,), generator=generator)]
         own_mean, own_cov = moments(pixels.unsqueeze(0))
-        linear = sqrtm_psd(cov, 1e-5)[0] @ torch.linalg.inv(sqrtm_psd(own_cov, 1e-5)[0])
-        points = torch.cat([pixels, grid], dim=1)
-        points = linear @ (points - own_mean[0, :, None]) + mean[0, :, None]
+        # The maps are read off the pixels alone; the lattice rides along only where a
+        # lookup table is wanted.
+        points = pixels if whole else torch.cat([pixels, grid], dim=1)
+        points = moment_map(points[None], own_mean[..., None], own_cov, mean[..., None], cov)[0]
         count = pixels.shape[1]
         for _ in range(iterations):
             basis, _ = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
