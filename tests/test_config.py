@@ -215,6 +215,9 @@ def test_fingerprint_tracks_settings_but_not_device() -> None:
     assert base.fingerprint() != build_settings("fast", None, {"size": 48, "seed": base.engine.seed + 1}).fingerprint()
     assert base.fingerprint() != build_settings("fast", None, {"size": 64}).fingerprint()
     assert base.fingerprint() != base.fingerprint({"styles": ["abc"]})
+    # Only a video's later frames read the temporal weight: a video job counts it
+    # (tests/jobs/test_video_job.py), a photo's fingerprint leaves it out.
+    assert base.fingerprint() == build_settings("fast", None, {"size": 48, "temporal_weight": 7.0}).fingerprint()
 
 
 def test_an_engine_revision_redoes_earlier_outputs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,8 +67,9 @@ class Settings:
         never how, so raising it to let a big photo through keeps the finished ones.
         ``batch`` only decides how many pictures share one optimization, in which each
         follows the path it would follow alone, so another batch keeps finished outputs
-        too. The video settings are left out as well, so that changing them does not
-        invalidate finished photos; a video job passes them in ``extra``. Style transfer
+        too. The video settings, and the temporal weight that only a video reads, are left out
+        as well, so that changing them does not invalidate finished photos; a video job passes
+        them in ``extra``. Style transfer
         leaves out the mode and the texture settings, which it does not read: its
         fingerprint stays what it was before there were other modes, so that finished
         outputs are kept; every other mode puts them in. A mode's own settings (texture_*,
@@ -91,6 +92,11 @@ class Settings:
             data["fine_revision"] = FINE_REVISION
         for key in VIDEO_FIELDS:
             data.pop(key)
+        # An engine setting that only a video's later frames read: a video job puts it in
+        # ``extra`` with the video settings. Every photo hashes the engine's 100, the value
+        # that style transfer's photos were hashed with while it still counted, so a new
+        # weight for videos keeps them.
+        data["temporal_weight"] = 100.0
         if self.mode == "style":
             data.pop("mode")
         for fields, mode in ((TEXTURE_FIELDS, "texture"), (VISUALIZE_FIELDS, "visualize"), (DREAM_FIELDS, "dream")):

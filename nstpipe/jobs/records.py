@@ -55,7 +55,7 @@ def make_video_job(settings: Settings, styles: list[Path], source: Path, info: V
 
     The encoder's quality (crf) is left out: changing it re-encodes the saved frames.
     """
-    video = dataclasses.asdict(settings.video)
+    video = {**dataclasses.asdict(settings.video), "temporal_weight": settings.engine.temporal_weight}
     video.pop("crf")
     identity = {**source_identity(source), "frames": info.frame_count, "width": info.width, "height": info.height}
     extra = {"image": make_job(settings, styles).fingerprint, "video": video, "input": identity}

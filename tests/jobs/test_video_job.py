@@ -128,11 +128,12 @@ def test_changed_settings_do_not_reuse_frames_but_a_new_crf_does(tmp_path: Path,
     events: list[object] = []
     stylize_video(clip, [style_path], out, settings(crf=30), events.append, work_dir=work, keep_frames=True)
     assert started(events) == []  # only re-encoded
-    for changed in ({"temporal": "prev"}, {"later_iterations": 2}, {"style_weight": 2.0}):
+    # The temporal weight too, though a photo's fingerprint leaves it out (test_config).
+    for changed in ({"temporal": "prev"}, {"later_iterations": 2}, {"style_weight": 2.0}, {"temporal_weight": 7.0}):
         events = []
         stylize_video(clip, [style_path], out, settings(**changed), events.append, work_dir=work, keep_frames=True)
         assert started(events) == list(range(8)), changed
-    assert len(list(work.iterdir())) == 4  # one folder per job
+    assert len(list(work.iterdir())) == 5  # one folder per job
 
 
 def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Path) -> None:
