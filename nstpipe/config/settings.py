@@ -69,9 +69,8 @@ class Settings:
         follows the path it would follow alone, so another batch keeps finished outputs
         too. The video settings, and the temporal weight that only a video reads, are left out
         as well, so that changing them does not invalidate finished photos; a video job passes
-        them in ``extra``. Style transfer
-        leaves out the mode and the texture settings, which it does not read: its
-        fingerprint stays what it was before there were other modes, so that finished
+        them in ``extra``. Style transfer leaves out the mode and the texture settings, which
+        it does not read: its fingerprint stays what it was before there were other modes, so that finished
         outputs are kept; every other mode puts them in. A mode's own settings (texture_*,
         visualize_*, dream_*) count only in that mode, so texture's fingerprint stays what it was
         before there was feature visualization.
@@ -92,10 +91,8 @@ class Settings:
             data["fine_revision"] = FINE_REVISION
         for key in VIDEO_FIELDS:
             data.pop(key)
-        # An engine setting that only a video's later frames read: a video job puts it in
-        # ``extra`` with the video settings. Every photo hashes the engine's 100, the value
-        # that style transfer's photos were hashed with while it still counted, so a new
-        # weight for videos keeps them.
+        # Photos hash the engine's 100, the temporal weight style transfer's photos were
+        # hashed with while it counted, so that a new weight for videos keeps them.
         data["temporal_weight"] = 100.0
         if self.mode == "style":
             data.pop("mode")
