@@ -11,6 +11,11 @@ Four parts (``--parts``), each a table, all in one JSON file:
   in four tiles (target: at most 1.6x);
 * seams: a picture painted in tiles at ``--seam-size``: the mean gradient magnitude across the
   tile borders over that across every other line of pixels (target: at most 1.1);
+* versus (not among the default parts): at ``--speed-size``, this tree's tiled pass against
+  that of another version's ``nstpipe/engine/tiled.py`` (``--against``, e.g. from ``git
+  worktree add``), taking turns with the untiled pass in one process for ``--rounds`` rounds:
+  medians, each round's figures, and the two gradients' relative difference. A change of a
+  few percent shows there, where separate runs' untiled rates vary by tens of percent;
 * whole (not among the default parts: most of an hour on two CPU cores): tubingen enlarged to
   ``--whole-side`` (4000x3000) and painted whole by ``nstpipe image --size 4000`` under
   ``--max-memory``, its finest levels above ``--fine-side`` each twice the one before
@@ -21,13 +26,16 @@ Four parts (``--parts``), each a table, all in one JSON file:
     python -m bench tiles --sizes 1024,2048 --iterations 3
     python -m bench tiles --parts exactness,speed --speed-size 256
     python -m bench tiles --parts whole --whole-side 4000 --max-memory 4G
+    python -m bench tiles --parts versus --speed-size 1024 --against /tmp/before/nstpipe/engine/tiled.py
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -63,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=3, help="steps of each memory run")
     parser.add_argument("--max-memory", default="4G", help="the budget of the memory runs")
     parser.add_argument("--speed-size", type=int, default=512)
+    parser.add_argument("--against", type=Path, default=None, help="the versus part's other tiled.py")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the versus part")
     parser.add_argument("--seam-size", type=int, default=256)
     parser.add_argument("--seam-iterations", type=int, default=30)
     parser.add_argument("--whole-side", type=int, default=4000, help="long side of the whole part's photo")
@@ -168,6 +178,39 @@ def speed(args: argparse.Namespace, repeats: int = 3) -> list[dict[str, Any]]:
              "tiled_s_per_mp_it": times["tiled"], "ratio": times["tiled"] / times["untiled"]}]
 
 
+def versus(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.against is None:
+        raise SystemExit("bench tiles: the versus part needs --against PATH/nstpipe/engine/tiled.py")
+    spec = importlib.util.spec_from_file_location("tiled_against", args.against)
+    assert spec is not None and spec.loader is not None
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    photo, painting = pair(args, args.speed_size)
+    objective = stylizer(EngineConfig(), painting, args.device).objective(photo)
+    megapixels = photo.shape[-2] * photo.shape[-1] / 1e6
+    half = (max(photo.shape[-2:]) // 2 + 15) // 16 * 16
+    ours, theirs = TiledObjective(objective, (half, half)), other.TiledObjective(objective, (half, half))
+    mine, against = ours.losses_and_grad(photo)[1], theirs.losses_and_grad(photo)[1]
+
+    def untiled() -> None:
+        pixels = photo.clone().requires_grad_(True)
+        objective.losses(pixels).sum().backward()
+
+    runs = {"untiled": untiled, "tiled": lambda: ours.losses_and_grad(photo), "against": lambda: theirs.losses_and_grad(photo)}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            begin = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - begin) / megapixels)
+    medians = {name: statistics.median(each) for name, each in times.items()}
+    return [{"size": args.speed_size, "tiles": len(ours.grid(photo)), "rounds": args.rounds,
+             **{f"{name}_s_per_mp_it": medians[name] for name in runs},
+             "tiled_over_against": medians["tiled"] / medians["against"],
+             "gradient_difference": float((mine - against).norm() / against.norm()),
+             "each": {name: [round(t, 3) for t in each] for name, each in times.items()}}]
+
+
 def seams(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Painted in tiles of a quarter of the long side: the steps across tile borders against
     the steps across every other line."""
@@ -251,6 +294,8 @@ COLUMNS = {
                        "untiled_estimate", "s_per_mp_it"),
     "speed": _columns("size", "tiles", "untiled_s_per_mp_it", "tiled_s_per_mp_it", "ratio"),
     "seams": _columns("size", "tile", "borders", "border_over_inside", "within"),
+    "versus": _columns("size", "tiles", "rounds", "untiled_s_per_mp_it", "tiled_s_per_mp_it", "against_s_per_mp_it",
+                       "tiled_over_against", "gradient_difference"),
     "whole": _columns("side", "max_memory", "fine_side", "wall_s", "peak_rss", "within", "style_whole", "style_paint_256",
                       "style_ratio", "content_whole", "content_paint_256", "content_ratio", "feature_ratio", "patch_ratio"),
 }
@@ -260,7 +305,7 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     if args.paint is not None:
         return paint(args)
-    runs = {"exactness": exactness, "memory": memory, "speed": speed, "seams": seams, "whole": whole}
+    runs = {"exactness": exactness, "memory": memory, "speed": speed, "seams": seams, "versus": versus, "whole": whole}
     payload: dict[str, Any] = {"max_memory": args.max_memory, "iterations": args.iterations}
     for part in args.parts:
         payload[part] = runs[part](args)

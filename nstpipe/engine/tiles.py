@@ -89,6 +89,11 @@ class Tile:
         cols, (c0, c1) = self.cols.features(stride)
         return features[..., rows, cols], (r0, r1, c0, c1)
 
+    def owned_count(self, stride: int) -> int:
+        """How many feature positions at a layer of ``stride`` this tile owns."""
+        (r0, r1), (c0, c1) = self.rows.features(stride)[1], self.cols.features(stride)[1]
+        return (r1 - r0) * (c1 - c0)
+
     @property
     def crop_pixels(self) -> int:
         return (self.rows.high - self.rows.low) * (self.cols.high - self.cols.low)

@@ -93,6 +93,31 @@ def test_tiled_gradient_is_the_untiled_one(vgg_weights: VGGWeights, style_loss: 
         assert torch.allclose(tiled_losses, losses, rtol=1e-5)
 
 
+def test_the_last_tile_runs_forward_once(vgg_weights: VGGWeights) -> None:
+    # Pass 1 keeps the last tile's graph and pass 2 starts from it: 2n - 1 forward passes
+    # over n tiles for the gradient, where the two passes alone would take 2n; the loss
+    # alone, without a graph, takes n.
+    config = EngineConfig(**SHALLOW)  # type: ignore[arg-type]
+    objective, x = objective_for(vgg_weights, config, 128)
+    tiled = TiledObjective(objective, (32, 32))
+    count = len(tiled.grid(x))
+    calls = 0
+    encode = tiled._encode
+
+    def counting(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        nonlocal calls
+        calls += 1
+        return encode(pixels)
+
+    tiled._encode = counting  # type: ignore[method-assign]
+    _, grad = tiled.losses_and_grad(x)
+    assert calls == 2 * count - 1
+    assert relative(grad, untiled(objective, x)[1]) < 1e-4
+    calls = 0
+    tiled.losses(x)
+    assert calls == count
+
+
 def test_a_halo_one_stride_short_breaks_the_gradient(vgg_weights: VGGWeights) -> None:
     config = EngineConfig(**SHALLOW)  # type: ignore[arg-type]
     objective, x = objective_for(vgg_weights, config, 128)
