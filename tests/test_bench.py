@@ -33,3 +33,16 @@ def test_no_script_edits_sys_path() -> None:
     offenders = [str(p.relative_to(ROOT)) for folder in ("bench", "scripts") for p in sorted((ROOT / folder).iterdir())
                  if p.is_file() and "sys.path" in p.read_text(errors="replace")]
     assert offenders == []
+
+
+def test_the_versus_part_times_two_tiled_passes_against_each_other() -> None:
+    from bench import tiles
+
+    against = ["--against", str(ROOT / "nstpipe" / "engine" / "tiled.py")]
+    args = parser().parse_args(["tiles", "--parts", "versus", "--speed-size", "64", "--rounds", "2", "--device", "cpu", *against])
+    (row,) = tiles.versus(args)
+    assert row["tiles"] == 4 and row["rounds"] == 2
+    assert row["gradient_difference"] < 1e-6  # the same file: the same gradient
+    assert all(len(each) == 2 and min(each) > 0 for each in row["each"].values())
+    with pytest.raises(SystemExit, match="--against"):
+        tiles.versus(parser().parse_args(["tiles", "--parts", "versus"]))
