@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from PIL import Image
@@ -50,6 +50,7 @@ from nstpipe.config import EngineConfig, parse_memory
 from nstpipe.engine.distances import feature_distance, patch_distance
 from nstpipe.engine.memory import fmt_bytes, plan_layout
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances
+from nstpipe.engine.objective import Objective
 from nstpipe.engine.optimize import optimize_level
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.engine.stylize import Stylizer
@@ -156,17 +157,23 @@ def memory(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def speed(args: argparse.Namespace, repeats: int = 3) -> list[dict[str, Any]]:
+def _speed_case(args: argparse.Namespace) -> tuple[torch.Tensor, Objective, float, tuple[int, int], Callable[[], None]]:
+    """The speed and versus parts' case at ``--speed-size``: the photo, its objective, its
+    megapixels, tiles of half the long side, and one untiled gradient pass."""
     photo, painting = pair(args, args.speed_size)
     objective = stylizer(EngineConfig(), painting, args.device).objective(photo)
-    megapixels = photo.shape[-2] * photo.shape[-1] / 1e6
     half = (max(photo.shape[-2:]) // 2 + 15) // 16 * 16
-    tiled = TiledObjective(objective, (half, half))
 
     def untiled() -> None:
         pixels = photo.clone().requires_grad_(True)
         objective.losses(pixels).sum().backward()
 
+    return photo, objective, photo.shape[-2] * photo.shape[-1] / 1e6, (half, half), untiled
+
+
+def speed(args: argparse.Namespace, repeats: int = 3) -> list[dict[str, Any]]:
+    photo, objective, megapixels, tile, untiled = _speed_case(args)
+    tiled = TiledObjective(objective, tile)
     times = {}
     for name, run in (("untiled", untiled), ("tiled", lambda: tiled.losses_and_grad(photo))):
         run()  # warm-up
@@ -185,17 +192,9 @@ def versus(args: argparse.Namespace) -> list[dict[str, Any]]:
     assert spec is not None and spec.loader is not None
     other = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(other)
-    photo, painting = pair(args, args.speed_size)
-    objective = stylizer(EngineConfig(), painting, args.device).objective(photo)
-    megapixels = photo.shape[-2] * photo.shape[-1] / 1e6
-    half = (max(photo.shape[-2:]) // 2 + 15) // 16 * 16
-    ours, theirs = TiledObjective(objective, (half, half)), other.TiledObjective(objective, (half, half))
+    photo, objective, megapixels, tile, untiled = _speed_case(args)
+    ours, theirs = TiledObjective(objective, tile), other.TiledObjective(objective, tile)
     mine, against = ours.losses_and_grad(photo)[1], theirs.losses_and_grad(photo)[1]
-
-    def untiled() -> None:
-        pixels = photo.clone().requires_grad_(True)
-        objective.losses(pixels).sum().backward()
-
     runs = {"untiled": untiled, "tiled": lambda: ours.losses_and_grad(photo), "against": lambda: theirs.losses_and_grad(photo)}
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.rounds):

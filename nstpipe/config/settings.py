@@ -67,11 +67,11 @@ class Settings:
         never how, so raising it to let a big photo through keeps the finished ones.
         ``batch`` only decides how many pictures share one optimization, in which each
         follows the path it would follow alone, so another batch keeps finished outputs
-        too. The video settings, and the temporal weight that only a video reads, are left out
-        as well, so that changing them does not invalidate finished photos; a video job passes
-        them in ``extra``. Style transfer leaves out the mode and the texture settings, which
-        it does not read: its fingerprint stays what it was before there were other modes, so that finished
-        outputs are kept; every other mode puts them in. A mode's own settings (texture_*,
+        too. The video settings, and the temporal weight that only a video reads, are left
+        out as well, so that changing them does not invalidate finished photos; a video job
+        passes them in ``extra``. Style transfer leaves out the mode and the texture
+        settings, which it does not read: its fingerprint stays what it was before there
+        were other modes, so that finished outputs are kept; every other mode puts them in. A mode's own settings (texture_*,
         visualize_*, dream_*) count only in that mode, so texture's fingerprint stays what it was
         before there was feature visualization.
         """

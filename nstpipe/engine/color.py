@@ -161,19 +161,19 @@ def transport_colours(image: torch.Tensor, target: torch.Tensor, iterations: int
     lattice of colours carried through the same maps. Clamped to [0, 1]; the caller's tensor is left alone."""
     target = target.to(torch.float64).cpu()
     mean, cov = moments(target.unsqueeze(0))
+    # The maps are read off the pixels alone; a lattice of colours rides along only where
+    # a lookup table is wanted (every picture of a batch has the same size).
+    whole = image.shape[-2] * image.shape[-1] <= TRANSPORT_SAMPLE
     lattice = torch.linspace(0, 1, TRANSPORT_LATTICE, dtype=torch.float64)
-    grid = torch.stack(torch.meshgrid(lattice, lattice, lattice, indexing="ij")).reshape(3, -1)  # (r, g, b)
+    grid = None if whole else torch.stack(torch.meshgrid(lattice, lattice, lattice, indexing="ij")).reshape(3, -1)  # (r, g, b)
     out = []
     for picture in image:
         generator = torch.Generator().manual_seed(seed)
         pixels = picture.detach().double().reshape(3, -1).cpu()
-        whole = pixels.shape[1] <= TRANSPORT_SAMPLE
-        if not whole:
+        if grid is not None:
             pixels = pixels[:, torch.randint(pixels.shape[1], (TRANSPORT_SAMPLE,), generator=generator)]
         own_mean, own_cov = moments(pixels.unsqueeze(0))
-        # The maps are read off the pixels alone; the lattice rides along only where a
-        # lookup table is wanted.
-        points = pixels if whole else torch.cat([pixels, grid], dim=1)
+        points = pixels if grid is None else torch.cat([pixels, grid], dim=1)
         points = moment_map(points[None], own_mean[..., None], own_cov, mean[..., None], cov)[0]
         count = pixels.shape[1]
         for _ in range(iterations):
@@ -182,8 +182,8 @@ def transport_colours(image: torch.Tensor, target: torch.Tensor, iterations: int
             own = quantiles(projected[:, :count].sort().values, TRANSPORT_KNOTS)
             wanted = quantiles((basis.T @ target).sort().values, TRANSPORT_KNOTS)
             points = points + basis @ (_monotone(projected, own, wanted) - projected)
-        if whole:
-            out.append(points[:, :count].reshape(picture.shape).clamp(0, 1).float())
+        if grid is None:
+            out.append(points.reshape(picture.shape).clamp(0, 1).float())
         else:
             out.append(_look_up(points[:, count:].reshape(3, *(TRANSPORT_LATTICE,) * 3).clamp(0, 1), picture))
     return torch.stack(out).to(image.device, image.dtype)

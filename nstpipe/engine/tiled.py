@@ -78,11 +78,11 @@ class TiledObjective:
         def shares(index: int) -> list[torch.Tensor]:
             return [_share(cot, sizes[k], index) if stat.joined else cot for k, (stat, cot) in enumerate(zip(stats, cotangents))]
 
-        if kept is not None:
+        if kept is not None:  # None: no statistic, nothing to add to the pixel terms' gradient
             self._accumulate(x, grid[-1], kept, shares(len(grid) - 1), grad)
             del kept
-        for index, tile in enumerate(grid[:-1] if stats else ()):
-            self._accumulate(x, tile, self._parts(x, tile, stats, graph=True), shares(index), grad)
+            for index, tile in enumerate(grid[:-1]):
+                self._accumulate(x, tile, self._parts(x, tile, stats, graph=True), shares(index), grad)
         return feature.detach() + pixel, grad
 
     def _statistics(self, x: torch.Tensor, items: Sequence[int] | None) -> list[Statistic]:
@@ -140,7 +140,6 @@ class TiledObjective:
             torch.autograd.backward(surrogate)
         assert crop.grad is not None
         grad[..., tile.rows.low : tile.rows.high, tile.cols.low : tile.cols.high] += crop.grad
-        del parts, surrogate
         _release(x)
 
     def _pixel_losses(self, x: torch.Tensor, items: Sequence[int] | None, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
