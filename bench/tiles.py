@@ -7,8 +7,11 @@ Four parts (``--parts``), each a table, all in one JSON file:
   ``--iterations`` steps (one level) under ``--max-memory``; its peak RSS (taken by a wrapper
   process, ``RUSAGE_CHILDREN``) beside the budget plus 10%, the engine's estimate for the
   layout it chose, and its estimate for an untiled pass; seconds per megapixel per iteration;
-* speed: at ``--speed-size``, where both fit, seconds per megapixel per iteration untiled and
-  in four tiles (target: at most 1.6x);
+* speed: at ``--speed-size``, where both fit, seconds per megapixel per iteration untiled,
+  in the tiles that the engine plans where the budget leaves room for ``--speed-share`` of
+  the untiled pass's activations (its tiled head and whole tail included, with the cost
+  its model expects), and in four tiles of the whole encoder; taking turns for ``--rounds``
+  rounds, medians (target: at most 1.6x);
 * seams: a picture painted in tiles at ``--seam-size``: the mean gradient magnitude across the
   tile borders over that across every other line of pixels (target: at most 1.1);
 * versus (not among the default parts): at ``--speed-size``, this tree's tiled pass against
@@ -32,6 +35,7 @@ Four parts (``--parts``), each a table, all in one JSON file:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -48,7 +52,8 @@ from PIL import Image
 from bench.common import Column, add_common, encoder, json_path, photo_path, print_table, run_measured, style_path, write_json
 from nstpipe.config import EngineConfig, parse_memory
 from nstpipe.engine.distances import feature_distance, patch_distance
-from nstpipe.engine.memory import fmt_bytes, plan_layout
+from nstpipe.engine.features import splits
+from nstpipe.engine.memory import ACTIVATION_BYTES, fmt_bytes, pass_bytes, plan_layout
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.optimize import optimize_level
@@ -73,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory", default="4G", help="the budget of the memory runs")
     parser.add_argument("--speed-size", type=int, default=512)
     parser.add_argument("--against", type=Path, default=None, help="the versus part's other tiled.py")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of the versus part")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the speed and versus parts")
+    parser.add_argument("--speed-share", type=float, default=0.5,
+                        help="the speed part's plan: the share of an untiled pass's activations that its budget leaves room for")
     parser.add_argument("--seam-size", type=int, default=256)
     parser.add_argument("--seam-iterations", type=int, default=30)
     parser.add_argument("--whole-side", type=int, default=4000, help="long side of the whole part's photo")
@@ -120,14 +127,14 @@ def paint(args: argparse.Namespace) -> int:
     size = (photo.shape[-2], photo.shape[-1])
     layers = model.mode.layers
     budget = parse_memory(args.max_memory) or 0
-    layout = plan_layout(size, 1, config, layers, budget, args.iterations, model.precision)
+    layout = plan_layout(size, 1, config, layers, budget, args.iterations, model.precision, splits(model.features))
     untiled = plan_layout(size, 1, config, layers, 1 << 62, args.iterations, model.precision).estimate
     begin = time.perf_counter()
     result = model.run(photo)
     seconds = time.perf_counter() - begin
     assert tuple(result.image.shape[-2:]) == size
     record = {"size": f"{size[1]}x{size[0]}", "precision": model.precision,
-              "tile": layout.tile, "history": layout.history, "estimate": layout.estimate,
+              "tile": layout.tile, "split": layout.split or "none", "history": layout.history, "estimate": layout.estimate,
               "untiled_estimate": untiled, "seconds": seconds, "iterations": result.iterations}
     assert args.result is not None
     args.result.write_text(json.dumps(record))
@@ -157,32 +164,52 @@ def memory(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def _speed_case(args: argparse.Namespace) -> tuple[torch.Tensor, Objective, float, tuple[int, int], Callable[[], None]]:
-    """The speed and versus parts' case at ``--speed-size``: the photo, its objective, its
-    megapixels, tiles of half the long side, and one untiled gradient pass."""
+def _speed_case(args: argparse.Namespace) -> tuple[torch.Tensor, Objective, Stylizer, float, Callable[[], None]]:
+    """The speed and versus parts' case at ``--speed-size``: the photo, its objective, the
+    stylizer that made it, its megapixels, and one untiled gradient pass."""
     photo, painting = pair(args, args.speed_size)
-    objective = stylizer(EngineConfig(), painting, args.device).objective(photo)
-    half = (max(photo.shape[-2:]) // 2 + 15) // 16 * 16
+    model = stylizer(EngineConfig(precision=args.precision or "auto"), painting, args.device)
+    objective = model.objective(photo)
 
     def untiled() -> None:
         pixels = photo.clone().requires_grad_(True)
         objective.losses(pixels).sum().backward()
 
-    return photo, objective, photo.shape[-2] * photo.shape[-1] / 1e6, (half, half), untiled
+    return photo, objective, model, photo.shape[-2] * photo.shape[-1] / 1e6, untiled
 
 
-def speed(args: argparse.Namespace, repeats: int = 3) -> list[dict[str, Any]]:
-    photo, objective, megapixels, tile, untiled = _speed_case(args)
-    tiled = TiledObjective(objective, tile)
-    times = {}
-    for name, run in (("untiled", untiled), ("tiled", lambda: tiled.losses_and_grad(photo))):
+def _quarters(photo: torch.Tensor) -> tuple[int, int]:
+    """Tiles of half the long side: four over a 4:3 picture."""
+    half = (max(photo.shape[-2:]) // 2 + 15) // 16 * 16
+    return half, half
+
+
+def speed(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The engine's plan where the budget leaves ``--speed-share`` of what an untiled pass's
+    activations take, and four tiles of the whole encoder, each taking turns with the
+    untiled pass for ``--rounds`` rounds: the medians."""
+    photo, objective, model, megapixels, untiled = _speed_case(args)
+    size, layers, precision = (photo.shape[-2], photo.shape[-1]), model.mode.layers, model.precision
+    whole = plan_layout(size, 1, model.config, layers, 1 << 62, 300, precision)
+    activations = pass_bytes(size[0] * size[1], layers, ACTIVATION_BYTES.get(precision, 4))
+    plan = plan_layout(size, 1, model.config, layers, int(whole.estimate - (1 - args.speed_share) * activations), 300, precision)
+    layouts = {"plan": plan, "quarters": Layout(_quarters(photo), plan.history, 0)}
+    passes = {name: TiledObjective(objective, layout.tile or size, split=layout.split) for name, layout in layouts.items()}
+    runs: dict[str, Callable[[], Any]] = {"untiled": untiled}
+    runs.update({name: functools.partial(tiled.losses_and_grad, photo) for name, tiled in passes.items()})
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
         run()  # warm-up
-        begin = time.perf_counter()
-        for _ in range(repeats):
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            begin = time.perf_counter()
             run()
-        times[name] = (time.perf_counter() - begin) / repeats / megapixels
-    return [{"size": args.speed_size, "tiles": len(tiled.grid(photo)), "untiled_s_per_mp_it": times["untiled"],
-             "tiled_s_per_mp_it": times["tiled"], "ratio": times["tiled"] / times["untiled"]}]
+            times[name].append((time.perf_counter() - begin) / megapixels)
+    medians = {name: statistics.median(each) for name, each in times.items()}
+    return [{"size": args.speed_size, "layout": name, "share": args.speed_share if name == "plan" else None, "precision": precision,
+             "tiles": len(passes[name].grid(photo)), "tile": "x".join(map(str, layout.tile or size)), "split": layout.split or "none",
+             "model_cost": layout.cost if name == "plan" else None, "untiled_s_per_mp_it": medians["untiled"],
+             "tiled_s_per_mp_it": medians[name], "ratio": medians[name] / medians["untiled"]} for name, layout in layouts.items()]
 
 
 def versus(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -192,7 +219,8 @@ def versus(args: argparse.Namespace) -> list[dict[str, Any]]:
     assert spec is not None and spec.loader is not None
     other = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(other)
-    photo, objective, megapixels, tile, untiled = _speed_case(args)
+    photo, objective, _, megapixels, untiled = _speed_case(args)
+    tile = _quarters(photo)
     ours, theirs = TiledObjective(objective, tile), other.TiledObjective(objective, tile)
     mine, against = ours.losses_and_grad(photo)[1], theirs.losses_and_grad(photo)[1]
     runs = {"untiled": untiled, "tiled": lambda: ours.losses_and_grad(photo), "against": lambda: theirs.losses_and_grad(photo)}
@@ -283,15 +311,16 @@ def _columns(*keys: str) -> tuple[Column, ...]:
     numbers = {"relative_error": ".2e", "model_over_peak": ".2f", "s_per_mp_it": ".3g", "untiled_s_per_mp_it": ".3g",
                "tiled_s_per_mp_it": ".3g", "ratio": ".2f", "border_over_inside": ".3f", "wall_s": ".0f", "style_whole": ".4f",
                "content_whole": ".4f", "style_paint_256": ".4f", "content_paint_256": ".4f", "style_ratio": ".2f", "content_ratio": ".2f",
-               "feature_ratio": ".2f", "patch_ratio": ".2f"}
+               "feature_ratio": ".2f", "patch_ratio": ".2f", "model_cost": ".2f"}
     return tuple((key, key, numbers.get(key, "")) for key in keys)
 
 
 COLUMNS = {
     "exactness": _columns("term", "size", "tile", "relative_error"),
-    "memory": _columns("side", "size", "precision", "tile", "history", "peak_rss", "limit", "within", "model_over_peak",
+    "memory": _columns("side", "size", "precision", "tile", "split", "history", "peak_rss", "limit", "within", "model_over_peak",
                        "untiled_estimate", "s_per_mp_it"),
-    "speed": _columns("size", "tiles", "untiled_s_per_mp_it", "tiled_s_per_mp_it", "ratio"),
+    "speed": _columns("size", "layout", "share", "precision", "tiles", "tile", "split", "model_cost", "untiled_s_per_mp_it",
+                      "tiled_s_per_mp_it", "ratio"),
     "seams": _columns("size", "tile", "borders", "border_over_inside", "within"),
     "versus": _columns("size", "tiles", "rounds", "untiled_s_per_mp_it", "tiled_s_per_mp_it", "against_s_per_mp_it",
                        "tiled_over_against", "gradient_difference"),

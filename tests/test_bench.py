@@ -46,3 +46,18 @@ def test_the_versus_part_times_two_tiled_passes_against_each_other() -> None:
     assert all(len(each) == 2 and min(each) > 0 for each in row["each"].values())
     with pytest.raises(SystemExit, match="--against"):
         tiles.versus(parser().parse_args(["tiles", "--parts", "versus"]))
+
+
+def test_the_speed_part_times_the_engines_plan_beside_four_tiles() -> None:
+    from bench import tiles
+
+    options = ["--speed-size", "256", "--speed-share", "0.2", "--rounds", "1", "--device", "cpu"]
+    args = parser().parse_args(["tiles", "--parts", "speed", *options])
+    plan, quarters = tiles.speed(args)
+    assert (plan["layout"], quarters["layout"]) == ("plan", "quarters")
+    # A fifth of the untiled pass's room for activations (at larger shares a picture this
+    # small fits whole with fewer L-BFGS pairs): the plan tiles the encoder's head and runs
+    # its tail whole.
+    assert plan["split"].startswith("pool") and plan["tiles"] > 1 and 1 < plan["model_cost"] < 2
+    assert quarters["split"] == "none" and quarters["tiles"] == 4
+    assert all(row["tiled_s_per_mp_it"] > 0 and row["ratio"] > 0 for row in (plan, quarters))

@@ -69,6 +69,24 @@ class FeaturePass:
             feats = self.encoder(rgb)
         return feats
 
+    def stage(
+        self, x: torch.Tensor, after: str | None = None, through: str | None = None
+    ) -> tuple[Mapping[str, torch.Tensor], torch.Tensor]:
+        """The encoder's :meth:`~nstpipe.engine.vgg.VGGFeatures.stage`, in this pass's
+        precision and layout."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
+            features, out = self.encoder.stage(x, after, through)  # type: ignore[attr-defined]
+        return features, out
+
+
+def splits(encoder: Encoder) -> bool:
+    """Whether ``encoder`` runs in parts (``stage``, as :class:`~nstpipe.engine.vgg.VGGFeatures`
+    does), which a tiled pass may ask of it."""
+    inner = encoder.encoder if isinstance(encoder, FeaturePass) else encoder
+    return hasattr(inner, "stage")
+
 
 def _prepared(encoder: Encoder, precision: str, channels_last: bool) -> Encoder:
     if not isinstance(encoder, nn.Module) or (precision != "bf16" and not channels_last):

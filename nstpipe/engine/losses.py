@@ -20,13 +20,20 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     The product runs in the features' dtype: bf16 features (the bf16 pass) give a bf16
     product, accumulated in fp32 by the matrix units and rounded once, then widened.
     """
+    _, c, h, w = features.shape
+    return gram_sum(features) / (c * h * w)
+
+
+def gram_sum(features: torch.Tensor) -> torch.Tensor:
+    """F F^T, unnormalized, one fp32 (C, C) matrix per batch item, the product in the
+    features' dtype (see :func:`gram`): what the tiles of a picture add up."""
     n, c, h, w = features.shape
     if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
         # Channels-last (the bf16 path): F as (C, HW) is a transposed view, not a copy.
         flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)
     else:
         flat = features.reshape(n, c, h * w)
-    return widen(_Gram.apply(flat)) / (c * h * w)
+    return widen(_Gram.apply(flat))
 
 
 def widen(x: torch.Tensor) -> torch.Tensor:

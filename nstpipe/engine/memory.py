@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
-from nstpipe.config import EngineConfig, layer_channels, parse_memory, style_terms, vgg_cut
+from nstpipe.config import LAYERS, EngineConfig, layer_channels, parse_memory, style_terms, vgg_cut
 from nstpipe.engine.modes import style_transfer
 from nstpipe.engine.optimize import LBFGS_HISTORY
-from nstpipe.engine.tiles import Layout, halo, layer_stride, tile_stride
+from nstpipe.engine.tiles import Layout, halo, layer_stride, spans, tile_stride
 from nstpipe.errors import NstpipeError
 
 FLOAT = 4  # bytes of an fp32 number: the pixels, the optimizer, and the activations in fp32
@@ -41,6 +40,19 @@ def pass_floats(layers: Sequence[str]) -> float:
             area /= 4
         floats += layer_channels(name) * area
     return floats
+
+
+def pass_flops(layers: Sequence[str]) -> float:
+    """Multiply-adds per input pixel of a forward pass through the deepest of ``layers``:
+    each 3x3 convolution's, at its share of the picture's pixels."""
+    flops, area, channels = 0.0, 1.0, 3
+    for name in vgg_cut(layers):
+        if name.startswith("pool"):
+            area /= 4
+        elif name.startswith("conv"):
+            flops += 9 * channels * layer_channels(name) * area
+            channels = layer_channels(name)
+    return flops
 
 
 def pass_bytes(pixels: int, layers: Sequence[str], width: int = FLOAT) -> int:
@@ -106,12 +118,21 @@ def fmt_bytes(count: float) -> str:
 
 
 def plan_layout(
-    size: tuple[int, int], count: int, config: EngineConfig, layers: Sequence[str], budget: int, steps: int, precision: str = "fp32"
+    size: tuple[int, int],
+    count: int,
+    config: EngineConfig,
+    layers: Sequence[str],
+    budget: int,
+    steps: int,
+    precision: str = "fp32",
+    splits: bool = True,
 ) -> Layout:
-    """The whole level in one pass where it fits ``budget`` bytes; else tiles as large as
-    fit, with as many L-BFGS pairs as leave room for them (at most half of what the
-    picture's own copies leave). ``count`` pictures at once, ``steps`` at most; the
-    encoder runs in ``precision`` (fp32 or bf16)."""
+    """The whole level in one pass where it fits ``budget`` bytes; else the tiles that fit
+    and cost the least arithmetic (see :func:`_tiled`), with as many L-BFGS pairs as leave
+    room for them (at most half of what the picture's own copies and the smallest tile
+    leave). ``count`` pictures at once, ``steps`` at most; the encoder runs in
+    ``precision`` (fp32 or bf16); ``splits``: whether it can run its tail apart (see
+    :mod:`nstpipe.engine.tiled`)."""
     width = ACTIVATION_BYTES.get(precision, FLOAT)
     pixels = size[0] * size[1]
     history = max(1, min(LBFGS_HISTORY, steps)) if config.optimizer == "lbfgs" else 1
@@ -131,8 +152,10 @@ def plan_layout(
         )
     history = max(1, min(history, (budget - smallest) // 2 // pairs))
     room = budget - fixed - history * pairs
-    side = _largest_tile(room, count * width, size, layers, stride, reach)
-    return Layout((side, side), history, fixed + history * pairs + count * pass_bytes(_crop_pixels(side, size, reach), layers, width))
+    options = [_tiled(size, count, layers, split, room, width) for split in (None, *(_split_points(layers) if splits else ()))]
+    # The split None always fits (the smallest tile did); at equal cost the earlier option wins.
+    cost, tile, split, used = min((option for option in options if option is not None), key=lambda option: option[0])
+    return Layout(tile, history, fixed + history * pairs + used, split, cost)
 
 
 def _crop_pixels(side: int, size: tuple[int, int], reach: int) -> int:
@@ -140,12 +163,62 @@ def _crop_pixels(side: int, size: tuple[int, int], reach: int) -> int:
     return min(size[0], side + 2 * reach) * min(size[1], side + 2 * reach)
 
 
-def _largest_tile(room: int, scale: int, size: tuple[int, int], layers: Sequence[str], stride: int, reach: int) -> int:
-    """The largest square interior, a multiple of ``stride``, whose pass fits ``room`` bytes
-    (``scale``: the pictures at once times the bytes of an activation)."""
-    per_pixel = pass_bytes(1 << 20, layers, scale) / (1 << 20)
-    crop = math.isqrt(max(1, int(room / per_pixel)))
-    side = max(stride, (crop - 2 * reach) // stride * stride)
-    while side > stride and pass_bytes(_crop_pixels(side, size, reach), layers, scale) > room:
-        side -= stride
-    return min(side, math.ceil(max(size) / stride) * stride)
+def _split_points(layers: Sequence[str]) -> tuple[str, ...]:
+    """The pooling layers before the deepest of ``layers``: where a tiled head may end."""
+    return tuple(name for name in vgg_cut(layers)[:-1] if name.startswith("pool"))
+
+
+def _tiled(size: tuple[int, int], count: int, layers: Sequence[str], split: str | None, room: int, width: int) -> _Option | None:
+    """Tiles of the encoder's head up to ``split`` (None: the whole encoder), the tail after
+    it run whole, in ``room`` bytes: (the arithmetic over an untiled pass's, the tile
+    interior, the split, the bytes used), or None where the tail leaves no room for a tile.
+
+    The head's tiles cost their halo and pass 1's forward again: over n tiles whose crops
+    read P pixels in all, (4n - 1) / n * P forward passes' worth against 3 per pixel
+    untiled (a backward takes about two forwards), where the tail costs what it costs
+    untiled. Of the tiles whose largest crop fits, the grid of the least cost wins."""
+    head = tuple(layer for layer in layers if split is None or LAYERS.index(layer) <= LAYERS.index(split)) + ((split,) if split else ())
+    tail = 0
+    if split is not None:
+        kept = layer_channels(split) / layer_stride(split) ** 2  # the head's output and its gradient, whole
+        tail = int(2 * (pass_floats(layers) - pass_floats(head) + kept) * size[0] * size[1] * width) * count
+    per_pixel = 2 * pass_floats(head) * width * count
+    grid = _grid(size, int((room - tail) / per_pixel), tile_stride(head), halo(head))
+    if grid is None:
+        return None
+    tile, read, largest = grid
+    flops, head_flops = pass_flops(layers), pass_flops(head)
+    cost = (head_flops * read / (3 * size[0] * size[1]) + flops - head_flops) / flops
+    return cost, tile, split, tail + int(per_pixel * largest)
+
+
+# (the arithmetic over an untiled pass's, the tile interior, the split, the bytes used)
+_Option = tuple[float, tuple[int, int], str | None, int]
+
+
+def _grid(size: tuple[int, int], limit: int, stride: int, reach: int) -> tuple[tuple[int, int], float, int] | None:
+    """The tile interior (height, width) whose crops each read at most ``limit`` pixels and
+    in all the fewest, weighted by (4n - 1) / n over n tiles: with that weighted read and
+    the largest crop's pixels; None where no tile fits."""
+    best: tuple[float, tuple[int, int], int] | None = None
+    tried: set[int] = set()
+    for rows in range(1, -(-size[0] // stride) + 1):
+        height = -(-size[0] // rows // stride) * stride  # ceil(H / rows), on the stride
+        if height in tried:
+            continue
+        tried.add(height)
+        across = spans(size[0], height, stride, reach)
+        tallest = max(span.high - span.low for span in across)
+        widest = limit // tallest
+        cols = max(1, -(-size[1] // max(1, widest)))
+        while cols <= -(-size[1] // stride):
+            width = -(-size[1] // cols // stride) * stride
+            along = spans(size[1], width, stride, reach)
+            if max(span.high - span.low for span in along) <= widest:
+                n = len(across) * len(along)
+                read = sum(s.high - s.low for s in across) * sum(s.high - s.low for s in along) * (4 * n - 1) / n
+                if best is None or read < best[0]:
+                    best = (read, (height, width), tallest * max(span.high - span.low for span in along))
+                break
+            cols += 1
+    return None if best is None else (best[1], best[0], best[2])

@@ -180,7 +180,7 @@ def optimize_level(
     active = list(range(len(items)))
     whole: Objective | TiledObjective = objective
     if layout is not None and layout.tile is not None:
-        whole = TiledObjective(objective, layout.tile)
+        whole = TiledObjective(objective, layout.tile, split=layout.split)
         evaluate = tiled(whole)
     else:
         evaluate = choose_evaluator(objective, items, budget, device, config)

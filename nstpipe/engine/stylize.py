@@ -16,7 +16,7 @@ import torch
 
 from nstpipe.config import EngineConfig
 from nstpipe.engine.color import ColourPreservation, match_moments, transport_colours
-from nstpipe.engine.features import Encoder, FeaturePass, resolve_precision
+from nstpipe.engine.features import Encoder, FeaturePass, resolve_precision, splits
 from nstpipe.engine.memory import budget_bytes, fmt_bytes, image_memory, plan_layout
 from nstpipe.engine.modes import Mode, style_transfer
 from nstpipe.engine.objective import Objective
@@ -160,7 +160,7 @@ class Painter:
         """How a level of ``count`` pictures fits the memory budget: whole, or in tiles."""
         budget = budget_bytes(self.config.max_memory, self.device)
         precision = getattr(self.features, "precision", "fp32")  # a FeaturePass says; a bare encoder runs fp32
-        layout = plan_layout(plan.size, count, self.config, self.mode.layers, budget, plan.budget, precision)
+        layout = plan_layout(plan.size, count, self.config, self.mode.layers, budget, plan.budget, precision, splits(self.features))
         if layout.tile is not None and self.mode.schedule.wrap:
             # Tiles read the picture with zero padding at its border; a wrapped one has none.
             h, w = plan.size

@@ -22,8 +22,9 @@ from nstpipe.config import vgg_cut
 
 
 def layer_stride(layer: str) -> int:
-    """How many picture pixels one feature of ``layer`` steps over (relu3_1: 4)."""
-    pools: int = sum(1 for name in vgg_cut([layer])[:-1] if name.startswith("pool"))
+    """How many picture pixels one feature of ``layer`` steps over (relu3_1: 4; pool3, whose
+    own pooling counts: 8)."""
+    pools: int = sum(1 for name in vgg_cut([layer]) if name.startswith("pool"))
     return 1 << pools
 
 
@@ -131,8 +132,11 @@ def tiles(size: tuple[int, int], tile: tuple[int, int], layers: Iterable[str], r
 @dataclass(frozen=True)
 class Layout:
     """How a level fits its memory budget: the tiles' interior (None: the whole picture in
-    one pass) and the L-BFGS curvature pairs kept."""
+    one pass), the L-BFGS curvature pairs kept, and where the encoder's tiled head ends (None:
+    the whole encoder in tiles; see :mod:`nstpipe.engine.tiled`)."""
 
     tile: tuple[int, int] | None
     history: int
     estimate: int  # bytes the level is expected to take at its peak
+    split: str | None = None
+    cost: float = 1.0  # the encoder's arithmetic per evaluation over an untiled pass's

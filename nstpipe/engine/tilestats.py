@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from nstpipe.engine.distribution import Gaussian, MeanCovTerm, SlicedTarget, SlicedTerm, flat_features, w2_squared
-from nstpipe.engine.losses import squared_error, widen
+from nstpipe.engine.losses import gram_sum, squared_error
 from nstpipe.engine.terms import ContentTerm, Folded, GramTerm, Term
 from nstpipe.errors import NstpipeError
 
@@ -68,8 +68,9 @@ class GramStatistic(Statistic):
         self.target = target
 
     def part(self, features: torch.Tensor, region: Region) -> torch.Tensor:
-        flat = widen(features).flatten(2)
-        return torch.bmm(flat, flat.transpose(1, 2))
+        # As the untiled term takes it: in the features' dtype, with no copy of channels-last
+        # features (a tile's interior is a view of them; the product reads it in place).
+        return gram_sum(features)
 
     def loss(self, total: torch.Tensor, count: int) -> torch.Tensor:
         gram = total / (total.shape[-1] * count)

@@ -90,14 +90,24 @@ class VGGFeatures(nn.Module):
         return (rgb - self.shift) / self.scale
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.stage(rgb)[0]
+
+    def stage(self, x: torch.Tensor, after: str | None = None, through: str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """A part of the pass: from the output of layer ``after`` (None: from the RGB input,
+        normalized here) through layer ``through`` (None: the deepest); the requested features
+        it makes, and its last output. ``stage(rgb, None, cut)``, then ``stage(out, cut)``,
+        give what ``forward`` gives: a tiled pass runs the two parts apart."""
+        begin = 0 if after is None else self.names.index(after) + 1
+        end = len(self.names) if through is None else self.names.index(through) + 1
+        if after is None:
+            x = self.normalize(x)
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
-        x = self.normalize(rgb)
-        for name, layer in zip(self.names, self.net):
+        for name, layer in zip(self.names[begin:end], self.net[begin:end]):
             x = layer(x)
             if name in wanted:
                 out[name] = x
-        return out
+        return out, x
 
 
 def _make_layer(name: str, weights: VGGWeights, pooling: str) -> nn.Module:

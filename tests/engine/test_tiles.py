@@ -24,7 +24,7 @@ from nstpipe.engine.targets import StyleTargets, feature_moments
 from nstpipe.engine.terms import TemporalTarget
 from nstpipe.engine.tiled import TiledObjective
 from nstpipe.engine.tiledread import assemble, read_tile, sums
-from nstpipe.engine.tiles import halo, margin, tiles
+from nstpipe.engine.tiles import halo, layer_stride, margin, tiles
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.errors import ConfigError, NstpipeError
 from nstpipe.modes.model import read_image
@@ -93,6 +93,28 @@ def test_tiled_gradient_is_the_untiled_one(vgg_weights: VGGWeights, style_loss: 
         assert torch.allclose(tiled_losses, losses, rtol=1e-5)
 
 
+@pytest.mark.parametrize("style_loss", ["gram", "sliced", "meancov"])
+@pytest.mark.parametrize("split", ["pool1", "pool3"])
+def test_a_tiled_head_and_a_whole_tail_give_the_untiled_gradient(vgg_weights: VGGWeights, style_loss: str, split: str) -> None:
+    # The head up to the split in tiles of its own halo (24 pixels up to pool3), the tail
+    # after it once on the head's output put together: the content layer (relu4_2) and the
+    # deep style layers are the tail's, relu1_1 to relu3_1 the head's (relu1_1 only, at pool1).
+    config = EngineConfig(style_loss=style_loss, tv_weight=0.5)
+    objective, x = objective_for(vgg_weights, config, 128)
+    losses, grad = untiled(objective, x)
+    split_tiles = TiledObjective(objective, (32, 32), split=split)
+    assert halo(split_tiles.tiled_layers) == {"pool1": 2, "pool3": 24}[split]
+    assert len(split_tiles.grid(x)) == 12
+    tiled_losses, tiled_grad = split_tiles.losses_and_grad(x)
+    assert relative(tiled_grad, grad) < 1e-4
+    assert torch.allclose(tiled_losses, losses, rtol=1e-5)
+    assert torch.allclose(split_tiles.losses(x), losses, rtol=1e-5)
+    # The head's output at a tile's border is not the whole picture's: a halo one stride short breaks it.
+    stride = 8 if split == "pool3" else 2
+    _, short = TiledObjective(objective, (32, 32), reach=halo(split_tiles.tiled_layers) - stride, split=split).losses_and_grad(x)
+    assert relative(short, grad) > 1e-3
+
+
 def test_the_last_tile_runs_forward_once(vgg_weights: VGGWeights) -> None:
     # Pass 1 keeps the last tile's graph and pass 2 starts from it: 2n - 1 forward passes
     # over n tiles for the gradient, where the two passes alone would take 2n; the loss
@@ -104,7 +126,7 @@ def test_the_last_tile_runs_forward_once(vgg_weights: VGGWeights) -> None:
     calls = 0
     encode = tiled._encode
 
-    def counting(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def counting(pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         nonlocal calls
         calls += 1
         return encode(pixels)
@@ -166,24 +188,46 @@ def test_a_painted_picture_tiled_is_the_untiled_one(vgg_weights: VGGWeights, mon
     whole = stylizer.run(photo).image
     monkeypatch.setattr(memory, "BASE_BYTES", 0)
     tiled = stylizer.with_config(replace(config, max_memory="12M")).run(photo).image
-    assert layouts[0].tile is None and layouts[-1].tile is not None
+    assert layouts[0].tile is None and layouts[-1].tile is not None and layouts[-1].split is not None
     assert (tiled - whole).abs().max() <= 2 / 255
 
 
 def test_the_tile_follows_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     config = EngineConfig()
     monkeypatch.setattr(memory, "BASE_BYTES", 0)
-    big, small = (plan_layout((1536, 2048), 1, config, DEFAULT_LAYERS, budget << 20, 300) for budget in (4096, 2048))
-    assert big.tile is not None and small.tile is not None
-    assert small.tile[0] < big.tile[0] and big.tile[0] % 16 == 0 and small.tile[0] % 16 == 0
+    # The whole encoder in tiles (no split): the budget sets the tile's area.
+    big, small = (plan_layout((1536, 2048), 1, config, DEFAULT_LAYERS, budget << 20, 300, splits=False) for budget in (4096, 2048))
+    assert big.tile is not None and small.tile is not None and big.split is None and small.split is None
+    assert area(small.tile) < area(big.tile) and all(side % 16 == 0 for side in big.tile + small.tile)
     assert big.estimate <= 4096 << 20 and small.estimate <= 2048 << 20
     assert plan_layout((192, 256), 1, config, DEFAULT_LAYERS, 4096 << 20, 300).tile is None
     # A sliced term holds every feature's projections whole: less room for the tiles.
-    sliced = plan_layout((1536, 2048), 1, replace(config, style_loss="sliced", sliced_directions=8), DEFAULT_LAYERS, 4096 << 20, 300)
-    assert sliced.tile is not None and sliced.tile[0] < big.tile[0]
+    sliced_config = replace(config, style_loss="sliced", sliced_directions=8)
+    sliced = plan_layout((1536, 2048), 1, sliced_config, DEFAULT_LAYERS, 4096 << 20, 300, splits=False)
+    assert sliced.tile is not None and area(sliced.tile) < area(big.tile)
     # bf16 activations take half the bytes: larger tiles under the same budget.
-    half = plan_layout((1536, 2048), 1, config, DEFAULT_LAYERS, 2048 << 20, 300, "bf16")
-    assert half.tile is not None and half.tile[0] > small.tile[0] and half.estimate <= 2048 << 20
+    half = plan_layout((1536, 2048), 1, config, DEFAULT_LAYERS, 2048 << 20, 300, "bf16", splits=False)
+    assert half.tile is not None and area(half.tile) > area(small.tile) and half.estimate <= 2048 << 20
+
+
+def area(tile: tuple[int, int]) -> int:
+    return tile[0] * tile[1]
+
+
+def test_the_plan_runs_the_tail_whole_where_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2048x1536 in 4G: the tail after a pooling layer fits whole beside the head's tiles,
+    # which then read a narrow halo and cost less arithmetic than tiles of the whole encoder.
+    monkeypatch.setattr(memory, "BASE_BYTES", 0)
+    config, size, budget = EngineConfig(), (1536, 2048), 4096 << 20
+    split = plan_layout(size, 1, config, DEFAULT_LAYERS, budget, 300)
+    whole_encoder = plan_layout(size, 1, config, DEFAULT_LAYERS, budget, 300, splits=False)
+    assert split.split is not None and split.split.startswith("pool") and split.tile is not None and split.estimate <= budget
+    assert split.history == whole_encoder.history and all(side % layer_stride(split.split) == 0 for side in split.tile)
+    assert 1 < split.cost < whole_encoder.cost
+    # The cost counts the convolutions' multiply-adds per input pixel: 3x3, at a quarter of
+    # the pixels after each pooling.
+    assert memory.pass_flops(["relu1_1"]) == 9 * 3 * 64
+    assert memory.pass_flops(["pool2"]) == 9 * (3 * 64 + 64 * 64) + 9 * (64 * 128 + 128 * 128) / 4
 
 
 def test_a_budget_too_small_for_one_tile_is_one_line() -> None:
