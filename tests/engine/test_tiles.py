@@ -308,14 +308,17 @@ def test_a_fine_level_keeps_the_coarse_painting_and_takes_the_photos_detail() ->
     assert (want - up).abs().mean() > 0.05  # the checks are there
 
 
-def test_one_item_of_a_batch_with_targets_of_its_own(vgg_weights: VGGWeights) -> None:
+@pytest.mark.parametrize("split", [None, "pool2"])
+def test_one_item_of_a_batch_with_targets_of_its_own(vgg_weights: VGGWeights, split: str | None) -> None:
     # preserve_color histogram: a Gram target per photo; the optimizer passes the items
-    # still active, here the second alone.
+    # still active, here the second alone, then both (the content layer, relu3_1, is the
+    # tail's where the head ends at pool2).
     config = EngineConfig(preserve_color="histogram", **SHALLOW)  # type: ignore[arg-type]
     photo, painting = photo_pair(128)
     objective = Stylizer(VGGFeatures(vgg_weights, config.layers), [painting], config).objective(torch.cat([photo, photo.flip(-1)]))
-    x = photo.flip(-1).clone().requires_grad_(True)
-    objective.losses(x, [1]).sum().backward()
-    assert x.grad is not None
-    _, tiled = TiledObjective(objective, (32, 32)).losses_and_grad(x.detach(), [1])
-    assert relative(tiled, x.grad) < 1e-4
+    for items, start in (([1], photo.flip(-1)), ([0, 1], torch.cat([photo.flip(-2), photo.flip(-1)]))):
+        x = start.clone().requires_grad_(True)
+        objective.losses(x, items).sum().backward()
+        assert x.grad is not None
+        _, tiled = TiledObjective(objective, (32, 32), split=split).losses_and_grad(x.detach(), items)
+        assert relative(tiled, x.grad) < 1e-4
