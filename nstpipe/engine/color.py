@@ -20,8 +20,8 @@ _RGB_TO_YIQ = torch.tensor(
 
 def swap_red_blue(x: torch.Tensor, channel_axis: int) -> torch.Tensor:
     """RGB -> BGR and BGR -> RGB (the same operation both ways), as a copy: the Caffe VGG
-    input is BGR. (Video frames come from OpenCV as BGR and are turned by OpenCV itself,
-    in :func:`nstpipe.media.video.read_frames`.)"""
+    input is BGR. (Video frames come as RGB, already upright, from
+    :func:`nstpipe.media.video.read_frames`.)"""
     return x.flip(channel_axis)
 
 

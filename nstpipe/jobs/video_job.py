@@ -149,7 +149,7 @@ def paint_frames(
 
 
 def check_complete(job: VideoJob, chunk: Chunk, frames: int) -> None:
-    """OpenCV ends a broken stream as if it were the end; the container's count tells."""
+    """A truncated stream may end as if it were the end; the container's count tells."""
     if frames == 0 and chunk.start == 0:
         raise InputError(job.source, "no video frames could be decoded")
     if frames < len(chunk):

@@ -1,8 +1,8 @@
 """Video in and out: probe a file, stream its frames as RGB, write H.264 MP4 with the audio kept.
 
-The I/O layer of ``nstpipe video``; nothing here stylizes. Frames come from OpenCV, which
-applies the display rotation, so every frame is upright and the output carries no rotation
-metadata. Writing goes through PyAV: libx264 video timed by the caller's frame times (a
+The I/O layer of ``nstpipe video``; nothing here stylizes. Frames are decoded by PyAV, their
+colour interpolated to every pixel and turned by the display rotation, so every frame is
+upright and the output carries no rotation metadata. Writing goes through PyAV: libx264 video timed by the caller's frame times (a
 variable frame rate survives), and every audio stream of the source copied packet by
 packet, never re-encoded. Like every other output, the file appears atomically.
 """
@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import Iterator
 
 import av
-import cv2
 import numpy as np
 
 from nstpipe.errors import InputError, os_reason, output_error
@@ -70,8 +69,8 @@ def _probe_container(path: Path, container: av.container.InputContainer) -> Vide
         raise InputError(path, "no video stream")
     stream = container.streams.video[0]
     first = _first_frame(path, container, stream)
-    # Counter-clockwise in FFmpeg's display matrix; clockwise as in the old `rotate` tag
-    # and OpenCV's CAP_PROP_ORIENTATION_META. Quarter turns only: all OpenCV applies.
+    # Counter-clockwise in FFmpeg's display matrix; clockwise as in the old `rotate` tag.
+    # Quarter turns only: all read_frames applies.
     rotation = (-round(first.rotation / 90) * 90) % 360
     # Containers without a frame count (Matroska, MPEG-TS) say 0: count packets instead,
     # streamed, without decoding them.
@@ -125,45 +124,65 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
-def _quiet_opencv() -> None:
-    """Keep OpenCV and the FFmpeg inside it from printing their own lines on stderr.
-
-    A file they cannot read is reported once, as one line naming it (an InputError); their
-    "moov atom not found" and "[ WARN:0@1.9] ... can't be used to capture by name" would
-    come on top, between the progress bar's lines. Set OPENCV_FFMPEG_LOGLEVEL or
-    OPENCV_LOG_LEVEL to see them. OpenCV reads the FFmpeg level once, when it first opens
-    a file with FFmpeg, so this runs before every open.
-    """
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-
 def read_frames(path: Path) -> Iterator[Frame]:
     """Every frame of ``path``, upright, as RGB; one frame in memory at a time."""
     if not path.is_file():
         raise InputError(path, "file not found" if not path.exists() else "not a file")
-    _quiet_opencv()
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
-        if not capture.isOpened():
-            raise InputError(path, "empty file" if _is_empty(path) else "not a video file OpenCV can read")
-        # On by default for the FFmpeg backend; set anyway so upright frames never depend
-        # on an OpenCV build's default.
-        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise _open_error(path, exc) from None
+    with container:
+        if not container.streams.video:
+            raise InputError(path, "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
         index = 0
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            # POS_MSEC after read() is the presentation time of the frame just read.
-            time = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            yield Frame(index, time, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            index += 1
+        try:
+            for frame in container.decode(stream):
+                yield Frame(index, _seconds(frame, stream, index), _upright(rgb_of(frame), frame.rotation))
+                index += 1
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise _open_error(path, exc) from None
         if index == 0:
             raise InputError(path, "no video frames could be decoded")
-    finally:
-        capture.release()
+
+
+def _seconds(frame: av.VideoFrame, stream: av.video.stream.VideoStream, index: int) -> float:
+    """The frame's time from the stream's start, as the writer takes it (by the average rate
+    where the frame has none)."""
+    if frame.pts is None or not stream.time_base:
+        return index / float(stream.average_rate or 1)
+    return float((frame.pts - (stream.start_time or 0)) * stream.time_base)
+
+
+def rgb_of(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as HxWx3 RGB, its colour samples interpolated to every pixel.
+
+    swscale's direct conversion of 4:2:0 (and 4:2:2) to RGB repeats each colour sample over
+    its 2x2 block: a painted frame's fine colour then shifts block by block as the picture
+    moves, and the warping error counts it (docs/benchmarks.md, "How nstpipe reads a
+    video"). A player interpolates the colour; going through the full-resolution 4:4:4 form,
+    with swscale's bilinear filter, does the same.
+    """
+    full = _FULL_CHROMA.get(frame.format.name)
+    if full is not None:
+        frame = frame.reformat(format=full, interpolation="BILINEAR")
+    return frame.to_ndarray(format="rgb24")
+
+
+def _upright(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """The picture turned by the display matrix's ``rotation`` (counter-clockwise degrees, in
+    quarter turns: what probe reports, clockwise, as VideoInfo.rotation)."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+# The 4:4:4 form of each subsampled format that cameras and encoders write.
+_FULL_CHROMA = {
+    "yuv420p": "yuv444p", "yuvj420p": "yuvj444p", "yuv422p": "yuv444p", "yuvj422p": "yuvj444p", "nv12": "yuv444p", "nv21": "yuv444p",
+    "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le",
+}
 
 
 def temp_tag(out_path: Path) -> str:
@@ -307,7 +326,7 @@ class VideoWriter:
 class _AudioCopier:
     """Copies the packets of every audio stream of ``source`` into ``output``, in time order.
 
-    Frame times (OpenCV's) count from the first video frame, so audio times are shifted by
+    Frame times (read_frames') count from the video stream's start, so audio times are shifted by
     the video stream's start time too: whatever the source's offset between sound and
     picture (MPEG-TS starts at 1.4 s, edited MP4s anywhere), it stays the same.
     """
