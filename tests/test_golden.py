@@ -6,7 +6,8 @@ engine as it was before the objective was split into terms; a refactor of the en
 jobs or the executors must leave every pixel as it was, since finished outputs are kept by
 their settings fingerprint and must not differ from what a rerun would paint.
 
-Regenerate (only when the pictures change on purpose, with a new ENGINE_REVISION):
+Regenerate (only when the pictures change on purpose, with a new ENGINE_REVISION, or a new
+READER_REVISION where only the video's frames change):
 ``.venv/bin/python tests/test_golden.py``.
 """
 

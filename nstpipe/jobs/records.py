@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from nstpipe import __version__
 from nstpipe.config import Settings
 from nstpipe.jobs.plan import source_identity
-from nstpipe.media.video import VideoInfo
+from nstpipe.media.video import READER_REVISION, VideoInfo
 from nstpipe.media.weights import sha256_file
 from nstpipe.media.writer import atomic_write_json, read_record, record_path
 
@@ -53,11 +53,13 @@ class VideoJob:
 def make_video_job(settings: Settings, styles: list[Path], source: Path, info: VideoInfo) -> VideoJob:
     """The job's identity: the image fingerprint, the frame-chaining settings and the input.
 
-    The encoder's quality (crf) is left out: changing it re-encodes the saved frames.
+    The encoder's quality (crf) is left out: changing it re-encodes the saved frames. The
+    reader's revision is in: frames read as other pixels are painted again, not mixed.
     """
     video = {**dataclasses.asdict(settings.video), "temporal_weight": settings.engine.temporal_weight}
     video.pop("crf")
     identity = {**source_identity(source), "frames": info.frame_count, "width": info.width, "height": info.height}
+    identity["reader"] = READER_REVISION
     extra = {"image": make_job(settings, styles).fingerprint, "video": video, "input": identity}
     return VideoJob(settings, tuple(styles), source, info, settings.fingerprint(extra))
 

@@ -124,6 +124,13 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
+# Raised when the frames of the same file are read as other pixels, so that a video's frames
+# painted from the earlier reading are painted again rather than mixed with new ones (see
+# nstpipe.jobs.records.make_video_job). 1: the colour of 4:2:0 and 4:2:2 video interpolated
+# (read by PyAV), not repeated over each 2x2 block (as OpenCV's capture read it).
+READER_REVISION = 1
+
+
 def read_frames(path: Path) -> Iterator[Frame]:
     """Every frame of ``path``, upright, as RGB; one frame in memory at a time."""
     if not path.is_file():

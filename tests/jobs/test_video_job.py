@@ -28,6 +28,7 @@ from nstpipe.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
 from nstpipe.events import FrameDone, FrameStarted, VideoPlanned
+from nstpipe.jobs import records
 from nstpipe.jobs.chains import chain_groups, run_chunks, stylize_chains
 from nstpipe.jobs.plan import Chunk, plan_chunks
 from nstpipe.jobs.records import VideoJob, make_video_job
@@ -134,6 +135,14 @@ def test_changed_settings_do_not_reuse_frames_but_a_new_crf_does(tmp_path: Path,
         stylize_video(clip, [style_path], out, settings(**changed), events.append, work_dir=work, keep_frames=True)
         assert started(events) == list(range(8)), changed
     assert len(list(work.iterdir())) == 5  # one folder per job
+
+
+def test_frames_read_as_other_pixels_are_painted_again(clip: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new reader revision (the same file decoded to other pixels) is another job: its
+    # frames are not chained onto those painted from the earlier reading.
+    job = make_video_job(settings(), [style_path], clip, probe(clip))
+    monkeypatch.setattr(records, "READER_REVISION", records.READER_REVISION + 1)
+    assert make_video_job(settings(), [style_path], clip, probe(clip)).fingerprint != job.fingerprint
 
 
 def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Path) -> None:
