@@ -197,14 +197,9 @@ def speed(args: argparse.Namespace) -> list[dict[str, Any]]:
     passes = {name: TiledObjective(objective, layout.tile or size, split=layout.split) for name, layout in layouts.items()}
     runs: dict[str, Callable[[], Any]] = {"untiled": untiled}
     runs.update({name: functools.partial(tiled.losses_and_grad, photo) for name, tiled in passes.items()})
-    times: dict[str, list[float]] = {name: [] for name in runs}
     for run in runs.values():
         run()  # warm-up
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            begin = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - begin) / megapixels)
+    times = _in_turns(runs, args.rounds, megapixels)
     medians = {name: statistics.median(each) for name, each in times.items()}
     return [{"size": args.speed_size, "layout": name, "share": args.speed_share if name == "plan" else None, "precision": precision,
              "tiles": len(passes[name].grid(photo)), "tile": "x".join(map(str, layout.tile or size)), "split": layout.split or "none",
@@ -224,18 +219,25 @@ def versus(args: argparse.Namespace) -> list[dict[str, Any]]:
     ours, theirs = TiledObjective(objective, tile), other.TiledObjective(objective, tile)
     mine, against = ours.losses_and_grad(photo)[1], theirs.losses_and_grad(photo)[1]
     runs = {"untiled": untiled, "tiled": lambda: ours.losses_and_grad(photo), "against": lambda: theirs.losses_and_grad(photo)}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            begin = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - begin) / megapixels)
+    times = _in_turns(runs, args.rounds, megapixels)
     medians = {name: statistics.median(each) for name, each in times.items()}
     return [{"size": args.speed_size, "tiles": len(ours.grid(photo)), "rounds": args.rounds,
              **{f"{name}_s_per_mp_it": medians[name] for name in runs},
              "tiled_over_against": medians["tiled"] / medians["against"],
              "gradient_difference": float((mine - against).norm() / against.norm()),
              "each": {name: [round(t, 3) for t in each] for name, each in times.items()}}]
+
+
+def _in_turns(runs: dict[str, Callable[[], Any]], rounds: int, megapixels: float) -> dict[str, list[float]]:
+    """Each of ``runs`` once a round, in turn, for ``rounds`` rounds: its seconds per megapixel
+    each round (taking turns, a drift of the machine's speed falls on all of them alike)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            begin = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - begin) / megapixels)
+    return times
 
 
 def seams(args: argparse.Namespace) -> list[dict[str, Any]]:

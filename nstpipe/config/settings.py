@@ -71,9 +71,9 @@ class Settings:
         out as well, so that changing them does not invalidate finished photos; a video job
         passes them in ``extra``. Style transfer leaves out the mode and the texture
         settings, which it does not read: its fingerprint stays what it was before there
-        were other modes, so that finished outputs are kept; every other mode puts them in. A mode's own settings (texture_*,
-        visualize_*, dream_*) count only in that mode, so texture's fingerprint stays what it was
-        before there was feature visualization.
+        were other modes, so that finished outputs are kept; every other mode puts them in.
+        A mode's own settings (texture_*, visualize_*, dream_*) count only in that mode, so
+        texture's fingerprint stays what it was before there was feature visualization.
         """
         data = self.to_dict()
         data.pop("device")

@@ -6,10 +6,10 @@ from typing import Sequence
 
 import torch
 
-from nstpipe.config import LAYERS, EngineConfig, layer_channels, parse_memory, style_terms, vgg_cut
+from nstpipe.config import EngineConfig, layer_channels, parse_memory, style_terms, vgg_cut
 from nstpipe.engine.modes import style_transfer
 from nstpipe.engine.optimize import LBFGS_HISTORY
-from nstpipe.engine.tiles import Layout, halo, layer_stride, spans, tile_stride
+from nstpipe.engine.tiles import Layout, halo, head_layers, layer_stride, spans, tile_stride
 from nstpipe.errors import NstpipeError
 
 FLOAT = 4  # bytes of an fp32 number: the pixels, the optimizer, and the activations in fp32
@@ -177,7 +177,7 @@ def _tiled(size: tuple[int, int], count: int, layers: Sequence[str], split: str 
     read P pixels in all, (4n - 1) / n * P forward passes' worth against 3 per pixel
     untiled (a backward takes about two forwards), where the tail costs what it costs
     untiled. Of the tiles whose largest crop fits, the grid of the least cost wins."""
-    head = tuple(layer for layer in layers if split is None or LAYERS.index(layer) <= LAYERS.index(split)) + ((split,) if split else ())
+    head = head_layers(layers, split)
     tail = 0
     if split is not None:
         kept = layer_channels(split) / layer_stride(split) ** 2  # the head's output and its gradient, whole
@@ -214,11 +214,12 @@ def _grid(size: tuple[int, int], limit: int, stride: int, reach: int) -> tuple[t
         while cols <= -(-size[1] // stride):
             width = -(-size[1] // cols // stride) * stride
             along = spans(size[1], width, stride, reach)
-            if max(span.high - span.low for span in along) <= widest:
+            broadest = max(span.high - span.low for span in along)
+            if broadest <= widest:
                 n = len(across) * len(along)
                 read = sum(s.high - s.low for s in across) * sum(s.high - s.low for s in along) * (4 * n - 1) / n
                 if best is None or read < best[0]:
-                    best = (read, (height, width), tallest * max(span.high - span.low for span in along))
+                    best = (read, (height, width), tallest * broadest)
                 break
             cols += 1
     return None if best is None else (best[1], best[0], best[2])

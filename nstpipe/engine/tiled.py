@@ -32,11 +32,10 @@ from typing import Any, Sequence
 
 import torch
 
-from nstpipe.config import LAYERS
 from nstpipe.engine.heap import trim_heap
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.terms import Pictures
-from nstpipe.engine.tiles import Tile, layer_stride, tiles
+from nstpipe.engine.tiles import Tile, head_layers, in_head, layer_stride, tiles
 from nstpipe.engine.tilestats import Statistic, statistic
 from nstpipe.errors import NstpipeError
 
@@ -57,9 +56,7 @@ class TiledObjective:
         self.pixel_terms = [(term, target) for term, target in objective.parts if not term.layers]
         for term, target in self.features:
             statistic(term, target, _keep)  # an untileable term is refused before the first step
-        self.tiled_layers = objective.layers
-        if split is not None:
-            self.tiled_layers = tuple(layer for layer in objective.layers if _before(layer, split)) + (split,)
+        self.tiled_layers = head_layers(objective.layers, split)
 
     def refresh(self, step: int) -> None:
         self.objective.refresh(step)
@@ -100,8 +97,9 @@ class TiledObjective:
             outgoing = _tail_backward(tail, cotangents)
             del tail
 
+        joined = [stat.joined and self._tiled(stat) for stat in stats]  # a tail's statistic is one part
+
         def shares(index: int) -> list[torch.Tensor]:
-            joined = [stat.joined and self._tiled(stat) for stat in stats]  # a tail's statistic is one part
             return [_share(cot, sizes[k], index) if joined[k] else cot for k, cot in enumerate(cotangents)]
 
         if kept is not None:  # None: no statistic, nothing to add to the pixel terms' gradient
@@ -116,7 +114,7 @@ class TiledObjective:
         return [statistic(term, target, pick) for term, target in self.features]
 
     def _tiled(self, stat: Statistic) -> bool:
-        return self.split is None or _before(stat.layer, self.split)
+        return in_head(stat.layer, self.split)
 
     def _encode(self, pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """The tiled part of the encoder on a crop: its features, and its last output where
@@ -233,7 +231,7 @@ def _tail(encoder: Any, split: str | None, stats: list[Statistic], head: torch.T
     with torch.set_grad_enabled(graph):
         features = encoder.stage(leaf, split)[0]
         for k, stat in enumerate(stats):
-            if split is not None and not _before(stat.layer, split):
+            if not in_head(stat.layer, split):
                 whole = features[stat.layer]
                 rows, cols = whole.shape[-2:]
                 found[k] = stat.part(whole, (0, rows, 0, cols)), rows * cols
@@ -254,11 +252,6 @@ def _tail_backward(tail: _Tail, cotangents: Sequence[torch.Tensor]) -> torch.Ten
         torch.autograd.backward(surrogate)
     assert leaf.grad is not None
     return leaf.grad
-
-
-def _before(layer: str, split: str) -> bool:
-    """Whether ``layer`` comes no later than ``split`` in VGG19: read by the tiled head."""
-    return LAYERS.index(layer) <= LAYERS.index(split)
 
 
 def _share(cotangent: torch.Tensor, sizes: list[int], index: int) -> torch.Tensor:

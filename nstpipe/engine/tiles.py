@@ -18,7 +18,7 @@ from typing import Iterable
 
 import torch
 
-from nstpipe.config import vgg_cut
+from nstpipe.config import LAYERS, vgg_cut
 
 
 def layer_stride(layer: str) -> int:
@@ -26,6 +26,18 @@ def layer_stride(layer: str) -> int:
     own pooling counts: 8)."""
     pools: int = sum(1 for name in vgg_cut([layer]) if name.startswith("pool"))
     return 1 << pools
+
+
+def in_head(layer: str, split: str | None) -> bool:
+    """Whether ``layer`` is read by the encoder's head up to ``split``, a pooling layer (None:
+    the head is the whole encoder; see :mod:`nstpipe.engine.tiled`)."""
+    return split is None or LAYERS.index(layer) <= LAYERS.index(split)
+
+
+def head_layers(layers: Iterable[str], split: str | None) -> tuple[str, ...]:
+    """The ``layers`` that the head up to ``split`` reads, and ``split`` itself, whose output
+    the head hands on: what its tiles' stride and halo follow."""
+    return tuple(layer for layer in layers if in_head(layer, split)) + ((split,) if split is not None else ())
 
 
 def tile_stride(layers: Iterable[str]) -> int:

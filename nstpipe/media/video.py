@@ -2,9 +2,10 @@
 
 The I/O layer of ``nstpipe video``; nothing here stylizes. Frames are decoded by PyAV, their
 colour interpolated to every pixel and turned by the display rotation, so every frame is
-upright and the output carries no rotation metadata. Writing goes through PyAV: libx264 video timed by the caller's frame times (a
-variable frame rate survives), and every audio stream of the source copied packet by
-packet, never re-encoded. Like every other output, the file appears atomically.
+upright and the output carries no rotation metadata. Writing goes through PyAV too: libx264
+video timed by the caller's frame times (a variable frame rate survives), and every audio
+stream of the source copied packet by packet, never re-encoded. Like every other output,
+the file appears atomically.
 """
 
 from __future__ import annotations
@@ -333,8 +334,8 @@ class VideoWriter:
 class _AudioCopier:
     """Copies the packets of every audio stream of ``source`` into ``output``, in time order.
 
-    Frame times (read_frames') count from the video stream's start, so audio times are shifted by
-    the video stream's start time too: whatever the source's offset between sound and
+    Frame times (read_frames') count from the video stream's start, so audio times are
+    shifted by the video stream's start time too: whatever the source's offset between sound and
     picture (MPEG-TS starts at 1.4 s, edited MP4s anywhere), it stays the same.
     """
 
