@@ -6,8 +6,10 @@ once per --modes temporal mode and --batch entry, in this process, from scratch.
 iterations and wall time, in all, per frame, of the first frame and of a later one; mean
 per-frame content and style distances; and, as ``nstpipe metrics --gaps`` computes them,
 at every --gaps gap the E_warp of the painted clip (Lai et al. 2018, flow computed directly
-between source frames t and t+k), the footage's own and their ratio, plus the settling
-figure (mean gap-1 E_warp of the first 10 frame pairs over the median of the later ones).
+between source frames t and t+k), the footage's own and their ratio, the same ratio by two
+judges that the painter is not held to (no targets): along Farnebäck's flow, and the change
+where the source stood still, pixel by pixel without a flow; plus the settling figure (mean
+gap-1 E_warp of the first 10 frame pairs over the median of the later ones).
 
 Targets: for every ``flow`` run, the ratio at most 2 at every gap the clip is long enough
 for and settling at most 2; a frame after the first at most 0.25 of the first's wall time
@@ -120,7 +122,8 @@ def run_mode(clip: Path, mode: str, batch: int | None, args: argparse.Namespace)
     gaps = {}
     for gap in args.gaps:
         stylized, source = metrics.gap_means(gap)
-        gaps[str(gap)] = {"warping_error": stylized, "source_warping_error": source, "ratio": metrics.ratio(gap)}
+        gaps[str(gap)] = {"warping_error": stylized, "source_warping_error": source, "ratio": metrics.ratio(gap),
+                          "farneback_ratio": metrics.ratio(gap, "farneback"), "still_ratio": metrics.ratio(gap, "still")}
     done.sort(key=lambda f: f.index)
     first, later = done[0], done[1:]
     return {
@@ -194,8 +197,9 @@ def print_clip(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         print(f"{r['mode']:<6} {number(r['batch'], 'd'):>5} {r['iterations']:>10} {r['iterations_per_frame']:>8} {r['seconds']:>7} "
               f"{r['seconds_per_frame']:>7} {r['first_frame_s']:>6.2f} {r['later_frame_s']:>7.3f} {r['content']:>8.3f} "
               f"{r['style']:>7.3f} {number(r['settling'], '8.2f'):>8} {number(r['source_settling'], '8.2f'):>8}")
-    print(f"{'mode':<6} {'batch':>5} {'gap':>4} {'E_warp':>9} {'footage':>9} {'ratio':>7}")
+    print(f"{'mode':<6} {'batch':>5} {'gap':>4} {'E_warp':>9} {'footage':>9} {'ratio':>7} {'farneback':>9} {'still':>7}")
     for r in rows:
         for gap, g in r["gaps"].items():
             print(f"{r['mode']:<6} {number(r['batch'], 'd'):>5} {gap:>4} {number(g['warping_error'], '9.6f'):>9} "
-                  f"{number(g['source_warping_error'], '9.6f'):>9} {number(g['ratio'], '7.2f'):>7}")
+                  f"{number(g['source_warping_error'], '9.6f'):>9} {number(g['ratio'], '7.2f'):>7} "
+                  f"{number(g.get('farneback_ratio'), '9.2f'):>9} {number(g.get('still_ratio'), '7.2f'):>7}")

@@ -15,9 +15,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from nstpipe.engine.features import Encoder
-from nstpipe.engine.flow import source_motion, warp
+from nstpipe.engine.flow import farneback_flow, source_motion, warp
 from nstpipe.engine.losses import content_loss, gram, style_loss
 from nstpipe.engine.resize import fit_long_side, resize, resize_long_side
 from nstpipe.engine.tensors import prepare, to_rgb8
@@ -83,17 +84,50 @@ def masked_warping_error(motion: tuple[torch.Tensor, torch.Tensor], earlier: np.
     return float((mask * diff).sum()) / trusted if trusted > 0 else 0.0
 
 
+# Still, for :func:`still_change`: no channel of any pixel within STILL_REACH moved by
+# STILL_LEVELS or more of 255. Above the footage's grain, below a visible motion.
+STILL_LEVELS = 4
+STILL_REACH = 2
+
+
+def still_change(
+    source_then: np.ndarray, source_now: np.ndarray, out_then: np.ndarray, out_now: np.ndarray
+) -> tuple[float, float]:
+    """Mean squared change (summed over RGB, colours in [0, 1]) of the stylized frames and of
+    the source, pixel by pixel in place, where the source stood still; (0, 0) where it
+    nowhere did. No flow: what a viewer sees as a wall repainting itself."""
+    moved = (prepare(source_now) - prepare(source_then)).abs().amax(1, keepdim=True)
+    reach = 2 * STILL_REACH + 1
+    still = F.max_pool2d(moved, reach, stride=1, padding=STILL_REACH)[0, 0] < STILL_LEVELS / 255
+    if not still.any():
+        return 0.0, 0.0
+    pairs = ((out_then, out_now), (source_then, source_now))
+    painted, source = ((prepare(now) - prepare(then)).pow(2).sum(1)[0][still].mean() for then, now in pairs)
+    return float(painted), float(source)
+
+
 # The settling figure compares the first SETTLING_PAIRS gap-1 pairs with the rest.
 SETTLING_PAIRS = 10
 
 
 @dataclass(frozen=True)
 class PairError:
-    """E_warp between frames ``first`` and ``first + gap`` of the stylized clip and of its source."""
+    """E_warp between frames ``first`` and ``first + gap`` of the stylized clip and of its
+    source, and two judges that the painter is never held to: E_warp along Farnebäck's flow
+    (:func:`farneback_flow`), and the change where the source stood still
+    (:func:`still_change`)."""
 
     first: int
     stylized: float
     source: float
+    stylized_farneback: float | None = None
+    source_farneback: float | None = None
+    stylized_still: float | None = None
+    source_still: float | None = None
+
+
+# Judges of a pair: the flow that the painter follows, Farnebäck's, and none (in place).
+JUDGES = ("flow", "farneback", "still")
 
 
 def parse_gaps(text: str) -> tuple[int, ...]:
@@ -129,17 +163,20 @@ class VideoMetrics:
         values = [getattr(f, name) for f in self.frames if getattr(f, name) is not None]
         return sum(values) / len(values) if values else None
 
-    def gap_means(self, gap: int) -> tuple[float | None, float | None]:
-        """Mean E_warp at ``gap`` of the stylized clip and of the source; None without pairs."""
-        pairs = self.pairs.get(gap, [])
-        if not pairs:
+    def gap_means(self, gap: int, judge: str = "flow") -> tuple[float | None, float | None]:
+        """Mean E_warp at ``gap`` of the stylized clip and of the source, by one of the
+        :data:`JUDGES`; None without pairs."""
+        suffix = "" if judge == "flow" else f"_{judge}"
+        values = [(getattr(p, f"stylized{suffix}"), getattr(p, f"source{suffix}")) for p in self.pairs.get(gap, [])]
+        if not values or any(v is None for pair in values for v in pair):
             return None, None
-        return sum(p.stylized for p in pairs) / len(pairs), sum(p.source for p in pairs) / len(pairs)
+        stylized, source = zip(*values)
+        return sum(stylized) / len(values), sum(source) / len(values)
 
-    def ratio(self, gap: int) -> float | None:
+    def ratio(self, gap: int, judge: str = "flow") -> float | None:
         """The stylized clip's mean E_warp at ``gap`` as a multiple of the footage's own:
         1 is as steady as the source. None without pairs, or when the source has none."""
-        stylized, source = self.gap_means(gap)
+        stylized, source = self.gap_means(gap, judge)
         return stylized / source if stylized is not None and source else None
 
     def settling(self, of: str = "stylized") -> float | None:
@@ -170,6 +207,10 @@ class VideoMetrics:
                 result[f"warping_error_gap{gap}"] = stylized
                 result[f"source_warping_error_gap{gap}"] = source
                 result[f"warping_error_ratio_gap{gap}"] = self.ratio(gap)
+        # The same ratios by the judges that the painter is not held to.
+        for judge in JUDGES[1:]:
+            for gap in sorted(self.pairs):
+                result[f"{judge}_ratio_gap{gap}"] = self.ratio(gap, judge)
         return result
 
 
@@ -203,8 +244,15 @@ def _pairs_ending_at(
     for gap in gaps:
         if gap <= len(history):
             src_then, out_then = history[-gap]
-            motion = source_motion(src_then, src)
-            found[gap] = PairError(index - gap, masked_warping_error(motion, out_then, out), masked_warping_error(motion, src_then, src))
+            motion, judge = source_motion(src_then, src), source_motion(src_then, src, farneback_flow)
+            found[gap] = PairError(
+                index - gap,
+                masked_warping_error(motion, out_then, out),
+                masked_warping_error(motion, src_then, src),
+                masked_warping_error(judge, out_then, out),
+                masked_warping_error(judge, src_then, src),
+                *still_change(src_then, src, out_then, out),
+            )
     return found
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from nstpipe import __version__
 from nstpipe.config import Settings
+from nstpipe.engine.flow import FLOW_REVISION
 from nstpipe.jobs.plan import source_identity
 from nstpipe.media.video import READER_REVISION, VideoInfo
 from nstpipe.media.weights import sha256_file
@@ -54,10 +55,12 @@ def make_video_job(settings: Settings, styles: list[Path], source: Path, info: V
     """The job's identity: the image fingerprint, the frame-chaining settings and the input.
 
     The encoder's quality (crf) is left out: changing it re-encodes the saved frames. The
-    reader's revision is in: frames read as other pixels are painted again, not mixed.
+    reader's and the flow's revisions are in: frames read as other pixels, or chained along
+    another flow, are painted again, not mixed.
     """
     video = {**dataclasses.asdict(settings.video), "temporal_weight": settings.engine.temporal_weight}
     video.pop("crf")
+    video["flow"] = FLOW_REVISION
     identity = {**source_identity(source), "frames": info.frame_count, "width": info.width, "height": info.height}
     identity["reader"] = READER_REVISION
     extra = {"image": make_job(settings, styles).fingerprint, "video": video, "input": identity}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -38,6 +39,38 @@ def test_dis_recovers_a_known_shift() -> None:
     core = flow[10:-10, 10:-10]
     assert core[..., 0].median().item() == pytest.approx(3.0, abs=0.25)
     assert core[..., 1].median().item() == pytest.approx(-2.0, abs=0.25)
+
+
+def grain(scene: np.ndarray, seed: int, sigma: float = 1.0) -> np.ndarray:
+    """``scene`` as a camera records it twice: the same picture, other noise."""
+    noise = np.random.default_rng(seed).normal(0, sigma, scene.shape)
+    return np.clip(scene.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def dis_alone(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b)]
+    return cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*grey, None)
+
+
+def test_a_still_wall_with_grain_does_not_move() -> None:
+    wall = np.full((H, W, 3), 100, np.uint8)
+    a, b = grain(wall, 1), grain(wall, 2)
+    # DIS alone fits the grain: most of the wall "moves", by up to a pixel or more.
+    assert (np.linalg.norm(dis_alone(a, b), axis=-1) > 0.25).mean() > 0.5
+    assert optical_flow(a, b).abs().max().item() == 0.0
+
+
+def test_a_moving_object_keeps_its_motion_on_a_still_background() -> None:
+    wall = np.full((H, W, 3), 100, np.uint8)
+    a, b = grain(wall, 3), grain(wall, 4)
+    pattern = texture(5)[16:48, 20:52]
+    a[16:48, 20:52] = pattern
+    b[16:48, 23:55] = pattern  # 3 px to the right: a(x) = b(x + 3)
+    flow = optical_flow(a, b)
+    assert flow[20:44, 24:48, 0].median().item() == pytest.approx(3.0, abs=0.25)
+    assert flow[20:44, 24:48, 1].median().item() == pytest.approx(0.0, abs=0.25)
+    assert flow[:8].abs().max().item() == 0.0
+    assert flow[-8:].abs().max().item() == 0.0
 
 
 def test_warp_with_integer_flow_is_an_exact_shift() -> None:

@@ -48,6 +48,22 @@ def test_output_that_follows_the_motion_beats_one_that_does_not() -> None:
     assert frozen > 0.01
 
 
+def test_still_change_counts_only_where_the_source_stood_still() -> None:
+    from nstpipe.engine.metrics import still_change
+
+    src0 = scene(6)
+    src1 = src0.copy()
+    src1[:, : W // 2] = pan(src0, 4)[:, : W // 2]  # the left half moves, the right stands still
+    out0 = np.full((H, W, 3), 100, np.uint8)
+    brighter = np.full((H, W, 3), 110, np.uint8)
+    painted, source = still_change(src0, src1, out0, brighter)
+    assert painted == pytest.approx(3 * (10 / 255) ** 2, rel=1e-3) and source == 0.0
+    changed_where_moving = out0.copy()
+    changed_where_moving[:, : W // 2 - 2] = 110  # the painting changes only where the source moved
+    assert still_change(src0, src1, out0, changed_where_moving)[0] == 0.0
+    assert still_change(src0, pan(src0, 4), out0, brighter) == (0.0, 0.0)  # nothing stood still
+
+
 def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
     from nstpipe.engine.metrics import source_at
     from nstpipe.engine.tensors import prepare, to_rgb8
@@ -98,6 +114,10 @@ def test_gaps_on_a_clip_whose_shift_is_known(tiny_encoder) -> None:
         moving, frozen = follows.gap_means(gap)[0], stays.gap_means(gap)[0]
         assert moving is not None and frozen is not None and moving < 3e-3 and frozen > 5e-3
         assert 0.5 < (follows.ratio(gap) or 0) < 2 and (stays.ratio(gap) or 0) > 20
+    # The same along Farnebäck's flow, a second judge that the painter never follows (it
+    # does not follow this scene's 15 px).
+    for gap in (1, 5):
+        assert 0.5 < (follows.ratio(gap, "farneback") or 0) < 2 and (stays.ratio(gap, "farneback") or 0) > 20
         # Colour creeping 2/255 a frame: gap * 2/255 off in each of 3 channels, wherever trusted.
         assert drifts.gap_means(gap)[0] == pytest.approx(3 * (2 * gap / 255) ** 2, rel=0.2, abs=3e-3)
     # The per-frame column is the gap-1 pair that ends at the frame.
@@ -121,6 +141,10 @@ def test_ratio_and_settling_of_known_pairs() -> None:
     assert result.ratio(5) == pytest.approx(0.5)
     summary = result.summary()
     assert summary["warping_error_ratio_gap5"] == pytest.approx(0.5) and summary["source_warping_error_gap5"] == pytest.approx(0.02)
+    assert summary["farneback_ratio_gap1"] is None  # pairs without the second judge's figures
+    judged = VideoMetrics(frames, 8, 8, {1: [PairError(0, 0.1, 0.2, 0.3, 0.1, 0.0, 0.1), PairError(1, 0.1, 0.2, 0.1, 0.1, 0.2, 0.3)]})
+    assert judged.ratio(1, "farneback") == pytest.approx(2.0) and judged.summary()["farneback_ratio_gap1"] == pytest.approx(2.0)
+    assert judged.summary()["still_ratio_gap1"] == pytest.approx(0.5)
     # Ten pairs leave none to compare with; a still source has no E_warp to be a multiple of.
     short = VideoMetrics(frames[:11], 8, 8, {1: pairs[1][:10]})
     assert short.settling() is None

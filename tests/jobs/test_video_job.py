@@ -145,6 +145,12 @@ def test_frames_read_as_other_pixels_are_painted_again(clip: Path, style_path: P
     assert make_video_job(settings(), [style_path], clip, probe(clip)).fingerprint != job.fingerprint
 
 
+def test_frames_chained_along_another_flow_are_painted_again(clip: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = make_video_job(settings(), [style_path], clip, probe(clip))
+    monkeypatch.setattr(records, "FLOW_REVISION", records.FLOW_REVISION + 1)
+    assert make_video_job(settings(), [style_path], clip, probe(clip)).fingerprint != job.fingerprint
+
+
 def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Path) -> None:
     out = tmp_path / "preview.mp4"
     summary = stylize_video(clip, [style_path], out, settings(), lambda e: None, limit=3)
