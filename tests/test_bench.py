@@ -61,3 +61,21 @@ def test_the_speed_part_times_the_engines_plan_beside_four_tiles() -> None:
     assert plan["split"].startswith("pool") and plan["tiles"] > 1 and 1 < plan["model_cost"] < 2
     assert quarters["split"] == "none" and quarters["tiles"] == 4
     assert all(row["tiled_s_per_mp_it"] > 0 and row["ratio"] > 0 for row in (plan, quarters))
+
+
+def test_the_sheet_puts_each_stylized_video_in_a_row_and_zooms_a_detail(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from bench import sheet
+    from clips import make_clip
+    from nstpipe.media.video import read_frames
+
+    source, a, b = (make_clip(tmp_path / f"{name}.mp4", n_frames=4) for name in ("source", "a", "b"))
+    out = tmp_path / "sheet.png"
+    args = parser().parse_args(["sheet", str(source), str(a), str(b), str(out), "--frames", "0,3", "--crop", "4,2,10,6", "--zoom", "3"])
+    assert sheet.main(args) == 0
+    picture = np.asarray(Image.open(out))
+    assert picture.shape == (3 * 6 * 3, 2 * 10 * 3, 3)  # rows: the source, a, b; two frames; the detail, 3x
+    first_of_a = next(read_frames(a)).rgb
+    assert np.array_equal(picture[18:36:3, 0:30:3], first_of_a[2:8, 4:14])

@@ -20,6 +20,7 @@ from nstpipe.config import (
     OPTIMIZERS,
     POOLINGS,
     STYLE_TERMS,
+    TEMPORAL_HOLDS,
     TEMPORAL_MODES,
     Settings,
     build_settings,
@@ -109,6 +110,9 @@ SHARED: tuple[Flag, ...] = (
     _set("temporal_gaps", ("--temporal-gaps",), str,
          "Frame distances the temporal loss holds a frame to (flow), e.g. 1,2,4,8: beyond its predecessor, each pixel to the most "
          "recent of those earlier frames where it was visible (Ruder et al.'s long-term loss).", inputs=_VIDEO),
+    _set("temporal_hold", ("--temporal-hold",), str,
+         f"{', '.join(TEMPORAL_HOLDS)}: hold each pixel to the most recent of the --temporal-gaps frames where it was visible, or "
+         "to every one of them, each half as strongly as the nearer one (flow).", inputs=_VIDEO),
     Flag("passes", ("--passes",), Optional[int],
          "Passes over each chain, back and forth (Ruder et al.'s multi-pass; flow, prev): 2 adds a pass back from the last "
          "frame to the first.", "video_passes", limits={"min": 1}, inputs=_VIDEO),

@@ -17,6 +17,7 @@ from nstpipe.config.rules import (
     PRECISIONS,
     PRESET_DEFAULT,
     STYLE_TERMS,
+    TEMPORAL_HOLDS,
     TEMPORAL_MODES,
     parse_memory,
     style_terms,
@@ -26,8 +27,8 @@ from nstpipe.config.settings import ENGINE_REVISION, TILEABLE_REVISION, Settings
 
 __all__ = [
     "BLOCK_CHANNELS", "COLOR_MODES", "COLOR_STARTS", "CONV_LAYERS", "DEFAULT_MAX_PIXELS", "ENGINE_REVISION", "LAYERS",
-    "MIN_SIZE", "OPTIMIZERS", "POOLINGS", "PRECISIONS", "PRESET_DEFAULT", "STYLE_TERMS", "TEMPORAL_MODES",
-    "TILEABLE_REVISION", "DreamConfig", "EngineConfig", "Settings", "TextureConfig", "VideoConfig", "VisualizeConfig",
+    "MIN_SIZE", "OPTIMIZERS", "POOLINGS", "PRECISIONS", "PRESET_DEFAULT", "STYLE_TERMS", "TEMPORAL_HOLDS",
+    "TEMPORAL_MODES", "TILEABLE_REVISION", "DreamConfig", "EngineConfig", "Settings", "TextureConfig", "VideoConfig", "VisualizeConfig",
     "build_settings", "channel_range", "config_sets", "layer_channels", "parse_memory", "preset_names", "read_config_file", "read_preset",
     "settings_from_dict", "smallest_side", "style_terms", "texture_size", "vgg_cut",
 ]

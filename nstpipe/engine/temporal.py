@@ -10,7 +10,8 @@ Modes (``VideoConfig.temporal``):
         source frames, and add Ruder et al.'s temporal loss toward it (masked where the
         flow is not trusted); with frames further back (``VideoConfig.temporal_gaps``),
         their long-term loss: each pixel held to the most recent of those frames where
-        it was visible (Ruder, Dosovitskiy and Brox 2018, section 4.2);
+        it was visible (Ruder, Dosovitskiy and Brox 2018, section 4.2), or to all of
+        them, each half as strongly as the nearer one (``VideoConfig.temporal_hold``);
   prev  start from the previous stylized frame as it is, no temporal loss;
   none  every frame on its own, from the configured init (the baseline).
 
@@ -85,11 +86,12 @@ def frame_start(
     previous_source: np.ndarray | None,
     previous_output: np.ndarray | None,
     earlier: Sequence[Earlier] = (),
+    hold: str = "recent",
 ) -> FrameStart:
     """The init and temporal target of a frame; the first frame has no predecessor.
 
-    With ``earlier`` frames (flow mode), the target holds each pixel to the most recent
-    frame where it was visible (see :func:`long_term_target`), and the frame starts there.
+    With ``earlier`` frames (flow mode), the target holds each pixel to those frames as
+    ``hold`` says (see :func:`long_term_target`), and the frame starts there.
     """
     if mode == "none" or previous_output is None:
         return FrameStart(None, None)
@@ -105,7 +107,7 @@ def frame_start(
     if not earlier:
         return FrameStart(nearest.warped, nearest)
     further = [_warped(source, e.source, prepare(e.output)) for e in sorted(earlier, key=lambda e: e.gap)]
-    target = long_term_target([nearest, *further])
+    target = long_term_target([nearest, *further], hold)
     return FrameStart(target.warped, target)
 
 
@@ -132,13 +134,29 @@ def long_term_masks(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return shares
 
 
-def long_term_target(targets: Sequence[TemporalTarget]) -> TemporalTarget:
-    """One temporal target for the warped earlier frames of ``targets``, nearest first, with
-    their :func:`long_term_masks`. Squared pulls m_j (x - a_j)^2 sum to one pull
-    M (x - sum m_j a_j / M)^2 plus a constant, M = sum m_j: the returned target; where no
-    earlier frame is trusted (M = 0), the nearest frame, which the mask leaves free.
+def fading_masks(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Weights of every earlier frame where it was visible, from the masks nearest first, each
+    frame half as strong as the one nearer: c_j 2^-j, scaled so that their sum is the
+    largest of the masks, as with :func:`long_term_masks`.
+
+    A pixel seen in every earlier frame is then held to them all, not to the nearest alone:
+    the small change that each frame's iterations leave where the footage stands still no
+    longer adds up from frame to frame, since the frames further back pull it back.
     """
-    shares = long_term_masks([t.mask for t in targets])
+    weights = [mask * 0.5**j for j, mask in enumerate(masks)]
+    total = sum(weights, torch.zeros_like(masks[0]))
+    largest = torch.stack(list(masks)).amax(0)
+    return [w * largest / total.clamp(min=1e-12) for w in weights]
+
+
+def long_term_target(targets: Sequence[TemporalTarget], hold: str = "recent") -> TemporalTarget:
+    """One temporal target for the warped earlier frames of ``targets``, nearest first, with
+    their :func:`long_term_masks` (``hold`` "recent") or :func:`fading_masks` ("fading").
+    Squared pulls m_j (x - a_j)^2 sum to one pull M (x - sum m_j a_j / M)^2 plus a
+    constant, M = sum m_j: the returned target; where no earlier frame is trusted (M = 0),
+    the nearest frame, which the mask leaves free.
+    """
+    shares = (fading_masks if hold == "fading" else long_term_masks)([t.mask for t in targets])
     total = sum(shares, torch.zeros_like(shares[0]))
     blended = sum((m * t.warped for m, t in zip(shares, targets)), torch.zeros_like(targets[0].warped))
     warped = torch.where(total > 0, blended / total.clamp(min=1e-12), targets[0].warped)
@@ -191,6 +209,7 @@ class FrameStylizer:
     def __init__(self, stylizer: PhotoPainter, settings: Settings) -> None:
         video = settings.video
         self.mode = video.temporal
+        self.hold = video.temporal_hold
         chained = self.mode != "none" and video.first_budget != 1
         self.first = stylizer.with_config(first_budget(stylizer.config, video)) if chained else stylizer
         # Later frames start close to their answer: no pyramid (it would blur that start
@@ -205,7 +224,7 @@ class FrameStylizer:
 
     def start(self, frame: FrameInput) -> FrameStart:
         """Where ``frame`` starts and what holds it (see :func:`frame_start`, :func:`again_start`)."""
-        start = frame_start(self.mode, frame.source, frame.previous_source, frame.previous_output, frame.earlier)
+        start = frame_start(self.mode, frame.source, frame.previous_source, frame.previous_output, frame.earlier, self.hold)
         return start if frame.current is None else again_start(start, frame.current, self.blend)
 
     def stylize(

@@ -48,8 +48,10 @@ def grain(scene: np.ndarray, seed: int, sigma: float = 1.0) -> np.ndarray:
 
 
 def dis_alone(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b)]
-    return cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*grey, None)
+    """DIS's own flow, without nstpipe's hold."""
+    grey_a, grey_b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return np.asarray(dis.calc(grey_a, grey_b, None))  # type: ignore[call-overload]
 
 
 def test_a_still_wall_with_grain_does_not_move() -> None:

@@ -234,6 +234,29 @@ def test_long_term_target_holds_a_pixel_to_the_most_recent_frame_where_it_was_vi
     assert target.mask[0].tolist() == [1, 1, 1, 0]
 
 
+def test_a_fading_hold_weighs_every_frame_that_saw_a_pixel_half_as_much_as_the_nearer() -> None:
+    from nstpipe.engine.stylize import TemporalTarget
+    from nstpipe.engine.temporal import fading_masks, long_term_target
+
+    # The same pixels as above: 0 seen by all three frames, 1 from gap 2 on, 2 only by the
+    # furthest, 3 by none. Weights 1, 1/2, 1/4 where seen, scaled to sum to the largest mask.
+    visible = ([1.0, 0, 0, 0], [1.0, 1, 0, 0], [0.0, 1, 1, 0])
+    shares = fading_masks([torch.tensor(v) for v in visible])
+    assert [m.tolist() for m in shares] == [
+        pytest.approx([2 / 3, 0, 0, 0]), pytest.approx([1 / 3, 2 / 3, 0, 0]), pytest.approx([0, 1 / 3, 1, 0])
+    ]
+    colours = (0.2, 0.5, 0.8)
+    targets = [
+        TemporalTarget(warped=torch.full((1, 3, 1, 4), c), mask=torch.tensor([v], dtype=torch.float32))
+        for c, v in zip(colours, visible)
+    ]
+    fading = long_term_target(targets, "fading")
+    # Pixel 0: (0.2 + 0.5 / 2) / 1.5, not the nearest's 0.2; pixel 1: (0.5 + 0.8 / 2) / 1.5.
+    assert fading.warped[0, 0, 0].tolist() == pytest.approx([0.3, 0.6, 0.8, 0.2])
+    assert fading.mask[0].tolist() == pytest.approx([1, 1, 1, 0])
+    assert long_term_target(targets, "recent").warped[0, 0, 0].tolist() == pytest.approx([0.2, 0.5, 0.8, 0.2])
+
+
 def there_and_back() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frames t-2, t-1, t of a view that moves SHIFT px and comes back: t is t-2 again, and
     the columns that entered on the left at t were out of the view at t-1, not at t-2."""

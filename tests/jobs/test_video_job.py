@@ -318,7 +318,8 @@ def test_chains_in_step_each_follow_their_own_predecessors_and_resume(tmp_path: 
             assert np.array_equal(store.read(index), expected), index
 
 
-def test_a_long_term_chain_resumed_midway_paints_what_an_unbroken_one_paints(tmp_path: Path, photo_path: Path) -> None:
+@pytest.mark.parametrize("hold", ["recent", "fading"])
+def test_a_long_term_chain_resumed_midway_paints_what_an_unbroken_one_paints(tmp_path: Path, photo_path: Path, hold: str) -> None:
     """With temporal_gaps 1, 2, 4 a frame reads frames up to 4 back; after a stop those come
     back from the store, and the chain goes on as if never stopped. A view that slides
     there and back, so content hidden from the previous frame comes back."""
@@ -329,10 +330,10 @@ def test_a_long_term_chain_resumed_midway_paints_what_an_unbroken_one_paints(tmp
     clip = make_pan(tmp_path / "pan.mp4", photo_path, n_frames=12, width=60, height=32)  # 4 px of travel
     base = Settings(size=32, device="cpu", engine=tiny_engine(style_layers=("relu1_1",), style_layer_weights=(1.0,), iterations=3))
 
-    def painted(gaps: tuple[int, ...], stop: int | None = None) -> list[np.ndarray]:
-        s = dataclasses.replace(base, video=VideoConfig(later_iterations=3, temporal_gaps=gaps))
+    def painted(gaps: tuple[int, ...], stop: int | None = None, hold: str = hold) -> list[np.ndarray]:
+        s = dataclasses.replace(base, video=VideoConfig(later_iterations=3, temporal_gaps=gaps, temporal_hold=hold))
         job = make_video_job(s, [photo_path], clip, probe(clip))
-        store = FrameStore(tmp_path / f"work-{gaps}-{stop}", job.fingerprint)
+        store = FrameStore(tmp_path / f"work-{gaps}-{stop}-{hold}", job.fingerprint)
         store.open({})
 
         def make(job: VideoJob) -> FrameStylizer:
@@ -350,6 +351,9 @@ def test_a_long_term_chain_resumed_midway_paints_what_an_unbroken_one_paints(tmp
         assert np.array_equal(a, b), index
     # The frames further back change the picture: the check above would see one left out.
     assert any(not np.array_equal(a, b) for a, b in zip(unbroken[7:], painted((1,))[7:]))
+    # And so does how they share a pixel.
+    other = painted((1, 2, 4), hold="recent" if hold == "fading" else "fading")
+    assert any(not np.array_equal(a, b) for a, b in zip(unbroken[7:], other[7:]))
 
 
 def test_chain_groups() -> None:
