@@ -8,7 +8,24 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from bench import chaos, clamp, colour, frontier, hardware, image, memory, modes, scaling, schedule, sheet, texture, tiles, video, visualize
+from bench import (
+    chaos,
+    clamp,
+    colour,
+    flow,
+    frontier,
+    hardware,
+    image,
+    memory,
+    modes,
+    scaling,
+    schedule,
+    sheet,
+    texture,
+    tiles,
+    video,
+    visualize,
+)
 
 COMMANDS: dict[str, ModuleType] = {
     "hardware": hardware,
@@ -18,6 +35,7 @@ COMMANDS: dict[str, ModuleType] = {
     "clamp": clamp,
     "colour": colour,
     "video": video,
+    "flow": flow,
     "memory": memory,
     "scaling": scaling,
     "modes": modes,

@@ -79,3 +79,15 @@ def test_the_sheet_puts_each_stylized_video_in_a_row_and_zooms_a_detail(tmp_path
     assert picture.shape == (3 * 6 * 3, 2 * 10 * 3, 3)  # rows: the source, a, b; two frames; the detail, 3x
     first_of_a = next(read_frames(a)).rgb
     assert np.array_equal(picture[18:36:3, 0:30:3], first_of_a[2:8, 4:14])
+
+
+def test_the_flow_part_counts_a_still_wall_that_dis_moves() -> None:
+    import numpy as np
+
+    from bench import flow
+
+    wall = np.full((48, 64, 3), 100.0)
+    frames = [np.clip(wall + np.random.default_rng(seed).normal(0, 1.0, wall.shape), 0, 255).astype(np.uint8) for seed in (1, 2)]
+    alone, held = flow.measure(frames, -1.0, 1), flow.measure(frames, 3e-4, 1)
+    assert alone["still_moved"] > 0.5 and held["still_moved"] == 0.0
+    assert held["trusted"] == 1.0 and held["footage_ewarp"] > 0

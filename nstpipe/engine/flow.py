@@ -30,9 +30,10 @@ from nstpipe.engine.tensors import prepare
 FLOW_REVISION = 1
 
 
-def optical_flow(source: np.ndarray, target: np.ndarray) -> torch.Tensor:
+def optical_flow(source: np.ndarray, target: np.ndarray, margin: float | None = None) -> torch.Tensor:
     """Dense flow from ``source`` to ``target`` (HxWx3 uint8 RGB): OpenCV's DIS, held still
-    where stillness explains the frames as well (see :func:`still_where_unmoved`).
+    where stillness explains the frames as well (see :func:`still_where_unmoved`), within
+    ``margin`` (default :data:`STILL_MARGIN`; a negative one: DIS's flow alone).
 
     DIS at the "medium" preset: fast enough to cost far less than a stylization
     iteration, and robust on real footage. Computed on grey images; no colour swap needed.
@@ -42,7 +43,8 @@ def optical_flow(source: np.ndarray, target: np.ndarray) -> torch.Tensor:
     b = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2GRAY)
     # OpenCV's stubs leave out None, the documented way to ask for a new flow array.
     flow = torch.from_numpy(dis.calc(a, b, None))  # type: ignore[call-overload]
-    return still_where_unmoved(flow, source, target)
+    margin = STILL_MARGIN if margin is None else margin
+    return flow if margin < 0 else still_where_unmoved(flow, source, target, margin)
 
 
 # A pixel is held still unless its flow explains its neighbourhood better than no motion
@@ -55,9 +57,11 @@ STILL_MARGIN = 3e-4
 STILL_WINDOW = 7
 
 
-def still_where_unmoved(flow: torch.Tensor, source: np.ndarray, target: np.ndarray) -> torch.Tensor:
+def still_where_unmoved(
+    flow: torch.Tensor, source: np.ndarray, target: np.ndarray, margin: float = STILL_MARGIN
+) -> torch.Tensor:
     """``flow`` set to zero wherever zero motion explains ``source`` from ``target`` as well,
-    within :data:`STILL_MARGIN`, over a :data:`STILL_WINDOW`-pixel neighbourhood; a new tensor.
+    within ``margin``, over a :data:`STILL_WINDOW`-pixel neighbourhood; a new tensor.
 
     Where the footage stands still and has little texture (a wall, a table top), any small
     motion fits the frames, and DIS returns one that wanders by up to a pixel from frame to
@@ -69,7 +73,7 @@ def still_where_unmoved(flow: torch.Tensor, source: np.ndarray, target: np.ndarr
     moved = (a - warp(b, flow)).pow(2).sum(1, keepdim=True)
     still = (a - b).pow(2).sum(1, keepdim=True)
     pool = partial(F.avg_pool2d, kernel_size=STILL_WINDOW, stride=1, padding=STILL_WINDOW // 2, count_include_pad=False)
-    keep = pool(still) > pool(moved) + STILL_MARGIN
+    keep = pool(still) > pool(moved) + margin
     return flow * keep[0, 0, ..., None]
 
 
