@@ -53,8 +53,9 @@ def frames_of(clip: Path, size: int, count: int) -> list[np.ndarray]:
     return picked
 
 
-def measure(frames: list[np.ndarray], margin: float, gap: int) -> dict[str, float]:
-    """Mean E_warp, trusted share and moved-still share over the pairs ``gap`` apart."""
+def measure(frames: list[np.ndarray], margin: float | None, gap: int) -> dict[str, float]:
+    """Mean E_warp, trusted share and moved-still share over the pairs ``gap`` apart, along
+    the flow held within ``margin`` (None: DIS's flow alone)."""
     errors, trusted, moved = [], [], []
     for earlier, later in zip(frames, frames[gap:]):
         backward, mask = source_motion(earlier, later, partial(optical_flow, margin=margin))
@@ -72,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     for clip in clips:
         frames = frames_of(clip, args.size, args.frames)
         for margin in args.margins:
-            value = -1.0 if margin == "dis" else float(margin)
+            value = None if margin == "dis" else float(margin)
             for gap in args.gaps:
                 rows.append({"clip": clip.name, "size": args.size, "margin": margin, "gap": gap, **measure(frames, value, gap)})
     print_table(rows, [("clip", "clip", ""), ("size", "size", "d"), ("margin", "margin", ""), ("gap", "gap", "d"),

@@ -202,4 +202,4 @@ def print_clip(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         for gap, g in r["gaps"].items():
             print(f"{r['mode']:<6} {number(r['batch'], 'd'):>5} {gap:>4} {number(g['warping_error'], '9.6f'):>9} "
                   f"{number(g['source_warping_error'], '9.6f'):>9} {number(g['ratio'], '7.2f'):>7} "
-                  f"{number(g.get('farneback_ratio'), '9.2f'):>9} {number(g.get('still_ratio'), '7.2f'):>7}")
+                  f"{number(g['farneback_ratio'], '9.2f'):>9} {number(g['still_ratio'], '7.2f'):>7}")

@@ -88,6 +88,6 @@ def test_the_flow_part_counts_a_still_wall_that_dis_moves() -> None:
 
     wall = np.full((48, 64, 3), 100.0)
     frames = [np.clip(wall + np.random.default_rng(seed).normal(0, 1.0, wall.shape), 0, 255).astype(np.uint8) for seed in (1, 2)]
-    alone, held = flow.measure(frames, -1.0, 1), flow.measure(frames, 3e-4, 1)
+    alone, held = flow.measure(frames, None, 1), flow.measure(frames, 3e-4, 1)
     assert alone["still_moved"] > 0.5 and held["still_moved"] == 0.0
     assert held["trusted"] == 1.0 and held["footage_ewarp"] > 0

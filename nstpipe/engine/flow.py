@@ -30,23 +30,6 @@ from nstpipe.engine.tensors import prepare
 FLOW_REVISION = 1
 
 
-def optical_flow(source: np.ndarray, target: np.ndarray, margin: float | None = None) -> torch.Tensor:
-    """Dense flow from ``source`` to ``target`` (HxWx3 uint8 RGB): OpenCV's DIS, held still
-    where stillness explains the frames as well (see :func:`still_where_unmoved`), within
-    ``margin`` (default :data:`STILL_MARGIN`; a negative one: DIS's flow alone).
-
-    DIS at the "medium" preset: fast enough to cost far less than a stylization
-    iteration, and robust on real footage. Computed on grey images; no colour swap needed.
-    """
-    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    a = cv2.cvtColor(np.ascontiguousarray(source), cv2.COLOR_RGB2GRAY)
-    b = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2GRAY)
-    # OpenCV's stubs leave out None, the documented way to ask for a new flow array.
-    flow = torch.from_numpy(dis.calc(a, b, None))  # type: ignore[call-overload]
-    margin = STILL_MARGIN if margin is None else margin
-    return flow if margin < 0 else still_where_unmoved(flow, source, target, margin)
-
-
 # A pixel is held still unless its flow explains its neighbourhood better than no motion
 # by more than this: a mean squared RGB difference (colours in [0, 1], summed over the
 # channels) of 3e-4, an RMS of 2.6/255 a channel, about the grain of compressed footage.
@@ -55,6 +38,20 @@ def optical_flow(source: np.ndarray, target: np.ndarray, margin: float | None = 
 STILL_MARGIN = 3e-4
 # The neighbourhood's side, in pixels: DIS's own patch is 8 (its "medium" preset).
 STILL_WINDOW = 7
+
+
+def optical_flow(source: np.ndarray, target: np.ndarray, margin: float | None = STILL_MARGIN) -> torch.Tensor:
+    """Dense flow from ``source`` to ``target`` (HxWx3 uint8 RGB): OpenCV's DIS, held still
+    where stillness explains the frames as well, within ``margin`` (see
+    :func:`still_where_unmoved`; None: DIS's flow alone).
+
+    DIS at the "medium" preset: fast enough to cost far less than a stylization
+    iteration, and robust on real footage. Computed on grey images; no colour swap needed.
+    """
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    # OpenCV's stubs leave out None, the documented way to ask for a new flow array.
+    flow = torch.from_numpy(dis.calc(_grey(source), _grey(target), None))  # type: ignore[call-overload]
+    return flow if margin is None else still_where_unmoved(flow, source, target, margin)
 
 
 def still_where_unmoved(
@@ -92,11 +89,14 @@ def farneback_flow(source: np.ndarray, target: np.ndarray) -> torch.Tensor:
     """Dense flow from ``source`` to ``target`` by Farnebäck's polynomial expansion (OpenCV),
     an estimator unlike DIS in kind. The painter never follows it: the metrics judge by it
     too, so that a painting is not judged only by the flow that it was held to."""
-    a = cv2.cvtColor(np.ascontiguousarray(source), cv2.COLOR_RGB2GRAY)
-    b = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2GRAY)
     # OpenCV's defaults for video (its samples): 3 levels, 15 px windows, 3 iterations.
-    flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
+    flow = cv2.calcOpticalFlowFarneback(_grey(source), _grey(target), None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
     return torch.from_numpy(flow)
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """What both flows read: the luminance of an HxWx3 uint8 RGB picture."""
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
 
 def source_motion(
