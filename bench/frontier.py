@@ -63,7 +63,7 @@ import torch
 
 from bench.common import STYLES, add_common, csv, describe, ints, machine, photo_path, split_variant, style_path, write_json
 from bench.frontier_report import TARGET, plot, summarize
-from bench.measure import DISTANCES, lanczos, measure, meter, painting_floor, reference_path, run_nstpipe, run_pastiche
+from bench.measure import DISTANCES, PATCH_PARTS, lanczos, measure, meter, painting_floor, reference_path, run_nstpipe, run_pastiche
 from nstpipe.config import EngineConfig, build_settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.engine.stylize import resolve_precision
@@ -200,6 +200,8 @@ def make_row(run: Run | None, painting: str, measured: dict[str, Any], ref: dict
            "painting": painting, "iterations": measured.get("iterations"), "wall_s": measured.get("wall_s"),
            **{key: measured[key] for key in DISTANCES},
            **{f"{key}_over_ref": ratio(measured[key], ref[key] if ref else None) for key in DISTANCES},
+           **{key: measured.get(key) for key in PATCH_PARTS},
+           **{f"{key}_over_ref": ratio(measured.get(key), ref.get(key) if ref else None) for key in PATCH_PARTS},
            "wall_over_pastiche": None, "target_met": None, "load_avg": os.getloadavg()[0]}
     for key in ("engine_s", "s_per_iter", "precision_used"):
         if key in measured:
@@ -239,6 +241,7 @@ def print_summary(report: dict[str, Any]) -> None:
     print(header(base))
     for row in rows:
         print(row_line(row))
+    print_patch_parts(rows)
     summary = report["summary"]
     print("\ndefault preset against the target; the cheapest point meeting it; the knee")
     print(f"{'precision':<19} {'painting':<13} {f'w/p{base}':>6} {'st/ref':>6} {'co/ref':>6} {'fe/ref':>6} {'pa/ref':>6} "
@@ -253,6 +256,20 @@ def print_summary(report: dict[str, Any]) -> None:
     for label, met in summary["default_meets_target_on_every_pair"].items():
         print(f"{label}: default meets the target on every pair: {'yes' if met else 'NO'}; "
               f"knee over all paintings: {summary['knee_over_all_paintings'][label] or 'none'}")
+
+
+def print_patch_parts(rows: list[dict[str, Any]]) -> None:
+    """The patch distance split by scale: whether a picture's strokes (full size) or the
+    larger shapes they make (half size) are what keeps it from the painting."""
+    print("\nthe patch distance by scale, each over the reference's at that scale: at the full size the strokes, "
+          "at half the shapes they make")
+    print(f"{'painting':<13} {'arm':<9} {'name':<17} {'precision':<19} {'full d':>8} {'half d':>8} {'fu/ref':>6} {'ha/ref':>6}")
+    for row in rows:
+        if row.get("patch_full") is None:
+            continue
+        print(f"{row['painting']:<13} {row['arm']:<9} {row['name']:<17} {row['precision'] or '-':<19} "
+              f"{row['patch_full']:>8.5f} {row['patch_half']:>8.5f} "
+              + " ".join(fmt(row.get(f"{key}_over_ref"), ".3f", 6) for key in PATCH_PARTS))
 
 
 # -- the subcommand ------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from bench.common import NSTPIPE, console_script, encoder, run_measured
-from nstpipe.engine.distances import feature_distance, halves, patch_distance
+from nstpipe.engine.distances import feature_distance, halves, patch_distances
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances
 from nstpipe.engine.tensors import prepare
 from nstpipe.engine.vgg import VGGFeatures
@@ -30,6 +30,8 @@ METRIC_SIDE = 256
 # The reference implementation's published result for the photo with each painting.
 REFERENCES = {"starry_night": "tubingen_starry", "the_scream": "tubingen_scream", "shipwreck": "tubingen_shipwreck"}
 DISTANCES = ("style", "content", "feature", "patch")
+# The patch distance's parts: at the full size (the strokes) and at half (the shapes they make).
+PATCH_PARTS = {"patch_full": 1.0, "patch_half": 0.5}
 
 
 def meter() -> VGGFeatures:
@@ -50,7 +52,13 @@ def measure(vgg: VGGFeatures, output: Path, photo: Image.Image, style: Image.Ima
 
 def measure_tensors(vgg: VGGFeatures, out: torch.Tensor, photo: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
     d = distances(vgg, out, photo, style)
-    return {"style": d.style, "content": d.content, "feature": feature_distance(vgg, out, style), "patch": patch_distance(out, style)}
+    return {"style": d.style, "content": d.content, "feature": feature_distance(vgg, out, style), **patch_parts(out, style)}
+
+
+def patch_parts(picture: torch.Tensor, painting: torch.Tensor) -> dict[str, float]:
+    """The patch distance, and its parts by scale (:data:`PATCH_PARTS`)."""
+    split = patch_distances(picture, painting)
+    return {"patch": sum(split.values()), **{key: split[scale] for key, scale in PATCH_PARTS.items()}}
 
 
 def painting_floor(vgg: VGGFeatures, style: Image.Image) -> dict[str, float]:
@@ -58,7 +66,8 @@ def painting_floor(vgg: VGGFeatures, style: Image.Image) -> dict[str, float]:
     itself comes, by the two distribution distances."""
     whole = prepare(np.asarray(style))
     parts = halves(whole)
-    return {"feature": min(feature_distance(vgg, h, whole) for h in parts), "patch": min(patch_distance(h, whole) for h in parts)}
+    closer = min((patch_parts(h, whole) for h in parts), key=lambda split: split["patch"])
+    return {"feature": min(feature_distance(vgg, h, whole) for h in parts), **closer}
 
 
 def reference_path(data: Path, painting: str) -> Path | None:

@@ -30,6 +30,9 @@ from nstpipe.engine.resize import resize
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PATCH = 7
+# The sizes the patch distance looks at, over the picture's own: its strokes, and at half
+# the size the larger shapes they make.
+PATCH_SCALES = (1.0, 0.5)
 # Directions per layer for the features (a layer of up to 512 channels), and for the 7x7x3
 # patches: enough that two measurements of one pair agree to a few percent.
 FEATURE_DIRECTIONS = 256
@@ -89,11 +92,18 @@ def patches(picture: torch.Tensor, size: int = PATCH) -> torch.Tensor:
 @torch.no_grad()
 def patch_distance(picture: torch.Tensor, painting: torch.Tensor, seed: int = 0) -> float:
     """Sliced W2^2 over 7x7 RGB patches (colours in [0, 1]) at the full and at half the size, summed."""
-    total = 0.0
-    for k, scale in enumerate((1.0, 0.5)):
+    return sum(patch_distances(picture, painting, seed).values())
+
+
+@torch.no_grad()
+def patch_distances(picture: torch.Tensor, painting: torch.Tensor, seed: int = 0) -> Mapping[float, float]:
+    """:func:`patch_distance` per scale of :data:`PATCH_SCALES`: where a picture's strokes
+    differ from the painting's, in the small or in the larger shapes."""
+    out = {}
+    for k, scale in enumerate(PATCH_SCALES):
         a, b = _scaled(picture, scale), _scaled(painting, scale)
-        total += _sliced(patches(a), patches(b), PATCH_DIRECTIONS, seed + k)
-    return total
+        out[scale] = _sliced(patches(a), patches(b), PATCH_DIRECTIONS, seed + k)
+    return out
 
 
 @torch.no_grad()

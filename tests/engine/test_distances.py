@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from helpers import TinyEncoder, smooth_image, stripes_image
-from nstpipe.engine.distances import feature_distance, feature_distances, halves, high_frequency_share, patch_distance, patches
+from nstpipe.engine.distances import (
+    feature_distance,
+    feature_distances,
+    halves,
+    high_frequency_share,
+    patch_distance,
+    patch_distances,
+    patches,
+)
 
 
 def test_a_picture_against_itself_is_at_zero() -> None:
@@ -33,6 +41,18 @@ def test_fixed_directions_repeat_and_another_seed_differs() -> None:
     assert patch_distance(a, b, seed=1) != patch_distance(a, b)
     per_layer = feature_distances(TinyEncoder(), a, b, ("relu1_1", "relu2_1"))
     assert set(per_layer) == {"relu1_1", "relu2_1"} and all(v > 0 for v in per_layer.values())
+
+
+def test_the_patch_distance_splits_by_scale_and_fine_grain_shows_at_full_size_alone() -> None:
+    # A pixel checkerboard against its own mean colour: far apart pixel by pixel, the same
+    # once both are brought to half the size, where the checkerboard averages out.
+    painting = stripes_image(32, 32, period=1)
+    flat = painting.mean(dim=(2, 3), keepdim=True).expand_as(painting).contiguous()
+    split = patch_distances(flat, painting)
+    assert list(split) == [1.0, 0.5]
+    assert split[1.0] > 0.05
+    assert split[0.5] < split[1.0] / 20
+    assert sum(split.values()) == patch_distance(flat, painting)
 
 
 def test_patches_are_seven_by_seven_rgb() -> None:
