@@ -91,3 +91,18 @@ def test_the_flow_part_counts_a_still_wall_that_dis_moves() -> None:
     alone, held = flow.measure(frames, None, 1), flow.measure(frames, 3e-4, 1)
     assert alone["still_moved"] > 0.5 and held["still_moved"] == 0.0
     assert held["trusted"] == 1.0 and held["footage_ewarp"] > 0
+
+
+def test_the_frontier_splits_the_patch_distance_by_scale_over_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.frontier import Run, make_row, print_patch_parts
+
+    ref = {"style": 1.0, "content": 1.0, "feature": 1.0, "patch": 0.7, "patch_full": 0.4, "patch_half": 0.3}
+    ours = {"style": 0.5, "content": 0.5, "feature": 0.5, "patch": 0.8, "patch_full": 0.2, "patch_half": 0.6}
+    row = make_row(Run("ours", "default", "preset default"), "starry_night", ours, ref)
+    assert row["patch_over_ref"] == pytest.approx(0.8 / 0.7)
+    assert row["patch_full_over_ref"] == pytest.approx(0.5)
+    assert row["patch_half_over_ref"] == pytest.approx(2.0)
+    print_patch_parts([make_row(None, "starry_night", ref, ref), row])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split()[-2:] == ["1.000", "1.000"]
+    assert lines[-1].split()[-2:] == ["0.500", "2.000"]
