@@ -258,30 +258,31 @@ def test_content_mix_is_a_share(mix: float) -> None:
 
 def test_style_transfer_fingerprints_are_pinned() -> None:
     # Pins finished outputs: a change here redoes every finished photo, folder and video of
-    # style transfer. Engine revision 4 moved them on purpose (see ENGINE_REVISION: "auto"
-    # now paints in bf16 on CPUs with AVX-512 bf16, and the new style settings enter the
-    # record), so no output of revision 3 (below) is taken for one of today's.
-    revision_3 = {"75f05e3e2e8e38c0669124ed2e2d692f", "5b05b7cd28e0ba6c46b39af105ba9b78", "89b077077b4d8e5b9e3d05eca8c17ef2",
-                  "0fdec7c39145ee059cbe46c0af5680d2"}
+    # style transfer. Engine revision 5 moved them on purpose (see ENGINE_REVISION: a run
+    # from noise recolours each level's start; and the settings gained a start from noise
+    # with the photo in it), so no output of revision 3 or 4 (below) is taken for one of today's.
+    earlier = {"75f05e3e2e8e38c0669124ed2e2d692f", "5b05b7cd28e0ba6c46b39af105ba9b78", "89b077077b4d8e5b9e3d05eca8c17ef2",
+               "0fdec7c39145ee059cbe46c0af5680d2",  # revision 3
+               "5323af55edf6c4f32fcb3ccb97cd99c1", "87b8d036215201c38bba0db48b2dcd41", "8b4727a1d22522e887c9d7e45514e5bd",
+               "87f8d891d0389e1f8994fd8bb6a4e925", "f945a9d3fb69cf4372c6d8715c685cce"}  # revision 4
     pinned = {
-        Settings().fingerprint(): "5323af55edf6c4f32fcb3ccb97cd99c1",
-        Settings().fingerprint({"styles": ["x"]}): "87b8d036215201c38bba0db48b2dcd41",
-        # The default before the distribution terms: 100 and 220 iterations, no colour start.
-        build_settings(overrides={"coarse_iterations": 100, "iterations": 220, "color_start": "none", "style_weight": 5.0}).fingerprint():
-            "8b4727a1d22522e887c9d7e45514e5bd",
-        # The default before the transported start: mean and covariance, style weight 10.
-        build_settings(overrides={"color_start": "meancov", "style_weight": 10.0}).fingerprint(): "87f8d891d0389e1f8994fd8bb6a4e925",
+        Settings().fingerprint(): "9a1e0edb0dd4684020d00674928a3755",
+        Settings().fingerprint({"styles": ["x"]}): "c14b64fcd101c8caa88abb2549bde52d",
+        # From noise with the photo in it, three levels (docs/benchmarks.md, "A start from noise").
+        build_settings(overrides={"init": "noise", "photo_share": 0.8, "content_weight": 1.4, "scales": 3,
+                                  "coarsest_iterations": 120, "coarse_iterations": 60, "iterations": 50,
+                                  "content_mix": 0.0}).fingerprint(): "20037459750a7f0d7005b96829cf4436",
         build_settings().fingerprint(): DEFAULT_FINGERPRINT,
     }
     for got, want in pinned.items():
         assert got == want
-        assert got not in revision_3
+        assert got not in earlier
     # Texture settings are not read by style transfer, so they leave its fingerprint alone.
     tiled = settings_from_dict({"tileable": True, "texture_count": 3})
     assert tiled.fingerprint() == Settings().fingerprint()
 
 
-DEFAULT_FINGERPRINT = "f945a9d3fb69cf4372c6d8715c685cce"
+DEFAULT_FINGERPRINT = "3334717cce5f0ab7f1c945770b27f990"
 
 
 def test_the_fingerprint_tells_modes_and_texture_settings_apart() -> None:

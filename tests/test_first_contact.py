@@ -371,6 +371,7 @@ def test_the_help_of_n_says_what_it_bounds() -> None:
     assert "Optimizer iterations at full size: of each picture, and of a video's first frame (times --first-budget)." in shown
     assert "every later frame inherits it. [default: (4.0 in the default preset)]" in shown
     assert (
-        "The coarser pyramid levels run coarse_iterations each (a config file setting), a video's later frames --later-iterations"
+        "The coarser pyramid levels run coarse_iterations each and the coarsest coarsest_iterations where set (config file "
+        "settings), a video's later frames --later-iterations"
         in shown
     )

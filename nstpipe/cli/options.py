@@ -49,7 +49,8 @@ SHARED: tuple[Flag, ...] = (
     Flag(
         "iterations", ("--iterations", "-n"), Optional[int],
         "Optimizer iterations at full size: of each picture, and of a video's first frame (times --first-budget). The coarser pyramid "
-        "levels run coarse_iterations each (a config file setting), a video's later frames --later-iterations; "
+        "levels run coarse_iterations each and the coarsest coarsest_iterations where set (config file settings), a video's "
+        "later frames --later-iterations; "
         "early stopping may end any of them sooner.",
         "iterations", "{iterations} in the {preset} preset; coarse_iterations {coarse_iterations}",
     ),

@@ -58,6 +58,9 @@ class EngineConfig:
     learning_rate: float = 0.02
     iterations: int = 300
     coarse_iterations: int = 200
+    # The coarsest level's budget (0: coarse_iterations). It is the cheapest level, and the
+    # one where the picture's larger shapes form.
+    coarsest_iterations: int = 0
     scales: int = 1
     min_scale_size: int = 64
     # Each finer level of the pyramid starts from this share of the photo plus the rest of
@@ -65,6 +68,10 @@ class EngineConfig:
     # hold the photo's fine detail, and the finer level regains it faster from the photo
     # than from a blurred upsample.
     content_mix: float = 0.0
+    # With init = "noise" and a photo: the photo's share of the first level's start, the rest
+    # noise. Where the start is the photo alone, the optimizer keeps its shapes (a window, a
+    # plain sky) that the painting does not have; from noise alone, it loses the layout.
+    photo_share: float = 0.0
     tolerance: float = 0.0
     patience: int = 20
     seed: int = 0
@@ -127,9 +134,11 @@ class EngineConfig:
             check_weights("style_blend", self.style_blend)
         check(self.iterations >= 0, "iterations", f"must not be negative (got {self.iterations})")
         check(self.coarse_iterations >= 0, "coarse_iterations", f"must not be negative (got {self.coarse_iterations})")
+        check(self.coarsest_iterations >= 0, "coarsest_iterations", f"must not be negative (got {self.coarsest_iterations})")
         check(self.scales >= 1, "scales", "must be at least 1")
         check(self.min_scale_size >= 1, "min_scale_size", "must be at least 1")
         check(0.0 <= self.content_mix <= 1.0, "content_mix", "must be between 0 and 1")
+        check(0.0 <= self.photo_share <= 1.0, "photo_share", "must be between 0 and 1")
         check(self.patience >= 1, "patience", "must be at least 1")
         check(self.fine_side >= 0, "fine_side", f"must not be negative (got {self.fine_side})")
 

@@ -134,7 +134,8 @@ def texture_size(settings: Settings) -> tuple[int, int]:
 # 4: precision "auto" runs bf16 on CPUs with AVX-512 bf16 too, so a record that says "auto"
 # no longer tells which arithmetic painted an output made before; and the paintings' style
 # statistics are taken by one path for every term, drawn per step for a sliced term.
-ENGINE_REVISION = 4
+# 5: a run from noise with a colour start recolours each level's start, not only the photo's.
+ENGINE_REVISION = 5
 # The same, for tileable textures alone, so that plain textures and style transfer keep
 # their finished outputs. 1: the paintings are read with edge padding, not wrapped; a finer
 # level starts from the coarser one upsampled in the Fourier domain (see

@@ -57,10 +57,13 @@ class Schedule:
     min_scale_size: int = 64
     iterations: int = 300  # at full size
     coarse_iterations: int = 200  # at every coarser level
+    coarsest_iterations: int = 0  # at the coarsest level where it is a coarser one (0: coarse_iterations)
     init: str = "content"  # "content", "noise", or a picture that the caller passes to :meth:`start`
     seed: int = 0
     # See EngineConfig.content_mix: the share of the photo in a finer level's start.
     content_mix: float = 0.0
+    # See EngineConfig.photo_share: the photo's share in a start from noise.
+    photo_share: float = 0.0
     # Noise of its own for each picture of a batch, picture k from seed + k (variations of a
     # texture); else one draw that every picture shares (a batch of photos).
     spread_seeds: bool = False
@@ -81,7 +84,8 @@ class Schedule:
     @classmethod
     def of(cls, config: EngineConfig) -> Schedule:
         return cls(config.scales, config.min_scale_size, config.iterations, config.coarse_iterations,
-                   config.init, config.seed, config.content_mix, fine_side=config.fine_side)
+                   config.coarsest_iterations, config.init, config.seed, config.content_mix, config.photo_share,
+                   fine_side=config.fine_side)
 
     def levels(self, height: int, width: int, min_side: int) -> list[LevelPlan]:
         fine = fine_levels(height, width, self.fine_side, self.ratio)
@@ -90,6 +94,8 @@ class Schedule:
         top = len(sizes) - len(fine[1:]) - 1  # the preset's finest level: its full budget
         # Halved per level above, but never to nothing where the run has steps at all.
         budgets = [self.coarse_iterations] * top + [max(min(1, self.iterations), self.iterations >> k) for k in range(len(sizes) - top)]
+        if top and self.coarsest_iterations:
+            budgets[0] = self.coarsest_iterations
         return [LevelPlan(i, len(sizes), size, budget, i > top) for i, (size, budget) in enumerate(zip(sizes, budgets))]
 
     def start(
@@ -107,6 +113,8 @@ class Schedule:
             # One draw shared by the batch: each picture starts from the noise it gets alone.
             gen = torch.Generator().manual_seed(self.seed)
             noise = torch.rand((1, 3) + size, generator=gen).to(device)
+            if self.photo_share > 0 and content is not None:
+                return self.photo_share * resize(content, size) + (1 - self.photo_share) * noise
             return noise.expand(count, -1, -1, -1)
         if content is None:
             raise ValueError("a run without a content photo starts from noise or from a given picture")

@@ -76,13 +76,16 @@ class Painter:
         size: tuple[int, int] | None = None,
         count: int = 1,
         start: torch.Tensor | None = None,
+        recolour: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> Result:
         """Pictures of ``content``'s size (N, 3, H, W), or of ``size`` (height, width) without one.
 
         ``init`` overrides the schedule's start; ``temporal`` is the warped predecessor frame
         for a temporal term; ``count``: how many pictures a run from a size alone makes;
         ``start``: the photo as the schedule starts from it and mixes it into finer levels
-        (recoloured, say), where the terms still read ``content``. No input is modified.
+        (recoloured, say), where the terms still read ``content``; ``recolour``: what each
+        level's start is put through before its steps (see :meth:`Stylizer.recolour`). No
+        input is modified.
         """
         content = None if content is None else content.to(self.device, torch.float32)
         height, width = self._size(content, size)
@@ -94,6 +97,8 @@ class Painter:
         for plan in levels:
             if plan.index > 0:
                 image = self.mode.schedule.carry(image, plan.size, photo, init, plan.fine)
+            if recolour is not None:
+                image = recolour(image.detach())
             outcome = self._optimize(plan, image, content, temporal, callback)
             image, total = outcome.image, total + outcome.steps
             if outcome.steps:
@@ -223,10 +228,25 @@ class Stylizer:
         frame here); ``temporal`` adds the temporal loss toward that frame. No input is
         modified.
         """
-        result = self.painter().run(content, init, callback, temporal, start=self.start(content, init))
+        result = self.painter().run(content, init, callback, temporal, start=self.start(content, init), recolour=self.recolour(init))
         image = ColourPreservation(self.config.preserve_color).result(result.image, content.to(self.device, torch.float32))
         return replace(result, image=image.detach())
 
+
+    def recolour(self, init: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """From noise, with ``color_start``: each level's start, the first and every finer
+        one, recoloured to the paintings' palette at that level's size. An upsampled coarser
+        result has drifted from the palette (its colours blurred toward their mean), and a
+        level that starts there keeps much of the drift. None: starts as the schedule makes
+        them (from the photo, whose recolouring :meth:`start` does once; from a given
+        ``init``; or with ``preserve_color``)."""
+        config = self.config
+        if config.color_start == "none" or config.preserve_color != "none" or init is not None or config.init != "noise":
+            return None
+        if config.color_start == "transport":
+            return lambda image: transport_colours(image.contiguous(), self.targets.pixels(max(image.shape[-2:])))
+        mean, cov = self.targets.palette()
+        return lambda image: match_moments(image, mean, cov)
 
     def start(self, content: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor | None:
         """The photo recoloured to the paintings' palette (its mean and covariance, or its whole

@@ -305,7 +305,8 @@ def first_budget(config: EngineConfig, video: VideoConfig) -> EngineConfig:
     """The engine settings of a chain's first frame: the iterations times ``first_budget``."""
     scale = video.first_budget
     return dataclasses.replace(
-        config, coarse_iterations=round(config.coarse_iterations * scale), iterations=round(config.iterations * scale)
+        config, coarse_iterations=round(config.coarse_iterations * scale),
+        coarsest_iterations=round(config.coarsest_iterations * scale), iterations=round(config.iterations * scale),
     )
 
 

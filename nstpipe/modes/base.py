@@ -65,7 +65,7 @@ def retell(name: str, **changes: Any) -> Retell:
 
 ITERATIONS_OF_A_PICTURE = retell(
     "iterations", help="Optimizer iterations at full size. The coarser pyramid levels run coarse_iterations each "
-    "(a config file setting); early stopping may end any of them sooner.",
+    "and the coarsest coarsest_iterations where set (config file settings); early stopping may end any of them sooner.",
 )
 """-n for a mode of pictures alone: no video frames to speak of."""
 

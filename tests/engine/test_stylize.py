@@ -9,9 +9,10 @@ import torch
 
 from helpers import TinyEncoder, grad_of, smooth_image, stripes_image, tiny_engine
 from nstpipe.config import EngineConfig
-from nstpipe.engine.color import rgb_to_yiq
+from nstpipe.engine.color import colour_moments, rgb_to_yiq
 from nstpipe.engine.optimize import Item
 from nstpipe.engine.resize import resize
+from nstpipe.engine.schedule import Schedule
 from nstpipe.engine.stylize import Stylizer, converged, pyramid
 from nstpipe.errors import ConfigError
 from nstpipe.events import Progress, ScaleDone
@@ -346,3 +347,41 @@ def test_content_mix_starts_a_finer_level_between_the_coarse_result_and_the_phot
     assert torch.allclose(fine_start(1.0), content, atol=1e-6)
     # A noise start stays the user's: no photo mixed in.
     assert torch.allclose(fine_start(0.5, "noise"), fine_start(0.0, "noise"))
+
+
+def test_a_noise_start_with_a_photo_share_holds_that_share_of_the_photo(
+    tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor
+) -> None:
+    """With no iterations, the result is the start: share x photo + (1 - share) x the seed's noise."""
+    cfg = engine(init="noise", photo_share=0.8, iterations=0, seed=3)
+    image = Stylizer(tiny_encoder, [style], cfg).run(content).image
+    noise = torch.rand((1, 3, 24, 32), generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(image, 0.8 * content + 0.2 * noise, atol=1e-6)
+    assert torch.allclose(Stylizer(tiny_encoder, [style], engine(init="noise", iterations=0, seed=3)).run(content).image, noise)
+
+
+def test_from_noise_every_levels_start_is_recoloured_to_the_paintings_palette(
+    tiny_encoder: TinyEncoder, content: torch.Tensor, style: torch.Tensor
+) -> None:
+    """The fine level runs no step, so the result is its start: the coarse result upsampled,
+    then given the painting's colour mean and covariance (a colour start by "meancov")."""
+    painting = 0.2 + 0.5 * smooth_image(32, 32, phase=2.0)  # colours well inside [0, 1]: none clamped
+
+    def fine_start(color_start: str) -> torch.Tensor:
+        cfg = engine(init="noise", photo_share=0.5, scales=2, coarse_iterations=4, iterations=0, color_start=color_start)
+        return Stylizer(tiny_encoder, [painting], cfg).run(content).image
+
+    want_mean, want_cov = colour_moments(painting)
+    mean, cov = colour_moments(fine_start("meancov"))
+    assert torch.allclose(mean, want_mean, atol=0.02) and torch.allclose(cov, want_cov, atol=0.01)
+    left_mean, _ = colour_moments(fine_start("none"))
+    assert (left_mean - want_mean).abs().max() > 0.05
+
+
+def test_the_coarsest_level_has_a_budget_of_its_own() -> None:
+    def budgets(**kw: Any) -> list[int]:
+        return [plan.budget for plan in Schedule(**kw).levels(256, 256, 1)]
+
+    assert budgets(scales=3, coarsest_iterations=120, coarse_iterations=60, iterations=50) == [120, 60, 50]
+    assert budgets(scales=3, coarse_iterations=60, iterations=50) == [60, 60, 50]
+    assert budgets(scales=1, coarsest_iterations=120, iterations=50) == [50]

@@ -95,6 +95,14 @@ def test_a_chains_first_frame_runs_first_budget_times_the_iterations(mode: str, 
     assert stylizer.stylize(after, before, head.rgb).iterations == later
 
 
+def test_a_chains_first_frame_runs_first_budget_times_the_coarsest_levels_budget_too() -> None:
+    settings = budget_settings("flow")
+    engine = dataclasses.replace(settings.engine, coarsest_iterations=5)
+    settings = dataclasses.replace(settings, engine=engine, video=dataclasses.replace(settings.video, first_budget=2.0))
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    assert stylizer.stylize(frames()[0]).iterations == 10 + 8
+
+
 @pytest.mark.parametrize("mode", ["flow", "prev"])
 def test_a_later_frame_starts_from_its_predecessor(mode: str) -> None:
     """With no iterations to run, a later frame is exactly where it started."""
