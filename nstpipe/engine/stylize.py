@@ -232,7 +232,6 @@ class Stylizer:
         image = ColourPreservation(self.config.preserve_color).result(result.image, content.to(self.device, torch.float32))
         return replace(result, image=image.detach())
 
-
     def recolour(self, init: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """From noise, with ``color_start``: each level's start, the first and every finer
         one, recoloured to the paintings' palette at that level's size. An upsampled coarser
@@ -240,26 +239,27 @@ class Stylizer:
         level that starts there keeps much of the drift. None: starts as the schedule makes
         them (from the photo, whose recolouring :meth:`start` does once; from a given
         ``init``; or with ``preserve_color``)."""
-        config = self.config
-        if config.color_start == "none" or config.preserve_color != "none" or init is not None or config.init != "noise":
-            return None
-        if config.color_start == "transport":
-            return lambda image: transport_colours(image.contiguous(), self.targets.pixels(max(image.shape[-2:])))
-        mean, cov = self.targets.palette()
-        return lambda image: match_moments(image, mean, cov)
+        return self._to_palette(init, "noise")
 
     def start(self, content: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor | None:
         """The photo recoloured to the paintings' palette (its mean and covariance, or its whole
         distribution) where ``color_start`` asks for it
         and the run starts from the photo; None: the photo as it is."""
+        to_palette = self._to_palette(init, "content")
+        return None if to_palette is None else to_palette(content.to(self.device, torch.float32))
+
+    def _to_palette(self, init: torch.Tensor | None, starts_from: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The map onto the paintings' palette that ``color_start`` asks for (a picture's
+        whole colour distribution at its own size, or the colour mean and covariance), where
+        a run with no given ``init`` starts from ``starts_from`` and keeps no photo's colours;
+        None elsewhere."""
         config = self.config
-        if config.color_start == "none" or config.preserve_color != "none" or init is not None or config.init != "content":
+        if config.color_start == "none" or config.preserve_color != "none" or init is not None or config.init != starts_from:
             return None
-        photo = content.to(self.device, torch.float32)
         if config.color_start == "transport":
-            return transport_colours(photo, self.targets.pixels(max(photo.shape[-2:])))
+            return lambda image: transport_colours(image.contiguous(), self.targets.pixels(max(image.shape[-2:])))
         mean, cov = self.targets.palette()
-        return match_moments(photo, mean, cov)
+        return lambda image: match_moments(image, mean, cov)
 
 
 def encoder_layers(config: EngineConfig) -> tuple[str, ...]:
