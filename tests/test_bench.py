@@ -106,3 +106,21 @@ def test_the_frontier_splits_the_patch_distance_by_scale_over_the_reference(caps
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2].split()[-2:] == ["1.000", "1.000"]
     assert lines[-1].split()[-2:] == ["0.500", "2.000"]
+
+
+def test_the_palette_part_sends_the_stills_through_the_videos_h264(tmp_path: Path) -> None:
+    """Stills are compared with the decoded video only after the same H.264: its 4:2:0
+    colour smears one-pixel colour stripes toward grey, while a flat colour comes back."""
+    import torch
+
+    from bench.modes import through_h264
+
+    stripes = torch.zeros(1, 3, 32, 48)
+    stripes[:, 0, :, 0::2] = 1.0  # red and blue columns, one pixel each
+    stripes[:, 2, :, 1::2] = 1.0
+    flat = torch.full((1, 3, 32, 48), 0.5)
+    back = through_h264(stripes, 18, tmp_path / "s.mp4")
+    assert back.shape == stripes.shape
+    assert (back - stripes).abs().mean() > 0.2
+    assert (through_h264(flat, 18, tmp_path / "f.mp4") - flat).abs().max() < 0.02
+    assert not list(tmp_path.iterdir())  # the clip it wrote is gone

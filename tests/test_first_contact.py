@@ -362,14 +362,14 @@ def test_help_shows_a_default_for_every_option() -> None:
             if param.param_type_name == "option" and not param.required and "--help" not in param.opts:
                 assert param.show_default, f"{name} {param.opts[0]} shows no default"
     shown = CliRunner().invoke(app, ["image", "-h"], env={"COLUMNS": "400"}).stdout
-    assert "[default: (60 in the default preset; coarse_iterations 40)]" in shown
+    assert "[default: (40 in the default preset; coarse_iterations 40)]" in shown
     assert "[default: (PHOTO.STYLE.SUFFIX beside the photo)]" in shown and "[default: (off)]" in shown
 
 
 def test_the_help_of_n_says_what_it_bounds() -> None:
     shown = " ".join(CliRunner().invoke(app, ["video", "-h"], env={"COLUMNS": "400"}).stdout.split())
     assert "Optimizer iterations at full size: of each picture, and of a video's first frame (times --first-budget)." in shown
-    assert "every later frame inherits it. [default: (4.0 in the default preset)]" in shown
+    assert "every later frame inherits it. [default: (6.0 in the default preset)]" in shown
     assert (
         "The coarser pyramid levels run coarse_iterations each and the coarsest coarsest_iterations where set (config file "
         "settings), a video's later frames --later-iterations"

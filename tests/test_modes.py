@@ -163,7 +163,7 @@ def test_the_help_shows_each_modes_own_preset_defaults() -> None:
     for command in ("texture", "visualize"):
         iterations = help_of(command).split("--iterations -n")[1].split("[default")[0]
         assert "frame" not in iterations and "video" not in iterations, command
-    assert "[default: (60 in the default preset; coarse_iterations 40)]" in help_of("image")
+    assert "[default: (40 in the default preset; coarse_iterations 40)]" in help_of("image")
 
 
 def long_options(path: Path) -> list[str]:

@@ -245,7 +245,8 @@ def test_auto_batch_is_one_on_cpu_and_mps_and_a_number_is_kept() -> None:
 
 
 def test_auto_batch_on_cuda_fills_the_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = build_settings("default").engine
+    # 60 iterations: the budget bounds how many L-BFGS pairs a picture keeps, so it is pinned here.
+    engine = build_settings("default", None, {"iterations": 60}).engine
     free = {"bytes": 8 * GIB}
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 80 * GIB))
     assert resolve_batch(0, torch.device("cuda"), 512, engine) == 3
@@ -258,12 +259,12 @@ def test_auto_batch_on_cuda_fills_the_free_memory(monkeypatch: pytest.MonkeyPatc
 
 
 def test_image_memory_counts_activations_and_optimizer_state() -> None:
-    default = build_settings("default").engine  # relu1_1 ... relu5_1, L-BFGS, 60 iterations
+    default = build_settings("default").engine  # relu1_1 ... relu5_1, L-BFGS, 40 iterations at full size
     # Up to relu5_1, VGG19 makes as many floats as 610 maps of 512x512 (256 + 16 in block 1,
     # 128 + 8 in block 2, 128 + 4, 64 + 2, and 4): 610 MiB in fp32, twice with the backward
-    # pass; then 60 L-BFGS pairs (no more than the iterations) of two 3x512x512 fp32
+    # pass; then 40 L-BFGS pairs (no more than the iterations) of two 3x512x512 fp32
     # vectors, 6 MiB a pair.
-    assert image_memory(512, default) == 2 * 610 * MIB + 60 * 6 * MIB
+    assert image_memory(512, default) == 2 * 610 * MIB + 40 * 6 * MIB
     longer = dataclasses.replace(default, iterations=220)
     assert image_memory(512, longer) == 2 * 610 * MIB + 100 * 6 * MIB  # at most LBFGS_HISTORY pairs
     shallow = EngineConfig(content_layer="relu1_1", style_layers=("relu1_1",), style_layer_weights=(1.0,), iterations=10)
