@@ -34,7 +34,9 @@ from PIL import Image
 
 import nstpipe.engine.color as color
 from bench.common import STYLES, add_common, csv, ints, json_path, machine, photo_path, print_table, style_path, write_json
+from bench.frontier import FROM_PHOTO, point_changes, write_config
 from bench.measure import run_nstpipe
+from nstpipe.config import build_settings
 from nstpipe.engine.distances import colour_distance, patch_distance
 from nstpipe.engine.resize import resize_long_side
 from nstpipe.modes.model import read_image
@@ -50,28 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # The sheet's rows: painting, and the photo's brightness (a dark photo: a bright painting).
 SHEET_ROWS = (("shipwreck", 1.0), ("starry_night", 0.35))
-# The default before: from the photo recoloured, two levels, the photo mixed into the finer start.
-BEFORE = """init = "content"
-content_weight = 1.0
-scales = 2
-coarsest_iterations = 0
-coarse_iterations = 40
-iterations = 60
-content_mix = 0.7
-"""
 SHEET_HEIGHT = 192
 
 
 def sheet(args: argparse.Namespace, out: Path) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # The default before: from the photo recoloured, two levels (the frontier's point "photo").
+        before = write_config(Path(tmp) / "before.toml", point_changes(f"before:{FROM_PHOTO}", build_settings().engine)[1])
         for painting, brightness in SHEET_ROWS:
             photo = Path(tmp) / f"photo_{painting}.png"
             rgb = np.asarray(Image.open(photo_path(args)).convert("RGB"), dtype=np.float32) * brightness
             Image.fromarray(rgb.round().clip(0, 255).astype(np.uint8)).save(photo)
             cells = [photo, style_path(args, painting)]
-            before = Path(tmp) / "before.toml"
-            before.write_text(BEFORE)
             for name, extra in (("before", ("--config", str(before))), ("today", ())):
                 cells.append(Path(tmp) / f"{painting}_{name}.png")
                 run_nstpipe(photo, style_path(args, painting), cells[-1], args.size, "cpu", extra)

@@ -167,9 +167,14 @@ def interleave(first: Sequence[T], second: Sequence[T]) -> list[T]:
 
 
 
+def write_config(path: Path, settings: dict[str, Any]) -> Path:
+    """``settings`` as a TOML file for ``--config``."""
+    path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in settings.items()))
+    return path
+
+
 def run_ours(run: Run, photo: Path, style: Path, out: Path, size: int, device: str, tmp: Path) -> dict[str, Any]:
-    config = tmp / f"{out.stem}.toml"
-    config.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in run.config.items()))
+    config = write_config(tmp / f"{out.stem}.toml", run.config)
     return run_nstpipe(photo, style, out, size, device, ["--preset", run.preset, "--config", str(config)])
 
 
