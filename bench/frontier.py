@@ -136,11 +136,17 @@ def toml_value(value: Any) -> str:
 
 
 def point_changes(text: str, base: EngineConfig) -> tuple[str, dict[str, Any]]:
-    """``name:key=value;...`` -> (name, the engine settings it changes from the default preset)."""
+    """``name:key=value;...`` -> (name, the engine settings it changes from the default preset).
+
+    The values are read as a config file's are (``"1,1,2"`` a tuple of three, ``"false"``
+    false), not by calling the field's type on the text."""
     name, changes = split_variant(text)
+    unknown = [key for key in changes if not hasattr(base, key)]
     try:
-        engine = dataclasses.replace(base, **{key: type(getattr(base, key))(value) for key, value in changes.items()})
-    except (AttributeError, TypeError, ValueError, ConfigError) as exc:
+        if unknown:
+            raise ConfigError(f"no engine setting {unknown[0]!r}", unknown[0])
+        engine = build_settings("default", None, changes).engine
+    except ConfigError as exc:
         raise SystemExit(f"bench frontier: bad point {text!r}: {exc}") from None
     return name, {key: getattr(engine, key) for key in changes}
 

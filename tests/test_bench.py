@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import COMMANDS, parser
+from nstpipe.config import build_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,3 +125,16 @@ def test_the_palette_part_sends_the_stills_through_the_videos_h264(tmp_path: Pat
     assert (back - stripes).abs().mean() > 0.2
     assert (through_h264(flat, 18, tmp_path / "f.mp4") - flat).abs().max() < 0.02
     assert not list(tmp_path.iterdir())  # the clip it wrote is gone
+
+
+def test_a_frontier_point_reads_its_values_as_a_config_file_does() -> None:
+    from bench.frontier import point_changes
+
+    base = build_settings().engine
+    name, changes = point_changes("p:style_layer_weights=1,1,1,2,2;compile=false;style_weight=30", base)
+    # Calling the field's type on the text gave nine one-character weights and a true "false".
+    assert name == "p"
+    assert changes == {"style_layer_weights": (1.0, 1.0, 1.0, 2.0, 2.0), "compile": False, "style_weight": 30.0}
+    for bad, said in [("p:nope=1", "no engine setting 'nope'"), ("p:style_layer_weights=1,2", "2 weights for 5")]:
+        with pytest.raises(SystemExit, match=said):
+            point_changes(bad, base)

@@ -7,7 +7,7 @@ jobs or the executors must leave every pixel as it was, since finished outputs a
 their settings fingerprint and must not differ from what a rerun would paint.
 
 Regenerate (only when the pictures change on purpose, with a new ENGINE_REVISION, or a new
-READER_REVISION where only the video's frames change):
+READER_REVISION or FLOW_REVISION where only the video's frames change):
 ``.venv/bin/python tests/test_golden.py``.
 """
 

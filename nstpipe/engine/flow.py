@@ -13,7 +13,6 @@ For frame t of a video, with source frames F(t-1), F(t):
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Callable
 
 import cv2
@@ -26,8 +25,9 @@ from nstpipe.engine.tensors import prepare
 # Raised when the flow of the same frames changes, so that a video's frames chained along the
 # earlier flow are painted again rather than mixed with new ones (see
 # nstpipe.jobs.records.make_video_job). 1: held still where stillness explains the frames as
-# well (:func:`still_where_unmoved`), not DIS's flow alone.
-FLOW_REVISION = 1
+# well (:func:`still_where_unmoved`), not DIS's flow alone. 2: trusted where the frames are
+# unchanged in place, beside a motion boundary too (:func:`consistency_mask`).
+FLOW_REVISION = 2
 
 
 # A pixel is held still unless its flow explains its neighbourhood better than no motion
@@ -67,11 +67,20 @@ def still_where_unmoved(
     the scene had. Where the frames' difference is more than noise, DIS's flow wins.
     """
     a, b = prepare(source), prepare(target)
-    moved = (a - warp(b, flow)).pow(2).sum(1, keepdim=True)
-    still = (a - b).pow(2).sum(1, keepdim=True)
-    pool = partial(F.avg_pool2d, kernel_size=STILL_WINDOW, stride=1, padding=STILL_WINDOW // 2, count_include_pad=False)
-    keep = pool(still) > pool(moved) + margin
+    keep = _window_mean((a - b).pow(2).sum(1, keepdim=True)) > _window_mean((a - warp(b, flow)).pow(2).sum(1, keepdim=True)) + margin
     return flow * keep[0, 0, ..., None]
+
+
+def unchanged_in_place(earlier: np.ndarray, later: np.ndarray, margin: float = STILL_MARGIN) -> torch.Tensor:
+    """(H, W) bool: where the two frames agree in place, with no motion at all, within
+    ``margin`` over the :data:`STILL_WINDOW`-pixel neighbourhood: the footage's grain and
+    nothing more. There both flows are held still (:func:`still_where_unmoved`)."""
+    return _window_mean((prepare(later) - prepare(earlier)).pow(2).sum(1, keepdim=True))[0, 0] <= margin
+
+
+def _window_mean(plane: torch.Tensor) -> torch.Tensor:
+    """The mean of a (1, 1, H, W) plane over each pixel's :data:`STILL_WINDOW` neighbourhood."""
+    return F.avg_pool2d(plane, kernel_size=STILL_WINDOW, stride=1, padding=STILL_WINDOW // 2, count_include_pad=False)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -104,24 +113,33 @@ def source_motion(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``flow`` from ``later`` back to ``earlier`` and the :func:`consistency_mask` of
     where it can be trusted, computed directly between the two frames however far apart
-    they are."""
+    they are; where the frames are :func:`unchanged_in_place`, the motion boundary test
+    does not apply."""
     backward = flow(later, earlier)
-    return backward, consistency_mask(flow(earlier, later), backward)
+    return backward, consistency_mask(flow(earlier, later), backward, unchanged_in_place(earlier, later))
 
 
-def consistency_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+def consistency_mask(forward: torch.Tensor, backward: torch.Tensor, in_place: torch.Tensor | None = None) -> torch.Tensor:
     """(H, W) float mask: 1 where the warped previous frame can be trusted, 0 elsewhere.
 
     Ruder et al.'s two tests, on the backward flow w' (t -> t-1) and the forward flow w
     (t-1 -> t) sampled where w' points, w~(x) = w(x + w'(x)), plus flow leaving the frame:
       disocclusion:    |w~ + w'|^2 > 0.01 (|w~|^2 + |w'|^2) + 0.5
       motion boundary: |grad u'|^2 + |grad v'|^2 > 0.01 |w'|^2 + 0.002
+
+    ``in_place`` (H, W) bool, optional: pixels that the frames show unchanged where they
+    are. Where their flow also leaves them in place (under a tenth of a pixel), they are
+    no motion boundary, however their neighbours move: the warp takes the pixel itself,
+    and the frames vouch for it. Otherwise the still wall beside a moving hand, next to
+    the flow's edge, would be left free, and a painter would paint it anew each frame.
     """
     fwd_at_target = warp(forward.permute(2, 0, 1).unsqueeze(0), backward)[0].permute(1, 2, 0)
     sq = _squared_length
     occluded = sq(fwd_at_target + backward) > 0.01 * (sq(fwd_at_target) + sq(backward)) + 0.5
     grad_sq = sum(g.pow(2) for c in (0, 1) for g in _gradients(backward[..., c]))
     boundary = grad_sq > 0.01 * sq(backward) + 0.002
+    if in_place is not None:
+        boundary = boundary & ~(in_place & (sq(backward) < 0.01))
     return (~(occluded | boundary | _leaves_frame(backward))).float()
 
 

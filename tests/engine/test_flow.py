@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nstpipe.engine.flow import consistency_mask, optical_flow, warp
+from nstpipe.engine.flow import consistency_mask, optical_flow, source_motion, unchanged_in_place, warp
 
 H, W = 64, 80
 
@@ -126,3 +126,21 @@ def test_mask_flags_a_motion_boundary_only_near_it() -> None:
     assert mask[:, W // 2 - 1 : W // 2 + 1].max().item() == 0.0
     assert mask[:, :10].min().item() == 1.0
     assert mask[:, -10:].min().item() == 1.0
+
+
+def test_the_still_wall_beside_a_moving_object_is_trusted_where_it_is_unchanged() -> None:
+    wall = np.full((H, W, 3), 100, np.uint8)
+    a, b = grain(wall, 3), grain(wall, 4)
+    pattern = texture(5)[16:48, 20:52]
+    a[16:48, 20:52] = pattern
+    b[16:48, 23:55] = pattern  # 3 px to the right
+    backward, mask = source_motion(a, b)
+    plain = consistency_mask(optical_flow(a, b), backward)
+    in_place = unchanged_in_place(a, b) & (backward.pow(2).sum(-1) < 0.01)
+    # Ruder et al.'s boundary test alone leaves some of the wall beside the object free;
+    # the frames show it unchanged and the flow leaves it in place, so it is held.
+    assert (in_place & (plain == 0)).sum().item() > 0
+    assert mask[in_place].min().item() == 1.0
+    # Everywhere else the mask is Ruder et al.'s: the object and its edges as before.
+    assert torch.equal(mask[~in_place], plain[~in_place])
+    assert not unchanged_in_place(a, b)[16:48, 23:52].any()
