@@ -67,7 +67,7 @@ def still_where_unmoved(
     the scene had. Where the frames' difference is more than noise, DIS's flow wins.
     """
     a, b = prepare(source), prepare(target)
-    keep = _window_mean((a - b).pow(2).sum(1, keepdim=True)) > _window_mean((a - warp(b, flow)).pow(2).sum(1, keepdim=True)) + margin
+    keep = _neighbourhood_change(a, b) > _neighbourhood_change(a, warp(b, flow)) + margin
     return flow * keep[0, 0, ..., None]
 
 
@@ -75,12 +75,14 @@ def unchanged_in_place(earlier: np.ndarray, later: np.ndarray, margin: float = S
     """(H, W) bool: where the two frames agree in place, with no motion at all, within
     ``margin`` over the :data:`STILL_WINDOW`-pixel neighbourhood: the footage's grain and
     nothing more. There both flows are held still (:func:`still_where_unmoved`)."""
-    return _window_mean((prepare(later) - prepare(earlier)).pow(2).sum(1, keepdim=True))[0, 0] <= margin
+    return _neighbourhood_change(prepare(earlier), prepare(later))[0, 0] <= margin
 
 
-def _window_mean(plane: torch.Tensor) -> torch.Tensor:
-    """The mean of a (1, 1, H, W) plane over each pixel's :data:`STILL_WINDOW` neighbourhood."""
-    return F.avg_pool2d(plane, kernel_size=STILL_WINDOW, stride=1, padding=STILL_WINDOW // 2, count_include_pad=False)
+def _neighbourhood_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(1, 1, H, W): the squared RGB difference of two (1, 3, H, W) pictures, summed over the
+    channels and averaged over each pixel's :data:`STILL_WINDOW` neighbourhood."""
+    change = (a - b).pow(2).sum(1, keepdim=True)
+    return F.avg_pool2d(change, kernel_size=STILL_WINDOW, stride=1, padding=STILL_WINDOW // 2, count_include_pad=False)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -135,11 +137,12 @@ def consistency_mask(forward: torch.Tensor, backward: torch.Tensor, in_place: to
     """
     fwd_at_target = warp(forward.permute(2, 0, 1).unsqueeze(0), backward)[0].permute(1, 2, 0)
     sq = _squared_length
-    occluded = sq(fwd_at_target + backward) > 0.01 * (sq(fwd_at_target) + sq(backward)) + 0.5
+    backward_sq = sq(backward)
+    occluded = sq(fwd_at_target + backward) > 0.01 * (sq(fwd_at_target) + backward_sq) + 0.5
     grad_sq = sum(g.pow(2) for c in (0, 1) for g in _gradients(backward[..., c]))
-    boundary = grad_sq > 0.01 * sq(backward) + 0.002
+    boundary = grad_sq > 0.01 * backward_sq + 0.002
     if in_place is not None:
-        boundary = boundary & ~(in_place & (sq(backward) < 0.01))
+        boundary = boundary & ~(in_place & (backward_sq < 0.01))
     return (~(occluded | boundary | _leaves_frame(backward))).float()
 
 
