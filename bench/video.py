@@ -9,7 +9,9 @@ at every --gaps gap the E_warp of the painted clip (Lai et al. 2018, flow comput
 between source frames t and t+k), the footage's own and their ratio, the same ratio by two
 judges that the painter is not held to (no targets): along Farnebäck's flow, and the change
 where the source stood still, pixel by pixel without a flow; plus the settling figure (mean
-gap-1 E_warp of the first 10 frame pairs over the median of the later ones).
+gap-1 E_warp of the first 10 frame pairs over the median of the later ones), the footage's
+own ("footage") and the same figure of each pair's ratio to the footage's ("paired", no
+target: the start's settling without the footage's own motion).
 
 Targets: for every ``flow`` run, the ratio at most 2 at every gap the clip is long enough
 for and settling at most 2; a frame after the first at most 0.25 of the first's wall time
@@ -134,7 +136,7 @@ def run_mode(clip: Path, mode: str, batch: int | None, args: argparse.Namespace)
         "later_frame_s": sum(f.seconds for f in later) / max(1, len(later)),
         "later_frame_iterations": sum(f.iterations for f in later) / max(1, len(later)),
         "content": metrics.mean("content"), "style": metrics.mean("style"), "settling": metrics.settling(),
-        "source_settling": metrics.settling("source"), "gaps": gaps,
+        "source_settling": metrics.settling("source"), "paired_settling": metrics.paired_settling(), "gaps": gaps,
     }
 
 
@@ -192,11 +194,12 @@ def print_clip(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\n{rows[0]['clip']} at {args.size} px, {rows[0]['frames']} frames, preset {args.preset}"
           f"{', ' + ', '.join(f'{k}={v}' for k, v in args.set.items()) if args.set else ''}")
     print(f"{'mode':<6} {'batch':>5} {'iterations':>10} {'it/frame':>8} {'wall s':>7} {'s/frame':>7} {'1st s':>6} {'later s':>7} "
-          f"{'content':>8} {'style':>7} {'settling':>8} {'footage':>8}")
+          f"{'content':>8} {'style':>7} {'settling':>8} {'footage':>8} {'paired':>7}")
     for r in rows:
         print(f"{r['mode']:<6} {number(r['batch'], 'd'):>5} {r['iterations']:>10} {r['iterations_per_frame']:>8} {r['seconds']:>7} "
               f"{r['seconds_per_frame']:>7} {r['first_frame_s']:>6.2f} {r['later_frame_s']:>7.3f} {r['content']:>8.3f} "
-              f"{r['style']:>7.3f} {number(r['settling'], '8.2f'):>8} {number(r['source_settling'], '8.2f'):>8}")
+              f"{r['style']:>7.3f} {number(r['settling'], '8.2f'):>8} {number(r['source_settling'], '8.2f'):>8} "
+              f"{number(r.get('paired_settling'), '7.2f'):>7}")
     print(f"{'mode':<6} {'batch':>5} {'gap':>4} {'E_warp':>9} {'footage':>9} {'ratio':>7} {'farneback':>9} {'still':>7}")
     for r in rows:
         for gap, g in r["gaps"].items():

@@ -190,6 +190,20 @@ class VideoMetrics:
         later = float(np.median(errors[SETTLING_PAIRS:]))
         return sum(errors[:SETTLING_PAIRS]) / SETTLING_PAIRS / later if later > 0 else None
 
+    def paired_settling(self) -> float | None:
+        """:meth:`settling` of each gap-1 pair's E_warp over the footage's own at that pair:
+        above 1, the painting changes more at the start than later *for the motion there
+        is*. Where the footage moves most at the start, the plain figure counts that motion
+        too; this one does not. Pairs whose footage has no E_warp are left out. None on a
+        clip too short to have later pairs."""
+        ratios = [(p.first, p.stylized / p.source) for p in self.pairs.get(1, []) if p.source > 0]
+        early = [r for first, r in ratios if first < SETTLING_PAIRS]
+        later = [r for first, r in ratios if first >= SETTLING_PAIRS]
+        if not early or not later:
+            return None
+        median = float(np.median(later))
+        return sum(early) / len(early) / median if median > 0 else None
+
     def summary(self) -> dict[str, float | int | None]:
         result: dict[str, float | int | None] = {
             "frames": len(self.frames),
@@ -200,6 +214,7 @@ class VideoMetrics:
             "warping_error_ratio": self.ratio(1),
             "settling": self.settling(),
             "source_settling": self.settling("source"),
+            "paired_settling": self.paired_settling(),
         }
         for gap in sorted(self.pairs):
             if gap != 1:

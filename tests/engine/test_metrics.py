@@ -152,6 +152,28 @@ def test_ratio_and_settling_of_known_pairs() -> None:
     assert VideoMetrics(frames, 8, 8, {1: [], 15: []}).ratio(15) is None
 
 
+def test_paired_settling_takes_the_footages_motion_out() -> None:
+    from nstpipe.engine.metrics import FrameMetrics, PairError, VideoMetrics
+
+    frames = [FrameMetrics(t, None, None, 0.0, None) for t in range(16)]
+    # The footage moves 10 times as much over its first 10 pairs; the painting follows it at
+    # a tenth of its E_warp throughout: settling as high as the footage's, paired settling 1.
+    footage = [0.01] * 10 + [0.001] * 5
+    follows = VideoMetrics(frames, 8, 8, {1: [PairError(t, s / 10, s) for t, s in enumerate(footage)]})
+    assert follows.settling() == pytest.approx(10.0) and follows.settling("source") == pytest.approx(10.0)
+    assert follows.paired_settling() == pytest.approx(1.0)
+    # A painting that still changes at the start over a steady footage: both figures see it.
+    settles = VideoMetrics(frames, 8, 8, {1: [PairError(t, 0.004 if t < 10 else 0.001, 0.002) for t in range(15)]})
+    assert settles.settling() == pytest.approx(4.0) and settles.paired_settling() == pytest.approx(4.0)
+    # A pair whose footage has no E_warp is left out, not divided by; its later pairs' median
+    # is that of the rest.
+    with_still = [*follows.pairs[1][:12], PairError(12, 0.5, 0.0), *follows.pairs[1][13:]]
+    assert VideoMetrics(frames, 8, 8, {1: with_still}).paired_settling() == pytest.approx(1.0)
+    assert follows.summary()["paired_settling"] == pytest.approx(1.0)
+    # Ten pairs leave none to compare with.
+    assert VideoMetrics(frames[:11], 8, 8, {1: follows.pairs[1][:10]}).paired_settling() is None
+
+
 @pytest.mark.parametrize(
     ("text", "gaps"), [("1", (1,)), ("15,5", (1, 5, 15)), ("1, 5,5,15", (1, 5, 15)), ("2", (1, 2))]
 )
