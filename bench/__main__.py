@@ -16,6 +16,7 @@ from bench import (
     frontier,
     hardware,
     image,
+    judge,
     memory,
     modes,
     scaling,
@@ -44,6 +45,7 @@ COMMANDS: dict[str, ModuleType] = {
     "chaos": chaos,
     "sheet": sheet,
     "tiles": tiles,
+    "judge": judge,
 }
 
 

@@ -23,7 +23,7 @@ def test_every_subcommand_module_is_registered_with_its_help() -> None:
         assert (module.__doc__ or "").strip(), f"bench {name} has no docstring for its help"
 
 
-@pytest.mark.parametrize("name", [n for n in COMMANDS if n != "sheet"])
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in ("sheet", "judge")])  # these two need files
 def test_each_subcommand_parses_its_defaults(name: str) -> None:
     args = parser().parse_args([name])
     assert args.subcommand == name
@@ -138,3 +138,27 @@ def test_a_frontier_point_reads_its_values_as_a_config_file_does() -> None:
     for bad, said in [("p:nope=1", "no engine setting 'nope'"), ("p:style_layer_weights=1,2", "2 weights for 5")]:
         with pytest.raises(SystemExit, match=said):
             point_changes(bad, base)
+
+
+def test_judge_measures_a_picture_as_the_frontier_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The reference judged as a picture is 1.0 of itself on every distance; the same picture
+    with its contrast halved is further from the painting; a missing picture is one line."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from bench.judge import main
+
+    reference = ROOT / "data" / "reference" / "tubingen_starry.png"
+    flat = tmp_path / "flat.png"
+    pixels = np.asarray(Image.open(reference).convert("RGB")).astype(np.float32)
+    Image.fromarray((pixels.mean((0, 1)) + 0.5 * (pixels - pixels.mean((0, 1)))).round().astype(np.uint8)).save(flat)
+    assert main(parser().parse_args(["judge", str(reference), str(flat), "--out", str(tmp_path / "out")])) == 0
+    rows = {Path(r["name"]).name: r for r in json.loads((tmp_path / "out" / "judge.json").read_text())["rows"]}
+    assert all(rows["tubingen_starry.png"][f"{k}_over_ref"] == pytest.approx(1.0) for k in ("style", "content", "feature", "patch"))
+    assert rows["flat.png"]["patch_over_ref"] > 2 and rows["flat.png"]["feature_over_ref"] > 1
+    assert rows["half"]["patch_over_ref"] > 1 and rows["half"]["style_over_ref"] is None
+    assert "flat.png" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no file"):
+        main(parser().parse_args(["judge", str(tmp_path / "none.png")]))
