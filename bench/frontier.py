@@ -63,7 +63,7 @@ import torch
 
 from bench.common import STYLES, add_common, csv, describe, ints, machine, photo_path, split_variant, style_path, write_json
 from bench.frontier_report import TARGET, plot, summarize
-from bench.measure import DISTANCES, PATCH_PARTS, lanczos, measure, meter, painting_floor, reference_path, run_nstpipe, run_pastiche
+from bench.measure import DISTANCES, PATCH_PARTS, lanczos, measure, meter, painting_floor, ratio, reference_path, run_nstpipe, run_pastiche
 from nstpipe.config import EngineConfig, build_settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.engine.stylize import resolve_precision
@@ -182,10 +182,6 @@ def write_config(path: Path, settings: dict[str, Any]) -> Path:
 def run_ours(run: Run, photo: Path, style: Path, out: Path, size: int, device: str, tmp: Path) -> dict[str, Any]:
     config = write_config(tmp / f"{out.stem}.toml", run.config)
     return run_nstpipe(photo, style, out, size, device, ["--preset", run.preset, "--config", str(config)])
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
 
 
 def meets_target(row: dict[str, Any]) -> bool | None:

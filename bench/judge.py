@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import add_common, photo_path, style_path
-from bench.measure import DISTANCES, PATCH_PARTS, lanczos, measure, meter, painting_floor, reference_path
+from bench.measure import DISTANCES, PATCH_PARTS, lanczos, measure, meter, painting_floor, ratio, reference_path
 
 COLUMNS = (*DISTANCES, *PATCH_PARTS)
 
@@ -41,16 +41,8 @@ def judge(args: argparse.Namespace) -> list[dict[str, Any]]:
     named = [("reference", ref)] if ref else []
     named.append(("half", painting_floor(vgg, style)))
     named += [(str(p), measure(vgg, p, photo, style)) for p in args.pictures]
-    rows = []
-    for name, found in named:
-        if found is None:
-            continue
-        row: dict[str, Any] = {"name": name, **{k: found.get(k) for k in COLUMNS}}
-        for key in COLUMNS:
-            mine, theirs = found.get(key), (ref or {}).get(key)
-            row[f"{key}_over_ref"] = mine / theirs if mine is not None and theirs else None
-        rows.append(row)
-    return rows
+    return [{"name": name, **{k: found.get(k) for k in COLUMNS},
+             **{f"{k}_over_ref": ratio(found.get(k), (ref or {}).get(k)) for k in COLUMNS}} for name, found in named]
 
 
 def main(args: argparse.Namespace) -> int:

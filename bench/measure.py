@@ -34,6 +34,11 @@ DISTANCES = ("style", "content", "feature", "patch")
 PATCH_PARTS = {"patch_full": 1.0, "patch_half": 0.5}
 
 
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a over b; None where either is unknown or b is 0."""
+    return None if a is None or not b else a / b
+
+
 def meter() -> VGGFeatures:
     return encoder(STYLE_LAYERS + (CONTENT_LAYER,))
 

@@ -199,7 +199,7 @@ def print_clip(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         print(f"{r['mode']:<6} {number(r['batch'], 'd'):>5} {r['iterations']:>10} {r['iterations_per_frame']:>8} {r['seconds']:>7} "
               f"{r['seconds_per_frame']:>7} {r['first_frame_s']:>6.2f} {r['later_frame_s']:>7.3f} {r['content']:>8.3f} "
               f"{r['style']:>7.3f} {number(r['settling'], '8.2f'):>8} {number(r['source_settling'], '8.2f'):>8} "
-              f"{number(r.get('paired_settling'), '7.2f'):>7}")
+              f"{number(r['paired_settling'], '7.2f'):>7}")
     print(f"{'mode':<6} {'batch':>5} {'gap':>4} {'E_warp':>9} {'footage':>9} {'ratio':>7} {'farneback':>9} {'still':>7}")
     for r in rows:
         for gap, g in r["gaps"].items():

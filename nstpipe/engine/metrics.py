@@ -151,6 +151,17 @@ class FrameMetrics:
     style: float | None  # None without a style image
 
 
+def _settling(values: Sequence[tuple[int, float]]) -> float | None:
+    """The mean of the values of the pairs starting before SETTLING_PAIRS over the median of
+    the later ones; None without both, or where that median is 0."""
+    early = [v for first, v in values if first < SETTLING_PAIRS]
+    later = [v for first, v in values if first >= SETTLING_PAIRS]
+    if not early or not later:
+        return None
+    median = float(np.median(later))
+    return sum(early) / len(early) / median if median > 0 else None
+
+
 @dataclass(frozen=True)
 class VideoMetrics:
     frames: list[FrameMetrics]
@@ -184,11 +195,7 @@ class VideoMetrics:
         ones: above 1, the painting still changes at the start. The same figure ``of`` the
         ``source`` says how much of that is the footage's own motion. None on a clip too
         short to have later pairs."""
-        errors = [getattr(p, of) for p in self.pairs.get(1, [])]
-        if len(errors) <= SETTLING_PAIRS:
-            return None
-        later = float(np.median(errors[SETTLING_PAIRS:]))
-        return sum(errors[:SETTLING_PAIRS]) / SETTLING_PAIRS / later if later > 0 else None
+        return _settling([(p.first, getattr(p, of)) for p in self.pairs.get(1, [])])
 
     def paired_settling(self) -> float | None:
         """:meth:`settling` of each gap-1 pair's E_warp over the footage's own at that pair:
@@ -196,13 +203,7 @@ class VideoMetrics:
         is*. Where the footage moves most at the start, the plain figure counts that motion
         too; this one does not. Pairs whose footage has no E_warp are left out. None on a
         clip too short to have later pairs."""
-        ratios = [(p.first, p.stylized / p.source) for p in self.pairs.get(1, []) if p.source > 0]
-        early = [r for first, r in ratios if first < SETTLING_PAIRS]
-        later = [r for first, r in ratios if first >= SETTLING_PAIRS]
-        if not early or not later:
-            return None
-        median = float(np.median(later))
-        return sum(early) / len(early) / median if median > 0 else None
+        return _settling([(p.first, p.stylized / p.source) for p in self.pairs.get(1, []) if p.source > 0])
 
     def summary(self) -> dict[str, float | int | None]:
         result: dict[str, float | int | None] = {
