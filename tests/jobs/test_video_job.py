@@ -27,11 +27,12 @@ from nstpipe.engine.metrics import frame_warping_error
 from nstpipe.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
-from nstpipe.events import FrameDone, FrameStarted, VideoPlanned
+from nstpipe.events import EventSink, FrameDone, FrameStarted, VideoPlanned
 from nstpipe.jobs import records
 from nstpipe.jobs.chains import chain_groups, run_chunks, stylize_chains
-from nstpipe.jobs.plan import Chunk, plan_chunks
+from nstpipe.jobs.plan import Chunk
 from nstpipe.jobs.records import VideoJob, make_video_job
+from nstpipe.jobs.video_job import FramesSummary, blend_seam
 from nstpipe.media.framestore import FrameStore
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.video import probe, read_frames
@@ -232,10 +233,9 @@ class TwoChains(LocalExecutor):
         return 2
 
 
-def frame_errors(source: Path, stylized: Path, gap: int = 1) -> list[float]:
+def frame_errors(sources: Sequence[np.ndarray], painted: Sequence[np.ndarray], gap: int = 1) -> list[float]:
     """E_warp of each frame against the one ``gap`` before it: element i is frame i + gap's,
     along the flow computed directly between those two source frames."""
-    sources, painted = [f.rgb for f in read_frames(source)], [f.rgb for f in read_frames(stylized)]
     return [frame_warping_error(sources[t], sources[t + gap], painted[t], painted[t + gap]) for t in range(len(painted) - gap)]
 
 
@@ -249,7 +249,17 @@ def test_two_chunks_join_without_a_visible_seam(
     s = settings(size=40, iterations=20, later_iterations=6, tolerance=0.0, temporal_gaps=gaps, video_passes=passes, pass_iterations=6)
     seam, blend = 21, 10
     events: list[object] = []
-    stylize_video(clip, [painting_path], tmp_path / "two.mp4", s, events.append, executor=TwoChains(), keep_frames=True)
+    own: dict[int, np.ndarray] = {}
+
+    def keep_own_frames(job: VideoJob, store: FrameStore, chunk: Chunk, on_event: EventSink) -> FramesSummary:
+        # The second chain's own first frames, before the blend redoes them: the same two
+        # chains cut without the blend, so the step into the seam frame carries the whole
+        # difference between them (painted once, not a second time without the blend).
+        own.update({i: store.read(i) for i in range(chunk.start, chunk.start + chunk.blend)})
+        return blend_seam(job, store, chunk, on_event)
+
+    with mock.patch("nstpipe.jobs.chains.blend_seam", keep_own_frames):
+        stylize_video(clip, [painting_path], tmp_path / "two.mp4", s, events.append, executor=TwoChains(), keep_frames=True)
     manifest = json.loads(next((default_work_dir(tmp_path / "two.mp4")).glob("*/manifest.json")).read_text())
     assert manifest["chunks"] == [[0, 21, 0], [seam, 42, blend]]
     # Each chain, forward then (with a pass back) back from its last frame; then the blend.
@@ -257,12 +267,13 @@ def test_two_chunks_join_without_a_visible_seam(
     if passes == 2:  # a pass back leaves its first frame, the chain's last, as it is
         first, second = first + first[-2::-1], second + second[-2::-1]
     assert started(events) == [*first, *second, *range(seam, seam + blend)]
-    # The same two chains cut without the blend: the step into the seam frame then carries
-    # the whole difference between them.
-    with mock.patch("nstpipe.app.video.plan_chunks", lambda frames, n: plan_chunks(frames, n, blend=0)):
-        stylize_video(clip, [painting_path], tmp_path / "cut.mp4", s, lambda e: None, executor=TwoChains())
+    store = FrameStore(default_work_dir(tmp_path / "two.mp4"), manifest["fingerprint"])
+    sources = [f.rgb for f in read_frames(clip)]
+    painted = [store.read(i) for i in range(42)]
+    assert sorted(own) == [*range(seam, seam + blend)] and not any(np.array_equal(own[i], painted[i]) for i in own)
+    cut_frames = [own.get(i, frame) for i, frame in enumerate(painted)]
     for gap in (1, 5):
-        joined, cut = frame_errors(clip, tmp_path / "two.mp4", gap), frame_errors(clip, tmp_path / "cut.mp4", gap)
+        joined, cut = frame_errors(sources, painted, gap), frame_errors(sources, cut_frames, gap)
         # The pairs that reach into the seam frame or the blend, and the others, past the
         # first chain's own settling (which the settling figure measures).
         across = range(seam - gap, seam + blend)
