@@ -377,3 +377,22 @@ def test_progress_bar_counts_frames_and_images_from_events() -> None:
     bar(JobPlanned(5))
     bar(Skipped(ImageTask(Path("a.png"), PurePath("a.png"), Path("out/a.png"))))
     assert bars.tasks[-1].completed == 1 and bars.tasks[-1].total == 5
+
+
+def test_hold_still_is_the_presets_and_either_flag_overrides_it(tmp_path: Path, painting_path: Path) -> None:
+    """The presets keep the painting where the footage stands still; --hold-still off turns it off,
+    and the setting is part of the video's settings record; a value that is neither is one line."""
+    import json
+
+    from clips import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=2, width=48, height=32, fps=10)
+    held = {}
+    for name, flags in (("preset", ()), ("off", ("--hold-still", "off")), ("on", ("--hold-still", "on"))):
+        out = tmp_path / f"{name}.mp4"
+        result = invoke("video", clip, "--style", painting_path, "-o", out, *FAST, *flags)
+        assert result.exit_code == 0, result.output
+        held[name] = json.loads(out.with_name(out.name + ".settings.json").read_text())["settings"]["hold_still"]
+    assert held == {"preset": True, "off": False, "on": True}
+    result = invoke("video", clip, "--style", painting_path, "-o", tmp_path / "bad.mp4", *FAST, "--hold-still", "sometimes")
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "hold_still" in result.output, result.output

@@ -126,6 +126,9 @@ SHARED: tuple[Flag, ...] = (
     _set("temporal_blend", ("--temporal-blend",), float,
          "After a later frame's iterations, move its pixels this share of the way back toward the earlier frames warped onto it, "
          "where the flow is trusted (flow; 0: off, below 1).", inputs=_VIDEO),
+    _set("hold_still", ("--hold-still",), str,
+         "on, off: where the footage stood still against every --temporal-gaps frame, a later frame keeps the earlier "
+         "painting exactly (flow).", inputs=_VIDEO),
     _set("crf", ("--crf",), int, "H.264 quality, 0 (lossless) to 51; 18 is visually lossless.", inputs=_VIDEO),
     Flag("work_dir", ("--work-dir",), Optional[Path], "Folder for finished frames and the manifest.", shown="OUTPUT.nstpipe-work",
          inputs=_VIDEO),

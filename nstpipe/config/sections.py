@@ -207,6 +207,12 @@ class VideoConfig:
     # iterations leave strokes in still parts of the footage moving a little each frame;
     # this takes back that share of the motion, and the next frame starts from the result.
     temporal_blend: float = 0.0
+    # Where the footage stands still, in place, against every earlier frame that the temporal
+    # loss reads (within the flow's still margin, nstpipe.engine.flow.unchanged_in_place), a
+    # later frame keeps its predecessor's painting exactly (flow only). The temporal loss holds
+    # those pixels only as hard as its weight, and the style terms are global: while something
+    # moves elsewhere in the picture, each frame's iterations repaint a still wall a little.
+    hold_still: bool = False
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 51 worst
 
     def __post_init__(self) -> None:

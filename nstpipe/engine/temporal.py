@@ -33,7 +33,7 @@ import torch
 
 from nstpipe.config import EngineConfig, Settings, VideoConfig
 from nstpipe.engine.device import run_or_split
-from nstpipe.engine.flow import source_motion, warp
+from nstpipe.engine.flow import source_motion, unchanged_in_place, warp
 from nstpipe.engine.painters import PhotoPainter
 from nstpipe.engine.stylize import TemporalTarget
 from nstpipe.engine.tensors import prepare, to_rgb8
@@ -42,10 +42,13 @@ from nstpipe.events import EventSink
 
 @dataclass(frozen=True)
 class FrameStart:
-    """How one frame's optimization begins; both None means "like a photo"."""
+    """How one frame's optimization begins; both None means "like a photo". ``still``,
+    (1, 1, H, W) where given: 1 where the frame keeps its predecessor exactly (see
+    :func:`still_in_place`)."""
 
     init: torch.Tensor | None
     temporal: TemporalTarget | None
+    still: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,14 @@ def frame_start(
     previous_output: np.ndarray | None,
     earlier: Sequence[Earlier] = (),
     hold: str = "recent",
+    keep_still: bool = False,
 ) -> FrameStart:
     """The init and temporal target of a frame; the first frame has no predecessor.
 
     With ``earlier`` frames (flow mode), the target holds each pixel to those frames as
-    ``hold`` says (see :func:`long_term_target`), and the frame starts there.
+    ``hold`` says (see :func:`long_term_target`), and the frame starts there. With
+    ``keep_still`` (flow mode), :func:`still_in_place` says where the frame keeps its
+    predecessor.
     """
     if mode == "none" or previous_output is None:
         return FrameStart(None, None)
@@ -104,11 +110,34 @@ def frame_start(
     # mislead it), at the output size, where the warp is applied; directly between this
     # frame and each earlier one, never chained through the frames between.
     nearest = _warped(source, previous_source, previous)
+    still = still_in_place(source, [previous_source, *(e.source for e in earlier)]) if keep_still else None
     if not earlier:
-        return FrameStart(nearest.warped, nearest)
+        return FrameStart(nearest.warped, nearest, still)
     further = [_warped(source, e.source, prepare(e.output)) for e in sorted(earlier, key=lambda e: e.gap)]
     target = long_term_target([nearest, *further], hold)
-    return FrameStart(target.warped, target)
+    return FrameStart(target.warped, target, still)
+
+
+def still_in_place(source: np.ndarray, earlier_sources: Sequence[np.ndarray]) -> torch.Tensor:
+    """(1, 1, H, W) float: 1 where ``source`` is :func:`unchanged_in_place` against every one
+    of ``earlier_sources``, 0 elsewhere.
+
+    Against every earlier frame, not the predecessor alone: a change too slow to pass the
+    margin from one frame to the next (a light fading) passes it against a frame further
+    back, and there the painting follows it again.
+    """
+    still = torch.ones(source.shape[:2], dtype=torch.bool)
+    for other in earlier_sources:
+        still &= unchanged_in_place(other, source)
+    return still[None, None].float()
+
+
+def kept_still(image: torch.Tensor, previous: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
+    """``image`` with ``previous`` where ``still`` is 1 (see :attr:`VideoConfig.hold_still`);
+    a new tensor, the caller's untouched. Where the footage stood still the flow is zero
+    (nstpipe.engine.flow.still_where_unmoved), so ``previous`` needs no warp."""
+    still = still.to(image.device, image.dtype)
+    return image + still * (previous.to(image.device, image.dtype) - image)
 
 
 def _warped(source: np.ndarray, earlier_source: np.ndarray, earlier_output: torch.Tensor) -> TemporalTarget:
@@ -220,11 +249,14 @@ class FrameStylizer:
         self.again = stylizer.with_config(dataclasses.replace(later, iterations=video.pass_iterations))
         self.blend = video.pass_blend
         self.settle = video.temporal_blend
+        self.keep_still = video.hold_still
         self.init_image: torch.Tensor | None = None  # an --init file, for frames without a predecessor
 
     def start(self, frame: FrameInput) -> FrameStart:
         """Where ``frame`` starts and what holds it (see :func:`frame_start`, :func:`again_start`)."""
-        start = frame_start(self.mode, frame.source, frame.previous_source, frame.previous_output, frame.earlier, self.hold)
+        start = frame_start(
+            self.mode, frame.source, frame.previous_source, frame.previous_output, frame.earlier, self.hold, self.keep_still
+        )
         return start if frame.current is None else again_start(start, frame.current, self.blend)
 
     def stylize(
@@ -283,7 +315,7 @@ class FrameStylizer:
             init = torch.cat([s.init for s in starts if s.init is not None])
             temporal = _stacked([s.temporal for s in starts])
             result = painter.run(content, init=init, callback=callback, temporal=temporal)
-            image = settled(result.image, temporal, self.settle)
+            image = _kept(settled(result.image, temporal, self.settle), frames, starts)
         return [
             StylizedFrame(to_rgb8(image[i : i + 1]), result.item_iterations[i], result.item_losses[i])
             for i in range(len(frames))
@@ -299,6 +331,20 @@ def settled(image: torch.Tensor, temporal: TemporalTarget | None, blend: float) 
     warped = temporal.warped.to(image.device, image.dtype)
     mask = temporal.mask.to(image.device, image.dtype).clamp(0, 1)
     return image + blend * mask * (warped - image)
+
+
+def _kept(image: torch.Tensor, frames: Sequence[FrameInput], starts: Sequence[FrameStart]) -> torch.Tensor:
+    """A batch's frames, each with its predecessor where its start says it stood still."""
+    if all(s.still is None for s in starts):
+        return image
+    parts = []
+    for i, (frame, start) in enumerate(zip(frames, starts)):
+        own = image[i : i + 1]
+        if start.still is None or frame.previous_output is None:
+            parts.append(own)
+        else:
+            parts.append(kept_still(own, prepare(frame.previous_output), start.still))
+    return torch.cat(parts)
 
 
 def first_budget(config: EngineConfig, video: VideoConfig) -> EngineConfig:

@@ -77,7 +77,7 @@ SPEC = ModeSpec(
              "Grow what this picture shows: climb the match to its features rather than the raw activations.", shown="none"),
         "workers", "address", "verbose", "batch", "retry_failed",
         "temporal", "later_iterations", "first_budget", "temporal_weight", "temporal_gaps", "temporal_hold", "passes", "pass_iterations",
-        "pass_blend", "temporal_blend", "crf", "work_dir", "frames",
+        "pass_blend", "temporal_blend", "hold_still", "crf", "work_dir", "frames",
         "keep_frames",
     ),
     painter=painter,

@@ -62,7 +62,7 @@ SPEC = ModeSpec(
         "pooling", "weights", "scales", "content_layer", "style_layers", "max_pixels", "max_size", "max_memory",
         "workers", "address", "verbose", "batch", "retry_failed",
         "temporal", "later_iterations", "first_budget", "temporal_weight", "temporal_gaps", "temporal_hold", "passes", "pass_iterations",
-        "pass_blend", "temporal_blend", "crf", "work_dir", "frames",
+        "pass_blend", "temporal_blend", "hold_still", "crf", "work_dir", "frames",
         "keep_frames",
     ),
     painter=painter,

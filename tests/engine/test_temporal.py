@@ -389,3 +389,59 @@ def test_a_later_frame_ends_blend_of_the_way_back_toward_its_start(blend: float)
     painted_moved = (free.image - start.init).abs()[0].mean(0)[trusted > 0.99].mean().item()
     assert painted_moved > 0.03  # the iterations did move the frame
     assert moved == pytest.approx((1 - blend) * painted_moved, rel=0.15)
+
+
+def half_moved() -> tuple[np.ndarray, np.ndarray]:
+    """Two frames whose left half is the same picture and whose right half moved SHIFT px."""
+    before, after = frames()
+    still = to_rgb8(smooth_image(H, W, phase=0.7) * 0.5 + stripes_image(H, W, period=3) * 0.5)
+    half = W // 2
+    before, after = before.copy(), after.copy()
+    before[:, :half], after[:, :half] = still[:, :half], still[:, :half]
+    return before, after
+
+
+def test_still_in_place_is_where_every_earlier_frame_agrees_in_place() -> None:
+    from nstpipe.engine.temporal import still_in_place
+
+    before, after = half_moved()
+    still = still_in_place(after, [before])[0, 0]
+    assert still.shape == (H, W) and set(still.unique().tolist()) <= {0.0, 1.0}
+    half = W // 2
+    assert still[:, : half - 4].min() == 1  # the left half stands still
+    assert still[:, half + 4 :].max() == 0  # the right half moved
+    # A frame further back that differs on the left releases it there: a slow change
+    # that passes the margin only against the frames further back is followed again.
+    further = before.copy()
+    further[:, : half // 2] = 255 - further[:, : half // 2]
+    both = still_in_place(after, [before, further])[0, 0]
+    assert both[:, : half // 2 - 4].max() == 0 and both[:, half // 2 + 4 : half - 4].min() == 1
+    assert still_in_place(after, [])[0, 0].min() == 1
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_hold_still_keeps_the_predecessor_exactly_where_the_footage_stood_still(hold: bool) -> None:
+    """With ``hold_still`` a later frame equals its predecessor where the footage stood
+    still, and is painted as before where it moved; without it, the iterations move the
+    still pixels too (a light temporal weight, so that they do)."""
+    from nstpipe.engine.temporal import still_in_place
+
+    before, after = half_moved()
+    previous = painted()
+    base = budget_settings("flow")
+    settings = dataclasses.replace(
+        base, engine=dataclasses.replace(base.engine, temporal_weight=1.0),
+        video=VideoConfig(temporal="flow", later_iterations=5, temporal_gaps=(1,), hold_still=hold),
+    )
+    stylizer = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), settings)
+    result = stylizer.stylize(after, before, previous).rgb.astype(int)
+    still = still_in_place(after, [before])[0, 0].numpy() > 0
+    assert still.mean() > 0.3 and (~still).mean() > 0.3
+    change = np.abs(result - previous.astype(int)).max(axis=2)
+    free = dataclasses.replace(settings, video=dataclasses.replace(settings.video, hold_still=False))
+    unheld = FrameStylizer(Stylizer(TinyEncoder(), [stripes_image(16, 16)], settings.engine), free).stylize(after, before, previous)
+    if hold:
+        assert change[still].max() == 0
+        assert np.array_equal(result[~still], unheld.rgb.astype(int)[~still])  # the rest is painted as before
+    else:
+        assert np.abs(change[still]).mean() > 2  # the iterations moved the still pixels
