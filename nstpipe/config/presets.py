@@ -128,4 +128,5 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"setting {key!r}: cannot use {value!r}", key) from None
+        expected = ": on or off (true or false)" if isinstance(default, bool) else ""
+        raise ConfigError(f"setting {key!r}: cannot use {value!r}{expected}", key) from None
