@@ -379,7 +379,7 @@ def test_progress_bar_counts_frames_and_images_from_events() -> None:
     assert bars.tasks[-1].completed == 1 and bars.tasks[-1].total == 5
 
 
-def test_hold_still_is_the_presets_and_either_flag_overrides_it(tmp_path: Path, painting_path: Path) -> None:
+def test_hold_still_is_the_presets_and_the_flag_overrides_it(tmp_path: Path, painting_path: Path) -> None:
     """The presets keep the painting where the footage stands still; --hold-still off turns it off,
     and the setting is part of the video's settings record; a value that is neither is one line."""
     import json

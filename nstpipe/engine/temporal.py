@@ -132,14 +132,6 @@ def still_in_place(source: np.ndarray, earlier_sources: Sequence[np.ndarray]) ->
     return still[None, None].float()
 
 
-def kept_still(image: torch.Tensor, previous: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
-    """``image`` with ``previous`` where ``still`` is 1 (see :attr:`VideoConfig.hold_still`);
-    a new tensor, the caller's untouched. Where the footage stood still the flow is zero
-    (nstpipe.engine.flow.still_where_unmoved), so ``previous`` needs no warp."""
-    still = still.to(image.device, image.dtype)
-    return image + still * (previous.to(image.device, image.dtype) - image)
-
-
 def _warped(source: np.ndarray, earlier_source: np.ndarray, earlier_output: torch.Tensor) -> TemporalTarget:
     """An earlier output warped onto ``source`` along the source frames' flow, with its mask."""
     backward, mask = source_motion(earlier_source, source)
@@ -334,16 +326,20 @@ def settled(image: torch.Tensor, temporal: TemporalTarget | None, blend: float) 
 
 
 def _kept(image: torch.Tensor, frames: Sequence[FrameInput], starts: Sequence[FrameStart]) -> torch.Tensor:
-    """A batch's frames, each with its predecessor where its start says it stood still."""
+    """A batch's frames, each wholly its predecessor where its start says the footage stood
+    still (see :attr:`VideoConfig.hold_still`): :func:`settled` all the way, with the
+    predecessor unwarped as the target, since the flow is zero there
+    (nstpipe.engine.flow.still_where_unmoved)."""
     if all(s.still is None for s in starts):
         return image
     parts = []
     for i, (frame, start) in enumerate(zip(frames, starts)):
         own = image[i : i + 1]
-        if start.still is None or frame.previous_output is None:
+        if start.still is None:
             parts.append(own)
-        else:
-            parts.append(kept_still(own, prepare(frame.previous_output), start.still))
+            continue
+        assert frame.previous_output is not None  # a still mask comes only with a predecessor
+        parts.append(settled(own, TemporalTarget(warped=prepare(frame.previous_output), mask=start.still), 1.0))
     return torch.cat(parts)
 
 
