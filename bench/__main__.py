@@ -21,6 +21,7 @@ from bench import (
     modes,
     scaling,
     schedule,
+    settling,
     sheet,
     texture,
     tiles,
@@ -46,6 +47,7 @@ COMMANDS: dict[str, ModuleType] = {
     "sheet": sheet,
     "tiles": tiles,
     "judge": judge,
+    "settling": settling,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.__main__ import COMMANDS, parser
@@ -23,7 +24,7 @@ def test_every_subcommand_module_is_registered_with_its_help() -> None:
         assert (module.__doc__ or "").strip(), f"bench {name} has no docstring for its help"
 
 
-@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in ("sheet", "judge")])  # these two need files
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in ("sheet", "judge", "settling")])  # these need files
 def test_each_subcommand_parses_its_defaults(name: str) -> None:
     args = parser().parse_args([name])
     assert args.subcommand == name
@@ -169,3 +170,39 @@ def test_judge_gives_each_pictures_distances_over_the_references(
     assert next(line for line in table if "mine.png" in line).split()[1:] == ["0.500", "0.250", "0.500", "0.500", "0.500", "1.000"]
     with pytest.raises(SystemExit, match="no file"):
         judge.main(parser().parse_args(["judge", str(tmp_path / "none.png")]))
+
+
+def test_settling_splits_the_metrics_figure_by_what_the_footage_did(tmp_path: Path, tiny_encoder) -> None:
+    """On a clip and a painting of it that flickers over its first frames: the split's whole
+    figure is the metrics' own settling figure, its parts add up to each pair's E_warp, and
+    a clip too short for the figure gives one line."""
+    import json
+
+    from PIL import Image
+
+    from bench import settling
+    from clips import make_clip
+    from nstpipe.engine.metrics import PARTS, video_metrics
+    from nstpipe.media.framestore import FRAME_NAME
+    from nstpipe.media.video import read_frames
+
+    clip = make_clip(tmp_path / "clip.mp4", n_frames=16, width=64, height=48)
+    source = [f.rgb for f in read_frames(clip)]
+    painted = [np.clip(f.astype(int) + (12 * (-1) ** t if t < 8 else 0), 0, 255).astype(np.uint8)
+               for t, f in enumerate(source)]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(painted):
+        Image.fromarray(frame).save(folder / FRAME_NAME.format(t))
+    args = parser().parse_args(["settling", str(clip), str(folder), "--out", str(tmp_path / "out")])
+    assert settling.main(args) == 0
+    record = json.loads((tmp_path / "out" / "settling.json").read_text())
+    expected = video_metrics(tiny_encoder, source, painted, style_layers=("relu1_1",), content_layer="relu2_1")
+    assert record["parts"]["stylized"]["all"]["settling"] == pytest.approx(expected.settling(), rel=1e-5)
+    assert record["parts"]["source"]["all"]["settling"] == pytest.approx(expected.settling("source"), rel=1e-5)
+    assert record["parts"]["stylized"]["all"]["settling"] > 5  # the flicker of the first frames
+    for pair, measured in zip(record["pairs"], expected.pairs[1]):
+        assert sum(pair["stylized"][p] for p in PARTS) == pytest.approx(measured.stylized, rel=1e-5, abs=1e-12)
+    short = make_clip(tmp_path / "short.mp4", n_frames=8)
+    with pytest.raises(SystemExit, match="frame pairs"):
+        settling.main(parser().parse_args(["settling", str(short), str(short)]))

@@ -23,7 +23,7 @@ from nstpipe.media.video import probe, read_frames
 from nstpipe.media.writer import atomic_write_json
 from nstpipe.modes.model import read_image
 
-__all__ = ["measure_video", "metrics_record", "parse_gaps"]
+__all__ = ["measure_video", "metrics_record", "painted_frames", "parse_gaps"]
 
 
 def measure_video(
@@ -67,7 +67,7 @@ def _measure(
     source: Path, stylized: Path, style: Path | None, settings: Settings, report: EventSink, gaps: Sequence[int]
 ) -> VideoMetrics:
     source_info = probe(source)
-    frames, (width, height), painted = _stylized(stylized)
+    frames, (width, height), painted = painted_frames(stylized)
     style_image = read_image(style) if style is not None else None
     if frames > source_info.frame_count:
         raise InputError(stylized, f"has {frames} frames, the source only {source_info.frame_count}")
@@ -90,7 +90,7 @@ def _measure(
         raise InputError(stylized, "the frames of the two videos could not all be decoded (corrupt?)") from None
 
 
-def _stylized(stylized: Path) -> tuple[int, tuple[int, int], Iterator[np.ndarray]]:
+def painted_frames(stylized: Path) -> tuple[int, tuple[int, int], Iterator[np.ndarray]]:
     """The painted frames' count, (width, height) and pixels: a video, or a folder of the
     frames before encoding (what ``--keep-frames`` leaves), which tells the painting's
     own steadiness from what the encoder adds."""

@@ -67,7 +67,7 @@ def still_where_unmoved(
     the scene had. Where the frames' difference is more than noise, DIS's flow wins.
     """
     a, b = prepare(source), prepare(target)
-    keep = _neighbourhood_change(a, b) > _neighbourhood_change(a, warp(b, flow)) + margin
+    keep = neighbourhood_change(a, b) > neighbourhood_change(a, warp(b, flow)) + margin
     return flow * keep[0, 0, ..., None]
 
 
@@ -75,10 +75,10 @@ def unchanged_in_place(earlier: np.ndarray, later: np.ndarray, margin: float = S
     """(H, W) bool: where the two frames agree in place, with no motion at all, within
     ``margin`` over the :data:`STILL_WINDOW`-pixel neighbourhood: the footage's grain and
     nothing more. There both flows are held still (:func:`still_where_unmoved`)."""
-    return _neighbourhood_change(prepare(earlier), prepare(later))[0, 0] <= margin
+    return neighbourhood_change(prepare(earlier), prepare(later))[0, 0] <= margin
 
 
-def _neighbourhood_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def neighbourhood_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(1, 1, H, W): the squared RGB difference of two (1, 3, H, W) pictures, summed over the
     channels and averaged over each pixel's :data:`STILL_WINDOW` neighbourhood."""
     change = (a - b).pow(2).sum(1, keepdim=True)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from nstpipe.engine.features import Encoder
-from nstpipe.engine.flow import farneback_flow, source_motion, warp
+from nstpipe.engine.flow import STILL_MARGIN, farneback_flow, neighbourhood_change, source_motion, warp
 from nstpipe.engine.losses import content_loss, gram, style_loss
 from nstpipe.engine.resize import fit_long_side, resize, resize_long_side
 from nstpipe.engine.tensors import prepare, to_rgb8
@@ -96,14 +96,64 @@ def still_change(
     """Mean squared change (summed over RGB, colours in [0, 1]) of the stylized frames and of
     the source, pixel by pixel in place, where the source stood still; (0, 0) where it
     nowhere did. No flow: what a viewer sees as a wall repainting itself."""
-    moved = (prepare(source_now) - prepare(source_then)).abs().amax(1, keepdim=True)
-    reach = 2 * STILL_REACH + 1
-    still = F.max_pool2d(moved, reach, stride=1, padding=STILL_REACH)[0, 0] < STILL_LEVELS / 255
+    still = still_pixels(source_then, source_now)
     if not still.any():
         return 0.0, 0.0
     pairs = ((out_then, out_now), (source_then, source_now))
     painted, source = ((prepare(now) - prepare(then)).pow(2).sum(1)[0][still].mean() for then, now in pairs)
     return float(painted), float(source)
+
+
+def still_pixels(source_then: np.ndarray, source_now: np.ndarray) -> torch.Tensor:
+    """(H, W) bool: where no channel of any pixel within STILL_REACH changed by STILL_LEVELS
+    or more between the two frames; the pixels that :func:`still_change` judges."""
+    moved = (prepare(source_now) - prepare(source_then)).abs().amax(1, keepdim=True)
+    reach = 2 * STILL_REACH + 1
+    return F.max_pool2d(moved, reach, stride=1, padding=STILL_REACH)[0, 0] < STILL_LEVELS / 255
+
+
+# The kinds of trusted pixel that :func:`warping_error_parts` splits a pair's E_warp over.
+PARTS = ("still", "followed", "changed")
+
+
+@dataclass(frozen=True)
+class PairParts:
+    """One pair's E_warp split over :data:`PARTS`: per part, its share of the trusted pixels
+    and the painted clip's and the footage's E_warp summed there over all trusted pixels, so
+    that a clip's parts add up to its :func:`masked_warping_error`."""
+
+    share: Mapping[str, float]
+    stylized: Mapping[str, float]
+    source: Mapping[str, float]
+
+
+def warping_error_parts(
+    source_then: np.ndarray, source_now: np.ndarray, out_then: np.ndarray, out_now: np.ndarray, margin: float = STILL_MARGIN
+) -> PairParts:
+    """A pair's E_warp (the metrics' flow and mask) split by what the footage did at each
+    trusted pixel: ``still``, the still judge's pixels (:func:`still_pixels`); ``followed``,
+    moved, where the flow carries the footage within ``margin`` (its own warp residual over
+    the flow's 7x7 neighbourhood, as :func:`nstpipe.engine.flow.unchanged_in_place` reads
+    stillness); ``changed``, moved, where the footage changes beyond what the flow carries
+    (shading, a turning or deforming hand, motion blur), which a painting that follows the
+    footage must repaint. Tells a clip's own motion from a painting that moves by itself."""
+    backward, mask = source_motion(source_then, source_now)
+    src_then, src_now = prepare(source_then), prepare(source_now)
+    footage_residual = (src_now - warp(src_then, backward)).pow(2).sum(1)[0]
+    followed = neighbourhood_change(src_now, warp(src_then, backward))[0, 0] <= margin
+    still = still_pixels(source_then, source_now)
+    kinds = {"still": still, "followed": ~still & followed, "changed": ~still & ~followed}
+    painted = (prepare(out_now) - warp(prepare(out_then), backward)).pow(2).sum(1)[0]
+    trusted = float(mask.sum())
+    if trusted == 0:
+        zero = {part: 0.0 for part in PARTS}
+        return PairParts(zero, zero, zero)
+
+    def part_sums(error: torch.Tensor) -> dict[str, float]:
+        return {part: float((mask * error * kinds[part]).sum()) / trusted for part in PARTS}
+
+    share = {part: float((mask * kinds[part]).sum()) / trusted for part in PARTS}
+    return PairParts(share, part_sums(painted), part_sums(footage_residual))
 
 
 # The settling figure compares the first SETTLING_PAIRS gap-1 pairs with the rest.

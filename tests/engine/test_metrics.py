@@ -64,6 +64,52 @@ def test_still_change_counts_only_where_the_source_stood_still() -> None:
     assert still_change(src0, pan(src0, 4), out0, brighter) == (0.0, 0.0)  # nothing stood still
 
 
+def _three_kinds() -> tuple[np.ndarray, np.ndarray, slice, slice, slice]:
+    """Two frames: the left columns pan 3 px (the flow carries them), a band in the middle
+    brightens by 40 levels where it stands (it changes beyond any motion), the right columns
+    stand still; with the columns of each."""
+    src0 = scene(7)
+    src1 = src0.copy()
+    moving, band, still = slice(0, 24), slice(30, 38), slice(44, W)
+    src1[:, moving] = pan(src0, 3)[:, moving]
+    src1[:, band] = np.clip(src0[:, band].astype(int) + 40, 0, 255).astype(np.uint8)
+    return src0, src1, moving, band, still
+
+
+def test_warping_error_parts_add_up_to_the_pairs_e_warp() -> None:
+    from nstpipe.engine.flow import source_motion
+    from nstpipe.engine.metrics import PARTS, masked_warping_error, warping_error_parts
+
+    src0, src1, *_ = _three_kinds()
+    out0, out1 = scene(8), scene(9)
+    parts = warping_error_parts(src0, src1, out0, out1)
+    motion = source_motion(src0, src1)
+    assert sum(parts.stylized[p] for p in PARTS) == pytest.approx(masked_warping_error(motion, out0, out1), rel=1e-5)
+    assert sum(parts.source[p] for p in PARTS) == pytest.approx(masked_warping_error(motion, src0, src1), rel=1e-5)
+    assert sum(parts.share.values()) == pytest.approx(1.0, rel=1e-6)
+    assert all(parts.share[p] > 0.05 for p in PARTS)
+
+
+def test_warping_error_parts_put_a_change_where_the_footage_did_it() -> None:
+    from nstpipe.engine.metrics import warping_error_parts
+
+    src0, src1, moving, band, still = _three_kinds()
+    out0 = np.full((H, W, 3), 100, np.uint8)
+
+    def changed_at(columns: slice) -> dict[str, float]:
+        out1 = out0.copy()
+        out1[8:-8, columns] = 130
+        return dict(warping_error_parts(src0, src1, out0, out1).stylized)
+
+    on_still, on_band = changed_at(still), changed_at(band)
+    assert on_still["still"] > 1e-3 and on_still["followed"] + on_still["changed"] < 1e-9
+    assert on_band["changed"] > 1e-3 and on_band["still"] < 1e-9
+    assert on_band["changed"] > 10 * on_band["followed"]
+    # The footage's own error lies where it changed beyond its motion, not where it panned.
+    footage = warping_error_parts(src0, src1, out0, out0).source
+    assert footage["changed"] > 10 * (footage["followed"] + footage["still"])
+
+
 def test_source_at_matches_the_pipelines_resize_and_crop() -> None:
     from nstpipe.engine.metrics import source_at
     from nstpipe.engine.tensors import prepare, to_rgb8
