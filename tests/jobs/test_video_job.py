@@ -431,6 +431,28 @@ def gap_errors(clip: Path, painted: Sequence[np.ndarray], gap: int) -> list[floa
     return [frame_warping_error(sources[t], sources[t + gap], painted[t], painted[t + gap]) for t in range(len(painted) - gap)]
 
 
+def test_a_chain_that_keeps_its_still_pixels_resumed_midway_paints_what_an_unbroken_one_paints(
+    tmp_path: Path, photo_path: Path
+) -> None:
+    """With ``hold_still`` a frame keeps its predecessor where the footage stood still
+    against every frame the temporal loss reads; after a stop those frames' sources come
+    back from the clip and their paintings from the store. A red half that stands still
+    above a bar that moves."""
+    clip = make_clip(tmp_path / "bar.mp4", n_frames=12, width=48, height=32)
+    held = VideoConfig(later_iterations=3, temporal_gaps=(1, 2, 4), hold_still=True)
+    unbroken = tiny_frames(tmp_path, clip, photo_path, held, [Chunk(0, 12)])
+    resumed = tiny_frames(tmp_path, clip, photo_path, held, [Chunk(0, 12)], stop=7)
+    for index, (a, b) in enumerate(zip(unbroken, resumed)):
+        assert np.array_equal(a, b), index
+    # The hold changes the frames after the stop: the check above would see it left out.
+    free = tiny_frames(tmp_path, clip, photo_path, dataclasses.replace(held, hold_still=False), [Chunk(0, 12)])
+    assert any(not np.array_equal(a, b) for a, b in zip(unbroken[7:], free[7:]))
+    # The top rows, whose neighbourhoods the bar never reaches, keep the predecessor's
+    # painting in every held frame; without the hold the iterations move them.
+    assert all(np.array_equal(unbroken[t][:5], unbroken[t - 1][:5]) for t in range(1, 12))
+    assert any(not np.array_equal(free[t][:5], free[t - 1][:5]) for t in range(1, 12))
+
+
 def test_a_pass_back_steadies_the_chain_and_resumes_where_it_stopped(tmp_path: Path, photo_path: Path) -> None:
     """The second pass walks back from the chain's settled last frame: the frame-to-frame
     and the 5-apart warping error fall. Stopped in the pass back, the run resumes there
