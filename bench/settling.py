@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 from bench.common import add_common, json_path, write_json
 from nstpipe.app.metrics import painted_frames
-from nstpipe.engine.metrics import PARTS, SETTLING_PAIRS, PairParts, source_at, warping_error_parts
+from nstpipe.engine.metrics import PARTS, SETTLING_PAIRS, PairParts, settling_figure, source_at, warping_error_parts
+from nstpipe.errors import InputError
 from nstpipe.media.video import read_frames
 
 
@@ -57,9 +58,8 @@ def halves(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def settling(values: Sequence[float]) -> float | None:
-    """The settling figure of per-pair values, as ``nstpipe metrics`` computes it."""
-    early, later = halves(values)
-    return early / later if early is not None and later else None
+    """The settling figure of gap-1 pairs' values, in order from the first pair."""
+    return settling_figure(list(enumerate(values)))
 
 
 def report(pairs: list[PairParts]) -> dict[str, Any]:
@@ -90,7 +90,12 @@ def main(args: argparse.Namespace) -> int:
     for path in (args.source, args.painted):
         if not path.exists():
             raise SystemExit(f"bench settling: no file {path}")
-    pairs = split(args.source, args.painted)
+    try:
+        pairs = split(args.source, args.painted)
+    except InputError as exc:
+        raise SystemExit(f"bench settling: {exc}") from None
+    except ValueError:  # zip(strict=True): the two ran out at different frames
+        raise SystemExit(f"bench settling: {args.painted}: not as many frames as {args.source} has decoded") from None
     if len(pairs) <= SETTLING_PAIRS:
         raise SystemExit(f"bench settling: {args.painted}: {len(pairs)} frame pairs; the figure needs more than {SETTLING_PAIRS}")
     rows = report(pairs)

@@ -201,7 +201,7 @@ class FrameMetrics:
     style: float | None  # None without a style image
 
 
-def _settling(values: Sequence[tuple[int, float]]) -> float | None:
+def settling_figure(values: Sequence[tuple[int, float]]) -> float | None:
     """The mean of the values of the pairs starting before SETTLING_PAIRS over the median of
     the later ones; None without both, or where that median is 0."""
     early = [v for first, v in values if first < SETTLING_PAIRS]
@@ -245,7 +245,7 @@ class VideoMetrics:
         ones: above 1, the painting still changes at the start. The same figure ``of`` the
         ``source`` says how much of that is the footage's own motion. None on a clip too
         short to have later pairs."""
-        return _settling([(p.first, getattr(p, of)) for p in self.pairs.get(1, [])])
+        return settling_figure([(p.first, getattr(p, of)) for p in self.pairs.get(1, [])])
 
     def paired_settling(self) -> float | None:
         """:meth:`settling` of each gap-1 pair's E_warp over the footage's own at that pair:
@@ -253,7 +253,7 @@ class VideoMetrics:
         is*. Where the footage moves most at the start, the plain figure counts that motion
         too; this one does not. Pairs whose footage has no E_warp are left out. None on a
         clip too short to have later pairs."""
-        return _settling([(p.first, p.stylized / p.source) for p in self.pairs.get(1, []) if p.source > 0])
+        return settling_figure([(p.first, p.stylized / p.source) for p in self.pairs.get(1, []) if p.source > 0])
 
     def summary(self) -> dict[str, float | int | None]:
         result: dict[str, float | int | None] = {
