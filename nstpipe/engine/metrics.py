@@ -79,9 +79,14 @@ def frame_warping_error(
 def masked_warping_error(motion: tuple[torch.Tensor, torch.Tensor], earlier: np.ndarray, later: np.ndarray) -> float:
     """E_warp of ``later`` against ``earlier`` along a :func:`source_motion`; 0 when nothing is trusted."""
     backward, mask = motion
-    diff = (prepare(later) - warp(prepare(earlier), backward)).pow(2).sum(1)[0]
+    diff = _residual(warp(prepare(earlier), backward), prepare(later))
     trusted = float(mask.sum())
     return float((mask * diff).sum()) / trusted if trusted > 0 else 0.0
+
+
+def _residual(warped: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
+    """(H, W): the squared RGB difference of a frame and its predecessor warped onto it."""
+    return (later - warped).pow(2).sum(1)[0]
 
 
 # Still, for :func:`still_change`: no channel of any pixel within STILL_REACH moved by
@@ -138,16 +143,16 @@ def warping_error_parts(
     (shading, a turning or deforming hand, motion blur), which a painting that follows the
     footage must repaint. Tells a clip's own motion from a painting that moves by itself."""
     backward, mask = source_motion(source_then, source_now)
-    src_then, src_now = prepare(source_then), prepare(source_now)
-    footage_residual = (src_now - warp(src_then, backward)).pow(2).sum(1)[0]
-    followed = neighbourhood_change(src_now, warp(src_then, backward))[0, 0] <= margin
-    still = still_pixels(source_then, source_now)
-    kinds = {"still": still, "followed": ~still & followed, "changed": ~still & ~followed}
-    painted = (prepare(out_now) - warp(prepare(out_then), backward)).pow(2).sum(1)[0]
     trusted = float(mask.sum())
     if trusted == 0:
         zero = {part: 0.0 for part in PARTS}
         return PairParts(zero, zero, zero)
+    src_now, src_warped = prepare(source_now), warp(prepare(source_then), backward)
+    followed = neighbourhood_change(src_now, src_warped)[0, 0] <= margin
+    still = still_pixels(source_then, source_now)
+    kinds = {"still": still, "followed": ~still & followed, "changed": ~still & ~followed}
+    footage_residual = _residual(src_warped, src_now)
+    painted = _residual(warp(prepare(out_then), backward), prepare(out_now))
 
     def part_sums(error: torch.Tensor) -> dict[str, float]:
         return {part: float((mask * error * kinds[part]).sum()) / trusted for part in PARTS}
