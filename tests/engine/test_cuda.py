@@ -108,7 +108,8 @@ def test_the_compiled_pass_gives_the_eager_loss(vgg_weights: VGGWeights, picture
     photo, painting, between = pictures
     eager = loss_and_gradient(stylizer_on(CUDA, vgg_weights, painting, precision="bf16"), photo, between)
     compiled_stylizer = stylizer_on(CUDA, vgg_weights, painting, precision="bf16", compile=True)
-    assert compiled_stylizer.features.encoder is not compiled_stylizer.encoder
+    # torch.compile's module keeps the one it compiled: without it, both passes are eager.
+    assert hasattr(compiled_stylizer.features.encoder, "_orig_mod")
     compiled = loss_and_gradient(compiled_stylizer, photo, between)
     assert relative(compiled[0], eager[0]) < 0.01 and cosine(compiled[1], eager[1]) > 0.98
 

@@ -109,7 +109,10 @@ def test_a_tileable_texture_reads_the_paintings_edge_padded_and_not_wrapped() ->
         assert not torch.allclose(tileable[layer], wrapped[layer], atol=1e-4)
 
 
-def test_circular_padding_changes_only_the_edge_features() -> None:
+def test_the_stand_in_encoder_wraps_as_the_network_does() -> None:
+    """The stand-in that the tileable tests use pads circularly as the network's wrapped copy
+    does (that one: test_the_vgg_copy_wraps_and_the_network_stays_as_it_was): only the edge
+    features change, and a rolled picture has rolled features."""
     encoder = TinyEncoder()
     picture = smooth_image(16, 16)
     plain, wrapped = encoder(picture)["relu1_1"], encoder.wrapped()(picture)["relu1_1"]

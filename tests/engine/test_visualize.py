@@ -11,6 +11,7 @@ import torch
 
 from helpers import TinyEncoder, tiny_engine
 from nstpipe.config import EngineConfig
+from nstpipe.engine.losses import tv_loss
 from nstpipe.engine.modes import visualize
 from nstpipe.engine.objective import Objective
 from nstpipe.engine.terms import ChannelTerm, Pictures, RangePull, TotalVariation
@@ -95,7 +96,8 @@ def test_the_jitter_is_seeded_and_leaves_the_input_alone() -> None:
     assert not all(torch.equal(a, b) for a, b in zip(draws[0], draws[2]))
     assert torch.equal(x, before)
     rolled = Jitter(3, seed=7)(x)
-    shifts = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)]
+    # No shift of (0, 0): a jitter that never moves the picture fails here.
+    shifts = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if (dy, dx) != (0, 0)]
     assert any(torch.equal(rolled, torch.roll(x, shift, (-2, -1))) for shift in shifts)  # moved, not resampled
 
 
@@ -114,6 +116,10 @@ def test_the_encoder_sees_the_jittered_picture_and_the_pixel_terms_the_picture()
         return TinyEncoder()(x)
 
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    objective = Objective(encoder, [(ChannelTerm("relu1_1", (0,)), torch.tensor([0]))], Jitter(2, seed=5))
-    objective.losses(x)
+    channel = (ChannelTerm("relu1_1", (0,)), torch.tensor([0]))
+    together = Objective(encoder, [channel, (TotalVariation(1.0), None)], Jitter(2, seed=5)).losses(x)
     assert not torch.equal(seen[0], x) and torch.equal(seen[0], Jitter(2, seed=5)(x))
+    # The same draw without the smoothness term: what is left is that term, of the picture unmoved.
+    smoothness = together - Objective(encoder, [channel], Jitter(2, seed=5)).losses(x)
+    assert torch.allclose(smoothness, tv_loss(x), rtol=1e-5)
+    assert not torch.allclose(smoothness, tv_loss(Jitter(2, seed=5)(x)), rtol=1e-3)
