@@ -24,7 +24,7 @@ from nstpipe.engine.targets import StyleTargets, feature_moments
 from nstpipe.engine.terms import TemporalTarget
 from nstpipe.engine.tiled import TiledObjective
 from nstpipe.engine.tiledread import assemble, read_tile, sums
-from nstpipe.engine.tiles import halo, layer_stride, margin, tiles
+from nstpipe.engine.tiles import Span, halo, layer_stride, margin, tiles
 from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.errors import ConfigError, NstpipeError
 from nstpipe.modes.model import read_image
@@ -76,10 +76,10 @@ def test_tiles_partition_the_picture_on_the_stride() -> None:
     # Each tile reads its interior and the 80 px halo around it, cut at the picture's edges;
     # some crops start and some end inside the picture, so both cuts and the halo are seen.
     for axis, length in (("rows", 120), ("cols", 200)):
-        spans = {getattr(t, axis) for t in grid}
-        assert all(s.low == max(0, s.start - 80) and s.high == min(length, s.stop + 80) for s in spans)
-    cols = {t.cols for t in grid}
-    assert any(s.low > 0 for s in cols) and any(s.high < 200 for s in cols)
+        crops: set[Span] = {getattr(t, axis) for t in grid}
+        assert all(s.low == max(0, s.start - 80) and s.high == min(length, s.stop + 80) for s in crops)
+    col_crops = {t.cols for t in grid}
+    assert any(s.low > 0 for s in col_crops) and any(s.high < 200 for s in col_crops)
 
 
 @pytest.mark.parametrize("style_loss", ["gram", "sliced", "meancov"])
