@@ -37,14 +37,21 @@ def test_no_script_edits_sys_path() -> None:
     assert offenders == []
 
 
-def test_the_versus_part_times_two_tiled_passes_against_each_other() -> None:
+def test_the_versus_part_times_two_tiled_passes_against_each_other(tmp_path: Path) -> None:
     from bench import tiles
 
-    against = ["--against", str(ROOT / "nstpipe" / "engine" / "tiled.py")]
-    args = parser().parse_args(["tiles", "--parts", "versus", "--speed-size", "64", "--rounds", "2", "--device", "cpu", *against])
-    (row,) = tiles.versus(args)
+    ours = ROOT / "nstpipe" / "engine" / "tiled.py"
+    # Another tiled pass, whose gradient is twice ours: the part must read the file it is given.
+    doubled = tmp_path / "tiled.py"
+    doubled.write_text(ours.read_text() + "\n\n_Ours = TiledObjective\n\n\nclass TiledObjective(_Ours):  # type: ignore[no-redef]\n"
+                       "    def losses_and_grad(self, x):  # type: ignore[no-untyped-def]\n"
+                       "        losses, grad = super().losses_and_grad(x)\n        return losses, 2 * grad\n")
+    options = ["tiles", "--parts", "versus", "--speed-size", "64", "--rounds", "2", "--device", "cpu", "--against"]
+    (row,) = tiles.versus(parser().parse_args([*options, str(ours)]))
     assert row["tiles"] == 4 and row["rounds"] == 2
     assert row["gradient_difference"] < 1e-6  # the same file: the same gradient
+    (other,) = tiles.versus(parser().parse_args([*options, str(doubled)]))
+    assert other["gradient_difference"] == pytest.approx(0.5, rel=1e-4)
     assert all(len(each) == 2 and min(each) > 0 for each in row["each"].values())
     with pytest.raises(SystemExit, match="--against"):
         tiles.versus(parser().parse_args(["tiles", "--parts", "versus"]))
