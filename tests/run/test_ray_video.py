@@ -33,7 +33,7 @@ def stand_in(log: Path, attempts: int = 1, poison: int = -1) -> Any:
     """A Ray actor class with :class:`VideoActor`'s methods: each call writes a line to
     ``log`` as it starts and as it ends, and reports its frames as painted; a chain that
     holds frame ``poison`` kills its worker. Made with ``lost_calls``, an actor's first
-    chains fail as unreachable.
+    chains fail as unreachable; made with a ``name`` too, its lines start with ``NAME: ``.
 
     Made inside a function so that Ray ships it by value: workers cannot import tests/.
     """
@@ -43,12 +43,13 @@ def stand_in(log: Path, attempts: int = 1, poison: int = -1) -> Any:
             lines.write(line + "\n")
 
     class StandIn:
-        def __init__(self, lost_calls: int = 0) -> None:
+        def __init__(self, lost_calls: int = 0, name: str = "") -> None:
             self.lost_calls = lost_calls  # its first calls fail as when its node is lost
+            self.prefix = f"{name}: " if name else ""
 
         def chain(self, store: object, chunks: tuple[Chunk, ...], events: Any) -> FramesSummary:
             name = "chain " + " ".join(str(c.start) for c in chunks)
-            note(f"start {name}")
+            note(f"{self.prefix}start {name}")
             if self.lost_calls:
                 self.lost_calls -= 1
                 raise ray.exceptions.ActorUnavailableError("its node was lost", None)
@@ -58,7 +59,7 @@ def stand_in(log: Path, attempts: int = 1, poison: int = -1) -> Any:
                 for index in range(chunk.start, chunk.stop):
                     events.put(FrameStarted(index))
                     events.put(FrameDone(index, 1, 0.0))
-            note(f"end {name}")
+            note(f"{self.prefix}end {name}")
             frames = sum(len(c) for c in chunks)
             return FramesSummary(frames=frames, stylized=frames, iterations=frames)
 
@@ -118,14 +119,18 @@ def test_a_chain_lost_with_its_node_is_painted_again_uncounted(
     monkeypatch.setattr(ray_video, "after_unreachable", lambda actor, nodes: fate)
     log = tmp_path / "calls.txt"
     actor = stand_in(log)
-    lost, kept = actor.remote(1), actor.remote()
+    lost, kept = actor.remote(1, "lost"), actor.remote(0, "kept")
     scheduler = VideoScheduler([kept, lost], None, None, CHUNKS, lambda e: None, max_attempts=1)  # type: ignore[arg-type]
     summary = scheduler.run(batch=1)
     assert (summary.frames, summary.stylized, summary.blended) == (30, 30, 6)
-    calls = log.read_text().splitlines()
+    lines = log.read_text().splitlines()
+    calls = [line.split(": ", 1)[-1] for line in lines]
     # The lost chain starts twice and ends once, as every other chain.
     assert sorted(call for call in calls if call.startswith("end chain")) == ["end chain 0", "end chain 10", "end chain 20"]
     assert sum(call.startswith("start chain") for call in calls) == 4
+    # Which worker painted: the moved one takes chains again, the gone one none after its lost call.
+    by_lost = sum(line.startswith("lost: start chain") for line in lines)
+    assert by_lost > 1 if fate == MOVED else by_lost == 1
 
 
 def test_a_video_whose_every_worker_stays_out_of_reach_stops_in_one_line(
