@@ -69,9 +69,19 @@ def connect(gcs: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net")
-def test_local_instance_sockets_are_reported_and_guarded_by_a_token(tmp_path: Path) -> None:
+def test_local_instance_sockets_are_reported_and_guarded_by_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nstpipe.run.ray_executor import ray_session
 
+    # Where Ray is installed without the dashboard's packages no dashboard can listen, so the
+    # port check below passes whatever is asked: the request itself is checked too.
+    asked: list[dict[str, object]] = []
+    init = ray.init
+
+    def spy(*args: object, **kwargs: object) -> object:
+        asked.append(kwargs)
+        return init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", spy)
     before = listening()
     with ray_session(cpus=1):
         opened = sorted(listening() - before)
@@ -80,6 +90,7 @@ def test_local_instance_sockets_are_reported_and_guarded_by_a_token(tmp_path: Pa
         for s in opened:
             print(f"  {s.address:>15}:{s.port:<6} {s.process}")
         assert opened, "the instance should listen somewhere (GCS, raylet, object manager)"
+        assert [kwargs.get("include_dashboard") for kwargs in asked] == [False], "the dashboard must be off"
         assert all(s.port != 8265 for s in opened), "the dashboard must be off"
         exposed = [s for s in opened if not ipaddress.ip_address(s.address).is_loopback]
         if exposed:
