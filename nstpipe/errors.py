@@ -24,6 +24,11 @@ class InputError(NstpipeError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[object, str]]:
+        # Rebuilt from its arguments, not from its message: a worker's error crosses to the
+        # driver pickled (Ray), and there it must still be this error, one line.
+        return type(self), (self.path, self.reason)
+
 
 _OS_REASONS: tuple[tuple[type[OSError], str], ...] = (
     (FileNotFoundError, "file not found"),
@@ -47,6 +52,9 @@ class OutputError(NstpipeError):
         super().__init__(f"{path}: cannot write ({reason}); finished outputs are kept, rerun to continue")
         self.path = path
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[object, str]]:
+        return type(self), (self.path, self.reason)
 
 
 def output_error(path: object, exc: OSError) -> OutputError:

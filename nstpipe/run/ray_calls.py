@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable, Generic, TypeVar
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 
 from nstpipe.errors import ClusterError, NstpipeError
+
+T = TypeVar("T")
 
 # Raised for a call whose worker could not be reached, its node lost (or cut off).
 UNREACHABLE = ActorUnavailableError
@@ -18,6 +20,29 @@ REACH_LIMIT = 120.0
 
 # Raised for a call whose worker process died on every try Ray gave it.
 WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
+
+
+class Start(Generic[T]):
+    """What an actor builds as it starts (its painter), or the project's error that stopped it.
+
+    The error is raised by each call, not by the constructor: raised there, it reaches the
+    driver as the actor's death, and every input would be charged with a worker that died
+    (a style image missing on its node fails them all); raised by a call, :func:`answer`
+    gives it as itself, one line that stops the job.
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self.error: NstpipeError | None = None
+        try:
+            self.value: T | None = build()
+        except NstpipeError as exc:
+            self.value, self.error = None, exc
+
+    def made(self) -> T:
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
 
 
 def answer(ref: Any) -> Any:

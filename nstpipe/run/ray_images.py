@@ -30,7 +30,7 @@ from nstpipe.events import EventSink, ImageTask, TaskResult, WorkerLost
 from nstpipe.jobs.records import ImageJob
 from nstpipe.jobs.worker import WorkerFactory
 from nstpipe.run.executor import Summary, take_batch
-from nstpipe.run.ray_calls import DIED, GONE, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
+from nstpipe.run.ray_calls import DIED, GONE, UNREACHABLE, WORKER_LOST, Start, after_unreachable, alive_nodes, answer, none_left
 
 
 class ImageActor:
@@ -38,13 +38,13 @@ class ImageActor:
 
     def __init__(self, job: ImageJob, threads: int | None, factory: WorkerFactory) -> None:
         pin_threads(threads)
-        self.worker = factory(job)
+        self.start = Start(lambda: factory(job))
 
     def process_batch(self, tasks: list[ImageTask]) -> list[TaskResult]:
-        return self.worker.process_batch(tasks)
+        return self.start.made().process_batch(tasks)
 
     def batch(self) -> int:
-        return self.worker.batch
+        return self.start.made().batch
 
     def pid(self) -> int:
         return os.getpid()

@@ -23,7 +23,7 @@ from nstpipe.jobs.plan import Chunk
 from nstpipe.jobs.records import VideoJob
 from nstpipe.jobs.video_job import FramesSummary, blend_seam, build_frame_stylizer
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
-from nstpipe.run.ray_calls import DIED, MOVED, UNREACHABLE, WORKER_LOST, after_unreachable, alive_nodes, answer, none_left
+from nstpipe.run.ray_calls import DIED, MOVED, UNREACHABLE, WORKER_LOST, Start, after_unreachable, alive_nodes, answer, none_left
 
 QUEUE_SIZE = 10_000  # frame events not yet drained; a worker waits when it is full
 
@@ -34,17 +34,19 @@ class VideoActor:
     def __init__(self, job: VideoJob, threads: int | None) -> None:
         pin_threads(threads)
         self.job = job
-        self.stylizer = build_frame_stylizer(job)
+        self.start = Start(lambda: build_frame_stylizer(job))
 
     # The event queue comes with each call, not to the constructor: an actor handle among
     # the constructor's arguments makes Ray's restart of this actor unreliable
     # (ray-project/ray#53727), and Ray says so on the user's terminal.
 
     def chain(self, store: FrameStore, chunks: tuple[Chunk, ...], events: Queue) -> FramesSummary:
-        return stylize_chains(self.job, store, chunks, _frame_events(events), lambda job: self.stylizer)
+        stylizer = self.start.made()
+        return stylize_chains(self.job, store, chunks, _frame_events(events), lambda job: stylizer)
 
     def seam(self, store: FrameStore, chunks: tuple[Chunk, ...], events: Queue) -> FramesSummary:
         (chunk,) = chunks
+        self.start.made()
         return blend_seam(self.job, store, chunk, _frame_events(events))
 
     def pid(self) -> int:

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from nstpipe.errors import ClusterError
+from nstpipe.errors import ClusterError, InputError, OutputError
 from nstpipe.events import TaskStarted, WorkerLost
 from nstpipe.jobs.plan import ImageTask
 from nstpipe.jobs.worker import TaskResult
@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray")
 from nstpipe.run import ray_images  # noqa: E402
 from nstpipe.run.ray_calls import GONE, MOVED  # noqa: E402
 from nstpipe.run.ray_executor import ray_session  # noqa: E402
-from nstpipe.run.ray_images import ImageScheduler  # noqa: E402
+from nstpipe.run.ray_images import ImageActor, ImageScheduler  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,43 @@ def test_a_job_whose_every_worker_stays_out_of_reach_stops_in_one_line(
     actor = cut_off(tmp_path / "calls.txt")
     with pytest.raises(ClusterError, match=r"^the cluster lost every worker \(2\)"):
         ImageScheduler([actor.remote("a", 9), actor.remote("b", 9)], lambda e: None, max_attempts=1).run(tasks(6))
+
+
+def failing(kind: str) -> Any:
+    """A worker factory for :class:`ImageActor` whose worker cannot start (``start``: a style
+    image missing on its node) or cannot write (``write``: a full disk). Made inside a
+    function so that Ray ships it by value."""
+
+    def factory(job: object) -> Any:
+        if kind == "start":
+            raise InputError(Path("/cluster/styles/s.jpg"), "file not found")
+
+        class Full:
+            batch = 1
+
+            def process_batch(self, tasks: list[ImageTask]) -> list[TaskResult]:
+                raise OutputError(tasks[0].output, "No space left on device")
+
+        return Full()
+
+    return factory
+
+
+@pytest.mark.parametrize(
+    "kind, error, line",
+    [
+        ("start", InputError, "/cluster/styles/s.jpg: file not found"),
+        ("write", OutputError, "out/t0.png: cannot write (No space left on device)"),
+    ],
+)
+def test_a_worker_that_cannot_start_or_write_stops_the_job_with_its_own_line(
+    kind: str, error: type[Exception], line: str, local_ray: None
+) -> None:
+    actor = ray.remote(max_restarts=-1, max_task_retries=1)(ImageActor)
+    events: list[object] = []
+    workers = [actor.remote(None, 1, failing(kind)) for _ in range(2)]
+    with pytest.raises(error) as raised:
+        ImageScheduler(workers, events.append, max_attempts=2).run(tasks(4))
+    # The worker's own error, as a local run gives it; no input is charged with a dead worker.
+    assert str(raised.value).startswith(line)
+    assert not any(isinstance(e, (WorkerLost, TaskResult)) for e in events)
