@@ -227,6 +227,12 @@ def test_images_on_a_missing_folder(tmp_path: Path, painting_path: Path) -> None
     assert not (tmp_path / "out").exists()
 
 
+def test_images_of_the_root_without_o_is_one_line(painting_path: Path) -> None:
+    result = invoke("images", "/", "-s", painting_path, *FAST)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "/: give -o" in result.stderr and "Traceback" not in result.output
+
+
 def test_video_and_metrics_commands(tmp_path: Path, painting_path: Path) -> None:
     from clips import make_clip
 
@@ -353,6 +359,38 @@ def test_video_with_several_inputs_writes_into_a_folder(tmp_path: Path, painting
     # Each video now has its settings record beside it, which lets a rerun keep it.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "a.mp4.settings.json", "b.mp4", "b.mp4.settings.json"]
     assert "wrote" in result.output and f"failed: {broken}" in result.output
+
+
+def test_videos_of_one_stem_beside_each_other_get_outputs_of_their_own(tmp_path: Path, painting_path: Path) -> None:
+    from clips import make_clip
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "clip.mp4", n_frames=2)
+    make_clip(folder / "clip.mov", n_frames=3)
+    tag = painting_path.stem
+    result = invoke("video", folder, "--style", painting_path, *FAST, "--later-iterations", "1")
+    assert result.exit_code == 0, result.output
+    outputs = {name: folder / f"{name}.{tag}.mp4" for name in ("clip.mp4", "clip.mov")}
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*outputs, *(p.name for p in outputs.values()),
+                                                             *(f"{p.name}.settings.json" for p in outputs.values())])
+    from nstpipe.media.video import probe
+
+    assert [probe(path).frame_count for path in outputs.values()] == [2, 3]
+    # One of them alone is named as it was among its neighbours: its output is kept.
+    again = invoke("video", folder / "clip.mov", "--style", painting_path, *FAST, "--later-iterations", "1")
+    assert again.exit_code == 0 and f"kept {outputs['clip.mov']}" in again.stdout, again.output
+
+
+def test_video_of_a_folder_without_videos_is_one_line(tmp_path: Path, painting_path: Path) -> None:
+    empty, other = tmp_path / "empty", tmp_path / "notes"
+    empty.mkdir()
+    other.mkdir()
+    (other / "notes.txt").write_text("not a video")
+    for folder in (empty, other):
+        result = invoke("video", folder, "--style", painting_path, *FAST)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.count("\n") == 1 and f"{folder}: holds no videos (" in result.stderr
 
 
 def test_progress_bar_counts_frames_and_images_from_events() -> None:

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from nstpipe.errors import InputError
+from nstpipe.jobs.plan import VIDEO_SUFFIXES
 from nstpipe.media.writer import IMAGE_FORMATS
 from nstpipe.modes import spec_of
 
@@ -27,11 +29,33 @@ def default_image_output(content: Path, styles: Sequence[Path], mode: str = "sty
 def default_folder_output(folder: Path, styles: Sequence[Path], mode: str = "style") -> Path:
     """``photos.monet/`` beside the folder ``photos/``."""
     named = folder if folder.name not in ("", ".", "..") else Path(os.path.abspath(folder))
+    if not named.name:
+        raise InputError(folder, "give -o: a folder with no name (the root) has none to name the output after")
     return named.with_name(f"{named.name}.{style_tag(styles, mode)}")
 
 
 def default_video_output(source: Path, styles: Sequence[Path], mode: str = "style") -> Path:
-    return source.with_name(f"{source.stem}.{style_tag(styles, mode)}.mp4")
+    """``clip.monet.mp4`` beside ``clip.mov``; ``clip.mov.monet.mp4`` when another video
+    beside it shares its stem (``clip.mp4``), so that neither overwrites the other.
+
+    The clash is looked for among the files in the folder, not among the inputs of one
+    run, so a video keeps its output's name whichever of its neighbours a run is given.
+    """
+    name = source.name if _stem_clashes(source) else source.stem
+    return source.with_name(f"{name}.{style_tag(styles, mode)}.mp4")
+
+
+def _stem_clashes(source: Path) -> bool:
+    """Whether another video in ``source``'s folder has its stem (compared without regard
+    to case, as case-insensitive file systems would)."""
+    stem = source.stem.casefold()
+    try:
+        return any(
+            p.suffix.lower() in VIDEO_SUFFIXES and p.stem.casefold() == stem and p.name != source.name and p.is_file()
+            for p in source.parent.iterdir()
+        )
+    except OSError:
+        return False  # an unreadable folder: the video itself fails, naming it, when it is read
 
 
 def default_work_dir(output: Path) -> Path:

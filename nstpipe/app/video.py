@@ -7,6 +7,7 @@ then encoded; an output finished with the same settings, frames and quality is k
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -88,6 +89,9 @@ def stylize_videos(
     """
     check_inputs(styles, settings)
     targets = video_targets(sources, styles, output, settings.mode)
+    if not targets:  # only folders were given, and none holds a video
+        suffixes = ", ".join(sorted(VIDEO_INPUT_SUFFIXES))
+        raise InputError(", ".join(map(str, sources)), f"holds no videos (files ending {suffixes}, other than nstpipe's outputs)")
     for source, target in targets:
         check_video_suffix(target)
         check_output(target, protected(styles, settings, source), options.overwrite)
@@ -106,7 +110,14 @@ def video_targets(
 ) -> list[tuple[Path, Path]]:
     """(source, output) of every video to paint."""
     if output is None:
-        return [(source, default_video_output(source, styles, mode)) for source in list_videos(sources)]
+        targets = [(source, default_video_output(source, styles, mode)) for source in list_videos(sources)]
+        # Left are contrived names (clip.mov.mp4 beside clip.mov and clip.mp4): refused, not overwritten.
+        seen: dict[str, Path] = {}
+        for source, target in targets:
+            other = seen.setdefault(str(target).casefold(), source)
+            if other != source:
+                raise InputError(target, f"would be the output of both {other} and {source}; give -o a folder")
+        return targets
     if len(sources) == 1 and not sources[0].is_dir():
         return [(sources[0], output)]
     return plan_videos(sources, output)
@@ -140,6 +151,10 @@ def paint_video(
     # crf is not in the fingerprint (a new one only re-encodes), so the record names it.
     identity = {"fingerprint": job.fingerprint, "frames": frames, "crf": settings.video.crf}
     if finished(output, identity):
+        store = frame_store(job, output, frames, options)
+        # A run killed between its record and the removal of its frames left them behind.
+        if not options.keep_frames and store.root.exists():
+            store.remove()
         report(Kept(output))
         return VideoOutcome(source, output, FramesSummary(frames=frames), kept=True)
     check_writable(output.parent)
@@ -160,7 +175,7 @@ def run_video_job(
 ) -> FramesSummary:
     """Paint the frames into the work folder, encode them, record the output."""
     clean_temp_files(output.parent, temp_tag(output))  # a video a killed run was encoding
-    store = FrameStore(options.work_dir or default_work_dir(output), job.fingerprint)
+    store = frame_store(job, output, frames, options)
     check_writable(store.root.parent)
     batch = video_batch(job.settings, job.info)
     chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism() * batch)
@@ -181,6 +196,19 @@ def run_video_job(
     if not options.keep_frames:
         store.remove()
     return summary
+
+
+def frame_store(job: VideoJob, output: Path, frames: int, options: VideoOptions) -> FrameStore:
+    """The store of the job's frames when it paints the first ``frames``.
+
+    A preview (fewer frames than the video's) has a store of its own: its chains are planned
+    over its frames only, so its frames must not be taken for another plan's, and its store
+    is removed once its video is out, which must not take a longer run's frames with it.
+    """
+    key = job.fingerprint
+    if frames != job.info.frame_count:
+        key = hashlib.sha256(f"{job.fingerprint}:frames={frames}".encode()).hexdigest()
+    return FrameStore(options.work_dir or default_work_dir(output), key)
 
 
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:

@@ -21,13 +21,14 @@ from clips import (
     video_times,
     zero_frame_clip,
 )
-from nstpipe.app import default_work_dir, stylize_video
+from nstpipe.app import VideoOptions, default_work_dir, stylize_video
+from nstpipe.app.video import frame_store
 from nstpipe.config import Settings, VideoConfig, build_settings
 from nstpipe.engine.metrics import frame_warping_error
 from nstpipe.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
-from nstpipe.events import EventSink, FrameDone, FrameStarted, VideoPlanned
+from nstpipe.events import EventSink, FrameDone, FrameStarted, Kept, VideoPlanned
 from nstpipe.jobs import records
 from nstpipe.jobs.chains import chain_groups, run_chunks, stylize_chains
 from nstpipe.jobs.plan import Chunk
@@ -122,6 +123,51 @@ def test_resume_after_interruption_redoes_no_finished_frame(tmp_path: Path, clip
     for index in range(8):
         name = f"frame-{index:06d}.png"
         assert np.array_equal(read_rgb(store / name), read_rgb(next(straight.iterdir()) / name)), name
+
+
+def test_a_preview_leaves_the_frames_of_an_interrupted_run_which_then_resumes(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    out, work = tmp_path / "a.mp4", tmp_path / "work"
+    with pytest.raises(Stop):
+        stylize_video(clip, [style_path], out, settings(), stop_after(3, []), work_dir=work)
+    store = next(work.iterdir())
+    finished = {p.name: p.stat().st_mtime_ns for p in store.glob("frame-*.png")}
+    assert len(finished) == 3
+
+    events: list[object] = []
+    stylize_video(clip, [style_path], out, settings(), events.append, work_dir=work, limit=2)
+    assert started(events) == [0, 1] and probe(out).frame_count == 2
+    # The preview's own frames are gone once its video is out; the whole run's stay as they were.
+    assert list(work.iterdir()) == [store]
+    assert {p.name: p.stat().st_mtime_ns for p in store.glob("frame-*.png")} == finished
+
+    events = []
+    stylize_video(clip, [style_path], out, settings(), events.append, work_dir=work)
+    assert VideoPlanned(8, 3) in events and started(events) == [3, 4, 5, 6, 7]
+    assert probe(out).frame_count == 8 and not work.exists()
+
+
+def test_a_run_over_other_frames_has_a_store_and_a_chunk_plan_of_its_own(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    # Frames painted under one split of the frames into chains are no frames of another split.
+    job = make_video_job(settings(), [style_path], clip, probe(clip))
+    roots = {frames: frame_store(job, tmp_path / "a.mp4", frames, VideoOptions()).root for frames in (2, 5, 8)}
+    assert len(set(roots.values())) == 3 and roots[8] == FrameStore(default_work_dir(tmp_path / "a.mp4"), job.fingerprint).root
+
+
+def test_a_kept_output_takes_away_the_frames_a_run_killed_after_its_record_left(
+    tmp_path: Path, clip: Path, style_path: Path
+) -> None:
+    out = tmp_path / "a.mp4"
+    work = default_work_dir(out)
+    # --keep-frames leaves what a kill between the record and the removal of the frames leaves.
+    stylize_video(clip, [style_path], out, settings(), lambda e: None, keep_frames=True)
+    assert any(work.glob("*/frame-*.png"))
+    events: list[object] = []
+    stylize_video(clip, [style_path], out, settings(), events.append, keep_frames=True)
+    assert Kept(out) in events and any(work.glob("*/frame-*.png"))  # still asked to keep them
+    events = []
+    stylize_video(clip, [style_path], out, settings(), events.append)
+    assert Kept(out) in events and not work.exists()
+    assert sorted(os.listdir(tmp_path)) == ["a.mp4", "a.mp4.settings.json", "in.mp4"]
 
 
 def test_changed_settings_do_not_reuse_frames_but_a_new_crf_does(tmp_path: Path, clip: Path, style_path: Path) -> None:
