@@ -203,3 +203,38 @@ def test_local_executor_hands_the_worker_its_batch_of_tasks(tmp_path: Path, monk
     ]
     assert [e.task.relative.name for e in events if isinstance(e, TaskResult)] == list(names)
     assert (summary.done, [f.task.relative.name for f in summary.failed]) == (2, ["bad.jpg"])
+
+
+def test_an_earlier_output_folder_inside_the_input_is_not_painted_again(archive: Path, style: Path) -> None:
+    """``images in -o in/monet``, then ``images in -o in/klimt``: the second run paints the
+    inputs, not the first run's outputs (no klimt/monet/..., deeper on every run)."""
+    run_folder(archive, style, archive / "monet")
+    executor, _, outcome = run_folder(archive, style, archive / "klimt")
+    assert executor.seen == ["a.jpg", "sub/b.png", "sub/c.png"] and outcome.done == 3
+    assert not (archive / "klimt" / "monet").exists()
+
+
+def test_an_unreadable_subfolder_is_a_failure_line_and_exit_status_1(
+    archive: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other pictures are painted, the folder is named with the reason on one line,
+    and the run ends with status 1. (Tests run as root, so listing the folder fails instead.)"""
+    import errno
+    from typing import Any
+
+    from helpers import invoke
+
+    locked, real_scandir = archive / "sub", os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if os.fspath(path) == str(locked):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "out"
+    result = invoke("images", archive, "-s", style, "-o", out, "--preset", "fast", "--size", "16", "-n", "1", "-q")
+    assert result.exit_code == 1, result.output
+    line = f"nstpipe: failed: {locked}: cannot read the folder (permission denied); its pictures are skipped"
+    assert result.stderr.splitlines() == [line]
+    assert "1 stylized, 0 already done, 1 failed" in result.stdout and (out / "a.png").is_file()

@@ -17,7 +17,8 @@ from nstpipe.app.picture import paint_canvas, paint_picture
 from nstpipe.app.sizes import video_settings
 from nstpipe.app.video import VideoOptions, VideoOutcome, stylize_video, stylize_videos
 from nstpipe.events import FrameDone, Skipped
-from nstpipe.jobs.records import SETTINGS_FILE, made_by_nstpipe
+from nstpipe.jobs.plan import SETTINGS_FILE
+from nstpipe.jobs.records import made_by_nstpipe
 from nstpipe.jobs.worker import TaskResult
 
 ITEM_DONE: tuple[type, ...] = (Skipped, TaskResult, FrameDone)

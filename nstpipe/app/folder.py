@@ -16,8 +16,8 @@ from nstpipe.engine.device import resolve_device, visible_gpus
 from nstpipe.errors import InputError
 from nstpipe.events import EventSink, JobPlanned, Skipped
 from nstpipe.jobs.failures import clear_failure, failed_before, record_failure
-from nstpipe.jobs.plan import ImageTask, plan_images
-from nstpipe.jobs.records import SETTINGS_FILE, ImageJob, make_job, settings_record
+from nstpipe.jobs.plan import SETTINGS_FILE, ImageTask, plan_images
+from nstpipe.jobs.records import ImageJob, make_job, settings_record
 from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.writer import atomic_write_json, clean_temp_files
 from nstpipe.run.executor import Executor, LocalExecutor, Summary
@@ -43,7 +43,8 @@ def stylize_folder(
     """Paint every image under ``folder`` into ``output`` (by default beside it), skipping finished ones.
 
     Inputs that failed in an earlier run are skipped too (see :mod:`nstpipe.jobs.failures`)
-    unless ``retry_failed``; each new failure is recorded the moment it is reported.
+    unless ``retry_failed``; each new failure is recorded the moment it is reported. A
+    subfolder that cannot be read fails too, unrecorded: a rerun tries to read it again.
     ``size_from_device``: no --size was given (see :func:`~nstpipe.app.sizes.folder_settings`).
     """
     settings = folder_settings(settings, size_from_device)
@@ -51,10 +52,11 @@ def stylize_folder(
     job = start_folder(folder, styles, target, settings, report, overwrite)
     outcome = FolderOutcome(output=target)
     limits = {"max_pixels": settings.max_pixels}
+    unread: list[TaskResult] = []
 
     def todo() -> Iterator[ImageTask]:
         cleaned: set[Path] = set()
-        for task in plan_images(folder, target):
+        for task in plan_images(folder, target, lambda error: unread.append(unread_folder(error, folder, target))):
             if task.output.parent not in cleaned:
                 clean_temp_files(task.output.parent)
                 cleaned.add(task.output.parent)
@@ -80,8 +82,16 @@ def stylize_folder(
 
     summary: Summary = (executor or LocalExecutor()).run_images(job, todo(), record)
     outcome.done = summary.done
-    outcome.failed = summary.failed
+    outcome.failed = summary.failed + unread
     return outcome
+
+
+def unread_folder(error: InputError, folder: Path, output: Path) -> TaskResult:
+    """A subfolder that cannot be read, as a failure of its own, like a bad picture's: the
+    run goes on, and ends saying so."""
+    path = Path(str(error.path))
+    task = ImageTask(source=path, relative=path.relative_to(folder), output=output / path.relative_to(folder))
+    return TaskResult(task, False, str(error))
 
 
 def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool) -> ImageJob:

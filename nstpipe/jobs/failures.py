@@ -5,9 +5,10 @@ JSON record beside where its output would be, ``<output>.failed.json``, written 
 by the driver as soon as the failure is known. A rerun skips it while the record matches
 the job's fingerprint and the input's size and mtime, so a poisonous file costs its
 retries once, not on every rerun; ``--retry-failed`` (or a changed input, or other
-settings) tries it again. The record goes when the input later succeeds. Together with
-the outputs' own records this gives every input of a finished run exactly one of: a
-valid output, or a recorded failure.
+settings) tries it again. The record goes when the input later succeeds, and an output
+that nstpipe made for it earlier (other settings, or the input as it was then) goes when
+it fails. Together with the outputs' own records this gives every input of a finished run
+exactly one of: a valid output, or a recorded failure.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 
 from nstpipe.events import ImageTask
 from nstpipe.jobs.plan import source_identity
-from nstpipe.media.writer import atomic_write_json, remove_quietly
+from nstpipe.media.writer import atomic_write_json, read_record, remove_quietly
 
 FAILED_SUFFIX = ".failed.json"
 
@@ -29,12 +30,20 @@ def failure_path(task: ImageTask) -> Path:
 
 def record_failure(task: ImageTask, fingerprint: str, reason: str, limits: Mapping[str, Any] | None = None) -> None:
     """``limits``: settings that do not change an output but can make an input fail
-    (``--max-pixels``); another value tries the input again."""
+    (``--max-pixels``); another value tries the input again.
+
+    An earlier output of this input goes first (only one nstpipe made, and not one these
+    settings made from the input as it is now): it is not what these settings make of the
+    input, and a run cut off between the two steps leaves the input to be tried again.
+    """
     record: dict[str, Any] = {"fingerprint": fingerprint, "input": str(task.relative), "reason": reason, "limits": dict(limits or {})}
     try:
         record["source"] = source_identity(task.source)
     except OSError:
         record["source"] = None  # the input vanished: a rerun finds it missing again
+    made = read_record(task.output)
+    if made is not None and (made.get("fingerprint"), made.get("source")) != (fingerprint, record["source"]):
+        remove_quietly(task.output)
     atomic_write_json(failure_path(task), record)
 
 

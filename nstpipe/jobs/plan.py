@@ -11,15 +11,18 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from nstpipe.errors import InputError
+from nstpipe.errors import InputError, os_reason
 from nstpipe.events import ImageTask
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
 OUTPUT_SUFFIX = ".png"
+# A folder job's settings, in its output folder: the mark of an output folder. Here and not
+# in records, which loads torch; the plan must not.
+SETTINGS_FILE = "nstpipe-settings.json"
 
 
 def source_identity(path: Path) -> dict[str, int]:
@@ -57,23 +60,32 @@ def output_names(names: Iterable[str], suffix: str = OUTPUT_SUFFIX, reserved: It
     return chosen
 
 
-def walk_images(root: Path, skip: Path | None = None) -> Iterator[tuple[Path, list[str], list[str]]]:
+def walk_images(
+    root: Path, skip: Path | None = None, onerror: Callable[[OSError], None] | None = None
+) -> Iterator[tuple[Path, list[str], list[str]]]:
     """(folder, image file names, subfolder names) for every folder under ``root`` that
     holds images, sorted, depth first.
 
     Symbolic links to folders are not followed (no loops, no escaping the root); a link
     to a file is kept only when its target lies inside ``root``. The folder ``skip`` (the
-    output root, when it lies inside ``root``) is not entered, so outputs never become inputs.
+    output root, when it lies inside ``root``) is not entered, nor any subfolder that holds
+    a folder job's :data:`SETTINGS_FILE` (the output of an earlier run with another
+    ``-o``), so outputs never become inputs. A folder that cannot be listed goes to
+    ``onerror`` with its OSError, and the walk goes on.
     """
     root_real = Path(os.path.realpath(root))
     skip_real = os.path.realpath(skip) if skip is not None else None
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    for folder, dirs, files in os.walk(root, onerror=onerror, followlinks=False):
         subfolders = sorted(dirs)  # links to folders too: not walked, but their names are taken
-        dirs[:] = [d for d in subfolders if os.path.realpath(os.path.join(folder, d)) != skip_real]
+        dirs[:] = [d for d in subfolders if not _is_output(os.path.join(folder, d), skip_real)]
         here = Path(folder)
         names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real)]
         if names:
             yield here, names, subfolders
+
+
+def _is_output(folder: str, skip_real: str | None) -> bool:
+    return os.path.realpath(folder) == skip_real or os.path.isfile(os.path.join(folder, SETTINGS_FILE))
 
 
 def _inside(path: Path, root_real: Path) -> bool:
@@ -83,12 +95,20 @@ def _inside(path: Path, root_real: Path) -> bool:
     return target == root_real or root_real in target.parents
 
 
-def plan_images(root: Path, out_root: Path) -> Iterator[ImageTask]:
+def plan_images(root: Path, out_root: Path, unreadable: Callable[[InputError], None] | None = None) -> Iterator[ImageTask]:
+    """The tasks of every image under ``root``; each folder that cannot be listed goes to
+    ``unreadable`` as an error naming it and the reason (none: passed over)."""
     if not root.is_dir():
         raise InputError(root, "not a folder")
     if os.path.realpath(out_root) == os.path.realpath(root):
         raise InputError(out_root, "the output folder is the input folder; outputs would overwrite inputs")
-    for folder, names, subfolders in walk_images(root, skip=out_root):
+
+    def onerror(exc: OSError) -> None:
+        if unreadable is not None:
+            reason = os_reason(exc) or exc.strerror or str(exc)
+            unreadable(InputError(exc.filename, f"cannot read the folder ({reason}); its pictures are skipped"))
+
+    for folder, names, subfolders in walk_images(root, skip=out_root, onerror=onerror):
         rel_folder = folder.relative_to(root)
         for name, out_name in output_names(names, reserved=subfolders).items():
             yield ImageTask(source=folder / name, relative=rel_folder / name, output=out_root / rel_folder / out_name)

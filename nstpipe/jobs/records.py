@@ -67,9 +67,6 @@ def make_video_job(settings: Settings, styles: list[Path], source: Path, info: V
     return VideoJob(settings, tuple(styles), source, info, settings.fingerprint(extra))
 
 
-SETTINGS_FILE = "nstpipe-settings.json"  # a folder job's settings, in its output folder
-
-
 def made_by_nstpipe(path: Path) -> bool:
     """Whether nstpipe wrote the file now at ``path``: a PNG that carries its record (the
     outputs of ``images``), or a file whose record beside it vouches for these very bytes

@@ -19,9 +19,9 @@ from nstpipe.app import FolderOutcome, stylize_folder
 from nstpipe.config import build_settings
 from nstpipe.errors import OutputError
 from nstpipe.events import Skipped
-from nstpipe.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure
+from nstpipe.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure, record_failure
 from nstpipe.jobs.plan import ImageTask, source_identity
-from nstpipe.jobs.records import ImageJob
+from nstpipe.jobs.records import ImageJob, make_job
 from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.writer import write_png
 from nstpipe.run.executor import Summary
@@ -171,3 +171,34 @@ def test_the_plan_and_the_failure_records_load_without_torch(module: str) -> Non
     code = f"import sys, {module}; print(sorted({{'torch', 'ray'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_failure_under_other_settings_removes_the_earlier_output(archive: Path, painting_path: Path, tmp_path: Path) -> None:
+    """The painting made under the old settings goes when the input fails under the new
+    ones: the folder holds a valid output or a recorded failure for each input, never both."""
+    out = tmp_path / "out"
+    stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, ScriptedExecutor(failing="nothing"))
+    assert (out / "sub" / "bad.png").is_file()
+    other = build_settings("fast", None, {"size": 24, "iterations": 2, "device": "cpu"})
+    outcome = stylize_folder(archive, [painting_path], out, other, lambda e: None, ScriptedExecutor())
+    assert [f.task.source.name for f in outcome.failed] == ["bad.png"]
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == ["good.png", "nstpipe-settings.json", f"sub/bad.png{FAILED_SUFFIX}"]
+
+
+def test_a_failure_keeps_a_file_nstpipe_did_not_make_and_a_finished_output(
+    archive: Path, painting_path: Path, tmp_path: Path
+) -> None:
+    """Only an output that nstpipe made under other settings goes: not someone else's file
+    (replaced only with -y, by a success), nor an output of these very settings and input."""
+    out = tmp_path / "out"
+    theirs = out / "sub" / "bad.png"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"someone's own file")
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, ScriptedExecutor(), overwrite=True)
+    assert theirs.read_bytes() == b"someone's own file" and failure_path(outcome.failed[0].task).is_file()
+
+    task, fingerprint = outcome.failed[0].task, make_job(SETTINGS, [painting_path]).fingerprint
+    write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": fingerprint, "source": source_identity(task.source)})
+    record_failure(task, fingerprint, "its worker died after writing it")
+    assert is_done(task, fingerprint)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nstpipe.errors import InputError
-from nstpipe.jobs.plan import ImageTask, is_image_name, output_names, plan_images
+from nstpipe.jobs.plan import SETTINGS_FILE, ImageTask, is_image_name, output_names, plan_images
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -155,3 +157,35 @@ def test_plan_videos_expands_folders_and_refuses_clashing_names(tmp_path: Path) 
     (tmp_path / "other" / "c.mp4").write_bytes(b"x")
     with pytest.raises(InputError, match="collide"):
         plan_videos([single, tmp_path / "other"], out)
+
+
+def test_earlier_output_folders_inside_the_input_are_not_walked(tree: Path) -> None:
+    """An output folder of an earlier run with another -o (it holds the folder job's
+    settings file) is not input for this run, however deep it lies."""
+    for earlier in (tree / "monet", tree / "sub" / "klimt"):
+        touch(earlier / SETTINGS_FILE, b"{}")
+        touch(earlier / "top.png")
+        touch(earlier / "sub" / "inner.png")
+    touch(tree / "sub" / "notes" / "settings.json")  # a folder without the settings file is walked
+    touch(tree / "sub" / "notes" / "n.jpg")
+    tasks = list(plan_images(tree, tree / "schiele"))
+    assert relatives(tasks) == ["top.jpg", "sub/inner.png", "sub/deeper/d.JPG", "sub/notes/n.jpg"]
+
+
+def test_an_unreadable_folder_is_reported_and_the_walk_goes_on(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as root, a folder's permissions would not stop the walk: listing it fails instead."""
+    locked = tree / "sub" / "deeper"
+    touch(tree / "sub" / "later" / "l.jpg")
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if os.fspath(path) == str(locked):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    errors: list[InputError] = []
+    tasks = list(plan_images(tree, tmp_path / "out", errors.append))
+    assert relatives(tasks) == ["top.jpg", "sub/inner.png", "sub/later/l.jpg"]
+    assert [str(e) for e in errors] == [f"{locked}: cannot read the folder (permission denied); its pictures are skipped"]
+    assert relatives(list(plan_images(tree, tmp_path / "out"))) == relatives(tasks)  # none asked for: passed over
