@@ -109,6 +109,14 @@ def test_mistakes_are_one_line_and_touch_nothing(here: Path, args: tuple[str, ..
     assert snapshot(here) == before
 
 
+def test_a_size_the_format_cannot_hold_is_refused_before_any_work(here: Path) -> None:
+    before = snapshot(here)
+    wide = ("--width", "16400", "--height", "32")
+    result = invoke("texture", here / "starry.jpg", "-n", "1", *wide, "--device", "cpu", "-o", here / "t.webp")
+    assert result.exit_code == 2 and "t.webp: WEBP holds at most 16383 pixels a side" in result.stderr, result.output
+    assert "Traceback" not in result.output and snapshot(here) == before
+
+
 def test_the_help_lists_the_texture_options() -> None:
     result = invoke("texture", "--help")
     assert result.exit_code == 0

@@ -79,6 +79,9 @@ def test_sizes_nothing_can_paint_or_hold_are_one_line(tmp_path: Path, photo_path
     with pytest.raises(InputError, match=r"o.webp: WEBP holds at most 16383 pixels a side, and the picture is 20000x15000"):
         check_encodable(tmp_path / "o.webp", 20000, 15000)
     check_encodable(tmp_path / "o.png", 20000, 15000)
+    # libjpeg's limit, under the format's 65535: Pillow cannot write a wider JPEG.
+    with pytest.raises(InputError, match=r"JPEG holds at most 65500 pixels"):
+        check_encodable(tmp_path / "o.jpg", 65501, 8)
 
 
 def test_a_gpu_paints_each_picture_of_a_folder_at_its_own_size(

@@ -70,6 +70,8 @@ def paint_canvas(
         return paths, False
     check_writable(target.parent)
     height, width, count = canvas.size(settings)
+    for path in paths:
+        check_encodable(path, width, height)
     shown = target if len(outputs) == 1 else target.with_name(f"{target.stem}-{{0..{len(outputs) - 1}}}{target.suffix}")
     report(chosen(settings, f"{width}x{height}", shown, count, "pictures"))
     report(JobPlanned(count))

@@ -98,8 +98,9 @@ def image_format(path: Path) -> str:
     return fmt
 
 
-# The longest side each format can hold (PNG and TIFF hold more than a picture has).
-FORMAT_MAX_SIDE = {"JPEG": 65535, "WEBP": 16383, "BMP": 32767}
+# The longest side each format can hold (PNG and TIFF hold more than a picture has); JPEG's
+# is libjpeg's, under the format's own 65535.
+FORMAT_MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "BMP": 32767}
 
 
 def check_encodable(path: Path, width: int, height: int) -> None:
