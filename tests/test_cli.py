@@ -434,3 +434,36 @@ def test_hold_still_is_the_presets_and_the_flag_overrides_it(tmp_path: Path, pai
     assert held == {"preset": True, "off": False, "on": True}
     result = invoke("video", clip, "--style", painting_path, "-o", tmp_path / "bad.mp4", *FAST, "--hold-still", "sometimes")
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "on or off" in result.output, result.output
+
+
+@pytest.mark.parametrize("at", ["output", "record"])
+@pytest.mark.parametrize("command", ["image", "video"])
+def test_a_run_stopped_as_it_writes_its_output_and_record_goes_on_without_y(
+    command: str, at: str, tmp_path: Path, photo_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is written for the finished file before the file is renamed into place, and
+    it names the earlier output it replaces: stopped as either is renamed into place, the
+    next run knows the file there as its own and paints again, with no -y."""
+    import os
+
+    from clips import make_clip
+
+    source = photo_path if command == "image" else make_clip(tmp_path / "in.mp4", n_frames=3, width=48, height=32)
+    out = tmp_path / ("o.jpg" if command == "image" else "o.mp4")
+    stop = out if at == "output" else out.with_name(out.name + ".settings.json")
+    run = (command, source, "--style", painting_path, "-o", out, "--size", "32", "--device", "cpu", "-q")
+    assert invoke(*run, "-n", "1").exit_code == 0
+    replace = os.replace
+
+    def stopped(src: str, dst: str) -> None:
+        if Path(dst) == stop:
+            raise KeyboardInterrupt  # as a kill just before that rename
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", stopped)
+    assert invoke(*run, "-n", "2").exit_code == 130
+    monkeypatch.setattr(os, "replace", replace)
+    again = invoke(*run, "-n", "2")
+    assert again.exit_code == 0 and "not made by nstpipe" not in again.output, again.output
+    assert json.loads(stop.with_name(out.name + ".settings.json").read_text())["settings"]["iterations"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".nstpipe-tmp-")] == []

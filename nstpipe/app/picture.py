@@ -10,10 +10,11 @@ from nstpipe.app.checks import check_inputs, check_output, check_writable, prote
 from nstpipe.app.naming import default_image_output
 from nstpipe.app.sizes import chosen, photo_settings
 from nstpipe.config import Settings
+from nstpipe.engine.stylize import Result
 from nstpipe.events import EventSink, JobPlanned, Kept
-from nstpipe.jobs.records import finished, make_job, write_output_record
+from nstpipe.jobs.records import finished, make_job, output_record, recorded
 from nstpipe.jobs.worker import ImageWorker, read_unchanged
-from nstpipe.media.writer import check_encodable, image_format, write_image
+from nstpipe.media.writer import BeforePublish, check_encodable, image_format, write_image
 from nstpipe.modes import spec_of
 
 
@@ -40,10 +41,12 @@ def paint_picture(
     report(JobPlanned(1))
     worker = ImageWorker(job)
     start = time.perf_counter()
-    result = worker.stylize_picture(picture, target, callback=report)
-    seconds = time.perf_counter() - start
-    outcome = {"iterations": result.iterations, "seconds": round(seconds, 3), "loss": result.loss}
-    write_output_record(target, job, worker.painter.device, worker.painter.precision, outcome, source=source)
+
+    def record(result: Result) -> BeforePublish:
+        outcome = {"iterations": result.iterations, "seconds": round(time.perf_counter() - start, 3), "loss": result.loss}
+        return recorded(target, output_record(job, worker.painter.device, worker.painter.precision, outcome, source=source))
+
+    worker.stylize_picture(picture, target, callback=report, record=record)
     return target, True
 
 
@@ -80,6 +83,6 @@ def paint_canvas(
     result = painter.run((height, width), count, callback=report)
     made = canvas.finish(result, settings, time.perf_counter() - start)
     for (path, identity), (picture, fields) in zip(outputs, made):
-        write_image(path, picture)
-        write_output_record(path, job, painter.device, painter.precision, fields.pop("result"), **identity, **fields)
+        record = output_record(job, painter.device, painter.precision, fields.pop("result"), **identity, **fields)
+        write_image(path, picture, recorded(path, record))
     return paths, True

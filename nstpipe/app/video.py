@@ -20,12 +20,12 @@ from nstpipe.engine.device import resolve_device
 from nstpipe.errors import InputError
 from nstpipe.events import EventSink, Kept, VideoPlanned
 from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
-from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos, source_identity
-from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, video_manifest
+from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos
+from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, recorded, video_manifest
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.framestore import FrameStore
 from nstpipe.media.video import temp_tag
-from nstpipe.media.writer import atomic_write_json, clean_temp_files, record_path
+from nstpipe.media.writer import clean_temp_files
 from nstpipe.run.executor import Executor, LocalExecutor
 
 
@@ -188,11 +188,7 @@ def run_video_job(
         if count_done(store, frames) == 0:
             store.remove()  # nothing painted: no empty work folder left behind
         raise
-    encode(job, store, frames, output, report, full=frames == job.info.frame_count)
-    # After the video, so that the record vouches for the file published: a run killed
-    # in between leaves a video without a record, which the next run (with -y) encodes again
-    # from the frames still in the work folder.
-    atomic_write_json(record_path(output), {**manifest, **identity, "output": source_identity(output)})
+    encode(job, store, frames, output, report, full=frames == job.info.frame_count, before=recorded(output, {**manifest, **identity}))
     if not options.keep_frames:
         store.remove()
     return summary

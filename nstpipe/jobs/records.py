@@ -16,7 +16,7 @@ from nstpipe.engine.flow import FLOW_REVISION
 from nstpipe.jobs.plan import source_identity
 from nstpipe.media.video import READER_REVISION, VideoInfo
 from nstpipe.media.weights import sha256_file
-from nstpipe.media.writer import atomic_write_json, read_record, record_path
+from nstpipe.media.writer import BeforePublish, atomic_write_json, read_record, record_path
 
 if TYPE_CHECKING:
     import torch
@@ -70,18 +70,37 @@ def make_video_job(settings: Settings, styles: list[Path], source: Path, info: V
 def made_by_nstpipe(path: Path) -> bool:
     """Whether nstpipe wrote the file now at ``path``: a PNG that carries its record (the
     outputs of ``images``), or a file whose record beside it vouches for these very bytes
-    (``image`` and ``video``)."""
-    return read_record(path) is not None or beside_record(path) is not None
+    (``image`` and ``video``), or for the file of nstpipe's that they were about to replace
+    (a run stopped between the record and the rename)."""
+    return read_record(path) is not None or beside_record(path, replaced=True) is not None
 
 
-def beside_record(output: Path) -> dict[str, Any] | None:
+def beside_record(output: Path, replaced: bool = False) -> dict[str, Any] | None:
     """The settings record beside ``output``, if it was written for the file now there
-    (same size and modification time): a file edited or replaced since is not nstpipe's."""
+    (same size and modification time): a file edited or replaced since is not nstpipe's.
+    ``replaced``: also if it was written for the file that was to replace it."""
     try:
         record = json.loads(record_path(output).read_text(encoding="utf-8"))
-        return record if record["output"] == source_identity(output) else None
+        now = source_identity(output)
+        return record if record["output"] == now or (replaced and record.get("replaces") == now) else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def recorded(output: Path, record: Mapping[str, Any]) -> BeforePublish:
+    """What writes ``record`` beside ``output`` once the file for it is finished, before it is
+    renamed there (see :func:`~nstpipe.media.writer.publish`): the record names that file
+    (the rename keeps its size and modification time), and the nstpipe file it replaces.
+
+    So no moment leaves nstpipe's own output unknown to a rerun: before the rename the
+    record vouches for the earlier file (kept as nstpipe's, painted again), after it for
+    the new one (kept as finished).
+    """
+    def write(tmp: str) -> None:
+        replaces = source_identity(output) if output.exists() and made_by_nstpipe(output) else None
+        atomic_write_json(record_path(output), {**record, "output": source_identity(Path(tmp)), "replaces": replaces})
+
+    return write
 
 
 def finished(output: Path, identity: Mapping[str, Any]) -> bool:
@@ -104,16 +123,16 @@ def settings_record(job: ImageJob, device: str, precision: str | None = None) ->
     }
 
 
-def write_output_record(
-    output: Path, job: ImageJob, device: torch.device, precision: str, result: Mapping[str, object], **fields: object
-) -> None:
+def output_record(
+    job: ImageJob, device: torch.device, precision: str, result: Mapping[str, object], **fields: object
+) -> dict[str, object]:
     """The record beside a single output (``image``, ``texture``, ``visualize``): the settings
-    with what ``auto`` chose, the run's result, and the output's identity, by which a rerun
-    knows the file as nstpipe's own (:func:`made_by_nstpipe`)."""
+    with what ``auto`` chose and the run's result; :func:`recorded` adds the output's
+    identity, by which a rerun knows the file as nstpipe's own (:func:`made_by_nstpipe`)."""
     record = settings_record(job, str(device), precision)
     record["result"] = dict(result)
-    record.update(fields, output=source_identity(output))
-    atomic_write_json(record_path(output), record)
+    record.update(fields)
+    return record
 
 
 def video_manifest(job: VideoJob, device: str, batch: int) -> dict[str, object]:

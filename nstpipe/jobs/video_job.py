@@ -32,6 +32,7 @@ from nstpipe.jobs.records import VideoJob
 from nstpipe.jobs.worker import build_painter
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
 from nstpipe.media.video import Frame, VideoInfo, VideoWriter, read_frames
+from nstpipe.media.writer import BeforePublish
 from nstpipe.modes.model import read_image
 
 
@@ -156,8 +157,11 @@ def check_complete(job: VideoJob, chunk: Chunk, frames: int) -> None:
         raise InputError(job.source, f"decoding stopped after {chunk.start + frames} of {chunk.stop} frames (corrupt or truncated video)")
 
 
-def encode(job: VideoJob, store: FrameStore, frames: int, output: Path, on_event: EventSink, full: bool) -> None:
-    """The saved frames into ``output`` (atomic), with the input's timing and audio."""
+def encode(
+    job: VideoJob, store: FrameStore, frames: int, output: Path, on_event: EventSink, full: bool, before: BeforePublish | None = None
+) -> None:
+    """The saved frames into ``output`` (atomic), with the input's timing and audio;
+    ``before``: as for :func:`~nstpipe.media.writer.publish` (the output's record)."""
     on_event(Encoding(frames))
     times = [store.time(index) for index in range(frames)]
     first = store.read(0)
@@ -165,6 +169,6 @@ def encode(job: VideoJob, store: FrameStore, frames: int, output: Path, on_event
     fps = job.info.fps or Fraction(30)
     # A preview of the first frames takes the audio that plays under them, no more.
     audio_end = None if full else times[-1] + float(1 / fps)
-    with VideoWriter(output, job.source, width, height, fps, crf=job.settings.video.crf, audio_end=audio_end) as writer:
+    with VideoWriter(output, job.source, width, height, fps, crf=job.settings.video.crf, audio_end=audio_end, before=before) as writer:
         for index, frame_time in enumerate(times):
             writer.write(first if index == 0 else store.read(index), frame_time)

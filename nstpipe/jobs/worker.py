@@ -25,7 +25,7 @@ from nstpipe.errors import InputError, NstpipeError, os_reason
 from nstpipe.events import EventSink, ImageTask, TaskResult
 from nstpipe.jobs.plan import source_identity
 from nstpipe.jobs.records import ImageJob
-from nstpipe.media.writer import read_record, write_image, write_png
+from nstpipe.media.writer import BeforePublish, read_record, write_image, write_png
 from nstpipe.modes import spec_of
 from nstpipe.modes.model import encoder, read_image, read_image_capped
 
@@ -88,11 +88,15 @@ class ImageWorker:
         side = settings.max_size if settings.own_size else settings.size
         return resolve_batch(settings.batch, self.painter.device, side, settings.engine)
 
-    def stylize_picture(self, content: torch.Tensor, output: Path, callback: EventSink | None = None) -> Result:
+    def stylize_picture(
+        self, content: torch.Tensor, output: Path, callback: EventSink | None = None,
+        record: Callable[[Result], BeforePublish] | None = None,
+    ) -> Result:
         """Stylize ``content`` (a picture read at the job's size) into ``output``, in any format
-        :func:`~nstpipe.media.writer.write_image` knows."""
+        :func:`~nstpipe.media.writer.write_image` knows; ``record``: what writes the output's
+        record, from the result, before the output is in place."""
         result = self.painter.run(content, init=self.init_image, callback=callback)
-        write_image(output, to_rgb8(result.image))
+        write_image(output, to_rgb8(result.image), record(result) if record is not None else None)
         return result
 
     def process_batch(self, tasks: Sequence[ImageTask], callback: EventSink | None = None) -> list[TaskResult]:

@@ -24,7 +24,7 @@ import numpy as np
 from nstpipe.errors import InputError, os_reason, output_error
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
-from nstpipe.media.writer import create_temp, publish, remove_quietly
+from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly
 
 # The containers written, by the output's suffix: .m4v is Apple's name for MP4.
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
@@ -225,7 +225,9 @@ class VideoWriter:
         fps: Fraction | float,
         crf: int = 18,
         audio_end: float | None = None,
+        before: BeforePublish | None = None,
     ) -> None:
+        """``before``: as for :func:`~nstpipe.media.writer.publish`, the finished file's record."""
         if width < 2 or height < 2:
             raise ValueError(f"frame size {width}x{height} is too small for H.264")
         if fps <= 0:
@@ -237,6 +239,7 @@ class VideoWriter:
         self.fps = Fraction(fps).limit_denominator(1_000_000)
         self.crf = crf
         self.audio_end = audio_end  # seconds of audio to copy; None = all of it
+        self.before = before
         self._tmp: str | None = None
         self._output: av.container.OutputContainer | None = None
         self._video: av.video.stream.VideoStream | None = None
@@ -318,7 +321,7 @@ class VideoWriter:
             self._audio.copy_until(self.audio_end)
             self._audio.close()
         self._output.close()
-        publish(self._tmp, self.out_path)
+        publish(self._tmp, self.out_path, self.before)
 
     def _abort(self) -> None:
         for closable in (self._audio, self._output):

@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from PIL import Image, PngImagePlugin, features
@@ -23,7 +23,12 @@ RECORD_KEY = "nstpipe"
 TEMP_PREFIX = ".nstpipe-tmp-"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+# Called with a finished temp file's path just before it is renamed onto its output: what
+# must be on disk before the output is (its settings record; see publish).
+BeforePublish = Callable[[str], None]
+
+
+def atomic_write_bytes(path: Path, data: bytes, before: BeforePublish | None = None) -> None:
     """Write ``data`` to ``path`` in one step; any OS failure becomes an :class:`OutputError`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +38,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        publish(tmp, path)
+        publish(tmp, path, before)
     except OSError as exc:
         remove_quietly(tmp)
         raise output_error(path, exc) from None
@@ -42,10 +47,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def publish(tmp: str, path: Path) -> None:
-    """Flush a finished temp file to disk, then rename it onto ``path`` in one step."""
+def publish(tmp: str, path: Path, before: BeforePublish | None = None) -> None:
+    """Flush a finished temp file to disk, then rename it onto ``path`` in one step;
+    ``before`` runs between the two, with the temp file's path: the rename keeps the file's
+    size and modification time, so a record written then can already vouch for it."""
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    if before is not None:
+        before(tmp)
     os.replace(tmp, path)
 
 
@@ -112,13 +121,11 @@ def check_encodable(path: Path, width: int, height: int) -> None:
                                "lower --size or name another format (.png)")
 
 
-def write_image(path: Path, rgb8: np.ndarray) -> None:
-    """In the format the suffix names (see :func:`image_format`), atomically."""
+def write_image(path: Path, rgb8: np.ndarray, before: BeforePublish | None = None) -> None:
+    """In the format the suffix names (see :func:`image_format`), atomically; ``before``: as
+    for :func:`publish`."""
     fmt = image_format(path)
-    if fmt == "PNG":
-        write_png(path, rgb8)
-        return
-    atomic_write_bytes(path, encode_image(rgb8, fmt))
+    atomic_write_bytes(path, encode_png(rgb8) if fmt == "PNG" else encode_image(rgb8, fmt), before)
 
 
 def encode_image(rgb8: np.ndarray, fmt: str) -> bytes:
