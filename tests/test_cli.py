@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path, PurePath
@@ -467,3 +468,16 @@ def test_a_run_stopped_as_it_writes_its_output_and_record_goes_on_without_y(
     assert again.exit_code == 0 and "not made by nstpipe" not in again.output, again.output
     assert json.loads(stop.with_name(out.name + ".settings.json").read_text())["settings"]["iterations"] == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".nstpipe-tmp-")] == []
+
+
+def test_an_image_run_takes_away_what_a_killed_one_was_writing_and_no_other(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    from nstpipe.media.writer import create_temp, record_path, temp_tag
+
+    out = tmp_path / "o.png"
+    ours = [create_temp(tmp_path, temp_tag(made)) for made in (out, record_path(out))]
+    theirs = create_temp(tmp_path, temp_tag(tmp_path / "other.png"))  # another job's, in the making
+    for fd, _ in [*ours, theirs]:
+        os.close(fd)
+    result = invoke("image", photo_path, "--style", painting_path, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert [Path(tmp).exists() for _, tmp in ours] == [False, False] and Path(theirs[1]).exists()

@@ -14,7 +14,7 @@ from nstpipe.engine.stylize import Result
 from nstpipe.events import EventSink, JobPlanned, Kept
 from nstpipe.jobs.records import finished, make_job, output_record, recorded
 from nstpipe.jobs.worker import ImageWorker, read_unchanged
-from nstpipe.media.writer import BeforePublish, check_encodable, image_format, write_image
+from nstpipe.media.writer import BeforePublish, check_encodable, clean_temp_files, image_format, record_path, temp_tag, write_image
 from nstpipe.modes import spec_of
 
 
@@ -36,6 +36,7 @@ def paint_picture(
         report(Kept(target))
         return target, False
     check_writable(target.parent)
+    clean_leftovers([target])
     check_encodable(target, picture.shape[-1], picture.shape[-2])
     report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", target, own=own))
     report(JobPlanned(1))
@@ -72,6 +73,7 @@ def paint_canvas(
             report(Kept(path))
         return paths, False
     check_writable(target.parent)
+    clean_leftovers(paths)
     height, width, count = canvas.size(settings)
     for path in paths:
         check_encodable(path, width, height)
@@ -86,3 +88,10 @@ def paint_canvas(
         record = output_record(job, painter.device, painter.precision, fields.pop("result"), **identity, **fields)
         write_image(path, picture, recorded(path, record))
     return paths, True
+
+
+def clean_leftovers(outputs: Sequence[Path]) -> None:
+    """The temp files that a run killed while writing these outputs or their records left."""
+    for output in outputs:
+        for made in (output, record_path(output)):
+            clean_temp_files(output.parent, temp_tag(made))

@@ -24,7 +24,7 @@ import numpy as np
 from nstpipe.errors import InputError, os_reason, output_error
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
-from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly
+from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly, temp_tag
 
 # The containers written, by the output's suffix: .m4v is Apple's name for MP4.
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
@@ -191,12 +191,6 @@ _FULL_CHROMA = {
     "yuv420p": "yuv444p", "yuvj420p": "yuvj444p", "yuv422p": "yuv444p", "yuvj422p": "yuvj444p", "nv12": "yuv444p", "nv21": "yuv444p",
     "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le",
 }
-
-
-def temp_tag(out_path: Path) -> str:
-    """What the temp files of ``out_path`` are named after: a folder of videos may hold
-    other jobs' files in the making, which a cleanup must leave alone."""
-    return out_path.name + "-"
 
 
 class VideoWriter:

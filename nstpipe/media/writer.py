@@ -32,7 +32,7 @@ def atomic_write_bytes(path: Path, data: bytes, before: BeforePublish | None = N
     """Write ``data`` to ``path`` in one step; any OS failure becomes an :class:`OutputError`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = create_temp(path.parent)
+        fd, tmp = create_temp(path.parent, temp_tag(path))
     except OSError as exc:
         raise output_error(path, exc) from None
     try:
@@ -56,6 +56,13 @@ def publish(tmp: str, path: Path, before: BeforePublish | None = None) -> None:
     if before is not None:
         before(tmp)
     os.replace(tmp, path)
+
+
+def temp_tag(out_path: Path) -> str:
+    """What the temp files of ``out_path`` are named after: a folder may hold other jobs'
+    files in the making, which a cleanup must leave alone. Cut to 40 characters, so that the
+    temp file's name stays within a file system's 255 bytes however long the output's is."""
+    return out_path.name[:40] + "-"
 
 
 def create_temp(folder: Path, tag: str = "") -> tuple[int, str]:

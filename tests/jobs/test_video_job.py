@@ -209,8 +209,7 @@ def test_preview_of_the_first_frames(tmp_path: Path, clip: Path, style_path: Pat
 
 
 def test_a_killed_encodes_temp_file_goes_and_other_videos_in_the_making_stay(tmp_path: Path, clip: Path, style_path: Path) -> None:
-    from nstpipe.media.video import temp_tag
-    from nstpipe.media.writer import create_temp
+    from nstpipe.media.writer import create_temp, temp_tag
 
     out = tmp_path / "videos" / "v.mp4"
     out.parent.mkdir()
