@@ -61,6 +61,11 @@ def output_error(path: object, exc: OSError) -> OutputError:
     return OutputError(path, exc.strerror or str(exc))
 
 
+class TooThinError(NstpipeError):
+    """A picture too small on a side for the network's layers; the engine knows no file, so
+    the command that read the picture names it."""
+
+
 class WeightsError(NstpipeError):
     """Model weights that are missing, tampered with or cannot be fetched."""
 

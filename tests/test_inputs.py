@@ -207,6 +207,14 @@ def test_too_thin_a_picture_is_reported_not_a_crash(tmp_path: Path, worker: Imag
     assert result.error.startswith(f"{source}: too thin to stylize at ") and "at least 16 on each side (raise --size)" in result.error
 
 
+def test_too_thin_a_single_picture_is_one_line_naming_it(tmp_path: Path, painting_path: Path) -> None:
+    source = tmp_path / "thin.png"
+    Image.new("RGB", (33, 15), (200, 30, 30)).save(source)
+    result = invoke("image", source, "--style", painting_path, "--size", "32", "-n", "1", "--device", "cpu")
+    assert result.exit_code == 2 and result.stderr.startswith(f"nstpipe: error: {source}: too thin to stylize at "), result.output
+    assert "Traceback" not in result.output
+
+
 def test_pyramid_leaves_out_levels_too_thin_for_the_layers() -> None:
     from nstpipe.engine.stylize import pyramid
 

@@ -11,6 +11,7 @@ from nstpipe.app.naming import default_image_output
 from nstpipe.app.sizes import chosen, photo_settings
 from nstpipe.config import Settings
 from nstpipe.engine.stylize import Result
+from nstpipe.errors import InputError, TooThinError
 from nstpipe.events import EventSink, JobPlanned, Kept
 from nstpipe.jobs.records import finished, make_job, output_record, recorded
 from nstpipe.jobs.worker import ImageWorker, read_unchanged
@@ -47,7 +48,10 @@ def paint_picture(
         outcome = {"iterations": result.iterations, "seconds": round(time.perf_counter() - start, 3), "loss": result.loss}
         return recorded(target, output_record(job, worker.painter.device, worker.painter.precision, outcome, source=source))
 
-    worker.stylize_picture(picture, target, callback=report, record=record)
+    try:
+        worker.stylize_picture(picture, target, callback=report, record=record)
+    except TooThinError as exc:
+        raise InputError(content, str(exc)) from None
     return target, True
 
 

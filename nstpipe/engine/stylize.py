@@ -27,7 +27,7 @@ from nstpipe.engine.targets import StyleTargets
 from nstpipe.engine.terms import OUTSIDE_WEIGHT, GramSource, Level, TemporalTarget
 from nstpipe.engine.tiledread import assemble, read_tile
 from nstpipe.engine.tiles import Layout
-from nstpipe.errors import NstpipeError
+from nstpipe.errors import NstpipeError, TooThinError
 from nstpipe.events import EventSink, Progress, ScaleDone
 
 __all__ = [
@@ -118,7 +118,7 @@ class Painter:
         need = self.mode.min_side
         if min(height, width) < need:
             # A thin panorama at a small --size: VGG19 would pool a side down to nothing.
-            raise NstpipeError(
+            raise TooThinError(
                 f"too thin to stylize at {width}x{height} pixels: the VGG19 layers used need at "
                 f"least {need} on each side (raise --size)"
             )
