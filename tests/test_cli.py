@@ -481,3 +481,17 @@ def test_an_image_run_takes_away_what_a_killed_one_was_writing_and_no_other(tmp_
     result = invoke("image", photo_path, "--style", painting_path, "-o", out, *FAST)
     assert result.exit_code == 0, result.output
     assert [Path(tmp).exists() for _, tmp in ours] == [False, False] and Path(theirs[1]).exists()
+
+
+def test_another_photo_of_the_same_size_and_time_is_painted_not_kept(tmp_path: Path, painting_path: Path) -> None:
+    out = tmp_path / "same.png"
+    photos = [tmp_path / "black.bmp", tmp_path / "white.bmp"]
+    for photo, grey in zip(photos, (0, 255)):
+        Image.new("RGB", (40, 32), (grey, grey, grey)).save(photo)
+        os.utime(photo, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    assert photos[0].stat().st_size == photos[1].stat().st_size
+    first = invoke("image", photos[0], "--style", painting_path, "-o", out, *FAST)
+    second = invoke("image", photos[1], "--style", painting_path, "-o", out, *FAST)
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert f"wrote {out}" in second.stdout and "kept" not in second.stdout
+    assert json.loads(out.with_name("same.png.settings.json").read_text())["input"] == str(photos[1].resolve())

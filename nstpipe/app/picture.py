@@ -33,7 +33,10 @@ def paint_picture(
     check_output(target, protected(styles, settings, content), overwrite)
     picture, source = read_unchanged(content, settings.size, settings.max_pixels)
     job = make_job(settings, list(styles))
-    if finished(target, {"fingerprint": job.fingerprint, "source": source}):
+    # The photo by its path too: two photos of one size and time (a zip's, a copy's) are
+    # not the same photo.
+    made_from = {"source": source, "input": str(content.resolve())}
+    if finished(target, {"fingerprint": job.fingerprint, **made_from}):
         report(Kept(target))
         return target, False
     check_writable(target.parent)
@@ -46,7 +49,7 @@ def paint_picture(
 
     def record(result: Result) -> BeforePublish:
         outcome = {"iterations": result.iterations, "seconds": round(time.perf_counter() - start, 3), "loss": result.loss}
-        return recorded(target, output_record(job, worker.painter.device, worker.painter.precision, outcome, source=source))
+        return recorded(target, output_record(job, worker.painter.device, worker.painter.precision, outcome, **made_from))
 
     try:
         worker.stylize_picture(picture, target, callback=report, record=record)
