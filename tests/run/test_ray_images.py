@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -160,8 +161,8 @@ def failing(kind: str) -> Any:
 @pytest.mark.parametrize(
     "kind, error, line",
     [
-        ("start", InputError, "/cluster/styles/s.jpg: file not found"),
-        ("write", OutputError, "out/t0.png: cannot write (No space left on device)"),
+        ("start", InputError, r"/cluster/styles/s\.jpg: file not found"),
+        ("write", OutputError, r"out/t\d\.png: cannot write \(No space left on device\)"),  # whichever worker writes first
     ],
 )
 def test_a_worker_that_cannot_start_or_write_stops_the_job_with_its_own_line(
@@ -173,5 +174,5 @@ def test_a_worker_that_cannot_start_or_write_stops_the_job_with_its_own_line(
     with pytest.raises(error) as raised:
         ImageScheduler(workers, events.append, max_attempts=2).run(tasks(4))
     # The worker's own error, as a local run gives it; no input is charged with a dead worker.
-    assert str(raised.value).startswith(line)
+    assert re.match(line, str(raised.value))
     assert not any(isinstance(e, (WorkerLost, TaskResult)) for e in events)
