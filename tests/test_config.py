@@ -146,6 +146,13 @@ def test_style_blend_from_a_flag_string() -> None:
         ({"temporal_gaps": [1, 4, 2]}, "temporal_gaps"),
         ({"temporal_gaps": "1,1"}, "temporal_gaps"),
         ({"temporal_gaps": "1,two"}, "temporal_gaps"),
+        # An empty item is a slip, a fraction no whole number, true no number: none is dropped or cut.
+        ({"temporal_gaps": "1,,2"}, "temporal_gaps"),
+        ({"temporal_gaps": [1, 2.5]}, "temporal_gaps"),
+        ({"style_layers": ["relu1_1", ""]}, "style_layers"),
+        ({"style_blend": "1,,2"}, "style_blend"),
+        ({"patience": True}, "patience"),
+        ({"style_weight": True}, "style_weight"),
         ({"video_passes": 0}, "video_passes"),
         ({"pass_iterations": -1}, "pass_iterations"),
         ({"pass_blend": 1.5}, "pass_blend"),

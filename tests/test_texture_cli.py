@@ -54,6 +54,12 @@ def test_count_makes_variations_each_as_made_alone_with_its_seed(here: Path) -> 
     assert json.loads((here / "t-1.png.settings.json").read_text())["seed"] == 5
 
 
+def test_a_width_and_height_of_0_are_the_square_of_size(here: Path) -> None:
+    result = invoke("texture", here / "starry.jpg", *TINY, "--width", "0", "--height", "0", "-o", here / "sq.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert pixels(here / "sq.png").shape == (32, 32, 3)
+
+
 def test_a_rectangle_and_a_format_from_the_suffix(here: Path) -> None:
     result = invoke("texture", here / "starry.jpg", "-n", "2", "--width", "48", "--height", "32", "-o", here / "r.jpg", "-q")
     assert result.exit_code == 0, result.output

@@ -75,6 +75,7 @@ def test_the_sheet_labels_differ_by_channel() -> None:
         (("--layer", "relu4_1", "--channels", "0-600"), "relu4_1 has 512 channels, 0 to 511 (got 0-600)"),
         (("--layer", "relu2_1", "--channels", "9-4"), "the range 9-4 ends before it starts"),
         (("--layer", "relu2_1", "--channels", "x"), "is not a channel K or a range A-B"),
+        (("--layer", "relu2_1", "--channels", "1-"), "is not a channel K or a range A-B"),
         (("--layer", "relu2_1",), "give one channel (--channel K) or a range"),
         (("--layer", "relu2_1", "--channel", "1", "--channels", "1-2"), "give one channel (--channel K) or a range"),
     ],

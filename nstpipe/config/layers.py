@@ -54,9 +54,9 @@ def layer_channels(layer: str) -> int:
 
 def channel_range(text: str) -> tuple[int, ...]:
     """``"K"`` -> (K,); ``"A-B"`` -> (A, A + 1, ..., B); B before A is an error."""
-    first, _, last = text.strip().partition("-")
+    first, dash, last = text.strip().partition("-")
     try:
-        a, b = int(first), int(last or first)
+        a, b = int(first), int(last if dash else first)  # "1-" is a range cut short
     except ValueError:
         raise ConfigError(f"setting 'visualize_channels': {text!r} is not a channel K or a range A-B", "visualize_channels") from None
     if b < a:

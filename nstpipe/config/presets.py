@@ -108,6 +108,18 @@ def _boolean(value: Any) -> bool:
     raise ValueError(value)
 
 
+def _item(kind: type, value: Any) -> Any:
+    """One item of a list setting as ``kind``; ValueError for an empty one, a fraction where
+    a whole number is meant, or true/false where a number is."""
+    if isinstance(value, bool) or not str(value).strip():
+        raise ValueError(value)
+    if kind is str:
+        return str(value).strip()
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return kind(str(value).strip()) if isinstance(value, str) else kind(value)
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """Turn TOML/CLI values into the field's type, with an error that names the key."""
     if key == "visualize_channels" and isinstance(value, str):
@@ -115,11 +127,16 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     try:
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
+            if isinstance(value, str) and not value.strip():
+                items = []  # an empty list, as [] in a config file
             whole = key in ("visualize_channels", "dream_channels", "temporal_gaps")
             kind = float if "weights" in key or "blend" in key else int if whole else str
-            return tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items if str(v).strip())
+            # An empty item (1,,5) is a slip, not a wish to leave one out.
+            return tuple(_item(kind, v) for v in items)
         if isinstance(default, bool):
             return _boolean(value)
+        if isinstance(default, (int, float)) and isinstance(value, bool):
+            raise ValueError(value)  # true is no number, though Python counts it as 1
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)

@@ -189,7 +189,7 @@ def parse_gaps(text: str) -> tuple[int, ...]:
     """``"1,5,15"`` as sorted distinct gaps, 1 always among them (the per-frame E_warp and the
     settling figure are gap-1 figures); ValueError names what is wrong."""
     try:
-        gaps = {int(part) for part in text.split(",") if part.strip()}
+        gaps = {int(part) for part in text.split(",")}  # an empty item (1,,5) is a slip: refused
     except ValueError:
         raise ValueError(f"gaps are whole numbers separated by commas, e.g. 1,5,15; got {text!r}") from None
     if not gaps or min(gaps) < 1:

@@ -61,7 +61,8 @@ def finish(result: Result, settings: Settings, seconds: float) -> list[tuple[np.
 
 def derive(options: Mapping[str, Any]) -> dict[str, Any]:
     """--size makes a square; --width and --height a rectangle, and then --size has no say."""
-    if options.get("size") is not None and (options.get("texture_width") is not None or options.get("texture_height") is not None):
+    # A width and height of 0 are the square of --size, as their help says.
+    if options.get("size") is not None and (options.get("texture_width") or options.get("texture_height")):
         raise ConfigError("--size does not apply with --width and --height (they give the texture's size): give one or the other")
     return {}
 

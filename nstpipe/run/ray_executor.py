@@ -63,7 +63,7 @@ def _join(address: str, verbose: bool) -> None:
     with stderr_hidden(verbose):
         try:
             ray.init(address=target, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, RayError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, RayError) as exc:  # ValueError: ray:// without Ray Client
             ray.shutdown()
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ClusterError(f"cannot join the Ray cluster at {address}: {reason}") from None

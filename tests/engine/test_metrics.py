@@ -229,7 +229,7 @@ def test_parse_gaps(text: str, gaps: tuple[int, ...]) -> None:
     assert parse_gaps(text) == gaps
 
 
-@pytest.mark.parametrize("text", ["", "0,5", "-1", "a,b", "1.5"])
+@pytest.mark.parametrize("text", ["", "0,5", "-1", "a,b", "1.5", "1,,5", "1,5,"])
 def test_parse_gaps_refuses(text: str) -> None:
     from nstpipe.engine.metrics import parse_gaps
 

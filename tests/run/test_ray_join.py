@@ -91,6 +91,8 @@ FAILURES = {
     "no token mode": (lambda s: s.plain, None, "2", "the Ray cluster at {address} wants token authentication: export RAY_AUTH_MODE=token"),
     "wrong token": (_wrong_token, None, "2", "the Ray cluster at {address} refused the token of RAY_AUTH_TOKEN_PATH="),
     "closed port": (lambda s: s.env, "closed", "2", "no Ray cluster answers at {address} (connection refused)"),
+    # A Ray Client address: without ray[client] (the locked install), Ray raises ValueError.
+    "ray client": (lambda s: s.env, "ray://127.0.0.1:1", "2", "cannot join the Ray cluster at ray://127.0.0.1:1: "),
     "too few CPUs": (lambda s: s.env, None, "2", "asked for 2 workers of 1 CPU each, the cluster has 1 CPU"),
     # Found through the address 'ray start' left, its token sent as Ray sends it to a found cluster.
     "auto, too few CPUs": (_found_token, "auto", "2", "asked for 2 workers of 1 CPU each, the cluster has 1 CPU"),
