@@ -495,3 +495,13 @@ def test_another_photo_of_the_same_size_and_time_is_painted_not_kept(tmp_path: P
     assert first.exit_code == 0 and second.exit_code == 0, second.output
     assert f"wrote {out}" in second.stdout and "kept" not in second.stdout
     assert json.loads(out.with_name("same.png.settings.json").read_text())["input"] == str(photos[1].resolve())
+
+
+@pytest.mark.parametrize("flag", ["--preset", "--style-loss", "--style-weights", "--address"])
+def test_an_empty_value_is_refused_not_read_as_left_out(flag: str, tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    command = "images" if flag == "--address" else "image"
+    source = photo_path.parent if command == "images" else photo_path
+    out = tmp_path / ("out" if command == "images" else "o.png")
+    result = invoke(command, source, "--style", painting_path, "-o", out, *FAST, flag, "")
+    assert result.exit_code == 2 and result.stderr.strip() == f"nstpipe: error: {flag}: give a value, not an empty one", result.output
+    assert not out.exists()

@@ -16,7 +16,18 @@ import typer
 from typer.core import TyperGroup
 from typing_extensions import Annotated
 
-from nstpipe.cli.options import SHARED, Defaults, command_flags, flag_names, parameter, refuse_unused, resolve, settings_of, with_flag
+from nstpipe.cli.options import (
+    SHARED,
+    Defaults,
+    command_flags,
+    flag_names,
+    parameter,
+    refuse_empty,
+    refuse_unused,
+    resolve,
+    settings_of,
+    with_flag,
+)
 from nstpipe.cli.progress import reporter
 from nstpipe.errors import ConfigError, NstpipeError
 from nstpipe.modes import MODES
@@ -126,6 +137,7 @@ def mode_command(spec: ModeSpec, command: Command) -> Callable[..., None]:
             source = options[command.source.name] if command.source is not None else None
             kind = _kind(command, source)
             refuse_unused(flags, options, kind)
+            refuse_empty(flags, options)
             settings = settings_of(spec, options)
             styles = _paths(options.get(spec.style_flag))
             DRIVERS[kind](source, styles, settings, options)
@@ -244,6 +256,7 @@ def _metrics(**options: Any) -> None:
     with user_errors(options["debug"], flag_names(METRICS)):
         from nstpipe.app import measure_video, parse_gaps
 
+        refuse_empty(METRICS, options)
         settings = settings_of(MODES["style"], options)
         try:
             measured = parse_gaps(options["gaps"])

@@ -229,6 +229,14 @@ def refuse_unused(flags: Sequence[Flag], options: Mapping[str, Any], kind: str) 
             raise ConfigError(f"{flag.decls[0]} applies to a {where}, not to a {kind}")
 
 
+def refuse_empty(flags: Sequence[Flag], options: Mapping[str, Any]) -> None:
+    """A flag given an empty text (``--preset ''``) is a slip, refused, not read as left out."""
+    for flag in flags:
+        value = options.get(flag.name)
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{flag.decls[0] if flag.decls else flag.name}: give a value, not an empty one")
+
+
 def settings_of(spec: ModeSpec, options: Mapping[str, Any]) -> Settings:
     """Preset < --config file < flags (unset ones are None); the mode's derived settings;
     the command decides the mode, whatever a config file says."""
