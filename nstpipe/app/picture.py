@@ -15,7 +15,7 @@ from nstpipe.errors import InputError, TooThinError
 from nstpipe.events import EventSink, JobPlanned, Kept
 from nstpipe.jobs.records import finished, make_job, output_record, recorded
 from nstpipe.jobs.worker import ImageWorker, read_unchanged
-from nstpipe.media.writer import BeforePublish, check_encodable, clean_temp_files, image_format, record_path, temp_tag, write_image
+from nstpipe.media.writer import BeforePublish, check_encodable, clean_output_leftovers, image_format, write_image
 from nstpipe.modes import spec_of
 
 
@@ -40,7 +40,7 @@ def paint_picture(
         report(Kept(target))
         return target, False
     check_writable(target.parent)
-    clean_leftovers([target])
+    clean_output_leftovers(target)
     check_encodable(target, picture.shape[-1], picture.shape[-2])
     report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", target, own=own))
     report(JobPlanned(1))
@@ -80,7 +80,8 @@ def paint_canvas(
             report(Kept(path))
         return paths, False
     check_writable(target.parent)
-    clean_leftovers(paths)
+    for path in paths:
+        clean_output_leftovers(path)
     height, width, count = canvas.size(settings)
     for path in paths:
         check_encodable(path, width, height)
@@ -96,9 +97,3 @@ def paint_canvas(
         write_image(path, picture, recorded(path, record))
     return paths, True
 
-
-def clean_leftovers(outputs: Sequence[Path]) -> None:
-    """The temp files that a run killed while writing these outputs or their records left."""
-    for output in outputs:
-        for made in (output, record_path(output)):
-            clean_temp_files(output.parent, temp_tag(made))

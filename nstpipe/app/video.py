@@ -24,7 +24,7 @@ from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos
 from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, recorded, video_manifest
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.framestore import FrameStore
-from nstpipe.media.writer import clean_temp_files, record_path, temp_tag
+from nstpipe.media.writer import clean_output_leftovers
 from nstpipe.run.executor import Executor, LocalExecutor
 
 
@@ -173,8 +173,7 @@ def run_video_job(
     executor: Executor,
 ) -> FramesSummary:
     """Paint the frames into the work folder, encode them, record the output."""
-    for made in (output, record_path(output)):  # a video, or its record, a killed run was writing
-        clean_temp_files(output.parent, temp_tag(made))
+    clean_output_leftovers(output)  # a video, or its record, that a killed run was writing
     store = frame_store(job, output, frames, options)
     check_writable(store.root.parent)
     batch = video_batch(job.settings, job.info)

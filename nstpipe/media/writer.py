@@ -187,6 +187,12 @@ def clean_temp_files(folder: Path, tag: str = "") -> int:
     return removed
 
 
+def clean_output_leftovers(output: Path) -> int:
+    """Remove the temp files that a killed run left while writing ``output`` or the record
+    beside it (:func:`record_path`), and no other job's. Returns the count."""
+    return sum(clean_temp_files(output.parent, temp_tag(made)) for made in (output, record_path(output)))
+
+
 def remove_quietly(path: str | os.PathLike[str]) -> int:
     try:
         os.unlink(path)
