@@ -38,17 +38,23 @@ def make_clip(
     audio: int = 0,
     rotation: int | None = None,
     times: Sequence[float] | None = None,
+    audio_codec: str = "aac",
+    aspect: Fraction | None = None,
+    form: str | None = None,
 ) -> Path:
-    """An H.264 MP4; ``audio`` AAC tracks; ``rotation`` counter-clockwise degrees as display
-    matrix; ``times`` in seconds give each frame's timestamp (variable frame rate)."""
-    with av.open(str(path), "w") as container:
+    """An H.264 MP4 (or ``form``'s container); ``audio`` tracks of ``audio_codec``;
+    ``rotation`` counter-clockwise degrees as display matrix; ``times`` in seconds give each
+    frame's timestamp (variable frame rate); ``aspect`` the pixels' shape (sample aspect ratio)."""
+    with av.open(str(path), "w", format=form) as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if aspect is not None:
+            video.codec_context.sample_aspect_ratio = aspect
         if times is not None:
             video.codec_context.time_base = Fraction(1, 1000)
         if rotation is not None:
             video.set_display_rotation(rotation)
-        tracks = [container.add_stream("aac", rate=SAMPLE_RATE, layout="mono") for _ in range(audio)]
+        tracks = [container.add_stream(audio_codec, rate=SAMPLE_RATE, layout="mono") for _ in range(audio)]
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
             if times is not None:
@@ -69,6 +75,13 @@ def write_tone(container: av.container.OutputContainer, track: av.audio.stream.A
         frame.sample_rate, frame.pts = SAMPLE_RATE, start
         container.mux(track.encode(frame))
     container.mux(track.encode(None))
+
+
+def joined(path: Path, parts: Sequence[Path]) -> Path:
+    """MPEG-TS files joined end to end, as ``cat a.ts b.ts`` does: each part's timestamps
+    start again, and each may have its own frame size."""
+    path.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return path
 
 
 def round_trip(source: Path, out: Path) -> VideoInfo:

@@ -24,6 +24,7 @@ from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos
 from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, recorded, video_manifest
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.framestore import FrameStore
+from nstpipe.media.video import check_audio
 from nstpipe.media.writer import clean_output_leftovers
 from nstpipe.run.executor import Executor, LocalExecutor
 
@@ -142,6 +143,8 @@ def paint_video(
     """
     check_video_suffix(output)
     info = check_video_source(source)
+    if info.has_audio:
+        check_audio(source, output)
     settings = video_settings(settings, info, options.size_from_device)
     check_frame_size(source, info.height, info.width, settings)
     check_output(output, protected(styles, settings, source), options.overwrite)

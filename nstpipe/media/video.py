@@ -4,13 +4,15 @@ The I/O layer of ``nstpipe video``; nothing here stylizes. Frames are decoded by
 colour interpolated to every pixel and turned by the display rotation, so every frame is
 upright and the output carries no rotation metadata. Writing goes through PyAV too: libx264
 video timed by the caller's frame times (a variable frame rate survives), and every audio
-stream of the source copied packet by packet, never re-encoded. Like every other output,
+stream of the source copied packet by packet where the output's container holds its codec,
+re-encoded to AAC where it does not (an old camera's PCM or ADPCM). Like every other output,
 the file appears atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +23,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from nstpipe.errors import InputError, os_reason, output_error
+from nstpipe.errors import InputError, OutputError, os_reason, output_error
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly, temp_tag
@@ -54,10 +56,17 @@ class Frame:
     rgb: np.ndarray  # HxWx3 uint8, upright
 
 
+def local(path: Path | str) -> str:
+    """The path as FFmpeg must be given a file: absolute, so that a name with a colon
+    (``2024-06-01T10:30:00.mp4``, a dashcam's) is not read as a protocol's URL."""
+    return os.path.abspath(path)
+
+
 def probe(path: Path) -> VideoInfo:
-    """Size, frame count, rate, rotation, audio and duration; decodes one frame to be sure."""
+    """Size, frame count, rate, rotation, audio and duration; decodes one frame to be sure.
+    The size is as displayed: upright, in square pixels (see :func:`square_size`)."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(local(path)) as container:
             return _probe_container(path, container)
     except InputError:
         raise
@@ -78,10 +87,21 @@ def _probe_container(path: Path, container: av.container.InputContainer) -> Vide
     frame_count = stream.frames or _count_packets(container, stream)
     duration = _duration(container, stream)
     fps = stream.average_rate or stream.guessed_rate or _rate(frame_count, duration)
-    width, height = stream.codec_context.width, stream.codec_context.height
+    width, height = square_size(first.width, first.height, stream.codec_context.sample_aspect_ratio)
     if rotation in (90, 270):
         width, height = height, width
     return VideoInfo(width, height, frame_count, Fraction(fps), rotation, len(container.streams.audio), duration)
+
+
+def square_size(width: int, height: int, aspect: Fraction | None) -> tuple[int, int]:
+    """The coded size stretched to square pixels by the sample aspect ratio: wider where
+    each pixel is shown wider (HDV's 1440x1080 shown as 1920x1080, DV), taller where it is
+    shown taller, so that no coded pixel is lost and the picture keeps its shape."""
+    if not aspect or aspect == 1:
+        return width, height
+    if aspect > 1:
+        return round(width * aspect), height
+    return width, round(height / aspect)
 
 
 def _first_frame(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame:
@@ -137,7 +157,7 @@ def read_frames(path: Path) -> Iterator[Frame]:
     if not path.is_file():
         raise InputError(path, "file not found" if not path.exists() else "not a file")
     try:
-        container = av.open(str(path))
+        container = av.open(local(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise _open_error(path, exc) from None
     with container:
@@ -146,9 +166,15 @@ def read_frames(path: Path) -> Iterator[Frame]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         index = 0
+        size: tuple[int, int] | None = None
+        clock = _Clock(stream)
         try:
             for frame in container.decode(stream):
-                yield Frame(index, _seconds(frame, stream, index), _upright(rgb_of(frame), frame.rotation))
+                # Every frame at the size probe reported, the first one's: a stream whose
+                # size changes midway (joined recordings) is scaled back to it, as FFmpeg's
+                # own tools do, and non-square pixels are stretched square.
+                size = size or square_size(frame.width, frame.height, stream.codec_context.sample_aspect_ratio)
+                yield Frame(index, clock.seconds(frame, index), _upright(rgb_of(frame, size), frame.rotation))
                 index += 1
         except (av.error.FFmpegError, ValueError) as exc:
             raise _open_error(path, exc) from None
@@ -156,16 +182,33 @@ def read_frames(path: Path) -> Iterator[Frame]:
             raise InputError(path, "no video frames could be decoded")
 
 
-def _seconds(frame: av.VideoFrame, stream: av.video.stream.VideoStream, index: int) -> float:
-    """The frame's time from the stream's start, as the writer takes it (by the average rate
-    where the frame has none)."""
-    if frame.pts is None or not stream.time_base:
-        return index / float(stream.average_rate or 1)
-    return float((frame.pts - (stream.start_time or 0)) * stream.time_base)
+class _Clock:
+    """Each frame's time from the stream's start, as the writer takes it (by the average rate
+    where the frame has none). Where the timestamps jump back (MPEG-TS files joined end to
+    end, a camera's counter reset), the later frames follow on one frame after the last,
+    as FFmpeg corrects such a discontinuity; times may never run backwards in the output."""
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.stream = stream
+        self.step = 1 / float(stream.average_rate or stream.guessed_rate or 30)
+        self.shift = 0.0
+        self.last: float | None = None
+
+    def seconds(self, frame: av.VideoFrame, index: int) -> float:
+        stream = self.stream
+        if frame.pts is None or not stream.time_base:
+            return index / float(stream.average_rate or 1)
+        time = float((frame.pts - (stream.start_time or 0)) * stream.time_base) + self.shift
+        if self.last is not None and time < self.last:
+            self.shift += self.last + self.step - time
+            time = self.last + self.step
+        self.last = time
+        return time
 
 
-def rgb_of(frame: av.VideoFrame) -> np.ndarray:
-    """The frame as HxWx3 RGB, its colour samples interpolated to every pixel.
+def rgb_of(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The frame as HxWx3 RGB, its colour samples interpolated to every pixel; ``size``
+    (width, height), where given and not the frame's, scales it there (bicubic).
 
     swscale's direct conversion of 4:2:0 (and 4:2:2) to RGB repeats each colour sample over
     its 2x2 block: a painted frame's fine colour then shifts block by block as the picture
@@ -174,7 +217,9 @@ def rgb_of(frame: av.VideoFrame) -> np.ndarray:
     with swscale's bilinear filter, does the same.
     """
     full = _FULL_CHROMA.get(frame.format.name)
-    if full is not None:
+    if size is not None and size != (frame.width, frame.height):
+        frame = frame.reformat(width=size[0], height=size[1], format=full, interpolation="BICUBIC")
+    elif full is not None:
         frame = frame.reformat(format=full, interpolation="BILINEAR")
     return frame.to_ndarray(format="rgb24")
 
@@ -256,22 +301,26 @@ class VideoWriter:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """OS errors while writing (a full disk) are the output's, not the input's."""
+        """OS errors while writing (a full disk) are the output's, not the input's; so is a
+        muxer's refusal, which no rerun would get past."""
         try:
             yield
         except OSError as exc:
             raise output_error(self.out_path, exc) from None
+        except av.error.FFmpegError as exc:
+            raise OutputError(self.out_path, exc.strerror or str(exc)) from None
 
     def _open(self) -> None:
         # The temp name has no suffix, so name the format: the one the output's suffix names.
         container = VIDEO_CONTAINERS.get(self.out_path.suffix.lower(), "mp4")
-        self._output = av.open(self._tmp, "w", format=container)
+        assert self._tmp is not None  # made by __enter__
+        self._output = av.open(local(self._tmp), "w", format=container)
         stream = self._output.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
         stream.time_base = stream.codec_context.time_base = TIME_BASE
         self._video = stream
         if self.source is not None:
-            self._audio = _AudioCopier(self.source, self._output)
+            self._audio = _AudioCopier(self.source, self._output, container)
 
     def write(self, rgb: np.ndarray, time: float) -> None:
         if rgb.shape != (*self.requested, 3) or rgb.dtype != np.uint8:
@@ -285,10 +334,10 @@ class VideoWriter:
         with self._writing():
             assert self._video is not None  # set by __enter__
             self._mux(self._video.encode(frame))
-        self.frames_written += 1
-        if self._audio is not None:
-            # Audio up to this frame's time, so the file is interleaved as players expect.
-            self._audio.copy_until(time)
+            self.frames_written += 1
+            if self._audio is not None:
+                # Audio up to this frame's time, so the file is interleaved as players expect.
+                self._audio.copy_until(time)
 
     def _mux(self, packets: list[av.Packet]) -> None:
         assert self._output is not None  # set by __enter__
@@ -313,6 +362,7 @@ class VideoWriter:
         self._mux(self._video.encode(None))
         if self._audio is not None:
             self._audio.copy_until(self.audio_end)
+            self._audio.finish()
             self._audio.close()
         self._output.close()
         publish(self._tmp, self.out_path, self.before)
@@ -328,27 +378,134 @@ class VideoWriter:
             remove_quietly(self._tmp)
 
 
+# The codec of a re-encoded audio track: every MP4 and MOV player reads it.
+AUDIO_CODEC = "aac"
+# The layouts FFmpeg's AAC encoder takes, by channel count: a source's own may be unnamed
+# ("1 channels", as AVI's PCM often is), which the encoder refuses.
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def check_audio(source: Path, output: Path) -> None:
+    """Before any work: every audio track of ``source`` can go into ``output``'s container,
+    copied or re-encoded to AAC; one line naming the source and the track where it cannot."""
+    try:
+        with av.open(local(source)) as container:
+            form = VIDEO_CONTAINERS.get(output.suffix.lower(), "mp4")
+            for stream in container.streams.audio:
+                if not _copyable(stream, form) and not _encodable(stream):
+                    codec = stream.codec_context.name
+                    raise InputError(source, f"audio track {stream.index} ({codec}, {stream.codec_context.channels} channels) "
+                                     f"can be neither copied into {output.suffix} nor re-encoded to AAC")
+    except InputError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise _open_error(source, exc) from None
+
+
+def _copyable(stream: av.audio.stream.AudioStream, form: str) -> bool:
+    """Whether ``form``'s muxer takes the stream's packets as they are: tried on a scratch
+    file in memory, since FFmpeg's list of the codecs a container holds is wider than what
+    its muxer writes (Opus and FLAC in MOV are refused at the header)."""
+    try:
+        with av.open(io.BytesIO(), "w", format=form) as scratch:
+            scratch.add_stream_from_template(stream)
+            scratch.start_encoding()
+    except (av.error.FFmpegError, ValueError, OSError):
+        return False
+    return True
+
+
+def _encodable(stream: av.audio.stream.AudioStream) -> bool:
+    """Whether the stream can be decoded, and an AAC encoder opened for its rate and channels."""
+    context = stream.codec_context
+    if context.channels not in AAC_LAYOUTS or context.sample_rate <= 0:
+        return False
+    try:
+        av.codec.Codec(context.name, "r")
+        with av.open(io.BytesIO(), "w", format="mp4") as scratch:
+            _aac_stream(scratch, context).codec_context.open()
+    except (av.error.FFmpegError, ValueError, OSError):
+        return False
+    return True
+
+
+def _aac_stream(output: av.container.OutputContainer, source: av.audio.codeccontext.AudioCodecContext) -> av.audio.stream.AudioStream:
+    stream: av.audio.stream.AudioStream = output.add_stream(AUDIO_CODEC, rate=source.sample_rate, layout=AAC_LAYOUTS[source.channels])  # type: ignore[assignment]
+    return stream
+
+
+class _AudioTrack:
+    """One audio stream of the source on its way into the output: its packets copied as they
+    are, or decoded and re-encoded to AAC where the container cannot hold its codec. Either
+    way its times are moved by the video's start, and they follow on where the source's
+    jump back (joined MPEG-TS files), since a muxer refuses times that run backwards."""
+
+    def __init__(self, stream: av.audio.stream.AudioStream, output: av.container.OutputContainer, form: str, offset: Fraction) -> None:
+        self.copy = _copyable(stream, form)
+        if self.copy:
+            # The template copies the codec parameters only: packets pass through as they are.
+            self.out: av.audio.stream.AudioStream = output.add_stream_from_template(stream)
+        else:
+            self.rate = stream.codec_context.sample_rate
+            self.out = _aac_stream(output, stream.codec_context)
+        self.output = output
+        self.offset = offset  # the video stream's start, in seconds
+        self.shift = 0  # ticks added where the source's times jumped back
+        self.last: tuple[int, int] | None = None  # the last packet's dts and duration, in ticks
+        self.next: int | None = None  # the next re-encoded sample's time, in samples
+
+    def place(self, packet: av.Packet) -> None:
+        """The packet's times in the output's clock: from the video's start, never back."""
+        ticks = round(self.offset / packet.time_base) - self.shift
+        if packet.dts is not None and self.last is not None and packet.dts - ticks <= self.last[0]:
+            self.shift += self.last[0] + self.last[1] - (packet.dts - ticks)
+            ticks = round(self.offset / packet.time_base) - self.shift
+        if packet.pts is not None:
+            packet.pts -= ticks
+        if packet.dts is not None:
+            packet.dts -= ticks
+            self.last = (packet.dts, max(1, packet.duration or 0))
+
+    def write(self, packet: av.Packet) -> None:
+        if self.copy:
+            packet.stream = self.out
+            self.output.mux(packet)
+            return
+        for frame in packet.decode():
+            assert isinstance(frame, av.AudioFrame)  # an audio stream's packet
+            if self.next is None:
+                start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
+                self.next = round(start * self.rate)
+            # Counted in samples from the first: a decoder's own times may jump where the
+            # packets' did.
+            frame.pts, frame.time_base = self.next, Fraction(1, self.rate)
+            self.next += frame.samples
+            self.output.mux(self.out.encode(frame))
+
+    def finish(self) -> None:
+        if not self.copy:
+            self.output.mux(self.out.encode(None))
+
+
 class _AudioCopier:
-    """Copies the packets of every audio stream of ``source`` into ``output``, in time order.
+    """Every audio stream of ``source`` into ``output``, in time order (see :class:`_AudioTrack`).
 
     Frame times (read_frames') count from the video stream's start, so audio times are
     shifted by the video stream's start time too: whatever the source's offset between sound and
     picture (MPEG-TS starts at 1.4 s, edited MP4s anywhere), it stays the same.
     """
 
-    def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
+    def __init__(self, source: Path, output: av.container.OutputContainer, form: str) -> None:
         try:
-            self._input = av.open(str(source))
+            self._input = av.open(local(source))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise _open_error(source, exc) from None
         video = self._input.streams.video
         start = video[0].start_time if video else None
         time_base = video[0].time_base if video else None
-        self._offset = Fraction(start * time_base) if start is not None and time_base is not None else Fraction(0)
+        offset = Fraction(start * time_base) if start is not None and time_base is not None else Fraction(0)
         streams = list(self._input.streams.audio)
-        # The template copies the codec parameters only: packets pass through as they are.
-        self._map = {s.index: output.add_stream_from_template(s) for s in streams}
-        self._output = output
+        self._tracks = {s.index: _AudioTrack(s, output, form, offset) for s in streams}
         # demux() with no stream would mean all of them.
         self._packets = self._input.demux(*streams) if streams else iter(())
         self._pending: av.Packet | None = None
@@ -356,25 +513,24 @@ class _AudioCopier:
     def copy_until(self, time: float | None) -> None:
         """Mux every packet that starts before ``time`` seconds (all of them for None)."""
         while True:
-            packet = self._pending or next(self._packets, None)
+            packet = self._pending
             self._pending = None
             if packet is None:
-                return
-            if not packet.size:  # the empty flush packet that ends each stream
-                continue
-            if time is not None and packet.dts is not None and packet.dts * packet.time_base - self._offset > time:
+                packet = next(self._packets, None)
+                if packet is None:
+                    return
+                if not packet.size:  # the empty flush packet that ends each stream
+                    continue
+                self._tracks[packet.stream.index].place(packet)
+            if time is not None and packet.dts is not None and packet.dts * packet.time_base > time:
                 self._pending = packet
                 return
-            self._shift(packet)
-            packet.stream = self._map[packet.stream.index]
-            self._output.mux(packet)
+            self._tracks[packet.stream.index].write(packet)
 
-    def _shift(self, packet: av.Packet) -> None:
-        ticks = round(self._offset / packet.time_base)
-        if packet.pts is not None:
-            packet.pts -= ticks
-        if packet.dts is not None:
-            packet.dts -= ticks
+    def finish(self) -> None:
+        """Whatever the re-encoders still hold."""
+        for track in self._tracks.values():
+            track.finish()
 
     def close(self) -> None:
         self._input.close()

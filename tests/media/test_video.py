@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import types
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -17,6 +18,7 @@ from clips import (
     audio_packets,
     audio_times_from_picture_start,
     is_red,
+    joined,
     make_clip,
     pattern,
     round_trip,
@@ -24,7 +26,7 @@ from clips import (
     zero_frame_clip,
 )
 from nstpipe.errors import InputError
-from nstpipe.media.video import VideoWriter, probe, read_frames
+from nstpipe.media.video import VideoWriter, check_audio, probe, read_frames
 
 
 def test_probe_reports_size_count_rate_rotation_audio(tmp_path: Path) -> None:
@@ -107,6 +109,82 @@ def test_variable_frame_rate_times_are_kept(tmp_path: Path) -> None:
     assert [f.time for f in read_frames(source)] == pytest.approx(times, abs=2e-3)
     round_trip(source, tmp_path / "out.mp4")
     assert video_times(tmp_path / "out.mp4") == pytest.approx(times, abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("form", "codec", "out"), [("mov", "pcm_mulaw", "out.mp4"), ("avi", "pcm_u8", "out.mp4"), ("matroska", "flac", "out.mov")]
+)
+def test_audio_the_output_cannot_hold_is_reencoded_to_aac(tmp_path: Path, form: str, codec: str, out: str) -> None:
+    """An old camera's PCM cannot go into MP4, nor FLAC into MOV: re-encoded, not lost, and
+    not found out only once every frame is painted."""
+    source = make_clip(tmp_path / f"cam.{form}", n_frames=10, fps=10, audio=1, audio_codec=codec, form=form)
+    assert audio_packets(source)[0][0] == codec
+    check_audio(source, tmp_path / out)
+    after = round_trip(source, tmp_path / out)
+    assert after.has_audio and after.frame_count == 10
+    with av.open(str(tmp_path / out)) as container:
+        track = container.streams.audio[0]
+        assert track.codec_context.name == "aac"
+        samples = sum(frame.samples for frame in container.decode(track))
+    assert samples / track.codec_context.sample_rate == pytest.approx(1.0, abs=0.1)
+    assert sorted(os.listdir(tmp_path)) == sorted([source.name, out])
+
+
+def test_audio_that_cannot_be_kept_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nstpipe.media import video
+
+    source = make_clip(tmp_path / "cam.mov", n_frames=4, fps=10, audio=1, audio_codec="pcm_mulaw", form="mov")
+    check_audio(source, tmp_path / "out.mov")  # MOV holds it as it is
+    monkeypatch.setattr(video, "AAC_LAYOUTS", {})  # as for a track of more channels than AAC takes
+    refusal = r"cam\.mov.*audio track 1 \(pcm_mulaw, 1 channels\) can be neither copied into \.mp4 nor re-encoded"
+    with pytest.raises(InputError, match=refusal):
+        check_audio(source, tmp_path / "out.mp4")
+
+
+def test_a_stream_whose_size_changes_is_read_at_its_first_size(tmp_path: Path) -> None:
+    first = make_clip(tmp_path / "a.ts", n_frames=3, width=48, height=32, fps=10, form="mpegts")
+    second = make_clip(tmp_path / "b.ts", n_frames=3, width=64, height=32, fps=10, form="mpegts")
+    source = joined(tmp_path / "ab.ts", [first, second])
+    info = probe(source)
+    frames = list(read_frames(source))
+    assert (info.width, info.height) == (48, 32)
+    assert [f.rgb.shape for f in frames] == [(32, 48, 3)] * 6
+    assert is_red(frames[5].rgb[2:14])
+
+
+def test_times_that_jump_back_follow_on_and_the_audio_with_them(tmp_path: Path) -> None:
+    part = make_clip(tmp_path / "part.ts", n_frames=5, fps=10, audio=1, form="mpegts")
+    source = joined(tmp_path / "three.ts", [part, part, part])
+    times = [f.time for f in read_frames(source)]
+    assert len(times) == 15
+    assert all(later > earlier for earlier, later in zip(times, times[1:]))
+    assert times[-1] == pytest.approx(1.4, abs=0.02)
+    round_trip(source, tmp_path / "out.mp4")
+    assert video_times(tmp_path / "out.mp4") == pytest.approx(times, abs=2e-3)
+    audio = audio_times_from_picture_start(tmp_path / "out.mp4")
+    assert all(later > earlier for earlier, later in zip(audio, audio[1:]))
+    assert audio[-1] > 1.3
+
+
+def test_non_square_pixels_are_shown_square(tmp_path: Path) -> None:
+    """Anamorphic video (DV, HDV): each coded pixel shown twice as wide is read as two."""
+    source = make_clip(tmp_path / "wide.mp4", n_frames=3, width=48, height=32, aspect=Fraction(2))
+    info = probe(source)
+    frames = list(read_frames(source))
+    assert (info.width, info.height) == (96, 32)
+    assert frames[0].rgb.shape == (32, 96, 3)
+    tall = make_clip(tmp_path / "tall.mp4", n_frames=3, width=48, height=32, aspect=Fraction(1, 2))
+    assert (probe(tall).width, probe(tall).height) == (48, 64)
+    assert next(read_frames(tall)).rgb.shape == (64, 48, 3)
+
+
+def test_a_name_with_a_colon_is_read_as_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dashcam's name: FFmpeg takes ``2024-06-01T10:`` for a protocol unless told it is a file."""
+    make_clip(tmp_path / "2024-06-01T10:30:00.mp4", n_frames=4, audio=1)
+    monkeypatch.chdir(tmp_path)
+    source = Path("2024-06-01T10:30:00.mp4")
+    assert probe(source).frame_count == 4
+    assert round_trip(source, Path("2024-06-01T10:31:00.mp4")).has_audio
 
 
 def test_audio_stays_in_sync_when_the_picture_starts_late(tmp_path: Path) -> None:
