@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, cast
 
 import av
 import numpy as np
@@ -54,7 +54,9 @@ def make_clip(
             video.codec_context.time_base = Fraction(1, 1000)
         if rotation is not None:
             video.set_display_rotation(rotation)
-        tracks = [container.add_stream(audio_codec, rate=SAMPLE_RATE, layout="mono") for _ in range(audio)]
+        tracks = [
+            cast(av.audio.stream.AudioStream, container.add_stream(audio_codec, rate=SAMPLE_RATE, layout="mono")) for _ in range(audio)
+        ]
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
             if times is not None:
