@@ -83,6 +83,24 @@ def test_check_writable(tmp_path: Path) -> None:
         check_writable(blocker / "below")
 
 
+def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nstpipe.app.checks import DEFAULT_NAME_MAX, check_name_fits, name_max
+
+    folder = tmp_path / "not" / "made"  # asked of the nearest folder there is
+    most = name_max(folder)
+    check_name_fits(folder / ("a" * (most - len(".png.settings.json")) + ".png"))
+    with pytest.raises(InputError, match=rf"the settings record beside it \(.settings.json added\) would take {most + 1} bytes"):
+        check_name_fits(folder / ("a" * (most + 1 - len(".png.settings.json")) + ".png"))
+    with pytest.raises(InputError, match=rf"the name is too long: it takes {most + 1} bytes, and this file system holds {most} at most"):
+        check_name_fits(folder / ("a" * (most + 1 - len(".png")) + ".png"))
+
+    def unknown(path: object, name: str) -> int:
+        raise ValueError(name)
+
+    monkeypatch.setattr(os, "pathconf", unknown)
+    assert name_max(tmp_path) == DEFAULT_NAME_MAX
+
+
 def test_folder_run_records_and_resumes(archive: Path, style: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     executor, events, outcome = run_folder(archive, style, out)

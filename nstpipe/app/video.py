@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from nstpipe.app.checks import check_inputs, check_output, check_video_source, check_video_suffix, check_writable, protected
+from nstpipe.app.checks import (
+    check_inputs,
+    check_name_fits,
+    check_output,
+    check_video_source,
+    check_video_suffix,
+    check_writable,
+    protected,
+)
 from nstpipe.app.naming import default_video_output, default_work_dir
 from nstpipe.app.sizes import chosen, video_settings
 from nstpipe.config import Settings
@@ -94,6 +102,7 @@ def stylize_videos(
         raise InputError(", ".join(map(str, sources)), f"holds no videos (files ending {suffixes}, other than nstpipe's outputs)")
     for source, target in targets:
         check_video_suffix(target)
+        check_name_fits(target)
         check_output(target, protected(styles, settings, source), options.overwrite)
     single = len(sources) == 1 and not sources[0].is_dir()
     for source, target in targets:
@@ -142,6 +151,7 @@ def paint_video(
     frames and quality is kept.
     """
     check_video_suffix(output)
+    check_name_fits(output)
     info = check_video_source(source)
     if info.has_audio:
         check_audio(source, output)

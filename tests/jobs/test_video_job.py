@@ -262,6 +262,24 @@ def test_wrong_output_suffix_and_output_over_input(tmp_path: Path, clip: Path, s
     assert is_red(next(read_frames(clip)).rgb[2:14])
 
 
+def test_an_output_name_too_long_for_its_record_fails_before_any_work(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    """The output's name fits, its record's (``.settings.json`` added) does not: the frames
+    were all painted, then the record could not be written, on every rerun."""
+    from nstpipe.app import stylize_videos
+    from nstpipe.app.checks import name_max
+
+    out = tmp_path / ("a" * (name_max(tmp_path) - len(".mp4")) + ".mp4")
+    events: list[object] = []
+    options = VideoOptions(work_dir=tmp_path / "work")
+    with pytest.raises(InputError) as error:
+        list(stylize_videos([clip], [style_path], out, settings(), events.append, options))
+    assert str(error.value).startswith(f"{out}: the name is too long: the settings record beside it") and "\n" not in str(error.value)
+    assert events == [] and sorted(os.listdir(tmp_path)) == ["in.mp4"]
+    with pytest.raises(InputError, match="the name is too long"):
+        stylize_video(clip, [style_path], out, settings(), events.append, work_dir=tmp_path / "work")
+    assert events == [] and sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
 def test_frames_too_thin_for_the_layers_fail_before_any_output(tmp_path: Path, style_path: Path) -> None:
     thin = make_clip(tmp_path / "thin.mp4", n_frames=3, width=160, height=16)  # 32x3 at --size 32
     with pytest.raises(InputError, match=r"thin.mp4: frames of 32x3 at --size 32 are too thin.*at least 16"):
