@@ -148,6 +148,28 @@ def zero_frame_clip(path: Path) -> Path:
     return path
 
 
+def cut_clip(path: Path, whole: Path, fraction: float = 0.5) -> Path:
+    """The first ``fraction`` of the bytes of ``whole``, an MP4 of noise frames with its index
+    (moov) at the front: the container still counts every frame, fewer can be decoded."""
+    data = whole.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def noise_clip(path: Path, n_frames: int = 20, width: int = 48, height: int = 32, fps: int = 12) -> Path:
+    """An H.264 MP4 of random frames, each about as many bytes as the next, with its index
+    at the front (``faststart``), so that its first bytes hold its first frames whole."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        for _ in range(n_frames):
+            rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+    return path
+
+
 def make_pan(path: Path, photo: Path, n_frames: int = 16, width: int = 40, height: int = 32, fps: int = 10) -> Path:
     """A real photo seen through a window that slides one pixel a frame, right then back."""
     from PIL import Image

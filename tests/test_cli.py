@@ -345,6 +345,22 @@ def test_video_errors_are_one_line(tmp_path: Path, painting_path: Path) -> None:
     assert result.exit_code == 2 and "has 6 frames, the source only 3" in result.output
 
 
+def test_metrics_names_the_video_cut_short_not_the_whole_one(tmp_path: Path) -> None:
+    """Both containers count 20 frames; the one whose frames run out is the one to blame,
+    source or stylized."""
+    from clips import cut_clip, noise_clip
+    from nstpipe.media.video import probe, read_frames
+
+    whole = noise_clip(tmp_path / "whole.mp4", n_frames=20)
+    cut = cut_clip(tmp_path / "cut.mp4", whole)
+    decoded = sum(1 for _ in read_frames(cut))
+    assert probe(cut).frame_count == 20 and 0 < decoded < 20
+    for source, stylized in ((cut, whole), (whole, cut)):
+        result = invoke("metrics", source, stylized, "-q")
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"nstpipe: error: {cut}: only {decoded} of its 20 frames could be decoded (cut short or corrupt?)\n"
+
+
 def test_video_with_several_inputs_writes_into_a_folder(tmp_path: Path, painting_path: Path) -> None:
     from clips import make_clip
 

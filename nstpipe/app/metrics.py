@@ -72,22 +72,51 @@ def _measure(
     if frames > source_info.frame_count:
         raise InputError(stylized, f"has {frames} frames, the source only {source_info.frame_count}")
     device = resolve_device(settings.device)
-    # A preview (nstpipe video --frames N) is compared with the first N source frames.
     report(Chosen(f"{width}x{height}", str(device), "fp32", None, frames, "frames"))
     encoder = metrics_encoder(settings, device)
     report(VideoPlanned(frames, 0))
+    # A preview (nstpipe video --frames N) is compared with the first N source frames.
+    source_stream = _Counted(f.rgb for f in itertools.islice(read_frames(source), frames))
+    painted_stream = _Counted(painted)
     try:
         return video_metrics(
             encoder,
-            (f.rgb for f in itertools.islice(read_frames(source), frames)),
-            painted,
+            source_stream,
+            painted_stream,
             style_image.to(device) if style_image is not None else None,
             on_frame=lambda frame: report(FrameDone(frame.index, 0, 0.0)),
             gaps=gaps,
         )
     except ValueError:
-        # zip(strict=True): one stream ended early although both containers counted more.
-        raise InputError(stylized, "the frames of the two videos could not all be decoded (corrupt?)") from None
+        # zip(strict=True): one stream ended before the other although both containers
+        # counted enough frames; the one that ended is the one cut short or corrupt.
+        if source_stream.ended and source_stream.count < frames:
+            raise InputError(source, _cut_short(source_stream.count, source_info.frame_count)) from None
+        if painted_stream.ended:
+            raise InputError(stylized, _cut_short(painted_stream.count, frames)) from None
+        raise InputError(stylized, f"decodes to more frames than the {frames} its container counts") from None
+
+
+def _cut_short(decoded: int, counted: int) -> str:
+    return f"only {decoded} of its {counted} frames could be decoded (cut short or corrupt?)"
+
+
+class _Counted(Iterator[np.ndarray]):
+    """The frames of a stream, counted, and whether it ended: which of two streams ran out."""
+
+    def __init__(self, frames: Iterator[np.ndarray]) -> None:
+        self._frames = frames
+        self.count = 0
+        self.ended = False
+
+    def __next__(self) -> np.ndarray:
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            self.ended = True
+            raise
+        self.count += 1
+        return frame
 
 
 def painted_frames(stylized: Path) -> tuple[int, tuple[int, int], Iterator[np.ndarray]]:
