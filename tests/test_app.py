@@ -232,6 +232,27 @@ def test_an_earlier_output_folder_inside_the_input_is_not_painted_again(archive:
     assert not (archive / "klimt" / "monet").exists()
 
 
+def test_an_output_folder_inside_the_input_that_holds_its_pictures_is_refused(archive: Path, style: Path) -> None:
+    """``images in -o in/sub``: the walk leaves the output folder out, and the settings file
+    would mark in/sub as an output for every later run, so in/sub's pictures were never
+    painted, with exit status 0. Refused before any work instead, naming the folder."""
+    before = sorted(p.name for p in (archive / "sub").iterdir())
+    with pytest.raises(InputError) as error:
+        run_folder(archive, style, archive / "sub")
+    assert str(error.value) == (
+        f"{archive / 'sub'}: the output folder is inside the input folder and holds pictures of its own "
+        f"({archive / 'sub' / 'b.png'}), which would never be painted; give -o a new folder, or one outside the input"
+    )
+    assert sorted(p.name for p in (archive / "sub").iterdir()) == before  # no settings file, no output
+    # An earlier output folder, and a folder inside one, hold outputs only: taken as before.
+    run_folder(archive, style, archive / "monet")
+    (archive / "monet" / "inner").mkdir()
+    shutil.copy(archive / "monet" / "a.png", archive / "monet" / "inner" / "a.png")
+    for out in (archive / "monet", archive / "monet" / "inner", archive / "new"):
+        _, _, outcome = run_folder(archive, style, out)
+        assert outcome.done + outcome.skipped == 3
+
+
 def test_an_unreadable_subfolder_is_a_failure_line_and_exit_status_1(
     archive: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 from nstpipe.config import Settings
 from nstpipe.errors import ConfigError, InputError
+from nstpipe.jobs.plan import SETTINGS_FILE, walk_images
 from nstpipe.jobs.records import made_by_nstpipe
 from nstpipe.media.imaging import is_still_image, read_rgb
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
@@ -110,6 +111,29 @@ def check_folder_output(output: Path) -> None:
     surely meant as a file, and would make a folder so named."""
     if output.suffix.lower() in PICTURE_SUFFIXES | set(VIDEO_SUFFIXES) and not output.is_dir():
         raise InputError(output, "the output of a folder is a folder: name it without a file suffix")
+
+
+def check_output_apart(folder: Path, output: Path) -> None:
+    """Refuse, before any work, an output folder inside the input folder that holds
+    pictures and is no earlier run's output (:data:`~nstpipe.jobs.plan.SETTINGS_FILE`):
+    the walk leaves the output folder out, and the settings file written into it marks
+    it as an output for good, so its pictures would be left out of this run and of every
+    later one, whatever its -o."""
+    root, inside = Path(os.path.realpath(folder)), Path(os.path.realpath(output))
+    if root not in inside.parents or not inside.is_dir():
+        return
+    # A folder in an earlier output is walked past already, as part of that output.
+    if any((above / SETTINGS_FILE).is_file() for above in (inside, *inside.parents[: inside.parents.index(root)])):
+        return
+    held = next(walk_images(inside), None)
+    if held is not None:
+        here, names, _ = held
+        shown = output / (here / names[0]).relative_to(inside)
+        raise InputError(
+            output,
+            f"the output folder is inside the input folder and holds pictures of its own ({shown}), which would never be "
+            "painted; give -o a new folder, or one outside the input",
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:

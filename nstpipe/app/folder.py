@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
-from nstpipe.app.checks import check_folder_output, check_inputs, check_output, check_writable, protected
+from nstpipe.app.checks import check_folder_output, check_inputs, check_output, check_output_apart, check_writable, protected
 from nstpipe.app.naming import default_folder_output
 from nstpipe.app.sizes import chosen, folder_settings
 from nstpipe.config import Settings
@@ -99,6 +99,7 @@ def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: S
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     check_folder_output(output)
+    check_output_apart(folder, output)
     check_inputs(styles, settings)
     device = resolve_device(settings.device)  # an unknown device fails here, before any output
     check_writable(output)
