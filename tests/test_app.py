@@ -101,6 +101,31 @@ def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert name_max(tmp_path) == DEFAULT_NAME_MAX
 
 
+def test_input_kind_of_animations_and_broken_pictures(tmp_path: Path) -> None:
+    """An animated GIF is a video; an animated WebP a picture (FFmpeg cannot decode its
+    frames), refused where a video is asked for; a file named as a picture that cannot be
+    read is a picture, to be refused as one; a still under another name is a picture."""
+    from PIL import Image
+
+    from nstpipe.app import input_kind
+
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+    for name in ("anim.gif", "anim.webp"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tmp_path / "still.gif")
+    frames[0].save(tmp_path / "still.bin", format="PNG")
+    for name in ("bad.gif", "bad.webp", "junk.bin"):
+        (tmp_path / name).write_bytes(b"not a picture")
+    kinds = {name: input_kind(tmp_path / name) for name in sorted(os.listdir(tmp_path))}
+    assert kinds == {
+        "anim.gif": "video", "anim.webp": "picture", "bad.gif": "picture", "bad.webp": "picture", "junk.bin": "video",
+        "still.bin": "picture", "still.gif": "picture",
+    }
+    assert input_kind(tmp_path / "anim.gif", tmp_path / "x.mp4") == "video"
+    with pytest.raises(InputError, match="anim.webp: animated WebP: FFmpeg here cannot decode its frames; convert it to a GIF or MP4"):
+        input_kind(tmp_path / "anim.webp", tmp_path / "x.mp4")
+
+
 def test_folder_run_records_and_resumes(archive: Path, style: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     executor, events, outcome = run_folder(archive, style, out)

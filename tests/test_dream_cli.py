@@ -148,6 +148,43 @@ def test_a_missing_input_is_named(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"nstpipe: error: {tmp_path / 'nothing.jpg'}: no such file or folder"
 
 
+def animated(path: Path) -> Path:
+    """Two frames, saved as Pillow saves an animation (``save_all``)."""
+    frames = [Image.new("RGB", (48, 32), colour) for colour in ((200, 40, 40), (40, 40, 200))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return path
+
+
+def test_an_animated_webp_is_dreamed_as_its_first_frame_and_never_as_a_video(tmp_path: Path, painting_path: Path) -> None:
+    """FFmpeg cannot decode an animated WebP's frames: it was sent to the video reader and
+    called corrupt. It is a picture, as ``image`` and a folder read it; asked for as a video
+    (``-o x.mp4``, ``video``), it is refused in one line that says why."""
+    anim = animated(tmp_path / "anim.webp")
+    result = invoke("dream", anim, *TINY, "-q")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "anim.dream.webp") as out:
+        assert out.format == "WEBP" and getattr(out, "n_frames", 1) == 1 and out.size == (32, 21)
+    before = snapshot(tmp_path)
+    line = f"nstpipe: error: {anim}: animated WebP: FFmpeg here cannot decode its frames; convert it to a GIF or MP4\n"
+    for args in (("dream", anim, "-o", tmp_path / "x.mp4", *TINY), ("video", anim, "-s", painting_path, "--size", "32", "-n", "1")):
+        result = invoke(*args)
+        assert result.exit_code == 2 and result.stderr == line, result.output
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [("empty.webp", b"", "empty file"), ("empty.gif", b"", "empty file"), ("bad.gif", b"GIF89a\x00cut", "not an image file PIL can read"),
+     ("bad.webp", b"RIFF\x00\x00\x00\x00WEBPcut", "not an image file PIL can read")],
+)
+def test_a_broken_gif_or_webp_is_the_problem_reported_not_the_output(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    """Unreadable, it was taken for a video, and ``-o x.png`` was blamed for not being .mp4."""
+    (bad := tmp_path / name).write_bytes(content)
+    result = invoke("dream", bad, "-o", tmp_path / "x.png", *TINY)
+    assert result.exit_code == 2 and result.stderr == f"nstpipe: error: {bad}: {reason}\n", result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
 def test_a_broken_photo_in_a_folder_is_one_failure_and_the_rest_are_dreamed(tmp_path: Path) -> None:
     write_rgb(tmp_path / "in" / "good.png", 24, 32)
     (tmp_path / "in" / "bad.jpg").write_bytes(b"not a jpeg")

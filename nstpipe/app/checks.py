@@ -15,7 +15,7 @@ from nstpipe.config import Settings
 from nstpipe.errors import ConfigError, InputError
 from nstpipe.jobs.plan import SETTINGS_FILE, walk_images
 from nstpipe.jobs.records import made_by_nstpipe
-from nstpipe.media.imaging import is_still_image, read_rgb
+from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
 from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, record_path
 from nstpipe.modes import spec_of
@@ -23,9 +23,14 @@ from nstpipe.modes.base import FOLDER, PICTURE, VIDEO
 
 VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
 # Still pictures by their suffix, beyond those nstpipe writes: a file so named is taken for a
-# picture, and one that cannot be read is refused as a picture, not as "not a video". (GIF
-# and WebP may be animated, which the video reader takes: their content decides.)
-PICTURE_SUFFIXES = frozenset({*IMAGE_FORMATS, ".jpeg", ".tiff", ".heic", ".heif", ".jxl", ".jp2"}) - {".webp"}
+# picture, and one that cannot be read is refused as a picture, not as "not a video". WebP
+# is one, animated or not: FFmpeg cannot decode an animated WebP's frames, so every command
+# reads its first frame, as it reads a style or a folder's pictures.
+PICTURE_SUFFIXES = frozenset({*IMAGE_FORMATS, ".jpeg", ".tiff", ".heic", ".heif", ".jxl", ".jp2"})
+# Pictures that may be animated, which the video reader takes; one that PIL cannot read is
+# refused as the picture its name says.
+ANIMATED_SUFFIXES = frozenset({".gif"})
+ANIMATED_WEBP = "animated WebP: FFmpeg here cannot decode its frames; convert it to a GIF or MP4"
 
 
 def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
@@ -143,15 +148,24 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def input_kind(source: Path) -> str:
+def input_kind(source: Path, output: Path | None = None) -> str:
     """``folder``, ``picture`` or ``video``: what a command of several inputs was given (a
     missing file is named as such). A file named as a picture is one, readable or not, so
-    that a broken one is refused for what it is."""
+    that a broken one is refused for what it is; an animated WebP is read as a picture
+    unless ``output`` names a video, which it cannot become."""
     if source.is_dir():
         return FOLDER
     if not source.exists():
         raise InputError(source, "no such file or folder")
-    return PICTURE if source.suffix.lower() in PICTURE_SUFFIXES or is_still_image(source) else VIDEO
+    suffix = source.suffix.lower()
+    if output is not None and output.suffix.lower() in VIDEO_SUFFIXES and is_animated_webp(source):
+        raise InputError(source, ANIMATED_WEBP)
+    if suffix in PICTURE_SUFFIXES:
+        return PICTURE
+    frames = picture_frames(source)
+    if suffix in ANIMATED_SUFFIXES:
+        return VIDEO if frames is not None and frames > 1 else PICTURE
+    return PICTURE if frames == 1 else VIDEO
 
 
 def check_video_suffix(output: Path) -> None:
@@ -164,4 +178,6 @@ def check_video_source(source: Path) -> VideoInfo:
     video of one frame, which then fails deep inside the job)."""
     if is_still_image(source):
         raise InputError(source, "is a still image, not a video; use `nstpipe image`")
+    if is_animated_webp(source):
+        raise InputError(source, ANIMATED_WEBP)
     return probe(source)  # a missing, empty or corrupt file fails here, before any work

@@ -135,7 +135,7 @@ def mode_command(spec: ModeSpec, command: Command) -> Callable[..., None]:
         options = {**UNSET, **given}  # a flag the mode does not list reads as unset
         with user_errors(options["debug"], names):
             source = options[command.source.name] if command.source is not None else None
-            kind = _kind(command, source)
+            kind = _kind(command, source, options.get("output"))
             refuse_unused(flags, options, kind)
             refuse_empty(flags, options)
             settings = settings_of(spec, options)
@@ -148,12 +148,12 @@ def mode_command(spec: ModeSpec, command: Command) -> Callable[..., None]:
 UNSET = {flag.name: None if flag.default is inspect.Parameter.empty else flag.default for flag in SHARED}
 
 
-def _kind(command: Command, source: Any) -> str:
+def _kind(command: Command, source: Any, output: Path | None) -> str:
     if len(command.inputs) == 1:
         return next(iter(command.inputs))
     from nstpipe.app import input_kind
 
-    return input_kind(source)
+    return input_kind(source, output)
 
 
 def _size_from_device(options: Mapping[str, Any]) -> bool:

@@ -117,12 +117,31 @@ def _pixels_in(message: str) -> str:
 
 def is_still_image(path: Path) -> bool:
     """Whether ``path`` is a picture of one frame (FFmpeg reads a JPEG or PNG as a video of
-    one frame; an animated GIF or WebP is left to the video reader). Only the header is read."""
+    one frame; an animated GIF is left to the video reader). Only the header is read."""
+    return picture_frames(path) == 1
+
+
+def picture_frames(path: Path) -> int | None:
+    """How many frames the picture at ``path`` holds, from its header; None where PIL
+    cannot read it."""
+    header = _header(path)
+    return header[1] if header is not None else None
+
+
+def is_animated_webp(path: Path) -> bool:
+    """Whether ``path`` is a WebP of several frames, which FFmpeg cannot decode: it is read
+    as a picture (its first frame), never as a video."""
+    header = _header(path)
+    return header is not None and header[0] == "WEBP" and header[1] > 1
+
+
+def _header(path: Path) -> tuple[str | None, int] | None:
+    """(format, frame count) of the picture at ``path``; None where PIL cannot read it."""
     try:
         with _pil_pixel_limit(0), Image.open(path) as img:
-            return getattr(img, "n_frames", 1) == 1
+            return img.format, getattr(img, "n_frames", 1)
     except DECODER_ERRORS + (UnidentifiedImageError,):
-        return False
+        return None
 
 
 def shown_size(path: Path) -> tuple[int, int] | None:
