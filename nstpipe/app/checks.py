@@ -169,6 +169,8 @@ def input_kind(source: Path, output: Path | None = None) -> str:
 
 
 def check_video_suffix(output: Path) -> None:
+    if output.is_dir():
+        raise InputError(output, f"is a folder; name the video to write in it, e.g. {output / 'clip.mp4'}")
     if output.suffix.lower() not in VIDEO_SUFFIXES:
         raise InputError(output, f"the output is H.264 video: name it {', '.join(VIDEO_SUFFIXES)}")
 

@@ -171,7 +171,8 @@ def paint_video(
         return VideoOutcome(source, output, FramesSummary(frames=frames), kept=True)
     check_writable(output.parent)
     height, width = output_frame_size(info.height, info.width, settings)
-    report(chosen(settings, f"{width}x{height}", output, frames, "frames"))
+    # H.264's 4:2:0 takes even sides only: the writer crops the odd last row or column.
+    report(chosen(settings, f"{width - width % 2}x{height - height % 2}", output, frames, "frames"))
     summary = run_video_job(job, output, frames, identity, report, options, executor or LocalExecutor())
     return VideoOutcome(source, output, summary)
 

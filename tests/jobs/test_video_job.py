@@ -28,7 +28,7 @@ from nstpipe.engine.metrics import frame_warping_error
 from nstpipe.engine.temporal import FrameInput, FrameStylizer, StylizedFrame
 from nstpipe.engine.tensors import prepare, to_rgb8
 from nstpipe.errors import InputError
-from nstpipe.events import EventSink, FrameDone, FrameStarted, Kept, VideoPlanned
+from nstpipe.events import Chosen, EventSink, FrameDone, FrameStarted, Kept, VideoPlanned
 from nstpipe.jobs import records
 from nstpipe.jobs.chains import chain_groups, run_chunks, stylize_chains
 from nstpipe.jobs.plan import Chunk
@@ -259,7 +259,18 @@ def test_wrong_output_suffix_and_output_over_input(tmp_path: Path, clip: Path, s
         stylize_video(clip, [style_path], tmp_path / "o.avi", settings(), lambda e: None)
     with pytest.raises(InputError, match="is the input; the output would replace it"):
         stylize_video(clip, [style_path], clip, settings(), lambda e: None)
+    with pytest.raises(InputError, match=f"{tmp_path}: is a folder; name the video to write in it"):
+        stylize_video(clip, [style_path], tmp_path, settings(), lambda e: None)
     assert is_red(next(read_frames(clip)).rgb[2:14])
+
+
+def test_the_size_announced_is_the_size_written(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    """H.264 takes even sides: the odd one is cropped, and the opening line says so."""
+    events: list[object] = []
+    stylize_video(clip, [style_path], tmp_path / "o.mp4", settings(size=33), events.append, limit=2)
+    announced = next(e for e in events if isinstance(e, Chosen))
+    info = probe(tmp_path / "o.mp4")
+    assert announced.size == f"{info.width}x{info.height}" == "32x22"
 
 
 def test_an_output_name_too_long_for_its_record_fails_before_any_work(tmp_path: Path, clip: Path, style_path: Path) -> None:
