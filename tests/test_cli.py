@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePath
@@ -521,3 +522,21 @@ def test_an_empty_value_is_refused_not_read_as_left_out(flag: str, tmp_path: Pat
     result = invoke(command, source, "--style", painting_path, "-o", out, *FAST, flag, "")
     assert result.exit_code == 2 and result.stderr.strip() == f"nstpipe: error: {flag}: give a value, not an empty one", result.output
     assert not out.exists()
+
+
+def test_metrics_refuses_a_video_of_another_shape_or_a_still(tmp_path: Path, painting_path: Path) -> None:
+    """A turned video, or a picture named .mp4, would be compared pixel by pixel with frames
+    of another picture, and give figures with exit 0."""
+    from clips import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=4, width=48, height=32, fps=10)
+    half = make_clip(tmp_path / "half.mp4", n_frames=4, width=24, height=16, fps=10)
+    turned = make_clip(tmp_path / "turned.mp4", n_frames=4, width=48, height=32, fps=10, rotation=90)
+    still = tmp_path / "still.mp4"
+    shutil.copy(painting_path, still)
+    assert invoke("metrics", clip, half, "-q").exit_code == 0
+    result = invoke("metrics", clip, turned, "-q")
+    assert result.exit_code == 2
+    assert result.stderr == f"nstpipe: error: {turned}: is 32x48, the source 48x32: not the source's shape (turned or cropped?)\n"
+    result = invoke("metrics", clip, still, "-q")
+    assert result.exit_code == 2 and result.stderr.startswith(f"nstpipe: error: {still}: is a still image, not a video")

@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from nstpipe.app.checks import check_output
+from nstpipe.app.checks import check_output, check_video_source
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.engine.metrics import VideoMetrics, parse_gaps, video_metrics
@@ -19,7 +19,7 @@ from nstpipe.jobs.worker import metrics_encoder
 from nstpipe.media.framestore import frame_files
 from nstpipe.media.imaging import read_rgb
 from nstpipe.media.plot import plot_format, plot_warping_error
-from nstpipe.media.video import probe, read_frames
+from nstpipe.media.video import read_frames
 from nstpipe.media.writer import atomic_write_json
 from nstpipe.modes.model import read_image
 
@@ -66,8 +66,9 @@ def metrics_record(source: Path, stylized: Path, style: Path | None, result: Vid
 def _measure(
     source: Path, stylized: Path, style: Path | None, settings: Settings, report: EventSink, gaps: Sequence[int]
 ) -> VideoMetrics:
-    source_info = probe(source)
+    source_info = check_video_source(source)
     frames, (width, height), painted = painted_frames(stylized)
+    check_same_shape(stylized, (width, height), (source_info.width, source_info.height))
     style_image = read_image(style) if style is not None else None
     if frames > source_info.frame_count:
         raise InputError(stylized, f"has {frames} frames, the source only {source_info.frame_count}")
@@ -95,6 +96,15 @@ def _measure(
         if painted_stream.ended:
             raise InputError(stylized, _cut_short(painted_stream.count, frames)) from None
         raise InputError(stylized, f"decodes to more frames than the {frames} its container counts") from None
+
+
+def check_same_shape(stylized: Path, size: tuple[int, int], source: tuple[int, int]) -> None:
+    """The painted frames must show the source's picture: the same shape, whatever their
+    size (a turned or cropped video would be compared pixel by pixel with another picture)."""
+    (width, height), (own_width, own_height) = size, source
+    # Sizes are rounded to whole (even) pixels: a side may be off by up to 2 in either video.
+    if abs(width * own_height - height * own_width) > 2 * (width + height + own_width + own_height):
+        raise InputError(stylized, f"is {width}x{height}, the source {own_width}x{own_height}: not the source's shape (turned or cropped?)")
 
 
 def _cut_short(decoded: int, counted: int) -> str:
@@ -127,5 +137,5 @@ def painted_frames(stylized: Path) -> tuple[int, tuple[int, int], Iterator[np.nd
         files = frame_files(stylized)
         first = read_rgb(files[0])
         return len(files), (first.shape[1], first.shape[0]), itertools.chain([first], (read_rgb(f) for f in files[1:]))
-    info = probe(stylized)
+    info = check_video_source(stylized)
     return info.frame_count, (info.width, info.height), (f.rgb for f in read_frames(stylized))
