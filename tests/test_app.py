@@ -19,6 +19,7 @@ from nstpipe.events import JobPlanned, Skipped, TaskStarted
 from nstpipe.jobs.plan import ImageTask, source_identity
 from nstpipe.jobs.records import ImageJob, make_job
 from nstpipe.jobs.worker import TaskResult, is_done
+from nstpipe.media.imaging import PICTURE_READER_REVISION
 from nstpipe.media.writer import TEMP_PREFIX, write_png
 from nstpipe.run.executor import LocalExecutor, Summary
 
@@ -185,6 +186,16 @@ def test_fingerprint_follows_style_bytes_not_paths(style: Path, tmp_path: Path) 
     other = build_settings("fast", None, {"size": 32, "iterations": 3, "device": "cpu"})
     assert make_job(SETTINGS, [style]).fingerprint != make_job(other, [style]).fingerprint
     assert make_job(SETTINGS, [style]).fingerprint != make_job(SETTINGS, [style, style]).fingerprint
+
+
+def test_fingerprint_follows_the_picture_reader(style: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same files read as other pixels (a colour profile now applied) are painted again;
+    a visualization, which reads no picture, keeps its outputs."""
+    visualize = build_settings("visualize", None, {"mode": "visualize", "device": "cpu"})
+    before = make_job(SETTINGS, [style]).fingerprint, make_job(visualize, []).fingerprint
+    monkeypatch.setattr("nstpipe.jobs.records.PICTURE_READER_REVISION", PICTURE_READER_REVISION + 1)
+    after = make_job(SETTINGS, [style]).fingerprint, make_job(visualize, []).fingerprint
+    assert after[0] != before[0] and after[1] == before[1]
 
 
 def test_is_done(archive: Path, style: Path, tmp_path: Path) -> None:

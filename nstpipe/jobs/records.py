@@ -14,9 +14,11 @@ from nstpipe import __version__
 from nstpipe.config import Settings
 from nstpipe.engine.flow import FLOW_REVISION
 from nstpipe.jobs.plan import source_identity
+from nstpipe.media.imaging import PICTURE_READER_REVISION
 from nstpipe.media.video import READER_REVISION, VideoInfo
 from nstpipe.media.weights import sha256_file
 from nstpipe.media.writer import BeforePublish, atomic_write_json, read_record, record_path
+from nstpipe.modes import spec_of
 
 if TYPE_CHECKING:
     import torch
@@ -31,10 +33,14 @@ class ImageJob:
     fingerprint: str
 
 def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
-    """Fix the job's identity: settings plus the bytes of every file that shapes the output."""
+    """Fix the job's identity: settings plus the bytes of every file that shapes the output,
+    and how those files and the photos are read (a job that reads no picture, such as a
+    visualization, keeps its identity when the reader changes)."""
     extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
     if settings.engine.init_is_file:
         extra["init"] = sha256_file(Path(settings.engine.init))
+    if styles or settings.engine.init_is_file or spec_of(settings.mode).canvas is None:
+        extra["picture_reader"] = PICTURE_READER_REVISION
     return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
 
 

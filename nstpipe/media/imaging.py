@@ -1,5 +1,6 @@
-"""Reading pictures into HxWx3 RGB arrays: :func:`read_rgb` applies EXIF orientation and
-turns grey, RGBA, palette, CMYK and 16-bit inputs into RGB.
+"""Reading pictures into HxWx3 RGB arrays: :func:`read_rgb` applies EXIF orientation, turns
+grey, RGBA, palette, CMYK and 16-bit inputs into RGB, and a picture with a colour profile
+(Display P3, Adobe RGB, a printer's CMYK) into sRGB.
 
 Every failure becomes an :class:`InputError` naming the file and the reason. The engine's
 tensor layout is made from the array above this layer (:func:`nstpipe.modes.model.read_image`).
@@ -8,6 +9,7 @@ tensor layout is made from the array above this layer (:func:`nstpipe.modes.mode
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import struct
 import threading
@@ -16,14 +18,20 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from nstpipe.config import DEFAULT_MAX_PIXELS
 from nstpipe.errors import OS_INPUT_ERRORS, InputError, os_reason
 
+# Raised when the same picture file is read as other pixels, so that outputs painted from the
+# earlier reading (of a photo, a style or an init image) are painted again rather than kept
+# (see nstpipe.jobs.records.make_job). 1: a picture with a colour profile other than sRGB is
+# converted to sRGB, not read as if its values were sRGB.
+PICTURE_READER_REVISION = 1
+
 
 def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """HxWx3 RGB array (uint8, or float32 for 16-bit and float inputs), EXIF-upright.
+    """HxWx3 sRGB array (uint8, or float32 for 16-bit and float inputs), EXIF-upright.
 
     ``draft_side``: the long side the caller will resize to; a much bigger picture is
     reduced while it is decoded (JPEG) or right after (other formats), so it is never held
@@ -195,14 +203,40 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
         return np.repeat(grey[..., None], 3, axis=2).clip(0, 1)
     if img.mode == "F":
         return _float_grey_to_rgb(img)
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    img = _in_srgb(img)
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         # Transparent areas have no defined colour; composite them on white as viewers do.
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+# The modes whose colour profile is applied, with the profile's colour space each needs; a
+# profile that does not fit the mode (an RGB profile on a grey picture) is passed over.
+_PROFILED_MODES = {"RGB": "RGB", "RGBA": "RGB", "CMYK": "CMYK"}
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _in_srgb(img: Image.Image) -> Image.Image:
+    """``img`` converted to sRGB from the ICC profile it carries: the engine and the outputs
+    take every value as sRGB, and a Display P3 or Adobe RGB photo read as it is comes out
+    dull. One tagged sRGB is taken as it is (the conversion could only add rounding); so is
+    one whose profile LittleCMS cannot read, as a viewer without colour management shows it."""
+    icc = img.info.get("icc_profile")
+    space = _PROFILED_MODES.get(img.mode)
+    if not icc or space is None:
+        return img
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space.strip() != space or "srgb" in ImageCms.getProfileDescription(profile).lower():
+            return img
+        converted = ImageCms.profileToProfile(img, profile, _SRGB, outputMode="RGBA" if img.mode == "RGBA" else "RGB")
+    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
+        return img
+    return converted if converted is not None else img
 
 
 def _float_grey_to_rgb(img: Image.Image) -> np.ndarray:

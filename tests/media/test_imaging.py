@@ -366,3 +366,121 @@ def test_big_picture_is_reduced_before_it_becomes_floats(tmp_path: Path, monkeyp
     # 400 // (4 * 16) = 6: 67x50 (reduce() rounds up); 16-bit grey cannot be reduced.
     assert sizes == [(400, 300) if mode == "I;16" else (67, 50), (400, 300)]
     assert (small - full).abs().mean().item() < 0.02
+
+
+# -- colour profiles ------------------------------------------------------------------------------
+
+D50 = (0.9642, 1.0, 0.8249)
+# Adobe RGB (1998)'s and sRGB's primaries, adapted to D50 as ICC profiles hold them (columns X, Y, Z).
+ADOBE_RGB = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))
+SRGB = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+
+
+def _s15(value: float) -> bytes:
+    import struct
+
+    return struct.pack(">i", round(value * 65536))
+
+
+def icc_profile(device_class: bytes, space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """An ICC v2 profile of ``tags`` (signature, data), built by hand: Pillow makes none but sRGB's."""
+    import struct
+
+    table, data, offset = b"", b"", 128 + 4 + 12 * len(tags)
+    for signature, tag in tags:
+        tag += b"\0" * (-len(tag) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(tag))
+        data += tag
+    body = struct.pack(">I", len(tags)) + table + data
+    header = (
+        struct.pack(">I", 128 + len(body)) + b"none" + bytes([2, 0x10, 0, 0]) + device_class + space + b"XYZ "
+        + b"\0" * 12 + b"acspAPPL" + b"\0" * 24 + b"".join(map(_s15, D50)) + b"\0" * 48
+    )
+    assert len(header) == 128
+    return header + body
+
+
+def _common_tags(name: str) -> list[tuple[bytes, bytes]]:
+    import struct
+
+    text = name.encode() + b"\0"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78
+    return [(b"desc", desc), (b"wtpt", b"XYZ \0\0\0\0" + b"".join(map(_s15, D50))), (b"cprt", b"text\0\0\0\0none\0")]
+
+
+def rgb_profile(name: str, primaries: tuple[tuple[float, float, float], ...], gamma: float) -> bytes:
+    """A matrix profile: three primaries and one gamma curve for all channels."""
+    import struct
+
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256))
+    colorants = [(sig, b"XYZ \0\0\0\0" + b"".join(map(_s15, xyz))) for sig, xyz in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries)]
+    return icc_profile(b"mntr", b"RGB ", _common_tags(name) + colorants + [(sig, curve) for sig in (b"rTRC", b"gTRC", b"bTRC")])
+
+
+def cmyk_profile() -> bytes:
+    """A printer profile whose inks print muted colours: each corner of the CMYK cube maps to
+    half the naive colour plus a quarter, in linear light (a 2-point lut16 to XYZ)."""
+    import itertools
+    import struct
+
+    to_xyz = np.array(SRGB).T
+    grid = []
+    for c, m, y, k in itertools.product((0, 1), repeat=4):
+        linear = np.array([(1 - c) * (1 - k), (1 - m) * (1 - k), (1 - y) * (1 - k)]) * 0.5 + 0.25
+        grid += [round(v * 32768) for v in to_xyz @ linear]
+    identity = b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    lut = (
+        b"mft2\0\0\0\0" + bytes([4, 3, 2, 0]) + identity + struct.pack(">HH", 2, 2) + struct.pack(">8H", *[0, 65535] * 4)
+        + struct.pack(f">{len(grid)}H", *grid) + struct.pack(">6H", *[0, 65535] * 3)
+    )
+    return icc_profile(b"prtr", b"CMYK", _common_tags("muted inks") + [(b"A2B0", lut)])
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    linear = linear.clip(0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055) * 255
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_picture_in_adobe_rgb_is_read_in_srgb(tmp_path: Path, suffix: str) -> None:
+    """Adobe RGB's wider primaries: the same values are more saturated colours, which sRGB
+    holds as farther apart values (worked out here from the primaries and curves)."""
+    colours = np.array([[[100, 150, 50], [200, 80, 120], [128, 128, 128], [30, 60, 220]]], np.uint8)
+    path = tmp_path / f"adobe{suffix}"
+    options: dict[str, Any] = {"icc_profile": rgb_profile("Adobe RGB (1998)", ADOBE_RGB, 2.2)}
+    if suffix == ".jpg":
+        options["quality"] = 100
+    Image.fromarray(np.kron(colours, np.ones((8, 8, 1), np.uint8))).save(path, **options)
+    linear = (colours[0] / 255.0) ** (563 / 256)  # the curve as the profile stores it (u8.8)
+    expected = srgb_encode(linear @ np.array(ADOBE_RGB) @ np.linalg.inv(np.array(SRGB)))
+    rgb = read_rgb(path).astype(float)[4, 4::8]
+    assert rgb == pytest.approx(expected, abs=2 if suffix == ".png" else 4)
+    assert np.abs(rgb - colours[0]).max() > 30  # not the values as stored
+
+
+def test_a_picture_tagged_srgb_or_with_a_broken_profile_is_read_as_stored(tmp_path: Path) -> None:
+    """An sRGB profile (here one whose curve is a plain 2.2, as some cameras' are) is not
+    applied again; a profile LittleCMS cannot read leaves the values as they are."""
+    rng = np.random.default_rng(4)
+    values = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    for name, icc in (("srgb", rgb_profile("sRGB IEC61966-2.1", SRGB, 2.2)), ("broken", b"not a profile" * 20)):
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(values).save(path, icc_profile=icc)
+        assert np.array_equal(read_rgb(path), values), name
+
+
+def test_a_cmyk_picture_with_a_profile_is_read_through_it(tmp_path: Path) -> None:
+    from PIL import ImageCms
+
+    profile = cmyk_profile()
+    picture = Image.new("CMYK", (16, 8), (0, 255, 255, 0))  # red ink, and no ink at all to the right
+    picture.paste((0, 0, 0, 0), (8, 0, 16, 8))
+    path = tmp_path / "print.jpg"
+    picture.save(path, icc_profile=profile, quality=100)
+    printer = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    expected = ImageCms.profileToProfile(picture, printer, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    assert expected is not None
+    rgb = read_rgb(path).astype(int)
+    assert rgb[4, 4].tolist() == pytest.approx(np.asarray(expected)[4, 4].tolist(), abs=3)
+    assert rgb[4, 4, 1] > 50 and rgb[4, 4, 2] > 50  # a muted red: the naive ink conversion gives (255, 0, 0)
+
