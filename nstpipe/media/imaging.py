@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from nstpipe.config import DEFAULT_MAX_PIXELS
 from nstpipe.errors import OS_INPUT_ERRORS, InputError, os_reason
@@ -26,8 +26,9 @@ from nstpipe.errors import OS_INPUT_ERRORS, InputError, os_reason
 # Raised when the same picture file is read as other pixels, so that outputs painted from the
 # earlier reading (of a photo, a style or an init image) are painted again rather than kept
 # (see nstpipe.jobs.records.make_job). 1: a picture with a colour profile other than sRGB is
-# converted to sRGB, not read as if its values were sRGB.
-PICTURE_READER_REVISION = 1
+# converted to sRGB, not read as if its values were sRGB. 2: an uncompressed TIFF shown a
+# quarter turn round is decoded whole, not with its rows scrambled.
+PICTURE_READER_REVISION = 2
 
 
 def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -46,6 +47,7 @@ def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAUL
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a huge photo never
                 # reaches memory at full resolution when only a small output is wanted.
                 img.draft("RGB", (draft_side, draft_side))
+            _decode_turned_tiff_from_file(img)
             # In place: no full-size copy when there is nothing to turn (most files).
             ImageOps.exif_transpose(img, in_place=True)
             return _to_rgb_array(_shrink(img, draft_side) if draft_side else img)
@@ -157,10 +159,33 @@ def shown_size(path: Path) -> tuple[int, int] | None:
     its header alone; None where the header cannot be read (the read proper names the reason)."""
     try:
         with _pil_pixel_limit(0), Image.open(path) as img:
-            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # shown a quarter turn round
+            # Shown a quarter turn round, and not reported so already (as Pillow reports a TIFF).
+            turned = img.getexif().get(ORIENTATION) in (5, 6, 7, 8) and img.size == _stored_size(img)
             return (img.height, img.width) if turned else img.size
     except DECODER_ERRORS + (UnidentifiedImageError,):
         return None
+
+
+ORIENTATION = 0x0112  # the EXIF and TIFF tag
+
+
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of the pixels as the file stores them: Pillow reports a TIFF's size as
+    shown, turned by its orientation tag, and turns the pixels itself when it loads them."""
+    if isinstance(img, TiffImagePlugin.TiffImageFile):
+        width, height = img.tag_v2.get(TiffImagePlugin.IMAGEWIDTH), img.tag_v2.get(TiffImagePlugin.IMAGELENGTH)
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return img.size
+
+
+def _decode_turned_tiff_from_file(img: Image.Image) -> None:
+    """Keep Pillow from memory-mapping a TIFF with an orientation tag: it maps an uncompressed
+    one (grey, 16-bit, RGBA, CMYK, palette) at the size as shown, not as stored, so the rows
+    of a picture shown a quarter turn round come out scrambled, and then drops the tag. Decoded
+    from the file, as a compressed TIFF always is, the rows are right and Pillow turns them."""
+    if isinstance(img, TiffImagePlugin.TiffImageFile) and img.getexif().get(ORIENTATION, 1) != 1:
+        img.filename = ""  # what ImageFile.load memory-maps from; the open file is read instead
 
 
 def _first_line(exc: BaseException) -> str:

@@ -60,6 +60,29 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert shown_size(tmp_path / "not.jpg") is None
 
 
+# What each orientation tag does to the stored pixels to show them (numpy rows, columns).
+UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {3: lambda a: a[::-1, ::-1], 6: lambda a: np.rot90(a, -1), 8: np.rot90}
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"], ids=["raw", "lzw"])
+@pytest.mark.parametrize("orientation", [6, 8, 3])
+@pytest.mark.parametrize("mode", ["L", "I;16", "RGB", "RGBA", "CMYK", "P"])
+def test_tiff_orientation_is_applied_once(tmp_path: Path, mode: str, orientation: int, compression: str | None) -> None:
+    """Pillow memory-maps an uncompressed TIFF at the size as shown, which scrambled a turned
+    one's rows (and dropped the tag); a compressed one it turns itself, which must not be undone."""
+    rng = np.random.default_rng(5)
+    stored = Image.fromarray(np.kron(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8)))
+    picture = {"I;16": stored.convert("L").convert("I;16"), "P": stored.quantize(16)}.get(mode) or stored.convert(mode)
+    plain, turned = tmp_path / "plain.tif", tmp_path / "turned.tif"
+    picture.save(plain, compression=compression)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    picture.save(turned, compression=compression, exif=exif)
+    expected = UPRIGHT[orientation](read_rgb(plain))
+    assert np.array_equal(read_rgb(turned), expected)
+    assert shown_size(turned) == (expected.shape[1], expected.shape[0])
+
+
 def test_grey_image(tmp_path: Path) -> None:
     path = tmp_path / "grey.png"
     Image.new("L", (5, 4), 100).save(path)
