@@ -27,8 +27,10 @@ from nstpipe.errors import OS_INPUT_ERRORS, InputError, os_reason
 # earlier reading (of a photo, a style or an init image) are painted again rather than kept
 # (see nstpipe.jobs.records.make_job). 1: a picture with a colour profile other than sRGB is
 # converted to sRGB, not read as if its values were sRGB. 2: an uncompressed TIFF shown a
-# quarter turn round is decoded whole, not with its rows scrambled.
-PICTURE_READER_REVISION = 2
+# quarter turn round is decoded whole, not with its rows scrambled. 3: a 16-bit PGM and a
+# 32-bit grey picture within 16 bits are read against 65535, not stretched to their own
+# maximum; a float picture within 0..1 is read as it is, not stretched.
+PICTURE_READER_REVISION = 3
 
 
 def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -224,7 +226,7 @@ def _shrink(img: Image.Image, long_side: int) -> Image.Image:
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # High bit depth grey: keep the precision instead of PIL's clipping convert("RGB").
-        grey = np.asarray(img, dtype=np.float32) / (65535.0 if img.mode.startswith("I;16") else max(1.0, float(np.asarray(img).max())))
+        grey = np.asarray(img, dtype=np.float32) / _white_of_integers(img)
         return np.repeat(grey[..., None], 3, axis=2).clip(0, 1)
     if img.mode == "F":
         return _float_grey_to_rgb(img)
@@ -264,14 +266,28 @@ def _in_srgb(img: Image.Image) -> Image.Image:
     return converted if converted is not None else img
 
 
+def _white_of_integers(img: Image.Image) -> float:
+    """The value of white in a 16- or 32-bit integer grey picture. 16-bit ones have 65535:
+    Pillow reads them so ("I;16"), and scales a PGM's samples to it whatever the file's own
+    maximum ("I"). A 32-bit picture ("I") with values beyond 16 bits has no white point to
+    know (scientific data, mostly), and is stretched to its own maximum."""
+    if img.mode.startswith("I;16"):
+        return 65535.0
+    return max(65535.0, float(np.asarray(img).max()))
+
+
 def _float_grey_to_rgb(img: Image.Image) -> np.ndarray:
-    """A float picture stretched to 0..1; NaN and infinities (a float TIFF can hold them)
-    have no place on the grey scale and become black."""
+    """A float picture with its values within 0..1 as it is (black to white, as an editor
+    writes a float TIFF); one with values beyond, stretched to 0..1. NaN and infinities (a
+    float TIFF can hold them) have no place on the grey scale and become black."""
     with np.errstate(all="ignore"):  # NaN and infinities are expected here, and handled
         # In float64: the span of two float32 values (-3e38 .. 3e38) can overflow float32.
         grey = np.asarray(img, dtype=np.float64)
         finite = np.isfinite(grey)
         lo, hi = (float(grey[finite].min()), float(grey[finite].max())) if finite.any() else (0.0, 0.0)
-        grey = np.where(finite, grey, lo)
-        grey = (grey - lo) / (hi - lo) if hi > lo else np.zeros_like(grey)
+        if lo < 0 or hi > 1:
+            grey = np.where(finite, grey, lo)
+            grey = (grey - lo) / (hi - lo) if hi > lo else np.zeros_like(grey)
+        else:
+            grey = np.where(finite, grey, 0.0)
     return np.repeat(grey.clip(0, 1).astype(np.float32)[..., None], 3, axis=2)

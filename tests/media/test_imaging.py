@@ -141,6 +141,32 @@ def test_sixteen_bit_grey_keeps_its_precision(tmp_path: Path) -> None:
     assert image[0, 2, 1, 1].item() == pytest.approx(40000 / 65535, abs=1e-6)
 
 
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_sixteen_bit_pgm_keeps_its_brightness(tmp_path: Path, maxval: int) -> None:
+    """Pillow reads a PGM of more than 8 bits as "I", scaled to 65535: a dark one stays dark,
+    not stretched to its own brightest value."""
+    grey = np.full((4, 6), maxval // 64, np.uint16)
+    grey[:, 3:] = maxval // 8
+    path = tmp_path / "dark.pgm"
+    path.write_bytes(f"P5 6 4 {maxval}\n".encode() + grey.astype(">u2").tobytes())
+    assert Image.open(path).mode == "I"
+    rgb = read_rgb(path)
+    assert rgb[0, 0].tolist() == pytest.approx([(maxval // 64) / maxval] * 3, abs=1e-4)
+    assert rgb[0, 5].tolist() == pytest.approx([(maxval // 8) / maxval] * 3, abs=1e-4)
+
+
+def test_thirty_two_bit_grey_beyond_sixteen_bits_is_stretched(tmp_path: Path) -> None:
+    path = tmp_path / "counts.tif"
+    Image.fromarray(np.array([[0, 50_000, 200_000]], np.int32), "I").save(path)
+    assert read_rgb(path)[0, :, 0].tolist() == pytest.approx([0.0, 0.25, 1.0])
+
+
+def test_float_picture_within_zero_to_one_is_read_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.array([[0.1, 0.5, np.nan]], np.float32), "F").save(path)
+    assert read_rgb(path)[0, :, 0].tolist() == pytest.approx([0.1, 0.5, 0.0])
+
+
 def test_one_pixel_image(tmp_path: Path) -> None:
     path = tmp_path / "dot.png"
     Image.new("RGB", (1, 1), (10, 20, 30)).save(path)
