@@ -15,7 +15,7 @@ from nstpipe.config import Settings
 from nstpipe.errors import ConfigError, InputError
 from nstpipe.jobs.plan import SETTINGS_FILE, walk_images
 from nstpipe.jobs.records import made_by_nstpipe
-from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb
+from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb, refuse_special_file
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
 from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, record_path
 from nstpipe.modes import spec_of
@@ -157,6 +157,7 @@ def input_kind(source: Path, output: Path | None = None) -> str:
         return FOLDER
     if not source.exists():
         raise InputError(source, "no such file or folder")
+    refuse_special_file(source)
     suffix = source.suffix.lower()
     if output is not None and output.suffix.lower() in VIDEO_SUFFIXES and is_animated_webp(source):
         raise InputError(source, ANIMATED_WEBP)

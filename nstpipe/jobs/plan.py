@@ -8,6 +8,7 @@ with the same relative folder and the suffix ``.png``.
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -67,10 +68,12 @@ def walk_images(
     holds images, sorted, depth first.
 
     Symbolic links to folders are not followed (no loops, no escaping the root); a link
-    to a file is kept only when its target lies inside ``root``. The folder ``skip`` (the
-    output root, when it lies inside ``root``) is not entered, nor any subfolder that holds
-    a folder job's :data:`SETTINGS_FILE` (the output of an earlier run with another
-    ``-o``), so outputs never become inputs. A folder that cannot be listed goes to
+    to a file is kept only when its target lies inside ``root``. Only regular files are
+    kept: reading a FIFO, a socket or a device named like a picture would wait, maybe
+    forever, for a writer. The folder ``skip`` (the output root, when it lies inside
+    ``root``) is not entered, nor any subfolder that holds a folder job's
+    :data:`SETTINGS_FILE` (the output of an earlier run with another ``-o``), so outputs
+    never become inputs. A folder that cannot be listed goes to
     ``onerror`` with its OSError, and the walk goes on.
     """
     root_real = Path(os.path.realpath(root))
@@ -79,13 +82,22 @@ def walk_images(
         subfolders = sorted(dirs)  # links to folders too: not walked, but their names are taken
         dirs[:] = [d for d in subfolders if not _is_output(os.path.join(folder, d), skip_real)]
         here = Path(folder)
-        names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real)]
+        names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real) and not _special(here / f)]
         if names:
             yield here, names, subfolders
 
 
 def _is_output(folder: str, skip_real: str | None) -> bool:
     return os.path.realpath(folder) == skip_real or os.path.isfile(os.path.join(folder, SETTINGS_FILE))
+
+
+def _special(path: Path) -> bool:
+    """A FIFO, socket or device (a link's target counts); one that cannot be looked at (a
+    broken link) is not, and its read names the reason."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _inside(path: Path, root_real: Path) -> bool:

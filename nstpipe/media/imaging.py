@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -43,6 +45,7 @@ def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAUL
     pixel is decoded.
     """
     try:
+        refuse_special_file(path)
         with _pil_pixel_limit(max_pixels), Image.open(path) as img:
             _refuse_bomb(path, img.size, max_pixels)
             if draft_side and img.format in ("JPEG", "MPO"):
@@ -68,6 +71,18 @@ def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAUL
         raise InputError(path, f"corrupt or truncated image ({_first_line(exc)})") from None
     except MemoryError:
         raise InputError(path, "not enough memory to decode it") from None
+
+
+def refuse_special_file(path: Path) -> None:
+    """Refuse, before it is opened, a FIFO, socket or device named as a picture: reading one
+    waits for a writer, maybe forever. A path that cannot be looked at, or a folder, is left
+    to the open, which names the reason."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(path, "not a regular file")
 
 
 # What PIL's decoders raise on malformed data besides OSError: its plugins parse headers
@@ -150,9 +165,10 @@ def is_animated_webp(path: Path) -> bool:
 def _header(path: Path) -> tuple[str | None, int] | None:
     """(format, frame count) of the picture at ``path``; None where PIL cannot read it."""
     try:
+        refuse_special_file(path)
         with _pil_pixel_limit(0), Image.open(path) as img:
             return img.format, getattr(img, "n_frames", 1)
-    except DECODER_ERRORS + (UnidentifiedImageError,):
+    except DECODER_ERRORS + (UnidentifiedImageError, InputError):
         return None
 
 
@@ -160,11 +176,12 @@ def shown_size(path: Path) -> tuple[int, int] | None:
     """(width, height) of the picture at ``path`` as it is shown, EXIF orientation applied, from
     its header alone; None where the header cannot be read (the read proper names the reason)."""
     try:
+        refuse_special_file(path)
         with _pil_pixel_limit(0), Image.open(path) as img:
             # Shown a quarter turn round, and not reported so already (as Pillow reports a TIFF).
             turned = img.getexif().get(ORIENTATION) in (5, 6, 7, 8) and img.size == _stored_size(img)
             return (img.height, img.width) if turned else img.size
-    except DECODER_ERRORS + (UnidentifiedImageError,):
+    except DECODER_ERRORS + (UnidentifiedImageError, InputError):
         return None
 
 

@@ -95,6 +95,16 @@ def test_file_symlinks_inside_kept_outside_skipped(tree: Path, tmp_path: Path) -
     assert sorted(relatives(tasks)) == ["alias.png", "sub/deeper/d.JPG", "sub/inner.png", "top.jpg"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_only_regular_files_are_planned(tree: Path, tmp_path: Path) -> None:
+    """A FIFO named like a picture, or a link to one, would block the worker that reads it."""
+    os.mkfifo(tree / "pipe.png")
+    os.symlink(tree / "pipe.png", tree / "sub" / "to_pipe.jpg")
+    os.symlink(tree / "top.jpg", tree / "sub" / "to_top.jpg")
+    tasks = list(plan_images(tree, tmp_path / "out"))
+    assert sorted(relatives(tasks)) == ["sub/deeper/d.JPG", "sub/inner.png", "sub/to_top.jpg", "top.jpg"]
+
+
 def test_every_output_is_inside_the_output_root(tree: Path, tmp_path: Path) -> None:
     touch(tree / "sub" / "inner.jpg")
     touch(tree / "..odd.jpg")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -209,6 +212,32 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         read_image(tmp_path / "nowhere.png")
     with pytest.raises(InputError, match="is a directory"):
         read_image(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_named_as_a_picture_is_refused_unopened(tmp_path: Path) -> None:
+    """Opening a FIFO to read waits for a writer: in a child process, so that a reader that
+    opens it fails the test instead of hanging it."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from nstpipe.errors import InputError\n"
+        "from nstpipe.media.imaging import is_still_image, read_rgb, shown_size\n"
+        "path = Path(sys.argv[1])\n"
+        "print(shown_size(path), is_still_image(path))\n"
+        "try:\n"
+        "    read_rgb(path)\n"
+        "except InputError as exc:\n"
+        "    print(exc)\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", script, str(fifo)], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading the FIFO waited for a writer")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["None False", f"{fifo}: not a regular file"]
 
 
 def test_error_message_is_one_line(tmp_path: Path) -> None:
