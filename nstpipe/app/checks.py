@@ -26,7 +26,7 @@ VIDEO_SUFFIXES = tuple(VIDEO_CONTAINERS)
 # picture, and one that cannot be read is refused as a picture, not as "not a video". WebP
 # is one, animated or not: FFmpeg cannot decode an animated WebP's frames, so every command
 # reads its first frame, as it reads a style or a folder's pictures.
-PICTURE_SUFFIXES = frozenset({*IMAGE_FORMATS, ".jpeg", ".tiff", ".heic", ".heif", ".jxl", ".jp2"})
+PICTURE_SUFFIXES = frozenset({*IMAGE_FORMATS, ".jpeg", ".jpe", ".jfif", ".tiff", ".heic", ".heif", ".jxl", ".jp2"})
 # Pictures that may be animated, which the video reader takes; one that PIL cannot read is
 # refused as the picture its name says.
 ANIMATED_SUFFIXES = frozenset({".gif"})

@@ -17,8 +17,10 @@ from typing import Callable, Iterable, Iterator
 from nstpipe.errors import InputError, os_reason
 from nstpipe.events import ImageTask
 
+# Every name here is a format that Pillow reads (AVIF where it was built with libavif, as
+# the wheels are); a file of another is passed over unread.
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm", ".pbm"}
 )
 OUTPUT_SUFFIX = ".png"
 # A folder job's settings, in its output folder: the mark of an output folder. Here and not

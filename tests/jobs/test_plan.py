@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, features
 
 from nstpipe.errors import InputError
-from nstpipe.jobs.plan import SETTINGS_FILE, ImageTask, is_image_name, output_names, plan_images
+from nstpipe.jobs.plan import IMAGE_SUFFIXES, SETTINGS_FILE, ImageTask, is_image_name, output_names, plan_images
+from nstpipe.media.imaging import read_rgb
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -36,6 +38,19 @@ def tree(tmp_path: Path) -> Path:
 def test_is_image_name() -> None:
     assert is_image_name("a.JPG") and is_image_name("b.tiff") and is_image_name("c.webp")
     assert not is_image_name("notes.txt") and not is_image_name("jpg") and not is_image_name("archive.jpg.zip")
+
+
+def test_a_folder_run_takes_every_suffix_pillow_reads(tmp_path: Path) -> None:
+    """AVIF (which ``image`` reads and writes) and JPEG's rarer names are planned; and every
+    suffix planned is one that Pillow here reads, so no file is planned only to fail."""
+    root = tmp_path / "in"
+    root.mkdir()
+    written = sorted(s for s in IMAGE_SUFFIXES | {".avif", ".jpe", ".jfif"} if s != ".avif" or features.check("avif"))
+    for suffix in written:
+        Image.new("RGB", (8, 6), (200, 30, 30)).save(root / f"p{suffix}", format=Image.registered_extensions()[suffix])
+    tasks = list(plan_images(root, tmp_path / "out"))
+    assert sorted(t.source.suffix for t in tasks) == written
+    assert all(read_rgb(t.source).shape == (6, 8, 3) for t in tasks)
 
 
 def test_output_names_single() -> None:
