@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class NstpipeError(Exception):
     """Base class: the CLI prints ``str(exc)`` on one line, no traceback (unless --debug)."""
@@ -17,17 +19,23 @@ class ConfigError(NstpipeError):
 
 
 class InputError(NstpipeError):
-    """An input file that cannot be used; the message names the file and the reason."""
+    """An input file that cannot be used; the message names the file and the reason.
 
-    def __init__(self, path: object, reason: str) -> None:
+    ``lasting``: the file itself is at fault (its content, its kind), so that reading it
+    again would fail the same way; False where the machine is (permission denied, too many
+    open files), which a later run may well not meet.
+    """
+
+    def __init__(self, path: object, reason: str, lasting: bool = True) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.lasting = lasting
 
-    def __reduce__(self) -> tuple[type, tuple[object, str]]:
+    def __reduce__(self) -> tuple[type, tuple[object, str, bool]]:
         # Rebuilt from its arguments, not from its message: a worker's error crosses to the
         # driver pickled (Ray), and there it must still be this error, one line.
-        return type(self), (self.path, self.reason)
+        return type(self), (self.path, self.reason, self.lasting)
 
 
 _OS_REASONS: tuple[tuple[type[OSError], str], ...] = (
@@ -41,6 +49,20 @@ OS_INPUT_ERRORS = tuple(kind for kind, _ in _OS_REASONS)
 def os_reason(exc: BaseException) -> str | None:
     """The one-line reason for an OS error on an input file, or None for other errors."""
     return next((reason for kind, reason in _OS_REASONS if isinstance(exc, kind)), None)
+
+
+# OS errors that say what the machine refused, not what the file holds: its permissions,
+# the process's limits, a busy or unanswering file server. Reading the same file later may
+# well succeed.
+_PASSING_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EBUSY, errno.EINTR,
+     errno.ETIMEDOUT, errno.ESTALE}
+)
+
+
+def is_passing(exc: BaseException) -> bool:
+    """Whether ``exc`` is an OS error whose cause lies outside the file (see :data:`_PASSING_ERRNOS`)."""
+    return isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno in _PASSING_ERRNOS)
 
 
 class OutputError(NstpipeError):

@@ -60,13 +60,16 @@ class ImageTask:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """What became of ``task``: painted (``ok``), or failed with a one-line ``error``."""
+    """What became of ``task``: painted (``ok``), or failed with a one-line ``error``;
+    ``lasting``: a failure of the input itself, which a rerun skips (see
+    :mod:`nstpipe.jobs.failures`), not one the machine caused (permission denied)."""
 
     task: ImageTask
     ok: bool
     error: str | None = None
     iterations: int = 0
     seconds: float = 0.0
+    lasting: bool = True
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def stylize_folder(
         if isinstance(event, TaskResult) and event.ok:
             clear_failure(event.task)
         elif isinstance(event, TaskResult):
-            record_failure(event.task, job.fingerprint, event.error or "failed", limits)
+            record_failure(event.task, job.fingerprint, event.error or "failed", limits, event.lasting)
         report(event)
 
     summary: Summary = (executor or LocalExecutor()).run_images(job, todo(), record)

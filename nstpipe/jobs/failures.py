@@ -8,7 +8,9 @@ retries once, not on every rerun; ``--retry-failed`` (or a changed input, or oth
 settings) tries it again. The record goes when the input later succeeds, and an output
 that nstpipe made for it earlier (other settings, or the input as it was then) goes when
 it fails. Together with the outputs' own records this gives every input of a finished run
-exactly one of: a valid output, or a recorded failure.
+exactly one of: a valid output, or a recorded failure; or, where the machine and not the
+input was at fault (permission denied), neither: the failure is reported, and the next
+run tries the input again.
 """
 
 from __future__ import annotations
@@ -28,14 +30,23 @@ def failure_path(task: ImageTask) -> Path:
     return task.output.with_name(task.output.name + FAILED_SUFFIX)
 
 
-def record_failure(task: ImageTask, fingerprint: str, reason: str, limits: Mapping[str, Any] | None = None) -> None:
+def record_failure(
+    task: ImageTask, fingerprint: str, reason: str, limits: Mapping[str, Any] | None = None, lasting: bool = True
+) -> None:
     """``limits``: settings that do not change an output but can make an input fail
     (``--max-pixels``); another value tries the input again.
 
     An earlier output of this input goes first (only one nstpipe made, and not one these
     settings made from the input as it is now): it is not what these settings make of the
     input, and a run cut off between the two steps leaves the input to be tried again.
+
+    Not ``lasting`` (the machine was at fault: permission denied): nothing is recorded and
+    nothing removed, and an earlier record goes, so that the next run tries the input
+    again (its permissions mended, say) as if this run had not reached it.
     """
+    if not lasting:
+        clear_failure(task)
+        return
     record: dict[str, Any] = {"fingerprint": fingerprint, "input": str(task.relative), "reason": reason, "limits": dict(limits or {})}
     try:
         record["source"] = source_identity(task.source)

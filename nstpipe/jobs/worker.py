@@ -21,7 +21,7 @@ from nstpipe.engine.painters import PhotoPainter
 from nstpipe.engine.stylize import Result
 from nstpipe.engine.tensors import to_rgb8
 from nstpipe.engine.vgg import VGGFeatures
-from nstpipe.errors import InputError, NstpipeError, os_reason
+from nstpipe.errors import InputError, NstpipeError, is_passing, os_reason
 from nstpipe.events import EventSink, ImageTask, TaskResult
 from nstpipe.jobs.plan import source_identity
 from nstpipe.jobs.records import ImageJob
@@ -47,8 +47,8 @@ def read_unchanged(
             image = read_image_capped(path, long_side, max_pixels) if own_size else read_image(path, long_side, max_pixels)
             if source_identity(path) == before:
                 return image, before
-        except OSError as exc:  # vanished between two looks
-            raise InputError(path, os_reason(exc) or exc.strerror or str(exc)) from None
+        except OSError as exc:  # vanished between two looks, or its folder shut
+            raise InputError(path, os_reason(exc) or exc.strerror or str(exc), lasting=not is_passing(exc)) from None
     raise InputError(path, "changed while it was being read (is it still being written?)")
 
 
@@ -153,14 +153,16 @@ class _Loaded:
 
 
 def _failed(task: ImageTask, exc: Exception, start: float) -> TaskResult:
-    """The failed result for ``task``, with a one-line reason that names the file."""
+    """The failed result for ``task``, with a one-line reason that names the file, and
+    whether the input itself is at fault (see :class:`~nstpipe.errors.InputError`)."""
     if isinstance(exc, InputError):
         reason = str(exc)
     elif isinstance(exc, OSError):
         reason = f"{exc.filename or task.source}: {os.strerror(exc.errno) if exc.errno else exc}"
     else:
         reason = f"{task.source}: {exc}"
-    return TaskResult(task, False, reason, seconds=time.perf_counter() - start)
+    lasting = exc.lasting if isinstance(exc, InputError) else not is_passing(exc)
+    return TaskResult(task, False, reason, seconds=time.perf_counter() - start, lasting=lasting)
 
 
 WorkerFactory = Callable[[ImageJob], ImageWorker]

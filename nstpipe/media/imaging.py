@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from nstpipe.config import DEFAULT_MAX_PIXELS
-from nstpipe.errors import OS_INPUT_ERRORS, InputError, os_reason
+from nstpipe.errors import OS_INPUT_ERRORS, InputError, is_passing, os_reason
 
 # Raised when the same picture file is read as other pixels, so that outputs painted from the
 # earlier reading (of a photo, a style or an init image) are painted again rather than kept
@@ -59,7 +59,7 @@ def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAUL
     except InputError:
         raise
     except OS_INPUT_ERRORS as exc:
-        raise InputError(path, os_reason(exc) or str(exc)) from None
+        raise InputError(path, os_reason(exc) or str(exc), lasting=not is_passing(exc)) from None
     except Image.DecompressionBombError as exc:
         # PIL's own check, inside Image.open, set to the same limit (see _pil_pixel_limit).
         raise InputError(path, _bomb_reason(_pixels_in(str(exc)), max_pixels)) from None
@@ -68,6 +68,8 @@ def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAUL
             raise InputError(path, "empty file") from None
         raise InputError(path, "not an image file PIL can read") from None
     except DECODER_ERRORS as exc:
+        if is_passing(exc):  # the machine's refusal (too many open files), not the data's fault
+            raise InputError(path, f"cannot be read now ({getattr(exc, 'strerror', None) or _first_line(exc)})", lasting=False) from None
         raise InputError(path, f"corrupt or truncated image ({_first_line(exc)})") from None
     except MemoryError:
         raise InputError(path, "not enough memory to decode it") from None

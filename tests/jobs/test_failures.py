@@ -202,3 +202,44 @@ def test_a_failure_keeps_a_file_nstpipe_did_not_make_and_a_finished_output(
     write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": fingerprint, "source": source_identity(task.source)})
     record_failure(task, fingerprint, "its worker died after writing it")
     assert is_done(task, fingerprint)
+
+
+def test_a_failure_the_machine_caused_is_reported_but_not_recorded(
+    archive: Path, painting_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission denied is no fault of the picture: once its permissions are mended, the
+    next run paints it, with no --retry-failed. (Root reads whatever chmod says, so here the
+    reader itself is refused, where the OS would refuse it.)"""
+    from nstpipe.jobs.worker import ImageWorker
+    from nstpipe.media import imaging
+    from nstpipe.run.executor import LocalExecutor
+
+    real_open = imaging.Image.open
+
+    def refuse(fp: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(fp).endswith("bad.png"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(imaging.Image, "open", refuse)
+    out = tmp_path / "out"
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, LocalExecutor(ImageWorker))
+    (failed,) = outcome.failed
+    assert failed.error == f"{archive / 'sub' / 'bad.png'}: permission denied" and not failed.lasting
+    assert not failure_path(failed.task).exists()
+    monkeypatch.undo()
+
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, LocalExecutor(ImageWorker))
+    assert (outcome.done, outcome.skipped, outcome.failed, outcome.failed_before) == (1, 1, [], [])
+
+
+def test_a_passing_failure_clears_an_earlier_record_and_keeps_the_output(archive: Path, painting_path: Path, tmp_path: Path) -> None:
+    """Tried again (--retry-failed) and refused by the machine this time: the earlier
+    record goes, so the next run tries it again, and an earlier output stays."""
+    out = tmp_path / "out"
+    _, _, outcome = run(archive, painting_path, out)
+    task = outcome.failed[0].task
+    assert failure_path(task).exists()
+    write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": "other settings", "source": None})
+    record_failure(task, "fingerprint", f"{task.source}: permission denied", lasting=False)
+    assert not failure_path(task).exists() and task.output.is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import subprocess
@@ -238,6 +239,34 @@ def test_a_fifo_named_as_a_picture_is_refused_unopened(tmp_path: Path) -> None:
         pytest.fail("reading the FIFO waited for a writer")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["None False", f"{fifo}: not a regular file"]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+        (OSError(errno.EMFILE, "Too many open files"), "cannot be read now (Too many open files)"),
+    ],
+    ids=["permission", "open-files"],
+)
+def test_what_the_machine_refuses_is_not_the_pictures_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, reason: str
+) -> None:
+    """So that a folder run tries it again next time (see nstpipe.jobs.failures); a corrupt
+    picture's fault is its own."""
+    path = tmp_path / "p.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    with pytest.raises(InputError) as corrupt:
+        read_rgb(path)
+    assert corrupt.value.lasting
+
+    def refuse(*args: Any, **kwargs: Any) -> Image.Image:
+        raise error
+
+    monkeypatch.setattr(Image, "open", refuse)
+    with pytest.raises(InputError) as refused:
+        read_rgb(path)
+    assert (refused.value.reason, refused.value.lasting) == (reason, False)
 
 
 def test_error_message_is_one_line(tmp_path: Path) -> None:
