@@ -85,7 +85,8 @@ def test_check_writable(tmp_path: Path) -> None:
 
 
 def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nstpipe.app.checks import DEFAULT_NAME_MAX, check_name_fits, name_max
+    from nstpipe.app.checks import check_name_fits
+    from nstpipe.media.writer import name_max
 
     folder = tmp_path / "not" / "made"  # asked of the nearest folder there is
     most = name_max(folder)
@@ -99,7 +100,7 @@ def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         raise ValueError(name)
 
     monkeypatch.setattr(os, "pathconf", unknown)
-    assert name_max(tmp_path) == DEFAULT_NAME_MAX
+    assert name_max(tmp_path) == 255
 
 
 def test_input_kind_of_animations_and_broken_pictures(tmp_path: Path) -> None:

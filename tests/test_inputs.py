@@ -91,6 +91,23 @@ def test_names_with_odd_bytes_and_spaces_end_to_end(tmp_path: Path, painting_pat
     assert "Traceback" not in result.output
 
 
+def test_an_output_whose_record_name_is_too_long_is_refused_before_any_work(tmp_path: Path, painting_path: Path) -> None:
+    """``OUT.settings.json`` beside a 250-byte output is over the file system's 255: the
+    picture was painted whole, then lost when its record was written."""
+    most = os.pathconf(tmp_path, "PC_NAME_MAX")
+    if most != 255:
+        pytest.skip(f"names here may have {most} bytes, not 255")
+    photo = tmp_path / ("y" * 240 + ".png")
+    Image.new("RGB", (24, 16), (40, 90, 160)).save(photo)
+    before = sorted(os.listdir(tmp_path))
+    for output in ([], ["-o", tmp_path / ("z" * 246 + ".png")]):
+        result = invoke("image", photo, "-s", painting_path, *output, *FAST)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert "bytes, and this file system holds 255 at most; give -o a shorter name" in result.stderr
+        assert str(output[-1] if output else tmp_path / ("y" * 240 + ".starry_night_64.png")) in result.stderr
+    assert sorted(os.listdir(tmp_path)) == before
+
+
 def test_odd_bytes_in_a_printed_path_do_not_crash_a_strict_stdout(tmp_path: Path, painting_path: Path) -> None:
     """A UTF-8 locale gives sys.stdout strict errors: the summary line naming an output folder
     with a non-UTF-8 name raised UnicodeEncodeError once the work was done."""

@@ -17,7 +17,7 @@ from nstpipe.jobs.plan import SETTINGS_FILE, walk_images
 from nstpipe.jobs.records import made_by_nstpipe
 from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb, refuse_special_file
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
-from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, record_path
+from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, name_bytes, name_max, record_path
 from nstpipe.modes import spec_of
 from nstpipe.modes.base import FOLDER, PICTURE, VIDEO
 
@@ -82,33 +82,16 @@ def check_output(output: Path, inputs: Mapping[str, Sequence[Path]], overwrite: 
         raise InputError(output, f"exists and was not made by nstpipe ({advice})")
 
 
-# What a file system holds a name to when it will not say (POSIX's NAME_MAX on Linux and macOS).
-DEFAULT_NAME_MAX = 255
-
-
 def check_name_fits(output: Path) -> None:
     """Refuse, before any work, an output whose name, or that of the record beside it
     (:func:`~nstpipe.media.writer.record_path`), is longer than its folder's file system
     holds: the record is written last, so the work would be done, then lost, on every
     rerun. (A video's default work folder, ``OUT.nstpipe-work``, is shorter than the record.)"""
     most = name_max(output.parent)
-    own, record = len(os.fsencode(output.name)), len(os.fsencode(record_path(output).name))
+    own, record = name_bytes(output), name_bytes(record_path(output))
     if record > most:
         what = f"it takes {own} bytes" if own > most else f"the settings record beside it ({RECORD_SUFFIX} added) would take {record} bytes"
         raise InputError(output, f"the name is too long: {what}, and this file system holds {most} at most; give -o a shorter name")
-
-
-def name_max(folder: Path) -> int:
-    """The longest file name, in bytes, of the file system ``folder`` is on; asked of its
-    nearest existing folder, as an output's folder is made only once the work starts."""
-    folder = Path(os.path.abspath(folder))
-    while not folder.is_dir() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        most = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):  # no such query on this system, or this file system won't say
-        return DEFAULT_NAME_MAX
-    return most if most > 0 else DEFAULT_NAME_MAX
 
 
 def check_folder_output(output: Path) -> None:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from nstpipe.app.checks import check_inputs, check_output, check_writable, protected
+from nstpipe.app.checks import check_inputs, check_name_fits, check_output, check_writable, protected
 from nstpipe.app.naming import default_image_output
 from nstpipe.app.sizes import chosen, photo_settings
 from nstpipe.config import Settings
@@ -28,6 +28,7 @@ def paint_picture(
     ``size_from_device``: no --size was given (see :func:`~nstpipe.app.sizes.photo_settings`)."""
     target = output or default_image_output(content, styles, settings.mode)
     image_format(target)  # the suffix names a format nstpipe writes, before any work
+    check_name_fits(target)
     settings, own = photo_settings(settings, content, size_from_device)
     check_inputs(styles, settings)
     check_output(target, protected(styles, settings, content), overwrite)
@@ -72,6 +73,7 @@ def paint_canvas(
     check_inputs(styles, settings)
     outputs = canvas.outputs(target, settings)
     for path, _ in outputs:
+        check_name_fits(path)
         check_output(path, protected(styles, settings), overwrite)
     job = make_job(settings, list(styles))
     paths = [path for path, _ in outputs]

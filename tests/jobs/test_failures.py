@@ -243,3 +243,24 @@ def test_a_passing_failure_clears_an_earlier_record_and_keeps_the_output(archive
     write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": "other settings", "source": None})
     record_failure(task, "fingerprint", f"{task.source}: permission denied", lasting=False)
     assert not failure_path(task).exists() and task.output.is_file()
+
+
+def test_a_failure_too_long_to_record_beside_its_output_is_recorded_and_the_run_goes_on(
+    archive: Path, painting_path: Path, tmp_path: Path, make_rgb: Callable[..., Path]
+) -> None:
+    """An input of 250 bytes: its record's name would be 262, over the file system's 255, and
+    writing it stopped the whole run. A shortened name, found again by the next run."""
+    long = archive / ("bad" + "y" * 243 + ".png")
+    long.write_bytes(b"not a picture")
+    make_rgb(archive / "zz.png", 16, 16)  # after the long name: still painted
+    out = tmp_path / "out"
+    executor, _, outcome = run(archive, painting_path, out)
+    assert sorted(executor.seen) == sorted(["good.png", long.name, "zz.png", "bad.png"])
+    assert (out / "zz.png").is_file() and sorted(f.task.source.name for f in outcome.failed) == sorted(["bad.png", long.name])
+    (task,) = [f.task for f in outcome.failed if f.task.source == long]
+    path = failure_path(task)
+    assert path.is_file() and path.parent == out and len(os.fsencode(path.name)) <= os.pathconf(out, "PC_NAME_MAX")
+    assert path.name.startswith("bad" + "y" * 100) and path.name.endswith(FAILED_SUFFIX)
+
+    executor, _, outcome = run(archive, painting_path, out)
+    assert executor.seen == [] and sorted(s.task.source.name for s in outcome.failed_before) == sorted(["bad.png", long.name])
