@@ -31,8 +31,8 @@ from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
 from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos
 from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, recorded, video_manifest
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
+from nstpipe.media.audio import check_audio
 from nstpipe.media.framestore import FrameStore
-from nstpipe.media.video import check_audio
 from nstpipe.media.writer import clean_output_leftovers
 from nstpipe.run.executor import Executor, LocalExecutor
 

@@ -12,7 +12,6 @@ the file appears atomically.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,13 +22,13 @@ from typing import Iterator
 import av
 import numpy as np
 
-from nstpipe.errors import InputError, OutputError, os_reason, output_error
+from nstpipe.errors import InputError, OutputError, output_error
+from nstpipe.media.audio import AudioCopier
+from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, local, open_error
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly, temp_tag
 
-# The containers written, by the output's suffix: .m4v is Apple's name for MP4.
-VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
 # 1/90000 s, the MPEG clock: fine enough that any frame time rounds by < 6 microseconds.
 TIME_BASE = Fraction(1, 90000)
 
@@ -56,12 +55,6 @@ class Frame:
     rgb: np.ndarray  # HxWx3 uint8, upright
 
 
-def local(path: Path | str) -> str:
-    """The path as FFmpeg must be given a file: absolute, so that a name with a colon
-    (``2024-06-01T10:30:00.mp4``, a dashcam's) is not read as a protocol's URL."""
-    return os.path.abspath(path)
-
-
 def probe(path: Path) -> VideoInfo:
     """Size, frame count, rate, rotation, audio and duration; decodes one frame to be sure.
     The size is as displayed: upright, in square pixels (see :func:`square_size`)."""
@@ -71,7 +64,7 @@ def probe(path: Path) -> VideoInfo:
     except InputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
 
 
 def _probe_container(path: Path, container: av.container.InputContainer) -> VideoInfo:
@@ -126,25 +119,6 @@ def _rate(frame_count: int, duration: float) -> Fraction:
     return Fraction(frame_count / duration).limit_denominator(1001) if duration > 0 else Fraction(0)
 
 
-def _open_error(path: Path, exc: BaseException) -> InputError:
-    reason = os_reason(exc)
-    if reason is not None:
-        return InputError(path, reason)
-    if _is_empty(path):
-        return InputError(path, "empty file")
-    # FFmpeg's own words ("Invalid data found when processing input"), without the errno
-    # and the path that str() adds: the path leads the message already.
-    message = getattr(exc, "strerror", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    return InputError(path, f"not a video file FFmpeg can read, or corrupt ({message})")
-
-
-def _is_empty(path: Path) -> bool:
-    try:
-        return path.is_file() and path.stat().st_size == 0
-    except OSError:
-        return False
-
-
 # Raised when the frames of the same file are read as other pixels, so that a video's frames
 # painted from the earlier reading are painted again rather than mixed with new ones (see
 # nstpipe.jobs.records.make_video_job). 1: the colour of 4:2:0 and 4:2:2 video interpolated
@@ -159,7 +133,7 @@ def read_frames(path: Path) -> Iterator[Frame]:
     try:
         container = av.open(local(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
     with container:
         if not container.streams.video:
             raise InputError(path, "no video stream")
@@ -177,7 +151,7 @@ def read_frames(path: Path) -> Iterator[Frame]:
                 yield Frame(index, clock.seconds(frame, index), _upright(rgb_of(frame, size), frame.rotation))
                 index += 1
         except (av.error.FFmpegError, ValueError) as exc:
-            raise _open_error(path, exc) from None
+            raise open_error(path, exc) from None
         if index == 0:
             raise InputError(path, "no video frames could be decoded")
 
@@ -282,7 +256,7 @@ class VideoWriter:
         self._tmp: str | None = None
         self._output: av.container.OutputContainer | None = None
         self._video: av.video.stream.VideoStream | None = None
-        self._audio: _AudioCopier | None = None
+        self._audio: AudioCopier | None = None
         self._last_pts = -1
         self.frames_written = 0
 
@@ -320,7 +294,7 @@ class VideoWriter:
         stream.time_base = stream.codec_context.time_base = TIME_BASE
         self._video = stream
         if self.source is not None:
-            self._audio = _AudioCopier(self.source, self._output, container)
+            self._audio = AudioCopier(self.source, self._output, container)
 
     def write(self, rgb: np.ndarray, time: float) -> None:
         if rgb.shape != (*self.requested, 3) or rgb.dtype != np.uint8:
@@ -376,161 +350,3 @@ class VideoWriter:
                 pass
         if self._tmp is not None:
             remove_quietly(self._tmp)
-
-
-# The codec of a re-encoded audio track: every MP4 and MOV player reads it.
-AUDIO_CODEC = "aac"
-# The layouts FFmpeg's AAC encoder takes, by channel count: a source's own may be unnamed
-# ("1 channels", as AVI's PCM often is), which the encoder refuses.
-AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-
-
-def check_audio(source: Path, output: Path) -> None:
-    """Before any work: every audio track of ``source`` can go into ``output``'s container,
-    copied or re-encoded to AAC; one line naming the source and the track where it cannot."""
-    try:
-        with av.open(local(source)) as container:
-            form = VIDEO_CONTAINERS.get(output.suffix.lower(), "mp4")
-            for stream in container.streams.audio:
-                if not _copyable(stream, form) and not _encodable(stream):
-                    codec = stream.codec_context.name
-                    raise InputError(source, f"audio track {stream.index} ({codec}, {stream.codec_context.channels} channels) "
-                                     f"can be neither copied into {output.suffix} nor re-encoded to AAC")
-    except InputError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise _open_error(source, exc) from None
-
-
-def _copyable(stream: av.audio.stream.AudioStream, form: str) -> bool:
-    """Whether ``form``'s muxer takes the stream's packets as they are: tried on a scratch
-    file in memory, since FFmpeg's list of the codecs a container holds is wider than what
-    its muxer writes (Opus and FLAC in MOV are refused at the header)."""
-    try:
-        with av.open(io.BytesIO(), "w", format=form) as scratch:
-            scratch.add_stream_from_template(stream)
-            scratch.start_encoding()
-    except (av.error.FFmpegError, ValueError, OSError):
-        return False
-    return True
-
-
-def _encodable(stream: av.audio.stream.AudioStream) -> bool:
-    """Whether the stream can be decoded, and an AAC encoder opened for its rate and channels."""
-    context = stream.codec_context
-    if context.channels not in AAC_LAYOUTS or context.sample_rate <= 0:
-        return False
-    try:
-        av.codec.Codec(context.name, "r")
-        with av.open(io.BytesIO(), "w", format="mp4") as scratch:
-            _aac_stream(scratch, context).codec_context.open()
-    except (av.error.FFmpegError, ValueError, OSError):
-        return False
-    return True
-
-
-def _aac_stream(output: av.container.OutputContainer, source: av.audio.codeccontext.AudioCodecContext) -> av.audio.stream.AudioStream:
-    stream: av.audio.stream.AudioStream = output.add_stream(AUDIO_CODEC, rate=source.sample_rate, layout=AAC_LAYOUTS[source.channels])  # type: ignore[assignment]
-    return stream
-
-
-class _AudioTrack:
-    """One audio stream of the source on its way into the output: its packets copied as they
-    are, or decoded and re-encoded to AAC where the container cannot hold its codec. Either
-    way its times are moved by the video's start, and they follow on where the source's
-    jump back (joined MPEG-TS files), since a muxer refuses times that run backwards."""
-
-    def __init__(self, stream: av.audio.stream.AudioStream, output: av.container.OutputContainer, form: str, offset: Fraction) -> None:
-        self.copy = _copyable(stream, form)
-        if self.copy:
-            # The template copies the codec parameters only: packets pass through as they are.
-            self.out: av.audio.stream.AudioStream = output.add_stream_from_template(stream)
-        else:
-            self.rate = stream.codec_context.sample_rate
-            self.out = _aac_stream(output, stream.codec_context)
-        self.output = output
-        self.offset = offset  # the video stream's start, in seconds
-        self.shift = 0  # ticks added where the source's times jumped back
-        self.last: tuple[int, int] | None = None  # the last packet's dts and duration, in ticks
-        self.next: int | None = None  # the next re-encoded sample's time, in samples
-
-    def place(self, packet: av.Packet) -> None:
-        """The packet's times in the output's clock: from the video's start, never back."""
-        ticks = round(self.offset / packet.time_base) - self.shift
-        if packet.dts is not None and self.last is not None and packet.dts - ticks <= self.last[0]:
-            self.shift += self.last[0] + self.last[1] - (packet.dts - ticks)
-            ticks = round(self.offset / packet.time_base) - self.shift
-        if packet.pts is not None:
-            packet.pts -= ticks
-        if packet.dts is not None:
-            packet.dts -= ticks
-            self.last = (packet.dts, max(1, packet.duration or 0))
-
-    def write(self, packet: av.Packet) -> None:
-        if self.copy:
-            packet.stream = self.out
-            self.output.mux(packet)
-            return
-        for frame in packet.decode():
-            assert isinstance(frame, av.AudioFrame)  # an audio stream's packet
-            if self.next is None:
-                start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
-                self.next = round(start * self.rate)
-            # Counted in samples from the first: a decoder's own times may jump where the
-            # packets' did.
-            frame.pts, frame.time_base = self.next, Fraction(1, self.rate)
-            self.next += frame.samples
-            self.output.mux(self.out.encode(frame))
-
-    def finish(self) -> None:
-        if not self.copy:
-            self.output.mux(self.out.encode(None))
-
-
-class _AudioCopier:
-    """Every audio stream of ``source`` into ``output``, in time order (see :class:`_AudioTrack`).
-
-    Frame times (read_frames') count from the video stream's start, so audio times are
-    shifted by the video stream's start time too: whatever the source's offset between sound and
-    picture (MPEG-TS starts at 1.4 s, edited MP4s anywhere), it stays the same.
-    """
-
-    def __init__(self, source: Path, output: av.container.OutputContainer, form: str) -> None:
-        try:
-            self._input = av.open(local(source))
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise _open_error(source, exc) from None
-        video = self._input.streams.video
-        start = video[0].start_time if video else None
-        time_base = video[0].time_base if video else None
-        offset = Fraction(start * time_base) if start is not None and time_base is not None else Fraction(0)
-        streams = list(self._input.streams.audio)
-        self._tracks = {s.index: _AudioTrack(s, output, form, offset) for s in streams}
-        # demux() with no stream would mean all of them.
-        self._packets = self._input.demux(*streams) if streams else iter(())
-        self._pending: av.Packet | None = None
-
-    def copy_until(self, time: float | None) -> None:
-        """Mux every packet that starts before ``time`` seconds (all of them for None)."""
-        while True:
-            packet = self._pending
-            self._pending = None
-            if packet is None:
-                packet = next(self._packets, None)
-                if packet is None:
-                    return
-                if not packet.size:  # the empty flush packet that ends each stream
-                    continue
-                self._tracks[packet.stream.index].place(packet)
-            if time is not None and packet.dts is not None and packet.dts * packet.time_base > time:
-                self._pending = packet
-                return
-            self._tracks[packet.stream.index].write(packet)
-
-    def finish(self) -> None:
-        """Whatever the re-encoders still hold."""
-        for track in self._tracks.values():
-            track.finish()
-
-    def close(self) -> None:
-        self._input.close()

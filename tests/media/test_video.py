@@ -26,7 +26,8 @@ from clips import (
     zero_frame_clip,
 )
 from nstpipe.errors import InputError
-from nstpipe.media.video import VideoWriter, check_audio, probe, read_frames
+from nstpipe.media.audio import check_audio
+from nstpipe.media.video import VideoWriter, probe, read_frames
 
 
 def test_probe_reports_size_count_rate_rotation_audio(tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ def test_audio_the_output_cannot_hold_is_reencoded_to_aac(tmp_path: Path, form: 
 
 
 def test_audio_that_cannot_be_kept_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nstpipe.media import video
+    from nstpipe.media import audio as video
 
     source = make_clip(tmp_path / "cam.mov", n_frames=4, fps=10, audio=1, audio_codec="pcm_mulaw", form="mov")
     check_audio(source, tmp_path / "out.mov")  # MOV holds it as it is
