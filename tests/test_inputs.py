@@ -126,21 +126,21 @@ def test_odd_bytes_in_a_printed_path_do_not_crash_a_strict_stdout(tmp_path: Path
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
-@pytest.mark.parametrize("command", ["image", "dream"])
-def test_a_fifo_given_as_the_picture_is_one_line(tmp_path: Path, painting_path: Path, command: str) -> None:
+@pytest.mark.parametrize(("command", "suffix"), [("image", ".png"), ("dream", ".png"), ("video", ".mp4")])
+def test_a_fifo_given_as_the_picture_is_one_line(tmp_path: Path, painting_path: Path, command: str, suffix: str) -> None:
     """Refused before it is opened (``dream`` first asks what kind of input it is): in a child
     process, so that a command that opens the FIFO fails the test instead of hanging it."""
-    fifo = tmp_path / "pipe.png"
+    fifo = tmp_path / f"pipe{suffix}"
     os.mkfifo(fifo)
-    style = ["-s", str(painting_path)] if command == "image" else []
-    argv = ["nstpipe", command, str(fifo), *style, "-o", str(tmp_path / "out.png"), "--size", "32", "-q"]
+    style = ["-s", str(painting_path)] if command != "dream" else []
+    argv = ["nstpipe", command, str(fifo), *style, "-o", str(tmp_path / f"out{suffix}"), "--size", "32", "-q"]
     script = f"import sys\nsys.argv = {argv!r}\nfrom nstpipe import cli\ncli.main()\n"
     try:
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
     except subprocess.TimeoutExpired:
         pytest.fail(f"nstpipe {command} waited for a writer to the FIFO")
     assert done.returncode == 2 and done.stderr == f"nstpipe: error: {fifo}: not a regular file\n"
-    assert not (tmp_path / "out.png").exists()
+    assert not (tmp_path / f"out{suffix}").exists()
 
 
 # -- files that change or vanish during a run ---------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 from nstpipe.errors import InputError, OutputError, output_error
 from nstpipe.media.audio import AudioCopier
 from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, local, open_error
+from nstpipe.media.imaging import refuse_special_file
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly, temp_tag
@@ -58,6 +59,7 @@ class Frame:
 def probe(path: Path) -> VideoInfo:
     """Size, frame count, rate, rotation, audio and duration; decodes one frame to be sure.
     The size is as displayed: upright, in square pixels (see :func:`square_size`)."""
+    refuse_special_file(path)  # FFmpeg would wait on a FIFO for a writer
     try:
         with av.open(local(path)) as container:
             return _probe_container(path, container)
