@@ -17,8 +17,9 @@ from typing import Callable, Iterable, Iterator
 from nstpipe.errors import InputError, os_reason
 from nstpipe.events import ImageTask
 
-# Every name here is a format that Pillow reads (AVIF where it was built with libavif, as
-# the wheels are); a file of another is passed over unread.
+# Every name here is a format that Pillow reads; a file of another is passed over unread.
+# AVIF needs a Pillow built with libavif, as the pinned wheels are; under one without, each
+# .avif is reported as unreadable, not passed over in silence.
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm", ".pbm"}
 )

@@ -9,9 +9,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from nstpipe.errors import InputError
-from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, local, open_error
+from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, Shifts, local, open_error, shifts
 
 # The codec of a re-encoded audio track: every MP4 and MOV player reads it.
 AUDIO_CODEC = "aac"
@@ -37,10 +38,17 @@ def check_audio(source: Path, output: Path) -> None:
         raise open_error(source, exc) from None
 
 
+# The audio codecs an MP4 keeps as they are: those browsers play. FFmpeg's muxer takes more
+# (16- and 24-bit PCM, as ISO's "ipcm"), which no browser plays.
+MP4_AUDIO = frozenset({"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"})
+
+
 def _copyable(stream: av.audio.stream.AudioStream, form: str) -> bool:
     """Whether ``form``'s muxer takes the stream's packets as they are: tried on a scratch
     file in memory, since FFmpeg's list of the codecs a container holds is wider than what
     its muxer writes (Opus and FLAC in MOV are refused at the header)."""
+    if form == "mp4" and stream.codec_context.name not in MP4_AUDIO:
+        return False
     try:
         with av.open(io.BytesIO(), "w", format=form) as scratch:
             scratch.add_stream_from_template(stream)
@@ -72,10 +80,12 @@ def _aac_stream(output: av.container.OutputContainer, source: av.audio.codeccont
 class AudioTrack:
     """One audio stream of the source on its way into the output: its packets copied as they
     are, or decoded and re-encoded to AAC where the container cannot hold its codec. Either
-    way its times are moved by the video's start, and they follow on where the source's
-    jump back (joined MPEG-TS files), since a muxer refuses times that run backwards."""
+    way its times are moved by the video's start, and laid after the earlier ones where the
+    source's start again (:func:`~nstpipe.media.ffmpeg.shifts`), as the frames' are."""
 
-    def __init__(self, stream: av.audio.stream.AudioStream, output: av.container.OutputContainer, form: str, offset: Fraction) -> None:
+    def __init__(
+        self, stream: av.audio.stream.AudioStream, output: av.container.OutputContainer, form: str, start: Fraction, shifts: Shifts
+    ) -> None:
         self.copy = _copyable(stream, form)
         if self.copy:
             # The template copies the codec parameters only: packets pass through as they are.
@@ -84,38 +94,63 @@ class AudioTrack:
             self.rate = stream.codec_context.sample_rate
             self.out = _aac_stream(output, stream.codec_context)
         self.output = output
-        self.offset = offset  # the video stream's start, in seconds
-        self.shift = 0  # ticks added where the source's times jumped back
-        self.last: tuple[int, int] | None = None  # the last packet's dts and duration, in ticks
+        self.index = stream.index
+        self.start = start  # the video stream's start, in seconds
+        self.shifts = shifts
+        self.count = 0  # packets placed
+        self.last: int | None = None  # the last packet's dts, in ticks
         self.next: int | None = None  # the next re-encoded sample's time, in samples
 
     def place(self, packet: av.Packet) -> None:
         """The packet's times in the output's clock: from the video's start, never back."""
-        ticks = round(self.offset / packet.time_base) - self.shift
-        if packet.dts is not None and self.last is not None and packet.dts - ticks <= self.last[0]:
-            self.shift += self.last[0] + self.last[1] - (packet.dts - ticks)
-            ticks = round(self.offset / packet.time_base) - self.shift
+        if packet.dts is None:
+            return
+        seconds = Fraction(self.shifts.at(self.index, self.count)) - self.start
+        self.count += 1
+        ticks = round(seconds / packet.time_base)
+        # A glitch a little back is nudged past the packet before: a muxer refuses it.
+        if self.last is not None and packet.dts + ticks <= self.last:
+            ticks = self.last + 1 - packet.dts
+        packet.dts += ticks
         if packet.pts is not None:
-            packet.pts -= ticks
-        if packet.dts is not None:
-            packet.dts -= ticks
-            self.last = (packet.dts, max(1, packet.duration or 0))
+            packet.pts += ticks
+        self.last = packet.dts
 
     def write(self, packet: av.Packet) -> None:
         if self.copy:
             packet.stream = self.out
             self.output.mux(packet)
             return
-        for frame in packet.decode():
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            return  # a corrupt packet is dropped, as FFmpeg's own tools drop it
+        for frame in frames:
             assert isinstance(frame, av.AudioFrame)  # an audio stream's packet
-            if self.next is None:
-                start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
-                self.next = round(start * self.rate)
-            # Counted in samples from the first: a decoder's own times may jump where the
-            # packets' did.
-            frame.pts, frame.time_base = self.next, Fraction(1, self.rate)
-            self.next += frame.samples
-            self.output.mux(self.out.encode(frame))
+            self._encode(frame)
+
+    def _encode(self, frame: av.AudioFrame) -> None:
+        """Timed by its own (placed) time where there is one; a gap in the source's sound is
+        kept as silence, so that the sound after it stays with its picture."""
+        at = round(frame.pts * frame.time_base * self.rate) if frame.pts is not None and frame.time_base else None
+        if self.next is None:
+            self.next = at or 0
+        elif at is not None and at - self.next > self.rate // 100:  # a gap of over 10 ms
+            self._silence(frame, at - self.next)
+        self._encode_timed(frame)
+
+    def _silence(self, like: av.AudioFrame, samples: int) -> None:
+        values = like.to_ndarray()
+        shape = (values.shape[0], samples) if like.format.is_planar else (1, samples * len(like.layout.channels))
+        silence = av.AudioFrame.from_ndarray(np.zeros(shape, values.dtype), format=like.format.name, layout=like.layout.name)
+        silence.sample_rate = like.sample_rate
+        self._encode_timed(silence)
+
+    def _encode_timed(self, frame: av.AudioFrame) -> None:
+        assert self.next is not None
+        frame.pts, frame.time_base = self.next, Fraction(1, self.rate)
+        self.next += frame.samples
+        self.output.mux(self.out.encode(frame))
 
     def finish(self) -> None:
         if not self.copy:
@@ -140,7 +175,9 @@ class AudioCopier:
         time_base = video[0].time_base if video else None
         offset = Fraction(start * time_base) if start is not None and time_base is not None else Fraction(0)
         streams = list(self._input.streams.audio)
-        self._tracks = {s.index: AudioTrack(s, output, form, offset) for s in streams}
+        moved = shifts(source)
+        self._tracks = {s.index: AudioTrack(s, output, form, offset, moved) for s in streams}
+        self._source = source
         # demux() with no stream would mean all of them.
         self._packets = self._input.demux(*streams) if streams else iter(())
         self._pending: av.Packet | None = None
@@ -151,7 +188,10 @@ class AudioCopier:
             packet = self._pending
             self._pending = None
             if packet is None:
-                packet = next(self._packets, None)
+                try:
+                    packet = next(self._packets, None)
+                except av.error.FFmpegError as exc:
+                    raise open_error(self._source, exc) from None
                 if packet is None:
                     return
                 if not packet.size:  # the empty flush packet that ends each stream

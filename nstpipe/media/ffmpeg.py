@@ -1,10 +1,14 @@
 """What every use of FFmpeg here shares: the containers written, how a file is named to
-FFmpeg, and its failures as one line naming the file."""
+FFmpeg, its failures as one line naming the file, and where its timestamps start again."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
+
+import av
 
 from nstpipe.errors import InputError, os_reason
 
@@ -35,3 +39,57 @@ def _is_empty(path: Path) -> bool:
         return path.is_file() and path.stat().st_size == 0
     except OSError:
         return False
+
+
+# FFmpeg's AVFMT_TS_DISCONT: a format whose timestamps may restart midway (MPEG-TS, files
+# joined end to end); in others a step back is a glitch to nudge past, not a new start.
+TS_DISCONT = 0x200
+
+
+@dataclass(frozen=True)
+class Shifts:
+    """Seconds to add to each stream's times, from its n-th packet on: where the file's
+    timestamps jumped back, what follows is laid after what came before, by one shift for
+    every stream, so that sound and picture keep the distance they had in each part."""
+
+    starts: Mapping[int, Sequence[tuple[int, float]]]  # stream index -> (packet number, seconds)
+
+    def at(self, stream: int, number: int) -> float:
+        shift = 0.0
+        for first, seconds in self.starts.get(stream, ()):
+            if number < first:
+                break
+            shift = seconds
+        return shift
+
+
+def shifts(path: Path) -> Shifts:
+    """Where ``path``'s timestamps jump back, read from its packets (no decoding), for a
+    format that may restart them (TS_DISCONT); none for any other, and none when the
+    file cannot be read through (the reader then names the problem)."""
+    starts: dict[int, list[tuple[int, float]]] = {}
+    try:
+        with av.open(local(path)) as container:
+            if not container.format.flags & TS_DISCONT:
+                return Shifts({})
+            offset, end = 0.0, 0.0
+            counts: dict[int, int] = {}
+            last: dict[int, tuple[float, float]] = {}  # stream -> its last packet's time and length
+            for packet in container.demux():
+                if not packet.size or packet.dts is None or packet.time_base is None:
+                    continue
+                index = packet.stream.index
+                time = float(packet.dts * packet.time_base)
+                length = float((packet.duration or 0) * packet.time_base)
+                before = last.get(index)
+                # Back by more than a packet's length: the stream starts again.
+                if before is not None and time + offset < before[0] - max(before[1], 1e-3):
+                    offset = end - time
+                    for stream in set(counts) | {index}:
+                        starts.setdefault(stream, []).append((counts.get(stream, 0), offset))
+                last[index] = (time + offset, length)
+                end = max(end, time + offset + length)
+                counts[index] = counts.get(index, 0) + 1
+    except (av.error.FFmpegError, OSError, ValueError):
+        return Shifts({})
+    return Shifts(starts)

@@ -277,7 +277,7 @@ def _in_srgb(img: Image.Image) -> Image.Image:
         return img
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if profile.profile.xcolor_space.strip() != space or "srgb" in ImageCms.getProfileDescription(profile).lower():
+        if profile.profile.xcolor_space.strip() != space or _is_srgb(ImageCms.getProfileDescription(profile)):
             return img
         converted = ImageCms.profileToProfile(img, profile, _SRGB, outputMode="RGBA" if img.mode == "RGBA" else "RGB")
     except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
@@ -293,6 +293,12 @@ def _white_of_integers(img: Image.Image) -> float:
     if img.mode.startswith("I;16"):
         return 65535.0
     return max(65535.0, float(np.asarray(img).max()))
+
+
+def _is_srgb(description: str) -> bool:
+    """An sRGB profile by its name; a linear one ("Linear sRGB") has other curves."""
+    name = description.lower()
+    return "srgb" in name and "linear" not in name
 
 
 def _float_grey_to_rgb(img: Image.Image) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from nstpipe.errors import InputError, OutputError, output_error
 from nstpipe.media.audio import AudioCopier
-from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, local, open_error
+from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, Shifts, local, open_error, shifts
 from nstpipe.media.imaging import refuse_special_file
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
@@ -124,8 +124,10 @@ def _rate(frame_count: int, duration: float) -> Fraction:
 # Raised when the frames of the same file are read as other pixels, so that a video's frames
 # painted from the earlier reading are painted again rather than mixed with new ones (see
 # nstpipe.jobs.records.make_video_job). 1: the colour of 4:2:0 and 4:2:2 video interpolated
-# (read by PyAV), not repeated over each 2x2 block (as OpenCV's capture read it).
-READER_REVISION = 1
+# (read by PyAV), not repeated over each 2x2 block (as OpenCV's capture read it). 2: frames
+# of a stream whose size changes read at its first size, and times that start again
+# (joined MPEG-TS) laid after the earlier ones.
+READER_REVISION = 2
 
 
 def read_frames(path: Path) -> Iterator[Frame]:
@@ -143,7 +145,7 @@ def read_frames(path: Path) -> Iterator[Frame]:
         stream.thread_type = "AUTO"
         index = 0
         size: tuple[int, int] | None = None
-        clock = _Clock(stream)
+        clock = _Clock(stream, shifts(path))
         try:
             for frame in container.decode(stream):
                 # Every frame at the size probe reported, the first one's: a stream whose
@@ -159,26 +161,25 @@ def read_frames(path: Path) -> Iterator[Frame]:
 
 
 class _Clock:
-    """Each frame's time from the stream's start, as the writer takes it (by the average rate
-    where the frame has none). Where the timestamps jump back (MPEG-TS files joined end to
-    end, a camera's counter reset), the later frames follow on one frame after the last,
-    as FFmpeg corrects such a discontinuity; times may never run backwards in the output."""
+    """Each frame's time from the stream's start, as the writer takes it. Where a format's
+    timestamps start again (MPEG-TS files joined end to end), the later frames are laid
+    after the earlier ones by :func:`~nstpipe.media.ffmpeg.shifts`, as the audio is; a frame
+    without a time follows one frame after the last."""
 
-    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+    def __init__(self, stream: av.video.stream.VideoStream, shifts: Shifts) -> None:
         self.stream = stream
+        self.shifts = shifts
         self.step = 1 / float(stream.average_rate or stream.guessed_rate or 30)
-        self.shift = 0.0
         self.last: float | None = None
 
     def seconds(self, frame: av.VideoFrame, index: int) -> float:
         stream = self.stream
         if frame.pts is None or not stream.time_base:
-            return index / float(stream.average_rate or 1)
-        time = float((frame.pts - (stream.start_time or 0)) * stream.time_base) + self.shift
-        if self.last is not None and time < self.last:
-            self.shift += self.last + self.step - time
-            time = self.last + self.step
-        self.last = time
+            time = 0.0 if self.last is None else self.last + self.step
+        else:
+            time = float((frame.pts - (stream.start_time or 0)) * stream.time_base) + self.shifts.at(stream.index, index)
+        # A glitch a little back stays where it is: the writer nudges it past the frame before.
+        self.last = time if self.last is None else max(self.last, time)
         return time
 
 
