@@ -25,6 +25,7 @@ from nstpipe.app.naming import default_video_output, default_work_dir
 from nstpipe.app.sizes import chosen, video_settings
 from nstpipe.config import Settings
 from nstpipe.engine.device import resolve_device
+from nstpipe.engine.features import resolve_precision
 from nstpipe.errors import InputError
 from nstpipe.events import EventSink, Kept, VideoPlanned
 from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
@@ -192,7 +193,8 @@ def run_video_job(
     check_writable(store.root.parent)
     batch = video_batch(job.settings, job.info)
     chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism() * batch)
-    manifest = video_manifest(job, str(resolve_device(job.settings.device)), batch)
+    device = resolve_device(job.settings.device)
+    manifest = video_manifest(job, str(device), resolve_precision(job.settings.engine.precision, device), batch)
     store.open({**manifest, "frames": frames, "chunks": [dataclasses.astuple(c) for c in chunks]})
     report(VideoPlanned(frames, count_done(store, frames)))
     try:

@@ -141,8 +141,8 @@ def output_record(
     return record
 
 
-def video_manifest(job: VideoJob, device: str, batch: int) -> dict[str, object]:
-    record = settings_record(make_job(job.settings, list(job.styles)), device)
+def video_manifest(job: VideoJob, device: str, precision: str, batch: int) -> dict[str, object]:
+    record = settings_record(make_job(job.settings, list(job.styles)), device, precision)
     record["settings"]["batch"] = batch  # type: ignore[index]  # what "auto" chose, like the device
     record.pop("fingerprint")  # the image fingerprint; the store writes the video job's
     record["input"] = {"path": str(job.source.resolve()), **dataclasses.asdict(job.info), "fps": str(job.info.fps)}

@@ -86,6 +86,8 @@ def test_output_keeps_frames_rate_duration_audio_and_has_even_size(tmp_path: Pat
     # Published atomically, and the work folder is gone once the video exists; the record
     # beside it lets a rerun keep it.
     assert sorted(os.listdir(out.parent)) == ["styled.mp4", "styled.mp4.settings.json"]
+    # The record names the arithmetic "auto" chose, as an image's does.
+    assert json.loads((out.parent / "styled.mp4.settings.json").read_text())["settings"]["precision"] in ("fp32", "bf16")
 
 
 def test_rotated_and_variable_rate_input(tmp_path: Path, style_path: Path) -> None:
