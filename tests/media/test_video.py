@@ -159,6 +159,37 @@ def test_a_gap_in_reencoded_sound_is_kept(tmp_path: Path) -> None:
     assert not [t for t in loud if 0.55 < t < 0.95]
 
 
+def test_a_corrupt_packet_of_reencoded_sound_is_dropped(tmp_path: Path) -> None:
+    """FLAC (which MOV cannot hold) with one packet of noise: the rest is re-encoded, as
+    FFmpeg's tools drop what they cannot decode; the output is not blamed for the source."""
+    source = tmp_path / "bad.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 48, 32, "yuv420p"
+        track = container.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
+        for i in range(10):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(pattern(i, 48, 32), format="rgb24")))
+        container.mux(video.encode(None))
+        packets = []
+        for start in range(0, SAMPLE_RATE, 1024):
+            frame = av.AudioFrame.from_ndarray(np.full((1, 1024), 0.2, np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, start
+            packets += track.encode(frame)
+        packets += track.encode(None)
+        for k, packet in enumerate(packets):
+            if k == 5:
+                noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
+                noise.pts, noise.dts, noise.duration, noise.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+                noise.stream = track
+                packet = noise
+            container.mux(packet)
+    round_trip(source, tmp_path / "out.mov")
+    with av.open(str(tmp_path / "out.mov")) as container:
+        samples = sum(frame.samples for frame in container.decode(container.streams.audio[0]))
+    assert samples / SAMPLE_RATE > 0.8
+
+
 def test_audio_that_cannot_be_kept_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nstpipe.media import audio as video
 
