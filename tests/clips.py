@@ -79,6 +79,35 @@ def write_tone(container: av.container.OutputContainer, track: av.audio.stream.A
     container.mux(track.encode(None))
 
 
+def flac_clip(path: Path, n_frames: int, blocks: Iterable[int], spoil: int | None = None) -> Path:
+    """A Matroska clip (which MOV's FLAC cannot come from as it is): H.264 at 10 fps and a
+    FLAC track of 1024-sample blocks of a steady level, each starting at the sample given
+    (so a gap between blocks is a gap in the sound); ``spoil``: the number of the FLAC
+    packet replaced by noise of its size."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 48, 32, "yuv420p"
+        track = container.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
+        for i in range(n_frames):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(pattern(i, 48, 32), format="rgb24")))
+        container.mux(video.encode(None))
+        packets = []
+        for start in blocks:
+            frame = av.AudioFrame.from_ndarray(np.full((1, 1024), 0.2, np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, start
+            packets += track.encode(frame)
+        packets += track.encode(None)
+        for k, packet in enumerate(packets):
+            if k == spoil:
+                noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
+                noise.pts, noise.dts, noise.duration, noise.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+                noise.stream = track
+                packet = noise
+            container.mux(packet)
+    return path
+
+
 def joined(path: Path, parts: Sequence[Path]) -> Path:
     """MPEG-TS files joined end to end, as ``cat a.ts b.ts`` does: each part's timestamps
     start again, and each may have its own frame size."""

@@ -18,6 +18,7 @@ from clips import (
     SAMPLE_RATE,
     audio_packets,
     audio_times_from_picture_start,
+    flac_clip,
     is_red,
     joined,
     make_clip,
@@ -136,20 +137,8 @@ def test_audio_the_output_cannot_hold_is_reencoded_to_aac(tmp_path: Path, form: 
 def test_a_gap_in_reencoded_sound_is_kept(tmp_path: Path) -> None:
     """Sound from 0 to 0.5 s and from 1 to 1.5 s: re-encoded, the second part still starts
     at 1 s, not where the first ended."""
-    source = tmp_path / "gap.mkv"
-    with av.open(str(source), "w") as container:
-        video = container.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 48, 32, "yuv420p"
-        track = container.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
-        for i in range(16):
-            container.mux(video.encode(av.VideoFrame.from_ndarray(pattern(i, 48, 32), format="rgb24")))
-        container.mux(video.encode(None))
-        for start in (0, SAMPLE_RATE):
-            for offset in range(0, SAMPLE_RATE // 2, 1024):
-                frame = av.AudioFrame.from_ndarray(np.full((1, 1024), 0.2, np.float32), format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = SAMPLE_RATE, start + offset
-                container.mux(track.encode(frame))
-        container.mux(track.encode(None))
+    blocks = [start + offset for start in (0, SAMPLE_RATE) for offset in range(0, SAMPLE_RATE // 2, 1024)]
+    source = flac_clip(tmp_path / "gap.mkv", n_frames=16, blocks=blocks)
     round_trip(source, tmp_path / "out.mov")
     with av.open(str(tmp_path / "out.mov")) as container:
         track = container.streams.audio[0]
@@ -162,28 +151,7 @@ def test_a_gap_in_reencoded_sound_is_kept(tmp_path: Path) -> None:
 def test_a_corrupt_packet_of_reencoded_sound_is_dropped(tmp_path: Path) -> None:
     """FLAC (which MOV cannot hold) with one packet of noise: the rest is re-encoded, as
     FFmpeg's tools drop what they cannot decode; the output is not blamed for the source."""
-    source = tmp_path / "bad.mkv"
-    rng = np.random.default_rng(0)
-    with av.open(str(source), "w") as container:
-        video = container.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 48, 32, "yuv420p"
-        track = container.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
-        for i in range(10):
-            container.mux(video.encode(av.VideoFrame.from_ndarray(pattern(i, 48, 32), format="rgb24")))
-        container.mux(video.encode(None))
-        packets = []
-        for start in range(0, SAMPLE_RATE, 1024):
-            frame = av.AudioFrame.from_ndarray(np.full((1, 1024), 0.2, np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = SAMPLE_RATE, start
-            packets += track.encode(frame)
-        packets += track.encode(None)
-        for k, packet in enumerate(packets):
-            if k == 5:
-                noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
-                noise.pts, noise.dts, noise.duration, noise.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
-                noise.stream = track
-                packet = noise
-            container.mux(packet)
+    source = flac_clip(tmp_path / "bad.mkv", n_frames=10, blocks=range(0, SAMPLE_RATE, 1024), spoil=5)
     round_trip(source, tmp_path / "out.mov")
     with av.open(str(tmp_path / "out.mov")) as container:
         samples = sum(frame.samples for frame in container.decode(container.streams.audio[0]))
@@ -191,11 +159,11 @@ def test_a_corrupt_packet_of_reencoded_sound_is_dropped(tmp_path: Path) -> None:
 
 
 def test_audio_that_cannot_be_kept_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nstpipe.media import audio as video
+    from nstpipe.media import audio
 
     source = make_clip(tmp_path / "cam.mov", n_frames=4, fps=10, audio=1, audio_codec="pcm_mulaw", form="mov")
     check_audio(source, tmp_path / "out.mov")  # MOV holds it as it is
-    monkeypatch.setattr(video, "AAC_LAYOUTS", {})  # as for a track of more channels than AAC takes
+    monkeypatch.setattr(audio, "AAC_LAYOUTS", {})  # as for a track of more channels than AAC takes
     refusal = r"cam\.mov.*audio track 1 \(pcm_mulaw, 1 channels\) can be neither copied into \.mp4 nor re-encoded"
     with pytest.raises(InputError, match=refusal):
         check_audio(source, tmp_path / "out.mp4")
