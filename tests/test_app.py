@@ -86,7 +86,7 @@ def test_check_writable(tmp_path: Path) -> None:
 
 def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nstpipe.app.checks import check_name_fits
-    from nstpipe.media.writer import name_max
+    from nstpipe.media.names import name_max
 
     folder = tmp_path / "not" / "made"  # asked of the nearest folder there is
     most = name_max(folder)
@@ -101,6 +101,25 @@ def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(os, "pathconf", unknown)
     assert name_max(tmp_path) == 255
+
+
+def test_videos_of_a_long_shared_stem_get_default_outputs_that_fit(tmp_path: Path) -> None:
+    """clip.mp4 and clip.mov beside each other keep their whole names, as a folder's pictures
+    do; with a stem of 240 bytes those would not fit with their settings record, and each
+    is cut, with a hash, the same on every call."""
+    from nstpipe.app.checks import check_name_fits
+    from nstpipe.app.naming import default_video_output
+
+    for name in ("clip.mp4", "clip.MOV", "x" * 240 + ".mp4", "x" * 240 + ".mov"):
+        (tmp_path / name).write_bytes(b"")
+    style = [Path("monet.jpg")]
+    assert default_video_output(tmp_path / "clip.mp4", style).name == "clip.mp4.monet.mp4"
+    assert default_video_output(tmp_path / "clip.MOV", style).name == "clip.MOV.monet.mp4"
+    long = [default_video_output(tmp_path / ("x" * 240 + suffix), style) for suffix in (".mp4", ".mov")]
+    assert long[0] != long[1] and all(p.name.startswith("x" * 200) and p.name.endswith(".monet.mp4") for p in long)
+    for path in long:
+        check_name_fits(path)
+    assert default_video_output(tmp_path / ("x" * 240 + ".mov"), style) == long[1]
 
 
 def test_input_kind_of_animations_and_broken_pictures(tmp_path: Path) -> None:

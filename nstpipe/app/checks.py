@@ -16,8 +16,9 @@ from nstpipe.errors import ConfigError, InputError
 from nstpipe.jobs.plan import SETTINGS_FILE, walk_images
 from nstpipe.jobs.records import made_by_nstpipe
 from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb, refuse_special_file
+from nstpipe.media.names import name_bytes, name_max
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
-from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, name_bytes, name_max, record_path
+from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, record_path
 from nstpipe.modes import spec_of
 from nstpipe.modes.base import FOLDER, PICTURE, VIDEO
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 from nstpipe.errors import InputError
-from nstpipe.jobs.plan import VIDEO_SUFFIXES
-from nstpipe.media.writer import IMAGE_FORMATS
+from nstpipe.jobs.plan import VIDEO_SUFFIXES, output_names, stem_key
+from nstpipe.media.names import name_max
+from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX
 from nstpipe.modes import spec_of
 
 
@@ -36,26 +37,24 @@ def default_folder_output(folder: Path, styles: Sequence[Path], mode: str = "sty
 
 def default_video_output(source: Path, styles: Sequence[Path], mode: str = "style") -> Path:
     """``clip.monet.mp4`` beside ``clip.mov``; ``clip.mov.monet.mp4`` when another video
-    beside it shares its stem (``clip.mp4``), so that neither overwrites the other.
+    beside it shares its stem (``clip.mp4``), so that neither overwrites the other: the rule
+    of a folder's pictures (:func:`~nstpipe.jobs.plan.output_names`), a name too long for
+    the file system cut with a hash, leaving room for the settings record beside it.
 
     The clash is looked for among the files in the folder, not among the inputs of one
     run, so a video keeps its output's name whichever of its neighbours a run is given.
     """
-    name = source.name if _stem_clashes(source) else source.stem
-    return source.with_name(f"{name}.{style_tag(styles, mode)}.mp4")
+    most = name_max(source.parent) - len(RECORD_SUFFIX)
+    return source.with_name(output_names(_same_stem(source), f".{style_tag(styles, mode)}.mp4", most=most)[source.name])
 
 
-def _stem_clashes(source: Path) -> bool:
-    """Whether another video in ``source``'s folder has its stem (compared without regard
-    to case, as case-insensitive file systems would)."""
-    stem = source.stem.casefold()
+def _same_stem(source: Path) -> list[str]:
+    """``source``'s name and those of the videos beside it whose outputs it could clash with."""
     try:
-        return any(
-            p.suffix.lower() in VIDEO_SUFFIXES and p.stem.casefold() == stem and p.name != source.name and p.is_file()
-            for p in source.parent.iterdir()
-        )
+        beside = [p.name for p in source.parent.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()]
     except OSError:
-        return False  # an unreadable folder: the video itself fails, naming it, when it is read
+        beside = []  # an unreadable folder: the video itself fails, naming it, when it is read
+    return sorted({source.name, *(name for name in beside if stem_key(name) == stem_key(source.name))})
 
 
 def default_work_dir(output: Path) -> Path:

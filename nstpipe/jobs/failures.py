@@ -15,15 +15,14 @@ run tries the input again.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from nstpipe.events import ImageTask
 from nstpipe.jobs.plan import source_identity
-from nstpipe.media.writer import atomic_write_json, name_bytes, name_max, read_record, remove_quietly
+from nstpipe.media.names import fit_name, name_max
+from nstpipe.media.writer import atomic_write_json, read_record, remove_quietly
 
 FAILED_SUFFIX = ".failed.json"
 
@@ -32,15 +31,7 @@ def failure_path(task: ImageTask) -> Path:
     """``<output>.failed.json``; where that name is too long for the file system (an input
     named with 250 characters), the output's name cut, with a hash of the whole of it that
     tells apart two names cut alike: the same for every run, so a rerun finds the record."""
-    path = task.output.with_name(task.output.name + FAILED_SUFFIX)
-    most = name_max(task.output.parent)
-    if name_bytes(path) <= most:
-        return path
-    tag = "~" + hashlib.sha256(os.fsencode(task.output.name)).hexdigest()[:16] + FAILED_SUFFIX
-    stem = task.output.name
-    while stem and len(os.fsencode(stem + tag)) > most:
-        stem = stem[:-1]
-    return task.output.with_name(stem + tag)
+    return task.output.with_name(fit_name(task.output.name, FAILED_SUFFIX, name_max(task.output.parent)))
 
 
 def record_failure(

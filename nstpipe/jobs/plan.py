@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 from nstpipe.errors import InputError, os_reason
 from nstpipe.events import ImageTask
+from nstpipe.media.names import fit_name, name_max
 
 # Every name here is a format that Pillow reads; a file of another is passed over unread.
 # AVIF needs a Pillow built with libavif, as the pinned wheels are; under one without, each
@@ -39,25 +40,34 @@ def is_image_name(name: str) -> bool:
     return PurePath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def output_names(names: Iterable[str], suffix: str = OUTPUT_SUFFIX, reserved: Iterable[str] = ()) -> dict[str, str]:
+def stem_key(name: str) -> str:
+    """What two names share when their outputs, named after their stems, would clash: the
+    stem without regard to case, as case-insensitive file systems (macOS, Windows) compare it."""
+    return PurePath(name).stem.casefold()
+
+
+def output_names(
+    names: Iterable[str], suffix: str = OUTPUT_SUFFIX, reserved: Iterable[str] = (), most: int = 255
+) -> dict[str, str]:
     """Output file name for each input name of one folder.
 
     ``photo.jpg`` -> ``photo.png``; when two inputs share a stem (``a.jpg`` and ``a.png``)
     both keep their whole name (``a.jpg.png``, ``a.png.png``) so neither overwrites the other.
-    Names are compared without regard to case, as case-insensitive file systems (macOS,
-    Windows) would. ``reserved`` names are never given out: the sibling folders, which the
+    Names are compared without regard to case (:func:`stem_key`). ``reserved`` names are never given out: the sibling folders, which the
     output mirrors, so that ``x.jpg`` beside a folder ``x.png/`` does not become ``x.png``.
+    A name longer than ``most`` bytes (a stem of 250 kept whole) is cut, with a hash of
+    what it would have been (:func:`~nstpipe.media.names.fit_name`): distinct, and the
+    same on every run, so a resume finds its outputs.
     """
     names = sorted(names)
-    stems = Counter(PurePath(n).stem.casefold() for n in names)
+    stems = Counter(stem_key(n) for n in names)
     chosen: dict[str, str] = {}
     taken = {name.casefold() for name in reserved}
     for name in names:
-        stem = PurePath(name).stem
-        candidate = stem + suffix if stems[stem.casefold()] == 1 else name + suffix
-        base, n = candidate, 1
+        base = PurePath(name).stem if stems[stem_key(name)] == 1 else name
+        candidate, n = fit_name(base, suffix, most), 1
         while candidate.casefold() in taken:  # only for contrived names such as a.png.jpg next to a.png + a.jpg
-            candidate = f"{base[: -len(suffix)]}~{n}{suffix}"
+            candidate = fit_name(f"{base}~{n}", suffix, most)
             n += 1
         taken.add(candidate.casefold())
         chosen[name] = candidate
@@ -125,7 +135,8 @@ def plan_images(root: Path, out_root: Path, unreadable: Callable[[InputError], N
 
     for folder, names, subfolders in walk_images(root, skip=out_root, onerror=onerror):
         rel_folder = folder.relative_to(root)
-        for name, out_name in output_names(names, reserved=subfolders).items():
+        most = name_max(out_root / rel_folder)
+        for name, out_name in output_names(names, reserved=subfolders, most=most).items():
             yield ImageTask(source=folder / name, relative=rel_folder / name, output=out_root / rel_folder / out_name)
 
 

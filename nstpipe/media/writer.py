@@ -142,25 +142,6 @@ def encode_image(rgb8: np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def name_max(folder: Path) -> int:
-    """The longest file name, in bytes, that ``folder``'s file system takes (usually 255); a
-    folder not made yet is asked of the nearest one that is, and 255 is assumed where the
-    system cannot be asked."""
-    for place in (folder, *folder.parents):
-        try:
-            return os.pathconf(place, "PC_NAME_MAX")
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError, AttributeError):  # no such query here (Windows has no pathconf)
-            break
-    return 255
-
-
-def name_bytes(path: Path) -> int:
-    """The length of ``path``'s name as the file system counts it."""
-    return len(os.fsencode(path.name))
-
-
 def record_path(output: Path) -> Path:
     """Where the settings record of a single output lies: beside it, named after its whole
     name, so that ``a.jpg`` and ``a.png`` never share one."""

@@ -264,3 +264,25 @@ def test_a_failure_too_long_to_record_beside_its_output_is_recorded_and_the_run_
 
     executor, _, outcome = run(archive, painting_path, out)
     assert executor.seen == [] and sorted(s.task.source.name for s in outcome.failed_before) == sorted(["bad.png", long.name])
+
+
+def test_two_inputs_of_a_long_shared_stem_get_distinct_names_that_fit(
+    archive: Path, painting_path: Path, tmp_path: Path, make_rgb: Callable[..., Path]
+) -> None:
+    """Stems of 250 bytes shared by a .jpg and a .png: the whole names, each with .png added,
+    would take 258 bytes, and writing the first stopped the whole run. Each gets a shortened
+    name with a hash of the whole, the same on the next run, which finds both done."""
+    stem = "s" * 250
+    make_rgb(archive / f"{stem}.jpg", 16, 16)
+    make_rgb(archive / f"{stem}.png", 16, 16, seed=2)
+    out = tmp_path / "out"
+    executor = ScriptedExecutor(failing="nothing")
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, executor)
+    assert (outcome.done, outcome.failed) == (4, [])
+    made = sorted(p.name for p in out.iterdir() if p.name.startswith("s" * 200))
+    assert len(made) == 2 and all(len(os.fsencode(n)) <= os.pathconf(out, "PC_NAME_MAX") for n in made)
+    assert all(n.endswith(".png") for n in made)
+
+    executor = ScriptedExecutor(failing="nothing")
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, executor)
+    assert (executor.seen, outcome.done, outcome.skipped) == ([], 0, 4)

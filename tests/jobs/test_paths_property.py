@@ -155,17 +155,20 @@ def test_every_output_stays_inside_the_output_root(tmp_path: Path, spec: list[tu
 @given(
     files=st.lists(names, max_size=30, unique=True),
     folders_beside=st.lists(names, max_size=5, unique=True),
+    most=st.sampled_from([255, 40, 24]),
 )
-def test_output_names_never_collide(files: list[str], folders_beside: list[str]) -> None:
-    chosen = output_names(files, reserved=folders_beside)
+def test_output_names_never_collide(files: list[str], folders_beside: list[str], most: int) -> None:
+    """Whatever the names, and however few bytes the file system gives a name."""
+    chosen = output_names(files, reserved=folders_beside, most=most)
     assert sorted(chosen) == sorted(files)
     values = [name.casefold() for name in chosen.values()]
     assert len(set(values)) == len(values)
     assert not set(values) & {f.casefold() for f in folders_beside}
     for out in chosen.values():
         assert out.endswith(".png") and len(out) > len(".png") and "/" not in out and "\x00" not in out
+        assert len(os.fsencode(out)) <= most
     # Deterministic, whatever the order the folder was listed in.
-    assert output_names(list(reversed(files)), reserved=folders_beside) == chosen
+    assert output_names(list(reversed(files)), reserved=folders_beside, most=most) == chosen
 
 
 @BOUNDED

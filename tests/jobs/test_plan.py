@@ -62,6 +62,16 @@ def test_output_names_shared_stem_keeps_whole_names() -> None:
     assert output_names(["a.jpg", "a.png", "b.jpeg"]) == {"a.jpg": "a.jpg.png", "a.png": "a.png.png", "b.jpeg": "b.png"}
 
 
+def test_output_names_too_long_are_cut_with_a_hash_of_the_whole() -> None:
+    """A shared stem of 250 bytes: its whole names, .png added, would take 258."""
+    stem = "s" * 250
+    names = output_names([f"{stem}.jpg", f"{stem}.png", "b.jpg"], most=255)
+    assert names["b.jpg"] == "b.png" and len(set(names.values())) == 3
+    for name in (f"{stem}.jpg", f"{stem}.png"):
+        assert len(names[name]) <= 255 and names[name].startswith(stem[:200]) and names[name].endswith(".png")
+    assert output_names([f"{stem}.png", f"{stem}.jpg"], most=255) == {n: names[n] for n in (f"{stem}.jpg", f"{stem}.png")}
+
+
 def test_output_names_contrived_collision_still_distinct() -> None:
     names = output_names(["a.png.jpg", "a.png", "a.jpg"])
     assert names == {"a.jpg": "a.jpg.png", "a.png": "a.png.png", "a.png.jpg": "a.png~1.png"}

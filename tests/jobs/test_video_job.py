@@ -279,7 +279,7 @@ def test_an_output_name_too_long_for_its_record_fails_before_any_work(tmp_path: 
     """The output's name fits, its record's (``.settings.json`` added) does not: the frames
     were all painted, then the record could not be written, on every rerun."""
     from nstpipe.app import stylize_videos
-    from nstpipe.media.writer import name_max
+    from nstpipe.media.names import name_max
 
     out = tmp_path / ("a" * (name_max(tmp_path) - len(".mp4")) + ".mp4")
     events: list[object] = []
