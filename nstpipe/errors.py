@@ -52,11 +52,14 @@ def os_reason(exc: BaseException) -> str | None:
 
 
 # OS errors that say what the machine refused, not what the file holds: its permissions,
-# the process's limits, a busy or unanswering file server. Reading the same file later may
-# well succeed.
+# the process's limits, a busy or unanswering file server, a disk that failed to read (EIO:
+# a loose cable, a USB drive gone to sleep, a sector that reads on a second try), a device
+# or a connection gone. Reading the same file later may well succeed; bad data in the file
+# is another error (PIL's, without an errno).
 _PASSING_ERRNOS = frozenset(
     {errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EBUSY, errno.EINTR,
-     errno.ETIMEDOUT, errno.ESTALE}
+     errno.ETIMEDOUT, errno.ESTALE, errno.EIO, errno.ENXIO, errno.ENODEV, errno.ENOTCONN, errno.ECONNRESET,
+     errno.ECONNABORTED, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH}
 )
 
 

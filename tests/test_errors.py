@@ -32,5 +32,6 @@ def test_an_error_unpickles_as_itself(error: NstpipeError) -> None:
 def test_what_the_machine_refuses_is_passing() -> None:
     assert is_passing(PermissionError(errno.EACCES, "Permission denied")) and is_passing(PermissionError("no errno"))
     assert is_passing(OSError(errno.EMFILE, "Too many open files")) and is_passing(OSError(errno.ESTALE, "Stale file handle"))
+    assert is_passing(OSError(errno.EIO, "Input/output error")) and is_passing(OSError(errno.ENOTCONN, "not connected"))
     assert not is_passing(OSError("image file is truncated")) and not is_passing(FileNotFoundError(errno.ENOENT, "gone"))
     assert not is_passing(ValueError("bad header"))

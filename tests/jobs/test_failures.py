@@ -286,3 +286,35 @@ def test_two_inputs_of_a_long_shared_stem_get_distinct_names_that_fit(
     executor = ScriptedExecutor(failing="nothing")
     outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, executor)
     assert (executor.seen, outcome.done, outcome.skipped) == ([], 0, 4)
+
+
+def test_a_read_error_of_the_disk_is_tried_again_and_bad_data_is_not(
+    archive: Path, painting_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EIO while the pixels are read: the disk or the file server failed, not the picture;
+    the next run paints it, with no --retry-failed. A picture cut short stays recorded."""
+    from PIL import ImageFile
+
+    from nstpipe.jobs.worker import ImageWorker
+    from nstpipe.run.executor import LocalExecutor
+
+    (archive / "cut.png").write_bytes((archive / "good.png").read_bytes()[:60])
+    real_load = ImageFile.ImageFile.load
+
+    def fail_to_read(self: ImageFile.ImageFile) -> Any:
+        if str(getattr(self, "filename", "")).endswith("bad.png"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", fail_to_read)
+    out = tmp_path / "out"
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, LocalExecutor(ImageWorker))
+    failed = {f.task.source.name: f for f in outcome.failed}
+    assert sorted(failed) == ["bad.png", "cut.png"] and failed["cut.png"].lasting and failure_path(failed["cut.png"].task).exists()
+    assert failed["bad.png"].error == f"{archive / 'sub' / 'bad.png'}: cannot be read now ({os.strerror(errno.EIO)})"
+    assert not failed["bad.png"].lasting and not failure_path(failed["bad.png"].task).exists()
+    monkeypatch.undo()
+
+    outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, LocalExecutor(ImageWorker))
+    assert (outcome.done, outcome.skipped, outcome.failed) == (1, 1, [])
+    assert [s.task.source.name for s in outcome.failed_before] == ["cut.png"]

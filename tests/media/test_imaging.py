@@ -246,8 +246,9 @@ def test_a_fifo_named_as_a_picture_is_refused_unopened(tmp_path: Path) -> None:
     [
         (PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
         (OSError(errno.EMFILE, "Too many open files"), "cannot be read now (Too many open files)"),
+        (OSError(errno.EIO, "Input/output error"), "cannot be read now (Input/output error)"),
     ],
-    ids=["permission", "open-files"],
+    ids=["permission", "open-files", "disk-read"],
 )
 def test_what_the_machine_refuses_is_not_the_pictures_fault(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, reason: str
