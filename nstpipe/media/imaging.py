@@ -1,6 +1,7 @@
 """Reading pictures into HxWx3 RGB arrays: :func:`read_rgb` applies EXIF orientation, turns
 grey, RGBA, palette, CMYK and 16-bit inputs into RGB, and a picture with a colour profile
-(Display P3, Adobe RGB, a printer's CMYK) into sRGB.
+(Display P3, Adobe RGB, a printer's CMYK) into sRGB
+(:mod:`nstpipe.media.profiles`).
 
 Every failure becomes an :class:`InputError` naming the file and the reason. The engine's
 tensor layout is made from the array above this layer (:func:`nstpipe.modes.model.read_image`).
@@ -9,7 +10,6 @@ tensor layout is made from the array above this layer (:func:`nstpipe.modes.mode
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import stat
@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, TiffImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from nstpipe.config import DEFAULT_MAX_PIXELS
 from nstpipe.errors import OS_INPUT_ERRORS, InputError, is_passing, os_reason
+from nstpipe.media.profiles import in_srgb
 
 # Raised when the same picture file is read as other pixels, so that outputs painted from the
 # earlier reading (of a photo, a style or an init image) are painted again rather than kept
@@ -31,8 +32,10 @@ from nstpipe.errors import OS_INPUT_ERRORS, InputError, is_passing, os_reason
 # converted to sRGB, not read as if its values were sRGB. 2: an uncompressed TIFF shown a
 # quarter turn round is decoded whole, not with its rows scrambled. 3: a 16-bit PGM and a
 # 32-bit grey picture within 16 bits are read against 65535, not stretched to their own
-# maximum; a float picture within 0..1 is read as it is, not stretched.
-PICTURE_READER_REVISION = 3
+# maximum; a float picture within 0..1 is read as it is, not stretched. 4: a profile is
+# known for sRGB by what it does, not by its name (one named sRGB with other curves is
+# converted, an unnamed sRGB one is not).
+PICTURE_READER_REVISION = 4
 
 
 def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -246,43 +249,18 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # High bit depth grey: keep the precision instead of PIL's clipping convert("RGB").
         grey = np.asarray(img, dtype=np.float32) / _white_of_integers(img)
-        return np.repeat(grey[..., None], 3, axis=2).clip(0, 1)
+        return _grey_in_srgb(grey.clip(0, 1))
     if img.mode == "F":
-        return _float_grey_to_rgb(img)
+        return _grey_in_srgb(_float_grey(img))
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    img = _in_srgb(img)
+    img = in_srgb(img)
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         # Transparent areas have no defined colour; composite them on white as viewers do.
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
-
-
-# The modes whose colour profile is applied, with the profile's colour space each needs; a
-# profile that does not fit the mode (an RGB profile on a grey picture) is passed over.
-_PROFILED_MODES = {"RGB": "RGB", "RGBA": "RGB", "CMYK": "CMYK"}
-_SRGB = ImageCms.createProfile("sRGB")
-
-
-def _in_srgb(img: Image.Image) -> Image.Image:
-    """``img`` converted to sRGB from the ICC profile it carries: the engine and the outputs
-    take every value as sRGB, and a Display P3 or Adobe RGB photo read as it is comes out
-    dull. One tagged sRGB is taken as it is (the conversion could only add rounding); so is
-    one whose profile LittleCMS cannot read, as a viewer without colour management shows it."""
-    icc = img.info.get("icc_profile")
-    space = _PROFILED_MODES.get(img.mode)
-    if not icc or space is None:
-        return img
-    try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if profile.profile.xcolor_space.strip() != space or _is_srgb(ImageCms.getProfileDescription(profile)):
-            return img
-        converted = ImageCms.profileToProfile(img, profile, _SRGB, outputMode="RGBA" if img.mode == "RGBA" else "RGB")
-    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
-        return img
-    return converted if converted is not None else img
 
 
 def _white_of_integers(img: Image.Image) -> float:
@@ -295,13 +273,12 @@ def _white_of_integers(img: Image.Image) -> float:
     return max(65535.0, float(np.asarray(img).max()))
 
 
-def _is_srgb(description: str) -> bool:
-    """An sRGB profile by its name; a linear one ("Linear sRGB") has other curves."""
-    name = description.lower()
-    return "srgb" in name and "linear" not in name
+def _grey_in_srgb(grey: np.ndarray) -> np.ndarray:
+    """HxWx3 float32 from grey values within 0..1."""
+    return np.repeat(grey.astype(np.float32)[..., None], 3, axis=2)
 
 
-def _float_grey_to_rgb(img: Image.Image) -> np.ndarray:
+def _float_grey(img: Image.Image) -> np.ndarray:
     """A float picture with its values within 0..1 as it is (black to white, as an editor
     writes a float TIFF); one with values beyond, stretched to 0..1. NaN and infinities (a
     float TIFF can hold them) have no place on the grey scale and become black."""
@@ -315,4 +292,4 @@ def _float_grey_to_rgb(img: Image.Image) -> np.ndarray:
             grey = (grey - lo) / (hi - lo) if hi > lo else np.zeros_like(grey)
         else:
             grey = np.where(finite, grey, 0.0)
-    return np.repeat(grey.clip(0, 1).astype(np.float32)[..., None], 3, axis=2)
+    return grey.clip(0, 1)
