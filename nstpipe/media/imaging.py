@@ -1,6 +1,6 @@
 """Reading pictures into HxWx3 RGB arrays: :func:`read_rgb` applies EXIF orientation, turns
 grey, RGBA, palette, CMYK and 16-bit inputs into RGB, and a picture with a colour profile
-(Display P3, Adobe RGB, a printer's CMYK) into sRGB
+(Display P3, Adobe RGB, a printer's CMYK, a grey one's tone curve) into sRGB
 (:mod:`nstpipe.media.profiles`).
 
 Every failure becomes an :class:`InputError` naming the file and the reason. The engine's
@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from nstpipe.config import DEFAULT_MAX_PIXELS
 from nstpipe.errors import OS_INPUT_ERRORS, InputError, is_passing, os_reason
-from nstpipe.media.profiles import in_srgb
+from nstpipe.media.profiles import grey_curve, in_srgb
 
 # Raised when the same picture file is read as other pixels, so that outputs painted from the
 # earlier reading (of a photo, a style or an init image) are painted again rather than kept
@@ -34,7 +34,7 @@ from nstpipe.media.profiles import in_srgb
 # 32-bit grey picture within 16 bits are read against 65535, not stretched to their own
 # maximum; a float picture within 0..1 is read as it is, not stretched. 4: a profile is
 # known for sRGB by what it does, not by its name (one named sRGB with other curves is
-# converted, an unnamed sRGB one is not).
+# converted, an unnamed sRGB one is not); a grey picture's grey profile is applied.
 PICTURE_READER_REVISION = 4
 
 
@@ -249,9 +249,9 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # High bit depth grey: keep the precision instead of PIL's clipping convert("RGB").
         grey = np.asarray(img, dtype=np.float32) / _white_of_integers(img)
-        return _grey_in_srgb(grey.clip(0, 1))
+        return _grey_in_srgb(grey.clip(0, 1), grey_curve(img))
     if img.mode == "F":
-        return _grey_in_srgb(_float_grey(img))
+        return _grey_in_srgb(_float_grey(img), grey_curve(img))
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     img = in_srgb(img)
@@ -273,8 +273,11 @@ def _white_of_integers(img: Image.Image) -> float:
     return max(65535.0, float(np.asarray(img).max()))
 
 
-def _grey_in_srgb(grey: np.ndarray) -> np.ndarray:
-    """HxWx3 float32 from grey values within 0..1."""
+def _grey_in_srgb(grey: np.ndarray, curve: np.ndarray | None) -> np.ndarray:
+    """HxWx3 float32 from grey values within 0..1, through the tone curve of the picture's
+    grey profile (:func:`~nstpipe.media.profiles.grey_curve`), between its 256 points."""
+    if curve is not None:
+        grey = np.interp(grey, np.arange(256) / 255.0, curve / 255.0)
     return np.repeat(grey.astype(np.float32)[..., None], 3, axis=2)
 
 

@@ -22,6 +22,10 @@ from PIL import Image, ImageCms
 # The modes whose colour profile LittleCMS applies, with the profile's colour space each
 # needs; a profile that does not fit the mode (an RGB profile on a grey picture) is passed over.
 _PROFILED_MODES = {"RGB": "RGB", "RGBA": "RGB", "CMYK": "CMYK"}
+# Grey pictures, and the grey ones of more than 8 bits: their GRAY profile's tone curve is
+# applied through :func:`grey_curve`. Pillow hands LittleCMS "LA", "I" and "F" pixels as if
+# they were other types, and the colours come out scrambled, so only 8-bit grey goes in.
+GREY_MODES = frozenset({"L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _SRGB = ImageCms.createProfile("sRGB")
 # Levels of 255 by which a profile may move a test colour and still be taken for sRGB: its
 # curve or primaries stored with less precision (a u8.8 gamma, s15.16 colorants) move
@@ -39,6 +43,7 @@ def _test_colours() -> Image.Image:
 
 
 _TEST_COLOURS = _test_colours()
+_GREY_RAMP = Image.frombytes("L", (256, 1), bytes(range(256)))
 _known: dict[tuple[bytes, str], object] = {}
 
 
@@ -76,12 +81,18 @@ def _acts_as_srgb(icc: bytes) -> bool:
 
 
 def in_srgb(img: Image.Image) -> Image.Image:
-    """``img`` converted to sRGB from the ICC profile it carries (RGB, RGBA, CMYK). Any
-    other, or one without a profile, or with one that is sRGB or cannot be read, is
-    returned as it is."""
+    """``img`` converted to sRGB from the ICC profile it carries (RGB, RGBA, CMYK); a grey
+    one ("L", "LA") through its profile's tone curve, still grey. Any other, or one without
+    a profile, or with one that is sRGB or cannot be read, is returned as it is."""
     icc = img.info.get("icc_profile")
     if not icc:
         return img
+    if img.mode in ("L", "LA"):
+        curve = grey_curve(img)
+        if curve is None:
+            return img
+        table = [int(v) for v in curve.round()]
+        return img.point(table if img.mode == "L" else table + list(range(256)))
     space = _PROFILED_MODES.get(img.mode)
     if space is None or (space == "RGB" and _cached(icc, "srgb", lambda: _acts_as_srgb(icc))):
         return img
@@ -93,3 +104,30 @@ def in_srgb(img: Image.Image) -> Image.Image:
     except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
         return img
     return converted if converted is not None else img
+
+
+def grey_curve(img: Image.Image) -> np.ndarray | None:
+    """For a grey picture with a GRAY profile: the sRGB grey (0..255, float) of each of the
+    256 grey levels 0..255 as the profile takes them, from which a picture of more than 8
+    bits is read by interpolation. None where there is nothing to apply: no profile, one of
+    another colour space or that LittleCMS cannot read, or one whose curve is sRGB's."""
+    icc = img.info.get("icc_profile")
+    if img.mode not in GREY_MODES or not icc:
+        return None
+    curve = _cached(icc, "grey", lambda: _grey_curve(icc))
+    return curve if isinstance(curve, np.ndarray) else None
+
+
+def _grey_curve(icc: bytes) -> np.ndarray | None:
+    profile = _profile(icc, "GRAY")
+    if profile is None:
+        return None
+    try:
+        converted = ImageCms.profileToProfile(_GREY_RAMP, profile, _SRGB, outputMode="RGB")
+    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
+        return None
+    if converted is None:
+        return None
+    curve = np.asarray(converted, np.float64)[0].mean(axis=1)  # a grey profile's greys are neutral in sRGB
+    curve.flags.writeable = False
+    return None if np.abs(curve - np.arange(256)).max() <= SRGB_TOLERANCE else curve

@@ -1,5 +1,5 @@
 """Colour profiles: a picture's values taken as its ICC profile says, in sRGB; a profile
-known for sRGB by what it does."""
+known for sRGB by what it does, and a grey picture's grey profile applied."""
 
 from __future__ import annotations
 
@@ -80,6 +80,11 @@ def cmyk_profile() -> bytes:
     return icc_profile(b"prtr", b"CMYK", _common_tags("muted inks") + [(b"A2B0", lut)])
 
 
+def grey_profile(name: str, gamma: float | None) -> bytes:
+    """A grey display profile: its tone curve (kTRC) alone."""
+    return icc_profile(b"mntr", b"GRAY", _common_tags(name) + [(b"kTRC", tone_curve(gamma))])
+
+
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     linear = linear.clip(0, 1)
     return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055) * 255
@@ -158,3 +163,36 @@ def test_a_profile_named_srgb_with_other_curves_is_converted(tmp_path: Path, con
     expected = srgb_encode((values / 255.0) ** (563 / 256))
     assert rgb[..., 1] == pytest.approx(expected, abs=2)
     assert np.abs(rgb[..., 1] - values).max() > 5 and conversions == ["RGB", "RGB"]
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "I;16", "F"])
+def test_a_grey_picture_is_read_through_its_grey_profile(tmp_path: Path, mode: str) -> None:
+    """A grey profile's curve of 1.8: mid greys come out lighter in sRGB, and a picture of
+    16 bits or of floats keeps what lies between 8-bit levels."""
+    levels = np.linspace(0, 1, 64).reshape(8, 8)
+    if mode == "I;16":
+        picture = Image.frombytes(mode, (8, 8), np.round(levels * 65535).astype("<u2").tobytes())
+    elif mode == "F":
+        picture = Image.fromarray(levels.astype(np.float32))
+    else:
+        picture = Image.fromarray(np.round(levels * 255).astype(np.uint8))
+        levels = np.round(levels * 255) / 255
+        if mode == "LA":
+            picture = Image.merge("LA", (picture, Image.new("L", (8, 8), 255)))
+    path = tmp_path / ("p.tif" if mode == "F" else "p.png")
+    picture.save(path, icc_profile=grey_profile("Grey 1.8", 1.8))
+    rgb = read_rgb(path).astype(float) * (1 if mode in ("L", "LA") else 255)
+    expected = srgb_encode(levels ** (461 / 256))
+    assert rgb[..., 0] == pytest.approx(expected, abs=1.5) and np.array_equal(rgb[..., 0], rgb[..., 2])
+    assert np.abs(rgb[..., 0] - levels * 255).max() > 10  # not the values as stored
+    if mode in ("I;16", "F"):
+        assert not np.allclose(rgb, rgb.round(), atol=1e-3)  # not cut to 8-bit levels
+
+
+def test_a_grey_profile_with_srgbs_curve_has_nothing_to_apply(tmp_path: Path) -> None:
+    """Its greys are sRGB's already: a 16-bit picture is read as stored, not through 256 points."""
+    for name, gamma, none in (("srgb", None, True), ("1.8", 1.8, False)):
+        path = tmp_path / f"{name}.png"
+        Image.new("L", (4, 4)).save(path, icc_profile=grey_profile(name, gamma))
+        with Image.open(path) as img:
+            assert (profiles.grey_curve(img) is None) == none, name
