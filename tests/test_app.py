@@ -122,6 +122,24 @@ def test_videos_of_a_long_shared_stem_get_default_outputs_that_fit(tmp_path: Pat
     assert default_video_output(tmp_path / ("x" * 240 + ".mov"), style) == long[1]
 
 
+def test_videos_into_a_folder_get_outputs_that_fit_with_their_records(tmp_path: Path) -> None:
+    """Two videos of a 245-byte shared stem painted into ``-o DIR`` keep their whole names,
+    which with ``.mp4`` and the settings record beside them would not fit: each is cut, with
+    a hash, and passes the check made before any work."""
+    from nstpipe.app.checks import check_name_fits
+    from nstpipe.app.video import video_targets
+
+    sources = [tmp_path / ("v" * 245 + suffix) for suffix in (".mp4", ".mov")]
+    for source in sources:
+        source.write_bytes(b"")
+    targets = video_targets(sources, [Path("monet.jpg")], tmp_path / "out")
+    outputs = [target for _, target in targets]
+    assert len(set(outputs)) == 2 and all(p.parent == tmp_path / "out" and p.name.startswith("v" * 200) for p in outputs)
+    for output in outputs:
+        check_name_fits(output)
+    assert video_targets(sources, [Path("monet.jpg")], tmp_path / "out") == targets
+
+
 def test_input_kind_of_animations_and_broken_pictures(tmp_path: Path) -> None:
     """An animated GIF is a video; an animated WebP a picture (FFmpeg cannot decode its
     frames), refused where a video is asked for; a file named as a picture that cannot be

@@ -34,7 +34,8 @@ from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.audio import check_audio
 from nstpipe.media.framestore import FrameStore
-from nstpipe.media.writer import clean_output_leftovers
+from nstpipe.media.names import name_max
+from nstpipe.media.writer import RECORD_SUFFIX, clean_output_leftovers
 from nstpipe.run.executor import Executor, LocalExecutor
 
 
@@ -130,7 +131,7 @@ def video_targets(
         return targets
     if len(sources) == 1 and not sources[0].is_dir():
         return [(sources[0], output)]
-    return plan_videos(sources, output)
+    return plan_videos(sources, output, most=name_max(output) - len(RECORD_SUFFIX))
 
 
 def paint_video(

@@ -175,10 +175,11 @@ def plan_chunks(frames: int, chunks: int, blend: int = 10, min_length: int = 8) 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"})
 
 
-def plan_videos(inputs: Iterable[Path], output_dir: Path) -> list[tuple[Path, Path]]:
+def plan_videos(inputs: Iterable[Path], output_dir: Path, most: int = 255) -> list[tuple[Path, Path]]:
     """(source, output) for each video given, a folder standing for the videos in it.
 
-    Outputs are ``output_dir/<stem>.mp4`` (the whole name when stems clash, as for images).
+    Outputs are ``output_dir/<stem>.mp4`` (the whole name when stems clash, as for images),
+    at most ``most`` bytes (room left for the settings record beside each).
     """
     sources: list[Path] = []
     for path in inputs:
@@ -190,5 +191,5 @@ def plan_videos(inputs: Iterable[Path], output_dir: Path) -> list[tuple[Path, Pa
     clash = next((name for name, count in names.items() if count > 1), None)
     if clash is not None:
         raise InputError(clash, "two inputs have this name; their outputs would collide")
-    chosen = output_names([p.name for p in sources], ".mp4")
+    chosen = output_names([p.name for p in sources], ".mp4", most=most)
     return [(p, output_dir / chosen[p.name]) for p in sources]
