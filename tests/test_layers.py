@@ -1,9 +1,9 @@
 """The package's layers: imports only run downward, and the engine touches no file and no network.
 
-``nstpipe/config/``, ``nstpipe/errors.py`` and ``nstpipe/events.py`` are pure Python and
-shared by every layer: they import no layer at all. Read from the source (every ``import``,
-lazy ones inside functions and ``TYPE_CHECKING`` ones included, relative ones resolved), so
-a module that reaches up a layer fails here before it makes a cycle.
+``nstpipe/config/``, ``nstpipe/errors.py``, ``nstpipe/events.py`` and ``nstpipe/files.py`` are
+pure Python and shared by every layer: they import no layer at all. Read from the source
+(every ``import``, lazy ones inside functions and ``TYPE_CHECKING`` ones included, relative
+ones resolved), so a module that reaches up a layer fails here before it makes a cycle.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ BELOW = {
     "__main__": {"cli"},
     "configs": set(),
 }
-SHARED = {"config", "errors", "events", "__init__"}
+SHARED = {"config", "errors", "events", "files", "__init__"}
 
 # What the engine may not use, by the dotted name an import or a reference resolves to
 # (aliases followed: ``import numpy as np; np.load`` is ``numpy.load``). A name matches

@@ -13,9 +13,10 @@ from typing import Mapping, Sequence
 
 from nstpipe.config import Settings
 from nstpipe.errors import ConfigError, InputError
+from nstpipe.files import refuse_special_file
 from nstpipe.jobs.plan import SETTINGS_FILE, walk_images
 from nstpipe.jobs.records import made_by_nstpipe
-from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb, refuse_special_file
+from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb
 from nstpipe.media.names import name_bytes, name_max
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
 from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, record_path

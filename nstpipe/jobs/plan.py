@@ -8,7 +8,6 @@ with the same relative folder and the suffix ``.png``.
 from __future__ import annotations
 
 import os
-import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -16,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 from nstpipe.errors import InputError, os_reason
 from nstpipe.events import ImageTask
+from nstpipe.files import is_special_file
 from nstpipe.media.names import fit_name, name_max
 
 # Every name here is a format that Pillow reads; a file of another is passed over unread.
@@ -95,22 +95,13 @@ def walk_images(
         subfolders = sorted(dirs)  # links to folders too: not walked, but their names are taken
         dirs[:] = [d for d in subfolders if not _is_output(os.path.join(folder, d), skip_real)]
         here = Path(folder)
-        names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real) and not _special(here / f)]
+        names = [f for f in sorted(files) if is_image_name(f) and _inside(here / f, root_real) and not is_special_file(here / f)]
         if names:
             yield here, names, subfolders
 
 
 def _is_output(folder: str, skip_real: str | None) -> bool:
     return os.path.realpath(folder) == skip_real or os.path.isfile(os.path.join(folder, SETTINGS_FILE))
-
-
-def _special(path: Path) -> bool:
-    """A FIFO, socket or device (a link's target counts); one that cannot be looked at (a
-    broken link) is not, and its read names the reason."""
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _inside(path: Path, root_real: Path) -> bool:

@@ -10,9 +10,7 @@ tensor layout is made from the array above this layer (:func:`nstpipe.modes.mode
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import stat
 import struct
 import threading
 import warnings
@@ -24,6 +22,7 @@ from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from nstpipe.config import DEFAULT_MAX_PIXELS
 from nstpipe.errors import OS_INPUT_ERRORS, InputError, is_passing, os_reason
+from nstpipe.files import refuse_special_file
 from nstpipe.media.profiles import grey_curve, in_srgb
 
 # Raised when the same picture file is read as other pixels, so that outputs painted from the
@@ -76,18 +75,6 @@ def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAUL
         raise InputError(path, f"corrupt or truncated image ({_first_line(exc)})") from None
     except MemoryError:
         raise InputError(path, "not enough memory to decode it") from None
-
-
-def refuse_special_file(path: Path) -> None:
-    """Refuse, before it is opened, a FIFO, socket or device named as a picture: reading one
-    waits for a writer, maybe forever. A path that cannot be looked at, or a folder, is left
-    to the open, which names the reason."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise InputError(path, "not a regular file")
 
 
 # What PIL's decoders raise on malformed data besides OSError: its plugins parse headers

@@ -23,9 +23,9 @@ import av
 import numpy as np
 
 from nstpipe.errors import InputError, OutputError, output_error
+from nstpipe.files import refuse_special_file
 from nstpipe.media.audio import AudioCopier
 from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, Shifts, local, open_error, shifts
-from nstpipe.media.imaging import refuse_special_file
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly, temp_tag
