@@ -3,6 +3,7 @@ FFmpeg, its failures as one line naming the file, and where its timestamps start
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,30 +67,50 @@ class Shifts:
 def shifts(path: Path) -> Shifts:
     """Where ``path``'s timestamps jump back, read from its packets (no decoding), for a
     format that may restart them (TS_DISCONT); none for any other, and none when the
-    file cannot be read through (the reader then names the problem)."""
-    starts: dict[int, list[tuple[int, float]]] = {}
+    file cannot be read through (the reader then names the problem).
+
+    Read once per process for each version of a file: the frames of a video split into
+    chains are read once a chain, and its audio once more. The key is the file's name,
+    size and modification time, so a file changed in between is read again.
+    """
     try:
-        with av.open(local(path)) as container:
-            if not container.format.flags & TS_DISCONT:
-                return Shifts({})
-            offset, end = 0.0, 0.0
-            counts: dict[int, int] = {}
-            last: dict[int, tuple[float, float]] = {}  # stream -> its last packet's time and length
-            for packet in container.demux():
-                if not packet.size or packet.dts is None or packet.time_base is None:
-                    continue
-                index = packet.stream.index
-                time = float(packet.dts * packet.time_base)
-                length = float((packet.duration or 0) * packet.time_base)
-                before = last.get(index)
-                # Back by more than a packet's length: the stream starts again.
-                if before is not None and time + offset < before[0] - max(before[1], 1e-3):
-                    offset = end - time
-                    for stream in set(counts) | {index}:
-                        starts.setdefault(stream, []).append((counts.get(stream, 0), offset))
-                last[index] = (time + offset, length)
-                end = max(end, time + offset + length)
-                counts[index] = counts.get(index, 0) + 1
+        status = os.stat(path)
+        return _shifts(local(path), status.st_size, status.st_mtime_ns)
     except (av.error.FFmpegError, OSError, ValueError):
+        # Not cached: the reader names what is wrong, and a passing failure (too many open
+        # files) must not stay the answer for the file.
         return Shifts({})
-    return Shifts(starts)
+
+
+@functools.lru_cache(maxsize=32)
+def _shifts(name: str, size: int, mtime_ns: int) -> Shifts:
+    """:func:`shifts` of the file ``name``; ``size`` and ``mtime_ns`` are only the cache's key."""
+    with av.open(name) as container:
+        if not container.format.flags & TS_DISCONT:
+            return Shifts({})
+        return Shifts({stream: tuple(starts) for stream, starts in _starts(container).items()})
+
+
+def _starts(container: av.container.InputContainer) -> dict[int, list[tuple[int, float]]]:
+    """One pass over ``container``'s packets: for each stream, the packet numbers from which
+    its times are shifted, and by how many seconds."""
+    starts: dict[int, list[tuple[int, float]]] = {}
+    offset, end = 0.0, 0.0
+    counts: dict[int, int] = {}
+    last: dict[int, tuple[float, float]] = {}  # stream -> its last packet's time and length
+    for packet in container.demux():
+        if not packet.size or packet.dts is None or packet.time_base is None:
+            continue
+        index = packet.stream.index
+        time = float(packet.dts * packet.time_base)
+        length = float((packet.duration or 0) * packet.time_base)
+        before = last.get(index)
+        # Back by more than a packet's length: the stream starts again.
+        if before is not None and time + offset < before[0] - max(before[1], 1e-3):
+            offset = end - time
+            for stream in set(counts) | {index}:
+                starts.setdefault(stream, []).append((counts.get(stream, 0), offset))
+        last[index] = (time + offset, length)
+        end = max(end, time + offset + length)
+        counts[index] = counts.get(index, 0) + 1
+    return starts

@@ -197,6 +197,29 @@ def test_times_that_jump_back_follow_on_and_the_audio_with_them(tmp_path: Path) 
         assert audio[k * len(own)] - times[5 * k] == pytest.approx(own[0], abs=1e-3)
 
 
+def test_a_ts_file_is_walked_once_for_where_its_times_start_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A video split into chains reads its frames once a chain, and its sound once more: its
+    packets are walked once for the shifts, until the file changes."""
+    from nstpipe.media import ffmpeg
+
+    walks: list[str] = []
+    walk = ffmpeg._starts
+
+    def counted(container: av.container.InputContainer) -> dict[int, list[tuple[int, float]]]:
+        walks.append(container.name)
+        return walk(container)
+
+    monkeypatch.setattr(ffmpeg, "_starts", counted)
+    part = make_clip(tmp_path / "part.ts", n_frames=3, fps=10, audio=1, form="mpegts")
+    source = joined(tmp_path / "two.ts", [part, part])
+    times = [f.time for f in read_frames(source)]
+    assert [f.time for f in read_frames(source)] == times and len(times) == 6
+    round_trip(source, tmp_path / "out.mp4")  # its frames once more, and its sound
+    assert len(walks) == 1
+    joined(source, [part, part, part])
+    assert len(list(read_frames(source))) == 9 and len(walks) == 2
+
+
 def test_a_time_a_little_back_is_left_to_the_writer_and_one_missing_follows_on() -> None:
     """No muxer writes such a file, so the clock is given the frames' times as a decoder
     would: a glitch a tick back is not a new start (the frames after keep their times), and
