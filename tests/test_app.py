@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pytest
@@ -163,6 +163,36 @@ def test_input_kind_of_animations_and_broken_pictures(tmp_path: Path) -> None:
     assert input_kind(tmp_path / "anim.gif", tmp_path / "x.mp4") == "video"
     with pytest.raises(InputError, match="anim.webp: animated WebP: FFmpeg here cannot decode its frames; convert it to a GIF or MP4"):
         input_kind(tmp_path / "anim.webp", tmp_path / "x.mp4")
+
+
+def test_a_video_source_has_its_picture_header_opened_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a file given as a video is a still or an animated WebP is one question of its
+    header, asked once; a clip goes on to FFmpeg's probe."""
+    from PIL import Image
+
+    from clips import make_clip
+    from nstpipe.app import input_kind
+    from nstpipe.app.checks import check_video_source
+    from nstpipe.media import imaging
+
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tmp_path / "still.png")
+    clip = make_clip(tmp_path / "clip.mp4", n_frames=2, fps=10)
+    opened: list[Path] = []
+    pil_open = imaging.Image.open
+
+    def counted(path: Path, *args: Any) -> Image.Image:
+        opened.append(path)
+        return pil_open(path, *args)
+
+    monkeypatch.setattr(imaging.Image, "open", counted)
+    for name, refusal in (("still.png", "is a still image"), ("anim.webp", "animated WebP")):
+        with pytest.raises(InputError, match=refusal):
+            check_video_source(tmp_path / name)
+    assert check_video_source(clip).frame_count == 2
+    assert input_kind(clip, tmp_path / "out.mp4") == "video"
+    assert opened == [tmp_path / "still.png", tmp_path / "anim.webp", clip, clip]
 
 
 def test_folder_run_records_and_resumes(archive: Path, style: Path, tmp_path: Path) -> None:
@@ -333,7 +363,6 @@ def test_an_unreadable_subfolder_is_a_failure_line_and_exit_status_1(
     """The other pictures are painted, the folder is named with the reason on one line,
     and the run ends with status 1. (Tests run as root, so listing the folder fails instead.)"""
     import errno
-    from typing import Any
 
     from helpers import invoke
 

@@ -16,7 +16,7 @@ from nstpipe.errors import ConfigError, InputError
 from nstpipe.files import refuse_special_file
 from nstpipe.jobs.plan import SETTINGS_FILE, walk_images
 from nstpipe.jobs.records import made_by_nstpipe
-from nstpipe.media.imaging import is_animated_webp, is_still_image, picture_frames, read_rgb
+from nstpipe.media.imaging import picture_header, read_rgb
 from nstpipe.media.names import name_bytes, name_max
 from nstpipe.media.video import VIDEO_CONTAINERS, VideoInfo, probe
 from nstpipe.media.writer import IMAGE_FORMATS, RECORD_SUFFIX, record_path
@@ -144,11 +144,14 @@ def input_kind(source: Path, output: Path | None = None) -> str:
         raise InputError(source, "no such file or folder")
     refuse_special_file(source)
     suffix = source.suffix.lower()
-    if output is not None and output.suffix.lower() in VIDEO_SUFFIXES and is_animated_webp(source):
+    to_video = output is not None and output.suffix.lower() in VIDEO_SUFFIXES
+    # The header is read once, and only where something turns on it.
+    header = picture_header(source) if to_video or suffix not in PICTURE_SUFFIXES else None
+    if header is not None and to_video and header.animated_webp:
         raise InputError(source, ANIMATED_WEBP)
     if suffix in PICTURE_SUFFIXES:
         return PICTURE
-    frames = picture_frames(source)
+    frames = header.frames if header is not None else None
     if suffix in ANIMATED_SUFFIXES:
         return VIDEO if frames is not None and frames > 1 else PICTURE
     return PICTURE if frames == 1 else VIDEO
@@ -164,8 +167,9 @@ def check_video_suffix(output: Path) -> None:
 def check_video_source(source: Path) -> VideoInfo:
     """The video's properties; a still image is named as such (FFmpeg would take it for a
     video of one frame, which then fails deep inside the job)."""
-    if is_still_image(source):
+    header = picture_header(source)
+    if header is not None and header.still:
         raise InputError(source, "is a still image, not a video; use `nstpipe image`")
-    if is_animated_webp(source):
+    if header is not None and header.animated_webp:
         raise InputError(source, ANIMATED_WEBP)
     return probe(source)  # a missing, empty or corrupt file fails here, before any work

@@ -15,7 +15,7 @@ import struct
 import threading
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
@@ -134,32 +134,32 @@ def _pixels_in(message: str) -> str:
     return f"{int(found.group(1)):,} pixels" if found else "the image"
 
 
-def is_still_image(path: Path) -> bool:
-    """Whether ``path`` is a picture of one frame (FFmpeg reads a JPEG or PNG as a video of
-    one frame; an animated GIF is left to the video reader). Only the header is read."""
-    return picture_frames(path) == 1
+class PictureHeader(NamedTuple):
+    """What a picture's header says of it: its format (PIL's name) and how many frames it holds."""
+
+    format: str | None
+    frames: int
+
+    @property
+    def still(self) -> bool:
+        """One frame (FFmpeg reads a JPEG or PNG as a video of one frame; an animated GIF is
+        left to the video reader)."""
+        return self.frames == 1
+
+    @property
+    def animated_webp(self) -> bool:
+        """A WebP of several frames, which FFmpeg cannot decode: it is read as a picture (its
+        first frame), never as a video."""
+        return self.format == "WEBP" and self.frames > 1
 
 
-def picture_frames(path: Path) -> int | None:
-    """How many frames the picture at ``path`` holds, from its header; None where PIL
-    cannot read it."""
-    header = _header(path)
-    return header[1] if header is not None else None
-
-
-def is_animated_webp(path: Path) -> bool:
-    """Whether ``path`` is a WebP of several frames, which FFmpeg cannot decode: it is read
-    as a picture (its first frame), never as a video."""
-    header = _header(path)
-    return header is not None and header[0] == "WEBP" and header[1] > 1
-
-
-def _header(path: Path) -> tuple[str | None, int] | None:
-    """(format, frame count) of the picture at ``path``; None where PIL cannot read it."""
+def picture_header(path: Path) -> PictureHeader | None:
+    """The header of the picture at ``path``, read once for every question a caller has of
+    it; None where PIL cannot read it."""
     try:
         refuse_special_file(path)
         with _pil_pixel_limit(0), Image.open(path) as img:
-            return img.format, getattr(img, "n_frames", 1)
+            return PictureHeader(img.format, getattr(img, "n_frames", 1))
     except DECODER_ERRORS + (UnidentifiedImageError, InputError):
         return None
 

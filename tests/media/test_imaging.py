@@ -225,9 +225,9 @@ def test_a_fifo_named_as_a_picture_is_refused_unopened(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from nstpipe.errors import InputError\n"
-        "from nstpipe.media.imaging import is_still_image, read_rgb, shown_size\n"
+        "from nstpipe.media.imaging import picture_header, read_rgb, shown_size\n"
         "path = Path(sys.argv[1])\n"
-        "print(shown_size(path), is_still_image(path))\n"
+        "print(shown_size(path), picture_header(path))\n"
         "try:\n"
         "    read_rgb(path)\n"
         "except InputError as exc:\n"
@@ -238,7 +238,7 @@ def test_a_fifo_named_as_a_picture_is_refused_unopened(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("reading the FIFO waited for a writer")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["None False", f"{fifo}: not a regular file"]
+    assert done.stdout.splitlines() == ["None None", f"{fifo}: not a regular file"]
 
 
 @pytest.mark.parametrize(
