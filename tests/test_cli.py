@@ -524,6 +524,50 @@ def test_an_empty_value_is_refused_not_read_as_left_out(flag: str, tmp_path: Pat
     assert not out.exists()
 
 
+STYLE, OUTPUT = "'--style' / '-s'", "'--output' / '-o'"
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("image", "", "-s", "s.jpg"), "'content'"),
+        (("image", "p.jpg", "--style", ""), STYLE),
+        (("image", "p.jpg", "-s", "s.jpg", "-s", ""), STYLE),
+        (("image", "p.jpg", "-s", "s.jpg", "-o", ""), OUTPUT),
+        (("image", "p.jpg", "-s", "s.jpg", "--config", ""), "'--config'"),
+        (("images", "", "-s", "s.jpg"), "'folder'"),
+        (("images", "in", "-s", ""), STYLE),
+        (("images", "in", "-s", "s.jpg", "-o", ""), OUTPUT),
+        (("video", "", "-s", "s.jpg"), "'sources'"),
+        (("video", "v.mp4", "-s", ""), STYLE),
+        (("video", "v.mp4", "-s", "s.jpg", "-o", ""), OUTPUT),
+        (("video", "v.mp4", "-s", "s.jpg", "--work-dir", ""), "'--work-dir'"),
+        (("texture", "", "-o", "t.png"), "'styles'"),
+        (("texture", "s.jpg", "-o", ""), OUTPUT),
+        (("visualize", "--layer", "relu3_1", "-o", ""), OUTPUT),
+        (("dream", ""), "'source'"),
+        (("dream", "p.jpg", "-o", ""), OUTPUT),
+        (("dream", "p.jpg", "--guide", ""), "'--guide'"),
+        (("metrics", "", "v.mp4"), "'source'"),
+        (("metrics", "v.mp4", ""), "'stylized'"),
+        (("metrics", "v.mp4", "o.mp4", "--style", ""), STYLE),
+        (("metrics", "v.mp4", "o.mp4", "--json", ""), "'--json'"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_its_flag(
+    args: tuple[str, ...], named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'' would be read as '.', the current folder: a photo taken for a folder, a style that
+    "is a directory", outputs written into the working folder. The files named need not
+    exist: the slip is refused before any is looked at."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args, "-q")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"nstpipe: error: Invalid value for {named}: an empty path (see ")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_metrics_refuses_a_video_of_another_shape_or_a_still(tmp_path: Path, painting_path: Path) -> None:
     """A turned video, or a picture named .mp4, would be compared pixel by pixel with frames
     of another picture, and give figures with exit 0."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, get_args
 
 import typer
 from typing_extensions import Annotated
@@ -213,12 +213,26 @@ def parameter(flag: Flag, defaults: Defaults) -> inspect.Parameter:
     """typer's declaration of ``flag``, with the default of the mode's preset in its help."""
     shown = defaults.shown(flag)
     default = defaults.preset if flag.name == "preset" else flag.default
+    parser = path_given if Path in (flag.kind, *_leaves(flag.kind)) else None
     if flag.decls:
-        declared: Any = typer.Option(*flag.decls, help=flag.help, show_default=shown, **flag.limits)
+        declared: Any = typer.Option(*flag.decls, help=flag.help, show_default=shown, parser=parser, **flag.limits)
     else:
-        declared = typer.Argument(help=flag.help, show_default=False)
+        declared = typer.Argument(help=flag.help, show_default=False, parser=parser)
         default = inspect.Parameter.empty
     return inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[flag.kind, declared])
+
+
+def path_given(text: str) -> Path:
+    """A path from the command line. An empty one ('') is refused as a slip: as a Path it
+    would read as '.', the current folder, and fail later with a line about '.'."""
+    if not text:
+        raise typer.BadParameter("an empty path")
+    return Path(text)
+
+
+def _leaves(kind: Any) -> tuple[Any, ...]:
+    """The types inside ``Optional[...]`` and ``List[...]``, nested ones too."""
+    return tuple(leaf for arg in get_args(kind) for leaf in (arg, *_leaves(arg)))
 
 
 def refuse_unused(flags: Sequence[Flag], options: Mapping[str, Any], kind: str) -> None:
