@@ -185,6 +185,15 @@ def cut_clip(path: Path, whole: Path, fraction: float = 0.5) -> Path:
     return path
 
 
+def spoil_clip(path: Path, whole: Path, at: float = 0.5, size: int = 2048) -> Path:
+    """``whole`` with ``size`` of its bytes from ``at`` of the way in overwritten by noise."""
+    data = bytearray(whole.read_bytes())
+    start = int(len(data) * at)
+    data[start : start + size] = np.random.default_rng(1).bytes(len(data[start : start + size]))
+    path.write_bytes(bytes(data))
+    return path
+
+
 def noise_clip(path: Path, n_frames: int = 20, width: int = 48, height: int = 32, fps: int = 12) -> Path:
     """An H.264 MP4 of random frames, each about as many bytes as the next, with its index
     at the front (``faststart``), so that its first bytes hold its first frames whole."""

@@ -362,6 +362,24 @@ def test_metrics_names_the_video_cut_short_not_the_whole_one(tmp_path: Path) -> 
         assert result.stderr == f"nstpipe: error: {cut}: only {decoded} of its 20 frames could be decoded (cut short or corrupt?)\n"
 
 
+def test_video_of_a_corrupt_file_is_painted_whole_and_fails(tmp_path: Path, painting_path: Path) -> None:
+    """A packet that cannot be decoded no longer stops every run at the same frame: the frame
+    before stands in for it, the video is written, one line counts them, exit status 1, and
+    a rerun keeps the video and says so again."""
+    from clips import noise_clip, spoil_clip
+    from nstpipe.media.video import probe, read_frames
+
+    bad = spoil_clip(tmp_path / "bad.mp4", noise_clip(tmp_path / "whole.mp4", n_frames=12))
+    damaged, out = sum(frame.stand_in for frame in read_frames(bad)), tmp_path / "o.mp4"
+    assert damaged > 0
+    line = f"nstpipe: {bad}: {damaged} of its 12 frames could not be decoded (corrupt data); the frame before stands in for each\n"
+    for run in ("wrote", "kept"):
+        result = invoke("video", bad, "--style", painting_path, "-o", out, *FAST)
+        assert result.exit_code == 1 and result.stderr == line, result.output
+        assert result.stdout.startswith(f"{run} {out}: 12 frames")
+        assert probe(out).frame_count == 12
+
+
 def test_video_with_several_inputs_writes_into_a_folder(tmp_path: Path, painting_path: Path) -> None:
     from clips import make_clip
 

@@ -30,11 +30,12 @@ from nstpipe.errors import InputError
 from nstpipe.events import EventSink, Kept, VideoPlanned
 from nstpipe.jobs.plan import VIDEO_SUFFIXES as VIDEO_INPUT_SUFFIXES
 from nstpipe.jobs.plan import Chunk, plan_chunks, plan_videos
-from nstpipe.jobs.records import VideoJob, finished, made_by_nstpipe, make_video_job, recorded, video_manifest
+from nstpipe.jobs.records import VideoJob, beside_record, finished, made_by_nstpipe, make_video_job, recorded, video_manifest
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.audio import check_audio
 from nstpipe.media.framestore import FrameStore
 from nstpipe.media.names import name_max
+from nstpipe.media.video import VideoInfo
 from nstpipe.media.writer import RECORD_SUFFIX, clean_output_leftovers
 from nstpipe.run.executor import Executor, LocalExecutor
 
@@ -56,6 +57,8 @@ class VideoOutcome:
     source: Path
     output: Path
     summary: FramesSummary | None = None  # None when it failed
+    # Why it failed; beside a summary, what the source lacks that its written video does too
+    # (cut off, or frames that could not be decoded), which the exit status tells as a failure.
     error: str | None = None
     kept: bool = False  # finished earlier with these settings, left as it was
 
@@ -170,13 +173,26 @@ def paint_video(
         if not options.keep_frames and store.root.exists():
             store.remove()
         report(Kept(output))
-        return VideoOutcome(source, output, FramesSummary(frames=frames), kept=True)
+        damaged = (beside_record(output) or {}).get("damaged", 0)
+        damaged = damaged if isinstance(damaged, int) else 0
+        summary = FramesSummary(frames=frames, damaged=damaged)
+        return VideoOutcome(source, output, summary, source_faults(source, info, frames, damaged), kept=True)
     check_writable(output.parent)
     height, width = output_frame_size(info.height, info.width, settings)
     # H.264's 4:2:0 takes even sides only: the writer crops the odd last row or column.
     report(chosen(settings, f"{width - width % 2}x{height - height % 2}", output, frames, "frames"))
     summary = run_video_job(job, output, frames, identity, report, options, executor or LocalExecutor())
-    return VideoOutcome(source, output, summary)
+    return VideoOutcome(source, output, summary, source_faults(source, info, frames, summary.damaged))
+
+
+def source_faults(source: Path, info: VideoInfo, frames: int, damaged: int) -> str | None:
+    """One line naming the source and what its painted video lacks for its sake: the
+    ``damaged`` frames that could not be decoded (the frame before stands in for each); None
+    when nothing."""
+    reasons = []
+    if damaged:
+        reasons.append(f"{damaged} of its {frames} frames could not be decoded (corrupt data); the frame before stands in for each")
+    return str(InputError(source, "; ".join(reasons))) if reasons else None
 
 
 def run_video_job(
@@ -204,7 +220,9 @@ def run_video_job(
         if count_done(store, frames) == 0:
             store.remove()  # nothing painted: no empty work folder left behind
         raise
-    encode(job, store, frames, output, report, full=frames == job.info.frame_count, before=recorded(output, {**manifest, **identity}))
+    # The record keeps the frames stood in for, so that a rerun that keeps the video says so too.
+    record = {**manifest, **identity, "damaged": summary.damaged}
+    encode(job, store, frames, output, report, full=frames == job.info.frame_count, before=recorded(output, record))
     if not options.keep_frames:
         store.remove()
     return summary

@@ -218,16 +218,20 @@ def _video(source: Path | list[Path], styles: list[Path], settings: Any, options
 
 
 def _print_video(outcome: Any) -> int:
-    """The line of one video's outcome; 1 when it failed."""
-    if outcome.error is not None:
+    """The line of one video's outcome, and the source's fault beside a video written
+    despite it (see VideoOutcome.error); 1 when it failed, or has such a fault."""
+    summary = outcome.summary
+    if summary is None:
         typer.echo(f"nstpipe: failed: {outcome.error}", err=True)
         return 1
-    summary = outcome.summary
     if outcome.kept:
         typer.echo(f"kept {outcome.output}: {summary.frames} frames, made earlier with these settings")
     else:
         resumed = summary.frames - summary.stylized
         typer.echo(f"wrote {outcome.output}: {summary.frames} frames ({resumed} from an earlier run), {summary.iterations} iterations")
+    if outcome.error is not None:
+        typer.echo(f"nstpipe: {outcome.error}", err=True)
+        return 1
     return 0
 
 

@@ -162,6 +162,7 @@ class _ChainWalk:
         first = self.sweep == 1
         for frame, source in self.frames:
             self.summary.frames += first
+            self.summary.damaged += first and frame.stand_in
             if not self._done(frame.index):
                 self._read_back(frame.index)
                 return frame, source

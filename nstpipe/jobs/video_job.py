@@ -43,6 +43,7 @@ class FramesSummary:
     iterations: int = 0  # of the frames stylized by this run
     blended: int = 0  # seam frames cross-faded by this run
     repainted: int = 0  # frames painted again by this run's passes after the first
+    damaged: int = 0  # of the frames, those the frame before stood in for (see read_frames)
 
     def add(self, other: FramesSummary) -> None:
         self.frames += other.frames
@@ -50,6 +51,7 @@ class FramesSummary:
         self.iterations += other.iterations
         self.blended += other.blended
         self.repainted += other.repainted
+        self.damaged += other.damaged
 
 
 def build_frame_stylizer(job: VideoJob) -> FrameStylizer:

@@ -26,6 +26,7 @@ from nstpipe.errors import InputError, OutputError, output_error
 from nstpipe.files import refuse_special_file
 from nstpipe.media.audio import AudioCopier
 from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, Shifts, local, open_error, shifts
+from nstpipe.media.packets import decoded, in_order
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly, temp_tag
@@ -54,6 +55,7 @@ class Frame:
     index: int
     time: float  # seconds from the start of the stream
     rgb: np.ndarray  # HxWx3 uint8, upright
+    stand_in: bool = False  # the frame before, in place of one whose data could not be decoded
 
 
 def probe(path: Path) -> VideoInfo:
@@ -100,8 +102,9 @@ def square_size(width: int, height: int, aspect: Fraction | None) -> tuple[int, 
 
 
 def _first_frame(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame:
-    for frame in container.decode(stream):
-        return frame
+    for _, frames in decoded(container, stream):
+        if frames:
+            return frames[0]
     raise InputError(path, "no video frames")
 
 
@@ -126,12 +129,14 @@ def _rate(frame_count: int, duration: float) -> Fraction:
 # nstpipe.jobs.records.make_video_job). 1: the colour of 4:2:0 and 4:2:2 video interpolated
 # (read by PyAV), not repeated over each 2x2 block (as OpenCV's capture read it). 2: frames
 # of a stream whose size changes read at its first size, and times that start again
-# (joined MPEG-TS) laid after the earlier ones.
+# (joined MPEG-TS) laid after the earlier ones. (A frame stood in for a corrupt packet changes
+# no frame that revision gave: its reader stopped at the first such packet.)
 READER_REVISION = 2
 
 
 def read_frames(path: Path) -> Iterator[Frame]:
-    """Every frame of ``path``, upright, as RGB; one frame in memory at a time."""
+    """Every frame of ``path``, upright, as RGB; one frame in memory at a time. A frame whose
+    data cannot be decoded has the one before stand in for it (see :func:`~nstpipe.media.packets.in_order`)."""
     if not path.is_file():
         raise InputError(path, "file not found" if not path.exists() else "not a file")
     try:
@@ -145,14 +150,13 @@ def read_frames(path: Path) -> Iterator[Frame]:
         stream.thread_type = "AUTO"
         index = 0
         size: tuple[int, int] | None = None
-        clock = _Clock(stream, shifts(path))
         try:
-            for frame in container.decode(stream):
+            for frame, time, stand_in in in_order(container, stream, _Clock(stream, shifts(path))):
                 # Every frame at the size probe reported, the first one's: a stream whose
                 # size changes midway (joined recordings) is scaled back to it, as FFmpeg's
                 # own tools do, and non-square pixels are stretched square.
                 size = size or square_size(frame.width, frame.height, stream.codec_context.sample_aspect_ratio)
-                yield Frame(index, clock.seconds(frame, index), _upright(rgb_of(frame, size), frame.rotation))
+                yield Frame(index, time, _upright(rgb_of(frame, size), frame.rotation), stand_in)
                 index += 1
         except (av.error.FFmpegError, ValueError) as exc:
             raise open_error(path, exc) from None
@@ -173,11 +177,19 @@ class _Clock:
         self.last: float | None = None
 
     def seconds(self, frame: av.VideoFrame, index: int) -> float:
+        return self.follow(None if frame.pts is None else self.at(frame.pts, index))
+
+    def at(self, pts: int, number: int) -> float | None:
+        """The time of the ``number``-th frame (or packet) whose timestamp is ``pts``."""
         stream = self.stream
-        if frame.pts is None or not stream.time_base:
+        if not stream.time_base:
+            return None
+        return float((pts - (stream.start_time or 0)) * stream.time_base) + self.shifts.at(stream.index, number)
+
+    def follow(self, time: float | None) -> float:
+        """``time``, or one frame after the last where there is none."""
+        if time is None:
             time = 0.0 if self.last is None else self.last + self.step
-        else:
-            time = float((frame.pts - (stream.start_time or 0)) * stream.time_base) + self.shifts.at(stream.index, index)
         # A glitch a little back stays where it is: the writer nudges it past the frame before.
         self.last = time if self.last is None else max(self.last, time)
         return time

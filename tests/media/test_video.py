@@ -22,8 +22,10 @@ from clips import (
     is_red,
     joined,
     make_clip,
+    noise_clip,
     pattern,
     round_trip,
+    spoil_clip,
     video_times,
     zero_frame_clip,
 )
@@ -232,6 +234,20 @@ def test_a_time_a_little_back_is_left_to_the_writer_and_one_missing_follows_on()
     pts = [None, None, 200, 300, 299, 400, None]
     times = [clock.seconds(types.SimpleNamespace(pts=p), i) for i, p in enumerate(pts)]  # type: ignore[arg-type]
     assert times == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.299, 0.4, 0.5])
+
+
+def test_a_corrupt_packet_has_the_frame_before_stand_in_at_its_time(tmp_path: Path) -> None:
+    """As FFmpeg goes on past a packet it cannot decode, and keeps the rate by repeating the
+    frame before: every frame the probe counted, at its own time, so a resumed run gets past."""
+    whole = noise_clip(tmp_path / "whole.mp4", n_frames=20)
+    bad = spoil_clip(tmp_path / "bad.mp4", whole)
+    frames, own = list(read_frames(bad)), list(read_frames(whole))
+    assert len(frames) == probe(bad).frame_count == 20 and [f.time for f in frames] == [f.time for f in own]
+    stand_ins = [f.index for f in frames if f.stand_in]
+    assert stand_ins and stand_ins[0] > 0
+    assert all(np.array_equal(frames[k].rgb, frames[k - 1].rgb) for k in stand_ins)
+    # (Frames decoded from data near the noise may differ; the first frames are whole.)
+    assert np.array_equal(frames[0].rgb, own[0].rgb)
 
 
 def test_non_square_pixels_are_shown_square(tmp_path: Path) -> None:
