@@ -178,8 +178,8 @@ def zero_frame_clip(path: Path) -> Path:
 
 
 def cut_clip(path: Path, whole: Path, fraction: float = 0.5) -> Path:
-    """The first ``fraction`` of the bytes of ``whole``, an MP4 of noise frames with its index
-    (moov) at the front: the container still counts every frame, fewer can be decoded."""
+    """The first ``fraction`` of the bytes of ``whole``, a :func:`noise_clip`: its header still
+    states every frame (MP4's index at the front, Matroska's DURATION), fewer are there."""
     data = whole.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
     return path
@@ -194,11 +194,13 @@ def spoil_clip(path: Path, whole: Path, at: float = 0.5, size: int = 2048) -> Pa
     return path
 
 
-def noise_clip(path: Path, n_frames: int = 20, width: int = 48, height: int = 32, fps: int = 12) -> Path:
-    """An H.264 MP4 of random frames, each about as many bytes as the next, with its index
-    at the front (``faststart``), so that its first bytes hold its first frames whole."""
+def noise_clip(path: Path, n_frames: int = 20, width: int = 48, height: int = 32, fps: int = 12, form: str | None = None) -> Path:
+    """An H.264 MP4 (or ``form``'s container) of random frames, each about as many bytes as
+    the next, with its index at the front (``faststart``), so that its first bytes hold its
+    first frames whole."""
     rng = np.random.default_rng(0)
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+    options = {"movflags": "faststart"} if form in (None, "mp4") else {}
+    with av.open(str(path), "w", format=form, options=options) as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         for _ in range(n_frames):

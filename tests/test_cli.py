@@ -347,19 +347,42 @@ def test_video_errors_are_one_line(tmp_path: Path, painting_path: Path) -> None:
 
 
 def test_metrics_names_the_video_cut_short_not_the_whole_one(tmp_path: Path) -> None:
-    """Both containers count 20 frames; the one whose frames run out is the one to blame,
+    """Both indexes count 20 frames; the one whose frames run out is the one to blame,
     source or stylized."""
     from clips import cut_clip, noise_clip
     from nstpipe.media.video import probe, read_frames
 
     whole = noise_clip(tmp_path / "whole.mp4", n_frames=20)
     cut = cut_clip(tmp_path / "cut.mp4", whole)
-    decoded = sum(1 for _ in read_frames(cut))
-    assert probe(cut).frame_count == 20 and 0 < decoded < 20
+    there = sum(1 for _ in read_frames(cut))
+    assert probe(cut).frame_count == there and 0 < there < 20
     for source, stylized in ((cut, whole), (whole, cut)):
         result = invoke("metrics", source, stylized, "-q")
         assert result.exit_code == 2, result.output
-        assert result.stderr == f"nstpipe: error: {cut}: only {decoded} of its 20 frames could be decoded (cut short or corrupt?)\n"
+        assert result.stderr == f"nstpipe: error: {cut}: the file ends after {there} of about 20 frames (cut off?)\n"
+
+
+@pytest.mark.parametrize("form, suffix", [("matroska", ".mkv"), ("mp4", ".mp4")])
+def test_video_of_a_file_cut_off_is_written_with_what_is_there_and_fails(
+    tmp_path: Path, painting_path: Path, form: str, suffix: str
+) -> None:
+    """One line naming the file and where it ends, exit status 1, the video of the frames
+    there written; a rerun keeps it and says so again. (The same line counts a last packet
+    cut short among the frames not decoded.) A preview that stops before the end lacks nothing."""
+    from clips import cut_clip, noise_clip
+    from nstpipe.media.video import probe
+
+    cut = cut_clip(tmp_path / f"cut{suffix}", noise_clip(tmp_path / f"whole{suffix}", n_frames=12, form=form))
+    info, out = probe(cut), tmp_path / "o.mp4"
+    line = f"nstpipe: {cut}: {info.ends_early}; painted the {info.frame_count}"
+    assert info.ends_early is not None
+    for run in ("wrote", "kept"):
+        result = invoke("video", cut, "--style", painting_path, "-o", out, *FAST)
+        assert result.exit_code == 1 and result.stderr.startswith(line) and result.stderr.count("\n") == 1, result.output
+        assert result.stdout.startswith(f"{run} {out}: {info.frame_count} frames")
+        assert probe(out).frame_count == info.frame_count
+    preview = invoke("video", cut, "--style", painting_path, "-o", tmp_path / "p.mp4", *FAST, "--frames", "2")
+    assert preview.exit_code == 0 and preview.stderr == "", preview.output
 
 
 def test_video_of_a_corrupt_file_is_painted_whole_and_fails(tmp_path: Path, painting_path: Path) -> None:

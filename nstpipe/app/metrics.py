@@ -71,6 +71,8 @@ def _measure(
     check_same_shape(stylized, (width, height), (source_info.width, source_info.height))
     style_image = read_image(style) if style is not None else None
     if frames > source_info.frame_count:
+        if source_info.ends_early:  # the painted video was made from the whole file
+            raise InputError(source, source_info.ends_early)
         raise InputError(stylized, f"has {frames} frames, the source only {source_info.frame_count}")
     device = resolve_device(settings.device)
     report(Chosen(f"{width}x{height}", str(device), "fp32", None, frames, "frames"))
@@ -138,4 +140,6 @@ def painted_frames(stylized: Path) -> tuple[int, tuple[int, int], Iterator[np.nd
         first = read_rgb(files[0])
         return len(files), (first.shape[1], first.shape[0]), itertools.chain([first], (read_rgb(f) for f in files[1:]))
     info = check_video_source(stylized)
+    if info.ends_early:  # measured as it is, it would pass for a shorter painting
+        raise InputError(stylized, info.ends_early)
     return info.frame_count, (info.width, info.height), (f.rgb for f in read_frames(stylized))

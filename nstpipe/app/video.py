@@ -186,10 +186,12 @@ def paint_video(
 
 
 def source_faults(source: Path, info: VideoInfo, frames: int, damaged: int) -> str | None:
-    """One line naming the source and what its painted video lacks for its sake: the
-    ``damaged`` frames that could not be decoded (the frame before stands in for each); None
-    when nothing."""
+    """One line naming the source and what its painted video lacks for its sake: the frames
+    after where the file was cut off, and the ``damaged`` frames that could not be decoded
+    (the frame before stands in for each); None when nothing."""
     reasons = []
+    if info.ends_early and frames == info.frame_count:  # a preview of the frames there lacks none
+        reasons.append(f"{info.ends_early}; painted the {frames}")
     if damaged:
         reasons.append(f"{damaged} of its {frames} frames could not be decoded (corrupt data); the frame before stands in for each")
     return str(InputError(source, "; ".join(reasons))) if reasons else None

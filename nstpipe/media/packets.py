@@ -1,5 +1,10 @@
-"""A video stream's packets decoded into its frames in order, a corrupt packet's frame stood
-in for by the one before."""
+"""A video stream's packets: how many frames the file holds and whether it was cut off (read
+from the packets, not decoded), and the frames decoded in order, a corrupt packet's frame
+stood in for by the one before.
+
+A file cut off (a download or a copy stopped short) keeps the length its header states
+while its packets end early, and its container counts only the packets there.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,74 @@ from typing import TYPE_CHECKING, Iterator
 
 import av
 
+from nstpipe.media.ffmpeg import TS_DISCONT
+
 if TYPE_CHECKING:
     from nstpipe.media.video import _Clock
+
+# Frames' time that the packets present may end short of the length a Matroska file states
+# (a last frame without a duration) before the file counts as cut off.
+CUT_OFF_FRAMES = 3
+
+
+def frame_counts(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> tuple[int, int]:
+    """The frames the file holds, and about how many more it states it should (0 where it
+    holds them all, or states no length: MPEG-TS). An index's count (MP4) stands where the
+    packets from the last keyframe on reach the stated end; otherwise the packets are
+    counted, streamed, without decoding them, and the index's count, or the time they end
+    short by, tells how many are missing."""
+    # MPEG-TS's length is FFmpeg's estimate from the last packets there, which nothing states.
+    stated = None if container.format.flags & TS_DISCONT else _stated_end(stream)
+    if stated is None or not stream.time_base:
+        return stream.frames or _packets(container, stream)[0], 0
+    if stream.frames and _reaches(container, stream, stated):
+        return stream.frames, 0
+    count, end = _packets(container, stream)
+    if stream.frames:
+        return min(count, stream.frames), max(0, stream.frames - count)
+    step = 1 / ((stream.average_rate or stream.guessed_rate or 30) * stream.time_base)  # a frame, in ticks
+    if end is not None and end >= stated - CUT_OFF_FRAMES * step:
+        return count, 0
+    return count, round((stated - (end or 0)) / step)
+
+
+def _stated_end(stream: av.video.stream.VideoStream) -> int | None:
+    """Where the stream states that it ends, in its ticks: MP4's index, or Matroska's
+    DURATION tag (HH:MM:SS.nnnnnnnnn)."""
+    if stream.duration:
+        return (stream.start_time or 0) + stream.duration
+    tag = next((value for key, value in stream.metadata.items() if key.upper().startswith("DURATION")), "")
+    try:
+        hours, minutes, seconds = tag.split(":")
+        length = (int(hours) * 60 + int(minutes)) * 60 + float(seconds)
+    except ValueError:
+        return None
+    return round(length / stream.time_base) if length > 0 and stream.time_base else None
+
+
+def _reaches(container: av.container.InputContainer, stream: av.video.stream.VideoStream, stated: int) -> bool:
+    """Whether the packets from the last keyframe before ``stated`` on end there."""
+    try:
+        end = _packets(container, stream, stated)[1]
+    except (av.error.FFmpegError, OSError):
+        return False  # not seekable: every packet is read instead
+    return end is not None and end >= stated
+
+
+def _packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream, at: int = 0) -> tuple[int, int | None]:
+    """The packets from the keyframe before ``at`` on, counted, and where the last ends (in
+    the stream's ticks); streamed, not decoded."""
+    container.seek(at, stream=stream)
+    count, end = 0, None
+    for packet in container.demux(stream):
+        # demux() ends each stream with an empty flush packet; it is not a frame.
+        if packet.size:
+            count += 1
+            time = packet.pts if packet.pts is not None else packet.dts
+            if time is not None:
+                end = max(end if end is not None else time, time + (packet.duration or 0))
+    return count, end
+
 
 def decoded(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream

@@ -26,7 +26,7 @@ from nstpipe.errors import InputError, OutputError, output_error
 from nstpipe.files import refuse_special_file
 from nstpipe.media.audio import AudioCopier
 from nstpipe.media.ffmpeg import VIDEO_CONTAINERS, Shifts, local, open_error, shifts
-from nstpipe.media.packets import decoded, in_order
+from nstpipe.media.packets import decoded, frame_counts, in_order
 
 # The same exclusive, umask-respecting temp files as every other output (see writer.py).
 from nstpipe.media.writer import BeforePublish, create_temp, publish, remove_quietly, temp_tag
@@ -44,10 +44,19 @@ class VideoInfo:
     rotation: int  # clockwise degrees to display upright: 0, 90, 180 or 270
     audio_streams: int
     duration: float  # seconds
+    # About how many frames more than ``frame_count`` the file states it holds: it was cut off.
+    cut_off: int = 0
 
     @property
     def has_audio(self) -> bool:
         return self.audio_streams > 0
+
+    @property
+    def ends_early(self) -> str | None:
+        """Where the file was cut off, as the reason to name it by; None where it is whole."""
+        if not self.cut_off:
+            return None
+        return f"the file ends after {self.frame_count} of about {self.frame_count + self.cut_off} frames (cut off?)"
 
 
 @dataclass(frozen=True)
@@ -79,15 +88,13 @@ def _probe_container(path: Path, container: av.container.InputContainer) -> Vide
     # Counter-clockwise in FFmpeg's display matrix; clockwise as in the old `rotate` tag.
     # Quarter turns only: all read_frames applies.
     rotation = (-round(first.rotation / 90) * 90) % 360
-    # Containers without a frame count (Matroska, MPEG-TS) say 0: count packets instead,
-    # streamed, without decoding them.
-    frame_count = stream.frames or _count_packets(container, stream)
+    frame_count, cut_off = frame_counts(container, stream)
     duration = _duration(container, stream)
     fps = stream.average_rate or stream.guessed_rate or _rate(frame_count, duration)
     width, height = square_size(first.width, first.height, stream.codec_context.sample_aspect_ratio)
     if rotation in (90, 270):
         width, height = height, width
-    return VideoInfo(width, height, frame_count, Fraction(fps), rotation, len(container.streams.audio), duration)
+    return VideoInfo(width, height, frame_count, Fraction(fps), rotation, len(container.streams.audio), duration, cut_off)
 
 
 def square_size(width: int, height: int, aspect: Fraction | None) -> tuple[int, int]:
@@ -106,12 +113,6 @@ def _first_frame(path: Path, container: av.container.InputContainer, stream: av.
         if frames:
             return frames[0]
     raise InputError(path, "no video frames")
-
-
-def _count_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
-    container.seek(0, stream=stream)
-    # demux() ends each stream with an empty flush packet; it is not a frame.
-    return sum(1 for packet in container.demux(stream) if packet.size)
 
 
 def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:

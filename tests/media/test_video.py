@@ -18,6 +18,7 @@ from clips import (
     SAMPLE_RATE,
     audio_packets,
     audio_times_from_picture_start,
+    cut_clip,
     flac_clip,
     is_red,
     joined,
@@ -234,6 +235,23 @@ def test_a_time_a_little_back_is_left_to_the_writer_and_one_missing_follows_on()
     pts = [None, None, 200, 300, 299, 400, None]
     times = [clock.seconds(types.SimpleNamespace(pts=p), i) for i, p in enumerate(pts)]  # type: ignore[arg-type]
     assert times == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.299, 0.4, 0.5])
+
+
+@pytest.mark.parametrize("form, suffix", [("mp4", ".mp4"), ("matroska", ".mkv")])
+def test_a_file_cut_off_is_read_to_where_it_ends_and_says_how_far_short(tmp_path: Path, form: str, suffix: str) -> None:
+    """Its header still states every frame (MP4's index, Matroska's DURATION), its container
+    counts only those there: the probe counts those, and about how many are missing; the
+    reader gives as many, as in the whole file. The packet cut short has the frame before
+    stand in for it, not the frames a decoder in threads held when the stream ended."""
+    whole = noise_clip(tmp_path / f"whole{suffix}", n_frames=20, form=form)
+    cut = cut_clip(tmp_path / f"cut{suffix}", whole)
+    info, frames, own = probe(cut), list(read_frames(cut)), list(read_frames(whole))
+    assert probe(whole).cut_off == 0 and probe(whole).ends_early is None
+    assert 0 < info.frame_count == len(frames) < 20 and abs(info.frame_count + info.cut_off - 20) <= 1
+    assert info.ends_early == f"the file ends after {info.frame_count} of about {info.frame_count + info.cut_off} frames (cut off?)"
+    assert [f.index for f in frames if f.stand_in] in ([], [len(frames) - 1])
+    for frame, same in zip(frames, own):
+        assert frame.time == same.time and (frame.stand_in or np.array_equal(frame.rgb, same.rgb))
 
 
 def test_a_corrupt_packet_has_the_frame_before_stand_in_at_its_time(tmp_path: Path) -> None:
