@@ -541,6 +541,23 @@ def test_an_image_run_takes_away_what_a_killed_one_was_writing_and_no_other(tmp_
     assert [Path(tmp).exists() for _, tmp in ours] == [False, False] and Path(theirs[1]).exists()
 
 
+def test_a_kept_image_takes_away_what_a_killed_run_of_other_settings_was_writing(
+    tmp_path: Path, photo_path: Path, painting_path: Path
+) -> None:
+    from nstpipe.media.writer import create_temp, record_path, temp_tag
+
+    out = tmp_path / "o.png"
+    run = ("image", photo_path, "--style", painting_path, "-o", out, *FAST)
+    assert invoke(*run).exit_code == 0
+    # What a run with another -n, killed while writing, leaves beside the finished output.
+    leftovers = [create_temp(tmp_path, temp_tag(made)) for made in (out, record_path(out))]
+    for fd, _ in leftovers:
+        os.close(fd)
+    again = invoke(*run)
+    assert again.exit_code == 0 and f"kept {out}" in again.stdout, again.output
+    assert [Path(tmp).exists() for _, tmp in leftovers] == [False, False]
+
+
 def test_another_photo_of_the_same_size_and_time_is_painted_not_kept(tmp_path: Path, painting_path: Path) -> None:
     out = tmp_path / "same.png"
     photos = [tmp_path / "black.bmp", tmp_path / "white.bmp"]

@@ -5,6 +5,7 @@ with one line and exit status 2, every input left as it was."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -40,6 +41,19 @@ def test_a_texture_goes_beside_the_painting_and_a_rerun_keeps_it(here: Path) -> 
     assert out.stat().st_mtime_ns == before
     other = invoke("texture", here / "starry.jpg", *TINY, "-q", "--seed", "5")  # other settings: made anew
     assert other.exit_code == 0 and f"wrote {out}" in other.stdout
+
+
+def test_kept_textures_take_away_what_a_killed_run_was_writing(here: Path) -> None:
+    from nstpipe.media.writer import TEMP_PREFIX, create_temp, temp_tag
+
+    run = ("texture", here / "starry.jpg", *TINY, "--count", "2", "-o", here / "t.png", "-q")
+    assert invoke(*run).exit_code == 0
+    # What a run with another seed, killed while writing its second variation, leaves.
+    fd, _ = create_temp(here, temp_tag(here / "t-1.png"))
+    os.close(fd)
+    again = invoke(*run)
+    assert again.exit_code == 0 and f"kept {here / 't-1.png'}" in again.stdout, again.output
+    assert [p.name for p in here.iterdir() if p.name.startswith(TEMP_PREFIX)] == []
 
 
 def test_count_makes_variations_each_as_made_alone_with_its_seed(here: Path) -> None:

@@ -37,11 +37,13 @@ def paint_picture(
     # The photo by its path too: two photos of one size and time (a zip's, a copy's) are
     # not the same photo.
     made_from = {"source": source, "input": str(content.resolve())}
+    # Before the check: a run killed while writing other settings' output left its temp
+    # file, which a kept output would otherwise leave there for good.
+    clean_output_leftovers(target)
     if finished(target, {"fingerprint": job.fingerprint, **made_from}):
         report(Kept(target))
         return target, False
     check_writable(target.parent)
-    clean_output_leftovers(target)
     check_encodable(target, picture.shape[-1], picture.shape[-2])
     report(chosen(settings, f"{picture.shape[-1]}x{picture.shape[-2]}", target, own=own))
     report(JobPlanned(1))
@@ -77,13 +79,13 @@ def paint_canvas(
         check_output(path, protected(styles, settings), overwrite)
     job = make_job(settings, list(styles))
     paths = [path for path, _ in outputs]
+    for path in paths:  # before the check, as for a picture (see paint_picture)
+        clean_output_leftovers(path)
     if all(finished(path, {"fingerprint": job.fingerprint, **identity}) for path, identity in outputs):
         for path in paths:
             report(Kept(path))
         return paths, False
     check_writable(target.parent)
-    for path in paths:
-        clean_output_leftovers(path)
     height, width, count = canvas.size(settings)
     for path in paths:
         check_encodable(path, width, height)

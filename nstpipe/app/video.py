@@ -167,6 +167,9 @@ def paint_video(
     frames = info.frame_count if options.limit is None else min(options.limit, info.frame_count)
     # crf is not in the fingerprint (a new one only re-encodes), so the record names it.
     identity = {"fingerprint": job.fingerprint, "frames": frames, "crf": settings.video.crf}
+    # Before the check: a video, or its record, that a run of other settings was writing
+    # when it was killed, which a kept output would otherwise leave there for good.
+    clean_output_leftovers(output)
     if finished(output, identity):
         store = frame_store(job, output, frames, options)
         # A run killed between its record and the removal of its frames left them behind.
@@ -207,7 +210,6 @@ def run_video_job(
     executor: Executor,
 ) -> FramesSummary:
     """Paint the frames into the work folder, encode them, record the output."""
-    clean_output_leftovers(output)  # a video, or its record, that a killed run was writing
     store = frame_store(job, output, frames, options)
     check_writable(store.root.parent)
     batch = video_batch(job.settings, job.info)

@@ -222,6 +222,21 @@ def test_a_killed_encodes_temp_file_goes_and_other_videos_in_the_making_stay(tmp
     assert sorted(os.listdir(out.parent)) == sorted(["v.mp4", "v.mp4.settings.json", os.path.basename(leftovers[1][1])])
 
 
+def test_a_kept_video_takes_away_what_a_killed_encode_of_another_crf_left(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    from nstpipe.media.writer import create_temp, record_path, temp_tag
+
+    out = tmp_path / "v.mp4"
+    stylize_video(clip, [style_path], out, settings(), lambda e: None)
+    # What a run with another --crf, killed while encoding or recording, leaves beside it.
+    leftovers = [create_temp(tmp_path, temp_tag(made)) for made in (out, record_path(out))]
+    for fd, _ in leftovers:
+        os.close(fd)
+    events: list[object] = []
+    stylize_video(clip, [style_path], out, settings(), events.append)
+    assert Kept(out) in events
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4", "v.mp4", "v.mp4.settings.json"]
+
+
 def test_default_work_dir_is_beside_the_output(tmp_path: Path) -> None:
     assert default_work_dir(tmp_path / "x" / "v.mp4") == tmp_path / "x" / "v.mp4.nstpipe-work"
 
