@@ -82,6 +82,8 @@ def test_check_writable(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(InputError, match="not writable"):
         check_writable(blocker / "below")
+    with pytest.raises(InputError, match="file: is a file, not a folder"):
+        check_writable(blocker)  # images -o FILE, --work-dir FILE
 
 
 def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -558,6 +558,25 @@ def test_a_kept_image_takes_away_what_a_killed_run_of_other_settings_was_writing
     assert [Path(tmp).exists() for _, tmp in leftovers] == [False, False]
 
 
+def test_a_file_named_as_the_output_folder_or_work_folder_is_one_line(
+    tmp_path: Path, photo_path: Path, painting_path: Path
+) -> None:
+    from clips import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=3, width=48, height=32, fps=10)
+    notes = tmp_path / "notes"
+    notes.write_text("mine")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copyfile(photo_path, folder / "p.jpg")
+    tiny = ("--preset", "fast", "--size", "32", "-n", "2")  # not quiet: no opening line may come first
+    for run in (("images", folder, "-o", notes), ("video", clip, "-o", tmp_path / "v.mp4", "--work-dir", notes)):
+        result = invoke(*run, "--style", painting_path, *tiny)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"nstpipe: error: {notes}: is a file, not a folder; name a folder for the outputs\n"
+    assert notes.read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["in.mp4", "notes", "photos"]
+
+
 def test_another_photo_of_the_same_size_and_time_is_painted_not_kept(tmp_path: Path, painting_path: Path) -> None:
     out = tmp_path / "same.png"
     photos = [tmp_path / "black.bmp", tmp_path / "white.bmp"]

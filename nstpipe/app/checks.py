@@ -53,6 +53,11 @@ def check_inputs(styles: Sequence[Path], settings: Settings) -> None:
 
 
 def check_writable(folder: Path) -> None:
+    """The folder outputs go into can be written, made where missing; a file of that name
+    is named as such (``images DIR -o notes``, ``--work-dir`` naming a file), not as a
+    folder that is not writable."""
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise InputError(folder, "is a file, not a folder; name a folder for the outputs")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".nstpipe-tmp-"):

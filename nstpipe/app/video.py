@@ -181,6 +181,7 @@ def paint_video(
         summary = FramesSummary(frames=frames, damaged=damaged)
         return VideoOutcome(source, output, summary, source_faults(source, info, frames, damaged), kept=True)
     check_writable(output.parent)
+    check_writable(options.work_dir or default_work_dir(output))  # before the opening line: a mistake is one line
     height, width = output_frame_size(info.height, info.width, settings)
     # H.264's 4:2:0 takes even sides only: the writer crops the odd last row or column.
     report(chosen(settings, f"{width - width % 2}x{height - height % 2}", output, frames, "frames"))
@@ -211,7 +212,6 @@ def run_video_job(
 ) -> FramesSummary:
     """Paint the frames into the work folder, encode them, record the output."""
     store = frame_store(job, output, frames, options)
-    check_writable(store.root.parent)
     batch = video_batch(job.settings, job.info)
     chunks = saved_chunks(store, frames) or plan_chunks(frames, executor.parallelism() * batch)
     device = resolve_device(job.settings.device)
