@@ -172,8 +172,7 @@ def paint_video(
     clean_output_leftovers(output)
     if finished(output, identity):
         store = frame_store(job, output, frames, options)
-        # A run killed between its record and the removal of its frames left them behind.
-        if not options.keep_frames and store.root.exists():
+        if not options.keep_frames and left_behind(store, settings.video.crf):
             store.remove()
         report(Kept(output))
         damaged = (beside_record(output) or {}).get("damaged", 0)
@@ -243,6 +242,17 @@ def frame_store(job: VideoJob, output: Path, frames: int, options: VideoOptions)
     if frames != job.info.frame_count:
         key = hashlib.sha256(f"{job.fingerprint}:frames={frames}".encode()).hexdigest()
     return FrameStore(options.work_dir or default_work_dir(output), key)
+
+
+def left_behind(store: FrameStore, crf: int) -> bool:
+    """Whether the frames in ``store`` are those of the kept output, which a run killed
+    between its record and their removal left behind. A store shares its key with every
+    --crf (a new one only re-encodes), so one that a run of another crf was painting,
+    when it was stopped, holds that run's work, which its rerun continues."""
+    if not store.root.exists():
+        return False
+    settings = (store.manifest() or {}).get("settings")
+    return not isinstance(settings, dict) or settings.get("crf", crf) == crf
 
 
 def check_frame_size(source: Path, height: int, width: int, settings: Settings) -> None:

@@ -172,6 +172,21 @@ def test_a_kept_output_takes_away_the_frames_a_run_killed_after_its_record_left(
     assert sorted(os.listdir(tmp_path)) == ["a.mp4", "a.mp4.settings.json", "in.mp4"]
 
 
+def test_a_kept_output_leaves_the_frames_a_run_of_another_crf_was_painting(tmp_path: Path, clip: Path, style_path: Path) -> None:
+    out = tmp_path / "a.mp4"
+    stylize_video(clip, [style_path], out, settings(), lambda e: None)  # its frames go once it is out
+    events: list[object] = []
+    with pytest.raises(Stop):
+        stylize_video(clip, [style_path], out, settings(crf=30), stop_after(3, events))
+    events = []
+    stylize_video(clip, [style_path], out, settings(), events.append)
+    assert Kept(out) in events
+    events = []
+    stylize_video(clip, [style_path], out, settings(crf=30), events.append)
+    assert started(events) == [3, 4, 5, 6, 7]  # the interrupted run's three frames were left to it
+    assert not default_work_dir(out).exists()
+
+
 def test_changed_settings_do_not_reuse_frames_but_a_new_crf_does(tmp_path: Path, clip: Path, style_path: Path) -> None:
     out, work = tmp_path / "a.mp4", tmp_path / "work"
     stylize_video(clip, [style_path], out, settings(), lambda e: None, work_dir=work, keep_frames=True)
