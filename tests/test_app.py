@@ -17,7 +17,7 @@ from nstpipe.config import build_settings
 from nstpipe.errors import InputError
 from nstpipe.events import JobPlanned, Skipped, TaskStarted
 from nstpipe.jobs.plan import ImageTask, source_identity
-from nstpipe.jobs.records import ImageJob, make_job
+from nstpipe.jobs.records import ImageJob, make_job, photo_record
 from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.imaging import PICTURE_READER_REVISION
 from nstpipe.media.writer import TEMP_PREFIX, write_png
@@ -36,8 +36,7 @@ class RecordingExecutor(FolderExecutor):
         summary = Summary()
         for task in tasks:
             self.seen.append(str(task.relative))
-            record = {"fingerprint": job.fingerprint, "source": source_identity(task.source)}
-            write_png(task.output, np.zeros((2, 2, 3), np.uint8), record)
+            write_png(task.output, np.zeros((2, 2, 3), np.uint8), photo_record(job, source_identity(task.source), ""))
             summary.add(TaskResult(task, True, iterations=2))
         return summary
 
@@ -258,26 +257,34 @@ def test_fingerprint_follows_style_bytes_not_paths(style: Path, tmp_path: Path) 
     assert make_job(SETTINGS, [style]).fingerprint != make_job(SETTINGS, [style, style]).fingerprint
 
 
-def test_fingerprint_follows_the_picture_reader(style: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same files read as other pixels (a colour profile now applied) are painted again;
-    a visualization, which reads no picture, keeps its outputs."""
+def test_fingerprint_follows_what_the_reader_makes_of_a_style(style: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same style read as other pixels (a colour profile applied) repaints every
+    output; a reader revision that reads it alike repaints none. A visualization reads no
+    picture: its identity follows neither."""
+    import nstpipe.media.imaging as imaging
+
     visualize = build_settings("visualize", None, {"mode": "visualize", "device": "cpu"})
-    before = make_job(SETTINGS, [style]).fingerprint, make_job(visualize, []).fingerprint
+    before = make_job(SETTINGS, [style]), make_job(visualize, [])
     monkeypatch.setattr("nstpipe.jobs.records.PICTURE_READER_REVISION", PICTURE_READER_REVISION + 1)
-    after = make_job(SETTINGS, [style]).fingerprint, make_job(visualize, []).fingerprint
-    assert after[0] != before[0] and after[1] == before[1]
+    raised = make_job(SETTINGS, [style]), make_job(visualize, [])
+    assert [job.fingerprint for job in raised] == [job.fingerprint for job in before]
+    assert raised[0].by_revision != before[0].by_revision  # what earlier versions recorded
+    real = imaging.read_rgb
+    monkeypatch.setattr(imaging, "read_rgb", lambda *args, **kwargs: 255 - real(*args, **kwargs))
+    other = make_job(SETTINGS, [style]), make_job(visualize, [])
+    assert other[0].fingerprint != before[0].fingerprint and other[1].fingerprint == before[1].fingerprint
 
 
 def test_is_done(archive: Path, style: Path, tmp_path: Path) -> None:
     task = ImageTask(source=archive / "a.jpg", relative=Path("a.jpg"), output=tmp_path / "o" / "a.png")
-    fingerprint = make_job(SETTINGS, [style]).fingerprint
-    assert not is_done(task, fingerprint)  # no output yet
+    job = make_job(SETTINGS, [style])
+    assert not is_done(task, job)  # no output yet
     write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": "other", "source": source_identity(task.source)})
-    assert not is_done(task, fingerprint)
-    write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": fingerprint, "source": source_identity(task.source)})
-    assert is_done(task, fingerprint)
+    assert not is_done(task, job)
+    write_png(task.output, np.zeros((2, 2, 3), np.uint8), photo_record(job, source_identity(task.source), ""))
+    assert is_done(task, job)
     task.source.write_bytes(task.source.read_bytes() + b"\0")  # the photo changed
-    assert not is_done(task, fingerprint)
+    assert not is_done(task, job)
 
 
 class FakeWorker:

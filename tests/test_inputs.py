@@ -167,7 +167,7 @@ def changing_reader(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> 
     """The worker's reader, rewriting ``path`` right after each of its first ``times`` reads."""
     import nstpipe.jobs.worker as worker_module
 
-    real, calls = worker_module.read_image, []
+    real, calls = worker_module.read_photo, []
 
     def read(source: Path, *args: Any, **kwargs: Any):
         image = real(source, *args, **kwargs)
@@ -176,7 +176,7 @@ def changing_reader(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> 
             rewrite(path, (0, 0, 255) if len(calls) % 2 else (0, 255, 0))
         return image
 
-    monkeypatch.setattr(worker_module, "read_image", read)
+    monkeypatch.setattr(worker_module, "read_photo", read)
     return calls
 
 
@@ -189,7 +189,7 @@ def test_file_rewritten_while_read_is_read_again(tmp_path: Path, worker: ImageWo
     # The record vouches for the bytes of the second read: the file as it now is.
     record = read_record(task.output)
     assert record is not None and record["source"] == source_identity(source)
-    assert is_done(task, worker.job.fingerprint)
+    assert is_done(task, worker.job)
 
 
 def test_file_that_keeps_changing_is_reported_not_recorded(tmp_path: Path, worker: ImageWorker, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,7 +198,7 @@ def test_file_that_keeps_changing_is_reported_not_recorded(tmp_path: Path, worke
     changing_reader(monkeypatch, source, times=5)
     result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert not result.ok and result.error == f"{source}: changed while it was being read (is it still being written?)"
-    assert not task.output.exists() and not is_done(task, worker.job.fingerprint)
+    assert not task.output.exists() and not is_done(task, worker.job)
 
 
 def test_file_changed_after_the_read_is_redone_next_time(tmp_path: Path, worker: ImageWorker, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,7 +215,7 @@ def test_file_changed_after_the_read_is_redone_next_time(tmp_path: Path, worker:
     monkeypatch.setattr(worker.painter, "run", run_then_change)
     result = worker.process_batch([task := task_for(tmp_path, source)])[0]
     assert result.ok and task.output.is_file()
-    assert not is_done(task, worker.job.fingerprint)
+    assert not is_done(task, worker.job)
 
 
 @pytest.mark.parametrize(("size", "expected"), [((1, 1), (32, 32)), ((33, 17), (32, 16)), ((19, 31), (20, 32))])

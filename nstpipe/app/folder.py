@@ -60,7 +60,7 @@ def stylize_folder(
             if task.output.parent not in cleaned:
                 clean_temp_files(task.output.parent)
                 cleaned.add(task.output.parent)
-            if is_done(task, job.fingerprint):
+            if is_done(task, job):
                 outcome.skipped += 1
                 report(Skipped(task))
                 continue

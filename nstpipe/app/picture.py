@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from nstpipe.app.checks import check_inputs, check_name_fits, check_output, check_writable, protected
 from nstpipe.app.naming import default_image_output
@@ -13,7 +13,7 @@ from nstpipe.config import Settings
 from nstpipe.engine.stylize import Result
 from nstpipe.errors import InputError, TooThinError
 from nstpipe.events import EventSink, JobPlanned, Kept
-from nstpipe.jobs.records import finished, make_job, output_record, recorded
+from nstpipe.jobs.records import ImageJob, beside_record, job_finished, make_job, output_record, photo_record, recorded, same_reading
 from nstpipe.jobs.worker import ImageWorker, read_unchanged
 from nstpipe.media.writer import BeforePublish, check_encodable, clean_output_leftovers, image_format, write_image
 from nstpipe.modes import spec_of
@@ -32,7 +32,7 @@ def paint_picture(
     settings, own = photo_settings(settings, content, size_from_device)
     check_inputs(styles, settings)
     check_output(target, protected(styles, settings, content), overwrite)
-    picture, source = read_unchanged(content, settings.size, settings.max_pixels)
+    picture, source, pixels = read_unchanged(content, settings.size, settings.max_pixels)
     job = make_job(settings, list(styles))
     # The photo by its path too: two photos of one size and time (a zip's, a copy's) are
     # not the same photo.
@@ -40,7 +40,7 @@ def paint_picture(
     # Before the check: a run killed while writing other settings' output left its temp
     # file, which a kept output would otherwise leave there for good.
     clean_output_leftovers(target)
-    if finished(target, {"fingerprint": job.fingerprint, **made_from}):
+    if kept_picture(target, job, made_from, pixels):
         report(Kept(target))
         return target, False
     check_writable(target.parent)
@@ -52,13 +52,22 @@ def paint_picture(
 
     def record(result: Result) -> BeforePublish:
         outcome = {"iterations": result.iterations, "seconds": round(time.perf_counter() - start, 3), "loss": result.loss}
-        return recorded(target, output_record(job, worker.painter.device, worker.painter.precision, outcome, **made_from))
+        fields = {**photo_record(job, source, pixels), **made_from}
+        return recorded(target, output_record(job, worker.painter.device, worker.painter.precision, outcome, **fields))
 
     try:
         worker.stylize_picture(picture, target, callback=report, record=record)
     except TooThinError as exc:
         raise InputError(content, str(exc)) from None
     return target, True
+
+
+def kept_picture(target: Path, job: ImageJob, made_from: Mapping[str, Any], pixels: str) -> bool:
+    """Whether ``target`` was made with these settings from this photo as the reader gives
+    it today (:func:`~nstpipe.jobs.records.same_reading`; the photo is decoded anyway, so
+    its record is left as it is)."""
+    record = beside_record(target)
+    return record is not None and all(record.get(k) == v for k, v in made_from.items()) and same_reading(job, record, lambda: pixels)
 
 
 def paint_canvas(
@@ -81,7 +90,7 @@ def paint_canvas(
     paths = [path for path, _ in outputs]
     for path in paths:  # before the check, as for a picture (see paint_picture)
         clean_output_leftovers(path)
-    if all(finished(path, {"fingerprint": job.fingerprint, **identity}) for path, identity in outputs):
+    if all(job_finished(path, job, identity) for path, identity in outputs):
         for path in paths:
             report(Kept(path))
         return paths, False

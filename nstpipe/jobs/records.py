@@ -8,7 +8,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from nstpipe import __version__
 from nstpipe.config import Settings
@@ -19,6 +19,7 @@ from nstpipe.media.video import READER_REVISION, VideoInfo
 from nstpipe.media.weights import sha256_file
 from nstpipe.media.writer import BeforePublish, atomic_write_json, read_record, record_path
 from nstpipe.modes import spec_of
+from nstpipe.modes.model import picture_pixels
 
 if TYPE_CHECKING:
     import torch
@@ -26,22 +27,67 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ImageJob:
-    """Everything a worker needs, small enough to ship to another process."""
+    """Everything a worker needs, small enough to ship to another process.
+
+    ``by_revision``: the job's identity with the picture reader's revision in place of the
+    pixels of its pictures, as the records of earlier versions of nstpipe carry it: an
+    output made under the revision the reader has today was read as it is read today.
+    """
 
     settings: Settings
     styles: tuple[Path, ...]
     fingerprint: str
+    by_revision: str = ""
+
 
 def make_job(settings: Settings, styles: list[Path]) -> ImageJob:
     """Fix the job's identity: settings plus the bytes of every file that shapes the output,
-    and how those files and the photos are read (a job that reads no picture, such as a
-    visualization, keeps its identity when the reader changes)."""
+    and what the reader makes of the pictures among them (each decoded once, as it is
+    decoded for painting): a reader that decodes a style otherwise repaints every output,
+    one that decodes it alike repaints none. The photos' own pixels are in each output's
+    record (see :func:`photo_record`); a job that reads no picture, such as a
+    visualization, has none."""
+    files = file_identity(settings, styles)
+    given = [*styles, *([Path(settings.engine.init)] if settings.engine.init_is_file else [])]
+    extra = {**files, "pixels": [picture_pixels(path, settings.max_pixels) for path in given]} if given else files
+    fingerprint = settings.fingerprint(extra)
+    return ImageJob(settings, tuple(styles), fingerprint, revision_fingerprint(settings, styles, files))
+
+
+def file_identity(settings: Settings, styles: list[Path]) -> dict[str, Any]:
+    """The bytes of the styles, the init image and the weights."""
     extra: dict[str, Any] = {"styles": [sha256_file(p) for p in styles], "weights": weights_identity(settings.weights)}
     if settings.engine.init_is_file:
         extra["init"] = sha256_file(Path(settings.engine.init))
+    return extra
+
+
+def revision_fingerprint(settings: Settings, styles: list[Path], files: Mapping[str, Any] | None = None) -> str:
+    """The job's identity by the picture reader's revision (see :attr:`ImageJob.by_revision`)."""
+    extra = dict(files if files is not None else file_identity(settings, styles))
     if styles or settings.engine.init_is_file or spec_of(settings.mode).canvas is None:
         extra["picture_reader"] = PICTURE_READER_REVISION
-    return ImageJob(settings=settings, styles=tuple(styles), fingerprint=settings.fingerprint(extra))
+    return settings.fingerprint(extra)
+
+
+def photo_record(job: ImageJob, source: Mapping[str, Any], pixels: str) -> dict[str, Any]:
+    """What an output records of the photo it was painted from: its identity, the reader's
+    revision and what the reader gave (see :func:`same_reading`)."""
+    return {"fingerprint": job.fingerprint, "source": dict(source), "picture_reader": PICTURE_READER_REVISION, "pixels": pixels}
+
+
+def same_reading(job: ImageJob, record: Mapping[str, Any], pixels: Callable[[], str]) -> bool:
+    """Whether an output whose ``record`` has this job's settings and source was painted from
+    the pixels the reader gives today: the same reader revision, or, after a raise, the same
+    hash of the photo decoded again (``pixels``, called only then). A record by revision
+    alone (:attr:`ImageJob.by_revision`) counts under the same revision only."""
+    if job.by_revision and record.get("fingerprint") == job.by_revision:
+        return True
+    if record.get("fingerprint") != job.fingerprint:
+        return False
+    if record.get("picture_reader") == PICTURE_READER_REVISION:
+        return True
+    return isinstance(record.get("pixels"), str) and record["pixels"] == pixels()
 
 
 def weights_identity(spec: str) -> str:
@@ -69,7 +115,9 @@ def make_video_job(settings: Settings, styles: list[Path], source: Path, info: V
     video["flow"] = FLOW_REVISION
     identity = {**source_identity(source), "frames": info.frame_count, "width": info.width, "height": info.height}
     identity["reader"] = READER_REVISION
-    extra = {"image": make_job(settings, styles).fingerprint, "video": video, "input": identity}
+    # The image part by the reader's revision: a video's frames and its styles are known by
+    # the revisions of their readers, not by their pixels.
+    extra = {"image": revision_fingerprint(settings, styles), "video": video, "input": identity}
     return VideoJob(settings, tuple(styles), source, info, settings.fingerprint(extra))
 
 
@@ -116,6 +164,14 @@ def finished(output: Path, identity: Mapping[str, Any]) -> bool:
     return record is not None and all(record.get(key) == value for key, value in identity.items())
 
 
+def job_finished(output: Path, job: ImageJob, identity: Mapping[str, Any]) -> bool:
+    """:func:`finished` with ``job``'s fingerprint, or its identity by the picture reader's
+    revision (:attr:`ImageJob.by_revision`): a picture of a mode without a photo, made from
+    its styles as the reader gives them today."""
+    fingerprints = {job.fingerprint, job.by_revision} - {""}
+    return any(finished(output, {"fingerprint": fingerprint, **identity}) for fingerprint in fingerprints)
+
+
 def settings_record(job: ImageJob, device: str, precision: str | None = None) -> dict[str, object]:
     settings = job.settings.to_dict()
     settings["device"] = device  # what "auto" chose
@@ -142,8 +198,8 @@ def output_record(
 
 
 def video_manifest(job: VideoJob, device: str, precision: str, batch: int) -> dict[str, object]:
-    record = settings_record(make_job(job.settings, list(job.styles)), device, precision)
+    record = settings_record(ImageJob(job.settings, job.styles, ""), device, precision)
     record["settings"]["batch"] = batch  # type: ignore[index]  # what "auto" chose, like the device
-    record.pop("fingerprint")  # the image fingerprint; the store writes the video job's
+    record.pop("fingerprint")  # the store writes the video job's: no style is decoded for an image one
     record["input"] = {"path": str(job.source.resolve()), **dataclasses.asdict(job.info), "fps": str(job.info.fps)}
     return record

@@ -24,17 +24,18 @@ from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.errors import InputError, NstpipeError, is_passing, os_reason
 from nstpipe.events import EventSink, ImageTask, TaskResult
 from nstpipe.jobs.plan import source_identity
-from nstpipe.jobs.records import ImageJob
+from nstpipe.jobs.records import ImageJob, photo_record, same_reading
 from nstpipe.media.writer import BeforePublish, read_record, write_image, write_png
 from nstpipe.modes import spec_of
-from nstpipe.modes.model import encoder, read_image, read_image_capped
+from nstpipe.modes.model import encoder, photo_pixels, read_image, read_photo
 
 
 def read_unchanged(
     path: Path, long_side: int, max_pixels: int, tries: int = 2, own_size: bool = False
-) -> tuple[torch.Tensor, dict[str, int]]:
-    """Decode ``path`` together with the identity of the very bytes decoded; at ``long_side``,
-    or with ``own_size`` at its own size, at most ``long_side``.
+) -> tuple[torch.Tensor, dict[str, int], str]:
+    """Decode ``path`` together with the identity of the very bytes decoded and the hash of
+    the pixels the reader gave (see :func:`~nstpipe.jobs.records.photo_record`); at
+    ``long_side``, or with ``own_size`` at its own size, at most ``long_side``.
 
     The identity is taken before and after decoding; if they differ (an editor saving, a
     copy still arriving), the read is tried again, and an input still changing is reported.
@@ -44,23 +45,40 @@ def read_unchanged(
     for _ in range(tries):
         try:
             before = source_identity(path)
-            image = read_image_capped(path, long_side, max_pixels) if own_size else read_image(path, long_side, max_pixels)
+            image, pixels = read_photo(path, long_side, max_pixels, own_size)
             if source_identity(path) == before:
-                return image, before
+                return image, before, pixels
         except OSError as exc:  # vanished between two looks, or its folder shut
             raise InputError(path, os_reason(exc) or exc.strerror or str(exc), lasting=not is_passing(exc)) from None
     raise InputError(path, "changed while it was being read (is it still being written?)")
 
 
-def is_done(task: ImageTask, fingerprint: str) -> bool:
-    """An output is complete when it carries a record for these settings and this source."""
+def painted_side(settings: Settings) -> int:
+    """The long side a folder's photo is read at (with ``own_size``: at most)."""
+    return settings.max_size if settings.own_size else settings.size
+
+
+def is_done(task: ImageTask, job: ImageJob) -> bool:
+    """An output is complete when it carries a record for these settings and this source,
+    made from the pixels the reader gives today (see :func:`~nstpipe.jobs.records.same_reading`:
+    the photo is decoded again only after a reader revision).
+
+    A kept output's record keeps the revision it names: it is inside the PNG, and
+    rewriting it would mean writing the picture again.
+    """
     record = read_record(task.output)
-    if record is None or record.get("fingerprint") != fingerprint:
+    if record is None or record.get("fingerprint") not in (job.fingerprint, job.by_revision):
         return False
     try:
-        return record.get("source") == source_identity(task.source)
+        if record.get("source") != source_identity(task.source):
+            return False
     except OSError:
         return False
+    settings = job.settings
+    try:
+        return same_reading(job, record, lambda: photo_pixels(task.source, painted_side(settings), settings.max_pixels))
+    except (NstpipeError, OSError):
+        return False  # painted again, where it fails with its reason
 
 
 def build_painter(settings: Settings, styles: Sequence[Path]) -> PhotoPainter:
@@ -85,8 +103,7 @@ class ImageWorker:
         """How many tasks a call of :meth:`process_batch` should get (``auto`` resolved here,
         on this worker's device, once the model takes its memory)."""
         settings = self.job.settings
-        side = settings.max_size if settings.own_size else settings.size
-        return resolve_batch(settings.batch, self.painter.device, side, settings.engine)
+        return resolve_batch(settings.batch, self.painter.device, painted_side(settings), settings.engine)
 
     def stylize_picture(
         self, content: torch.Tensor, output: Path, callback: EventSink | None = None,
@@ -113,12 +130,11 @@ class ImageWorker:
         for index, task in enumerate(tasks):
             try:
                 settings = self.job.settings
-                side = settings.max_size if settings.own_size else settings.size
-                content, identity = read_unchanged(task.source, side, settings.max_pixels, own_size=settings.own_size)
+                read = read_unchanged(task.source, painted_side(settings), settings.max_pixels, own_size=settings.own_size)
             except (NstpipeError, OSError) as exc:
                 results[index] = _failed(task, exc, start)
                 continue
-            groups.setdefault(tuple(content.shape), []).append(_Loaded(index, task, content, identity))
+            groups.setdefault(tuple(read[0].shape), []).append(_Loaded(index, task, *read))
         for group in groups.values():
             results.update(self._stylize_group(group, callback, start))
         return [results[index] for index in range(len(tasks))]
@@ -136,7 +152,7 @@ class ImageWorker:
             return [_failed(item.task, exc, start) for item in items]
         done = []
         for i, item in enumerate(items):
-            record = {"fingerprint": self.job.fingerprint, "source": item.identity}
+            record = photo_record(self.job, item.identity, item.pixels)
             write_png(item.task.output, to_rgb8(result.image[i]), record)
             done.append(TaskResult(item.task, True, iterations=result.item_iterations[i], seconds=time.perf_counter() - start))
         return done
@@ -144,12 +160,14 @@ class ImageWorker:
 
 @dataclass(frozen=True)
 class _Loaded:
-    """A task whose input was read: where it stands among the tasks, its pixels, its identity."""
+    """A task whose input was read: where it stands among the tasks, its pixels, its
+    identity, and the hash of what the reader gave."""
 
     index: int
     task: ImageTask
     content: torch.Tensor
     identity: dict[str, int]
+    pixels: str
 
 
 def _failed(task: ImageTask, exc: Exception, start: float) -> TaskResult:

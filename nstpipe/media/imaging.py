@@ -10,6 +10,7 @@ tensor layout is made from the array above this layer (:func:`nstpipe.modes.mode
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import struct
 import threading
@@ -25,9 +26,12 @@ from nstpipe.errors import OS_INPUT_ERRORS, InputError, is_passing, os_reason
 from nstpipe.files import refuse_special_file
 from nstpipe.media.profiles import grey_curve, in_srgb
 
-# Raised when the same picture file is read as other pixels, so that outputs painted from the
-# earlier reading (of a photo, a style or an init image) are painted again rather than kept
-# (see nstpipe.jobs.records.make_job). 1: a picture with a colour profile other than sRGB is
+# Raised when the same picture file may be read as other pixels. A picture's output follows
+# what the reader gives, not the number: a photo's output records the revision and
+# :func:`pixels_hash` of the photo as painted, and after a raise a rerun decodes the photo
+# and paints it again only where the hash differs; a style's or an init image's pixels are
+# in the job's fingerprint (see nstpipe.jobs.records.make_job). A video's job keeps the
+# number in its identity. 1: a picture with a colour profile other than sRGB is
 # converted to sRGB, not read as if its values were sRGB. 2: an uncompressed TIFF shown a
 # quarter turn round is decoded whole, not with its rows scrambled. 3: a 16-bit PGM and a
 # 32-bit grey picture within 16 bits are read against 65535, not stretched to their own
@@ -75,6 +79,14 @@ def read_rgb(path: Path, draft_side: int | None = None, max_pixels: int = DEFAUL
         raise InputError(path, f"corrupt or truncated image ({_first_line(exc)})") from None
     except MemoryError:
         raise InputError(path, "not enough memory to decode it") from None
+
+
+def pixels_hash(rgb: np.ndarray) -> str:
+    """What a decoded picture is, for a record or a fingerprint: its shape, its type and
+    every value (two arrays of one hash are the same pixels)."""
+    digest = hashlib.sha256(f"{rgb.shape}:{rgb.dtype.str}:".encode())
+    digest.update(np.ascontiguousarray(rgb).data)
+    return digest.hexdigest()
 
 
 # What PIL's decoders raise on malformed data besides OSError: its plugins parse headers

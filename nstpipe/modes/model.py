@@ -42,13 +42,30 @@ def read_image(path: Path, long_side: int | None = None, max_pixels: int = DEFAU
     return prepare(read_rgb(path, long_side, max_pixels), long_side)
 
 
-def read_image_capped(path: Path, most: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Decode ``path`` at its own size, or with its long side brought down to ``most``."""
+def read_photo(path: Path, long_side: int, max_pixels: int, own_size: bool = False) -> tuple[torch.Tensor, str]:
+    """Decode ``path`` as a photo to paint, at ``long_side``, or with ``own_size`` at its own
+    size with its long side brought down to ``long_side``; with :func:`photo_pixels`'s hash
+    of what the reader gave, for the output's record."""
     from nstpipe.engine.tensors import prepare
-    from nstpipe.media.imaging import read_rgb
+    from nstpipe.media.imaging import pixels_hash, read_rgb
 
-    rgb = read_rgb(path, most, max_pixels)
-    return prepare(rgb, min(most, max(rgb.shape[:2])))
+    rgb = read_rgb(path, long_side, max_pixels)
+    return prepare(rgb, min(long_side, max(rgb.shape[:2])) if own_size else long_side), pixels_hash(rgb)
+
+
+def photo_pixels(path: Path, long_side: int, max_pixels: int) -> str:
+    """The hash of ``path`` decoded as :func:`read_photo` decodes it, without the tensor: the
+    reader's array (what a reader revision may change), not the engine's resize of it."""
+    from nstpipe.media.imaging import pixels_hash, read_rgb
+
+    return pixels_hash(read_rgb(path, long_side, max_pixels))
+
+
+def picture_pixels(path: Path, max_pixels: int) -> str:
+    """The hash of ``path`` decoded as :func:`pictures` decodes a painting, a guide or an init image."""
+    from nstpipe.media.imaging import pixels_hash, read_rgb
+
+    return pixels_hash(read_rgb(path, max_pixels=max_pixels))
 
 
 def engine_config(settings: Settings, device: torch.device) -> EngineConfig:

@@ -21,7 +21,7 @@ from nstpipe.errors import OutputError
 from nstpipe.events import Skipped
 from nstpipe.jobs.failures import FAILED_SUFFIX, failed_before, failure_path, read_failure, record_failure
 from nstpipe.jobs.plan import ImageTask, source_identity
-from nstpipe.jobs.records import ImageJob, make_job
+from nstpipe.jobs.records import ImageJob, make_job, photo_record
 from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.writer import write_png
 from nstpipe.run.executor import Summary
@@ -43,8 +43,7 @@ class ScriptedExecutor(FolderExecutor):
             if self.failing in task.source.name:
                 result = TaskResult(task, False, f"{task.source}: its worker died 3 times; skipped")
             else:
-                record = {"fingerprint": job.fingerprint, "source": source_identity(task.source)}
-                write_png(task.output, np.zeros((2, 2, 3), np.uint8), record)
+                write_png(task.output, np.zeros((2, 2, 3), np.uint8), photo_record(job, source_identity(task.source), ""))
                 result = TaskResult(task, True, iterations=2)
             summary.add(result)
             on_event(result)
@@ -99,7 +98,7 @@ def test_a_changed_input_is_tried_again_and_success_clears_the_record(
     executor = ScriptedExecutor(failing="nothing")
     stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, executor)
     assert executor.seen == ["bad.png"]
-    assert not failure_path(task).exists() and is_done(task, fingerprint)
+    assert not failure_path(task).exists() and is_done(task, make_job(SETTINGS, [painting_path]))
 
 
 def test_other_settings_try_a_failed_input_again(archive: Path, painting_path: Path, tmp_path: Path) -> None:
@@ -198,10 +197,10 @@ def test_a_failure_keeps_a_file_nstpipe_did_not_make_and_a_finished_output(
     outcome = stylize_folder(archive, [painting_path], out, SETTINGS, lambda e: None, ScriptedExecutor(), overwrite=True)
     assert theirs.read_bytes() == b"someone's own file" and failure_path(outcome.failed[0].task).is_file()
 
-    task, fingerprint = outcome.failed[0].task, make_job(SETTINGS, [painting_path]).fingerprint
-    write_png(task.output, np.zeros((2, 2, 3), np.uint8), {"fingerprint": fingerprint, "source": source_identity(task.source)})
-    record_failure(task, fingerprint, "its worker died after writing it")
-    assert is_done(task, fingerprint)
+    task, job = outcome.failed[0].task, make_job(SETTINGS, [painting_path])
+    write_png(task.output, np.zeros((2, 2, 3), np.uint8), photo_record(job, source_identity(task.source), ""))
+    record_failure(task, job.fingerprint, "its worker died after writing it")
+    assert is_done(task, job)
 
 
 def test_a_failure_the_machine_caused_is_reported_but_not_recorded(
