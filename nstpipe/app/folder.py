@@ -17,7 +17,7 @@ from nstpipe.errors import InputError
 from nstpipe.events import EventSink, JobPlanned, Skipped
 from nstpipe.jobs.failures import clear_failure, failed_before, record_failure
 from nstpipe.jobs.plan import SETTINGS_FILE, ImageTask, plan_images
-from nstpipe.jobs.records import ImageJob, make_job, settings_record
+from nstpipe.jobs.records import ImageJob, input_limits, make_job, settings_record
 from nstpipe.jobs.worker import TaskResult, is_done
 from nstpipe.media.writer import atomic_write_json, clean_temp_files
 from nstpipe.run.executor import Executor, LocalExecutor, Summary
@@ -51,7 +51,7 @@ def stylize_folder(
     target = output or default_folder_output(folder, styles, settings.mode)
     job = start_folder(folder, styles, target, settings, report, overwrite)
     outcome = FolderOutcome(output=target)
-    limits = {"max_pixels": settings.max_pixels}
+    limits = input_limits(settings)
     unread: list[TaskResult] = []
 
     def todo() -> Iterator[ImageTask]:

@@ -70,6 +70,14 @@ def revision_fingerprint(settings: Settings, styles: list[Path], files: Mapping[
     return settings.fingerprint(extra)
 
 
+def input_limits(settings: Settings) -> dict[str, Any]:
+    """What can make an input fail without changing an output (see
+    :func:`~nstpipe.jobs.failures.record_failure`): ``max_pixels``, and the picture
+    reader's revision, since a reader that decodes pictures otherwise may read one it
+    could not, which the fingerprint no longer tells."""
+    return {"max_pixels": settings.max_pixels, "picture_reader": PICTURE_READER_REVISION}
+
+
 def photo_record(job: ImageJob, source: Mapping[str, Any], pixels: str) -> dict[str, Any]:
     """What an output records of the photo it was painted from: its identity, the reader's
     revision and what the reader gave (see :func:`same_reading`)."""

@@ -170,3 +170,18 @@ def test_a_single_picture_is_kept_unless_read_as_other_pixels(
     read_otherwise(monkeypatch, "b.png")
     assert paint() and not paint()
 
+
+def test_an_input_that_failed_is_tried_again_after_a_revision(
+    archive: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that decodes pictures otherwise may read one it could not: the failure
+    record names the revision, now that the job's fingerprint does not."""
+    out = tmp_path / "out"
+    (archive / "bad.png").write_bytes(b"not a picture")
+    first = stylize_folder(archive, [style], out, SETTINGS, lambda event: None, LocalExecutor())
+    assert [f.task.relative.name for f in first.failed] == ["bad.png"]
+    again = stylize_folder(archive, [style], out, SETTINGS, lambda event: None, LocalExecutor())
+    assert not again.failed and [s.task.relative.name for s in again.failed_before] == ["bad.png"]
+    raise_revision(monkeypatch)
+    raised = stylize_folder(archive, [style], out, SETTINGS, lambda event: None, LocalExecutor())
+    assert [f.task.relative.name for f in raised.failed] == ["bad.png"] and not raised.failed_before and raised.done == 0
