@@ -11,6 +11,9 @@ import io
 import json
 import os
 import secrets
+import shutil
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -84,10 +87,15 @@ def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
+def record_text(record: Mapping[str, Any]) -> str:
+    """A record as an output PNG carries it: JSON in ASCII, which Pillow stores as a tEXt chunk."""
+    return json.dumps(record, sort_keys=True, default=str)
+
+
 def encode_png(rgb8: np.ndarray, record: Mapping[str, Any] | None = None) -> bytes:
     info = PngImagePlugin.PngInfo()
     if record is not None:
-        info.add_text(RECORD_KEY, json.dumps(record, sort_keys=True, default=str))
+        info.add_text(RECORD_KEY, record_text(record))
     buffer = io.BytesIO()
     Image.fromarray(rgb8, "RGB").save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
@@ -171,6 +179,61 @@ def read_record(path: Path) -> dict[str, Any] | None:
         return record if isinstance(record, dict) else None
     except (OSError, ValueError, SyntaxError):
         return None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def renew_record(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Put ``new`` in place of the record ``old`` in the output PNG at ``path``, atomically,
+    and change nothing else: every other chunk, the image data among them, is copied byte
+    for byte, so the picture is neither decoded nor encoded again (an archive of big
+    outputs is renewed at the cost of copying its files).
+
+    False, the file left as it is, where ``path`` cannot be read or is not a whole PNG (cut
+    short, a chunk that fails its CRC) carrying ``old`` in one record chunk (another output
+    written there since): not an output to keep. An :class:`OutputError` where it cannot be
+    written (a read-only folder, a full disk), the file left as it is.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    spans = [span for span in png_chunks(data) or [] if data[span[0] + 4:span[0] + 8] == b"tEXt"]
+    key = RECORD_KEY.encode() + b"\0"
+    found = [(start, end) for start, end in spans if data[start + 8:end - 4].startswith(key)]
+    if len(found) != 1:
+        return False
+    start, end = found[0]
+    try:
+        if json.loads(data[start + 8 + len(key):end - 4].decode("latin-1")) != old:
+            return False
+    except ValueError:
+        return False
+    body = b"tEXt" + key + record_text(new).encode("latin-1")
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    # The mode the output has (one made read-only by its owner stays so).
+    atomic_write_bytes(path, data[:start] + chunk + data[end:], lambda tmp: shutil.copymode(path, tmp))
+    return True
+
+
+def png_chunks(data: bytes) -> list[tuple[int, int]] | None:
+    """Where each chunk of the PNG ``data`` starts and ends (its length, type, data and
+    CRC), or None where ``data`` is not one whole PNG: cut short, a chunk whose CRC fails,
+    bytes after its end chunk."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    spans, start = [], len(PNG_SIGNATURE)
+    while start + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[start:start + 4])
+        end = start + 12 + length
+        if end > len(data) or zlib.crc32(data[start + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return None
+        spans.append((start, end))
+        if data[start + 4:start + 8] == b"IEND":
+            return spans if end == len(data) else None
+        start = end
+    return None
 
 
 def clean_temp_files(folder: Path, tag: str = "") -> int:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from nstpipe.errors import InputError
+from nstpipe.errors import InputError, OutputError
 from nstpipe.media.writer import (
     TEMP_PREFIX,
     atomic_write_bytes,
@@ -18,6 +20,7 @@ from nstpipe.media.writer import (
     clean_temp_files,
     read_record,
     record_path,
+    renew_record,
     write_image,
     write_png,
 )
@@ -130,3 +133,63 @@ def test_clean_temp_files_removes_only_leftovers(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == sorted(["keep.png", "nstpipe-tmp-not-ours", f"{TEMP_PREFIX}dir", "sub"])
     assert (nested / f"{TEMP_PREFIX}deep").exists()  # not recursive
     assert clean_temp_files(tmp_path / "absent") == 0
+
+
+def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, length + type + data + CRC) of each chunk of a PNG, read here on its own."""
+    found, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at:at + 4])
+        found.append((data[at + 4:at + 8], data[at:at + 12 + length]))
+        at += 12 + length
+    return found
+
+
+@pytest.fixture
+def output(tmp_path: Path) -> Path:
+    path = tmp_path / "out.png"
+    write_png(path, np.random.default_rng(3).integers(0, 256, (64, 48, 3), dtype=np.uint8), {"fingerprint": "f", "picture_reader": 1})
+    return path
+
+
+def test_a_renewed_record_leaves_the_pixels_byte_for_byte(output: Path) -> None:
+    before = output.read_bytes()
+    renewed = {"fingerprint": "f", "picture_reader": 2, "pixels": "a longer record than the one it replaces"}
+    assert renew_record(output, {"fingerprint": "f", "picture_reader": 1}, renewed)
+    assert read_record(output) == renewed
+    after = output.read_bytes()
+    assert [c for c in chunks(after) if c[0] != b"tEXt"] == [c for c in chunks(before) if c[0] != b"tEXt"]
+    assert [kind for kind, _ in chunks(after)] == [kind for kind, _ in chunks(before)]
+    assert b"IDAT" in [kind for kind, _ in chunks(after)]
+    with Image.open(output) as img:
+        img.verify()  # every chunk's CRC, the new one's too
+    assert np.array_equal(np.asarray(Image.open(output)), np.asarray(Image.open(io.BytesIO(before))))
+    assert os.listdir(output.parent) == ["out.png"]
+
+
+@pytest.mark.parametrize("damage", ["cut short", "image data", "after its end", "another record"])
+def test_a_record_is_renewed_only_in_a_whole_png_that_carries_it(output: Path, damage: str) -> None:
+    data = output.read_bytes()
+    idat = data.index(b"IDAT")
+    damaged = {
+        "cut short": data[: len(data) // 2],
+        "image data": data[: idat + 20] + bytes([data[idat + 20] ^ 1]) + data[idat + 21:],
+        "after its end": data + b"\0",
+        "another record": data,
+    }[damage]
+    output.write_bytes(damaged)
+    old = {"fingerprint": "other" if damage == "another record" else "f", "picture_reader": 1}
+    assert not renew_record(output, old, {"fingerprint": "f", "picture_reader": 2})
+    assert output.read_bytes() == damaged and os.listdir(output.parent) == ["out.png"]
+
+
+def test_a_record_that_cannot_be_written_leaves_the_output_as_it_is(output: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = output.read_bytes()
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputError, match="out.png: cannot write .Read-only file system."):
+        renew_record(output, {"fingerprint": "f", "picture_reader": 1}, {"fingerprint": "f", "picture_reader": 2})
+    assert output.read_bytes() == before and os.listdir(output.parent) == ["out.png"]
