@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from nstpipe import __version__
 from nstpipe.config import Settings
 from nstpipe.engine.flow import FLOW_REVISION
+from nstpipe.errors import OutputError
 from nstpipe.jobs.plan import source_identity
 from nstpipe.media.imaging import PICTURE_READER_REVISION
 from nstpipe.media.video import READER_REVISION, VideoInfo
 from nstpipe.media.weights import sha256_file
-from nstpipe.media.writer import BeforePublish, atomic_write_json, read_record, record_path
+from nstpipe.media.writer import BeforePublish, atomic_write_json, read_record, record_path, renew_record
 from nstpipe.modes import spec_of
 from nstpipe.modes.model import picture_pixels
 
@@ -96,6 +97,19 @@ def same_reading(job: ImageJob, record: Mapping[str, Any], pixels: Callable[[], 
     if record.get("picture_reader") == PICTURE_READER_REVISION:
         return True
     return isinstance(record.get("pixels"), str) and record["pixels"] == pixels()
+
+
+def renew_reading(output: Path, record: Mapping[str, Any]) -> bool:
+    """Record in the PNG ``output``, whose photo :func:`same_reading` decoded and found as
+    its ``record`` says, that today's reader gives those pixels: a later run keeps it
+    without decoding the photo again. Whether ``output`` is kept: not where it turns out
+    damaged (painted again). One that cannot be written to (a read-only folder, a full
+    disk) is kept with its record as it is: the run goes on, and the next one decodes the
+    photo again."""
+    try:
+        return renew_record(output, record, {**record, "picture_reader": PICTURE_READER_REVISION})
+    except OutputError:
+        return True
 
 
 def weights_identity(spec: str) -> str:

@@ -24,7 +24,7 @@ from nstpipe.engine.vgg import VGGFeatures
 from nstpipe.errors import InputError, NstpipeError, is_passing, os_reason
 from nstpipe.events import EventSink, ImageTask, TaskResult
 from nstpipe.jobs.plan import source_identity
-from nstpipe.jobs.records import ImageJob, photo_record, same_reading
+from nstpipe.jobs.records import ImageJob, photo_record, renew_reading, same_reading
 from nstpipe.media.writer import BeforePublish, read_record, write_image, write_png
 from nstpipe.modes import spec_of
 from nstpipe.modes.model import encoder, photo_pixels, read_image, read_photo
@@ -63,8 +63,9 @@ def is_done(task: ImageTask, job: ImageJob) -> bool:
     made from the pixels the reader gives today (see :func:`~nstpipe.jobs.records.same_reading`:
     the photo is decoded again only after a reader revision).
 
-    A kept output's record keeps the revision it names: it is inside the PNG, and
-    rewriting it would mean writing the picture again.
+    An output kept after its photo was decoded gets today's revision in its record
+    (:func:`~nstpipe.jobs.records.renew_reading`), so that the photo is decoded once per
+    revision, not on every run.
     """
     record = read_record(task.output)
     if record is None or record.get("fingerprint") not in (job.fingerprint, job.by_revision):
@@ -74,11 +75,18 @@ def is_done(task: ImageTask, job: ImageJob) -> bool:
             return False
     except OSError:
         return False
-    settings = job.settings
+    settings, decoded = job.settings, []
+
+    def pixels() -> str:
+        decoded.append(photo_pixels(task.source, painted_side(settings), settings.max_pixels))
+        return decoded[-1]
+
     try:
-        return same_reading(job, record, lambda: photo_pixels(task.source, painted_side(settings), settings.max_pixels))
+        if not same_reading(job, record, pixels):
+            return False
     except (NstpipeError, OSError):
         return False  # painted again, where it fails with its reason
+    return not decoded or renew_reading(task.output, record)
 
 
 def build_painter(settings: Settings, styles: Sequence[Path]) -> PhotoPainter:

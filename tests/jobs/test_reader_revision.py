@@ -6,19 +6,22 @@ given (no model): which outputs are painted again is what counts here, not how.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import nstpipe.media.imaging as imaging
 from nstpipe.app import FolderOutcome, paint_picture, stylize_folder
 from nstpipe.config import build_settings
 from nstpipe.engine.stylize import Result
 from nstpipe.events import TaskResult
-from nstpipe.jobs.plan import source_identity
+from nstpipe.jobs.plan import SETTINGS_FILE, source_identity
 from nstpipe.jobs.records import beside_record, make_job
 from nstpipe.media.imaging import PICTURE_READER_REVISION
 from nstpipe.media.writer import read_record, write_png
@@ -109,9 +112,60 @@ def test_a_revision_that_reads_the_photos_alike_repaints_nothing(
     decoded.clear()
     assert run(archive, style, out)[0] == [] and not {"a.png", "b.png", "c.jpg"} & set(decoded)  # no photo decoded
     raise_revision(monkeypatch)
+    kept = {name: np.asarray(Image.open(out / name)) for name in ("a.png", "b.png", "c.png")}
     painted, outcome = run(archive, style, out)
     assert painted == [] and outcome.skipped == 3
     assert {"a.png", "b.png", "c.jpg"} <= set(decoded)  # decoded to compare, once the revision differs
+    for name, pixels in kept.items():
+        renewed = read_record(out / name)
+        assert renewed is not None and renewed["picture_reader"] == PICTURE_READER_REVISION + 1
+        assert np.array_equal(np.asarray(Image.open(out / name)), pixels)
+    decoded.clear()
+    painted, outcome = run(archive, style, out)
+    assert painted == [] and outcome.skipped == 3
+    assert not {"a.png", "b.png", "c.jpg"} & set(decoded)  # once per revision, not on every run
+
+
+def test_a_record_that_cannot_be_renewed_keeps_the_output(
+    archive: Path, style: Path, tmp_path: Path, decoded: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only output folder or a full disk does not stop a run that paints nothing:
+    the record stays as it is, and the next run decodes the photo again."""
+    out = tmp_path / "out"
+    run(archive, style, out)
+    kept = (out / "a.png").read_bytes()
+    raise_revision(monkeypatch)
+    real = os.replace
+
+    def replace(src: str, dst: str) -> None:
+        if Path(dst).suffix == ".png":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    painted, outcome = run(archive, style, out)
+    assert painted == [] and outcome.skipped == 3 and (out / "a.png").read_bytes() == kept
+    assert sorted(os.listdir(out)) == sorted(["a.png", "b.png", "c.png", SETTINGS_FILE])
+    monkeypatch.setattr(os, "replace", real)
+    decoded.clear()
+    assert run(archive, style, out)[0] == [] and {"a.png", "b.png", "c.jpg"} <= set(decoded)
+    record = read_record(out / "a.png")
+    assert record is not None and record["picture_reader"] == PICTURE_READER_REVISION + 1
+
+
+def test_a_damaged_output_found_after_a_revision_is_repainted(
+    archive: Path, style: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its record whole, its image data not: found while renewing the record."""
+    out = tmp_path / "out"
+    run(archive, style, out)
+    data = (out / "a.png").read_bytes()
+    at = data.index(b"IDAT") + 8
+    (out / "a.png").write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
+    raise_revision(monkeypatch)
+    assert run(archive, style, out)[0] == ["a.png"]
+    with Image.open(out / "a.png") as img:
+        img.verify()
 
 
 def test_only_the_photo_read_as_other_pixels_is_repainted(
@@ -123,7 +177,8 @@ def test_only_the_photo_read_as_other_pixels_is_repainted(
     raise_revision(monkeypatch)
     read_otherwise(monkeypatch, "b.png")
     assert run(archive, style, out)[0] == ["b.png"]
-    assert (out / "a.png").read_bytes() == kept
+    data = (out / "a.png").read_bytes()  # its record renewed, its image data as it was
+    assert data[data.index(b"IDAT") - 4:] == kept[kept.index(b"IDAT") - 4:]
     assert run(archive, style, out)[0] == []  # b's record names the new revision
 
 
