@@ -661,3 +661,27 @@ def test_metrics_refuses_a_video_of_another_shape_or_a_still(tmp_path: Path, pai
     assert result.stderr == f"nstpipe: error: {turned}: is 32x48, the source 48x32: not the source's shape (turned or cropped?)\n"
     result = invoke("metrics", clip, still, "-q")
     assert result.exit_code == 2 and result.stderr.startswith(f"nstpipe: error: {still}: is a still image, not a video")
+
+
+def test_a_preview_does_not_take_the_place_of_a_finished_video(tmp_path: Path, painting_path: Path) -> None:
+    """Beside the clip, ``--frames N`` is named apart from the whole video; into a named
+    output that holds a longer finished video, it is refused in one line unless -y, and
+    the video is left as it was."""
+    from clips import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=4, width=48, height=32, fps=10)
+    whole = invoke("video", clip, "--style", painting_path, *FAST)
+    assert whole.exit_code == 0, whole.output
+    preview = invoke("video", clip, "--style", painting_path, *FAST, "--frames", "2")
+    assert preview.exit_code == 0, preview.output
+    outputs = sorted(p.name for p in tmp_path.glob("in.*.mp4"))
+    assert outputs == [f"in.{painting_path.stem}.first2.mp4", f"in.{painting_path.stem}.mp4"]
+    out = tmp_path / f"in.{painting_path.stem}.mp4"
+    before = out.read_bytes()
+    refused = invoke("video", clip, "--style", painting_path, "-o", out, *FAST, "--frames", "2")
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+    assert "a finished video of 4 frames, which a preview of 2 would replace" in refused.output
+    assert out.read_bytes() == before
+    forced = invoke("video", clip, "--style", painting_path, "-o", out, *FAST, "--frames", "2", "-y")
+    assert forced.exit_code == 0, forced.output
+    assert out.read_bytes() != before

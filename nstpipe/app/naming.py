@@ -35,7 +35,7 @@ def default_folder_output(folder: Path, styles: Sequence[Path], mode: str = "sty
     return named.with_name(f"{named.name}.{style_tag(styles, mode)}")
 
 
-def default_video_output(source: Path, styles: Sequence[Path], mode: str = "style") -> Path:
+def default_video_output(source: Path, styles: Sequence[Path], mode: str = "style", limit: int | None = None) -> Path:
     """``clip.monet.mp4`` beside ``clip.mov``; ``clip.mov.monet.mp4`` when another video
     beside it shares its stem (``clip.mp4``), so that neither overwrites the other: the rule
     of a folder's pictures (:func:`~nstpipe.jobs.plan.output_names`), a name too long for
@@ -43,9 +43,12 @@ def default_video_output(source: Path, styles: Sequence[Path], mode: str = "styl
 
     The clash is looked for among the files in the folder, not among the inputs of one
     run, so a video keeps its output's name whichever of its neighbours a run is given.
+    A preview of the first ``limit`` frames is ``clip.monet.first30.mp4``, apart from the
+    whole video's name.
     """
     most = name_max(source.parent) - len(RECORD_SUFFIX)
-    return source.with_name(output_names(_same_stem(source), f".{style_tag(styles, mode)}.mp4", most=most)[source.name])
+    preview = "" if limit is None else f".first{limit}"
+    return source.with_name(output_names(_same_stem(source), f".{style_tag(styles, mode)}{preview}.mp4", most=most)[source.name])
 
 
 def _same_stem(source: Path) -> list[str]:

@@ -101,7 +101,7 @@ def stylize_videos(
     stops a job of one video (InputError); among several it is one failed outcome.
     """
     check_inputs(styles, settings)
-    targets = video_targets(sources, styles, output, settings.mode)
+    targets = video_targets(sources, styles, output, settings.mode, options.limit)
     if not targets:  # only folders were given, and none holds a video
         suffixes = ", ".join(sorted(VIDEO_INPUT_SUFFIXES))
         raise InputError(", ".join(map(str, sources)), f"holds no videos (files ending {suffixes}, other than nstpipe's outputs)")
@@ -120,11 +120,13 @@ def stylize_videos(
 
 
 def video_targets(
-    sources: Sequence[Path], styles: Sequence[Path], output: Path | None, mode: str = "style"
+    sources: Sequence[Path], styles: Sequence[Path], output: Path | None, mode: str = "style", limit: int | None = None
 ) -> list[tuple[Path, Path]]:
-    """(source, output) of every video to paint."""
+    """(source, output) of every video to paint; beside each, a preview of the first
+    ``limit`` frames is named apart (``clip.monet.first30.mp4``), so that it does not take
+    the place of the whole video."""
     if output is None:
-        targets = [(source, default_video_output(source, styles, mode)) for source in list_videos(sources)]
+        targets = [(source, default_video_output(source, styles, mode, limit)) for source in list_videos(sources)]
         # Left are contrived names (clip.mov.mp4 beside clip.mov and clip.mp4): refused, not overwritten.
         seen: dict[str, Path] = {}
         for source, target in targets:
@@ -179,6 +181,7 @@ def paint_video(
         damaged = damaged if isinstance(damaged, int) else 0
         summary = FramesSummary(frames=frames, damaged=damaged)
         return VideoOutcome(source, output, summary, source_faults(source, info, frames, damaged), kept=True)
+    check_preview_keeps(output, frames, options)
     check_writable(output.parent)
     check_writable(options.work_dir or default_work_dir(output))  # before the opening line: a mistake is one line
     height, width = output_frame_size(info.height, info.width, settings)
@@ -186,6 +189,17 @@ def paint_video(
     report(chosen(settings, f"{width - width % 2}x{height - height % 2}", output, frames, "frames"))
     summary = run_video_job(job, output, frames, identity, report, options, executor or LocalExecutor())
     return VideoOutcome(source, output, summary, source_faults(source, info, frames, summary.damaged))
+
+
+def check_preview_keeps(output: Path, frames: int, options: VideoOptions) -> None:
+    """Refuse a preview that would replace a longer video nstpipe finished at ``output``
+    (hours of work, whose frames went when it was published), unless ``-y``."""
+    if options.limit is None or options.overwrite:
+        return
+    done = (beside_record(output) or {}).get("frames")
+    if isinstance(done, int) and done > frames and output.exists() and made_by_nstpipe(output):
+        replaced = f"holds a finished video of {done} frames, which a preview of {frames} would replace"
+        raise InputError(output, f"{replaced}; give -o another name, or -y")
 
 
 def source_faults(source: Path, info: VideoInfo, frames: int, damaged: int) -> str | None:
