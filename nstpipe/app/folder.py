@@ -19,6 +19,7 @@ from nstpipe.jobs.failures import clear_failure, failed_before, record_failure
 from nstpipe.jobs.plan import SETTINGS_FILE, ImageTask, plan_images
 from nstpipe.jobs.records import ImageJob, input_limits, make_job, settings_record
 from nstpipe.jobs.worker import TaskResult, is_done
+from nstpipe.media.lock import FOLDER_LOCK, output_lock
 from nstpipe.media.writer import atomic_write_json, clean_temp_files
 from nstpipe.run.executor import Executor, LocalExecutor, Summary
 
@@ -49,9 +50,17 @@ def stylize_folder(
     """
     settings = folder_settings(settings, size_from_device)
     target = output or default_folder_output(folder, styles, settings.mode)
-    job = start_folder(folder, styles, target, settings, report, overwrite)
+    with contextlib.ExitStack() as held:
+        job = start_folder(folder, styles, target, settings, report, overwrite, held)
+        return paint_folder(folder, target, job, report, executor, retry_failed)
+
+
+def paint_folder(
+    folder: Path, target: Path, job: ImageJob, report: EventSink, executor: Executor | None, retry_failed: bool
+) -> FolderOutcome:
+    """:func:`stylize_folder` once its checks are passed and its output folder's lock is held."""
     outcome = FolderOutcome(output=target)
-    limits = input_limits(settings)
+    limits = input_limits(job.settings)
     unread: list[TaskResult] = []
 
     def todo() -> Iterator[ImageTask]:
@@ -94,8 +103,14 @@ def unread_folder(error: InputError, folder: Path, output: Path) -> TaskResult:
     return TaskResult(task, False, str(error))
 
 
-def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool) -> ImageJob:
-    """Everything a folder job checks and reports before the first picture: the job."""
+def start_folder(
+    folder: Path, styles: Sequence[Path], output: Path, settings: Settings, report: EventSink, overwrite: bool,
+    held: contextlib.ExitStack,
+) -> ImageJob:
+    """Everything a folder job checks and reports before the first picture: the job. The
+    output folder's lock goes to ``held`` once the folder is made, before anything is
+    written or cleaned up in it (a lock file inside it, not beside it: its parent may
+    well be a folder this run cannot write in)."""
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     check_folder_output(output)
@@ -103,6 +118,7 @@ def start_folder(folder: Path, styles: Sequence[Path], output: Path, settings: S
     check_inputs(styles, settings)
     device = resolve_device(settings.device)  # an unknown device fails here, before any output
     check_writable(output)
+    held.enter_context(output_lock(output, output / FOLDER_LOCK))
     job = make_job(settings, list(styles))
     total = count_planned(folder, output, protected(styles, settings), overwrite)  # also refuses output == input
     size = f"each its own size, long side at most {settings.max_size}" if settings.own_size else f"long side {settings.size}"

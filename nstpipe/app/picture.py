@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -15,6 +16,7 @@ from nstpipe.errors import InputError, TooThinError
 from nstpipe.events import EventSink, JobPlanned, Kept
 from nstpipe.jobs.records import ImageJob, beside_record, job_finished, make_job, output_record, photo_record, recorded, same_reading
 from nstpipe.jobs.worker import ImageWorker, read_unchanged
+from nstpipe.media.lock import output_lock
 from nstpipe.media.writer import BeforePublish, check_encodable, clean_output_leftovers, image_format, write_image
 from nstpipe.modes import spec_of
 
@@ -32,6 +34,14 @@ def paint_picture(
     settings, own = photo_settings(settings, content, size_from_device)
     check_inputs(styles, settings)
     check_output(target, protected(styles, settings, content), overwrite)
+    with output_lock(target):  # before the clean-up: another run's temp files are its own
+        return locked_picture(content, styles, target, settings, own, report)
+
+
+def locked_picture(
+    content: Path, styles: Sequence[Path], target: Path, settings: Settings, own: tuple[int, int] | None, report: EventSink
+) -> tuple[Path, bool]:
+    """:func:`paint_picture` once its checks are passed and its output's lock is held."""
     picture, source, pixels = read_unchanged(content, settings.size, settings.max_pixels)
     job = make_job(settings, list(styles))
     # The photo by its path too: two photos of one size and time (a zip's, a copy's) are
@@ -86,6 +96,19 @@ def paint_canvas(
     for path, _ in outputs:
         check_name_fits(path)
         check_output(path, protected(styles, settings), overwrite)
+    with contextlib.ExitStack() as held:
+        for path, _ in outputs:
+            held.enter_context(output_lock(path))
+        return locked_canvas(styles, target, outputs, settings, report)
+
+
+def locked_canvas(
+    styles: Sequence[Path], target: Path, outputs: Sequence[tuple[Path, Mapping[str, Any]]], settings: Settings, report: EventSink
+) -> tuple[list[Path], bool]:
+    """:func:`paint_canvas` once its checks are passed and its outputs' locks are held."""
+    spec = spec_of(settings.mode)
+    canvas = spec.canvas
+    assert canvas is not None
     job = make_job(settings, list(styles))
     paths = [path for path, _ in outputs]
     for path in paths:  # before the check, as for a picture (see paint_picture)

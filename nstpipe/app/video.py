@@ -6,6 +6,7 @@ then encoded; an output finished with the same settings, frames and quality is k
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from dataclasses import dataclass
@@ -34,10 +35,13 @@ from nstpipe.jobs.records import VideoJob, beside_record, finished, made_by_nstp
 from nstpipe.jobs.video_job import FramesSummary, count_done, encode, output_frame_size, video_batch
 from nstpipe.media.audio import check_audio
 from nstpipe.media.framestore import FrameStore
+from nstpipe.media.lock import FOLDER_LOCK, output_lock
 from nstpipe.media.names import name_max
 from nstpipe.media.video import VideoInfo
 from nstpipe.media.writer import RECORD_SUFFIX, clean_output_leftovers
 from nstpipe.run.executor import Executor, LocalExecutor
+
+WORK_BUSY = "another nstpipe run is painting into this work folder; wait for that run to end, or give another --work-dir"
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,19 @@ def paint_video(
     settings = video_settings(settings, info, options.size_from_device)
     check_frame_size(source, info.height, info.width, settings)
     check_output(output, protected(styles, settings, source), options.overwrite)
+    # Before the clean-up below: another run's temp files, and its work folder, are its own.
+    with contextlib.ExitStack() as held:
+        held.enter_context(output_lock(output))
+        if options.work_dir is not None:  # the default one is the output's alone, an explicit one may be shared
+            held.enter_context(output_lock(options.work_dir, options.work_dir / FOLDER_LOCK, WORK_BUSY))
+        return locked_video(source, styles, output, settings, info, report, options, executor)
+
+
+def locked_video(
+    source: Path, styles: Sequence[Path], output: Path, settings: Settings, info: VideoInfo, report: EventSink,
+    options: VideoOptions, executor: Executor | None,
+) -> VideoOutcome:
+    """:func:`paint_video` once its checks are passed and its output's lock is held."""
     job = make_video_job(settings, list(styles), source, info)
     frames = info.frame_count if options.limit is None else min(options.limit, info.frame_count)
     # crf is not in the fingerprint (a new one only re-encodes), so the record names it.
