@@ -16,7 +16,8 @@ Where the lock file lies: a single output's is hidden beside it (``.OUT.nstpipe-
 folder's (a folder job's output, a video's work folder) inside it. Each is removed when its
 run ends, while still held, so that finished outputs have nothing beside them; a run that
 opened the file just before it was removed finds, once it holds it, that it is no longer
-the file at that name, and takes the lock anew (see :func:`_take`).
+the file at that name, and takes the lock anew (see :func:`_take`). Windows removes no open
+file: there the empty file stays, and the next run takes it.
 """
 
 from __future__ import annotations
