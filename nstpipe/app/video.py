@@ -173,7 +173,7 @@ def paint_video(
     with contextlib.ExitStack() as held:
         held.enter_context(output_lock(output))
         if options.work_dir is not None:  # the default one is the output's alone, an explicit one may be shared
-            held.enter_context(output_lock(options.work_dir, options.work_dir / FOLDER_LOCK, WORK_BUSY))
+            held.enter_context(output_lock(options.work_dir, options.work_dir / FOLDER_LOCK, WORK_BUSY, scratch=True))
         return locked_video(source, styles, output, settings, info, report, options, executor)
 
 

@@ -47,13 +47,14 @@ def lock_path(output: Path) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(output: Path, lock: Path | None = None, busy: str = BUSY) -> Iterator[None]:
+def output_lock(output: Path, lock: Path | None = None, busy: str = BUSY, scratch: bool = False) -> Iterator[None]:
     """Hold ``output``'s lock (``lock``: its file, by default :func:`lock_path`) while the
     block runs; refused with an :class:`InputError` naming ``output`` and ``busy`` when
     another process holds it. The lock file's folder is made where missing, and removed
-    afterwards if it was made here and is left empty."""
+    afterwards when left empty if it was made here or is ``scratch`` (a work folder, which
+    the removal of its last frames would have removed but for the lock file)."""
     lock = lock if lock is not None else lock_path(output)
-    created = not lock.parent.exists()
+    created = scratch or not lock.parent.exists()
     fd = None
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
