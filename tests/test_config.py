@@ -94,6 +94,13 @@ def test_bad_config_files(tmp_path: Path) -> None:
         build_settings("fast", broken)
 
 
+def test_a_config_file_not_in_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("init = 'caf\u00e9.png'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin\.toml: not valid TOML \(not UTF-8 text: byte 11 is 0xe9\)"):
+        build_settings("fast", latin)
+
+
 def test_style_layers_without_weights_get_unit_weights() -> None:
     settings = settings_from_dict({"style_layers": "relu1_1, relu3_1,relu5_1"})
     assert settings.engine.style_layers == ("relu1_1", "relu3_1", "relu5_1")

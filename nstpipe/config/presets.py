@@ -48,6 +48,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8 by definition; a file saved in Latin-1 or UTF-16 is refused by name.
+        raise ConfigError(f"{path}: not valid TOML (not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x})") from None
     return _parse_toml(text, str(path))
 
 
