@@ -23,6 +23,8 @@ from nstpipe.config.rules import (
     style_terms,
 )
 
+SEED_LIMIT = 2**63  # a texture's picture k is seeded seed + k, still below torch's 2**64
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -141,6 +143,8 @@ class EngineConfig:
         check(0.0 <= self.photo_share <= 1.0, "photo_share", "must be between 0 and 1")
         check(self.patience >= 1, "patience", "must be at least 1")
         check(self.fine_side >= 0, "fine_side", f"must not be negative (got {self.fine_side})")
+        # torch's generators take a 64-bit seed; a larger one failed at the first noise drawn.
+        check(-SEED_LIMIT <= self.seed < SEED_LIMIT, "seed", f"must be from {-SEED_LIMIT} to {SEED_LIMIT - 1} (got {self.seed})")
 
     @property
     def layers(self) -> tuple[str, ...]:
