@@ -167,6 +167,8 @@ def test_style_blend_from_a_flag_string() -> None:
         ({"temporal_blend": 1.0}, "temporal_blend"),
         ({"temporal_blend": -0.1}, "temporal_blend"),
         ({"temporal_blend": float("nan")}, "temporal_blend"),
+        ({"style_loss": "gram:"}, "style_loss"),
+        ({"style_loss": "gram:1,sliced: "}, "style_loss"),
         ({"seed": 2**64}, "seed"),
         ({"seed": -(2**63) - 1}, "seed"),
     ],

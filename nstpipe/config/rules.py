@@ -25,12 +25,13 @@ def style_terms(text: str) -> tuple[tuple[str, float], ...]:
     """``"gram:0.5,sliced"`` -> (("gram", 0.5), ("sliced", 1.0)): the style terms and their shares."""
     terms: list[tuple[str, float]] = []
     for part in text.split(","):
-        name, _, share = part.strip().partition(":")
+        name, colon, share = (piece.strip() for piece in part.partition(":"))
         known = ", ".join(STYLE_TERMS)
         check(name in STYLE_TERMS, "style_loss", f"unknown style term {name!r} (known: {known}; e.g. gram:1,sliced:1)")
         check(name not in dict(terms), "style_loss", f"{name!r} given twice")
         try:
-            value = float(share) if share else 1.0
+            # "gram:" is a share cut off, refused as "gram:x" is, not read as "gram"
+            value = float(share) if share or colon else 1.0
         except ValueError:
             value = math.nan
         reason = f"the share of {name!r} must be a finite number, 0 or more (got {share!r})"
