@@ -132,6 +132,28 @@ def test_bad_flag_value_is_a_usage_error(tmp_path: Path, photo_path: Path, paint
     assert "'optimizer'" in result.stderr
 
 
+def test_a_device_typo_is_refused_naming_the_flag_even_where_the_output_is_kept(
+    tmp_path: Path, photo_path: Path, painting_path: Path
+) -> None:
+    out = tmp_path / "x.png"
+    assert invoke("image", photo_path, "-s", painting_path, "-o", out, *FAST).exit_code == 0
+    result = invoke("image", photo_path, "-s", painting_path, "-o", out, *FAST, "--device", "gpu")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "nstpipe: error: setting 'device' (--device): unknown device 'gpu' (auto, cpu, cuda, cuda:1, mps)"
+
+
+def test_a_device_this_machine_lacks_is_one_line_naming_the_flag(
+    tmp_path: Path, photo_path: Path, painting_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = invoke("image", photo_path, "-s", painting_path, "-o", tmp_path / "x.png", *FAST, "--device", "cuda")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "nstpipe: error: setting 'device' (--device): cuda asked for but CUDA is not available"
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_images_mirrors_reports_failures_and_resumes(tmp_path: Path, folder: Path, painting_path: Path) -> None:
     out = tmp_path / "out"
     result = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nstpipe.config.layers import smallest_side
 from nstpipe.config.rules import DEFAULT_MAX_PIXELS, MIN_SIZE, check, style_terms
 from nstpipe.config.sections import DreamConfig, EngineConfig, TextureConfig, VideoConfig, VisualizeConfig
+
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class Settings:
     def __post_init__(self) -> None:
         check(self.mode.isidentifier(), "mode", f"must name a mode (got {self.mode!r})")
         check(self.size >= MIN_SIZE, "size", f"must be at least {MIN_SIZE} pixels")
+        # Checked here, not only where the device is opened: a run that keeps its finished
+        # output opens none, and took a typo ("gpu", "cuda:x") without a word.
+        check(DEVICE.fullmatch(self.device) is not None, "device", f"unknown device {self.device!r} (auto, cpu, cuda, cuda:1, mps)")
         check(self.max_pixels >= 0, "max_pixels", "must not be negative (0 means no limit)")
         check(self.max_size >= MIN_SIZE, "max_size", f"must be at least {MIN_SIZE} pixels")
         check(self.batch >= 0, "batch", "must not be negative (0 means as many as fit)")

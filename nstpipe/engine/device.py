@@ -33,14 +33,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"setting 'device': unknown device {name!r}") from None
+        raise ConfigError(f"setting 'device': unknown device {name!r}", "device") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"setting 'device': {name} asked for but CUDA is not available")
+            raise ConfigError(f"setting 'device': {name} asked for but CUDA is not available", "device")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"setting 'device': {name} asked for but only {torch.cuda.device_count()} GPU(s) visible")
+            raise ConfigError(f"setting 'device': {name} asked for but only {torch.cuda.device_count()} GPU(s) visible", "device")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"setting 'device': {name} asked for but MPS is not available")
+        raise ConfigError(f"setting 'device': {name} asked for but MPS is not available", "device")
     return device
 
 
