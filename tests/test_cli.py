@@ -154,6 +154,32 @@ def test_a_device_this_machine_lacks_is_one_line_naming_the_flag(
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("size = 'big'\n", "setting 'size': cannot use 'big'"),
+        ("size = 8\n", "setting 'size': must be at least 16 pixels"),
+        ("sizee = 32\n", "unknown setting 'sizee'"),
+    ],
+)
+def test_a_bad_value_in_a_config_file_names_the_file_not_the_flag(
+    text: str, line: str, tmp_path: Path, photo_path: Path, painting_path: Path
+) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text(text)
+    result = invoke("image", photo_path, "-s", painting_path, "-o", tmp_path / "x.png", "--preset", "fast", "--config", config)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().startswith(f"nstpipe: error: {config}: {line}")
+
+
+def test_a_bad_flag_over_a_config_file_names_the_flag(tmp_path: Path, photo_path: Path, painting_path: Path) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text("size = 32\n")
+    result = invoke("image", photo_path, "-s", painting_path, "-o", tmp_path / "x.png", "--config", config, "--size", "8")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "nstpipe: error: setting 'size' (--size): must be at least 16 pixels"
+
+
 def test_images_mirrors_reports_failures_and_resumes(tmp_path: Path, folder: Path, painting_path: Path) -> None:
     out = tmp_path / "out"
     result = invoke("images", folder, "-s", painting_path, "-o", out, *FAST)

@@ -73,10 +73,18 @@ def build_settings(
 ) -> Settings:
     """Layer preset < config file < overrides (CLI flags; ``None`` values are ignored)."""
     merged: dict[str, Any] = dict(read_preset(preset))
-    if config_file is not None:
-        merged.update(read_config_file(config_file))
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return settings_from_dict(merged)
+    from_file = read_config_file(config_file) if config_file is not None else {}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    merged.update(from_file)
+    merged.update(given)
+    try:
+        return settings_from_dict(merged)
+    except ConfigError as exc:
+        # A value the file gave is the file's fault: the line names the file, not the flag
+        # that would have set it (and that the user never gave).
+        if exc.key in from_file and exc.key not in given:
+            raise ConfigError(f"{config_file}: {exc}", exc.key) from None
+        raise
 
 
 def settings_from_dict(data: Mapping[str, Any]) -> Settings:
