@@ -69,6 +69,20 @@ def test_unknown_key_in_config_file(tmp_path: Path) -> None:
         build_settings("fast", config)
 
 
+@pytest.mark.parametrize(
+    ("data", "hint"),
+    [
+        ({"style_wieght": 3.0}, "unknown setting 'style_wieght' (did you mean 'style_weight'?)"),
+        ({"engine": {"size": 32}}, "unknown setting 'engine' (a [table]: settings are plain keys at the top of the file, e.g. size = 256)"),
+        ({"zzz": 1}, "unknown setting 'zzz'"),
+    ],
+)
+def test_an_unknown_key_says_what_it_was_likely_meant_as(data: dict[str, Any], hint: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        settings_from_dict(data)
+    assert str(error.value) == hint
+
+
 def test_override_beats_preset_and_none_is_ignored() -> None:
     preset = build_settings("fast")
     settings = build_settings("fast", None, {"size": 48, "iterations": 5, "seed": None})

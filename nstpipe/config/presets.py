@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 from importlib import resources
 from pathlib import Path
@@ -95,7 +96,7 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
     for key, value in data.items():
         fields, kwargs = next(((f, kw) for f, kw in groups if key in f), (None, None))
         if fields is None or kwargs is None:
-            raise ConfigError(f"unknown setting {key!r}", key)
+            raise ConfigError(f"unknown setting {key!r}{_hint(key, value, groups)}", key)
         kwargs[key] = _coerce(key, value, fields[key].default)
     (_, engine_kwargs), (_, video_kwargs), (_, texture_kwargs), (_, visualize_kwargs), (_, dream_kwargs), (_, settings_kwargs) = groups
     if "style_layers" in engine_kwargs and "style_layer_weights" not in engine_kwargs:
@@ -104,6 +105,14 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
         engine=EngineConfig(**engine_kwargs), video=VideoConfig(**video_kwargs), texture=TextureConfig(**texture_kwargs),
         visualize=VisualizeConfig(**visualize_kwargs), dream=DreamConfig(**dream_kwargs), **settings_kwargs,
     )
+
+
+def _hint(key: str, value: Any, groups: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """What an unknown key was likely meant as: a table ([engine]), or a near name (a typo)."""
+    if isinstance(value, dict):
+        return " (a [table]: settings are plain keys at the top of the file, e.g. size = 256)"
+    near = difflib.get_close_matches(key, [name for fields, _ in groups for name in fields], n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 def _boolean(value: Any) -> bool:
