@@ -83,6 +83,11 @@ def test_an_unknown_key_says_what_it_was_likely_meant_as(data: dict[str, Any], h
     assert str(error.value) == hint
 
 
+def test_a_list_where_a_text_is_meant_is_refused_as_given() -> None:
+    with pytest.raises(ConfigError, match=r"^setting 'style_loss': cannot use \['gram'\]$"):
+        settings_from_dict({"style_loss": ["gram"]})
+
+
 def test_override_beats_preset_and_none_is_ignored() -> None:
     preset = build_settings("fast")
     settings = build_settings("fast", None, {"size": 48, "iterations": 5, "seed": None})
@@ -183,6 +188,7 @@ def test_style_blend_from_a_flag_string() -> None:
         ({"temporal_blend": float("nan")}, "temporal_blend"),
         ({"style_loss": "gram:"}, "style_loss"),
         ({"style_loss": "gram:1,sliced: "}, "style_loss"),
+        ({"init": True}, "init"),
         ({"device": "gpu"}, "device"),
         ({"device": "cuda:x"}, "device"),
         ({"device": "cpu:1"}, "device"),

@@ -163,6 +163,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return int(value)
         if isinstance(default, float):
             return float(value)
+        if isinstance(value, (list, dict, bool)):
+            raise ValueError(value)  # str(["gram"]) would be refused later as the term "['gram']"
         return str(value)
     except (TypeError, ValueError):
         expected = ": on or off (true or false)" if isinstance(default, bool) else ""
