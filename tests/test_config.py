@@ -412,3 +412,8 @@ def test_temporal_gaps_count_for_a_video_not_for_a_photo(tmp_path: Path) -> None
         other = build_settings("fast", None, {"temporal_gaps": "1", **change})
         assert other.fingerprint() == short.fingerprint(), change
         assert make_video_job(other, [], clip, info).fingerprint != make_video_job(short, [], clip, info).fingerprint, change
+
+
+def test_no_temporal_gaps_are_named_as_none() -> None:
+    with pytest.raises(ConfigError, match=r"temporal_gaps.*\(got none\)"):
+        settings_from_dict({"temporal_gaps": []})

@@ -227,7 +227,7 @@ class VideoConfig:
         gaps = self.temporal_gaps
         check(
             bool(gaps) and gaps[0] == 1 and all(a < b for a, b in zip(gaps, gaps[1:])), "temporal_gaps",
-            f"must start at 1 and increase, e.g. 1 or 1,2,4,8 (got {','.join(map(str, gaps))})",
+            f"must start at 1 and increase, e.g. 1 or 1,2,4,8 (got {','.join(map(str, gaps)) or 'none'})",
         )
         check(self.temporal_hold in TEMPORAL_HOLDS, "temporal_hold", f"must be one of {', '.join(TEMPORAL_HOLDS)}")
         check(self.video_passes >= 1, "video_passes", f"must be 1 or more (got {self.video_passes})")
