@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any, Callable, Generic, TypeVar
 
@@ -59,6 +60,27 @@ def answer(ref: Any) -> Any:
 DIED = "died"  # back, on a node that was never lost: the call's own doing, one try spent
 MOVED = "moved"  # back, a node lost meanwhile: its calls go out again, no try counted
 GONE = "gone"  # still out of reach: its calls go to the others, and it gets no more
+
+
+# Seconds the cluster's head has to accept a connection before it is taken for lost.
+HEAD_TIMEOUT = 5.0
+
+
+def check_head() -> None:
+    """A :class:`~nstpipe.errors.ClusterError` when the head of the cluster (its GCS) no
+    longer answers, the cluster stopped or its machine lost.
+
+    Every call then fails as its worker's death; charged to its inputs, they would all be
+    recorded as failed, and a rerun would skip them. Ray's own requests to a lost head
+    wait a minute before its client ends the process, so the head is asked directly.
+    """
+    address = ray.get_runtime_context().gcs_address
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=HEAD_TIMEOUT).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ClusterError(f"lost the Ray cluster at {address} ({reason}): finished outputs are kept, rerun to continue") from None
 
 
 def alive_nodes() -> set[str]:

@@ -25,7 +25,7 @@ from nstpipe.jobs.worker import ImageWorker, WorkerFactory
 from nstpipe.media.framestore import FrameStore
 from nstpipe.run.executor import Summary
 from nstpipe.run.ray_images import ImageActor, ImageScheduler
-from nstpipe.run.ray_join import check_fits, check_token_path, join_address, quiet, stderr_hidden
+from nstpipe.run.ray_join import backend_quiet, check_fits, check_token_path, join_address, quiet, stderr_hidden
 from nstpipe.run.ray_video import VideoActor, VideoScheduler
 
 
@@ -60,7 +60,7 @@ def ray_session(address: str | None = None, cpus: int | None = None, verbose: bo
 
 def _join(address: str, verbose: bool) -> None:
     target = join_address(address, verbose)
-    with stderr_hidden(verbose):
+    with stderr_hidden(verbose), backend_quiet(verbose):
         try:
             ray.init(address=target, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError, RayError) as exc:  # ValueError: ray:// without Ray Client

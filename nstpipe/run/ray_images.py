@@ -30,7 +30,7 @@ from nstpipe.events import EventSink, ImageTask, TaskResult, WorkerLost
 from nstpipe.jobs.records import ImageJob
 from nstpipe.jobs.worker import WorkerFactory
 from nstpipe.run.executor import Summary, take_batch
-from nstpipe.run.ray_calls import DIED, GONE, UNREACHABLE, WORKER_LOST, Start, after_unreachable, alive_nodes, answer, none_left
+from nstpipe.run.ray_calls import DIED, GONE, UNREACHABLE, WORKER_LOST, Start, after_unreachable, alive_nodes, answer, check_head, none_left
 
 
 class ImageActor:
@@ -95,6 +95,7 @@ class ImageScheduler:
         try:
             return answer(ref)
         except UNREACHABLE:
+            check_head()
             fate = after_unreachable(self.actors[index], self.nodes)
             if fate == DIED:
                 return self._lost(batch)
@@ -106,6 +107,7 @@ class ImageScheduler:
             return []
         except WORKER_LOST:
             # Ray restarted the worker and re-ran the call max_attempts - 1 times.
+            check_head()
             return self._lost(batch)
 
     def _lost(self, batch: list[ImageTask]) -> list[TaskResult]:

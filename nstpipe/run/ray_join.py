@@ -190,6 +190,22 @@ def _drop(data: Any, ignore_prefix: bool) -> None:
 
 
 @contextlib.contextmanager
+def backend_quiet(verbose: bool) -> Iterator[None]:
+    """This process's Ray client, made within, prints only its fatal lines, unless
+    ``verbose`` or RAY_BACKEND_LOG_LEVEL says otherwise: it prints to stderr, for as long
+    as the process is joined, a line for each error it cannot report to a lost cluster.
+    The level is read as the client starts; the environment is left as it was."""
+    if verbose or "RAY_BACKEND_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
+    try:
+        yield
+    finally:
+        del os.environ["RAY_BACKEND_LOG_LEVEL"]
+
+
+@contextlib.contextmanager
 def stderr_hidden(verbose: bool) -> Iterator[None]:
     """File descriptor 2 sent to a scratch file unless ``verbose``, for the C++ lines Ray
     prints while it connects."""

@@ -23,7 +23,18 @@ from nstpipe.jobs.plan import Chunk
 from nstpipe.jobs.records import VideoJob
 from nstpipe.jobs.video_job import FramesSummary, blend_seam, build_frame_stylizer
 from nstpipe.media.framestore import CHAIN, SEAM, FrameStore
-from nstpipe.run.ray_calls import DIED, MOVED, UNREACHABLE, WORKER_LOST, Start, after_unreachable, alive_nodes, answer, none_left
+from nstpipe.run.ray_calls import (
+    DIED,
+    MOVED,
+    UNREACHABLE,
+    WORKER_LOST,
+    Start,
+    after_unreachable,
+    alive_nodes,
+    answer,
+    check_head,
+    none_left,
+)
 
 QUEUE_SIZE = 10_000  # frame events not yet drained; a worker waits when it is full
 
@@ -115,6 +126,7 @@ class VideoScheduler:
         try:
             summary = self._answer(ref, group)
         except UNREACHABLE:
+            check_head()
             fate = after_unreachable(self.actors[index], self.nodes)
             if fate == DIED:
                 raise self._died(group) from None
@@ -139,6 +151,7 @@ class VideoScheduler:
         except UNREACHABLE:
             raise
         except WORKER_LOST:
+            check_head()
             raise self._died(group) from None
 
     def _died(self, group: tuple[Chunk, ...]) -> NstpipeError:
