@@ -16,7 +16,7 @@ import ray
 from ray.util.queue import Queue
 
 from nstpipe.engine.device import pin_threads
-from nstpipe.errors import NstpipeError
+from nstpipe.errors import ClusterError, NstpipeError
 from nstpipe.events import EventSink, FrameDone, FrameStarted
 from nstpipe.jobs.chains import chain_groups, stylize_chains
 from nstpipe.jobs.plan import Chunk
@@ -160,6 +160,14 @@ class VideoScheduler:
 
 
 def _drain(events: Any, on_event: EventSink) -> None:
-    while not events.empty():
-        for event in events.get_nowait_batch(events.qsize()):
-            on_event(event)
+    """Hand on the frame events the workers have queued. The queue is an actor of the
+    cluster: lost with the cluster (or alone), the run ends in one line, its finished
+    frames kept, rather than in Ray's traceback."""
+    try:
+        while not events.empty():
+            for event in events.get_nowait_batch(events.qsize()):
+                on_event(event)
+    except WORKER_LOST as exc:
+        check_head()
+        lost = f"lost the queue of frame events on the Ray cluster ({type(exc).__name__})"
+        raise ClusterError(f"{lost}: finished frames are kept, rerun to continue") from None

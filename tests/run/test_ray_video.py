@@ -141,3 +141,26 @@ def test_a_video_whose_every_worker_stays_out_of_reach_stops_in_one_line(
     scheduler = VideoScheduler([actor.remote(9), actor.remote(9)], None, None, CHUNKS, lambda e: None, max_attempts=1)  # type: ignore[arg-type]
     with pytest.raises(ClusterError, match=r"^the cluster lost every worker \(2\)"):
         scheduler.run(batch=1)
+
+
+def test_a_lost_queue_of_frame_events_ends_the_run_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue is an actor: lost (with the cluster, or alone), its error is a one-line
+    ClusterError after the head is asked, not Ray's traceback; a lost head is named as such."""
+    from ray.exceptions import ActorUnavailableError
+
+    class LostQueue:
+        def empty(self) -> bool:
+            raise ActorUnavailableError("the queue's actor is unavailable", None)
+
+    asked: list[bool] = []
+    monkeypatch.setattr(ray_video, "check_head", lambda: asked.append(True))
+    with pytest.raises(ClusterError, match=r"^lost the queue of frame events on the Ray cluster \(ActorUnavailableError\): finished"):
+        ray_video._drain(LostQueue(), lambda event: None)
+    assert asked == [True]
+
+    def head_lost() -> None:
+        raise ClusterError("lost the Ray cluster at 127.0.0.1:1 (Connection refused)")
+
+    monkeypatch.setattr(ray_video, "check_head", head_lost)
+    with pytest.raises(ClusterError, match=r"^lost the Ray cluster at"):
+        ray_video._drain(LostQueue(), lambda event: None)
