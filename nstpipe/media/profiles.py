@@ -66,14 +66,20 @@ def _profile(icc: bytes, space: str) -> ImageCms.ImageCmsProfile | None:
         return None
 
 
-def _acts_as_srgb(icc: bytes) -> bool:
-    profile = _profile(icc, "RGB")
+def _to_srgb(img: Image.Image, profile: ImageCms.ImageCmsProfile | None, mode: str = "RGB") -> Image.Image | None:
+    """``img`` taken from ``profile`` to sRGB, in ``mode``; None where there is no profile
+    or LittleCMS cannot convert it."""
     if profile is None:
-        return False
+        return None
     try:
-        converted = ImageCms.profileToProfile(_TEST_COLOURS, profile, _SRGB, outputMode="RGB")
+        converted = ImageCms.profileToProfile(img, profile, _SRGB, outputMode=mode)
     except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
-        return False
+        return None
+    return converted if isinstance(converted, Image.Image) else None
+
+
+def _acts_as_srgb(icc: bytes) -> bool:
+    converted = _to_srgb(_TEST_COLOURS, _profile(icc, "RGB"))
     if converted is None:
         return False
     moved = np.abs(np.asarray(converted, np.int16) - np.asarray(_TEST_COLOURS, np.int16))
@@ -96,13 +102,7 @@ def in_srgb(img: Image.Image) -> Image.Image:
     space = _PROFILED_MODES.get(img.mode)
     if space is None or (space == "RGB" and _cached(icc, "srgb", lambda: _acts_as_srgb(icc))):
         return img
-    profile = _profile(icc, space)
-    if profile is None:
-        return img
-    try:
-        converted = ImageCms.profileToProfile(img, profile, _SRGB, outputMode="RGBA" if img.mode == "RGBA" else "RGB")
-    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
-        return img
+    converted = _to_srgb(img, _profile(icc, space), "RGBA" if img.mode == "RGBA" else "RGB")
     return converted if converted is not None else img
 
 
@@ -119,13 +119,7 @@ def grey_curve(img: Image.Image) -> np.ndarray | None:
 
 
 def _grey_curve(icc: bytes) -> np.ndarray | None:
-    profile = _profile(icc, "GRAY")
-    if profile is None:
-        return None
-    try:
-        converted = ImageCms.profileToProfile(_GREY_RAMP, profile, _SRGB, outputMode="RGB")
-    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
-        return None
+    converted = _to_srgb(_GREY_RAMP, _profile(icc, "GRAY"))
     if converted is None:
         return None
     curve = np.asarray(converted, np.float64)[0].mean(axis=1)  # a grey profile's greys are neutral in sRGB
