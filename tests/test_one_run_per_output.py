@@ -86,6 +86,20 @@ def test_a_lock_is_refused_while_another_process_holds_it_and_taken_once_it_is_k
     assert not lock_path(out).exists()  # a finished run leaves nothing beside its output
 
 
+def test_the_lock_of_a_long_name_fits_and_is_taken(tmp_path: Path) -> None:
+    """An output whose name (with its record) fits has a lock file that fits too, whatever
+    bytes its letters take: 59 four-byte letters cut by letters alone would not."""
+    from nstpipe.app.checks import check_name_fits
+    from nstpipe.media.names import name_bytes, name_max
+
+    for name in ("\U0001f3a8" * 59 + ".png", "a" * 237 + ".png"):
+        out = tmp_path / name
+        check_name_fits(out)
+        assert name_bytes(lock_path(out)) <= name_max(tmp_path)
+        with output_lock(out):
+            assert lock_path(out).exists()
+
+
 def test_a_second_image_run_is_refused_and_touches_nothing(
     tmp_path: Path, photo_path: Path, painting_path: Path, hold: Callable[[Path, Path], subprocess.Popen[str]]
 ) -> None:

@@ -23,13 +23,13 @@ file: there the empty file stays, and the next run takes it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from nstpipe.errors import InputError
+from nstpipe.media.names import fit_name, name_max
 
 LOCK_SUFFIX = ".nstpipe-lock"
 FOLDER_LOCK = LOCK_SUFFIX  # the lock file inside a locked folder
@@ -38,12 +38,10 @@ BUSY = "another nstpipe run is writing it; wait for that run to end, or give ano
 
 def lock_path(output: Path) -> Path:
     """The lock file of the single output ``output``: hidden beside it, named after it; a
-    long name cut and told apart by a hash, so that the lock's name fits the file system
-    wherever the output's record does."""
-    name = output.name
-    if len(name.encode()) > 120:
-        name = name[:60] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
-    return output.with_name("." + name + LOCK_SUFFIX)
+    name too long for the file system cut and told apart by a hash (the rule of every
+    name nstpipe makes, :func:`~nstpipe.media.names.fit_name`), so that the lock's name fits
+    wherever the output's does."""
+    return output.with_name(fit_name("." + output.name, LOCK_SUFFIX, name_max(output.parent)))
 
 
 @contextlib.contextmanager
