@@ -102,6 +102,8 @@ def test_check_name_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(os, "pathconf", unknown)
     assert name_max(tmp_path) == 255
+    monkeypatch.setattr(os, "pathconf", lambda path, name: -1)  # a file system that states no limit
+    assert name_max(tmp_path) == 255
 
 
 def test_videos_of_a_long_shared_stem_get_default_outputs_that_fit(tmp_path: Path) -> None:

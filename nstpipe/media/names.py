@@ -18,11 +18,12 @@ def name_max(folder: Path) -> int:
     system cannot be asked."""
     for place in (folder, *folder.parents):
         try:
-            return os.pathconf(place, "PC_NAME_MAX")
+            most = os.pathconf(place, "PC_NAME_MAX")
         except FileNotFoundError:
             continue
         except (OSError, ValueError, AttributeError):  # no such query here (Windows has no pathconf)
             break
+        return most if most > 0 else 255  # -1: the file system states no limit
     return 255
 
 
