@@ -41,6 +41,15 @@ class EngineConfig:
     style_loss: str = "gram"
     # Random directions per step of a sliced term; 0: as many as the layer has channels.
     sliced_directions: int = 0
+    # The style terms again on the picture brought to half its size, against the paintings
+    # at half their size, at this share of style_weight (0: off): the shapes that the strokes
+    # make together, which the full size's layers see only in part. Left out at a level
+    # whose half is below min_scale_size, and at a level read tile by tile.
+    half_size_style: float = 0.0
+    # A sliced term weighs (painting's feature variance / photo's) ** this, per layer (0: every
+    # painting alike): a painting of stronger contrast than the photo is matched harder, as
+    # an unnormalized loss would, while one near the photo's keeps the photo's shapes.
+    energy_power: float = 0.0
     # Where a run from the photo starts: the photo as it is ("none"), or recoloured to the
     # paintings' colour mean and covariance ("meancov") or to their whole colour distribution
     # by sliced optimal transport ("transport"), so the first step is already in the
@@ -128,9 +137,11 @@ class EngineConfig:
         # NaN and inf are floats to Python: unchecked, they reached the optimizer, which ran
         # to a NaN loss and saved a picture close to the photo. A negative weight rewards
         # moving away from its target.
-        for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "tolerance"):
+        for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "tolerance", "half_size_style"):
             check_weight(key, getattr(self, key))
         check_positive("style_scale", self.style_scale)
+        power = self.energy_power
+        check(math.isfinite(power) and 0 <= power <= 4, "energy_power", f"must be between 0 and 4 (got {power})")
         check_positive("learning_rate", self.learning_rate)
         if self.style_blend:
             check_weights("style_blend", self.style_blend)

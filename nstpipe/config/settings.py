@@ -91,6 +91,9 @@ class Settings:
         data.pop("compile")  # how fast, not what: the same pictures either way
         data.pop("cuda_graphs")
         data.pop("max_memory")  # how much at once, not what: tiles give the untiled gradient
+        for key in ("half_size_style", "energy_power"):
+            if not getattr(self.engine, key):
+                data.pop(key)  # off, as before there were such settings: finished outputs stay
         if not self.engine.fine_side:
             data.pop("fine_side")  # off, as before there was such a setting: finished outputs stay
         else:

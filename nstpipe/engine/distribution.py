@@ -142,6 +142,11 @@ def sliced_distance(points: torch.Tensor, target: torch.Tensor, directions: torc
     return sliced_squared(points, target_sorted, directions)
 
 
+def mean_variance(points: torch.Tensor) -> torch.Tensor:
+    """The mean variance along a direction, tr(cov) / C, of (..., C, M) points: (...)."""
+    return points.var(dim=-1, unbiased=False).sum(-1) / points.shape[-2]
+
+
 class MeanCovTerm(LayerTerm[Gaussian]):
     """W2^2 between Gaussians fitted to the features at ``layer`` and to the paintings',
     over the paintings' second moment (|mean|^2 + tr(cov)): a relative error, as the Gram's."""
@@ -165,7 +170,7 @@ class SlicedTarget:
     points: torch.Tensor  # (C, M) or (N, C, M): the painting's features
     directions: torch.Tensor  # (C, K)
     sorted: torch.Tensor | None  # (K, n) or (N, K, n): the painting's sorted projections at the picture's n points
-    scale: torch.Tensor  # the painting's mean variance along a direction, tr(cov) / C: () or (N,)
+    scale: torch.Tensor  # the painting's mean variance along a direction, tr(cov) / C (see energy_power): () or (N,)
     generator: torch.Generator
     count: int  # n, the picture's points per channel at this level
 
@@ -173,18 +178,26 @@ class SlicedTarget:
 class SlicedTerm(LayerTerm[SlicedTarget]):
     """Sliced W2^2 of the features at ``layer`` against the paintings', over the paintings'
     mean variance along a direction; ``directions`` random directions, drawn anew at every
-    step from ``seed`` (so a run is repeatable), as many as the layer has channels by default."""
+    step from ``seed`` (so a run is repeatable), as many as the layer has channels by default.
 
-    def __init__(self, layer: str, weight: float, directions: int = 0, seed: int = 0) -> None:
+    ``energy_power`` p: with a photo, over painting_var^(1-p) * photo_var^p instead, so the
+    term weighs (painting_var / photo_var)^p times as much (see ``EngineConfig.energy_power``).
+    """
+
+    def __init__(self, layer: str, weight: float, directions: int = 0, seed: int = 0, energy_power: float = 0.0) -> None:
         super().__init__(layer, weight)
         self.directions = directions
         self.seed = seed
+        self.energy_power = energy_power
 
     def prepare(self, level: Level) -> SlicedTarget:
         points = level.style_samples()[self.layer]
         channels = points.shape[-2]
         count = self.directions or channels
-        variance = points.var(dim=-1, unbiased=False).sum(-1) / channels
+        variance = mean_variance(points)
+        if self.energy_power and level.content is not None:
+            photo = mean_variance(flat_features(level.content_feature(self.layer)))  # (N,)
+            variance = variance * (photo / variance.clamp_min(1e-12)) ** self.energy_power
         pools = _pools_before(self.layer)
         n = max(1, level.size[0] >> pools) * max(1, level.size[1] >> pools)
         generator = torch.Generator().manual_seed(self.seed)

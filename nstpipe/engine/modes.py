@@ -9,6 +9,7 @@ import torch
 
 from nstpipe.config import EngineConfig, smallest_side, style_terms
 from nstpipe.engine.distribution import MeanCovTerm, SlicedTerm
+from nstpipe.engine.halfsize import HalfSizeTerm
 from nstpipe.engine.schedule import Schedule
 from nstpipe.engine.terms import (
     ActivationTerm,
@@ -63,7 +64,17 @@ def gram_terms(config: EngineConfig) -> list[Term[Any]]:
             elif kind == "meancov":
                 terms.append(MeanCovTerm(layer, weight))
             else:
-                terms.append(SlicedTerm(layer, weight, config.sliced_directions, config.seed))
+                terms.append(SlicedTerm(layer, weight, config.sliced_directions, config.seed, config.energy_power))
+    return terms
+
+
+def style_terms_at_sizes(config: EngineConfig) -> list[Term[Any]]:
+    """:func:`gram_terms`, and the same again on the picture at half its size at the
+    ``half_size_style`` share of the style weight (:class:`HalfSizeTerm`), where that is on."""
+    terms = gram_terms(config)
+    if config.half_size_style > 0:
+        half = replace(config, style_weight=config.style_weight * config.half_size_style)
+        terms.append(HalfSizeTerm(gram_terms(half), config.min_scale_size))
     return terms
 
 
@@ -71,7 +82,7 @@ def style_transfer(config: EngineConfig) -> Mode:
     """content_weight * L_content + style_weight * sum_l w_l * L_style_l + tv_weight * L_tv
     (+ temporal_weight * L_temporal for a video frame with a warped predecessor), plus the
     pull back into [0, 1]; the layer weights w_l sum to one."""
-    terms: list[Term[Any]] = [ContentTerm(config.content_layer, config.content_weight), *gram_terms(config)]
+    terms: list[Term[Any]] = [ContentTerm(config.content_layer, config.content_weight), *style_terms_at_sizes(config)]
     terms += [TotalVariation(config.tv_weight), TemporalTerm(config.temporal_weight), RangePull()]
     return Mode(tuple(terms), Schedule.of(config))
 
@@ -87,7 +98,7 @@ def texture(config: EngineConfig, tileable: bool = False) -> Mode:
     and the pyramid's upsampling wrap across the edges (the encoder must wrap too: see
     :meth:`nstpipe.engine.vgg.VGGFeatures.wrapped`).
     """
-    terms = [*gram_terms(config), TotalVariation(config.tv_weight, wrap=tileable), RangePull()]
+    terms = [*style_terms_at_sizes(config), TotalVariation(config.tv_weight, wrap=tileable), RangePull()]
     schedule = replace(Schedule.of(config), init="noise", content_mix=0.0, spread_seeds=True, wrap=tileable)
     return Mode(tuple(terms), schedule)
 

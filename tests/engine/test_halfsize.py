@@ -1,0 +1,136 @@
+"""The style terms at half the size and the sliced term's photo-relative scale: each against a
+hand computation on tiny tensors, a gradient check, where they apply, and their settings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
+from nstpipe.config import build_settings
+from nstpipe.engine.distribution import SlicedTerm, flat_features, mean_variance
+from nstpipe.engine.halfsize import HalfSizeTerm
+from nstpipe.engine.losses import gram_error, gram_norm
+from nstpipe.engine.modes import style_transfer, texture
+from nstpipe.engine.targets import StyleTargets
+from nstpipe.engine.terms import GramTerm, Level, Pictures
+from nstpipe.errors import ConfigError
+
+CPU = torch.device("cpu")
+
+
+def level_for(encoder: TinyEncoder, size: tuple[int, int] = (24, 32), content: bool = True) -> Level:
+    targets = StyleTargets([stripes_image(32, 32)], encoder, tiny_engine(), 2, CPU)
+    return Level(size, encoder, content=smooth_image(*size) if content else None, styles=targets)
+
+
+def see(encoder: TinyEncoder, x: torch.Tensor) -> Pictures:
+    return Pictures(pixels=x, picture=x, features=encoder(x))
+
+
+def test_half_size_term_is_the_gram_term_of_the_averaged_picture_against_the_half_size_target() -> None:
+    encoder = TinyEncoder()
+    level = level_for(encoder)
+    term = HalfSizeTerm([GramTerm("relu1_1", 2.0)], min_side=8)
+    x = smooth_image(24, 32, phase=1.5)
+    value = term.value(see(encoder, x), term.prepare(level))
+    # By hand: 2x2 means of the picture, its Gram against the painting's at a long side of 16.
+    small = x.reshape(1, 3, 12, 2, 16, 2).mean(dim=(3, 5))
+    target = level.styles.grams(16)["relu1_1"]  # type: ignore[union-attr]
+    want = 2.0 * gram_error(encoder(small)["relu1_1"], target) / gram_norm(target)
+    assert value.item() == pytest.approx(want.item(), rel=1e-5)
+    full = GramTerm("relu1_1", 2.0)
+    assert value.item() != pytest.approx(full.value(see(encoder, x), full.prepare(level)).item(), rel=1e-2)
+
+
+def test_half_size_term_has_the_gradient_of_its_value() -> None:
+    encoder = TinyEncoder()
+    for name in ("w1", "b1", "w2"):
+        setattr(encoder, name, getattr(encoder, name).double())
+    targets = StyleTargets([stripes_image(16, 16).double()], encoder, tiny_engine(), 2, CPU)
+    level = Level((8, 8), encoder, content=smooth_image(8, 8).double(), styles=targets)
+    term = HalfSizeTerm([GramTerm("relu1_1", 1.0), GramTerm("relu2_1", 0.5)], min_side=2)
+    target = term.prepare(level)
+    x = smooth_image(8, 8, phase=0.7).double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: term.value(see(encoder, p), target), (x,))
+
+
+def test_half_size_term_is_left_out_below_the_smallest_level_and_where_read_by_tiles() -> None:
+    encoder = TinyEncoder()
+    term = HalfSizeTerm([GramTerm("relu1_1", 1.0)], min_side=12)
+    assert term.applies(level_for(encoder, (24, 32)))
+    assert not term.applies(level_for(encoder, (22, 32)))  # half: 11 x 16
+    tiled = level_for(encoder)
+    tiled.read = lambda picture, layer: encoder(picture)[layer]
+    assert not term.applies(tiled)
+
+
+def test_half_size_style_adds_the_style_terms_at_their_share_in_style_transfer_and_texture() -> None:
+    assert not any(isinstance(t, HalfSizeTerm) for t in style_transfer(tiny_engine()).terms)
+    for mode in (style_transfer, texture):
+        (half,) = [t for t in mode(tiny_engine(half_size_style=0.5, style_loss="gram:1,sliced:2")).terms if isinstance(t, HalfSizeTerm)]
+        weights = sorted(t.weight for t in half.terms)
+        assert weights == pytest.approx([5.0 * 0.5 * 0.5] * 2 + [5.0 * 0.5 * 2 * 0.5] * 2)  # style * half * share * layer
+        assert half.min_side == 8
+
+
+def test_sliced_scale_moves_to_the_photos_variance_by_the_energy_power() -> None:
+    encoder = TinyEncoder()
+    level = level_for(encoder)
+    level.content = smooth_image(24, 32) * 0.3  # a photo of less contrast than the painting
+    painting = mean_variance(level.style_samples()["relu2_1"])
+    photo = mean_variance(flat_features(encoder(level.content)["relu2_1"]))
+    assert not torch.allclose(painting, photo, rtol=0.05)
+    for power in (0.0, 1.0, 2.0):
+        scale = SlicedTerm("relu2_1", 1.0, energy_power=power).prepare(level).scale
+        want = painting ** (1 - power) * photo ** power
+        assert torch.allclose(scale.reshape(-1), want.reshape(-1), rtol=1e-5)
+    # Without a photo (a texture), the painting's own.
+    alone = SlicedTerm("relu2_1", 1.0, energy_power=2.0).prepare(level_for(encoder, content=False)).scale
+    assert torch.allclose(alone, painting)
+
+
+def test_each_photo_of_a_batch_has_its_own_scale() -> None:
+    encoder = TinyEncoder()
+    level = level_for(encoder)
+    level.content = torch.cat([smooth_image(24, 32), smooth_image(24, 32, phase=2.0) * 0.5])
+    scale = SlicedTerm("relu2_1", 1.0, energy_power=1.0).prepare(level).scale
+    assert scale.shape == (2,) and scale[0] > scale[1]
+
+
+def test_a_run_with_both_settings_paints_closer_to_the_painting_at_half_size() -> None:
+    encoder = TinyEncoder()
+    from nstpipe.engine.stylize import Stylizer
+
+    photo, painting = smooth_image(24, 32), stripes_image(32, 32)
+    base = tiny_engine(style_loss="gram:1,sliced:1", iterations=40)
+    config = replace(base, half_size_style=1.0, energy_power=1.0)
+    judge = HalfSizeTerm([GramTerm("relu1_1", 1.0), GramTerm("relu2_1", 1.0)], min_side=8)
+    target = judge.prepare(Level((24, 32), encoder, content=photo, styles=StyleTargets([painting], encoder, base, 2, CPU)))
+    plain = Stylizer(encoder, [painting], base, CPU).run(photo).image
+    both = Stylizer(encoder, [painting], config, CPU).run(photo).image
+    assert judge.value(see(encoder, both), target).item() < 0.8 * judge.value(see(encoder, plain), target).item()
+
+
+def test_the_settings_are_checked_and_off_they_leave_the_fingerprint() -> None:
+    for key, bad in (("half_size_style", -1.0), ("half_size_style", float("nan")), ("energy_power", 5.0), ("energy_power", -0.5)):
+        with pytest.raises(ConfigError, match=key):
+            tiny_engine(**{key: bad})
+    base = build_settings("default")
+    assert build_settings("default", None, {"half_size_style": 0.0, "energy_power": 0.0}).fingerprint() == base.fingerprint()
+    assert build_settings("default", None, {"half_size_style": 0.5}).fingerprint() != base.fingerprint()
+    assert build_settings("default", None, {"energy_power": 1.0}).fingerprint() != base.fingerprint()
+
+
+def test_half_size_term_averages_the_picture_it_is_given_and_leaves_it_alone() -> None:
+    encoder = TinyEncoder()
+    term = HalfSizeTerm([GramTerm("relu1_1", 1.0)], min_side=8)
+    target = term.prepare(level_for(encoder))
+    x = smooth_image(24, 32)
+    before = x.clone()
+    term.value(see(encoder, x), target)
+    assert torch.equal(x, before)
+    assert encoder.calls[-1] == tuple(F.avg_pool2d(x, 2).shape)
