@@ -91,13 +91,9 @@ class Settings:
         data.pop("compile")  # how fast, not what: the same pictures either way
         data.pop("cuda_graphs")
         data.pop("max_memory")  # how much at once, not what: tiles give the untiled gradient
-        for key in ("half_size_style", "energy_power"):
+        for key in LATER_ENGINE_SETTINGS:
             if not getattr(self.engine, key):
-                data.pop(key)  # off, as before there were such settings: finished outputs stay
-        if not self.engine.fine_side:
-            data.pop("fine_side")  # off, as before there was such a setting: finished outputs stay
-        else:
-            data["fine_revision"] = FINE_REVISION
+                data.pop(key)  # off, as before there was such a setting: finished outputs stay
         for key in VIDEO_FIELDS:
             data.pop(key)
         # Photos hash the engine's 100, the temporal weight style transfer's photos were
@@ -109,14 +105,21 @@ class Settings:
             if self.mode != mode:
                 for key in fields:
                     data.pop(key)
-        data["engine_revision"] = ENGINE_REVISION
-        if self.mode == "texture" and self.texture.tileable:
-            data["tileable_revision"] = TILEABLE_REVISION
-        if "meancov" in dict(style_terms(self.engine.style_loss)):
-            data["meancov_revision"] = MEANCOV_REVISION
+        data.update(self._revisions())
         data["extra"] = dict(extra or {})
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
+
+    def _revisions(self) -> dict[str, int]:
+        """The revisions of the engine, and of the parts these settings use, that the fingerprint counts."""
+        revisions = {"engine_revision": ENGINE_REVISION}
+        if self.engine.fine_side:
+            revisions["fine_revision"] = FINE_REVISION
+        if self.mode == "texture" and self.texture.tileable:
+            revisions["tileable_revision"] = TILEABLE_REVISION
+        if "meancov" in dict(style_terms(self.engine.style_loss)):
+            revisions["meancov_revision"] = MEANCOV_REVISION
+        return revisions
 
 
 def texture_size(settings: Settings) -> tuple[int, int]:
@@ -144,6 +147,9 @@ def texture_size(settings: Settings) -> tuple[int, int]:
 # no longer tells which arithmetic painted an output made before; and the paintings' style
 # statistics are taken by one path for every term, drawn per step for a sliced term.
 # 5: a run from noise with a colour start recolours each level's start, not only the photo's.
+# Engine settings added after outputs were first fingerprinted: off (0), each is left out of
+# the fingerprint, which then stays what it was before the setting existed.
+LATER_ENGINE_SETTINGS = ("fine_side", "half_size_style", "energy_power")
 ENGINE_REVISION = 5
 # The same, for tileable textures alone, so that plain textures and style transfer keep
 # their finished outputs. 1: the paintings are read with edge padding, not wrapped; a finer

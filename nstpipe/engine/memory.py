@@ -72,7 +72,14 @@ def image_memory(side: int, config: EngineConfig) -> int:
     """
     pixels = side * side
     pairs = max(1, min(LBFGS_HISTORY, config.iterations)) if config.optimizer == "lbfgs" else 1
-    return pass_bytes(pixels, style_transfer(config).layers) + pairs * _pair_bytes(pixels)
+    layers = style_transfer(config).layers
+    return pass_bytes(pixels, layers) + half_pass_bytes(pixels, layers, config) + pairs * _pair_bytes(pixels)
+
+
+def half_pass_bytes(pixels: int, layers: Sequence[str], config: EngineConfig, width: int = FLOAT) -> int:
+    """The pass of the style terms at half the size (``half_size_style``), over a quarter of
+    the pixels, kept for the backward pass beside the whole picture's."""
+    return pass_bytes(pixels // 4, layers, width) if config.half_size_style else 0
 
 
 def _pair_bytes(pixels: int) -> int:
@@ -139,7 +146,8 @@ def plan_layout(
     content = config.content_layer if config.content_layer in layers else None
     fixed = BASE_BYTES + count * (picture_bytes(pixels, layers, content) + sliced_bytes(pixels, config))
     pairs = count * _pair_bytes(pixels)
-    whole = fixed + history * pairs + count * pass_bytes(pixels, layers, width)
+    # The half-size pass runs only where the level is read whole (HalfSizeTerm.applies).
+    whole = fixed + history * pairs + count * (pass_bytes(pixels, layers, width) + half_pass_bytes(pixels, layers, config, width))
     if whole <= budget or not layers:
         return Layout(None, history, whole)
     stride, reach = tile_stride(layers), halo(layers)

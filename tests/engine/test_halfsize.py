@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import TinyEncoder, smooth_image, stripes_image, tiny_engine
-from nstpipe.config import build_settings
+from nstpipe.config import EngineConfig, build_settings
 from nstpipe.engine.distribution import SlicedTerm, flat_features, mean_variance
 from nstpipe.engine.halfsize import HalfSizeTerm
 from nstpipe.engine.losses import gram_error, gram_norm
@@ -134,3 +134,26 @@ def test_half_size_term_averages_the_picture_it_is_given_and_leaves_it_alone() -
     term.value(see(encoder, x), target)
     assert torch.equal(x, before)
     assert encoder.calls[-1] == tuple(F.avg_pool2d(x, 2).shape)
+
+
+def test_the_opening_estimate_counts_the_half_size_pass() -> None:
+    from nstpipe.app.sizes import cpu_estimate
+
+    def minutes(overrides: dict[str, object]) -> int:
+        said = cpu_estimate((1000, 750), build_settings("default", None, overrides))
+        return int(said.split("about ")[1].split()[0]) * (60 if said.endswith(" h") else 1)
+
+    assert minutes({"half_size_style": 1.0}) > minutes({})
+
+
+def test_the_memory_plan_counts_the_half_size_pass() -> None:
+    from nstpipe.engine.memory import image_memory, pass_bytes, plan_layout
+
+    layers = ("relu1_1", "relu2_1")
+    plain, half = tiny_engine(), tiny_engine(half_size_style=1.0)
+    extra = pass_bytes(64 * 64 // 4, layers)
+    def peak(config: EngineConfig) -> int:
+        return plan_layout((64, 64), 1, config, layers, 1 << 40, 10).estimate
+
+    assert peak(half) == peak(plain) + extra
+    assert image_memory(64, half) > image_memory(64, plain)
