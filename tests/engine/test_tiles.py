@@ -327,3 +327,17 @@ def test_one_item_of_a_batch_with_targets_of_its_own(vgg_weights: VGGWeights, sp
         assert x.grad is not None
         _, tiled = TiledObjective(objective, (32, 32), split=split).losses_and_grad(x.detach(), items)
         assert relative(tiled, x.grad) < 1e-4
+
+
+def test_the_half_size_terms_read_the_whole_picture_beside_the_tiles(vgg_weights: VGGWeights) -> None:
+    # A level optimized in tiles whose photo is read whole keeps its half-size terms: they
+    # run once on the whole picture, as the pixel terms do, with its exact gradient.
+    from nstpipe.engine.halfsize import HalfSizeTerm
+
+    config = EngineConfig(style_loss="gram:1,sliced:1", half_size_style=1.0, min_scale_size=32, **SHALLOW)  # type: ignore[arg-type]
+    objective, x = objective_for(vgg_weights, config, 128)
+    assert any(isinstance(term, HalfSizeTerm) for term, _ in objective.parts)
+    losses, grad = untiled(objective, x)
+    tiled_losses, tiled_grad = TiledObjective(objective, (32, 32)).losses_and_grad(x)
+    assert relative(tiled_grad, grad) < 1e-4
+    assert torch.allclose(tiled_losses, losses, rtol=1e-5)
