@@ -7,8 +7,8 @@ jobs or the executors must leave every pixel as it was, since finished outputs a
 their settings fingerprint and must not differ from what a rerun would paint.
 
 Regenerate (only when the pictures change on purpose, with a new ENGINE_REVISION, or a new
-READER_REVISION or FLOW_REVISION where only the video's frames change):
-``.venv/bin/python tests/test_golden.py``.
+READER_REVISION or FLOW_REVISION where only the video's frames change), on a machine of
+each CPU maker (:data:`VENDOR_FOLDERS`): ``.venv/bin/python tests/test_golden.py``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,30 @@ from typer.testing import CliRunner
 from nstpipe.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN_ROOT = Path(__file__).parent / "data" / "golden"
+
+
+def cpu_vendor() -> str:
+    """The CPU's maker as /proc/cpuinfo names it ("GenuineIntel", "AuthenticAMD"; "" elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+# fp32 pictures differ between CPU makers by more than the reassociation of a sum: the
+# math libraries choose other kernels by vendor, and L-BFGS carries the difference on (up
+# to 5/255 in a photo, more in the flow-warped frames of a video). So each maker has its
+# own committed pictures; within one, a refactor must leave every pixel as it was.
+VENDOR_FOLDERS = {"AuthenticAMD": "", "GenuineIntel": "intel"}
+GOLDEN = GOLDEN_ROOT / VENDOR_FOLDERS.get(cpu_vendor(), "other")
 PHOTO = Path(__file__).parent / "data" / "tubingen_64.jpg"
 PAINTING = Path(__file__).parent / "data" / "starry_night_64.jpg"
 CLIP = ROOT / "assets" / "clip.mp4"
-CONFIG = GOLDEN / "golden.toml"
+CONFIG = GOLDEN_ROOT / "golden.toml"
 VIDEO_FRAMES = 12
 # A pixel may differ by one level of 8 bits where float sums are reassociated (another
 # thread count, another kernel for the same product): a lasting change to the engine moves
@@ -66,6 +85,7 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (GOLDEN / "image").is_dir(), reason="no committed pictures for this CPU's maker (see the module's docstring)")
 def test_outputs_match_the_committed_pictures(tmp_path: Path) -> None:
     made = make_outputs(tmp_path)
     assert [len(made[k]) for k in ("image", "images", "video")] == [1, 2, VIDEO_FRAMES]
