@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from nstpipe.engine.distribution import random_directions, sliced_distance
+from nstpipe.engine.distribution import mean_variance, random_directions, sliced_distance
 from nstpipe.engine.features import Encoder
 from nstpipe.engine.resize import resize
 
@@ -79,7 +79,7 @@ def feature_distances(
     out = {}
     for k, layer in enumerate(layers):
         a, b = ours[layer][0].flatten(1).float(), theirs[layer][0].flatten(1).float()
-        variance = float(b.var(dim=1, unbiased=False).mean())
+        variance = float(mean_variance(b))
         out[layer] = _sliced(a, b, FEATURE_DIRECTIONS, seed + k) / max(variance, 1e-12)
     return out
 
