@@ -90,6 +90,7 @@ def machine(device: str = "cpu") -> dict[str, Any]:
     bf16 = "amx" if "amx_tile" in flags else "avx512_bf16" if "avx512_bf16" in flags else "no bf16"
     info: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "cpu": fields.get("model name") or platform.processor() or platform.machine(),
+        "vendor": fields.get("vendor_id", ""),
         "amx": "amx_tile" in flags, "bf16_units": bf16, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "device": device, "load_avg_start": os.getloadavg()[0],
     }

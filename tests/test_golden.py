@@ -22,21 +22,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from bench.common import machine
 from nstpipe.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_ROOT = Path(__file__).parent / "data" / "golden"
-
-
-def cpu_vendor() -> str:
-    """The CPU's maker as /proc/cpuinfo names it ("GenuineIntel", "AuthenticAMD"; "" elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 # fp32 pictures differ between CPU makers by more than the reassociation of a sum: the
@@ -44,7 +34,7 @@ def cpu_vendor() -> str:
 # to 5/255 in a photo, more in the flow-warped frames of a video). So each maker has its
 # own committed pictures; within one, a refactor must leave every pixel as it was.
 VENDOR_FOLDERS = {"AuthenticAMD": "", "GenuineIntel": "intel"}
-GOLDEN = GOLDEN_ROOT / VENDOR_FOLDERS.get(cpu_vendor(), "other")
+GOLDEN = GOLDEN_ROOT / VENDOR_FOLDERS.get(machine()["vendor"], "other")
 PHOTO = Path(__file__).parent / "data" / "tubingen_64.jpg"
 PAINTING = Path(__file__).parent / "data" / "starry_night_64.jpg"
 CLIP = ROOT / "assets" / "clip.mp4"
