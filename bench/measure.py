@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from bench.common import NSTPIPE, console_script, encoder, run_measured
-from nstpipe.engine.distances import feature_distance, halves, patch_distances
+from nstpipe.engine.distances import feature_distance, feature_distances, halves, patch_distances
 from nstpipe.engine.metrics import CONTENT_LAYER, STYLE_LAYERS, distances
 from nstpipe.engine.tensors import prepare
 from nstpipe.engine.vgg import VGGFeatures
@@ -32,6 +32,8 @@ REFERENCES = {"starry_night": "tubingen_starry", "the_scream": "tubingen_scream"
 DISTANCES = ("style", "content", "feature", "patch")
 # The patch distance's parts: at the full size (the strokes) and at half (the shapes they make).
 PATCH_PARTS = {"patch_full": 1.0, "patch_half": 0.5}
+# The feature distance's parts, layer by layer: where a picture stays far from the painting.
+FEATURE_PARTS = tuple(f"feature_{layer}" for layer in STYLE_LAYERS)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -57,7 +59,9 @@ def measure(vgg: VGGFeatures, output: Path, photo: Image.Image, style: Image.Ima
 
 def measure_tensors(vgg: VGGFeatures, out: torch.Tensor, photo: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
     d = distances(vgg, out, photo, style)
-    return {"style": d.style, "content": d.content, "feature": feature_distance(vgg, out, style), **patch_parts(out, style)}
+    layers = feature_distances(vgg, out, style)
+    return {"style": d.style, "content": d.content, "feature": sum(layers.values()), **patch_parts(out, style),
+            **{f"feature_{layer}": value for layer, value in layers.items()}}
 
 
 def patch_parts(picture: torch.Tensor, painting: torch.Tensor) -> dict[str, float]:

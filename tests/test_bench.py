@@ -159,8 +159,8 @@ def test_judge_gives_each_pictures_distances_over_the_references(
 
     import bench.judge as judge
 
-    ref = {"style": 2.0, "content": 4.0, "feature": 1.0, "patch": 0.5, "patch_full": 0.2, "patch_half": 0.3}
-    ours = {"style": 1.0, "content": 1.0, "feature": 0.5, "patch": 0.25, "patch_full": 0.1, "patch_half": 0.3}
+    ref = {"style": 2.0, "content": 4.0, "feature": 1.0, "patch": 0.5, "patch_full": 0.2, "patch_half": 0.3, "feature_relu4_1": 0.1}
+    ours = {"style": 1.0, "content": 1.0, "feature": 0.5, "patch": 0.25, "patch_full": 0.1, "patch_half": 0.3, "feature_relu4_1": 0.3}
     half = {"feature": 0.7, "patch": 2.0, "patch_full": 1.0, "patch_half": 1.0}
     picture = tmp_path / "mine.png"
     picture.write_bytes(b"")
@@ -175,6 +175,12 @@ def test_judge_gives_each_pictures_distances_over_the_references(
     assert rows["half"]["patch_over_ref"] == pytest.approx(4.0) and rows["half"]["style_over_ref"] is None
     table = capsys.readouterr().out.splitlines()
     assert next(line for line in table if "mine.png" in line).split()[1:] == ["0.500", "0.250", "0.500", "0.500", "0.500", "1.000"]
+    assert rows["mine.png"]["feature_relu4_1_over_ref"] == pytest.approx(3.0)  # the layers: always in the JSON
+    assert "relu4_1" not in table[1]
+    assert judge.main(parser().parse_args(["judge", str(picture), "--layers", "--out", str(tmp_path / "out")])) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split()[-5:] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert next(line for line in table if "mine.png" in line).split()[-5:] == ["-", "-", "-", "3.000", "-"]
     with pytest.raises(SystemExit, match="no file"):
         judge.main(parser().parse_args(["judge", str(tmp_path / "none.png")]))
 
