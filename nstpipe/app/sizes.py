@@ -9,6 +9,7 @@ from pathlib import Path
 from nstpipe.config import MIN_SIZE, Settings
 from nstpipe.engine.device import resolve_device
 from nstpipe.engine.features import resolve_precision
+from nstpipe.engine.memory import pass_flops
 from nstpipe.errors import ConfigError
 from nstpipe.events import Chosen
 from nstpipe.media.imaging import shown_size
@@ -23,8 +24,10 @@ CPU_SECONDS_PER_MEGAPIXEL_STEP = 8.4
 def cpu_estimate(own: tuple[int, int], settings: Settings) -> str:
     """About how long painting the input at its own size (``--size`` its long side) would take here."""
     steps = settings.engine.iterations + settings.engine.coarse_iterations * (settings.engine.scales - 1) / 4
-    if settings.engine.half_size_style:
-        steps *= 1.25  # one more pass at every step, over a quarter of the pixels
+    engine = settings.engine
+    if engine.half_size_style:
+        # One more pass at every step, over a quarter of the pixels, through the deepest layer it reads.
+        steps *= 1 + pass_flops(engine.half_size_layers or engine.layers) / (4 * pass_flops(engine.layers))
     seconds = CPU_SECONDS_PER_MEGAPIXEL_STEP * own[0] * own[1] / 1e6 * steps
     hours = seconds / 3600
     took = f"{hours:.0f} h" if hours >= 1 else f"{max(1.0, seconds / 60):.0f} min"

@@ -46,6 +46,11 @@ class EngineConfig:
     # make together, which the full size's layers see only in part. Left out at a level
     # whose half is below min_scale_size, and at a level read tile by tile.
     half_size_style: float = 0.0
+    # The style layers that the terms at half the size read, each at its weight at the full
+    # size (empty: every style layer). At half the size the shallow layers see the shapes
+    # that the strokes make; the deep ones see what the full size's deep layers already see,
+    # the picture's layout, and pull it further from the photo's.
+    half_size_layers: tuple[str, ...] = ()
     # A sliced term weighs (painting's feature variance / photo's) ** this, per layer (0: every
     # painting alike): a painting of stronger contrast than the photo is matched harder, as
     # an unnormalized loss would, while one near the photo's keeps the photo's shapes.
@@ -132,6 +137,8 @@ class EngineConfig:
             f"{len(self.style_layer_weights)} weights for {len(self.style_layers)} style layers",
         )
         check_weights("style_layer_weights", self.style_layer_weights)
+        for layer in self.half_size_layers:
+            check(layer in self.style_layers, "half_size_layers", f"{layer!r} is not one of the style layers")
 
     def _check_numbers(self) -> None:
         # NaN and inf are floats to Python: unchecked, they reached the optimizer, which ran

@@ -149,7 +149,7 @@ def texture_size(settings: Settings) -> tuple[int, int]:
 # 5: a run from noise with a colour start recolours each level's start, not only the photo's.
 # Engine settings added after outputs were first fingerprinted: off (0), each is left out of
 # the fingerprint, which then stays what it was before the setting existed.
-LATER_ENGINE_SETTINGS = ("fine_side", "half_size_style", "energy_power")
+LATER_ENGINE_SETTINGS = ("fine_side", "half_size_style", "energy_power", "half_size_layers")
 ENGINE_REVISION = 5
 # The same, for tileable textures alone, so that plain textures and style transfer keep
 # their finished outputs. 1: the paintings are read with edge padding, not wrapped; a finer

@@ -10,11 +10,13 @@ style terms (Snelgrove 2017 does so for textures, over a whole Gaussian pyramid)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from nstpipe.config.layers import vgg_cut
+from nstpipe.engine.features import splits
 from nstpipe.engine.resize import resize
 from nstpipe.engine.terms import Encoder, Level, Pictures, Term
 
@@ -39,6 +41,9 @@ class HalfSizeTerm(Term[HalfSizeTarget]):
         super().__init__(sum(term.weight for term in terms))
         self.terms = tuple(terms)
         self.min_side = min_side
+        read = [layer for term in self.terms for layer in term.layers]
+        # The deepest layer the terms read: the half-size pass stops there (see read()).
+        self.deepest = vgg_cut(read)[-1] if read else None
 
     @staticmethod
     def half(size: tuple[int, int]) -> tuple[int, int]:
@@ -59,5 +64,14 @@ class HalfSizeTerm(Term[HalfSizeTarget]):
 
     def value(self, pictures: Pictures, target: HalfSizeTarget) -> torch.Tensor:
         small = F.avg_pool2d(pictures.picture, 2)
-        seen = Pictures(pixels=small, picture=small, features=target.encoder(small), items=pictures.items)
+        seen = Pictures(pixels=small, picture=small, features=self.read(target.encoder, small), items=pictures.items)
         return torch.stack([term.value(seen, part) for term, part in target.parts]).sum(0)
+
+    def read(self, encoder: Encoder, small: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        """The features of the half-size picture, the pass stopped at the deepest layer that
+        these terms read where the encoder runs in parts: with the shallow layers alone
+        (``half_size_layers``) the deep blocks, most of the pass's cost, are not run."""
+        if self.deepest is not None and splits(encoder):
+            features: Mapping[str, torch.Tensor] = encoder.stage(small, None, self.deepest)[0]  # type: ignore[attr-defined]
+            return features
+        return encoder(small)

@@ -78,8 +78,9 @@ def image_memory(side: int, config: EngineConfig) -> int:
 
 def half_pass_bytes(pixels: int, layers: Sequence[str], config: EngineConfig, width: int = FLOAT) -> int:
     """The pass of the style terms at half the size (``half_size_style``), over a quarter of
-    the pixels, kept for the backward pass beside the whole picture's."""
-    return pass_bytes(pixels // 4, layers, width) if config.half_size_style else 0
+    the pixels, kept for the backward pass beside the whole picture's; it stops at the
+    deepest of ``half_size_layers`` where those are given."""
+    return pass_bytes(pixels // 4, config.half_size_layers or layers, width) if config.half_size_style else 0
 
 
 def _pair_bytes(pixels: int) -> int:

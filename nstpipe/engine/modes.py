@@ -69,12 +69,14 @@ def gram_terms(config: EngineConfig) -> list[Term[Any]]:
 
 
 def style_terms_at_sizes(config: EngineConfig) -> list[Term[Any]]:
-    """:func:`gram_terms`, and the same again on the picture at half its size at the
-    ``half_size_style`` share of the style weight (:class:`HalfSizeTerm`), where that is on."""
+    """:func:`gram_terms`, and those of ``half_size_layers`` (all where empty) again on the
+    picture at half its size at the ``half_size_style`` share of the style weight
+    (:class:`HalfSizeTerm`), where that is on."""
     terms = gram_terms(config)
     if config.half_size_style > 0:
         half = replace(config, style_weight=config.style_weight * config.half_size_style)
-        terms.append(HalfSizeTerm(gram_terms(half), config.min_scale_size))
+        kept = set(config.half_size_layers or config.style_layers)
+        terms.append(HalfSizeTerm([t for t in gram_terms(half) if kept.issuperset(t.layers)], config.min_scale_size))
     return terms
 
 

@@ -17,6 +17,7 @@ from nstpipe.engine.losses import gram_error, gram_norm
 from nstpipe.engine.modes import style_transfer, texture
 from nstpipe.engine.targets import StyleTargets
 from nstpipe.engine.terms import GramTerm, Level, Pictures
+from nstpipe.engine.vgg import VGGFeatures, VGGWeights
 from nstpipe.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -144,6 +145,8 @@ def test_the_opening_estimate_counts_the_half_size_pass() -> None:
         return int(said.split("about ")[1].split()[0]) * (60 if said.endswith(" h") else 1)
 
     assert minutes({"half_size_style": 1.0}) > minutes({})
+    # A pass that stops at relu1_1 costs less than one through relu5_1.
+    assert minutes({"half_size_style": 1.0}) > minutes({"half_size_style": 1.0, "half_size_layers": "relu1_1"})
 
 
 def test_the_memory_plan_counts_the_half_size_pass() -> None:
@@ -157,3 +160,47 @@ def test_the_memory_plan_counts_the_half_size_pass() -> None:
 
     assert peak(half) == peak(plain) + extra
     assert image_memory(64, half) > image_memory(64, plain)
+    shallow = replace(half, half_size_layers=("relu1_1",))  # the pass stops at relu1_1
+    assert peak(shallow) == peak(plain) + pass_bytes(64 * 64 // 4, ("relu1_1",)) < peak(half)
+
+
+def test_half_size_layers_keep_those_layers_terms_at_their_full_size_weights() -> None:
+    config = tiny_engine(half_size_style=0.5, style_loss="gram:1,sliced:2", half_size_layers=("relu1_1",))
+    (half,) = [t for t in style_transfer(config).terms if isinstance(t, HalfSizeTerm)]
+    assert [t.layers for t in half.terms] == [("relu1_1",), ("relu1_1",)]
+    # The weights those terms have with every layer at half the size: dropping a layer does
+    # not hand its share to the others.
+    assert sorted(t.weight for t in half.terms) == pytest.approx([5.0 * 0.5 * 0.5, 5.0 * 0.5 * 2 * 0.5])
+    assert half.deepest == "relu1_1"
+    (every,) = [t for t in style_transfer(tiny_engine(half_size_style=0.5)).terms if isinstance(t, HalfSizeTerm)]
+    assert every.deepest == "relu2_1"
+
+
+def test_half_size_layers_are_checked_and_empty_they_leave_the_fingerprint() -> None:
+    with pytest.raises(ConfigError, match="half_size_layers.*relu3_1"):
+        tiny_engine(half_size_layers=("relu3_1",))  # not a style layer of the tiny engine
+    base = build_settings("quality")
+    same = build_settings("default", None, {"half_size_style": 0.5, "half_size_layers": ""})
+    assert same.fingerprint() == build_settings("default", None, {"half_size_style": 0.5}).fingerprint()
+    fewer = build_settings("default", None, {"half_size_style": 0.5, "half_size_layers": "relu1_1,relu2_1"})
+    assert fewer.engine.half_size_layers == ("relu1_1", "relu2_1")
+    assert fewer.fingerprint() != same.fingerprint()
+    assert base.engine.half_size_layers
+
+
+def test_the_half_size_pass_stops_at_the_deepest_layer_its_terms_read(vgg_weights: VGGWeights) -> None:
+    encoder = VGGFeatures(vgg_weights, ("relu1_1", "relu2_1", "relu3_1", "relu4_2", "relu5_1"))
+    calls: list[str] = []
+    for module, name in zip(encoder.net, encoder.names):
+        module.register_forward_hook(lambda *_, name=name: calls.append(name))
+    term = HalfSizeTerm([GramTerm("relu1_1", 1.0), GramTerm("relu2_1", 1.0)], min_side=8)
+    small = smooth_image(16, 24)
+    features = term.read(encoder, small)
+    assert calls[-1] == "relu2_1" and "conv3_1" not in calls
+    whole = encoder(small)
+    assert set(features) == {"relu1_1", "relu2_1"}
+    for layer in features:
+        assert torch.equal(features[layer], whole[layer])
+    # A stand-in encoder that cannot stop part-way is run whole.
+    tiny = TinyEncoder()
+    assert set(term.read(tiny, small)) == set(tiny(small))
