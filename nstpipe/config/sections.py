@@ -46,10 +46,8 @@ class EngineConfig:
     # make together, which the full size's layers see only in part. Left out at a level
     # whose half is below min_scale_size, and at a level read tile by tile.
     half_size_style: float = 0.0
-    # The style layers that the terms at half the size read, each at its weight at the full
-    # size (empty: every style layer). At half the size the shallow layers see the shapes
-    # that the strokes make; the deep ones see what the full size's deep layers already see,
-    # the picture's layout, and pull it further from the photo's.
+    # The style layers that the terms at half the size read, each at its full-size weight
+    # (empty: all). The deep ones there see the layout that the full size's already match.
     half_size_layers: tuple[str, ...] = ()
     # A sliced term weighs (painting's feature variance / photo's) ** this, per layer (0: every
     # painting alike): a painting of stronger contrast than the photo is matched harder, as
