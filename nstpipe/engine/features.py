@@ -88,6 +88,15 @@ def splits(encoder: Encoder) -> bool:
     return hasattr(inner, "stage")
 
 
+def stops_short(encoder: Encoder, layer: str) -> bool:
+    """Whether ``encoder`` runs in parts (:func:`splits`) and a pass through ``layer`` leaves
+    some of its layers unrun: only then is that part cheaper than the whole pass, which
+    ``compile`` may have compiled."""
+    inner = encoder.encoder if isinstance(encoder, FeaturePass) else encoder
+    names: tuple[str, ...] = tuple(getattr(inner, "names", ()))
+    return splits(encoder) and layer in names[:-1]
+
+
 def _prepared(encoder: Encoder, precision: str, channels_last: bool) -> Encoder:
     if not isinstance(encoder, nn.Module) or (precision != "bf16" and not channels_last):
         return encoder

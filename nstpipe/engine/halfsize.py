@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from nstpipe.config.layers import vgg_cut
-from nstpipe.engine.features import splits
+from nstpipe.engine.features import stops_short
 from nstpipe.engine.resize import resize
 from nstpipe.engine.terms import Encoder, Level, Pictures, Term
 
@@ -69,9 +69,10 @@ class HalfSizeTerm(Term[HalfSizeTarget]):
 
     def read(self, encoder: Encoder, small: torch.Tensor) -> Mapping[str, torch.Tensor]:
         """The features of the half-size picture, the pass stopped at the deepest layer that
-        these terms read where the encoder runs in parts: with the shallow layers alone
-        (``half_size_layers``) the deep blocks, most of the pass's cost, are not run."""
-        if self.deepest is not None and splits(encoder):
+        these terms read where that leaves some of the encoder's layers unrun: with the
+        shallow layers alone (``half_size_layers``) the deep blocks, most of the pass's
+        cost, are not run. Otherwise the whole pass, as the picture's own."""
+        if self.deepest is not None and stops_short(encoder, self.deepest):
             features: Mapping[str, torch.Tensor] = encoder.stage(small, None, self.deepest)[0]  # type: ignore[attr-defined]
             return features
         return encoder(small)

@@ -204,3 +204,11 @@ def test_the_half_size_pass_stops_at_the_deepest_layer_its_terms_read(vgg_weight
     # A stand-in encoder that cannot stop part-way is run whole.
     tiny = TinyEncoder()
     assert set(term.read(tiny, small)) == set(tiny(small))
+    # Terms that read the encoder's deepest layer run its whole pass (forward, which compile
+    # may have compiled), not a part of it.
+    whole_calls: list[int] = []
+    encoder.register_forward_hook(lambda *_: whole_calls.append(1))
+    term.read(encoder, small)
+    assert not whole_calls
+    HalfSizeTerm([GramTerm("relu1_1", 1.0), GramTerm("relu5_1", 1.0)], min_side=8).read(encoder, small)
+    assert whole_calls == [1]
