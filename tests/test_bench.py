@@ -219,3 +219,18 @@ def test_settling_splits_the_metrics_figure_by_what_the_footage_did(tmp_path: Pa
     short = make_clip(tmp_path / "short.mp4", n_frames=8)
     with pytest.raises(SystemExit, match="frame pairs"):
         settling.main(parser().parse_args(["settling", str(short), str(short)]))
+
+
+def test_video_checks_settling_plain_and_against_the_footages_motion() -> None:
+    """A clip whose footage moves most at the start: the plain figure misses, the paired one
+    is checked beside it; a clip too short for later pairs has neither."""
+    from bench.video import footage_checks
+
+    row = {"gaps": {"1": {"ratio": 0.2}, "5": {"ratio": None}}, "settling": 3.1, "paired_settling": 0.6, "frames": 60,
+           "first_frame_s": 10.0, "later_frame_s": 1.0, "first_frame_iterations": 100, "later_frame_iterations": 8}
+    checks = footage_checks(row)
+    assert set(checks) == {"ratio_gap1", "settling", "paired_settling", "later_over_first_wall", "later_over_first_iterations"}
+    assert not checks["settling"]["met"] and checks["paired_settling"]["met"]
+    assert checks["paired_settling"]["value"] == 0.6 and checks["paired_settling"]["limit"] == 2.0
+    short = footage_checks({**row, "settling": None, "paired_settling": None})
+    assert "settling" not in short and "paired_settling" not in short
