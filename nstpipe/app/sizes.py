@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from nstpipe.config import MIN_SIZE, Settings
+from nstpipe.config import MIN_SIZE, Settings, half_size_read
 from nstpipe.engine.device import resolve_device
 from nstpipe.engine.features import resolve_precision
 from nstpipe.engine.memory import pass_flops
@@ -27,7 +27,7 @@ def cpu_estimate(own: tuple[int, int], settings: Settings) -> str:
     engine = settings.engine
     if engine.half_size_style:
         # One more pass at every step, over a quarter of the pixels, through the deepest layer it reads.
-        steps *= 1 + pass_flops(engine.half_size_layers or engine.layers) / (4 * pass_flops(engine.layers))
+        steps *= 1 + pass_flops(half_size_read(engine)) / (4 * pass_flops(engine.layers))
     seconds = CPU_SECONDS_PER_MEGAPIXEL_STEP * own[0] * own[1] / 1e6 * steps
     hours = seconds / 3600
     took = f"{hours:.0f} h" if hours >= 1 else f"{max(1.0, seconds / 60):.0f} min"

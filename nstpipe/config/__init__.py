@@ -22,13 +22,13 @@ from nstpipe.config.rules import (
     parse_memory,
     style_terms,
 )
-from nstpipe.config.sections import DreamConfig, EngineConfig, TextureConfig, VideoConfig, VisualizeConfig
+from nstpipe.config.sections import DreamConfig, EngineConfig, TextureConfig, VideoConfig, VisualizeConfig, half_size_read
 from nstpipe.config.settings import ENGINE_REVISION, TILEABLE_REVISION, Settings, texture_size
 
 __all__ = [
     "BLOCK_CHANNELS", "COLOR_MODES", "COLOR_STARTS", "CONV_LAYERS", "DEFAULT_MAX_PIXELS", "ENGINE_REVISION", "LAYERS",
     "MIN_SIZE", "OPTIMIZERS", "POOLINGS", "PRECISIONS", "PRESET_DEFAULT", "STYLE_TERMS", "TEMPORAL_HOLDS",
     "TEMPORAL_MODES", "TILEABLE_REVISION", "DreamConfig", "EngineConfig", "Settings", "TextureConfig", "VideoConfig", "VisualizeConfig",
-    "build_settings", "channel_range", "config_sets", "layer_channels", "parse_memory", "preset_names", "read_config_file", "read_preset",
-    "settings_from_dict", "smallest_side", "style_terms", "texture_size", "vgg_cut",
+    "build_settings", "channel_range", "config_sets", "half_size_read", "layer_channels", "parse_memory", "preset_names",
+    "read_config_file", "read_preset", "settings_from_dict", "smallest_side", "style_terms", "texture_size", "vgg_cut",
 ]

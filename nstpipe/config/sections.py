@@ -178,6 +178,13 @@ class EngineConfig:
         return self.init not in ("content", "noise")
 
 
+def half_size_read(engine: EngineConfig) -> tuple[str, ...]:
+    """The style layers that the terms at half the size read: ``half_size_layers``, or every
+    style layer where that is empty. The terms, the memory plan and the time estimate all
+    take it from here, so that they agree on how deep the half-size pass goes."""
+    return engine.half_size_layers or engine.style_layers
+
+
 @dataclass(frozen=True)
 class VideoConfig:
     """How a video's frames are chained; the engine settings apply to every frame.

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from nstpipe.config import EngineConfig, layer_channels, parse_memory, style_terms, vgg_cut
+from nstpipe.config import EngineConfig, half_size_read, layer_channels, parse_memory, style_terms, vgg_cut
 from nstpipe.engine.modes import style_transfer
 from nstpipe.engine.optimize import LBFGS_HISTORY
 from nstpipe.engine.tiles import Layout, halo, head_layers, layer_stride, spans, tile_stride
@@ -73,14 +73,14 @@ def image_memory(side: int, config: EngineConfig) -> int:
     pixels = side * side
     pairs = max(1, min(LBFGS_HISTORY, config.iterations)) if config.optimizer == "lbfgs" else 1
     layers = style_transfer(config).layers
-    return pass_bytes(pixels, layers) + half_pass_bytes(pixels, layers, config) + pairs * _pair_bytes(pixels)
+    return pass_bytes(pixels, layers) + half_pass_bytes(pixels, config) + pairs * _pair_bytes(pixels)
 
 
-def half_pass_bytes(pixels: int, layers: Sequence[str], config: EngineConfig, width: int = FLOAT) -> int:
+def half_pass_bytes(pixels: int, config: EngineConfig, width: int = FLOAT) -> int:
     """The pass of the style terms at half the size (``half_size_style``), over a quarter of
     the pixels, kept for the backward pass beside the whole picture's; it stops at the
-    deepest of ``half_size_layers`` where those are given."""
-    return pass_bytes(pixels // 4, config.half_size_layers or layers, width) if config.half_size_style else 0
+    deepest style layer that those terms read (:func:`nstpipe.config.half_size_read`)."""
+    return pass_bytes(pixels // 4, half_size_read(config), width) if config.half_size_style else 0
 
 
 def _pair_bytes(pixels: int) -> int:
@@ -148,7 +148,7 @@ def plan_layout(
     fixed = BASE_BYTES + count * (picture_bytes(pixels, layers, content) + sliced_bytes(pixels, config))
     pairs = count * _pair_bytes(pixels)
     # The half-size pass runs only where the level is read whole (HalfSizeTerm.applies).
-    whole = fixed + history * pairs + count * (pass_bytes(pixels, layers, width) + half_pass_bytes(pixels, layers, config, width))
+    whole = fixed + history * pairs + count * (pass_bytes(pixels, layers, width) + half_pass_bytes(pixels, config, width))
     if whole <= budget or not layers:
         return Layout(None, history, whole)
     stride, reach = tile_stride(layers), halo(layers)

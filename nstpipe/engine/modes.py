@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from nstpipe.config import EngineConfig, smallest_side, style_terms
+from nstpipe.config import EngineConfig, half_size_read, smallest_side, style_terms
 from nstpipe.engine.distribution import MeanCovTerm, SlicedTerm
 from nstpipe.engine.halfsize import HalfSizeTerm
 from nstpipe.engine.schedule import Schedule
@@ -75,7 +75,7 @@ def style_terms_at_sizes(config: EngineConfig) -> list[Term[Any]]:
     terms = gram_terms(config)
     if config.half_size_style > 0:
         half = replace(config, style_weight=config.style_weight * config.half_size_style)
-        kept = set(config.half_size_layers or config.style_layers)
+        kept = set(half_size_read(config))
         terms.append(HalfSizeTerm([t for t in gram_terms(half) if kept.issuperset(t.layers)], config.min_scale_size))
     return terms
 

@@ -212,3 +212,25 @@ def test_the_half_size_pass_stops_at_the_deepest_layer_its_terms_read(vgg_weight
     assert not whole_calls
     HalfSizeTerm([GramTerm("relu1_1", 1.0), GramTerm("relu5_1", 1.0)], min_side=8).read(encoder, small)
     assert whole_calls == [1]
+
+
+def test_with_no_half_size_layers_the_terms_memory_and_estimate_stop_at_the_deepest_style_layer() -> None:
+    """Every style layer shallower than the content layer and ``half_size_layers`` empty: the
+    terms, the memory plan and the opening estimate all take the pass to the deepest style
+    layer, not to the content layer that the whole picture's pass also reads."""
+    from nstpipe.app.sizes import cpu_estimate
+    from nstpipe.engine.memory import half_pass_bytes, pass_bytes
+
+    config = tiny_engine(half_size_style=1.0, style_layers=("relu1_1",), style_layer_weights=(1.0,))  # content: relu2_1
+    (half,) = [t for t in style_transfer(config).terms if isinstance(t, HalfSizeTerm)]
+    assert half.deepest == "relu1_1"
+    pixels = 64 * 64
+    assert half_pass_bytes(pixels, config) == pass_bytes(pixels // 4, ("relu1_1",)) < pass_bytes(pixels // 4, config.layers)
+
+    def estimate(overrides: dict[str, object]) -> str:
+        return cpu_estimate((2000, 1500), build_settings("default", None, {"half_size_style": 1.0, **overrides}))
+
+    shallow = {"style_layers": "relu1_1,relu2_1", "style_layer_weights": "1,1"}  # content: relu4_2
+    deep = {"style_layers": "relu1_1,relu2_1,relu4_1", "style_layer_weights": "1,1,1"}
+    assert estimate(shallow) == estimate({**shallow, "half_size_layers": "relu1_1,relu2_1"})
+    assert estimate(shallow) != estimate(deep)  # a pass through relu4_1, near the content layer, costs more
