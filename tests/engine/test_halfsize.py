@@ -227,7 +227,7 @@ def test_with_no_half_size_layers_the_terms_memory_and_estimate_stop_at_the_deep
     pixels = 64 * 64
     assert half_pass_bytes(pixels, config) == pass_bytes(pixels // 4, ("relu1_1",)) < pass_bytes(pixels // 4, config.layers)
 
-    def estimate(overrides: dict[str, object]) -> str:
+    def estimate(overrides: dict[str, str]) -> str:
         return cpu_estimate((2000, 1500), build_settings("default", None, {"half_size_style": 1.0, **overrides}))
 
     shallow = {"style_layers": "relu1_1,relu2_1", "style_layer_weights": "1,1"}  # content: relu4_2
