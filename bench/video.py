@@ -15,8 +15,8 @@ start's settling without the footage's own motion).
 
 Targets: for every ``flow`` run, the ratio at most 2 at every gap the clip is long enough
 for, and settling at most 2, both plain and paired (a clip whose footage moves most over
-its first frames can miss the plain one by following that motion); a frame after the first at most 0.25 of the first's wall time
-and iterations. With ``flow`` and ``none`` both run at one batch: E_warp(flow) <= 0.1
+its first frames can miss the plain one by following that motion); a frame after the
+first at most 0.25 of the first's wall time and iterations. With ``flow`` and ``none`` both run at one batch: E_warp(flow) <= 0.1
 E_warp(none), content(flow) <= 1.25 content(none), iterations(flow) <= 0.4
 iterations(none). With two --batch entries (one chain, 1, against the chains --batch 0
 paints in step) their wall time and quality side by side. Peak memory against the

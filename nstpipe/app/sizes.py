@@ -23,8 +23,8 @@ CPU_SECONDS_PER_MEGAPIXEL_STEP = 8.4
 
 def cpu_estimate(own: tuple[int, int], settings: Settings) -> str:
     """About how long painting the input at its own size (``--size`` its long side) would take here."""
-    steps = settings.engine.iterations + settings.engine.coarse_iterations * (settings.engine.scales - 1) / 4
     engine = settings.engine
+    steps = engine.iterations + engine.coarse_iterations * (engine.scales - 1) / 4
     if engine.half_size_style:
         # One more pass at every step, over a quarter of the pixels, through the deepest layer it reads.
         steps *= 1 + pass_flops(half_size_read(engine)) / (4 * pass_flops(engine.layers))

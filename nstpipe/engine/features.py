@@ -81,19 +81,22 @@ class FeaturePass:
         return features, out
 
 
+def _inner(encoder: Encoder) -> Encoder:
+    """The encoder that a :class:`FeaturePass` wraps, or ``encoder`` itself."""
+    return encoder.encoder if isinstance(encoder, FeaturePass) else encoder
+
+
 def splits(encoder: Encoder) -> bool:
     """Whether ``encoder`` runs in parts (``stage``, as :class:`~nstpipe.engine.vgg.VGGFeatures`
     does), which a tiled pass may ask of it."""
-    inner = encoder.encoder if isinstance(encoder, FeaturePass) else encoder
-    return hasattr(inner, "stage")
+    return hasattr(_inner(encoder), "stage")
 
 
 def stops_short(encoder: Encoder, layer: str) -> bool:
     """Whether ``encoder`` runs in parts (:func:`splits`) and a pass through ``layer`` leaves
     some of its layers unrun: only then is that part cheaper than the whole pass, which
     ``compile`` may have compiled."""
-    inner = encoder.encoder if isinstance(encoder, FeaturePass) else encoder
-    names: tuple[str, ...] = tuple(getattr(inner, "names", ()))
+    names: tuple[str, ...] = tuple(getattr(_inner(encoder), "names", ()))
     return splits(encoder) and layer in names[:-1]
 
 
